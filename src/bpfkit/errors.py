@@ -1,0 +1,97 @@
+"""The error hierarchy: every failure a user can cause is a ``BpfError`` they can act on."""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+
+class BpfError(Exception):
+    """Root of every error bpfkit raises on purpose."""
+
+
+class DecodeError(BpfError):
+    """Bytecode that is not a valid instruction stream; names the byte offset."""
+
+    def __init__(self, message: str, offset: int | None = None):
+        self.offset = offset
+        where = f" at byte offset {offset}" if offset is not None else ""
+        super().__init__(f"{message}{where}")
+
+
+class EncodeError(BpfError):
+    """An instruction whose fields cannot be encoded (out of range, unresolved label)."""
+
+
+class AsmError(BpfError):
+    """Assembler syntax or semantic error with a line and column."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None,
+                 text: str | None = None):
+        self.msg = message
+        self.line = line
+        self.column = column
+        self.text = text
+        where = ""
+        if line is not None:
+            where = f"line {line}" + (f", column {column}" if column is not None else "") + ": "
+        super().__init__(f"{where}{message}")
+
+
+class ElfError(BpfError):
+    """A malformed or unsupported ELF object."""
+
+
+class BtfError(BpfError):
+    """Malformed or unsupported BTF."""
+
+
+class VerifierError(BpfError):
+    """A program rejected by a verifier (ours or the kernel's); keeps the full log."""
+
+    def __init__(self, message: str, insn: int | None = None, log: str = "",
+                 line: dict | None = None, state: str | None = None):
+        self.reason = message
+        self.insn = insn
+        self.log = log
+        self.line = line
+        self.state = state
+        where = f"insn {insn}: " if insn is not None else ""
+        super().__init__(f"{where}{message}")
+
+
+class RuntimeFault(BpfError):
+    """A program stopped at run time: bad memory access, bad jump, budget exceeded."""
+
+    def __init__(self, message: str, pc: int | None = None, insn: str | None = None,
+                 address: int | None = None, insns: int | None = None):
+        self.reason = message
+        self.pc = pc
+        self.insn = insn
+        self.address = address
+        self.insns = insns
+        parts = [message]
+        if pc is not None:
+            parts.append(f"at pc {pc}")
+        if insn:
+            parts.append(f"({insn})")
+        super().__init__(" ".join(parts))
+
+
+class NotSupported(BpfError):
+    """A feature bpfkit (or this kernel) does not provide, and why."""
+
+
+class KernelError(BpfError, OSError):
+    """A failed ``bpf()`` (or related) system call: errno, the command, and a hint."""
+
+    def __init__(self, err: int, command: str, hint: str = ""):
+        self.command = command
+        self.hint = hint
+        msg = f"{command}: {os.strerror(err)} ({_errno.errorcode.get(err, err)})"
+        if hint:
+            msg += f"; {hint}"
+        OSError.__init__(self, err, msg)
+
+    def __str__(self) -> str:
+        return self.strerror or ""
