@@ -72,10 +72,18 @@ def _make_alu(aop: int, cls: int, off: int = 0):
     return build
 
 
-add64, sub64, mul64, div64, or64, and64 = (_make_alu(a, op.ALU64) for a in (op.ADD, op.SUB, op.MUL, op.DIV, op.OR, op.AND))
-lsh64, rsh64, mod64, xor64, mov64, arsh64 = (_make_alu(a, op.ALU64) for a in (op.LSH, op.RSH, op.MOD, op.XOR, op.MOV, op.ARSH))
-add32, sub32, mul32, div32, or32, and32 = (_make_alu(a, op.ALU) for a in (op.ADD, op.SUB, op.MUL, op.DIV, op.OR, op.AND))
-lsh32, rsh32, mod32, xor32, mov32, arsh32 = (_make_alu(a, op.ALU) for a in (op.LSH, op.RSH, op.MOD, op.XOR, op.MOV, op.ARSH))
+add64, sub64, mul64, div64, or64, and64 = (
+    _make_alu(a, op.ALU64) for a in (op.ADD, op.SUB, op.MUL, op.DIV, op.OR, op.AND)
+)
+lsh64, rsh64, mod64, xor64, mov64, arsh64 = (
+    _make_alu(a, op.ALU64) for a in (op.LSH, op.RSH, op.MOD, op.XOR, op.MOV, op.ARSH)
+)
+add32, sub32, mul32, div32, or32, and32 = (
+    _make_alu(a, op.ALU) for a in (op.ADD, op.SUB, op.MUL, op.DIV, op.OR, op.AND)
+)
+lsh32, rsh32, mod32, xor32, mov32, arsh32 = (
+    _make_alu(a, op.ALU) for a in (op.LSH, op.RSH, op.MOD, op.XOR, op.MOV, op.ARSH)
+)
 sdiv64, smod64 = _make_alu(op.DIV, op.ALU64, 1), _make_alu(op.MOD, op.ALU64, 1)
 sdiv32, smod32 = _make_alu(op.DIV, op.ALU, 1), _make_alu(op.MOD, op.ALU, 1)
 
@@ -126,9 +134,11 @@ def _make_jmp(jop: int, cls: int):
 
 
 jeq, jgt, jge, jset, jne, jsgt, jsge, jlt, jle, jslt, jsle = (
-    _make_jmp(j, op.JMP) for j in op.COND_JUMPS)
+    _make_jmp(j, op.JMP) for j in op.COND_JUMPS
+)
 jeq32, jgt32, jge32, jset32, jne32, jsgt32, jsge32, jlt32, jle32, jslt32, jsle32 = (
-    _make_jmp(j, op.JMP32) for j in op.COND_JUMPS)
+    _make_jmp(j, op.JMP32) for j in op.COND_JUMPS
+)
 
 
 def ja(target: Target) -> Instruction:

@@ -119,7 +119,8 @@ class Instruction:
         regs = (self.src << 4) | self.dst
         if self.is_lddw:
             return _SLOT.pack(self.opcode, regs, 0, _s32(self.imm_lo)) + _SLOT.pack(
-                0, 0, 0, _s32(self.imm_hi))
+                0, 0, 0, _s32(self.imm_hi)
+            )
         return _SLOT.pack(self.opcode, regs, self.off, self.imm)
 
     def __str__(self) -> str:
@@ -131,8 +132,10 @@ class Instruction:
             return self.raw_repr()
 
     def raw_repr(self) -> str:
-        return (f"Instruction(op={self.opcode:#04x}, dst={self.dst}, src={self.src}, "
-                f"off={self.off}, imm={self.imm:#x})")
+        return (
+            f"Instruction(op={self.opcode:#04x}, dst={self.dst}, src={self.src}, "
+            f"off={self.off}, imm={self.imm:#x})"
+        )
 
 
 def check(insn: Instruction) -> str | None:
@@ -287,7 +290,9 @@ def decode(data: bytes | bytearray | memoryview, *, strict: bool = True) -> list
             c2, r2, o2, imm2 = unpack(data, i * 8 + 8)
             if strict and (c2 or r2 or o2):
                 raise DecodeError("reserved fields of lddw's second slot are not zero", i * 8 + 8)
-            insn = Instruction(code, dst, src, off, (imm & 0xFFFFFFFF) | ((imm2 & 0xFFFFFFFF) << 32))
+            insn = Instruction(
+                code, dst, src, off, (imm & 0xFFFFFFFF) | ((imm2 & 0xFFFFFFFF) << 32)
+            )
             i += 2
         else:
             insn = Instruction(code, dst, src, off, imm)
