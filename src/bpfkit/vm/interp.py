@@ -110,10 +110,6 @@ class RunResult:
     trace: list[TraceStep] = field(default_factory=list)
 
 
-class _Budget(Exception):
-    pass
-
-
 # ---- the compiler -------------------------------------------------------------------
 class CompiledProgram:
     """A program compiled to Python for one :class:`Env`; call :meth:`run` repeatedly."""
@@ -185,9 +181,12 @@ class CompiledProgram:
             ns[f"P{s}"] = _PACK[s]
             ns[f"LD{s}"] = _make_load(space, s, _UNPACK[s], False)
             ns[f"ST{s}"] = _make_store(space, s, _PACK[s])
+            ns[f"LDH{s}"] = _make_hot_load(space, s, _UNPACK[s], False)
+            ns[f"STH{s}"] = _make_hot_store(space, s, _PACK[s])
         for s in (1, 2, 4):
             ns[f"S{s}"] = _UNPACK_S[s]
             ns[f"LDS{s}"] = _make_load(space, s, _UNPACK_S[s], True)
+            ns[f"LDHS{s}"] = _make_hot_load(space, s, _UNPACK_S[s], True)
         return ns
 
     # -- runtime support called from generated code --
@@ -199,14 +198,9 @@ class CompiledProgram:
     def _fault(self, msg: str, pc: int) -> RuntimeFault:
         return RuntimeFault(msg, pc=pc, insn=self._insn_at(pc))
 
-    def _budget_fault(self, n: int, length: int, slots: tuple[int, ...]) -> RuntimeFault:
-        before = n - length
-        pc = slots[max(0, min(len(slots) - 1, self.budget - before))]
+    def _budget_fault(self, n: int, pc: int) -> RuntimeFault:
         return RuntimeFault(
-            f"instruction budget of {self.budget} exceeded",
-            pc=pc,
-            insn=self._insn_at(pc),
-            insns=self.budget,
+            f"instruction budget of {self.budget} exceeded", pc=pc, insn=self._insn_at(pc), insns=n
         )
 
     def _mem(self, addr: int, size: int, pc: int, perms: int) -> Region:
@@ -349,6 +343,44 @@ def _make_store(space, size: int, pack) -> Callable:
     return store
 
 
+def _hot_limit(r: Region) -> int:
+    """The last address where any access of up to 8 bytes stays inside ``r``."""
+    return r.end - 8
+
+
+def _make_hot_load(space, size: int, unpack, signed: bool) -> Callable:
+    """Checked load that also returns the region for the caller's hot-region locals."""
+
+    def load(addr: int, pc: int):
+        r = space.find(addr, size)
+        if r is None or not r.perms & READ:
+            why = "" if r is None else f" (region {r.name} is not readable)"
+            raise RuntimeFault(
+                f"invalid read of {size} bytes at address {addr:#x}{why}", pc=pc, address=addr
+            )
+        v = unpack(r.mv, addr - r.base)[0]
+        return (v & M if signed else v), r.base, _hot_limit(r), r.mv
+
+    return load
+
+
+def _make_hot_store(space, size: int, pack) -> Callable:
+    """Checked store that also returns the region for the caller's hot-region locals."""
+    mask = _SMASK[size]
+
+    def store(addr: int, value: int, pc: int):
+        r = space.find(addr, size)
+        if r is None or not r.perms & WRITE:
+            why = "" if r is None else f" (region {r.name} is read-only)"
+            raise RuntimeFault(
+                f"invalid write of {size} bytes at address {addr:#x}{why}", pc=pc, address=addr
+            )
+        pack(r.mv, addr - r.base, value & mask)
+        return r.base, _hot_limit(r), r.mv
+
+    return store
+
+
 _JCMP = {
     op.JEQ: "==",
     op.JNE: "!=",
@@ -430,21 +462,55 @@ class _FunctionCompiler:
             blocks[lead] = slots
         return sorted(blocks), blocks
 
+    # Inlining limits: a block reached only by forward edges is emitted inside each
+    # predecessor (no dispatch), within a code-size budget and a nesting depth.
+    MAX_INLINE_DEPTH = 24
+
     def source(self) -> str:
         leaders, blocks = self.discover()
-        self.block_id = {s: i for i, s in enumerate(leaders)}
-        # fall-off-the-end pseudo block
+        self.blocks = blocks
         self.writes_r10 = any(self._writes_r10(s) for b in blocks.values() for s in b)
+        # Loop headers: targets of backward edges. Every cycle passes through one, so the
+        # budget check at dispatch entries bounds every loop.
+        entries = {self.entry}
+        for slots in blocks.values():
+            if slots:
+                last = slots[-1]
+                li = self.insn(last)
+                if li.is_jump:
+                    tgt = last + 1 + li.jump_offset
+                    if tgt <= last and tgt in blocks:
+                        entries.add(tgt)
+        self.entries = entries
+        total = sum(len(v) for v in blocks.values())
+        self.inline_budget = max(4 * total, total + 4000)
+        self.emitted = 0
+        self.ids: dict[int, int] = {}
+        bodies: dict[int, list[str]] = {}
+        todo = [self.entry]
+        while todo:
+            lead = todo.pop()
+            if lead in bodies:
+                continue
+            self.pending_entries: list[int] = []
+            bodies[lead] = self.entry_block(lead)
+            todo.extend(self.pending_entries)
+        order = sorted(bodies, key=lambda x: self.ids.setdefault(x, len(self.ids)))
         lines = [
             f"def f{self.entry}(r1, r2, r3, r4, r5, r10, depth, n):",
             "    r0 = r6 = r7 = r8 = r9 = 0",
             "    fo = r10 - SBASE",
-            f"    b = {self.block_id[self.entry]}",
+            "    hb = wb = 1",
+            "    hl = wl = 0",
+            "    hm = wm = None",
+            f"    b = {self.block_ref(self.entry)}",
             "    while True:",
         ]
-        bodies = [self.block_code(lead, blocks[lead]) for lead in leaders]
-        lines.extend(self.dispatch(bodies, 0, len(bodies), 2))
+        lines.extend(self.dispatch([bodies[x] for x in order], 0, len(order), 2))
         return "\n".join(lines) + "\n"
+
+    def block_ref(self, lead: int) -> int:
+        return self.ids.setdefault(lead, len(self.ids))
 
     def dispatch(self, bodies: list[list[str]], lo: int, hi: int, ind: int) -> list[str]:
         pad = "    " * ind
@@ -470,55 +536,93 @@ class _FunctionCompiler:
         c = insn.cls
         return insn.dst == 10 and (c in (op.ALU, op.ALU64) or c == op.LDX or insn.is_lddw)
 
-    def goto(self, target: int, pc: int) -> str:
-        """Statement that transfers control to slot ``target``."""
+    @staticmethod
+    def _count(pending: int) -> list[str]:
+        return [f"n += {pending}"] if pending else []
+
+    def transfer(self, target: int, pc: int, pending: int, depth: int) -> list[str]:
+        """Code that continues at slot ``target``: inlined, or through the dispatcher."""
         if not self.valid_target(target):
             what = "into the middle of lddw" if 0 <= target < self.nslots else "out of the program"
-            return f"raise FAULT('jump to slot {target} goes {what}', {pc})"
-        return f"b = {self.block_id[target]}"
+            return [f"raise FAULT('jump to slot {target} goes {what}', {pc})"]
+        size = len(self.blocks[target])
+        if (
+            target not in self.entries
+            and depth < self.MAX_INLINE_DEPTH
+            and self.emitted + size <= self.inline_budget
+        ):
+            return self.block_body(target, pending, depth + 1)
+        if target not in self.entries:
+            self.entries.add(target)
+        self.pending_entries.append(target)
+        return self._count(pending) + [f"b = {self.block_ref(target)}"]
 
-    def block_code(self, lead: int, slots: list[int]) -> list[str]:
+    def entry_block(self, lead: int) -> list[str]:
+        """A dispatch entry: budget check, then the block (a self loop becomes a while)."""
+        slots = self.blocks[lead]
+        check = f"if n > {self.p.budget}: raise BF(n, {lead})"
         if not slots:
-            return ["raise FAULT('invalid jump target', 0)"]
-        L = len(slots)
+            return [f"raise FAULT('invalid jump target {lead}', {lead})"]
         last = slots[-1]
         li = self.insn(last)
-        head = [f"n += {L}", f"if n > {self.p.budget}: raise BF(n, {L}, {tuple(slots)!r})"]
-        body: list[str] = []
-        for s in slots[:-1] if (li.is_jump or li.is_exit) else slots:
-            body.extend(self.insn_code(s))
-        # terminator
-        if li.is_exit:
+        if li.is_jump and last + 1 + li.jump_offset == lead:
+            # self loop: an inner while without dispatch
+            self.emitted += len(slots)
+            body = [check]
+            for s in slots[:-1]:
+                body.extend(self.insn_code(s))
             body.extend(self.trace_line(last))
+            body.append(f"n += {len(slots)}")
+            if (li.opcode & 0xF0) == op.JA:
+                return ["while True:"] + ["    " + x for x in body]
+            loop = ["while True:"] + ["    " + x for x in body]
+            loop.append(f"    if not ({self.cond(li)}): break")
+            return loop + self.transfer(last + 1, last, 0, 0)
+        return [check] + self.block_body(lead, 0, 0)
+
+    def block_body(self, lead: int, pending: int, depth: int) -> list[str]:
+        """The block at ``lead`` with ``pending`` uncounted instructions before it."""
+        slots = self.blocks[lead]
+        if not slots:
+            return [f"raise FAULT('invalid jump target {lead}', {lead})"]
+        self.emitted += len(slots)
+        last = slots[-1]
+        li = self.insn(last)
+        body: list[str] = []
+        term = li.is_jump or li.is_exit
+        for s in slots[:-1] if term else slots:
+            pending += 1
+            insn = self.insn(s)
+            if insn.is_local_call or insn.is_callx:
+                body.extend(self._count(pending))
+                pending = 0
+            body.extend(self.insn_code(s))
+        if li.is_exit:
+            pending += 1
+            body.extend(self.trace_line(last))
+            body.extend(self._count(pending))
+            body.append(f"if n > {self.p.budget}: raise BF(n, {last})")
             body.append("return r0, n")
-            return head + body
-        if not li.is_jump:
+            return body
+        if not term:
             nxt = last + li.slots
             if nxt >= self.nslots:
                 body.append(f"raise FAULT('execution fell off the end of the program', {last})")
-            else:
-                body.append(self.goto(nxt, last))
-            return head + body
+                return body
+            return body + self.transfer(nxt, last, pending, depth)
+        pending += 1
+        body.extend(self.trace_line(last))
         tgt = last + 1 + li.jump_offset
         if (li.opcode & 0xF0) == op.JA:
-            body.extend(self.trace_line(last))
-            if tgt == lead and self.valid_target(tgt):
-                return ["while True:"] + ["    " + x for x in head + body]
-            body.append(self.goto(tgt, last))
-            return head + body
+            return body + self.transfer(tgt, last, pending, depth)
         cond = self.cond(li)
-        fall = last + 1
-        body.extend(self.trace_line(last))
-        if tgt == lead:  # self loop: an inner while
-            loop = ["while True:"] + ["    " + x for x in head + body]
-            loop.append(f"    if not ({cond}): break")
-            return loop + [self.goto(fall, last)]
-        t, f = self.goto(tgt, last), self.goto(fall, last)
-        if t.startswith("b = ") and f.startswith("b = "):
-            body.append(f"b = {t[4:]} if {cond} else {f[4:]}")
-        else:
-            body += [f"if {cond}:", "    " + t, "else:", "    " + f]
-        return head + body
+        t = self.transfer(tgt, last, pending, depth)
+        f = self.transfer(last + 1, last, pending, depth)
+        if len(t) == 2 and len(f) == 2 and t[1].startswith("b = ") and f[1].startswith("b = "):
+            return body + [t[0], f"b = {t[1][4:]} if {cond} else {f[1][4:]}"]
+        return (
+            body + [f"if {cond}:"] + ["    " + x for x in t] + ["else:"] + ["    " + x for x in f]
+        )
 
     def trace_line(self, slot: int) -> list[str]:
         if not self.trace:
@@ -642,8 +746,17 @@ class _FunctionCompiler:
             if signed:
                 return [f"{d} = S{size}(STK, fo + {insn.off})[0] & M"]
             return [f"{d} = U{size}(STK, fo + {insn.off})[0]"]
-        fn = f"LDS{size}" if signed else f"LD{size}"
-        return [f"{d} = {fn}((r{insn.src} + {insn.off}) & M, {slot})"]
+        # Hot-region fast path: the last region this function read from, kept in locals
+        # (hb = base, hl = end - 8, hm = its bytes); anything else takes the checked path.
+        a = f"a = (r{insn.src} + {insn.off}) & M" if insn.off else f"a = r{insn.src}"
+        if size == 1 and not signed:
+            fast = f"{d} = hm[a - hb]"
+        elif signed:
+            fast = f"{d} = S{size}(hm, a - hb)[0] & M"
+        else:
+            fast = f"{d} = U{size}(hm, a - hb)[0]"
+        fn = f"LDHS{size}" if signed else f"LDH{size}"
+        return [a, f"if hb <= a <= hl: {fast}", f"else: {d}, hb, hl, hm = {fn}(a, {slot})"]
 
     def store(self, insn: Instruction, slot: int) -> list[str]:
         size = op.SIZE_BYTES[insn.opcode & 0x18]
@@ -662,7 +775,9 @@ class _FunctionCompiler:
             val = f"r{insn.src}" if size == 8 else f"r{insn.src} & {_SMASK[size]:#x}"
         if self._stack_fast(insn.dst, insn.off, size):
             return [f"P{size}(STK, fo + {insn.off}, {val})"]
-        return [f"ST{size}({addr}, {val}, {slot})"]
+        a = f"a = (r{insn.dst} + {insn.off}) & M" if insn.off else f"a = r{insn.dst}"
+        fast = f"wm[a - wb] = {val}" if size == 1 else f"P{size}(wm, a - wb, {val})"
+        return [a, f"if wb <= a <= wl: {fast}", f"else: wb, wl, wm = STH{size}(a, {val}, {slot})"]
 
     def ld(self, insn: Instruction, slot: int) -> list[str]:
         d = f"r{insn.dst}"
