@@ -1,0 +1,473 @@
+"""Parse (and encode) raw BTF: header, type section, string section.
+
+Every malformed input gives a :class:`BtfError` naming what is wrong and where; the
+parser checks bounds, kinds, vlen, referenced type ids and string offsets, so later
+code can follow type ids without further checks (cycles are caught where they are
+followed, with a depth limit).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ..errors import BtfError
+from ..uapi.btf import (
+    BTF_HEADER_SIZE,
+    BTF_MAGIC,
+    BTF_MAX_TYPE,
+    BTF_VERSION,
+    BtfKind,
+    FuncLinkage,
+    VarLinkage,
+)
+from .types import (
+    Array,
+    Btf,
+    BtfType,
+    Const,
+    Datasec,
+    DeclTag,
+    Enum,
+    Enum64,
+    EnumValue,
+    Float,
+    Func,
+    FuncProto,
+    Fwd,
+    Int,
+    Member,
+    Param,
+    Ptr,
+    Restrict,
+    Struct,
+    Typedef,
+    TypeTag,
+    Union,
+    Var,
+    VarSecinfo,
+    Void,
+    Volatile,
+)
+
+__all__ = ["parse_btf", "encode_btf"]
+
+_HDR = struct.Struct("<HBBIIIII")
+_TYPE = struct.Struct("<III")
+_U32 = struct.Struct("<I")
+_I32 = struct.Struct("<i")
+_ARRAY = struct.Struct("<III")
+_PAIR = struct.Struct("<II")
+_TRIPLE = struct.Struct("<III")
+_ENUM = struct.Struct("<Ii")
+
+_REF_KINDS = {
+    BtfKind.PTR: Ptr,
+    BtfKind.TYPEDEF: Typedef,
+    BtfKind.VOLATILE: Volatile,
+    BtfKind.CONST: Const,
+    BtfKind.RESTRICT: Restrict,
+    BtfKind.TYPE_TAG: TypeTag,
+}
+
+
+class _Strings:
+    """String section lookups with bounds checks and a cache."""
+
+    __slots__ = ("data", "base", "base_len", "cache")
+
+    def __init__(self, data: bytes, base: Btf | None):
+        self.data = data
+        self.base = base
+        self.base_len = len(base.strings) if base is not None else 0
+        self.cache: dict[int, str] = {}
+
+    def get(self, off: int, what: str) -> str:
+        s = self.cache.get(off)
+        if s is not None:
+            return s
+        if off < self.base_len:
+            s = _cstr(self.base.strings, off, what)  # type: ignore[union-attr]
+        else:
+            s = _cstr(self.data, off - self.base_len, what)
+        self.cache[off] = s
+        return s
+
+
+def _cstr(data: bytes, off: int, what: str) -> str:
+    if off >= len(data):
+        raise BtfError(
+            f"{what}: string offset {off} outside the string section ({len(data)} bytes)"
+        )
+    end = data.find(b"\0", off)
+    if end < 0:
+        raise BtfError(f"{what}: string at offset {off} is not NUL-terminated")
+    try:
+        return data[off:end].decode("utf-8")
+    except UnicodeDecodeError:
+        return data[off:end].decode("latin-1")
+
+
+def parse_btf(data: bytes | bytearray | memoryview, base: Btf | None = None) -> Btf:
+    """Parse a raw BTF blob (``.BTF`` section or ``/sys/kernel/btf/*``) into a :class:`Btf`.
+
+    ``base`` is the base BTF of split BTF (kernel module BTF on top of vmlinux).
+    """
+    data = bytes(data)
+    if len(data) < BTF_HEADER_SIZE:
+        raise BtfError(f"BTF too short for a header ({len(data)} bytes)")
+    magic, version, flags, hdr_len, type_off, type_len, str_off, str_len = _HDR.unpack_from(data)
+    if magic != BTF_MAGIC:
+        if magic == 0x9FEB:
+            raise BtfError("big-endian BTF is not supported")
+        raise BtfError(f"bad BTF magic {magic:#06x} (expected {BTF_MAGIC:#06x})")
+    if version != BTF_VERSION:
+        raise BtfError(f"unsupported BTF version {version}")
+    if flags:
+        raise BtfError(f"unsupported BTF flags {flags:#x}")
+    if hdr_len < BTF_HEADER_SIZE or hdr_len > len(data):
+        raise BtfError(f"bad BTF header length {hdr_len}")
+    if any(data[BTF_HEADER_SIZE:hdr_len]):
+        raise BtfError("unknown non-zero fields in the BTF header")
+    body = len(data) - hdr_len
+    if type_off + type_len > body or str_off + str_len > body:
+        raise BtfError(
+            f"BTF sections exceed the blob (types {type_off}+{type_len}, "
+            f"strings {str_off}+{str_len}, {body} bytes after the header)"
+        )
+    if type_off % 4:
+        raise BtfError(f"BTF type section offset {type_off} is not 4-byte aligned")
+    if type_len % 4:
+        raise BtfError(f"BTF type section length {type_len} is not a multiple of 4")
+    if type_off < str_off < type_off + type_len or str_off < type_off < str_off + str_len:
+        raise BtfError("BTF type and string sections overlap")
+    strings = data[hdr_len + str_off : hdr_len + str_off + str_len]
+    if base is None:
+        if str_len == 0 or strings[0] != 0:
+            raise BtfError("BTF string section must start with an empty string")
+    if str_len and strings[-1] != 0:
+        raise BtfError("BTF string section is not NUL-terminated")
+    tdata = data[hdr_len + type_off : hdr_len + type_off + type_len]
+    types = _parse_types(tdata, _Strings(strings, base), base)
+    btf = Btf(types, strings, base, raw=data)
+    _check_refs(btf)
+    return btf
+
+
+def _parse_types(tdata: bytes, strs: _Strings, base: Btf | None) -> list[BtfType]:
+    types: list[BtfType] = list(base.types) if base is not None else [Void(0, "void")]
+    tid = len(types)
+    pos = 0
+    n = len(tdata)
+    unpack_type = _TYPE.unpack_from
+    get = strs.get
+    while pos < n:
+        if pos + 12 > n:
+            raise BtfError(f"type {tid}: truncated at byte {pos} of the type section")
+        if tid > BTF_MAX_TYPE:
+            raise BtfError(f"more than {BTF_MAX_TYPE} types")
+        name_off, info, size_type = unpack_type(tdata, pos)
+        pos += 12
+        kind_no = (info >> 24) & 0x1F
+        vlen = info & 0xFFFF
+        kflag = bool(info >> 31)
+        if info & 0x60FF0000:
+            raise BtfError(f"type {tid}: unused info bits set ({info:#x})")
+        try:
+            kind = BtfKind(kind_no)
+        except ValueError:
+            raise BtfError(f"type {tid}: unknown kind {kind_no}") from None
+        name = get(name_off, f"type {tid} name") if name_off else ""
+        where = f"type {tid} ({kind.name})"
+
+        if kind == BtfKind.INT:
+            _need(pos, 4, n, where)
+            (word,) = _U32.unpack_from(tdata, pos)
+            pos += 4
+            enc, off, bits = (word >> 24) & 0x0F, (word >> 16) & 0xFF, word & 0xFF
+            if word & 0xF0000000 or word & 0x0000FF00:
+                raise BtfError(f"{where}: reserved bits set in the int encoding")
+            if vlen or kflag:
+                raise BtfError(f"{where}: vlen/kind_flag must be zero")
+            if size_type not in (1, 2, 4, 8, 16):
+                raise BtfError(f"{where}: bad int size {size_type}")
+            if bits == 0 or off + bits > size_type * 8 or bits > 128:
+                raise BtfError(
+                    f"{where}: bits {bits} at offset {off} do not fit in {size_type} bytes"
+                )
+            if enc & ~0x7 or bin(enc).count("1") > 1:
+                raise BtfError(f"{where}: bad int encoding {enc:#x}")
+            t: BtfType = Int(tid, name, size_type, enc, off, bits)
+        elif kind in _REF_KINDS:
+            if vlen or (kflag and kind != BtfKind.TYPE_TAG):
+                raise BtfError(f"{where}: vlen/kind_flag must be zero")
+            if kind == BtfKind.TYPEDEF and not name:
+                raise BtfError(f"{where}: typedef without a name")
+            if kind == BtfKind.TYPE_TAG and not name:
+                raise BtfError(f"{where}: type tag without a name")
+            t = _REF_KINDS[kind](tid, name, size_type)
+        elif kind == BtfKind.ARRAY:
+            _need(pos, 12, n, where)
+            etype, itype, nelems = _ARRAY.unpack_from(tdata, pos)
+            pos += 12
+            if vlen or kflag or size_type or name:
+                raise BtfError(f"{where}: name/vlen/kind_flag/size must be zero")
+            t = Array(tid, name, etype, itype, nelems)
+        elif kind in (BtfKind.STRUCT, BtfKind.UNION):
+            _need(pos, 12 * vlen, n, where)
+            members = []
+            for i in range(vlen):
+                m_name_off, m_type, m_off = _TRIPLE.unpack_from(tdata, pos)
+                pos += 12
+                m_name = get(m_name_off, f"{where} member {i}") if m_name_off else ""
+                if kflag:
+                    members.append(Member(m_name, m_type, m_off & 0xFFFFFF, m_off >> 24))
+                else:
+                    members.append(Member(m_name, m_type, m_off, 0))
+                last = members[-1]
+                if last.bit_offset + last.bitfield_size > size_type * 8:
+                    raise BtfError(
+                        f"{where}: member {m_name or i!r} beyond the {size_type}-byte size"
+                    )
+            cls = Struct if kind == BtfKind.STRUCT else Union
+            t = cls(tid, name, size_type, members, kflag)
+        elif kind == BtfKind.ENUM:
+            _need(pos, 8 * vlen, n, where)
+            if size_type not in (1, 2, 4, 8):
+                raise BtfError(f"{where}: bad enum size {size_type}")
+            values = []
+            for i in range(vlen):
+                e_name_off, val = _ENUM.unpack_from(tdata, pos)
+                pos += 8
+                if not e_name_off:
+                    raise BtfError(f"{where}: enumerator {i} without a name")
+                if not kflag:
+                    val &= 0xFFFFFFFF
+                values.append(EnumValue(get(e_name_off, f"{where} enumerator {i}"), val))
+            t = Enum(tid, name, size_type, values, kflag)
+        elif kind == BtfKind.ENUM64:
+            _need(pos, 12 * vlen, n, where)
+            if size_type not in (1, 2, 4, 8):
+                raise BtfError(f"{where}: bad enum size {size_type}")
+            values = []
+            for i in range(vlen):
+                e_name_off, lo, hi = _TRIPLE.unpack_from(tdata, pos)
+                pos += 12
+                if not e_name_off:
+                    raise BtfError(f"{where}: enumerator {i} without a name")
+                val = lo | (hi << 32)
+                if kflag and val >= 1 << 63:
+                    val -= 1 << 64
+                values.append(EnumValue(get(e_name_off, f"{where} enumerator {i}"), val))
+            t = Enum64(tid, name, size_type, values, kflag)
+        elif kind == BtfKind.FWD:
+            if vlen or size_type:
+                raise BtfError(f"{where}: vlen/type must be zero")
+            if not name:
+                raise BtfError(f"{where}: forward declaration without a name")
+            t = Fwd(tid, name, kflag)
+        elif kind == BtfKind.FUNC:
+            if kflag:
+                raise BtfError(f"{where}: kind_flag must be zero")
+            if not name:
+                raise BtfError(f"{where}: function without a name")
+            try:
+                linkage: FuncLinkage | int = FuncLinkage(vlen)
+            except ValueError:
+                raise BtfError(f"{where}: bad linkage {vlen}") from None
+            t = Func(tid, name, size_type, linkage)
+        elif kind == BtfKind.FUNC_PROTO:
+            _need(pos, 8 * vlen, n, where)
+            if kflag or name:
+                raise BtfError(f"{where}: name/kind_flag must be zero")
+            params = []
+            for i in range(vlen):
+                p_name_off, p_type = _PAIR.unpack_from(tdata, pos)
+                pos += 8
+                p_name = get(p_name_off, f"{where} param {i}") if p_name_off else ""
+                if p_type == 0 and (i != vlen - 1 or p_name):
+                    raise BtfError(f"{where}: void parameter {i} that is not a final '...'")
+                params.append(Param(p_name, p_type))
+            t = FuncProto(tid, name, size_type, params)
+        elif kind == BtfKind.VAR:
+            _need(pos, 4, n, where)
+            (lk,) = _U32.unpack_from(tdata, pos)
+            pos += 4
+            if vlen or kflag:
+                raise BtfError(f"{where}: vlen/kind_flag must be zero")
+            if not name:
+                raise BtfError(f"{where}: variable without a name")
+            try:
+                vlinkage: VarLinkage | int = VarLinkage(lk)
+            except ValueError:
+                raise BtfError(f"{where}: bad linkage {lk}") from None
+            t = Var(tid, name, size_type, vlinkage)
+        elif kind == BtfKind.DATASEC:
+            _need(pos, 12 * vlen, n, where)
+            if kflag:
+                raise BtfError(f"{where}: kind_flag must be zero")
+            if not name:
+                raise BtfError(f"{where}: data section without a name")
+            secvars = []
+            for _ in range(vlen):
+                v_type, v_off, v_size = _TRIPLE.unpack_from(tdata, pos)
+                pos += 12
+                secvars.append(VarSecinfo(v_type, v_off, v_size))
+            t = Datasec(tid, name, size_type, secvars)
+        elif kind == BtfKind.FLOAT:
+            if vlen or kflag:
+                raise BtfError(f"{where}: vlen/kind_flag must be zero")
+            if size_type not in (2, 4, 8, 12, 16):
+                raise BtfError(f"{where}: bad float size {size_type}")
+            t = Float(tid, name, size_type)
+        elif kind == BtfKind.DECL_TAG:
+            _need(pos, 4, n, where)
+            (cidx,) = _I32.unpack_from(tdata, pos)
+            pos += 4
+            if vlen or not name:
+                raise BtfError(f"{where}: vlen must be zero and the tag named")
+            if cidx < -1:
+                raise BtfError(f"{where}: bad component index {cidx}")
+            t = DeclTag(tid, name, size_type, cidx)
+        else:  # BtfKind.UNKN
+            raise BtfError(f"{where}: kind 0 (unknown) is not allowed")
+        types.append(t)
+        tid += 1
+    return types
+
+
+def _need(pos: int, nbytes: int, n: int, where: str) -> None:
+    if pos + nbytes > n:
+        raise BtfError(f"{where}: truncated (needs {nbytes} more bytes at {pos})")
+
+
+def _check_refs(btf: Btf) -> None:
+    """Every referenced type id exists and has a kind allowed in that position."""
+    types = btf.types
+    n = len(types)
+
+    def ref(t: BtfType, tid: int, what: str, void_ok: bool = True) -> BtfType:
+        if tid >= n:
+            raise BtfError(f"type {t.id} ({t.kind.name}): {what} refers to missing type {tid}")
+        if tid == 0 and not void_ok:
+            raise BtfError(f"type {t.id} ({t.kind.name}): {what} is void")
+        r = types[tid]
+        if (
+            r.kind in (BtfKind.FUNC, BtfKind.DATASEC, BtfKind.VAR, BtfKind.DECL_TAG)
+            and what != "target"
+        ):
+            raise BtfError(f"type {t.id} ({t.kind.name}): {what} is a {r.kind.name}")
+        return r
+
+    for t in types[btf.start_id :]:
+        k = t.kind
+        if k in _REF_KINDS:
+            ref(t, t.type, "referenced type", void_ok=True)  # type: ignore[attr-defined]
+        elif k == BtfKind.ARRAY:
+            ref(t, t.type, "element type", void_ok=False)  # type: ignore[attr-defined]
+            ref(t, t.index_type, "index type", void_ok=True)  # type: ignore[attr-defined]
+        elif k in (BtfKind.STRUCT, BtfKind.UNION):
+            for m in t.members:  # type: ignore[attr-defined]
+                ref(t, m.type, f"member {m.name!r}", void_ok=False)
+        elif k == BtfKind.FUNC:
+            if t.type >= n or types[t.type].kind != BtfKind.FUNC_PROTO:  # type: ignore[attr-defined]
+                raise BtfError(f"type {t.id} (FUNC {t.name!r}): type {t.type} is not a FUNC_PROTO")  # type: ignore[attr-defined]
+        elif k == BtfKind.FUNC_PROTO:
+            ref(t, t.return_type, "return type")  # type: ignore[attr-defined]
+            for i, p in enumerate(t.params):  # type: ignore[attr-defined]
+                if p.type or i != len(t.params) - 1:  # type: ignore[attr-defined]
+                    ref(t, p.type, f"parameter {i}", void_ok=False)
+        elif k == BtfKind.VAR:
+            ref(t, t.type, "variable type", void_ok=False)  # type: ignore[attr-defined]
+        elif k == BtfKind.DATASEC:
+            for v in t.vars:  # type: ignore[attr-defined]
+                if v.type >= n or types[v.type].kind not in (BtfKind.VAR, BtfKind.FUNC):
+                    raise BtfError(
+                        f"type {t.id} (DATASEC {t.name!r}): entry {v.type} is not a VAR or FUNC"
+                    )
+        elif k == BtfKind.DECL_TAG:
+            target = ref(t, t.type, "target", void_ok=False)  # type: ignore[attr-defined]
+            if t.component_idx >= 0:  # type: ignore[attr-defined]
+                if target.kind in (BtfKind.STRUCT, BtfKind.UNION):
+                    count = len(target.members)  # type: ignore[attr-defined]
+                elif target.kind == BtfKind.FUNC:
+                    proto = types[target.type]  # type: ignore[attr-defined]
+                    count = len(proto.params)  # type: ignore[attr-defined]
+                else:
+                    raise BtfError(f"type {t.id} (DECL_TAG): component of a {target.kind.name}")
+                if t.component_idx >= count:  # type: ignore[attr-defined]
+                    raise BtfError(
+                        f"type {t.id} (DECL_TAG): component {t.component_idx} out of range"
+                    )  # type: ignore[attr-defined]
+
+
+# ---- encoding -------------------------------------------------------------------
+
+
+class _StrTab:
+    def __init__(self) -> None:
+        self.buf = bytearray(b"\0")
+        self.offs: dict[str, int] = {"": 0}
+
+    def add(self, s: str) -> int:
+        off = self.offs.get(s)
+        if off is None:
+            off = len(self.buf)
+            self.buf += s.encode("utf-8") + b"\0"
+            self.offs[s] = off
+        return off
+
+
+def encode_btf(btf: Btf) -> bytes:
+    """Encode the types of ``btf`` (not its base) as a raw BTF blob."""
+    if btf.base is not None:
+        raise BtfError("encoding split BTF is not supported")
+    st = _StrTab()
+    out = bytearray()
+    pack = _TYPE.pack
+    for t in btf.types[1:]:
+        k = t.kind
+        name = st.add(t.name)
+        if k == BtfKind.INT:
+            out += pack(name, k << 24, t.size)  # type: ignore[attr-defined]
+            out += _U32.pack((t.encoding << 24) | (t.offset << 16) | t.bits)  # type: ignore[attr-defined]
+        elif k in _REF_KINDS:
+            out += pack(name, k << 24, t.type)  # type: ignore[attr-defined]
+        elif k == BtfKind.ARRAY:
+            out += pack(name, k << 24, 0) + _ARRAY.pack(t.type, t.index_type, t.nelems)  # type: ignore[attr-defined]
+        elif k in (BtfKind.STRUCT, BtfKind.UNION):
+            kflag = t.kflag or any(m.bitfield_size for m in t.members)  # type: ignore[attr-defined]
+            out += pack(name, (kflag << 31) | (k << 24) | len(t.members), t.size)  # type: ignore[attr-defined]
+            for m in t.members:  # type: ignore[attr-defined]
+                off = (m.bitfield_size << 24) | m.bit_offset if kflag else m.bit_offset
+                out += _TRIPLE.pack(st.add(m.name), m.type, off)
+        elif k == BtfKind.ENUM:
+            out += pack(name, (t.signed << 31) | (k << 24) | len(t.values), t.size)  # type: ignore[attr-defined]
+            for v in t.values:  # type: ignore[attr-defined]
+                out += _PAIR.pack(st.add(v.name), v.value & 0xFFFFFFFF)
+        elif k == BtfKind.ENUM64:
+            out += pack(name, (t.signed << 31) | (k << 24) | len(t.values), t.size)  # type: ignore[attr-defined]
+            for v in t.values:  # type: ignore[attr-defined]
+                val = v.value & 0xFFFFFFFFFFFFFFFF
+                out += _TRIPLE.pack(st.add(v.name), val & 0xFFFFFFFF, val >> 32)
+        elif k == BtfKind.FWD:
+            out += pack(name, (t.is_union << 31) | (k << 24), 0)  # type: ignore[attr-defined]
+        elif k == BtfKind.FUNC:
+            out += pack(name, (k << 24) | int(t.linkage), t.type)  # type: ignore[attr-defined]
+        elif k == BtfKind.FUNC_PROTO:
+            out += pack(name, (k << 24) | len(t.params), t.return_type)  # type: ignore[attr-defined]
+            for p in t.params:  # type: ignore[attr-defined]
+                out += _PAIR.pack(st.add(p.name), p.type)
+        elif k == BtfKind.VAR:
+            out += pack(name, k << 24, t.type) + _U32.pack(int(t.linkage))  # type: ignore[attr-defined]
+        elif k == BtfKind.DATASEC:
+            out += pack(name, (k << 24) | len(t.vars), t.size)  # type: ignore[attr-defined]
+            for v in t.vars:  # type: ignore[attr-defined]
+                out += _TRIPLE.pack(v.type, v.offset, v.size)
+        elif k == BtfKind.FLOAT:
+            out += pack(name, k << 24, t.size)  # type: ignore[attr-defined]
+        elif k == BtfKind.DECL_TAG:
+            out += pack(name, k << 24, t.type) + _I32.pack(t.component_idx)  # type: ignore[attr-defined]
+        else:
+            raise BtfError(f"cannot encode type {t.id} of kind {k.name}")
+    hdr = _HDR.pack(BTF_MAGIC, BTF_VERSION, 0, BTF_HEADER_SIZE, 0, len(out), len(out), len(st.buf))
+    return hdr + bytes(out) + bytes(st.buf)

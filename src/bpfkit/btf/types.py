@@ -1,0 +1,456 @@
+"""BTF types as plain data: one class per kind, referring to other types by id.
+
+A :class:`Btf` holds the types of one blob (index = type id, id 0 is ``void``) and
+answers the questions every other layer asks: resolve typedefs and modifiers, size
+and alignment, lookup by name, and C spelling (via :mod:`bpfkit.btf.cprint`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ..errors import BtfError
+from ..uapi.btf import (
+    BTF_INT_BOOL,
+    BTF_INT_CHAR,
+    BTF_INT_SIGNED,
+    MAX_RESOLVE_DEPTH,
+    BtfKind,
+    FuncLinkage,
+    VarLinkage,
+)
+
+__all__ = [
+    "Btf",
+    "BtfType",
+    "Void",
+    "Int",
+    "Ptr",
+    "Array",
+    "Member",
+    "Struct",
+    "Union",
+    "EnumValue",
+    "Enum",
+    "Enum64",
+    "Fwd",
+    "Typedef",
+    "Volatile",
+    "Const",
+    "Restrict",
+    "Func",
+    "Param",
+    "FuncProto",
+    "Var",
+    "VarSecinfo",
+    "Datasec",
+    "Float",
+    "DeclTag",
+    "TypeTag",
+    "MODIFIERS",
+]
+
+
+@dataclass(slots=True)
+class BtfType:
+    """Base of every BTF type: its id in the blob and its name ("" when anonymous)."""
+
+    kind: ClassVar[BtfKind] = BtfKind.UNKN
+    id: int
+    name: str
+
+    @property
+    def kind_name(self) -> str:
+        """The kind as bpftool spells it (``STRUCT``, ``FUNC_PROTO``, ...)."""
+        return self.kind.name
+
+
+@dataclass(slots=True)
+class Void(BtfType):
+    """Type id 0: ``void``."""
+
+    kind: ClassVar[BtfKind] = BtfKind.UNKN
+
+
+@dataclass(slots=True)
+class Int(BtfType):
+    """An integer of ``size`` bytes using ``bits`` bits from bit ``offset``."""
+
+    kind: ClassVar[BtfKind] = BtfKind.INT
+    size: int = 0
+    encoding: int = 0
+    offset: int = 0
+    bits: int = 0
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.encoding & BTF_INT_SIGNED)
+
+    @property
+    def is_char(self) -> bool:
+        """A C ``char`` (the CHAR encoding bit, or clang's 1-byte int named ``char``)."""
+        return bool(self.encoding & BTF_INT_CHAR) or (self.size == 1 and self.name == "char")
+
+    @property
+    def is_bool(self) -> bool:
+        return bool(self.encoding & BTF_INT_BOOL)
+
+
+@dataclass(slots=True)
+class _Ref(BtfType):
+    """A kind whose payload is one referenced type id."""
+
+    type: int = 0
+
+
+@dataclass(slots=True)
+class Ptr(_Ref):
+    """Pointer to ``type``."""
+
+    kind: ClassVar[BtfKind] = BtfKind.PTR
+
+
+@dataclass(slots=True)
+class Typedef(_Ref):
+    """``typedef type name``."""
+
+    kind: ClassVar[BtfKind] = BtfKind.TYPEDEF
+
+
+@dataclass(slots=True)
+class Volatile(_Ref):
+    """``volatile type``."""
+
+    kind: ClassVar[BtfKind] = BtfKind.VOLATILE
+
+
+@dataclass(slots=True)
+class Const(_Ref):
+    """``const type``."""
+
+    kind: ClassVar[BtfKind] = BtfKind.CONST
+
+
+@dataclass(slots=True)
+class Restrict(_Ref):
+    """``restrict type``."""
+
+    kind: ClassVar[BtfKind] = BtfKind.RESTRICT
+
+
+@dataclass(slots=True)
+class TypeTag(_Ref):
+    """``__attribute__((btf_type_tag(name))) type``."""
+
+    kind: ClassVar[BtfKind] = BtfKind.TYPE_TAG
+
+
+@dataclass(slots=True)
+class Array(BtfType):
+    """``type[nelems]`` indexed by ``index_type``."""
+
+    kind: ClassVar[BtfKind] = BtfKind.ARRAY
+    type: int = 0
+    index_type: int = 0
+    nelems: int = 0
+
+
+@dataclass(slots=True)
+class Member:
+    """One struct/union member; ``bitfield_size`` is 0 for a plain member."""
+
+    name: str
+    type: int
+    bit_offset: int
+    bitfield_size: int = 0
+
+
+@dataclass(slots=True)
+class Struct(BtfType):
+    """A struct of ``size`` bytes; ``kflag`` says offsets carry bitfield sizes."""
+
+    kind: ClassVar[BtfKind] = BtfKind.STRUCT
+    size: int = 0
+    members: list[Member] = field(default_factory=list)
+    kflag: bool = False
+
+
+@dataclass(slots=True)
+class Union(Struct):
+    """A union (same layout data as a struct)."""
+
+    kind: ClassVar[BtfKind] = BtfKind.UNION
+
+
+@dataclass(slots=True)
+class EnumValue:
+    """One enumerator."""
+
+    name: str
+    value: int
+
+
+@dataclass(slots=True)
+class Enum(BtfType):
+    """An enum of ``size`` bytes (32-bit values); ``signed`` is the kind flag."""
+
+    kind: ClassVar[BtfKind] = BtfKind.ENUM
+    size: int = 4
+    values: list[EnumValue] = field(default_factory=list)
+    signed: bool = False
+
+
+@dataclass(slots=True)
+class Enum64(Enum):
+    """An enum with 64-bit values."""
+
+    kind: ClassVar[BtfKind] = BtfKind.ENUM64
+
+
+@dataclass(slots=True)
+class Fwd(BtfType):
+    """A forward declaration of a struct (or a union when ``is_union``)."""
+
+    kind: ClassVar[BtfKind] = BtfKind.FWD
+    is_union: bool = False
+
+
+@dataclass(slots=True)
+class Func(BtfType):
+    """A function: ``type`` is its FUNC_PROTO."""
+
+    kind: ClassVar[BtfKind] = BtfKind.FUNC
+    type: int = 0
+    linkage: FuncLinkage | int = FuncLinkage.STATIC
+
+
+@dataclass(slots=True)
+class Param:
+    """A function parameter (a trailing nameless param of type 0 means ``...``)."""
+
+    name: str
+    type: int
+
+
+@dataclass(slots=True)
+class FuncProto(BtfType):
+    """A function signature."""
+
+    kind: ClassVar[BtfKind] = BtfKind.FUNC_PROTO
+    return_type: int = 0
+    params: list[Param] = field(default_factory=list)
+
+    @property
+    def variadic(self) -> bool:
+        return bool(self.params) and self.params[-1].type == 0 and not self.params[-1].name
+
+
+@dataclass(slots=True)
+class Var(BtfType):
+    """A variable of ``type`` with its linkage (static, global, extern)."""
+
+    kind: ClassVar[BtfKind] = BtfKind.VAR
+    type: int = 0
+    linkage: VarLinkage | int = VarLinkage.STATIC
+
+
+@dataclass(slots=True)
+class VarSecinfo:
+    """One variable of a DATASEC: its VAR (or FUNC) id, offset and size."""
+
+    type: int
+    offset: int
+    size: int
+
+
+@dataclass(slots=True)
+class Datasec(BtfType):
+    """An ELF data section and the variables in it."""
+
+    kind: ClassVar[BtfKind] = BtfKind.DATASEC
+    size: int = 0
+    vars: list[VarSecinfo] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Float(BtfType):
+    """A floating-point type of ``size`` bytes."""
+
+    kind: ClassVar[BtfKind] = BtfKind.FLOAT
+    size: int = 0
+
+
+@dataclass(slots=True)
+class DeclTag(BtfType):
+    """``btf_decl_tag(name)`` on ``type`` (component -1) or on one member/param."""
+
+    kind: ClassVar[BtfKind] = BtfKind.DECL_TAG
+    type: int = 0
+    component_idx: int = -1
+
+
+MODIFIERS = (BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT, BtfKind.TYPE_TAG)
+_SIZED = (
+    BtfKind.INT,
+    BtfKind.STRUCT,
+    BtfKind.UNION,
+    BtfKind.ENUM,
+    BtfKind.ENUM64,
+    BtfKind.DATASEC,
+    BtfKind.FLOAT,
+)
+
+
+class Btf:
+    """The types and strings of one BTF blob (optionally split on top of ``base``)."""
+
+    def __init__(
+        self,
+        types: list[BtfType],
+        strings: bytes = b"",
+        base: Btf | None = None,
+        *,
+        raw: bytes | None = None,
+    ):
+        self.types = types
+        self.strings = strings
+        self.base = base
+        self.raw = raw
+        self._by_name: dict[str, list[int]] | None = None
+
+    # ---- access --------------------------------------------------------------
+    @property
+    def start_id(self) -> int:
+        """The first id defined by this blob (1 for base BTF, after the base for split)."""
+        return len(self.base.types) if self.base is not None else 1
+
+    def __len__(self) -> int:
+        return len(self.types)
+
+    def __iter__(self) -> Iterator[BtfType]:
+        return iter(self.types)
+
+    def __getitem__(self, type_id: int) -> BtfType:
+        return self.get(type_id)
+
+    def get(self, type_id: int) -> BtfType:
+        """The type with this id; ``BtfError`` when there is none."""
+        if not isinstance(type_id, int) or not 0 <= type_id < len(self.types):
+            raise BtfError(f"type id {type_id} out of range (have {len(self.types)} types)")
+        return self.types[type_id]
+
+    def find(self, name: str, kind: BtfKind | None = None) -> BtfType | None:
+        """The first type with this name (and kind), or ``None``."""
+        for tid in self._names().get(name, ()):
+            t = self.types[tid]
+            if kind is None or t.kind == kind:
+                return t
+        return None
+
+    def find_all(self, name: str, kind: BtfKind | None = None) -> list[BtfType]:
+        """Every type with this name (and kind)."""
+        return [
+            self.types[t]
+            for t in self._names().get(name, ())
+            if kind is None or self.types[t].kind == kind
+        ]
+
+    def _names(self) -> dict[str, list[int]]:
+        if self._by_name is None:
+            idx: dict[str, list[int]] = {}
+            for t in self.types:
+                if t.name:
+                    idx.setdefault(t.name, []).append(t.id)
+            self._by_name = idx
+        return self._by_name
+
+    # ---- resolution ----------------------------------------------------------
+    def skip_mods(self, type_id: int) -> BtfType:
+        """The type behind const/volatile/restrict/type-tag modifiers."""
+        t = self.get(type_id)
+        for _ in range(MAX_RESOLVE_DEPTH):
+            if t.kind not in MODIFIERS:
+                return t
+            t = self.get(t.type)  # type: ignore[attr-defined]
+        raise BtfError(f"type {type_id}: modifier chain too long or cyclic")
+
+    def resolve(self, type_id: int) -> BtfType:
+        """The type behind typedefs and modifiers."""
+        t = self.get(type_id)
+        for _ in range(MAX_RESOLVE_DEPTH):
+            if t.kind not in MODIFIERS and t.kind != BtfKind.TYPEDEF:
+                return t
+            t = self.get(t.type)  # type: ignore[attr-defined]
+        raise BtfError(f"type {type_id}: typedef/modifier chain too long or cyclic")
+
+    def size_of(self, type_id: int) -> int:
+        """Size in bytes of a value of this type (``BtfError`` for void, funcs, fwds)."""
+        return self._size(type_id, 0)
+
+    def _size(self, type_id: int, depth: int) -> int:
+        if depth > MAX_RESOLVE_DEPTH:
+            raise BtfError(f"type {type_id}: nesting too deep while computing a size")
+        t = self.resolve(type_id)
+        if t.kind in _SIZED:
+            return t.size  # type: ignore[attr-defined]
+        if t.kind == BtfKind.PTR:
+            return 8
+        if t.kind == BtfKind.ARRAY:
+            return t.nelems * self._size(t.type, depth + 1)  # type: ignore[attr-defined]
+        if t.kind == BtfKind.VAR:
+            return self._size(t.type, depth + 1)  # type: ignore[attr-defined]
+        raise BtfError(f"type {type_id} ({t.kind.name}) has no size")
+
+    def align_of(self, type_id: int) -> int:
+        """Natural alignment in bytes (as the BPF target lays it out)."""
+        return self._align(type_id, 0)
+
+    def _align(self, type_id: int, depth: int) -> int:
+        if depth > MAX_RESOLVE_DEPTH:
+            raise BtfError(f"type {type_id}: nesting too deep while computing alignment")
+        t = self.resolve(type_id)
+        if t.kind in (BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64, BtfKind.FLOAT):
+            return max(1, min(t.size, 8))  # type: ignore[attr-defined]
+        if t.kind == BtfKind.PTR:
+            return 8
+        if t.kind == BtfKind.ARRAY:
+            return self._align(t.type, depth + 1)  # type: ignore[attr-defined]
+        if t.kind in (BtfKind.STRUCT, BtfKind.UNION):
+            a = 1
+            for m in t.members:  # type: ignore[attr-defined]
+                a = max(a, self._align(m.type, depth + 1))
+            return a
+        if t.kind == BtfKind.VAR:
+            return self._align(t.type, depth + 1)  # type: ignore[attr-defined]
+        return 1
+
+    # ---- presentation --------------------------------------------------------
+    def type_name(self, type_id: int, var_name: str = "") -> str:
+        """The C spelling of a type (``struct foo *``, ``int [4]``), optionally declaring ``var_name``."""
+        from .cprint import type_to_c
+
+        return type_to_c(self, type_id, var_name)
+
+    def format_c(self, type_id: int) -> str:
+        """The C definition of one type (struct/union/enum body, typedef, function, ...)."""
+        from .cprint import format_definition
+
+        return format_definition(self, type_id)
+
+    def kinds_summary(self) -> dict[str, int]:
+        """How many types of each kind this blob defines."""
+        out: dict[str, int] = {}
+        for t in self.types[self.start_id :]:
+            out[t.kind.name] = out.get(t.kind.name, 0) + 1
+        return dict(sorted(out.items()))
+
+    def to_bytes(self) -> bytes:
+        """The blob encoded again (current types, freshly built string table)."""
+        from .parser import encode_btf
+
+        return encode_btf(self)
+
+    def __repr__(self) -> str:
+        return f"<Btf {len(self.types) - self.start_id} types>"

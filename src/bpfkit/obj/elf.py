@@ -1,0 +1,301 @@
+"""Read a BPF ELF relocatable object: section headers (via pyelftools), symbols, relocations.
+
+Everything a malformed file can make go wrong surfaces as :class:`ElfError` with a
+reason; section contents are sliced from the file bytes with bounds checks (no
+decompression, no reads past the end), and symbol/relocation tables are decoded
+directly with ``struct``.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+
+from ..errors import ElfError
+
+__all__ = [
+    "ElfFile",
+    "Section",
+    "Symbol",
+    "Rel",
+    "SHT",
+    "STT",
+    "STB",
+    "SHF_EXECINSTR",
+    "SHF_ALLOC",
+    "SHF_WRITE",
+    "SHN_UNDEF",
+    "SHN_ABS",
+    "SHN_COMMON",
+    "EM_BPF",
+]
+
+EM_BPF = 247
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
+SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON = 0, 0xFF00, 0xFFF1, 0xFFF2
+
+
+class SHT:
+    """Section header types."""
+
+    NULL, PROGBITS, SYMTAB, STRTAB, RELA, HASH, DYNAMIC, NOTE, NOBITS, REL = range(10)
+
+
+class STT:
+    """Symbol types."""
+
+    NOTYPE, OBJECT, FUNC, SECTION, FILE = range(5)
+
+
+class STB:
+    """Symbol bindings."""
+
+    LOCAL, GLOBAL, WEAK = range(3)
+
+
+_SHT_NAMES = {
+    "SHT_NULL": 0,
+    "SHT_PROGBITS": 1,
+    "SHT_SYMTAB": 2,
+    "SHT_STRTAB": 3,
+    "SHT_RELA": 4,
+    "SHT_HASH": 5,
+    "SHT_DYNAMIC": 6,
+    "SHT_NOTE": 7,
+    "SHT_NOBITS": 8,
+    "SHT_REL": 9,
+    "SHT_SHLIB": 10,
+    "SHT_DYNSYM": 11,
+    "SHT_INIT_ARRAY": 14,
+    "SHT_FINI_ARRAY": 15,
+    "SHT_PREINIT_ARRAY": 16,
+    "SHT_GROUP": 17,
+    "SHT_SYMTAB_SHNDX": 18,
+}
+
+_SYM = struct.Struct("<IBBHQQ")
+_REL = struct.Struct("<QQ")
+_RELA = struct.Struct("<QQq")
+
+
+@dataclass(slots=True)
+class Section:
+    """One section header plus its bytes (``b""`` for NOBITS)."""
+
+    index: int
+    name: str
+    type: int
+    flags: int
+    offset: int
+    size: int
+    link: int
+    info: int
+    entsize: int
+    align: int
+    data: bytes
+
+    @property
+    def is_exec(self) -> bool:
+        return self.type == SHT.PROGBITS and bool(self.flags & SHF_EXECINSTR)
+
+
+@dataclass(slots=True)
+class Symbol:
+    """One ``Elf64_Sym``."""
+
+    index: int
+    name: str
+    value: int
+    size: int
+    type: int
+    bind: int
+    other: int
+    shndx: int
+
+
+@dataclass(slots=True)
+class Rel:
+    """One relocation: byte ``offset`` in the target section, symbol index, type, addend."""
+
+    offset: int
+    sym: int
+    type: int
+    addend: int = 0
+
+
+class ElfFile:
+    """A parsed ELF64 little-endian BPF relocatable object."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.sections: list[Section] = []
+        self.symbols: list[Symbol] = []
+        self.symtab_index: int | None = None
+        self.rels: dict[int, list[Rel]] = {}
+        self.rel_kinds: dict[int, str] = {}
+        self._read_sections()
+        self._read_symbols()
+        self._read_rels()
+
+    # ---- sections -----------------------------------------------------------
+    def _read_sections(self) -> None:
+        data = self.data
+        if len(data) < 64 or data[:4] != b"\x7fELF":
+            raise ElfError("not an ELF file (bad magic)")
+        if data[4] != 2:
+            raise ElfError("not a 64-bit ELF object")
+        if data[5] != 1:
+            raise ElfError("big-endian ELF objects are not supported (expected bpfel)")
+        try:
+            from elftools.elf.elffile import ELFFile
+        except ImportError as e:  # pragma: no cover - dependency
+            raise ElfError(f"pyelftools is required: {e}") from None
+        try:
+            elf = ELFFile(io.BytesIO(data))
+            hdr = elf.header
+            machine = hdr["e_machine"]
+            etype = hdr["e_type"]
+            shoff, shentsize = hdr["e_shoff"], hdr["e_shentsize"]
+        except ElfError:
+            raise
+        except Exception as e:  # noqa: BLE001 - pyelftools raises many kinds
+            raise ElfError(f"malformed ELF header: {_reason(e)}") from None
+        if machine not in ("EM_BPF", EM_BPF):
+            raise ElfError(f"not a BPF object (machine {machine})")
+        if etype != "ET_REL":
+            raise ElfError(f"not a relocatable object (type {etype})")
+        if shoff == 0:
+            raise ElfError("object has no section header table")
+        if shentsize != 64:
+            raise ElfError(f"bad section header size {shentsize}")
+        try:
+            num = elf.num_sections()
+        except Exception as e:  # noqa: BLE001
+            raise ElfError(f"malformed section header table: {_reason(e)}") from None
+        if num <= 0 or shoff + num * 64 > len(data):
+            raise ElfError(f"section header table ({num} entries at {shoff}) exceeds the file")
+        sections = []
+        for i in range(num):
+            try:
+                sec = elf.get_section(i)
+                h = sec.header
+                name = sec.name
+                stype = h["sh_type"]
+                fields = (
+                    h["sh_flags"],
+                    h["sh_offset"],
+                    h["sh_size"],
+                    h["sh_link"],
+                    h["sh_info"],
+                    h["sh_entsize"],
+                    h["sh_addralign"],
+                )
+            except Exception as e:  # noqa: BLE001
+                raise ElfError(f"malformed section header {i}: {_reason(e)}") from None
+            if isinstance(stype, str):
+                stype = _SHT_NAMES.get(stype, -1)
+            flags, offset, size, link, info, entsize, align = fields
+            if not isinstance(name, str):
+                name = str(name)
+            if stype in (SHT.NOBITS, SHT.NULL):
+                sdata = b""
+            else:
+                if offset + size > len(data):
+                    raise ElfError(
+                        f"section {i} ({name!r}) data {offset}+{size} exceeds the file "
+                        f"({len(data)} bytes)"
+                    )
+                sdata = data[offset : offset + size]
+            sections.append(
+                Section(i, name, stype, flags, offset, size, link, info, entsize, align, sdata)
+            )
+        self.sections = sections
+
+    def section(self, index: int, what: str = "section") -> Section:
+        """Section ``index``; ``ElfError`` when it does not exist."""
+        if not 0 <= index < len(self.sections):
+            raise ElfError(f"{what}: section index {index} out of range")
+        return self.sections[index]
+
+    def by_name(self, name: str) -> Section | None:
+        """The first section called ``name``."""
+        for s in self.sections:
+            if s.name == name:
+                return s
+        return None
+
+    # ---- symbols ------------------------------------------------------------
+    def _read_symbols(self) -> None:
+        symtabs = [s for s in self.sections if s.type == SHT.SYMTAB]
+        if not symtabs:
+            return
+        if len(symtabs) > 1:
+            raise ElfError("more than one symbol table")
+        st = symtabs[0]
+        self.symtab_index = st.index
+        if st.entsize not in (0, _SYM.size) or st.size % _SYM.size:
+            raise ElfError(
+                f"symbol table entry size {st.entsize} / size {st.size} is not 24-byte aligned"
+            )
+        strtab = self.section(st.link, "symbol string table")
+        if strtab.type != SHT.STRTAB:
+            raise ElfError("symbol table's string table is not a STRTAB section")
+        strs = strtab.data
+        nsec = len(self.sections)
+        syms = []
+        for i, (name_off, info, other, shndx, value, size) in enumerate(_SYM.iter_unpack(st.data)):
+            if name_off:
+                if name_off >= len(strs):
+                    raise ElfError(f"symbol {i}: name offset {name_off} outside the string table")
+                end = strs.find(b"\0", name_off)
+                if end < 0:
+                    raise ElfError(f"symbol {i}: unterminated name")
+                name = strs[name_off:end].decode("utf-8", "replace")
+            else:
+                name = ""
+            if shndx >= nsec and shndx < SHN_LORESERVE:
+                raise ElfError(f"symbol {i} ({name!r}): section index {shndx} out of range")
+            syms.append(Symbol(i, name, value, size, info & 0xF, info >> 4, other, shndx))
+        self.symbols = syms
+
+    def symbol(self, index: int, what: str = "relocation") -> Symbol:
+        """Symbol ``index``; ``ElfError`` when it does not exist."""
+        if not 0 <= index < len(self.symbols):
+            raise ElfError(f"{what}: symbol index {index} out of range")
+        return self.symbols[index]
+
+    def symbol_name(self, sym: Symbol) -> str:
+        """A symbol's name, or its section's name for an STT_SECTION symbol."""
+        if sym.type == STT.SECTION and not sym.name and sym.shndx < len(self.sections):
+            return self.sections[sym.shndx].name
+        return sym.name
+
+    # ---- relocations --------------------------------------------------------
+    def _read_rels(self) -> None:
+        for s in self.sections:
+            if s.type not in (SHT.REL, SHT.RELA):
+                continue
+            if s.link != self.symtab_index:
+                # Relocations not against the main symbol table (none in clang output).
+                continue
+            if not 0 < s.info < len(self.sections):
+                raise ElfError(f"relocation section {s.name!r} targets bad section {s.info}")
+            rec = _REL if s.type == SHT.REL else _RELA
+            if s.size % rec.size:
+                raise ElfError(
+                    f"relocation section {s.name!r} size {s.size} is not a multiple of {rec.size}"
+                )
+            out = self.rels.setdefault(s.info, [])
+            self.rel_kinds[s.info] = "rel" if s.type == SHT.REL else "rela"
+            if rec is _REL:
+                for off, info in _REL.iter_unpack(s.data):
+                    out.append(Rel(off, info >> 32, info & 0xFFFFFFFF))
+            else:
+                for off, info, addend in _RELA.iter_unpack(s.data):
+                    out.append(Rel(off, info >> 32, info & 0xFFFFFFFF, addend))
+
+
+def _reason(e: BaseException) -> str:
+    msg = str(e) or type(e).__name__
+    return msg.splitlines()[0][:200]

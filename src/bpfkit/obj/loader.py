@@ -1,0 +1,695 @@
+"""``load_object``: a clang-built BPF ELF object → :class:`ObjectSpec` (pure parsing).
+
+Steps: read sections/symbols/relocations; parse BTF and ``.BTF.ext`` (fixing DATASEC
+sizes and offsets from the ELF, as libbpf does); collect maps, global data, externs
+and variables; split executable sections into functions; link every program with
+the subprograms it calls (bpf-to-bpf calls and callbacks), rewriting call/lddw
+immediates, and record map/extern references as symbolic relocations.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import struct
+from dataclasses import dataclass, field
+
+from ..btf.ext import BtfExt, parse_btf_ext
+from ..btf.parser import parse_btf
+from ..btf.types import Btf
+from ..errors import BtfError, DecodeError, ElfError
+from ..isa import opcodes as op
+from ..isa.instruction import Instruction, decode
+from ..uapi.btf import BtfKind, VarLinkage
+from ..uapi.enums import MapType
+from .elf import SHN_LORESERVE, SHN_UNDEF, STB, STT, ElfFile, Section, Symbol
+from .maps import (
+    BPF_F_MMAPABLE,
+    BPF_F_RDONLY_PROG,
+    btf_maps,
+    global_data_maps,
+    legacy_maps,
+    struct_ops_maps,
+)
+from .sections import (
+    BPF_F_SLEEPABLE,
+    BPF_F_XDP_HAS_FRAGS,
+    SLEEPABLE,
+    XDP_FRAGS,
+    match_section,
+)
+from .spec import (
+    CoreRelocation,
+    ExternSpec,
+    FuncInfo,
+    LineInfo,
+    MapSpec,
+    ObjectSpec,
+    ProgramSpec,
+    Relocation,
+    RelocKind,
+    VariableSpec,
+)
+
+__all__ = ["load_object"]
+
+MAX_OBJECT_SIZE = 1 << 30
+
+
+def load_object(source: str | os.PathLike | bytes | bytearray | memoryview) -> ObjectSpec:
+    """Parse an ELF object (a path or its bytes) into an :class:`ObjectSpec`.
+
+    Raises :class:`ElfError` (or :class:`BtfError` for malformed BTF) with a reason
+    for anything it cannot make sense of; never has side effects.
+    """
+    name = ""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        name = os.fspath(source)
+        try:
+            with open(name, "rb") as f:
+                data = f.read(MAX_OBJECT_SIZE + 1)
+        except OSError as e:
+            raise ElfError(f"cannot read {name}: {e.strerror or e}") from None
+    if len(data) > MAX_OBJECT_SIZE:
+        raise ElfError("object larger than 1 GiB")
+    try:
+        return _Loader(data, name).run()
+    except (ElfError, BtfError):
+        raise
+    except DecodeError as e:
+        raise ElfError(f"bad instructions: {e}") from None
+    except (
+        RecursionError,
+        MemoryError,
+        OverflowError,
+        struct.error,
+        IndexError,
+        ValueError,
+        KeyError,
+    ) as e:  # defensive: malformed input must stay an ElfError
+        raise ElfError(f"malformed object: {type(e).__name__}: {e}") from None
+
+
+@dataclass(slots=True, eq=False)
+class _Func:
+    """A function symbol's code inside an executable section."""
+
+    name: str
+    sec: Section
+    start: int  # first slot in the section
+    end: int  # slot after the last
+    insns: list[Instruction]
+    rel_slots: list[int]  # slot of each insn relative to ``start``
+    is_global: bool
+    is_program: bool = False
+
+
+@dataclass(slots=True)
+class _CodeSection:
+    sec: Section
+    insns: list[Instruction]
+    slots: list[int]
+    slot_index: dict[int, int]
+    funcs: list[_Func] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    relocs: dict[int, object] = field(default_factory=dict)  # slot -> Rel
+
+    def func_at(self, slot: int) -> _Func | None:
+        i = bisect.bisect_right(self.starts, slot) - 1
+        if i >= 0 and self.funcs[i].start <= slot < self.funcs[i].end:
+            return self.funcs[i]
+        return None
+
+
+def _is_subprog_section(name: str) -> bool:
+    return name == ".text" or name.startswith(".text.")
+
+
+class _Loader:
+    def __init__(self, data: bytes, name: str):
+        self.data = data
+        self.name = name
+        self.elf = ElfFile(data)
+        self.btf: Btf | None = None
+        self.ext: BtfExt | None = None
+        self.code: dict[int, _CodeSection] = {}
+        self.maps: dict[str, MapSpec] = {}
+        self.map_sections: dict[int, list[MapSpec]] = {}
+        self.data_sections: dict[int, MapSpec] = {}
+        self.externs: dict[str, ExternSpec] = {}
+        self.spec = ObjectSpec(name=os.path.basename(name) if name else "")
+
+    # ---- driver ---------------------------------------------------------------
+    def run(self) -> ObjectSpec:
+        elf = self.elf
+        self._license_version()
+        self._btf()
+        self._code_sections()
+        funcs = {f.name: f for cs in self.code.values() for f in cs.funcs}
+        func_syms = {s.name: s for s in elf.symbols if s.type == STT.FUNC and s.name in funcs}
+        for sec in elf.sections:
+            if sec.name == ".maps" and sec.type in (1, 8):
+                self._add_maps(sec.index, btf_maps(elf, self.btf, sec, func_syms))
+            elif sec.name == "maps" and sec.type == 1:
+                self._add_maps(sec.index, legacy_maps(elf, sec))
+        for m in global_data_maps(elf, self.btf):
+            sec = next(s for s in elf.sections if s.name == m.section)
+            self._add_maps(sec.index, [m])
+            self.data_sections[sec.index] = m
+        self._add_maps(-1, struct_ops_maps(elf, self.btf, func_syms))
+        self._externs()
+        self._variables()
+        self._programs()
+        self.spec.maps = self.maps
+        self.spec.externs = self.externs
+        self.spec.btf = self.btf
+        self.spec.btf_ext = self.ext
+        self.spec.subprograms = [
+            f.name for cs in self.code.values() for f in cs.funcs if not f.is_program
+        ]
+        return self.spec
+
+    def _add_maps(self, secidx: int, maps: list[MapSpec]) -> None:
+        for m in maps:
+            if m.name in self.maps:
+                raise ElfError(f"duplicate map name {m.name!r}")
+            self.maps[m.name] = m
+            self.map_sections.setdefault(secidx, []).append(m)
+
+    # ---- small sections -------------------------------------------------------
+    def _license_version(self) -> None:
+        lic = self.elf.by_name("license")
+        if lic is not None and lic.data:
+            self.spec.license = lic.data.split(b"\0", 1)[0].decode("utf-8", "replace")
+        ver = self.elf.by_name("version")
+        if ver is not None and ver.data:
+            if len(ver.data) != 4:
+                raise ElfError(f"'version' section has {len(ver.data)} bytes, expected 4")
+            self.spec.kernel_version = struct.unpack("<I", ver.data)[0]
+
+    # ---- BTF --------------------------------------------------------------------
+    def _btf(self) -> None:
+        sec = self.elf.by_name(".BTF")
+        if sec is None or not sec.data:
+            return
+        btf = parse_btf(sec.data)
+        self._fixup_datasecs(btf)
+        self.btf = btf
+        ext = self.elf.by_name(".BTF.ext")
+        if ext is not None and ext.data:
+            self.ext = parse_btf_ext(ext.data, btf)
+
+    def _fixup_datasecs(self, btf: Btf) -> None:
+        """Set DATASEC sizes and variable offsets from the ELF, as the kernel needs them."""
+        for t in btf.types:
+            if t.kind != BtfKind.DATASEC:
+                continue
+            sec = self.elf.by_name(t.name)
+            if sec is None:
+                continue
+            t.size = sec.size  # type: ignore[attr-defined]
+            syms = {
+                s.name: s
+                for s in self.elf.symbols
+                if s.shndx == sec.index and s.name and s.type != STT.SECTION
+            }
+            for v in t.vars:  # type: ignore[attr-defined]
+                var = btf.get(v.type)
+                sym = syms.get(var.name)
+                if sym is not None:
+                    v.offset = sym.value
+                    if sym.size and var.kind == BtfKind.VAR:
+                        v.size = sym.size
+                if v.offset + v.size > sec.size:
+                    raise BtfError(
+                        f"variable {var.name!r} ({v.offset}+{v.size}) lies outside "
+                        f"section {t.name!r} ({sec.size} bytes)"
+                    )
+
+    # ---- code -------------------------------------------------------------------
+    def _code_sections(self) -> None:
+        elf = self.elf
+        for sec in elf.sections:
+            if not sec.is_exec or sec.size == 0:
+                continue
+            if sec.size % 8:
+                raise ElfError(f"code section {sec.name!r} size {sec.size} is not a multiple of 8")
+            try:
+                insns = decode(sec.data, strict=False)
+            except DecodeError as e:
+                raise ElfError(f"section {sec.name!r}: {e}") from None
+            slots: list[int] = []
+            pos = 0
+            for insn in insns:
+                slots.append(pos)
+                pos += insn.slots
+            cs = _CodeSection(sec, insns, slots, {s: i for i, s in enumerate(slots)})
+            self._split_functions(cs)
+            self._collect_relocs(cs)
+            self.code[sec.index] = cs
+
+    def _split_functions(self, cs: _CodeSection) -> None:
+        sec = cs.sec
+        nslots = sec.size // 8
+        syms = sorted(
+            (s for s in self.elf.symbols if s.shndx == sec.index and s.type == STT.FUNC and s.name),
+            key=lambda s: (s.value, s.bind != STB.GLOBAL, s.index),
+        )
+        subprog_sec = _is_subprog_section(sec.name)
+        if not syms:
+            if subprog_sec:
+                return
+            syms = [Symbol(-1, sec.name, 0, sec.size, STT.FUNC, STB.GLOBAL, 0, sec.index)]
+        seen: set[int] = set()
+        for i, s in enumerate(syms):
+            if s.value in seen:
+                continue  # an alias of the previous function
+            seen.add(s.value)
+            if s.value % 8:
+                raise ElfError(f"function {s.name!r} starts mid-instruction (offset {s.value})")
+            start = s.value // 8
+            if s.size:
+                if s.size % 8:
+                    raise ElfError(f"function {s.name!r} size {s.size} is not a multiple of 8")
+                end = start + s.size // 8
+            else:
+                nxt = [t.value // 8 for t in syms[i + 1 :] if t.value > s.value]
+                end = nxt[0] if nxt else nslots
+            if (
+                start not in cs.slot_index
+                or end > nslots
+                or end <= start
+                or (end < nslots and end not in cs.slot_index)
+            ):
+                raise ElfError(
+                    f"function {s.name!r} ({s.value}+{s.size}) does not fit "
+                    f"the instructions of {sec.name!r}"
+                )
+            if cs.funcs and start < cs.funcs[-1].end:
+                raise ElfError(f"function {s.name!r} overlaps {cs.funcs[-1].name!r}")
+            a = cs.slot_index[start]
+            b = cs.slot_index[end] if end < nslots else len(cs.insns)
+            insns = cs.insns[a:b]
+            rel_slots = [cs.slots[k] - start for k in range(a, b)]
+            cs.funcs.append(
+                _Func(
+                    s.name,
+                    sec,
+                    start,
+                    end,
+                    insns,
+                    rel_slots,
+                    s.bind != STB.LOCAL,
+                    is_program=not subprog_sec,
+                )
+            )
+            cs.starts.append(start)
+
+    def _collect_relocs(self, cs: _CodeSection) -> None:
+        rels = self.elf.rels.get(cs.sec.index, [])
+        if rels and self.elf.rel_kinds.get(cs.sec.index) == "rela":
+            raise ElfError(f"RELA relocations in code section {cs.sec.name!r} are not supported")
+        for rel in rels:
+            if rel.offset % 8 or rel.offset >= cs.sec.size:
+                raise ElfError(f"relocation at {cs.sec.name}+{rel.offset} is not at an instruction")
+            slot = rel.offset // 8
+            if slot not in cs.slot_index:
+                raise ElfError(f"relocation at {cs.sec.name}+{rel.offset} points into an lddw")
+            if slot in cs.relocs:
+                raise ElfError(f"two relocations for {cs.sec.name}+{rel.offset}")
+            cs.relocs[slot] = rel
+
+    # ---- externs and variables ----------------------------------------------------
+    def _externs(self) -> None:
+        btf = self.btf
+        info: dict[str, tuple[str, int | None]] = {}
+        if btf is not None:
+            for t in btf.types:
+                if t.kind != BtfKind.DATASEC or t.name not in (".kconfig", ".ksyms"):
+                    continue
+                for v in t.vars:  # type: ignore[attr-defined]
+                    var = btf.get(v.type)
+                    if t.name == ".kconfig":
+                        kind = "kconfig"
+                    else:
+                        kind = "kfunc" if var.kind == BtfKind.FUNC else "ksym"
+                    tid = var.type if var.kind == BtfKind.VAR else var.id  # type: ignore[attr-defined]
+                    info[var.name] = (kind, tid)
+        kconfig_off = 0
+        for s in self.elf.symbols:
+            if s.shndx != SHN_UNDEF or not s.name or s.type in (STT.SECTION, STT.FILE):
+                continue
+            kind, tid = info.get(s.name, (None, None))
+            if kind is None:
+                if s.name.startswith(("CONFIG_", "LINUX_")):
+                    kind = "kconfig"
+                else:
+                    kind = "kfunc" if s.type == STT.FUNC else "ksym"
+            ext = ExternSpec(
+                s.name,
+                kind,
+                tid,
+                btf.type_name(tid) if btf and tid else None,
+                weak=s.bind == STB.WEAK,
+            )
+            if kind == "kconfig":
+                size, align = 8, 8
+                if btf is not None and tid:
+                    try:
+                        size, align = btf.size_of(tid), btf.align_of(tid)
+                    except BtfError:
+                        pass
+                if size <= 0 or size > 4096:
+                    raise ElfError(f"kconfig extern {s.name!r} has bad size {size}")
+                kconfig_off = (kconfig_off + align - 1) // align * align
+                ext.offset, ext.size = kconfig_off, size
+                kconfig_off += size
+            self.externs[s.name] = ext
+        if kconfig_off:
+            ds = None
+            if btf is not None:
+                ds = next(
+                    (t for t in btf.types if t.kind == BtfKind.DATASEC and t.name == ".kconfig"),
+                    None,
+                )
+            size = (kconfig_off + 7) // 8 * 8
+            m = MapSpec(
+                name=".kconfig",
+                type=MapType.ARRAY,
+                key_size=4,
+                value_size=size,
+                max_entries=1,
+                flags=BPF_F_MMAPABLE | BPF_F_RDONLY_PROG,
+                key_type="int",
+                value_type_id=ds.id if ds is not None else None,
+                value_type="datasec .kconfig" if ds is not None else None,
+                contents=bytes(size),
+                frozen=True,
+                section=".kconfig",
+                kind="kconfig",
+            )
+            self._add_maps(-2, [m])
+
+    def _variables(self) -> None:
+        btf = self.btf
+        btf_vars: dict[tuple[str, str], int] = {}
+        if btf is not None:
+            for t in btf.types:
+                if t.kind == BtfKind.DATASEC:
+                    for v in t.vars:  # type: ignore[attr-defined]
+                        var = btf.get(v.type)
+                        if var.kind == BtfKind.VAR:
+                            btf_vars[(t.name, var.name)] = var.type  # type: ignore[attr-defined]
+        out: dict[str, VariableSpec] = {}
+        for s in sorted(self.elf.symbols, key=lambda s: (s.shndx, s.value, s.index)):
+            if s.shndx in (SHN_UNDEF,) or s.shndx >= SHN_LORESERVE or not s.name:
+                continue
+            if s.type not in (STT.OBJECT, STT.NOTYPE) or s.shndx not in self.data_sections:
+                continue
+            m = self.data_sections[s.shndx]
+            if s.name.startswith(".L"):
+                continue
+            tid = btf_vars.get((m.name, s.name))
+            linkage = "global" if s.bind != STB.LOCAL else "static"
+            if btf is not None and tid is not None:
+                vt = next(
+                    (
+                        btf.get(v.type)
+                        for t in btf.types
+                        if t.kind == BtfKind.DATASEC and t.name == m.name
+                        for v in t.vars  # type: ignore[attr-defined]
+                        if btf.get(v.type).name == s.name
+                    ),
+                    None,
+                )
+                if vt is not None and vt.linkage == VarLinkage.STATIC:  # type: ignore[attr-defined]
+                    linkage = "static"
+            key = s.name if s.name not in out else f"{m.name}:{s.name}"
+            out[key] = VariableSpec(
+                s.name,
+                m.name,
+                s.value,
+                s.size,
+                tid,
+                btf.type_name(tid) if btf is not None and tid else None,
+                linkage,
+            )
+        self.spec.variables = out
+
+    # ---- programs ---------------------------------------------------------------
+    def _programs(self) -> None:
+        progs: dict[str, ProgramSpec] = {}
+        for cs in self.code.values():
+            for f in cs.funcs:
+                if not f.is_program:
+                    continue
+                p = self._link(f)
+                key = p.name
+                if key in progs:
+                    key = f"{cs.sec.name}/{p.name}"
+                    if key in progs:
+                        raise ElfError(f"duplicate program {key!r}")
+                    p.name = key
+                progs[key] = p
+        self.spec.programs = progs
+
+    def _link(self, main: _Func) -> ProgramSpec:
+        sdef, target = match_section(main.sec.name)
+        flags = 0
+        if sdef.traits & SLEEPABLE:
+            flags |= BPF_F_SLEEPABLE
+        if sdef.traits & XDP_FRAGS:
+            flags |= BPF_F_XDP_HAS_FRAGS
+        prog = ProgramSpec(
+            name=main.name,
+            section=main.sec.name,
+            prog_type=sdef.prog_type,
+            expected_attach_type=sdef.attach_type,
+            attach_target=target,
+            attach_kind=sdef.kind or None,
+            flags=flags,
+            sleepable=bool(sdef.traits & SLEEPABLE),
+            license=self.spec.license,
+            kernel_version=self.spec.kernel_version,
+            section_offset=main.start * 8,
+            own_insn_count=len(main.insns),
+        )
+        placed: dict[int, tuple[int, int]] = {}
+        order: list[_Func] = []
+        next_pos = [0, 0]
+
+        def place(f: _Func) -> tuple[int, int]:
+            key = id(f)
+            if key not in placed:
+                placed[key] = (next_pos[0], next_pos[1])
+                order.append(f)
+                next_pos[0] += len(f.insns)
+                next_pos[1] += f.end - f.start
+            return placed[key]
+
+        place(main)
+        out: list[Instruction] = []
+        relocs: list[Relocation] = []
+        i = 0
+        while i < len(order):
+            f = order[i]
+            i += 1
+            base_idx, base_slot = placed[id(f)]
+            prog.functions.append((f.name, base_idx))
+            cs = self.code[f.sec.index]
+            for j, insn in enumerate(f.insns):
+                sec_slot = f.start + f.rel_slots[j]
+                cur_idx, cur_slot = base_idx + j, base_slot + f.rel_slots[j]
+                rel = cs.relocs.get(sec_slot)
+                if rel is not None:
+                    insn, r = self._relocate(f, insn, rel, cur_idx, cur_slot, place)
+                    relocs.append(r)
+                elif insn.opcode == op.CALL_OP and insn.src == op.PSEUDO_CALL:
+                    tslot = sec_slot + insn.imm + 1
+                    g = cs.func_at(tslot)
+                    if g is None:
+                        raise ElfError(
+                            f"{f.name}: call at {f.sec.name}+{sec_slot * 8} targets "
+                            f"slot {tslot}, outside any function"
+                        )
+                    if g is not f:
+                        gi, gs = place(g)
+                        insn = insn.with_(imm=_s32(gs + (tslot - g.start) - cur_slot - 1, f.name))
+                        relocs.append(
+                            Relocation(cur_idx, cur_slot, RelocKind.CALL, g.name, target=g.name)
+                        )
+                out.append(insn)
+        prog.instructions = out
+        prog.relocations = relocs
+        self._ext_info(prog, order, placed)
+        return prog
+
+    def _relocate(self, f: _Func, insn: Instruction, rel, cur_idx: int, cur_slot: int, place):
+        elf = self.elf
+        sym = elf.symbol(rel.sym)
+        sname = elf.symbol_name(sym)
+        where = f"{f.name}: relocation"
+        is_call = insn.opcode == op.CALL_OP
+        if not (is_call or insn.is_lddw):
+            raise ElfError(
+                f"{f.name}: relocation against {sname!r} on an instruction that is "
+                f"neither lddw nor call (opcode {insn.opcode:#04x})"
+            )
+        if sym.shndx == SHN_UNDEF:
+            ext = self.externs.get(sym.name)
+            if ext is None:
+                raise ElfError(f"{f.name}: relocation against unknown undefined symbol {sname!r}")
+            if is_call:
+                if ext.kind == "kconfig":
+                    raise ElfError(f"{f.name}: call to kconfig extern {sname!r}")
+                ext.kind = "kfunc"
+                insn = insn.with_(src=op.PSEUDO_KFUNC_CALL, imm=0, off=0)
+                return insn, Relocation(cur_idx, cur_slot, RelocKind.KFUNC, sname, target=sname)
+            if ext.kind == "kconfig":
+                off = ext.offset + insn.imm_lo
+                insn = insn.with_(src=op.PSEUDO_MAP_VALUE, imm=off << 32)
+                return insn, Relocation(
+                    cur_idx,
+                    cur_slot,
+                    RelocKind.KCONFIG,
+                    sname,
+                    map=".kconfig",
+                    offset=off,
+                    target=sname,
+                )
+            insn = insn.with_(src=op.PSEUDO_BTF_ID, imm=0)
+            return insn, Relocation(cur_idx, cur_slot, RelocKind.KSYM, sname, target=sname)
+        if sym.shndx >= SHN_LORESERVE:
+            raise ElfError(f"{f.name}: relocation against absolute/common symbol {sname!r}")
+        tcs = self.code.get(sym.shndx)
+        if tcs is not None:
+            if sym.value % 8:
+                raise ElfError(f"{f.name}: relocation against misaligned code symbol {sname!r}")
+            if is_call:
+                tslot = sym.value // 8 + insn.imm + 1
+            else:
+                if insn.imm_lo % 8:
+                    raise ElfError(f"{f.name}: function pointer to {sname!r} is misaligned")
+                tslot = (sym.value + insn.imm_lo) // 8
+            g = tcs.func_at(tslot)
+            if g is None:
+                raise ElfError(
+                    f"{f.name}: reference to {sname!r} targets slot {tslot} of "
+                    f"{tcs.sec.name!r}, outside any function"
+                )
+            gi, gs = place(g)
+            rel_off = _s32(gs + (tslot - g.start) - cur_slot - 1, f.name)
+            if is_call:
+                insn = insn.with_(src=op.PSEUDO_CALL, imm=rel_off)
+                kind = RelocKind.CALL
+            else:
+                insn = insn.with_(src=op.PSEUDO_FUNC, imm=rel_off & 0xFFFFFFFF)
+                kind = RelocKind.FUNC_ADDR
+            return insn, Relocation(cur_idx, cur_slot, kind, sname, target=g.name)
+        if is_call:
+            raise ElfError(f"{f.name}: call relocation against non-code symbol {sname!r}")
+        maps = self.map_sections.get(sym.shndx)
+        if maps is None:
+            sec = elf.section(sym.shndx)
+            raise ElfError(
+                f"{where}: reference to {sname!r} in section {sec.name!r}, "
+                "which is neither maps nor global data"
+            )
+        off = sym.value + insn.imm_lo
+        if sym.shndx in self.data_sections:
+            m = self.data_sections[sym.shndx]
+            if off > m.value_size:
+                raise ElfError(f"{f.name}: offset {off} beyond global data {m.name!r}")
+            insn = insn.with_(src=op.PSEUDO_MAP_VALUE, imm=off << 32)
+            return insn, Relocation(
+                cur_idx, cur_slot, RelocKind.MAP_VALUE, sname, map=m.name, offset=off
+            )
+        for m in maps:
+            size = self._map_def_size(m)
+            if m.section_offset <= off < m.section_offset + max(size, 1):
+                insn = insn.with_(src=op.PSEUDO_MAP_FD, imm=0)
+                return insn, Relocation(cur_idx, cur_slot, RelocKind.MAP, sname, map=m.name)
+        raise ElfError(f"{f.name}: reference to {sname!r} (offset {off}) is not a map")
+
+    def _map_def_size(self, m: MapSpec) -> int:
+        if m.kind == "legacy":
+            return 20
+        sec = self.elf.by_name(m.section)
+        later = [
+            x.section_offset
+            for x in self.maps.values()
+            if x.section == m.section and x.section_offset > m.section_offset
+        ]
+        end = min(later) if later else (sec.size if sec is not None else m.section_offset + 1)
+        return end - m.section_offset
+
+    # ---- func/line info, CO-RE --------------------------------------------------
+    def _ext_info(self, prog: ProgramSpec, order: list[_Func], placed) -> None:
+        ext, btf = self.ext, self.btf
+        if ext is None or btf is None:
+            return
+        for f in order:
+            base_idx, base_slot = placed[id(f)]
+            lo, hi = f.start * 8, f.end * 8
+            slot_to_local = {s: k for k, s in enumerate(f.rel_slots)}
+            for fi in ext.func_info.get(f.sec.name, ()):
+                pos = _ext_pos(f, fi.insn_off, slot_to_local, base_idx, base_slot)
+                if pos is not None:
+                    prog.func_info.append(
+                        FuncInfo(pos[0], pos[1], fi.type_id, btf.get(fi.type_id).name)
+                    )
+            for li in ext.line_info.get(f.sec.name, ()):
+                pos = _ext_pos(f, li.insn_off, slot_to_local, base_idx, base_slot)
+                if pos is not None:
+                    prog.line_info.append(
+                        LineInfo(
+                            pos[0],
+                            pos[1],
+                            li.file,
+                            li.line,
+                            li.column,
+                            li.source,
+                            li.file_name_off,
+                            li.line_off,
+                            li.line_col,
+                        )
+                    )
+            for cr in ext.core_relos.get(f.sec.name, ()):
+                pos = _ext_pos(f, cr.insn_off, slot_to_local, base_idx, base_slot)
+                if pos is None:
+                    if lo <= cr.insn_off < hi:
+                        raise ElfError(
+                            f"CO-RE relocation at {f.sec.name}+{cr.insn_off} is not "
+                            "at an instruction"
+                        )
+                    continue
+                prog.core_relocations.append(
+                    CoreRelocation(
+                        pos[0], pos[1], cr.type_id, cr.access, cr.kind, btf.type_name(cr.type_id)
+                    )
+                )
+        prog.func_info.sort(key=lambda x: x.slot)
+        prog.line_info.sort(key=lambda x: x.slot)
+        if prog.func_info and prog.func_info[0].slot == 0:
+            prog.btf_func_id = prog.func_info[0].type_id
+
+
+def _ext_pos(
+    f: _Func, insn_off: int, slot_to_local: dict[int, int], base_idx: int, base_slot: int
+) -> tuple[int, int] | None:
+    """(index, slot) in the linked program of byte ``insn_off`` of ``f``'s section, if inside ``f``."""
+    if insn_off % 8 or not f.start * 8 <= insn_off < f.end * 8:
+        return None
+    rs = insn_off // 8 - f.start
+    k = slot_to_local.get(rs)
+    if k is None:
+        return None
+    return base_idx + k, base_slot + rs
+
+
+def _s32(v: int, who: str) -> int:
+    if not -(1 << 31) <= v < (1 << 31):
+        raise ElfError(f"{who}: call offset {v} does not fit in 32 bits")
+    return v
