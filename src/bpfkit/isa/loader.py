@@ -1,0 +1,104 @@
+"""Read a program from a file: assembler text or raw bytecode (ELF goes to ``bpfkit.obj``)."""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import AsmError, BpfError, DecodeError, NotSupported
+from .asm import assemble_text
+from .instruction import Instruction, decode
+
+__all__ = [
+    "FORMATS",
+    "ELF_MAGIC",
+    "as_text",
+    "guess_format",
+    "parse_hex",
+    "read_bytes",
+    "read_program",
+]
+
+FORMATS = ("asm", "raw", "elf")
+ELF_MAGIC = b"\x7fELF"
+# Bytes that never appear in assembler text (NUL and the C0 controls but tab/LF/VT/FF/CR).
+_BINARY_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
+
+
+def guess_format(data: bytes) -> str:
+    """``elf`` for an ELF object, ``asm`` for UTF-8 text, else ``raw`` bytecode."""
+    if data.startswith(ELF_MAGIC):
+        return "elf"
+    if _BINARY_BYTES.search(data) is None:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return "raw"
+        return "asm"
+    return "raw"
+
+
+def read_bytes(path: str) -> bytes:
+    """The file's contents; an unreadable file is a :class:`BpfError` naming it."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise BpfError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def as_text(data: bytes) -> str:
+    """``data`` as UTF-8 text, or an :class:`AsmError` at the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise AsmError("file is not UTF-8 text", line, col) from None
+
+
+def read_program(
+    path: str,
+    format: str | None = None,
+    dialect: str = "auto",
+) -> list[Instruction]:
+    """The instructions in ``path``: ``asm`` text, ``raw`` 8-byte slots, or guessed.
+
+    ELF objects raise :class:`NotSupported` here; :mod:`bpfkit.obj` reads them.
+    """
+    if format is not None and format not in FORMATS:
+        raise BpfError(f"unknown program format {format!r} (expected asm, raw or elf)")
+    data = read_bytes(path)
+    fmt = format or guess_format(data)
+    if fmt == "elf":
+        raise NotSupported(
+            f"{path} is an ELF object; ELF programs are read by bpfkit.obj, "
+            "not by the raw/asm loader"
+        )
+    if fmt == "asm":
+        return assemble_text(as_text(data), dialect)
+    if not data:
+        raise DecodeError("empty program")
+    return decode(data)
+
+
+_HEX_SEP = re.compile(r"[\s,;:]+")
+_HEX_TOKEN = re.compile(r"(?:0[xX])?([0-9a-fA-F]*)")
+
+
+def parse_hex(text: str) -> bytes:
+    """Bytes from hex text: ``"aa bb cc"``, ``"aabbcc"`` or ``"0xaa,0xbb"``."""
+    out = bytearray()
+    for tok in _HEX_SEP.split(text.strip()):
+        if not tok:
+            continue
+        m = _HEX_TOKEN.fullmatch(tok)
+        digits = m.group(1) if m else ""
+        prefixed = tok[:2] in ("0x", "0X")
+        if not digits or m is None:
+            raise DecodeError(f"invalid hex byte {tok[:20]!r}")
+        if len(digits) % 2:
+            if not (prefixed and len(digits) == 1):
+                raise DecodeError(f"odd number of hex digits in {tok[:20]!r}")
+            digits = "0" + digits
+        out += bytes.fromhex(digits)
+    return bytes(out)
