@@ -179,13 +179,10 @@ class CompiledProgram:
         for s in (1, 2, 4, 8):
             ns[f"U{s}"] = _UNPACK[s]
             ns[f"P{s}"] = _PACK[s]
-            ns[f"LD{s}"] = _make_load(space, s, _UNPACK[s], False)
-            ns[f"ST{s}"] = _make_store(space, s, _PACK[s])
             ns[f"LDH{s}"] = _make_hot_load(space, s, _UNPACK[s], False)
             ns[f"STH{s}"] = _make_hot_store(space, s, _PACK[s])
         for s in (1, 2, 4):
             ns[f"S{s}"] = _UNPACK_S[s]
-            ns[f"LDS{s}"] = _make_load(space, s, _UNPACK_S[s], True)
             ns[f"LDHS{s}"] = _make_hot_load(space, s, _UNPACK_S[s], True)
         return ns
 
@@ -208,7 +205,7 @@ class CompiledProgram:
         kind = "write" if perms & WRITE else "read"
         if r is None or (r.perms & perms) != perms:
             raise RuntimeFault(
-                f"invalid {kind} of {size} bytes at address {addr:#x}",
+                f"invalid {kind} of {_nb(size)} at address {addr:#x}",
                 pc=pc,
                 insn=self._insn_at(pc),
                 address=addr,
@@ -218,7 +215,7 @@ class CompiledProgram:
     def _atomic(self, addr: int, size: int, aop: int, val: int, pc: int) -> int:
         if addr % size:
             raise RuntimeFault(
-                f"misaligned atomic access of {size} bytes at address {addr:#x}",
+                f"misaligned atomic access of {_nb(size)} at address {addr:#x}",
                 pc=pc,
                 insn=self._insn_at(pc),
                 address=addr,
@@ -244,7 +241,7 @@ class CompiledProgram:
     def _cmpxchg(self, addr: int, size: int, expected: int, new: int, pc: int) -> int:
         if addr % size:
             raise RuntimeFault(
-                f"misaligned atomic access of {size} bytes at address {addr:#x}",
+                f"misaligned atomic access of {_nb(size)} at address {addr:#x}",
                 pc=pc,
                 insn=self._insn_at(pc),
                 address=addr,
@@ -298,49 +295,8 @@ class CompiledProgram:
         return self.entry(r1, r2, r3, r4, r5, self.env.frame_pointer, 0, 0)
 
 
-def _make_load(space, size: int, unpack, signed: bool) -> Callable:
-    def load(addr: int, pc: int) -> int:
-        r = space._last
-        if r is None or not (r.base <= addr and addr + size <= r.end):
-            r = space.find(addr, size)
-            if r is None:
-                raise RuntimeFault(
-                    f"invalid read of {size} bytes at address {addr:#x}", pc=pc, address=addr
-                )
-        if not r.perms & READ:
-            raise RuntimeFault(
-                f"invalid read of {size} bytes at address {addr:#x} "
-                f"(region {r.name} is not readable)",
-                pc=pc,
-                address=addr,
-            )
-        v = unpack(r.mv, addr - r.base)[0]
-        return v & M if signed else v
-
-    return load
-
-
-def _make_store(space, size: int, pack) -> Callable:
-    mask = _SMASK[size]
-
-    def store(addr: int, value: int, pc: int) -> None:
-        r = space._last
-        if r is None or not (r.base <= addr and addr + size <= r.end):
-            r = space.find(addr, size)
-            if r is None:
-                raise RuntimeFault(
-                    f"invalid write of {size} bytes at address {addr:#x}", pc=pc, address=addr
-                )
-        if not r.perms & WRITE:
-            raise RuntimeFault(
-                f"invalid write of {size} bytes at address {addr:#x} "
-                f"(region {r.name} is read-only)",
-                pc=pc,
-                address=addr,
-            )
-        pack(r.mv, addr - r.base, value & mask)
-
-    return store
+def _nb(size: int) -> str:
+    return "1 byte" if size == 1 else f"{size} bytes"
 
 
 def _hot_limit(r: Region) -> int:
@@ -356,7 +312,7 @@ def _make_hot_load(space, size: int, unpack, signed: bool) -> Callable:
         if r is None or not r.perms & READ:
             why = "" if r is None else f" (region {r.name} is not readable)"
             raise RuntimeFault(
-                f"invalid read of {size} bytes at address {addr:#x}{why}", pc=pc, address=addr
+                f"invalid read of {_nb(size)} at address {addr:#x}{why}", pc=pc, address=addr
             )
         v = unpack(r.mv, addr - r.base)[0]
         return (v & M if signed else v), r.base, _hot_limit(r), r.mv
@@ -373,7 +329,7 @@ def _make_hot_store(space, size: int, pack) -> Callable:
         if r is None or not r.perms & WRITE:
             why = "" if r is None else f" (region {r.name} is read-only)"
             raise RuntimeFault(
-                f"invalid write of {size} bytes at address {addr:#x}{why}", pc=pc, address=addr
+                f"invalid write of {_nb(size)} at address {addr:#x}{why}", pc=pc, address=addr
             )
         pack(r.mv, addr - r.base, value & mask)
         return r.base, _hot_limit(r), r.mv

@@ -11,7 +11,6 @@ from __future__ import annotations
 import bisect
 import ctypes
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import RuntimeFault
@@ -169,45 +168,3 @@ class AddressSpace:
         chunk = bytes(r.mv[o : min(r.size, o + limit)])
         nul = chunk.find(b"\0")
         return chunk if nul < 0 else chunk[:nul]
-
-    def accessors(self) -> dict[str, Callable]:
-        """Fast closures for generated code: ``ld{1,2,4,8}``, ``lds{1,2,4}``, ``st{1,2,4,8}``."""
-        space = self
-        out: dict[str, Callable] = {}
-        for size in (1, 2, 4, 8):
-            out[f"ld{size}"] = _make_load(space, size, _U[size].unpack_from)
-            out[f"st{size}"] = _make_store(space, size, _U[size].pack_into, (1 << (8 * size)) - 1)
-        for size in (1, 2, 4):
-            out[f"lds{size}"] = _make_load(space, size, _S[size].unpack_from, signed=True)
-        return out
-
-
-def _make_load(space: AddressSpace, size: int, unpack: Callable, signed: bool = False) -> Callable:
-    M = (1 << 64) - 1
-
-    def load(addr: int) -> int:
-        r = space._last
-        if r is None or not (r.base <= addr and addr + size <= r.end):
-            r = space.find(addr, size)
-            if r is None:
-                raise _fault("read", addr, size)
-        if not r.perms & READ:
-            raise _fault("read", addr, size)
-        v = unpack(r.mv, addr - r.base)[0]
-        return v & M if signed else v
-
-    return load
-
-
-def _make_store(space: AddressSpace, size: int, pack: Callable, mask: int) -> Callable:
-    def store(addr: int, value: int) -> None:
-        r = space._last
-        if r is None or not (r.base <= addr and addr + size <= r.end):
-            r = space.find(addr, size)
-            if r is None:
-                raise _fault("write", addr, size)
-        if not r.perms & WRITE:
-            raise _fault("write", addr, size)
-        pack(r.mv, addr - r.base, value & mask)
-
-    return store
