@@ -1,0 +1,228 @@
+"""The verifier: prove a BPF program safe before it runs, the way the kernel does.
+
+    from bpfkit.verifier import verify, MapDesc
+    result = verify(insns, prog_type="xdp", maps={3: MapDesc(MapType.ARRAY, 4, 8, 1)})
+    result.stats.insns_processed
+
+``verify`` raises :class:`~bpfkit.errors.VerifierError` on rejection (or returns a
+result with ``ok=False`` and ``error`` set when ``raise_on_error=False``). Instruction
+indices are slot indices, as in the kernel's log (an ``lddw`` takes two).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import VerifierError
+from ..isa.instruction import Instruction
+from ..uapi.enums import MapType, ProgType
+from .cfg import BPF_COMPLEXITY_LIMIT_INSNS, Reject, build
+from .check import Checker, Stats
+from .log import Log, _disasm, fmt_state
+
+__all__ = ["verify", "MapDesc", "VerifyResult", "Stats", "prog_type_of", "verify_on_load"]
+
+
+@dataclass
+class MapDesc:
+    """What the verifier needs to know about a map."""
+
+    type: int
+    key_size: int
+    value_size: int
+    max_entries: int = 1
+    name: str = "map"
+    flags: int = 0
+    spin_lock_off: int = -1  # offset of a struct bpf_spin_lock in the value, or -1
+    frozen: bool = False
+    data: bytes | None = None  # initial contents of a read-only (frozen) array map
+
+    @property
+    def rdonly_prog(self) -> bool:
+        """Programs may not write the map (BPF_F_RDONLY_PROG)."""
+        return bool(self.flags & (1 << 7))
+
+    @classmethod
+    def of(cls, m: Any, name: str = "map") -> MapDesc:
+        """Normalise a ``MapDesc``, a map spec-like object or a dict."""
+        if isinstance(m, MapDesc):
+            return m
+        get = m.get if isinstance(m, Mapping) else (lambda k, d=None: getattr(m, k, d))
+        mtype = get("type")
+        if mtype is None:
+            mtype = get("map_type")
+        if isinstance(mtype, str):
+            mtype = MapType[mtype.upper()]
+        return cls(
+            type=int(mtype),
+            key_size=int(get("key_size", 0)),
+            value_size=int(get("value_size", 0)),
+            max_entries=int(get("max_entries", 1) or 1),
+            name=str(get("name", name) or name),
+            flags=int(get("flags", 0) or get("map_flags", 0) or 0),
+            spin_lock_off=int(get("spin_lock_off", -1) if get("spin_lock_off", -1)
+                              is not None else -1),
+            frozen=bool(get("frozen", False)),
+            data=get("data", None),
+        )
+
+
+@dataclass
+class VerifyResult:
+    """The outcome: ``ok``, kernel-like statistics, the log, and the error if rejected."""
+
+    ok: bool
+    stats: Stats
+    log: str = ""
+    error: VerifierError | None = None
+
+    def to_json(self) -> dict:
+        """The ``bpfkit verify --json`` shape."""
+        out: dict[str, Any] = {"ok": self.ok, "stats": self.stats.to_json()}
+        if self.error is not None:
+            e = self.error
+            out.update(insn=e.insn, reason=e.reason, line=e.line,
+                       kernel_message=getattr(e, "kernel_message", None),
+                       disasm=getattr(e, "disasm", None), state=e.state)
+        return out
+
+
+_TYPE_ALIASES = {
+    "socket": ProgType.SOCKET_FILTER, "socket_filter": ProgType.SOCKET_FILTER,
+    "tc": ProgType.SCHED_CLS, "classifier": ProgType.SCHED_CLS, "action": ProgType.SCHED_ACT,
+    "tp": ProgType.TRACEPOINT, "raw_tp": ProgType.RAW_TRACEPOINT,
+    "cgroup_skb": ProgType.CGROUP_SKB,
+}
+
+
+def prog_type_of(t: int | str | ProgType) -> int:
+    """A program type from an int, a ``ProgType`` or a name (``xdp``, ``socket_filter``)."""
+    if isinstance(t, str):
+        key = t.strip().lower().replace("-", "_")
+        if key in _TYPE_ALIASES:
+            return int(_TYPE_ALIASES[key])
+        try:
+            return int(ProgType[key.upper()])
+        except KeyError:
+            raise VerifierError(f"unknown program type {t!r}") from None
+    return int(t)
+
+
+def _line_lookup(line_info: Any) -> Callable[[int], dict | None]:
+    if line_info is None:
+        return lambda _i: None
+    if callable(line_info):
+        return line_info
+    if isinstance(line_info, Mapping):
+        keys = sorted(line_info)
+
+        def find(i: int) -> dict | None:
+            best = None
+            for k in keys:
+                if k <= i:
+                    best = k
+                else:
+                    break
+            return None if best is None else _as_dict(line_info[best])
+
+        return find
+    seq = sorted(line_info, key=lambda x: x[0])
+    return _line_lookup({k: v for k, v in seq})
+
+
+def _as_dict(v: Any) -> dict | None:
+    if v is None or isinstance(v, dict):
+        return v
+    if hasattr(v, "to_json"):
+        return v.to_json()
+    if hasattr(v, "__dict__"):
+        return {k: x for k, x in vars(v).items() if not k.startswith("_")}
+    return {"text": str(v)}
+
+
+def verify(
+    insns: Sequence[Instruction],
+    *,
+    prog_type: int | str | ProgType,
+    maps: Mapping[int, Any] | Sequence[Any] | None = None,
+    unpriv: bool = False,
+    log_level: int = 0,
+    line_info: Any = None,
+    budget: int = BPF_COMPLEXITY_LIMIT_INSNS,
+    license: str = "GPL",
+    raise_on_error: bool = True,
+) -> VerifyResult:
+    """Verify ``insns`` as a program of ``prog_type``; raises ``VerifierError`` if unsafe.
+
+    ``maps`` maps the fd (``map_fd`` lddw) or index (``map_idx`` lddw) a program uses
+    to a map description (:class:`MapDesc`, or anything with ``type``, ``key_size``,
+    ``value_size``, ``max_entries``); a sequence is indexed by position.
+    """
+    pt = prog_type_of(prog_type)
+    if maps is None:
+        mdict: dict[int, MapDesc] = {}
+    elif isinstance(maps, Mapping):
+        mdict = {int(k): MapDesc.of(v, f"map{k}") for k, v in maps.items()}
+    else:
+        mdict = {i: MapDesc.of(v, f"map{i}") for i, v in enumerate(maps)}
+    log = Log(log_level)
+    lookup = _line_lookup(line_info)
+    gpl = license in ("GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL",
+                      "Dual MIT/GPL", "Dual MPL/GPL")
+    checker = None
+    try:
+        prog = build(insns, unpriv=unpriv)
+        checker = Checker(prog, prog_type=pt, maps=mdict, unpriv=unpriv, budget=budget,
+                          log=log, gpl=gpl)
+        stats = checker.run()
+    except Reject as rej:
+        st = checker.st if checker is not None else None
+        stats = checker.stats if checker is not None else Stats()
+        state_txt = fmt_state(st) if st is not None else None
+        log.error(rej.kmsg, st)
+        if state_txt and log_level:
+            log.lines.append(state_txt)
+        _summary(log, stats, budget)
+        err = _error(rej, insns, state_txt, lookup, log.text())
+        if raise_on_error:
+            raise err from None
+        return VerifyResult(False, stats, log.text(), err)
+    _summary(log, stats, budget)
+    return VerifyResult(True, stats, log.text())
+
+
+def _summary(log: Log, stats: Stats, budget: int) -> None:
+    log.lines.append(
+        f"processed {stats.insns_processed} insns (limit {budget}) max_states_per_insn "
+        f"{stats.max_states_per_insn} total_states {stats.total_states} peak_states "
+        f"{stats.peak_states} mark_read 0")
+    if stats.stack_depth:
+        log.lines.append("stack depth " + "+".join(str(d) for d in stats.stack_depth))
+
+
+def _error(rej: Reject, insns: Sequence[Instruction], state: str | None,
+           lookup: Callable[[int], dict | None], log: str) -> VerifierError:
+    at: dict[int, Instruction] = {}
+    pos = 0
+    for insn in insns:
+        at[pos] = insn
+        pos += insn.slots
+    line = lookup(rej.insn) if rej.insn is not None else None
+    err = VerifierError(rej.reason, insn=rej.insn, log=log, line=line, state=state)
+    err.kernel_message = rej.kmsg.splitlines()[0] if rej.kmsg else ""
+    insn = at.get(rej.insn) if rej.insn is not None else None
+    err.disasm = _disasm(insn) if insn is not None else None
+    return err
+
+
+def verify_on_load(insns: Sequence[Instruction], prog_type: int | str, maps: Any = None,
+                   *, enabled: bool = True, **kw: Any) -> VerifyResult | None:
+    """The runtime's load hook: verify unless ``enabled`` is False (experiments)."""
+    if not enabled:
+        return None
+    return verify(insns, prog_type=prog_type, maps=maps, **kw)
+
+
+_ = field

@@ -1,0 +1,1660 @@
+"""The abstract interpreter: walk every path of a program over abstract states.
+
+``Checker.run`` is the kernel's ``do_check``: depth-first over paths, forking at
+conditional jumps whose outcome is unknown, pruning a path when a state already
+verified at the same pruning point subsumes it (``state.states_equal``), detecting
+loops that make no progress, and stopping at the instruction budget.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from ..isa import opcodes as op
+from ..isa.instruction import Instruction
+from ..uapi.enums import HELPER_NAMES, MapType, ProgType
+from . import ctxinfo, scalar, tnum
+from .cfg import Program, Reject, check_stack_depth
+from .helpers_proto import (
+    ANYTHING,
+    CONST_ALLOC_SIZE_OR_ZERO,
+    CONST_MAP_PTR,
+    CONST_SIZE,
+    CONST_SIZE_OR_ZERO,
+    MAP_ONLY_HELPERS,
+    PROTOS,
+    PTR_TO_CONST_STR,
+    PTR_TO_CTX,
+    PTR_TO_LONG,
+    PTR_TO_MEM_OR_NULL,
+    PTR_TO_RINGBUF_MEM,
+    PTR_TO_SPIN_LOCK,
+    PTR_TO_STACK_OR_NULL,
+    PTR_TO_UNINIT_MAP_VALUE,
+    PTR_TO_UNINIT_MEM,
+    PTR_TO_UNINIT_MEM_OR_NULL,
+    RET_MAP_VALUE_OR_NULL,
+    RET_RINGBUF_MEM_OR_NULL,
+    RET_VOID,
+    Proto,
+    proto_for,
+)
+from .helpers_proto import (
+    PTR_TO_FUNC as ARG_FUNC,
+)
+from .helpers_proto import (
+    PTR_TO_MAP_KEY as ARG_MAP_KEY,
+)
+from .helpers_proto import (
+    PTR_TO_MAP_VALUE as ARG_MAP_VALUE,
+)
+from .helpers_proto import (
+    PTR_TO_MEM as ARG_MEM,
+)
+from .state import (
+    CONST_PTR_TO_MAP,
+    MAX_BPF_STACK,
+    NOT_INIT,
+    NOT_INIT_REG,
+    PACKET_TYPES,
+    PTR_TO_FUNC,
+    PTR_TO_MAP_KEY,
+    PTR_TO_MAP_VALUE,
+    PTR_TO_MEM,
+    PTR_TO_PACKET,
+    PTR_TO_PACKET_END,
+    PTR_TO_PACKET_META,
+    PTR_TO_STACK,
+    S32_MAX,
+    S32_MIN,
+    SCALAR,
+    ST_INVALID,
+    ST_MISC,
+    ST_SPILL,
+    ST_ZERO,
+    Frame,
+    Ref,
+    Reg,
+    Slot,
+    State,
+    fmt_reg,
+    s64,
+    states_equal,
+)
+from .state import (
+    PTR_TO_CTX as T_CTX,
+)
+from .tnum import M32, M64
+
+BPF_MAX_VAR_OFF = 1 << 29
+PKT_RIGHT_OPEN_EXTRA = 1  # "pkt + n < end" proves n + 1 bytes
+BPF_MAX_VAR_SIZ = 1 << 29
+MAX_CALL_FRAMES = 8
+COMPLEXITY_LIMIT_JMP_SEQ = 8192
+MAX_ERRNO = 4095
+
+CALLER_SAVED = (1, 2, 3, 4, 5)
+
+
+def _possible_cpus() -> int:
+    try:
+        with open("/sys/devices/system/cpu/possible") as f:
+            text = f.read().strip()
+        n = 0
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            n = max(n, int(hi or lo) + 1)
+        return n or 1
+    except (OSError, ValueError):
+        return os.cpu_count() or 1
+
+
+NR_CPUS = _possible_cpus()
+
+
+@dataclass
+class Stats:
+    """Verification statistics like the kernel's final log line."""
+
+    insns_processed: int = 0
+    total_states: int = 0
+    peak_states: int = 0
+    max_states_per_insn: int = 0
+    stack_depth: tuple[int, ...] = ()
+    time_us: int = 0
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict."""
+        return {
+            "insns_processed": self.insns_processed,
+            "total_states": self.total_states,
+            "peak_states": self.peak_states,
+            "max_states_per_insn": self.max_states_per_insn,
+            "stack_depth": list(self.stack_depth),
+            "time_us": self.time_us,
+        }
+
+
+class _Pruned(Exception):
+    pass
+
+
+class Checker:
+    """One verification run over one program."""
+
+    def __init__(self, prog: Program, *, prog_type: int, maps: dict, unpriv: bool,
+                 budget: int, log, gpl: bool = True) -> None:
+        self.prog = prog
+        self.prog_type = prog_type
+        self.maps = maps
+        self.unpriv = unpriv
+        self.priv = not unpriv
+        self.budget = budget
+        self.log = log
+        self.gpl = gpl
+        self.id_gen = 0
+        self.explored: dict[int, list[State]] = {}
+        self.stack: list[tuple[State, int, int]] = []  # (state, pc, from)
+        self.stats = Stats()
+        self.depths: dict[int, int] = {}
+        self.cur_states = 0
+        self.jmps = 0
+        self.prev_jmps = 0
+        self.prev_insns = 0
+        self.pc = 0
+        self.st: State | None = None
+
+    # ------------------------------------------------------------------ utils
+    def new_id(self) -> int:
+        """A fresh id for a pointer, a scalar link or a reference."""
+        self.id_gen += 1
+        return self.id_gen
+
+    def fail(self, reason: str, kmsg: str | None = None) -> Reject:
+        """Build a rejection at the current instruction."""
+        return Reject(reason, kmsg or reason, self.pc)
+
+    def reg_name(self, r: Reg) -> str:
+        """Kernel-style type name of a register."""
+        return "scalar" if r.type == SCALAR else r.type_name() if r.type else "?"
+
+    # ------------------------------------------------------------------ entry
+    def initial_state(self) -> State:
+        """The state at instruction 0: r1 = ctx, r10 = frame pointer."""
+        st = State()
+        f = Frame(0, 0)
+        f.regs[1] = Reg.pointer(T_CTX)
+        f.regs[10] = Reg.pointer(PTR_TO_STACK, frameno=0)
+        st.frames = [f]
+        return st
+
+    def run(self) -> Stats:
+        """Verify the whole program; raises :class:`Reject`."""
+        t0 = time.perf_counter()
+        state = self.initial_state()
+        pc = 0
+        self.log.state_line(0, state)
+        while True:
+            try:
+                self.explore(state, pc)
+            except _Pruned:
+                pass
+            if not self.stack:
+                break
+            state, pc, frm = self.stack.pop()
+            self.cur_states -= 0
+            self.log.branch(frm, pc, state)
+        check_stack_depth(self.prog, self.depths)
+        self.stats.time_us = int((time.perf_counter() - t0) * 1e6)
+        self.stats.stack_depth = tuple(self.depths.get(i, 0)
+                                       for i in range(len(self.prog.subprogs)))
+        return self.stats
+
+    def push(self, state: State, pc: int) -> None:
+        """Queue ``state`` to explore from ``pc`` later."""
+        if state.parent is not None:
+            state.parent.branches += 1
+        self.stack.append((state, pc, self.pc))
+        if len(self.stack) > COMPLEXITY_LIMIT_JMP_SEQ:
+            raise self.fail(f"The program has more than {COMPLEXITY_LIMIT_JMP_SEQ} pending "
+                            "branches; it is too complex to verify.",
+                            f"The sequence of {len(self.stack)} jumps is too complex.")
+
+    def path_done(self, state: State) -> None:
+        """A path finished (exit or pruned): its checkpoints lose one open branch."""
+        p = state.parent
+        while p is not None:
+            p.branches -= 1
+            if p.branches > 0:
+                break
+            p = p.parent
+
+    # ------------------------------------------------------------------ pruning
+    def visit(self, state: State, pc: int) -> bool:
+        """At a pruning point: True when an explored state subsumes ``state``."""
+        sls = self.explored.setdefault(pc, [])
+        allow_uninit = self.priv
+        insn = self.prog.at[pc]
+        is_cb_call = insn.is_helper_call and insn.imm in _CALLBACK_HELPERS
+        for old in sls:
+            if old.branches > 0:
+                if is_cb_call:
+                    if states_equal(old, state, allow_uninit):
+                        self.path_done(state)
+                        return True
+                    continue
+                if _maybe_looping(old, state) and states_equal(old, state, allow_uninit):
+                    raise self.fail(f"Instruction {pc} starts a loop that never makes "
+                                    "progress (infinite loop).",
+                                    f"infinite loop detected at insn {pc}")
+                continue
+            if states_equal(old, state, allow_uninit):
+                self.path_done(state)
+                return True
+        add = (self.jmps - self.prev_jmps >= 2 and
+               self.stats.insns_processed - self.prev_insns >= 8) or is_cb_call
+        if not add:
+            return False
+        self.prev_jmps = self.jmps
+        self.prev_insns = self.stats.insns_processed
+        ck = state.copy()
+        ck.branches = 1
+        ck.parent = state.parent
+        state.parent = ck
+        sls.append(ck)
+        self.stats.total_states += 1
+        self.cur_states += 1
+        self.stats.peak_states = max(self.stats.peak_states, self.cur_states)
+        self.stats.max_states_per_insn = max(self.stats.max_states_per_insn, len(sls))
+        return False
+
+    # ------------------------------------------------------------------ main loop
+    def explore(self, st: State, pc: int) -> None:
+        """Follow one path from ``pc`` until it exits or is pruned."""
+        at = self.prog.at
+        prune = self.prog.prune
+        self.st = st
+        while True:
+            self.pc = pc
+            self.stats.insns_processed += 1
+            if self.stats.insns_processed > self.budget:
+                raise self.fail(
+                    f"Verification needed more than {self.budget} instruction steps; the "
+                    "program is too complex (or a loop is not provably bounded).",
+                    f"BPF program is too large. Processed {self.budget + 1} insn")
+            if pc in prune and self.visit(st, pc):
+                self.log.pruned(pc)
+                raise _Pruned
+            insn = at[pc]
+            self.log.insn(pc, insn, st)
+            cls = insn.cls
+            if cls in (op.ALU, op.ALU64):
+                self.do_alu(st, insn)
+                pc += 1
+            elif cls == op.LDX:
+                self.do_ldx(st, insn)
+                pc += 1
+            elif cls in (op.ST, op.STX):
+                self.do_store(st, insn)
+                pc += 1
+            elif cls == op.LD:
+                if insn.is_lddw:
+                    self.do_lddw(st, insn)
+                    pc += 2
+                else:
+                    self.do_ld_abs(st, insn)
+                    pc += 1
+            else:
+                jop = insn.opcode & 0xF0
+                if jop == op.JA:
+                    self.jmps += 1
+                    pc = pc + 1 + insn.jump_offset
+                elif jop == op.EXIT:
+                    nxt = self.do_exit(st)
+                    if nxt is None:
+                        self.path_done(st)
+                        return
+                    pc = nxt
+                elif jop == op.CALL:
+                    if insn.is_local_call:
+                        pc = self.do_local_call(st, insn, pc)
+                    else:
+                        nxt = self.do_helper_call(st, insn, pc)
+                        pc = nxt
+                else:
+                    self.jmps += 1
+                    pc = self.do_cond_jmp(st, insn, pc)
+            self.log.after(pc, st)
+
+    # ------------------------------------------------------------------ registers
+    def read_reg(self, st: State, regno: int) -> Reg:
+        """A source operand: must be initialised."""
+        r = st.cur.regs[regno]
+        if r.type == NOT_INIT:
+            raise self.fail(f"Register r{regno} is read before it is written (uninitialised).",
+                            f"R{regno} !read_ok")
+        return r
+
+    def check_dst(self, regno: int) -> None:
+        """A destination: r10 is read-only."""
+        if regno == 10:
+            raise self.fail("The frame pointer r10 is read-only.", "frame pointer is read only")
+
+    def set_reg(self, st: State, regno: int, r: Reg) -> None:
+        """Write ``r`` to a register of the current frame."""
+        st.cur.regs[regno] = r
+
+    # ------------------------------------------------------------------ ALU
+    def do_alu(self, st: State, insn: Instruction) -> None:
+        is64 = insn.cls == op.ALU64
+        aop = insn.opcode & 0xF0
+        use_src = bool(insn.opcode & op.X)
+        dstno = insn.dst
+        if aop == op.END or aop == op.NEG:
+            dst = self.read_reg(st, dstno)
+            self.check_dst(dstno)
+            if dst.is_pointer():
+                if self.unpriv:
+                    raise self.fail(f"r{dstno}: arithmetic on a pointer is not allowed "
+                                    "without privileges.",
+                                    f"R{dstno} pointer arithmetic prohibited")
+                self.set_reg(st, dstno, Reg.unknown())
+                return
+            r = dst.clone()
+            r.id = 0
+            if aop == op.NEG:
+                scalar.neg(r, is64)
+            else:
+                scalar.bswap(r, insn.imm, bool(insn.opcode & op.TO_BE), is64)
+            self.set_reg(st, dstno, r)
+            return
+        if aop == op.MOV:
+            self.check_dst(dstno)
+            if use_src:
+                src = self.read_reg(st, insn.src)
+                if insn.off == 0:
+                    if is64:
+                        if src.type == SCALAR and not src.is_const() and not src.id:
+                            # link the copies so a later comparison narrows both
+                            src = src.clone()
+                            src.id = self.new_id()
+                            self.set_reg(st, insn.src, src)
+                        self.set_reg(st, dstno, src)
+                    else:
+                        if src.is_pointer():
+                            if self.unpriv:
+                                raise self.fail(f"Copying the low half of pointer r{insn.src} "
+                                                "would leak it.",
+                                                f"R{insn.src} partial copy of pointer")
+                            self.set_reg(st, dstno, scalar_zext_unknown())
+                            return
+                        r = src.clone()
+                        r.id = 0
+                        scalar.truncate(r, 4)
+                        self.set_reg(st, dstno, r)
+                else:
+                    if src.is_pointer():
+                        if self.unpriv:
+                            raise self.fail(f"Sign-extending part of pointer r{insn.src} "
+                                            "would leak it.",
+                                            f"R{insn.src} sign-extension part of pointer")
+                        self.set_reg(st, dstno, Reg.unknown() if is64 else scalar_zext_unknown())
+                        return
+                    r = src.clone()
+                    r.id = 0
+                    scalar.sext(r, insn.off, is64)
+                    self.set_reg(st, dstno, r)
+            else:
+                v = insn.imm if is64 else insn.imm & M32
+                self.set_reg(st, dstno, Reg.const(v))
+            return
+        dst = self.read_reg(st, dstno)
+        self.check_dst(dstno)
+        if use_src:
+            src = self.read_reg(st, insn.src)
+        else:
+            src = Reg.const(insn.imm if is64 else insn.imm & M32)
+            if aop in (op.DIV, op.MOD) and insn.imm == 0:
+                raise self.fail("Division by the constant zero.", "div by zero")
+            if aop in (op.LSH, op.RSH, op.ARSH) and not 0 <= insn.imm < (64 if is64 else 32):
+                raise self.fail(f"Shift by {insn.imm} is outside the register width.",
+                                f"invalid shift {insn.imm}")
+        if dst.is_pointer() or src.is_pointer():
+            self.set_reg(st, dstno, self.ptr_alu(st, insn, aop, is64, dst, src, dstno))
+            return
+        r = dst.clone()
+        r.id = 0
+        scalar.alu(aop, is64, r, src, signed_divmod=insn.off == 1)
+        self.set_reg(st, dstno, r)
+
+    def ptr_alu(self, st: State, insn: Instruction, aop: int, is64: bool, dst: Reg, src: Reg,
+                dstno: int) -> Reg:
+        """Pointer arithmetic (kernel ``adjust_ptr_min_max_vals``)."""
+        opname = op.ALU_NAMES.get(aop, "?")
+        if dst.is_pointer() and src.is_pointer():
+            if aop == op.SUB and self.priv and is64:
+                return Reg.unknown()
+            raise self.fail(f"r{dstno}: {opname} of two pointers is not allowed.",
+                            f"R{dstno} pointer {opname} pointer prohibited")
+        if not is64:
+            if aop == op.SUB and self.priv:
+                return Reg.unknown()
+            raise self.fail(f"r{dstno}: 32-bit arithmetic on a pointer is not allowed.",
+                            f"R{dstno} 32-bit pointer arithmetic prohibited")
+        if src.is_pointer():
+            if aop != op.ADD:
+                if aop == op.SUB:
+                    raise self.fail(f"r{dstno}: subtracting a pointer from a scalar is not "
+                                    "allowed.", f"R{dstno} tried to subtract pointer from scalar")
+                raise self.fail(f"r{dstno}: {opname} with a pointer operand is not allowed.",
+                                f"R{dstno} pointer arithmetic with {opname} operator prohibited")
+            ptr, off = src, dst
+        else:
+            ptr, off = dst, src
+        pname = ptr.type_name()
+        if ptr.maybe_null:
+            raise self.fail(f"r{dstno}: arithmetic on a {pname} pointer before its null check.",
+                            f"R{dstno} pointer arithmetic on {pname} prohibited, "
+                            "null-check it first")
+        if ptr.type == CONST_PTR_TO_MAP:
+            if not (off.is_const() and off.value == 0 and aop == op.ADD):
+                raise self.fail(f"r{dstno}: arithmetic on a map pointer is not allowed.",
+                                f"R{dstno} pointer arithmetic on map_ptr prohibited")
+            return ptr
+        if ptr.type in (PTR_TO_PACKET_END, PTR_TO_FUNC) or (ptr.type == PTR_TO_MEM
+                                                            and ptr.rdonly and False):
+            raise self.fail(f"r{dstno}: arithmetic on a {pname} pointer is not allowed.",
+                            f"R{dstno} pointer arithmetic on {pname} prohibited")
+        if aop not in (op.ADD, op.SUB):
+            if aop in (op.AND, op.OR, op.XOR):
+                raise self.fail(f"r{dstno}: bitwise {opname} on a pointer is not allowed.",
+                                f"R{dstno} bitwise operator {opname}= on pointer prohibited")
+            raise self.fail(f"r{dstno}: {opname} on a pointer is not allowed.",
+                            f"R{dstno} pointer arithmetic with {opname}= operator prohibited")
+        known = off.is_const()
+        smin, smax = off.smin, off.smax
+        if known and abs(off.smin) >= BPF_MAX_VAR_OFF:
+            raise self.fail(f"r{dstno}: adding {off.smin} makes the {pname} pointer go far out "
+                            "of bounds.",
+                            f"value {off.smin} makes {pname} pointer be out of bounds")
+        if not known and (smin < -BPF_MAX_VAR_OFF or smax > BPF_MAX_VAR_OFF):
+            raise self.fail(f"r{dstno}: the offset added to the {pname} pointer is unbounded; "
+                            "bound it with a comparison first.",
+                            f"math between {pname} pointer and register with unbounded min "
+                            "value is not allowed")
+        if self.unpriv and not known and ptr.type == PTR_TO_STACK:
+            raise self.fail(f"r{dstno}: variable offsets on stack pointers need privileges.",
+                            f"R{dstno} variable stack access prohibited for !root")
+        r = ptr.clone()
+        if aop == op.ADD:
+            if known:
+                r.off = _s32_wrap(ptr.off + off.smin)
+            else:
+                scalar.alu(op.ADD, True, r, off)
+                if r.type in PACKET_TYPES:
+                    r.id = self.new_id()
+                    r.range = 0
+        else:
+            if dst is off:
+                raise self.fail(f"r{dstno}: subtracting a pointer from a scalar is not allowed.",
+                                f"R{dstno} tried to subtract pointer from scalar")
+            if known:
+                r.off = _s32_wrap(ptr.off - off.smin)
+            else:
+                if ptr.type == PTR_TO_STACK and self.unpriv:
+                    raise self.fail(f"r{dstno}: subtracting from a stack pointer needs "
+                                    "privileges.", f"R{dstno} subtraction from stack pointer "
+                                    "prohibited")
+                scalar.alu(op.SUB, True, r, off)
+                if r.type in PACKET_TYPES:
+                    r.id = self.new_id()
+                    r.range = 0
+        if abs(r.off) >= BPF_MAX_VAR_OFF or r.smin <= -BPF_MAX_VAR_OFF \
+                or r.smax >= BPF_MAX_VAR_OFF:
+            raise self.fail(f"r{dstno}: the {pname} pointer's offset is out of bounds.",
+                            f"{pname} pointer offset {r.off} is not allowed")
+        if self.unpriv and r.type == PTR_TO_MAP_VALUE:
+            lo = r.off + r.smin
+            hi = r.off + r.smax
+            if lo < 0 or hi >= r.map.value_size:
+                raise self.fail(f"r{dstno}: pointer arithmetic takes the map value pointer out "
+                                "of range (not allowed without privileges).",
+                                f"R{dstno} pointer arithmetic of map value goes out of range, "
+                                "prohibited for !root")
+        if self.unpriv and r.type == PTR_TO_STACK:
+            o = r.off + r.smin
+            if o < -MAX_BPF_STACK or o >= 0:
+                raise self.fail(f"r{dstno}: the stack pointer leaves the stack (not allowed "
+                                "without privileges).",
+                                f"R{dstno} stack pointer arithmetic goes out of range, "
+                                "prohibited for !root")
+        return r
+
+    # ------------------------------------------------------------------ lddw
+    def do_lddw(self, st: State, insn: Instruction) -> None:
+        self.check_dst(insn.dst)
+        src = insn.src
+        if src == 0:
+            self.set_reg(st, insn.dst, Reg.const(insn.imm))
+            return
+        if src == op.PSEUDO_FUNC:
+            t = self.pc + 1 + s64(insn.imm)
+            self.set_reg(st, insn.dst, Reg.pointer(PTR_TO_FUNC,
+                                                   subprog=self.prog.subprog_of(t)))
+            return
+        m = self.lookup_map(insn.imm_lo, src in (op.PSEUDO_MAP_IDX, op.PSEUDO_MAP_IDX_VALUE))
+        if src in (op.PSEUDO_MAP_FD, op.PSEUDO_MAP_IDX):
+            self.set_reg(st, insn.dst, Reg.pointer(CONST_PTR_TO_MAP, map=m))
+            return
+        off = insn.imm_hi
+        if m.type not in (MapType.ARRAY,) or m.max_entries < 1:
+            raise self.fail(f"Direct value access is only allowed on array maps, not map "
+                            f"'{m.name}'.", "direct value access on map is not allowed")
+        if off >= m.value_size:
+            raise self.fail(f"Direct value offset {off} is outside map '{m.name}' value "
+                            f"(size {m.value_size}).",
+                            f"invalid access to map value pointer, value_size={m.value_size} "
+                            f"off={off}")
+        self.set_reg(st, insn.dst, Reg.pointer(PTR_TO_MAP_VALUE, map=m, off=off))
+
+    def lookup_map(self, key: int, by_index: bool):
+        """The map a pseudo ``lddw`` names."""
+        m = self.maps.get(key)
+        if m is None:
+            kind = "index" if by_index else "fd"
+            raise self.fail(f"lddw refers to map {kind} {key}, which is not a known map.",
+                            f"fd {key} is not pointing to valid bpf_map")
+        return m
+
+    # ------------------------------------------------------------------ memory
+    def do_ldx(self, st: State, insn: Instruction) -> None:
+        size = op.SIZE_BYTES[insn.opcode & 0x18]
+        signed = (insn.opcode & 0xE0) == op.MEMSX
+        base = self.read_reg(st, insn.src)
+        self.check_dst(insn.dst)
+        val = self.mem_access(st, insn.src, base, insn.off, size, write=False, value=None)
+        if val.type == SCALAR and size < 8:
+            val = val.clone()
+            if signed:
+                scalar.sext(val, size * 8, True)
+            else:
+                scalar.truncate(val, size)
+        elif signed and val.type == SCALAR:
+            pass
+        self.set_reg(st, insn.dst, val)
+
+    def do_store(self, st: State, insn: Instruction) -> None:
+        size = op.SIZE_BYTES[insn.opcode & 0x18]
+        mode = insn.opcode & 0xE0
+        base = self.read_reg(st, insn.dst)
+        if insn.cls == op.ST:
+            if base.type == T_CTX and False:
+                pass
+            val = Reg.const(insn.imm)
+            self.mem_access(st, insn.dst, base, insn.off, size, write=True, value=val,
+                            value_regno=-1, imm_store=True)
+            return
+        src = self.read_reg(st, insn.src)
+        if mode == op.ATOMIC:
+            self.do_atomic(st, insn, base, src, size)
+            return
+        self.mem_access(st, insn.dst, base, insn.off, size, write=True, value=src,
+                        value_regno=insn.src)
+
+    def do_atomic(self, st: State, insn: Instruction, base: Reg, src: Reg, size: int) -> None:
+        aimm = insn.imm
+        if src.is_pointer() and self.unpriv:
+            raise self.fail(f"r{insn.src}: storing a pointer into memory leaks it.",
+                            f"R{insn.src} leaks addr into mem")
+        if base.type in (T_CTX, PTR_TO_PACKET, PTR_TO_PACKET_META):
+            raise self.fail(f"Atomic operations on {base.type_name()} memory are not allowed.",
+                            f"BPF_ATOMIC stores into R{insn.dst} {base.type_name()} is not "
+                            "allowed")
+        if aimm == op.CMPXCHG:
+            self.read_reg(st, 0)
+            if st.cur.regs[0].is_pointer() and self.unpriv:
+                raise self.fail("r0: comparing with a pointer leaks it.",
+                                "R0 leaks addr into mem")
+        if src.is_pointer():
+            raise self.fail(f"r{insn.src}: atomic operations on a pointer value are not "
+                            "allowed.", f"R{insn.src} leaks addr into mem")
+        loaded = self.mem_access(st, insn.dst, base, insn.off, size, write=False, value=None)
+        if loaded.is_pointer():
+            raise self.fail("Atomic operation on a stack slot holding a pointer.",
+                            f"R{insn.dst} leaks addr into mem")
+        self.mem_access(st, insn.dst, st.cur.regs[insn.dst], insn.off, size, write=True,
+                        value=Reg.unknown(), value_regno=-1)
+        if aimm == op.CMPXCHG:
+            r = scalar.load_sized(size, False)
+            self.set_reg(st, 0, r)
+        elif aimm & op.FETCH:
+            self.check_dst(insn.src)
+            self.set_reg(st, insn.src, scalar.load_sized(size, False))
+
+    def mem_access(self, st: State, regno: int, base: Reg, off: int, size: int, *, write: bool,
+                   value: Reg | None, value_regno: int = -1, imm_store: bool = False) -> Reg:
+        """Check one load or store through ``base``; returns the loaded value."""
+        t = base.type
+        full = off + base.off
+        if t == PTR_TO_STACK:
+            return self.stack_access(st, regno, base, off, size, write, value, value_regno,
+                                     imm_store)
+        if write and value is not None and value.is_pointer() and self.unpriv and \
+                t in (PTR_TO_MAP_VALUE, PTR_TO_MEM, T_CTX, PTR_TO_PACKET):
+            where = {PTR_TO_MAP_VALUE: "map", T_CTX: "ctx"}.get(t, "mem")
+            raise self.fail(f"r{value_regno}: storing a pointer into {where} memory leaks it.",
+                            f"R{value_regno} leaks addr into {where}")
+        if t == PTR_TO_MAP_VALUE or t == PTR_TO_MAP_KEY:
+            if base.maybe_null:
+                raise self._bad_type(regno, base)
+            m = base.map
+            limit = m.value_size if t == PTR_TO_MAP_VALUE else m.key_size
+            if write and t == PTR_TO_MAP_VALUE and m.rdonly_prog:
+                raise self.fail(f"Map '{m.name}' is read-only for programs.",
+                                "write into map forbidden")
+            if write and t == PTR_TO_MAP_KEY:
+                raise self.fail("Writing through a map key pointer is not allowed.",
+                                f"R{regno} cannot write into map_key")
+            self.region_access(regno, base, full, size, limit,
+                               "map value" if t == PTR_TO_MAP_VALUE else "map key",
+                               f"invalid access to map value, value_size={limit} "
+                               f"off={{off}} size={size}")
+            if t == PTR_TO_MAP_VALUE and m.spin_lock_off >= 0:
+                lo = full + base.smin
+                hi = full + base.smax + size
+                if lo < m.spin_lock_off + 4 and hi > m.spin_lock_off:
+                    raise self.fail("The bpf_spin_lock in a map value cannot be read or "
+                                    "written directly.",
+                                    "bpf_spin_lock cannot be accessed directly by load/store")
+            if write:
+                return Reg.unknown()
+            if (not write and t == PTR_TO_MAP_VALUE and m.frozen and m.rdonly_prog
+                    and m.data is not None and base.var_off == tnum.ZERO
+                    and full + size <= len(m.data)):
+                v = int.from_bytes(m.data[full:full + size], "little")
+                return Reg.const(v)
+            return Reg.unknown()
+        if t == PTR_TO_MEM:
+            if base.maybe_null:
+                raise self._bad_type(regno, base)
+            if write and base.rdonly:
+                raise self.fail("The memory is read-only.", f"R{regno} cannot write into "
+                                f"{base.type_name()}")
+            self.region_access(regno, base, full, size, base.mem_size, "memory",
+                               f"invalid access to memory, mem_size={base.mem_size} "
+                               f"off={{off}} size={size}")
+            return Reg.unknown()
+        if t == T_CTX:
+            if write and imm_store and False:
+                pass
+            if base.off:
+                raise self.fail(f"r{regno}: the context pointer was modified (offset "
+                                f"{base.off}); access the context through r1's original "
+                                "value.", f"dereference of modified ctx ptr R{regno} "
+                                f"off={base.off} disallowed")
+            if base.var_off != tnum.ZERO:
+                raise self.fail(f"r{regno}: context access with a variable offset.",
+                                f"variable ctx access var_off={tnum.fmt(base.var_off)} "
+                                "disallowed")
+            if write and value is not None and value.is_pointer():
+                if self.unpriv:
+                    raise self.fail(f"r{value_regno}: storing a pointer into the context "
+                                    "leaks it.", f"R{value_regno} leaks addr into ctx")
+            acc = ctxinfo.check(self.prog_type, full, size, write)
+            if not acc.ok:
+                what = "write" if write else "read"
+                raise self.fail(f"The context of a {_ptname(self.prog_type)} program has no "
+                                f"{size}-byte field to {what} at offset {full}.",
+                                f"invalid bpf_context access off={full} size={size}")
+            if write:
+                return Reg.unknown()
+            if acc.reg_type != SCALAR:
+                r = Reg.pointer(acc.reg_type)
+                if acc.reg_type in PACKET_TYPES:
+                    r.id = 0
+                return r
+            return Reg.unknown()
+        if t in PACKET_TYPES:
+            if write and self.prog_type not in ctxinfo.PKT_WRITE:
+                raise self.fail("This program type cannot write into the packet.",
+                                "cannot write into packet")
+            if self.prog_type not in ctxinfo.PKT_READ:
+                raise self._bad_type(regno, base)
+            if base.smin < 0:
+                raise self.fail(f"r{regno}: the packet offset may be negative.",
+                                f"R{regno} min value is negative, either use unsigned index "
+                                "or do a if (index >=0) check.")
+            if full < 0 or full + size > base.range:
+                raise self.fail(
+                    f"r{regno}: a {size}-byte packet access at offset {full} is not proven to "
+                    f"be within the packet (checked length {base.range}); compare with "
+                    "data_end first.",
+                    f"invalid access to packet, off={full} size={size}, R{regno}(id={base.id},"
+                    f"off={base.off},r={base.range})\nR{regno} offset is outside of the packet")
+            return Reg.unknown()
+        raise self._bad_type(regno, base)
+
+    def _bad_type(self, regno: int, base: Reg) -> Reject:
+        name = self.reg_name(base)
+        if base.type == NOT_INIT:
+            return self.fail(f"Register r{regno} is read before it is written.",
+                             f"R{regno} !read_ok")
+        if base.maybe_null:
+            return self.fail(f"r{regno} may be NULL ({name}); check it against 0 before "
+                             "dereferencing it.", f"R{regno} invalid mem access '{name}'")
+        if base.type == SCALAR:
+            return self.fail(f"r{regno} is a number, not a pointer; it cannot be "
+                             "dereferenced.", f"R{regno} invalid mem access 'scalar'")
+        return self.fail(f"r{regno} ({name}) cannot be dereferenced.",
+                         f"R{regno} invalid mem access '{name}'")
+
+    def region_access(self, regno: int, base: Reg, off: int, size: int, limit: int, what: str,
+                      kfmt: str, zero_ok: bool = False) -> None:
+        """Bounds of a map value / memory access with the pointer's variable part."""
+        smin = base.smin
+        if smin < 0 and (smin == -(1 << 63) or smin + off < 0
+                         or not -(1 << 31) <= off + smin < (1 << 31)):
+            raise self.fail(f"r{regno}: the {what} offset may be negative; check the index "
+                            "is not negative first.",
+                            f"R{regno} min value is negative, either use unsigned index or do "
+                            "a if (index >=0) check.")
+        lo = smin + off
+        ok_size = size > 0 or (size == 0 and zero_ok)
+        if not (lo >= 0 and ok_size and lo + size <= limit):
+            raise self.fail(f"r{regno}: a {size}-byte access at offset {lo} is outside the "
+                            f"{what} (size {limit}).", kfmt.format(off=lo))
+        if base.umax >= BPF_MAX_VAR_OFF:
+            raise self.fail(f"r{regno}: the {what} offset is unbounded; bound it with a "
+                            "comparison first.",
+                            f"R{regno} unbounded memory access, make sure to bounds check any "
+                            "such access")
+        hi = base.umax + off
+        if not (hi >= 0 and ok_size and hi + size <= limit):
+            raise self.fail(f"r{regno}: a {size}-byte access at offset up to {hi} can go past "
+                            f"the end of the {what} (size {limit}).",
+                            kfmt.format(off=hi) + f"\nR{regno} max value is outside of the "
+                            "allowed memory range")
+
+    # ------------------------------------------------------------------ stack
+    def frame_of(self, st: State, ptr: Reg) -> Frame:
+        """The frame a stack pointer points into."""
+        return st.frames[ptr.frameno]
+
+    def stack_bounds(self, regno: int, ptr: Reg, off: int, size: int, write: bool,
+                     what: str = "") -> tuple[int, int]:
+        """(lowest, highest+1) stack offsets the access can touch; checks the 512 bytes."""
+        full = ptr.off + off
+        if ptr.var_off == tnum.ZERO:
+            lo, hi = full, full + size
+            if lo < -MAX_BPF_STACK or hi > 0:
+                rw = "write to" if write else "read from"
+                raise self.fail(f"r{regno}: a {size}-byte {rw} the stack at offset {full} is "
+                                "outside the 512-byte frame.",
+                                f"invalid {'write' if write else 'read'} stack R{regno} "
+                                f"off={full} size={size}")
+            return lo, hi
+        if self.unpriv:
+            raise self.fail(f"r{regno}: stack access with a variable offset needs privileges.",
+                            f"R{regno} variable stack access prohibited for !root")
+        if ptr.smin <= -(1 << 40) or ptr.smax >= (1 << 40):
+            raise self.fail(f"r{regno}: stack access with an unbounded variable offset.",
+                            f"invalid unbounded variable-offset stack R{regno}")
+        lo = full + ptr.smin
+        hi = full + ptr.smax + size
+        if lo < -MAX_BPF_STACK or hi > 0:
+            raise self.fail(f"r{regno}: a {size}-byte stack access at variable offset "
+                            f"[{lo}, {hi - size}] can leave the 512-byte frame.",
+                            f"invalid variable-offset {'write' if write else 'read'} stack "
+                            f"R{regno} var_off={tnum.fmt(ptr.var_off)} off={off} size={size}")
+        return lo, hi
+
+    def stack_access(self, st: State, regno: int, ptr: Reg, off: int, size: int, write: bool,
+                     value: Reg | None, value_regno: int, imm_store: bool) -> Reg:
+        full = ptr.off + off
+        # stack accesses must be aligned (the spill tracking relies on it)
+        if not tnum.is_aligned(tnum.add(ptr.var_off, tnum.const(full)), size):
+            raise self.fail(f"r{regno}: misaligned {size}-byte stack access at offset {full}.",
+                            f"misaligned stack access off {tnum.fmt(ptr.var_off)}+{ptr.off}+"
+                            f"{off} size {size}")
+        lo, hi = self.stack_bounds(regno, ptr, off, size, write)
+        frame = self.frame_of(st, ptr)
+        if -lo > frame.depth:
+            frame.depth = -lo
+            sp = frame.subprog
+            self.depths[sp] = max(self.depths.get(sp, 0), -lo)
+        if ptr.var_off != tnum.ZERO:
+            if write:
+                for a in range(lo, hi):
+                    self._set_byte(frame, a, ST_MISC)
+                return Reg.unknown()
+            for a in range(lo, hi):
+                c = self._byte(frame, a)
+                if c == ST_INVALID and not self.priv:
+                    raise self.fail(f"r{regno}: the stack byte at {a} may be uninitialised.",
+                                    f"invalid variable-offset read from stack R{regno}")
+                if c == ST_SPILL and self._slot(frame, a).spilled.is_pointer() and self.unpriv:
+                    raise self.fail("Reading a spilled pointer through a variable offset.",
+                                    f"R{regno} variable stack read of spilled pointer")
+            return Reg.unknown()
+        spi = (-full - 1) // 8
+        if write:
+            self.stack_write(st, frame, spi, full, size, value, value_regno, imm_store, ptr)
+            return Reg.unknown()
+        return self.stack_read(frame, spi, full, size, regno)
+
+    @staticmethod
+    def _slot(frame: Frame, addr: int) -> Slot:
+        return frame.stack.get((-addr - 1) // 8, Slot())
+
+    @staticmethod
+    def _byte(frame: Frame, addr: int) -> str:
+        slot = frame.stack.get((-addr - 1) // 8)
+        if slot is None:
+            return ST_INVALID
+        return slot.types[(-addr - 1) % 8]
+
+    @staticmethod
+    def _set_byte(frame: Frame, addr: int, kind: str) -> None:
+        spi = (-addr - 1) // 8
+        idx = (-addr - 1) % 8
+        slot = frame.stack.get(spi)
+        types = list(slot.types) if slot else [ST_INVALID] * 8
+        if slot is not None and slot.is_spill():
+            types = [ST_MISC if c == ST_SPILL else c for c in types]
+        types[idx] = kind
+        frame.stack[spi] = Slot("".join(types), None)
+
+    def stack_write(self, st: State, frame: Frame, spi: int, full: int, size: int,
+                    value: Reg | None, value_regno: int, imm_store: bool, ptr: Reg) -> None:
+        old = frame.stack.get(spi)
+        aligned_slot = full % 8 == 0
+        if (old is not None and old.is_spill() and old.spilled.is_pointer() and size != 8
+                and self.unpriv):
+            raise self.fail("A partial write would corrupt a spilled pointer on the stack.",
+                            "attempt to corrupt spilled pointer on stack")
+        if value is not None and value.is_pointer():
+            if size != 8:
+                raise self.fail(f"A pointer (r{value_regno}) can only be spilled to the stack "
+                                "with an 8-byte store.", "invalid size of register spill")
+            if value.type == PTR_TO_STACK and ptr.frameno != len(st.frames) - 1:
+                raise self.fail("A stack pointer cannot be stored into a caller's frame.",
+                                "cannot spill pointers to stack into stack frame of the caller")
+            frame.stack[spi] = Slot(ST_SPILL * 8, value)
+            return
+        if aligned_slot and value is not None and value.type == SCALAR and self.priv:
+            # spill a scalar (an 8-byte or a narrow aligned spill keeps its value)
+            v = value
+            if size < 8:
+                v = value.clone()
+                v.id = 0
+                scalar.truncate(v, size)
+            prev = old.types if old is not None else ST_INVALID * 8
+            if old is not None and old.is_spill():
+                prev = "".join(ST_MISC if c == ST_SPILL else c for c in prev)
+            keep = [c if c in (ST_ZERO, ST_INVALID) else ST_MISC for c in prev[:8 - size]]
+            types = "".join(keep) + ST_SPILL * size
+            frame.stack[spi] = Slot(types, v)
+            return
+        # plain data write
+        zero = value is not None and value.is_null_const()
+        kind = ST_ZERO if zero else ST_MISC
+        types = list(old.types) if old is not None else [ST_INVALID] * 8
+        if old is not None and old.is_spill():
+            types = [ST_MISC if c == ST_SPILL else c for c in types]
+        slot_idx = -full - 1
+        for i in range(size):
+            types[(slot_idx - i) % 8] = kind
+        frame.stack[spi] = Slot("".join(types), None)
+
+    def stack_read(self, frame: Frame, spi: int, full: int, size: int, regno: int) -> Reg:
+        slot = frame.stack.get(spi)
+        slot_idx = -full - 1
+        if slot is not None and slot.is_spill():
+            ssize = slot.spill_size()
+            sp = slot.spilled
+            if size == 8 and ssize == 8:
+                return sp
+            if sp.type != SCALAR:
+                raise self.fail("Reading part of a spilled pointer from the stack is not "
+                                "allowed.", "invalid size of register fill")
+            if size <= ssize and full % 8 == 0:
+                r = sp.clone()
+                r.id = 0
+                scalar.truncate(r, size)
+                return r
+        zeros = 0
+        for i in range(size):
+            c = slot.types[(slot_idx - i) % 8] if slot is not None else ST_INVALID
+            if c == ST_ZERO:
+                zeros += 1
+            elif c in (ST_MISC, ST_SPILL):
+                continue
+            elif c == ST_INVALID and self.priv:
+                continue
+            else:
+                raise self.fail(f"Reading {size} bytes at stack offset {full}: byte {i} was "
+                                "never written (uninitialised stack).",
+                                f"invalid read from stack off {full}+{i} size {size}")
+        if zeros == size:
+            return Reg.const(0)
+        return Reg.unknown()
+
+    def stack_range_init(self, st: State, regno: int, ptr: Reg, size: int, write: bool,
+                         zero_ok: bool, what: str) -> None:
+        """A helper reads or writes ``size`` bytes of stack at ``ptr``."""
+        if size == 0:
+            if not zero_ok:
+                raise self.fail(f"r{regno}: zero-sized {what} access.",
+                                "invalid zero-sized read")
+            return
+        lo, hi = self.stack_bounds(regno, ptr, 0, size, write, what="helper")
+        frame = self.frame_of(st, ptr)
+        if -lo > frame.depth:
+            frame.depth = -lo
+            self.depths[frame.subprog] = max(self.depths.get(frame.subprog, 0), -lo)
+        for a in range(lo, hi):
+            c = self._byte(frame, a)
+            if write:
+                continue
+            if c in (ST_MISC, ST_ZERO):
+                continue
+            if c == ST_SPILL:
+                sp = self._slot(frame, a).spilled
+                if sp.type == SCALAR or self.priv:
+                    continue
+                raise self.fail(f"r{regno}: the helper would read a spilled pointer from "
+                                "the stack.", f"invalid indirect read from stack R{regno}")
+            if c == ST_INVALID and self.priv:
+                continue
+            raise self.fail(f"r{regno}: the helper reads stack bytes that were never written "
+                            f"(offset {a}).", f"invalid indirect read from stack R{regno} "
+                            f"off {a}+0 size {size}")
+        if write:
+            for a in range(lo, hi):
+                self._set_byte(frame, a, ST_MISC)
+
+    # ------------------------------------------------------------------ legacy packet loads
+    def do_ld_abs(self, st: State, insn: Instruction) -> None:
+        if self.prog_type not in ctxinfo.LD_ABS_TYPES:
+            raise self.fail("Legacy packet loads (ld_abs/ld_ind) are not allowed for this "
+                            "program type.",
+                            "BPF_LD_[ABS|IND] instructions not allowed for this program type")
+        if st.refs:
+            raise self.fail("ld_abs/ld_ind while holding a reference would leak it.",
+                            "BPF_LD_[ABS|IND] would lead to reference leak")
+        if st.lock is not None:
+            raise self.fail("ld_abs/ld_ind inside a spin-locked region.",
+                            "BPF_LD_[ABS|IND] cannot be used inside bpf_spin_lock-ed region")
+        r6 = self.read_reg(st, 6)
+        if r6.type != T_CTX:
+            raise self.fail("ld_abs/ld_ind need r6 to hold the context (skb) pointer.",
+                            "at the time of BPF_LD_ABS|IND R6 != pointer to skb")
+        if (insn.opcode & 0xE0) == op.IND:
+            self.read_reg(st, insn.src)
+        for r in CALLER_SAVED:
+            st.cur.regs[r] = NOT_INIT_REG
+        size = op.SIZE_BYTES[insn.opcode & 0x18]
+        st.cur.regs[0] = scalar.load_sized(size, False)
+
+    # ------------------------------------------------------------------ jumps
+    def do_cond_jmp(self, st: State, insn: Instruction, pc: int) -> int:
+        jop = insn.opcode & 0xF0
+        is32 = insn.cls == op.JMP32
+        dst = self.read_reg(st, insn.dst)
+        if insn.opcode & op.X:
+            src = self.read_reg(st, insn.src)
+            srcno = insn.src
+        else:
+            src = Reg.const(insn.imm if not is32 else insn.imm & M32)
+            srcno = -1
+        target = pc + 1 + insn.off
+        fall = pc + 1
+        if self.unpriv and (dst.is_pointer() or src.is_pointer()):
+            ok = (src.is_null_const() and dst.maybe_null and jop in (op.JEQ, op.JNE)) or \
+                 (dst.type in PACKET_TYPES + (PTR_TO_PACKET_END,)
+                  and src.type in PACKET_TYPES + (PTR_TO_PACKET_END,))
+            if not ok:
+                bad = insn.dst if dst.is_pointer() else insn.src
+                raise self.fail(f"r{bad}: comparing pointers leaks them (needs privileges).",
+                                f"R{bad} pointer comparison prohibited")
+        taken = self.branch_taken(jop, dst, src, is32)
+        if taken == 1:
+            return target
+        if taken == 0:
+            return fall
+        other = st.copy()
+        self.refine_branch(other, insn, jop, is32, srcno, True)
+        self.refine_branch(st, insn, jop, is32, srcno, False)
+        o_dead = other.dead
+        s_dead = st.dead
+        if o_dead and s_dead:
+            self.path_done(st)
+            raise _Pruned
+        if o_dead:
+            return fall
+        if s_dead:
+            # continue on the taken branch in place
+            return self._switch(st, other, target)
+        self.push(other, target)
+        return fall
+
+    def _switch(self, st: State, other: State, target: int) -> int:
+        st.frames = other.frames
+        st.refs = other.refs
+        st.lock = other.lock
+        return target
+
+    def branch_taken(self, jop: int, a: Reg, b: Reg, is32: bool) -> int:
+        """1 always taken, 0 never, -1 unknown."""
+        if a.type == SCALAR and b.type == SCALAR:
+            return scalar.branch_taken(jop, a, b, is32)
+        # pointer vs the constant zero: non-null pointers are never zero
+        for p, z, jo in ((a, b, jop), (b, a, scalar.FLIP.get(jop, jop))):
+            if p.is_pointer() and z.is_null_const() and not p.maybe_null and not is32:
+                if jo == op.JEQ:
+                    return 0
+                if jo == op.JNE:
+                    return 1
+        return -1
+
+    def refine_branch(self, st: State, insn: Instruction, jop: int, is32: bool, srcno: int,
+                      taken: bool) -> None:
+        """Narrow ``st`` for one outcome of the comparison."""
+        regs = st.cur.regs
+        dst = regs[insn.dst]
+        src = regs[srcno] if srcno >= 0 else Reg.const(insn.imm if not is32 else insn.imm & M32)
+        # null checks of maybe-null pointers
+        if not is32 and jop in (op.JEQ, op.JNE):
+            for p, z in ((dst, src), (src, dst)):
+                if p.maybe_null and z.is_null_const():
+                    is_null = (jop == op.JEQ) == taken
+                    self.mark_ptr_or_null(st, p.id, is_null)
+                    return
+        if dst.type in PACKET_TYPES + (PTR_TO_PACKET_END,) and \
+                src.type in PACKET_TYPES + (PTR_TO_PACKET_END,) and not is32:
+            self.pkt_compare(st, jop if taken else scalar.NEGATE.get(jop, jop), dst, src)
+            return
+        if dst.type != SCALAR or src.type != SCALAR:
+            return
+        a = dst.clone()
+        b = src.clone()
+        if taken:
+            if jop == op.JSET:
+                scalar.refine(op.JSET, a, b, is32)
+            else:
+                scalar.refine(jop, a, b, is32)
+        else:
+            if jop == op.JSET:
+                scalar.refine_not_jset(a, b, is32)
+            else:
+                scalar.refine(scalar.NEGATE[jop], a, b, is32)
+        for r in (a, b):
+            scalar.sync(r)
+        if scalar.is_empty(a) or scalar.is_empty(b):
+            st.dead = True
+            return
+        self.assign_scalar(st, insn.dst, dst, a)
+        if srcno >= 0:
+            self.assign_scalar(st, srcno, src, b)
+
+    def assign_scalar(self, st: State, regno: int, old: Reg, new: Reg) -> None:
+        """Store a refined scalar and propagate it to every register linked to it."""
+        st.cur.regs[regno] = new
+        if old.id:
+            for f in st.frames:
+                for i, r in enumerate(f.regs):
+                    if r.type == SCALAR and r.id == old.id:
+                        f.regs[i] = new
+                for spi, slot in list(f.stack.items()):
+                    sp = slot.spilled
+                    if sp is not None and sp.type == SCALAR and sp.id == old.id and \
+                            slot.spill_size() == 8:
+                        f.stack[spi] = Slot(slot.types, new)
+
+    def mark_ptr_or_null(self, st: State, pid: int, is_null: bool) -> None:
+        """After a null check: every copy of the pointer becomes NULL or non-NULL."""
+        if not pid:
+            return
+        ref_id = 0
+
+        def conv(r: Reg) -> Reg:
+            nonlocal ref_id
+            if r.maybe_null and r.id == pid:
+                if is_null:
+                    ref_id = r.ref_obj_id or ref_id
+                    return Reg.const(0)
+                n = r.clone()
+                n.maybe_null = False
+                if n.type == PTR_TO_MAP_VALUE and n.map.spin_lock_off < 0:
+                    n.id = 0
+                return n
+            return r
+
+        self._map_regs(st, conv)
+        if is_null and ref_id:
+            st.refs = [x for x in st.refs if x.id != ref_id]
+
+    def _map_regs(self, st: State, fn) -> None:
+        for f in st.frames:
+            f.regs = [fn(r) for r in f.regs]
+            for spi, slot in list(f.stack.items()):
+                if slot.spilled is not None:
+                    n = fn(slot.spilled)
+                    if n is not slot.spilled:
+                        f.stack[spi] = Slot(slot.types, n)
+
+    def pkt_compare(self, st: State, jop: int, a: Reg, b: Reg) -> None:
+        """``a <jop> b`` holds between packet pointers: extend the proven packet range."""
+        if a.type == PTR_TO_PACKET_END or (a.type == PTR_TO_PACKET and
+                                            b.type == PTR_TO_PACKET_META):
+            a, b = b, a
+            jop = scalar.FLIP.get(jop, jop)
+        if not ((a.type == PTR_TO_PACKET and b.type == PTR_TO_PACKET_END) or
+                (a.type == PTR_TO_PACKET_META and b.type == PTR_TO_PACKET
+                 and b.off == 0 and b.var_off == tnum.ZERO)):
+            return
+        # now "a <jop> end": a <= end or a < end proves bytes before a are in the packet
+        if jop == op.JLE:
+            open_right = False
+        elif jop == op.JLT:
+            open_right = True
+        else:
+            return
+        if a.off < 0 or (a.off == 0 and open_right):
+            return
+        if a.umax > 0xFFFF or a.umax + a.off > 0xFFFF:
+            return
+        self._set_range(st, a.type, a.id, a.off + (PKT_RIGHT_OPEN_EXTRA if open_right else 0))
+
+    def _set_range(self, st: State, ptype: int, pid: int, new_range: int) -> None:
+        def conv(r: Reg) -> Reg:
+            if r.type == ptype and r.id == pid and r.range < new_range:
+                n = r.clone()
+                n.range = new_range
+                return n
+            return r
+
+        self._map_regs(st, conv)
+
+    # ------------------------------------------------------------------ calls
+    def do_local_call(self, st: State, insn: Instruction, pc: int) -> int:
+        target = pc + 1 + insn.imm
+        if len(st.frames) >= MAX_CALL_FRAMES:
+            raise self.fail(f"The call stack is deeper than {MAX_CALL_FRAMES} frames.",
+                            f"the call stack of {len(st.frames) + 1} frames is too deep !")
+        if st.lock is not None:
+            raise self.fail("Function calls are not allowed while holding a spin lock.",
+                            "function calls are not allowed while holding a lock")
+        caller = st.cur
+        callee = Frame(len(st.frames), self.prog.subprog_of(target), callsite=pc)
+        for r in CALLER_SAVED:
+            callee.regs[r] = caller.regs[r]
+        callee.regs[10] = Reg.pointer(PTR_TO_STACK, frameno=callee.frameno)
+        st.frames.append(callee)
+        return target
+
+    def do_exit(self, st: State) -> int | None:
+        """Return to the caller (the next pc) or finish the path (None)."""
+        fr = st.cur
+        r0 = fr.regs[0]
+        if len(st.frames) > 1:
+            if r0.type == NOT_INIT:
+                raise self.fail("r0 is not set when the function returns.", "R0 !read_ok")
+            if fr.callback:
+                if r0.type != SCALAR:
+                    raise self.fail("A callback must return a number.",
+                                    f"At callback return the register R0 is not a known "
+                                    f"value ({self.reg_name(r0)})")
+                if r0.smin < fr.cb_ret_lo or r0.smax > fr.cb_ret_hi or r0.umax > fr.cb_ret_hi:
+                    raise self.fail(f"A callback must return a value in [{fr.cb_ret_lo}, "
+                                    f"{fr.cb_ret_hi}].",
+                                    f"At callback return the register R0 has "
+                                    f"{'unknown scalar value' if not r0.is_const() else r0.smin}"
+                                    f" should have been in [{fr.cb_ret_lo}, {fr.cb_ret_hi}]")
+            if r0.type == PTR_TO_STACK and r0.frameno == fr.frameno:
+                raise self.fail("A function cannot return a pointer to its own stack.",
+                                "cannot return stack pointer to the caller frame")
+            callsite = fr.callsite
+            cb = fr.callback
+            st.frames.pop()
+            caller = st.cur
+            # stack pointers into the dead frame are no longer valid
+            dead = fr.frameno
+            for f in st.frames:
+                for i, r in enumerate(f.regs):
+                    if r.type == PTR_TO_STACK and r.frameno >= dead:
+                        f.regs[i] = NOT_INIT_REG
+            if cb:
+                # the helper may call the callback again: re-enter the call instruction
+                return callsite
+            caller.regs[0] = r0
+            for r in CALLER_SAVED:
+                caller.regs[r] = NOT_INIT_REG
+            return callsite + 1
+        # main program exit
+        if st.lock is not None:
+            raise self.fail("The program exits while holding a spin lock.",
+                            "bpf_spin_unlock is missing")
+        if st.refs:
+            ref = st.refs[0]
+            raise self.fail(f"The program exits without releasing the reference acquired at "
+                            f"instruction {ref.insn} (ringbuf reservation not submitted or "
+                            "discarded).",
+                            f"Unreleased reference id={ref.id} alloc_insn={ref.insn}")
+        if r0.type == NOT_INIT:
+            raise self.fail("r0 (the return value) is not set at exit.", "R0 !read_ok")
+        if r0.is_pointer() and self.unpriv:
+            raise self.fail("Returning a pointer in r0 leaks a kernel address.",
+                            "R0 leaks addr as return value")
+        rng = ctxinfo.RETURN_RANGE.get(self.prog_type)
+        if rng is not None:
+            if r0.type != SCALAR:
+                raise self.fail("The return value must be a number.",
+                                f"At program exit the register R0 is not a known value "
+                                f"({self.reg_name(r0)})")
+            lo, hi = rng
+            if r0.smin < lo or r0.smax > hi:
+                val = f"{r0.smin}" if r0.is_const() else "unknown scalar value"
+                raise self.fail(f"The return value must be in [{lo}, {hi}] for a "
+                                f"{_ptname(self.prog_type)} program.",
+                                f"At program exit the register R0 has {val} should have "
+                                f"been in [{lo}, {hi}]")
+        return None
+
+    def do_helper_call(self, st: State, insn: Instruction, pc: int) -> int:
+        hid = insn.imm
+        proto = proto_for(hid, self.prog_type, self.unpriv)
+        name = HELPER_NAMES.get(hid, f"unknown#{hid}")
+        if proto is None:
+            if hid not in HELPER_NAMES:
+                raise self.fail(f"Helper {hid} does not exist.", f"invalid func unknown#{hid}")
+            if hid in PROTOS and self.prog_type in _KNOWN_TYPES:
+                raise self.fail(f"A {_ptname(self.prog_type)} program cannot call helper "
+                                f"bpf_{name}.",
+                                f"program of this type cannot use helper bpf_{name}#{hid}")
+            raise self.fail(f"Helper bpf_{name} ({hid}) is not supported here.",
+                            f"program of this type cannot use helper bpf_{name}#{hid}")
+        if proto.gpl_only and not self.gpl:
+            raise self.fail(f"bpf_{name} is GPL-only; the program's license is not "
+                            "GPL-compatible.",
+                            "cannot call GPL-restricted function from non-GPL compatible program")
+        if st.lock is not None and proto.name not in ("spin_unlock",):
+            raise self.fail("Helper calls are not allowed while holding a spin lock.",
+                            "function calls are not allowed while holding a lock")
+        regs = st.cur.regs
+        meta = _Meta()
+        for i, kind in enumerate(proto.args):
+            self.check_arg(st, proto, i + 1, kind, meta)
+        # map compatibility
+        if meta.map is not None:
+            only = MAP_ONLY_HELPERS.get(meta.map.type)
+            if only is not None and proto.name not in only or \
+                    proto.map_types and meta.map.type not in proto.map_types:
+                raise self.fail(f"bpf_{name} cannot be used with map '{meta.map.name}' of type "
+                                f"{_mtname(meta.map.type)}.",
+                                f"cannot pass map_type {meta.map.type} into func "
+                                f"bpf_{name}#{hid}")
+        # side effects
+        if proto.name == "spin_lock":
+            if st.lock is not None:
+                raise self.fail("Taking a second spin lock while holding one.",
+                                "Locking two bpf_spin_locks are not allowed")
+            st.lock = meta.lock
+        elif proto.name == "spin_unlock":
+            if st.lock is None:
+                raise self.fail("bpf_spin_unlock without holding the lock.",
+                                "bpf_spin_unlock without taking a lock")
+            if st.lock != meta.lock:
+                raise self.fail("bpf_spin_unlock of a different lock than the one held.",
+                                "bpf_spin_unlock of different lock")
+            st.lock = None
+        if proto.releases:
+            self.release_ref(st, meta.ref_obj_id)
+        if proto.callback:
+            return self.enter_callback(st, proto, meta, pc)
+        for r in CALLER_SAVED:
+            regs[r] = NOT_INIT_REG
+        if proto.pkt_changing:
+            self._map_regs(st, lambda r: Reg.unknown()
+                           if r.type in PACKET_TYPES + (PTR_TO_PACKET_END,) else r)
+        regs[0] = self.ret_value(st, proto, meta, pc)
+        return pc + 1
+
+    def ret_value(self, st: State, proto: Proto, meta: _Meta, pc: int) -> Reg:
+        ret = proto.ret
+        if ret == RET_VOID:
+            return NOT_INIT_REG
+        if ret == RET_MAP_VALUE_OR_NULL:
+            m = meta.map
+            if (proto.name == "map_lookup_elem" and m.type in _ARRAYS
+                    and meta.const_key is not None and meta.const_key < m.max_entries):
+                # an array lookup with a constant in-bounds key cannot fail
+                return Reg.pointer(PTR_TO_MAP_VALUE, map=m)
+            r = Reg.pointer(PTR_TO_MAP_VALUE, map=m, maybe_null=True, id=self.new_id())
+            return r
+        if ret == RET_RINGBUF_MEM_OR_NULL:
+            rid = self.new_id()
+            st.refs = st.refs + [Ref(rid, pc)]
+            return Reg.pointer(PTR_TO_MEM, ringbuf=True, maybe_null=True, id=rid,
+                               ref_obj_id=rid, mem_size=meta.alloc_size)
+        r = Reg.unknown()
+        if proto.ret_range == "cpu":
+            r.umin, r.umax, r.smin, r.smax = 0, NR_CPUS - 1, 0, NR_CPUS - 1
+            r.u32max, r.s32min, r.s32max = NR_CPUS - 1, 0, NR_CPUS - 1
+            scalar.sync(r)
+        elif proto.ret_range == "str" and meta.msize_max is not None:
+            r.smin, r.s32min = -MAX_ERRNO, -MAX_ERRNO
+            r.smax = r.s32max = meta.msize_max
+            scalar.sync(r)
+        return r
+
+    def release_ref(self, st: State, ref_id: int) -> None:
+        """Release a reference: every register holding it becomes invalid."""
+        if not ref_id or not any(x.id == ref_id for x in st.refs):
+            raise self.fail("Releasing memory that is not an acquired reference.",
+                            "R1 must be referenced when passed to release function")
+        st.refs = [x for x in st.refs if x.id != ref_id]
+        self._map_regs(st, lambda r: Reg.unknown() if r.ref_obj_id == ref_id else r)
+
+    def enter_callback(self, st: State, proto: Proto, meta: _Meta, pc: int) -> int:
+        """bpf_loop / bpf_for_each_map_elem: explore "not called" and "called"."""
+        regs = st.cur.regs
+        sub = meta.func_subprog
+        start = self.prog.subprogs[sub]
+        if len(st.frames) >= MAX_CALL_FRAMES:
+            raise self.fail(f"The call stack is deeper than {MAX_CALL_FRAMES} frames.",
+                            f"the call stack of {len(st.frames) + 1} frames is too deep !")
+        callee = Frame(len(st.frames), sub, callsite=pc)
+        callee.callback = proto.id
+        callee.regs[10] = Reg.pointer(PTR_TO_STACK, frameno=callee.frameno)
+        if proto.callback == "loop":
+            idx = Reg.unknown()
+            idx.umax = idx.u32max = 0xFFFFFFFF
+            scalar.sync(idx)
+            callee.regs[1] = idx
+            callee.regs[2] = regs[3]
+        else:
+            m = meta.map
+            callee.regs[1] = Reg.pointer(CONST_PTR_TO_MAP, map=m)
+            callee.regs[2] = Reg.pointer(PTR_TO_MAP_KEY, map=m)
+            callee.regs[3] = Reg.pointer(PTR_TO_MAP_VALUE, map=m)
+            callee.regs[4] = regs[3]
+        called = st.copy()
+        called.frames.append(callee)
+        # widen the caller's scalars that the previous round changed (convergence)
+        self.push(called, start)
+        for r in CALLER_SAVED:
+            regs[r] = NOT_INIT_REG
+        regs[0] = Reg.unknown()
+        return pc + 1
+
+    # ------------------------------------------------------------------ helper args
+    def check_arg(self, st: State, proto: Proto, argno: int, kind: str, meta: _Meta) -> None:
+        regs = st.cur.regs
+        r = regs[argno]
+        name = f"bpf_{proto.name}"
+        if r.type == NOT_INIT:
+            raise self.fail(f"Argument {argno} (r{argno}) of {name} is not initialised.",
+                            f"R{argno} !read_ok")
+        tn = self.reg_name(r)
+        if kind == ANYTHING:
+            if r.is_pointer() and self.unpriv:
+                raise self.fail(f"r{argno}: passing a pointer to {name} as a number leaks it.",
+                                f"R{argno} leaks addr into helper function")
+            if proto.callback == "loop" and argno == 4 and r.type == SCALAR:
+                pass
+            return
+        if kind == CONST_MAP_PTR:
+            if r.type != CONST_PTR_TO_MAP:
+                raise self._arg_type(argno, name, r, "map_ptr")
+            meta.map = r.map
+            return
+        if kind == PTR_TO_CTX:
+            if r.type != T_CTX:
+                raise self._arg_type(argno, name, r, "ctx")
+            if r.off or r.var_off != tnum.ZERO:
+                raise self.fail(f"r{argno}: {name} needs the unmodified context pointer.",
+                                f"dereference of modified ctx ptr R{argno} off={r.off} "
+                                "disallowed")
+            return
+        if kind in (ARG_MAP_KEY, ARG_MAP_VALUE, PTR_TO_UNINIT_MAP_VALUE):
+            if meta.map is None:
+                raise self.fail(f"{name}: a map argument must come first.",
+                                "invalid map_ptr to access map->key")
+            size = meta.map.key_size if kind == ARG_MAP_KEY else meta.map.value_size
+            if kind == ARG_MAP_KEY and r.type == PTR_TO_STACK and size == 4:
+                meta.const_key = self.const_stack_value(st, r, 4)
+            self.check_mem_arg(st, argno, r, size, write=kind == PTR_TO_UNINIT_MAP_VALUE,
+                               zero_ok=False, name=name, allow_null=False,
+                               what="key" if kind == ARG_MAP_KEY else "value")
+            return
+        if kind in (ARG_MEM, PTR_TO_MEM_OR_NULL, PTR_TO_UNINIT_MEM, PTR_TO_UNINIT_MEM_OR_NULL):
+            if kind in (PTR_TO_MEM_OR_NULL, PTR_TO_UNINIT_MEM_OR_NULL) and r.is_null_const():
+                meta.mem_regno = argno
+                meta.mem_null = True
+                return
+            if r.type == SCALAR or r.maybe_null or r.type in (T_CTX, CONST_PTR_TO_MAP,
+                                                              PTR_TO_PACKET_END, PTR_TO_FUNC):
+                raise self._arg_type(argno, name, r, "fp, pkt, pkt_meta, map_key, map_value, "
+                                                     "mem, ringbuf_mem")
+            meta.mem_regno = argno
+            meta.mem_write = kind in (PTR_TO_UNINIT_MEM, PTR_TO_UNINIT_MEM_OR_NULL)
+            meta.mem_null = False
+            return
+        if kind in (CONST_SIZE, CONST_SIZE_OR_ZERO):
+            if r.type != SCALAR:
+                raise self._arg_type(argno, name, r, "scalar")
+            zero_ok = kind == CONST_SIZE_OR_ZERO
+            if r.smin < 0:
+                raise self.fail(f"r{argno}: the size passed to {name} may be negative.",
+                                f"R{argno} min value is negative, either use unsigned or "
+                                "'var &= const'")
+            if r.umin == 0 and not zero_ok:
+                raise self.fail(f"r{argno}: the size passed to {name} may be zero.",
+                                f"R{argno} invalid zero-sized read: u64=[{r.umin},{r.umax}]")
+            if r.umax >= BPF_MAX_VAR_SIZ:
+                raise self.fail(f"r{argno}: the size passed to {name} is unbounded; bound it "
+                                "with a comparison first.",
+                                f"R{argno} unbounded memory access, use 'var &= const' or "
+                                "'if (var < const)'")
+            meta.msize_max = r.umax
+            mr = meta.mem_regno
+            if mr and not meta.mem_null:
+                self.check_mem_arg(st, mr, regs[mr], r.umax, write=meta.mem_write,
+                                   zero_ok=zero_ok, name=name, allow_null=False, what="memory")
+            return
+        if kind == CONST_ALLOC_SIZE_OR_ZERO:
+            if not r.is_const():
+                raise self.fail(f"r{argno}: the size passed to {name} must be a known "
+                                "constant.", f"R{argno} is not a known constant'")
+            meta.alloc_size = r.value
+            return
+        if kind == PTR_TO_RINGBUF_MEM:
+            if r.type != PTR_TO_MEM or not r.ringbuf or r.maybe_null:
+                raise self._arg_type(argno, name, r, "ringbuf_mem")
+            if r.off or r.var_off != tnum.ZERO:
+                raise self.fail(f"r{argno}: {name} needs the pointer returned by "
+                                "bpf_ringbuf_reserve, without an offset.",
+                                f"R{argno} must have zero offset when passed to release func "
+                                "or trusted arg to kfunc")
+            meta.ref_obj_id = r.ref_obj_id
+            return
+        if kind == ARG_FUNC:
+            if r.type != PTR_TO_FUNC:
+                raise self._arg_type(argno, name, r, "func")
+            meta.func_subprog = r.subprog
+            return
+        if kind == PTR_TO_STACK_OR_NULL:
+            if r.is_null_const():
+                return
+            if r.type != PTR_TO_STACK:
+                raise self._arg_type(argno, name, r, "fp")
+            return
+        if kind == PTR_TO_SPIN_LOCK:
+            if r.type != PTR_TO_MAP_VALUE or r.maybe_null:
+                raise self._arg_type(argno, name, r, "map_value")
+            if r.var_off != tnum.ZERO:
+                raise self.fail(f"r{argno}: the spin lock must be at a constant offset.",
+                                f"R{argno} doesn't have constant offset. bpf_spin_lock has to "
+                                "be at the constant offset")
+            m = r.map
+            if m.spin_lock_off < 0:
+                raise self.fail(f"Map '{m.name}' has no bpf_spin_lock in its value.",
+                                f"map '{m.name}' has no valid bpf_spin_lock")
+            if r.off != m.spin_lock_off:
+                raise self.fail(f"Offset {r.off} is not the bpf_spin_lock of map '{m.name}' "
+                                f"(at {m.spin_lock_off}).",
+                                f"off {r.off} doesn't point to 'struct bpf_spin_lock' that is "
+                                f"at {m.spin_lock_off}")
+            meta.lock = (id(m), r.id)
+            return
+        if kind == PTR_TO_CONST_STR:
+            if r.type != PTR_TO_MAP_VALUE or r.maybe_null:
+                raise self._arg_type(argno, name, r, "map_value")
+            m = r.map
+            if not (m.rdonly_prog and m.frozen) or m.data is None:
+                raise self.fail(f"r{argno}: the format string must be in a read-only map.",
+                                f"R{argno} does not point to a readonly map'")
+            if r.var_off != tnum.ZERO:
+                raise self.fail(f"r{argno}: the string must be at a constant offset.",
+                                f"R{argno} is not a constant address'")
+            if b"\0" not in bytes(m.data[r.off:]):
+                raise self.fail("The constant string is not NUL-terminated.",
+                                "string is not zero-terminated")
+            return
+        if kind == PTR_TO_LONG:
+            self.check_mem_arg(st, argno, r, 8, write=True, zero_ok=False, name=name,
+                               allow_null=False, what="result")
+            return
+        raise self.fail(f"Unsupported argument kind {kind}.", f"unsupported arg {kind}")
+
+    def const_stack_value(self, st: State, r: Reg, size: int) -> int | None:
+        """The known value of ``size`` stack bytes at ``r``, if the state knows it."""
+        if r.var_off != tnum.ZERO:
+            return None
+        full = r.off
+        if full % 8 + size > 8 and full % 8 != 0 and (full % 8) + size > 8:
+            return None
+        frame = self.frame_of(st, r)
+        slot = frame.stack.get((-full - 1) // 8)
+        if slot is None:
+            return None
+        if slot.is_spill() and full % 8 == 0 and slot.spill_size() >= size:
+            sp = slot.spilled
+            if sp.type == SCALAR and not (sp.var_off.mask & ((1 << (8 * size)) - 1)):
+                return sp.var_off.value & ((1 << (8 * size)) - 1)
+            return None
+        if all(self._byte(frame, a) == ST_ZERO for a in range(full, full + size)):
+            return 0
+        return None
+
+    def _arg_type(self, argno: int, name: str, r: Reg, expected: str) -> Reject:
+        tn = self.reg_name(r)
+        return self.fail(f"Argument {argno} of {name} has the wrong type: {tn}, expected "
+                         f"{expected}.", f"R{argno} type={tn} expected={expected}")
+
+    def check_mem_arg(self, st: State, regno: int, r: Reg, size: int, *, write: bool,
+                      zero_ok: bool, name: str, allow_null: bool, what: str) -> None:
+        """A helper accesses ``size`` bytes at ``r``."""
+        t = r.type
+        if r.maybe_null:
+            raise self._arg_type(regno, name, r, "fp, pkt, map_value, mem")
+        if t == PTR_TO_STACK:
+            self.stack_range_init(st, regno, r, size, write, zero_ok, what)
+            return
+        if size == 0 and zero_ok:
+            return
+        if t in PACKET_TYPES:
+            if self.prog_type not in ctxinfo.PKT_READ or \
+                    write and self.prog_type not in ctxinfo.PKT_WRITE:
+                raise self._arg_type(regno, name, r, "fp, map_value, mem")
+            self.mem_access(st, regno, r, 0, size, write=False, value=None)
+            return
+        if t == PTR_TO_MAP_VALUE:
+            if write and r.map.rdonly_prog:
+                raise self.fail(f"Map '{r.map.name}' is read-only for programs.",
+                                "write into map forbidden")
+            self.region_access(regno, r, r.off, size, r.map.value_size, "map value",
+                               f"invalid access to map value, value_size={r.map.value_size} "
+                               f"off={{off}} size={size}", zero_ok)
+            return
+        if t == PTR_TO_MAP_KEY:
+            self.region_access(regno, r, r.off, size, r.map.key_size, "map key",
+                               f"invalid access to map key, key_size={r.map.key_size} "
+                               f"off={{off}} size={size}", zero_ok)
+            return
+        if t == PTR_TO_MEM:
+            if write and r.rdonly:
+                raise self._arg_type(regno, name, r, "fp, map_value, mem")
+            self.region_access(regno, r, r.off, size, r.mem_size, "memory",
+                               f"invalid access to memory, mem_size={r.mem_size} "
+                               f"off={{off}} size={size}", zero_ok)
+            return
+        raise self._arg_type(regno, name, r, "fp, pkt, pkt_meta, map_key, map_value, mem")
+
+
+class _Meta:
+    __slots__ = ("map", "mem_regno", "mem_write", "mem_null", "msize_max", "alloc_size",
+                 "ref_obj_id", "func_subprog", "lock", "const_key")
+
+    def __init__(self) -> None:
+        self.map = None
+        self.mem_regno = 0
+        self.mem_write = False
+        self.mem_null = False
+        self.msize_max = None
+        self.alloc_size = 0
+        self.ref_obj_id = 0
+        self.func_subprog = 0
+        self.lock = None
+        self.const_key: int | None = None
+
+
+_ARRAYS = (MapType.ARRAY, MapType.PERCPU_ARRAY)
+_CALLBACK_HELPERS = {p.id for p in PROTOS.values() if p.callback}
+_KNOWN_TYPES = set(ctxinfo.RULES)
+
+
+def _ptname(pt: int) -> str:
+    try:
+        return ProgType(pt).name.lower()
+    except ValueError:
+        return f"type-{pt}"
+
+
+def _mtname(mt: int) -> str:
+    try:
+        return MapType(mt).name.lower()
+    except ValueError:
+        return str(mt)
+
+
+def _s32_wrap(v: int) -> int:
+    v &= M32
+    return v - (1 << 32) if v >> 31 else v
+
+
+def scalar_zext_unknown() -> Reg:
+    """An unknown 32-bit value, zero-extended."""
+    r = Reg.unknown()
+    r.var_off = tnum.Tnum(0, M32)
+    scalar.sync(r)
+    return r
+
+
+def _maybe_looping(old: State, cur: State) -> bool:
+    """The current frame's registers are identical (the kernel's cheap loop test)."""
+    if len(old.frames) != len(cur.frames):
+        return False
+    for a, b in zip(old.cur.regs, cur.cur.regs, strict=True):
+        if a is b:
+            continue
+        for k in Reg.__slots__:
+            if getattr(a, k) != getattr(b, k):
+                return False
+    return True
+
+
+_ = (S32_MIN, S32_MAX, M64, fmt_reg)

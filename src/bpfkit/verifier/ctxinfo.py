@@ -1,0 +1,176 @@
+"""Context access rules per program type: which fields a program may read or write.
+
+Each rule is data from the kernel's ``*_is_valid_access`` functions: the context size,
+the fields readable with narrow loads, the writable fields, and the fields whose load
+yields a packet pointer. ``check(prog_type, off, size, write)`` answers one access.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..uapi.enums import ProgType
+from .state import PTR_TO_PACKET, PTR_TO_PACKET_END, PTR_TO_PACKET_META, SCALAR
+
+# struct __sk_buff field offsets (linux/bpf.h).
+SKB_SIZE = 192
+SKB_FIELDS: dict[str, tuple[int, int]] = {  # name -> (offset, size)
+    "len": (0, 4), "pkt_type": (4, 4), "mark": (8, 4), "queue_mapping": (12, 4),
+    "protocol": (16, 4), "vlan_present": (20, 4), "vlan_tci": (24, 4), "vlan_proto": (28, 4),
+    "priority": (32, 4), "ingress_ifindex": (36, 4), "ifindex": (40, 4), "tc_index": (44, 4),
+    "cb": (48, 20), "hash": (68, 4), "tc_classid": (72, 4), "data": (76, 4),
+    "data_end": (80, 4), "napi_id": (84, 4), "family": (88, 4), "remote_ip4": (92, 4),
+    "local_ip4": (96, 4), "remote_ip6": (100, 16), "local_ip6": (116, 16),
+    "remote_port": (132, 4), "local_port": (136, 4), "data_meta": (140, 4),
+    "flow_keys": (144, 8), "tstamp": (152, 8), "wire_len": (160, 4), "gso_segs": (164, 4),
+    "sk": (168, 8), "gso_size": (176, 4), "tstamp_type": (180, 1), "hwtstamp": (184, 8),
+}
+XDP_MD_SIZE = 24  # data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
+PT_REGS_SIZE = 168  # x86-64 struct pt_regs
+TRACE_MAX = 2048  # PERF_MAX_TRACE_SIZE
+
+
+def _field_at(off: int) -> str | None:
+    for name, (o, s) in SKB_FIELDS.items():
+        if o <= off < o + s:
+            return name
+    return None
+
+
+@dataclass
+class CtxAccess:
+    """The answer to one context access: allowed, and the loaded value's register type."""
+
+    ok: bool
+    reg_type: int = SCALAR
+    why: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+_NO = CtxAccess(False)
+
+
+def _skb_common(off: int, size: int, write: bool) -> CtxAccess:
+    if off < 0 or off >= SKB_SIZE or off % size:
+        return _NO
+    name = _field_at(off)
+    if name is None or name == "tstamp_type" and False:
+        return _NO
+    if name == "cb":
+        return CtxAccess(off + size <= 68)
+    if name in ("remote_ip6", "local_ip6", "remote_ip4", "local_ip4", "data", "data_meta",
+                "data_end"):
+        return CtxAccess(size == 4)
+    if name == "flow_keys":
+        return _NO
+    if name == "hwtstamp":
+        return CtxAccess(not write and size == 8)
+    if name == "tstamp":
+        return CtxAccess(size == 8)
+    if name == "sk":
+        # A socket pointer the verifier does not model: readable, never dereferenceable.
+        return CtxAccess(not write and size == 8 and off == 168)
+    if name == "tstamp_type" or 181 <= off < 184:
+        return _NO
+    if write:
+        return CtxAccess(size == 4)
+    return CtxAccess(size <= 4)
+
+
+def _socket_filter(off: int, size: int, write: bool) -> CtxAccess:
+    name = _field_at(off)
+    if name in ("tc_classid", "data", "data_meta", "data_end", "family", "remote_ip4",
+                "local_ip4", "remote_ip6", "local_ip6", "remote_port", "local_port",
+                "tstamp", "wire_len", "hwtstamp"):
+        return _NO
+    if write and name != "cb":
+        return _NO
+    return _skb_common(off, size, write)
+
+
+_PKT = {"data": PTR_TO_PACKET, "data_meta": PTR_TO_PACKET_META, "data_end": PTR_TO_PACKET_END}
+
+
+def _tc(off: int, size: int, write: bool) -> CtxAccess:
+    name = _field_at(off)
+    if write and name not in ("mark", "tc_index", "priority", "tc_classid", "cb", "tstamp",
+                              "queue_mapping"):
+        return _NO
+    if name in ("family", "remote_ip4", "local_ip4", "remote_ip6", "local_ip6", "remote_port",
+                "local_port"):
+        return _NO
+    if name == "tstamp_type" and off == 180:
+        return CtxAccess(size == 1)
+    res = _skb_common(off, size, write)
+    if res.ok and name in _PKT:
+        res.reg_type = _PKT[name]
+    return res
+
+
+def _cgroup_skb(off: int, size: int, write: bool) -> CtxAccess:
+    name = _field_at(off)
+    if name in ("tc_classid", "data_meta", "flow_keys", "wire_len"):
+        return _NO
+    if write and name not in ("mark", "priority", "cb", "tstamp"):
+        return _NO
+    res = _skb_common(off, size, write)
+    if res.ok and name in ("data", "data_end"):
+        res.reg_type = _PKT[name]
+    return res
+
+
+def _xdp(off: int, size: int, write: bool) -> CtxAccess:
+    if write or off < 0 or off >= XDP_MD_SIZE or off % size or size != 4 or off == 20:
+        return _NO
+    return CtxAccess(True, {0: PTR_TO_PACKET, 4: PTR_TO_PACKET_END,
+                            8: PTR_TO_PACKET_META}.get(off, SCALAR))
+
+
+def _kprobe(off: int, size: int, write: bool) -> CtxAccess:
+    if write or off < 0 or off >= PT_REGS_SIZE or off % size or off + size > PT_REGS_SIZE:
+        return _NO
+    return CtxAccess(True)
+
+
+def _tracepoint(off: int, size: int, write: bool) -> CtxAccess:
+    if write or off < 8 or off >= TRACE_MAX or off % size:
+        return _NO
+    return CtxAccess(True)
+
+
+def _raw_tp(off: int, size: int, write: bool) -> CtxAccess:
+    if write or off < 0 or off >= 12 * 8 or off % size or size != 8:
+        return _NO
+    return CtxAccess(True)
+
+
+RULES = {
+    ProgType.SOCKET_FILTER: _socket_filter,
+    ProgType.SCHED_CLS: _tc,
+    ProgType.SCHED_ACT: _tc,
+    ProgType.CGROUP_SKB: _cgroup_skb,
+    ProgType.XDP: _xdp,
+    ProgType.KPROBE: _kprobe,
+    ProgType.TRACEPOINT: _tracepoint,
+    ProgType.RAW_TRACEPOINT: _raw_tp,
+    ProgType.PERF_EVENT: _kprobe,
+}
+
+#: Program types whose programs may read packet data directly, and write it.
+PKT_READ = {ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.XDP, ProgType.CGROUP_SKB}
+PKT_WRITE = {ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.XDP}
+#: Program types with an skb context (legacy ``ld_abs``/``ld_ind`` allowed).
+LD_ABS_TYPES = {ProgType.SOCKET_FILTER, ProgType.SCHED_CLS, ProgType.SCHED_ACT}
+
+#: Return-value ranges the kernel enforces at the main program's exit.
+RETURN_RANGE: dict[int, tuple[int, int]] = {
+    ProgType.CGROUP_SKB: (0, 1),
+}
+
+
+def check(prog_type: int, off: int, size: int, write: bool) -> CtxAccess:
+    """Whether a ``size``-byte access at context offset ``off`` is allowed."""
+    rule = RULES.get(prog_type)
+    if rule is None or size <= 0:
+        return _NO
+    return rule(off, size, write)

@@ -1,0 +1,229 @@
+"""Helper prototypes: argument kinds, return kind and side effects of each supported helper.
+
+These mirror the ``bpf_func_proto`` tables of the kernel for the helpers bpfkit's
+runtime implements. ``ALLOWED`` lists, per program type, the helpers a program of that
+type may call (as the 6.x kernel allows them to a privileged loader).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..uapi.enums import HELPER_IDS, MapType, ProgType
+
+# Argument kinds.
+ANYTHING = "anything"
+CONST_MAP_PTR = "map_ptr"
+PTR_TO_MAP_KEY = "map_key"
+PTR_TO_MAP_VALUE = "map_value"
+PTR_TO_UNINIT_MAP_VALUE = "uninit_map_value"
+PTR_TO_MEM = "mem"  # readable memory, size in the next argument
+PTR_TO_MEM_OR_NULL = "mem_or_null"
+PTR_TO_UNINIT_MEM = "uninit_mem"  # writable memory, size in the next argument
+PTR_TO_UNINIT_MEM_OR_NULL = "uninit_mem_or_null"
+CONST_SIZE = "size"
+CONST_SIZE_OR_ZERO = "size_or_zero"
+PTR_TO_CTX = "ctx"
+PTR_TO_RINGBUF_MEM = "ringbuf_mem"
+CONST_ALLOC_SIZE_OR_ZERO = "alloc_size"
+PTR_TO_FUNC = "func"
+PTR_TO_STACK_OR_NULL = "stack_or_null"
+PTR_TO_SPIN_LOCK = "spin_lock"
+PTR_TO_CONST_STR = "const_str"
+PTR_TO_LONG = "long"  # 8 writable, aligned bytes
+
+# Return kinds.
+RET_INTEGER = "integer"
+RET_VOID = "void"
+RET_MAP_VALUE_OR_NULL = "map_value_or_null"
+RET_RINGBUF_MEM_OR_NULL = "ringbuf_mem_or_null"
+
+
+@dataclass(frozen=True)
+class Proto:
+    """What the verifier checks at a call of one helper."""
+
+    name: str
+    ret: str = RET_INTEGER
+    args: tuple[str, ...] = ()
+    gpl_only: bool = False
+    pkt_changing: bool = False  # invalidates packet pointers
+    releases: bool = False  # releases the reference held by its first argument
+    callback: str = ""  # "loop" or "for_each": argument 2 is a callback
+    map_types: frozenset[int] = field(default_factory=frozenset)  # empty: any allowed
+    ret_range: str = ""  # named return-range refinement
+
+    @property
+    def id(self) -> int:
+        """The kernel helper id."""
+        return HELPER_IDS[self.name]
+
+
+_M = MapType
+_QUEUE_STACK = frozenset({_M.QUEUE, _M.STACK})
+_PERCPU = frozenset({_M.PERCPU_ARRAY, _M.PERCPU_HASH, _M.LRU_PERCPU_HASH})
+_REDIRECT = frozenset({_M.DEVMAP, _M.DEVMAP_HASH, _M.CPUMAP, _M.XSKMAP})
+_FOR_EACH = frozenset({_M.HASH, _M.LRU_HASH, _M.ARRAY, _M.PERCPU_ARRAY, _M.PERCPU_HASH,
+                       _M.LRU_PERCPU_HASH})
+
+_PROTOS = [
+    Proto("map_lookup_elem", RET_MAP_VALUE_OR_NULL, (CONST_MAP_PTR, PTR_TO_MAP_KEY)),
+    Proto("map_update_elem", RET_INTEGER,
+          (CONST_MAP_PTR, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, ANYTHING)),
+    Proto("map_delete_elem", RET_INTEGER, (CONST_MAP_PTR, PTR_TO_MAP_KEY)),
+    Proto("map_push_elem", RET_INTEGER, (CONST_MAP_PTR, PTR_TO_MAP_VALUE, ANYTHING),
+          map_types=_QUEUE_STACK | {_M.BLOOM_FILTER}),
+    Proto("map_pop_elem", RET_INTEGER, (CONST_MAP_PTR, PTR_TO_UNINIT_MAP_VALUE),
+          map_types=_QUEUE_STACK),
+    Proto("map_peek_elem", RET_INTEGER, (CONST_MAP_PTR, PTR_TO_UNINIT_MAP_VALUE),
+          map_types=_QUEUE_STACK | {_M.BLOOM_FILTER}),
+    Proto("map_lookup_percpu_elem", RET_MAP_VALUE_OR_NULL,
+          (CONST_MAP_PTR, PTR_TO_MAP_KEY, ANYTHING), map_types=_PERCPU),
+    Proto("for_each_map_elem", RET_INTEGER,
+          (CONST_MAP_PTR, PTR_TO_FUNC, PTR_TO_STACK_OR_NULL, ANYTHING),
+          callback="for_each", map_types=_FOR_EACH),
+    Proto("loop", RET_INTEGER, (ANYTHING, PTR_TO_FUNC, PTR_TO_STACK_OR_NULL, ANYTHING),
+          callback="loop"),
+    Proto("tail_call", RET_VOID, (PTR_TO_CTX, CONST_MAP_PTR, ANYTHING),
+          map_types=frozenset({_M.PROG_ARRAY})),
+    Proto("ringbuf_output", RET_INTEGER,
+          (CONST_MAP_PTR, PTR_TO_MEM, CONST_SIZE_OR_ZERO, ANYTHING),
+          map_types=frozenset({_M.RINGBUF})),
+    Proto("ringbuf_reserve", RET_RINGBUF_MEM_OR_NULL,
+          (CONST_MAP_PTR, CONST_ALLOC_SIZE_OR_ZERO, ANYTHING),
+          map_types=frozenset({_M.RINGBUF})),
+    Proto("ringbuf_submit", RET_VOID, (PTR_TO_RINGBUF_MEM, ANYTHING), releases=True),
+    Proto("ringbuf_discard", RET_VOID, (PTR_TO_RINGBUF_MEM, ANYTHING), releases=True),
+    Proto("ringbuf_query", RET_INTEGER, (CONST_MAP_PTR, ANYTHING),
+          map_types=frozenset({_M.RINGBUF})),
+    Proto("perf_event_output", RET_INTEGER,
+          (PTR_TO_CTX, CONST_MAP_PTR, ANYTHING, PTR_TO_MEM, CONST_SIZE_OR_ZERO),
+          map_types=frozenset({_M.PERF_EVENT_ARRAY})),
+    Proto("ktime_get_ns"),
+    Proto("ktime_get_boot_ns"),
+    Proto("ktime_get_coarse_ns"),
+    Proto("ktime_get_tai_ns"),
+    Proto("jiffies64"),
+    Proto("get_prandom_u32"),
+    Proto("get_smp_processor_id", ret_range="cpu"),
+    Proto("get_numa_node_id"),
+    Proto("trace_printk", RET_INTEGER, (PTR_TO_MEM, CONST_SIZE), gpl_only=True),
+    Proto("trace_vprintk", RET_INTEGER,
+          (PTR_TO_MEM, CONST_SIZE, PTR_TO_MEM_OR_NULL, CONST_SIZE_OR_ZERO), gpl_only=True),
+    Proto("snprintf", RET_INTEGER,
+          (PTR_TO_UNINIT_MEM_OR_NULL, CONST_SIZE_OR_ZERO, PTR_TO_CONST_STR,
+           PTR_TO_MEM_OR_NULL, CONST_SIZE_OR_ZERO)),
+    Proto("strtol", RET_INTEGER, (PTR_TO_MEM, CONST_SIZE, ANYTHING, PTR_TO_LONG)),
+    Proto("strtoul", RET_INTEGER, (PTR_TO_MEM, CONST_SIZE, ANYTHING, PTR_TO_LONG)),
+    Proto("strncmp", RET_INTEGER, (PTR_TO_MEM, CONST_SIZE, PTR_TO_CONST_STR)),
+    Proto("probe_read", RET_INTEGER, (PTR_TO_UNINIT_MEM, CONST_SIZE_OR_ZERO, ANYTHING),
+          gpl_only=True),
+    Proto("probe_read_str", RET_INTEGER, (PTR_TO_UNINIT_MEM, CONST_SIZE_OR_ZERO, ANYTHING),
+          gpl_only=True, ret_range="str"),
+    Proto("probe_read_user", RET_INTEGER, (PTR_TO_UNINIT_MEM, CONST_SIZE_OR_ZERO, ANYTHING),
+          gpl_only=True),
+    Proto("probe_read_kernel", RET_INTEGER,
+          (PTR_TO_UNINIT_MEM, CONST_SIZE_OR_ZERO, ANYTHING), gpl_only=True),
+    Proto("probe_read_user_str", RET_INTEGER,
+          (PTR_TO_UNINIT_MEM, CONST_SIZE_OR_ZERO, ANYTHING), gpl_only=True, ret_range="str"),
+    Proto("probe_read_kernel_str", RET_INTEGER,
+          (PTR_TO_UNINIT_MEM, CONST_SIZE_OR_ZERO, ANYTHING), gpl_only=True, ret_range="str"),
+    Proto("get_current_pid_tgid"),
+    Proto("get_current_uid_gid"),
+    Proto("get_current_comm", RET_INTEGER, (PTR_TO_UNINIT_MEM, CONST_SIZE)),
+    Proto("get_current_task"),
+    Proto("get_stackid", RET_INTEGER, (PTR_TO_CTX, CONST_MAP_PTR, ANYTHING),
+          map_types=frozenset({_M.STACK_TRACE})),
+    Proto("get_stack", RET_INTEGER,
+          (PTR_TO_CTX, PTR_TO_UNINIT_MEM, CONST_SIZE_OR_ZERO, ANYTHING), ret_range="str"),
+    Proto("skb_load_bytes", RET_INTEGER, (PTR_TO_CTX, ANYTHING, PTR_TO_UNINIT_MEM, CONST_SIZE)),
+    Proto("skb_store_bytes", RET_INTEGER,
+          (PTR_TO_CTX, ANYTHING, PTR_TO_MEM, CONST_SIZE, ANYTHING), pkt_changing=True),
+    Proto("l3_csum_replace", RET_INTEGER,
+          (PTR_TO_CTX, ANYTHING, ANYTHING, ANYTHING, ANYTHING), pkt_changing=True),
+    Proto("l4_csum_replace", RET_INTEGER,
+          (PTR_TO_CTX, ANYTHING, ANYTHING, ANYTHING, ANYTHING), pkt_changing=True),
+    Proto("csum_diff", RET_INTEGER,
+          (PTR_TO_MEM_OR_NULL, CONST_SIZE_OR_ZERO, PTR_TO_MEM_OR_NULL, CONST_SIZE_OR_ZERO,
+           ANYTHING)),
+    Proto("xdp_adjust_head", RET_INTEGER, (PTR_TO_CTX, ANYTHING), pkt_changing=True),
+    Proto("xdp_adjust_tail", RET_INTEGER, (PTR_TO_CTX, ANYTHING), pkt_changing=True),
+    Proto("xdp_adjust_meta", RET_INTEGER, (PTR_TO_CTX, ANYTHING), pkt_changing=True),
+    Proto("redirect", RET_INTEGER, (ANYTHING, ANYTHING)),
+    Proto("redirect_map", RET_INTEGER, (CONST_MAP_PTR, ANYTHING, ANYTHING),
+          map_types=_REDIRECT),
+    Proto("spin_lock", RET_VOID, (PTR_TO_SPIN_LOCK,)),
+    Proto("spin_unlock", RET_VOID, (PTR_TO_SPIN_LOCK,)),
+]
+
+#: Prototype by helper id.
+PROTOS: dict[int, Proto] = {p.id: p for p in _PROTOS}
+
+#: Map types whose maps only the listed helpers may take (kernel ``check_map_func_compatibility``).
+MAP_ONLY_HELPERS: dict[int, frozenset[str]] = {
+    _M.PROG_ARRAY: frozenset({"tail_call"}),
+    _M.PERF_EVENT_ARRAY: frozenset({"perf_event_output"}),
+    _M.RINGBUF: frozenset({"ringbuf_output", "ringbuf_reserve", "ringbuf_query"}),
+    _M.STACK_TRACE: frozenset({"get_stackid"}),
+    _M.QUEUE: frozenset({"map_push_elem", "map_pop_elem", "map_peek_elem"}),
+    _M.STACK: frozenset({"map_push_elem", "map_pop_elem", "map_peek_elem"}),
+    _M.BLOOM_FILTER: frozenset({"map_push_elem", "map_peek_elem"}),
+    _M.DEVMAP: frozenset({"redirect_map", "map_lookup_elem"}),
+    _M.DEVMAP_HASH: frozenset({"redirect_map", "map_lookup_elem"}),
+    _M.CPUMAP: frozenset({"redirect_map"}),
+    _M.XSKMAP: frozenset({"redirect_map", "map_lookup_elem"}),
+}
+
+# Helpers every program type may call (the kernel's base set, privileged loader).
+_BASE = frozenset({
+    "map_lookup_elem", "map_update_elem", "map_delete_elem", "map_push_elem",
+    "map_pop_elem", "map_peek_elem", "map_lookup_percpu_elem", "for_each_map_elem", "loop",
+    "tail_call", "ringbuf_output", "ringbuf_reserve", "ringbuf_submit", "ringbuf_discard",
+    "ringbuf_query", "perf_event_output", "ktime_get_ns", "ktime_get_boot_ns",
+    "ktime_get_tai_ns", "jiffies64", "get_prandom_u32", "get_smp_processor_id",
+    "get_numa_node_id", "trace_printk", "trace_vprintk", "snprintf", "strtol", "strtoul",
+    "strncmp", "probe_read_user", "probe_read_kernel", "probe_read_user_str",
+    "probe_read_kernel_str", "get_current_pid_tgid", "get_current_uid_gid",
+    "get_current_comm", "get_current_task", "spin_lock", "spin_unlock",
+})
+_TRACING = _BASE | {"probe_read", "probe_read_str", "get_stackid", "get_stack"}
+_NET = _BASE | {"ktime_get_coarse_ns"}
+_TC = _NET | {"skb_load_bytes", "skb_store_bytes", "l3_csum_replace", "l4_csum_replace",
+              "csum_diff", "redirect"}
+
+_PT = ProgType
+ALLOWED: dict[int, frozenset[str]] = {
+    _PT.SOCKET_FILTER: _NET | {"skb_load_bytes"},
+    _PT.CGROUP_SKB: _NET | {"skb_load_bytes"},
+    _PT.SCHED_CLS: _TC,
+    _PT.SCHED_ACT: _TC,
+    _PT.XDP: _NET | {"csum_diff", "xdp_adjust_head", "xdp_adjust_tail", "xdp_adjust_meta",
+                     "redirect", "redirect_map"},
+    _PT.KPROBE: _TRACING,
+    _PT.TRACEPOINT: _TRACING,
+    _PT.RAW_TRACEPOINT: _TRACING,
+    _PT.PERF_EVENT: _TRACING,
+}
+
+#: Helpers an unprivileged loader may call (socket filters and cgroup skb only).
+UNPRIV: frozenset[str] = frozenset({
+    "map_lookup_elem", "map_update_elem", "map_delete_elem", "map_push_elem",
+    "map_pop_elem", "map_peek_elem", "map_lookup_percpu_elem", "for_each_map_elem", "loop",
+    "tail_call", "ringbuf_output", "ringbuf_reserve", "ringbuf_submit", "ringbuf_discard",
+    "ringbuf_query", "ktime_get_ns", "ktime_get_boot_ns", "ktime_get_tai_ns",
+    "ktime_get_coarse_ns", "get_prandom_u32", "get_smp_processor_id", "get_numa_node_id",
+    "strncmp", "strtol", "strtoul", "skb_load_bytes", "perf_event_output",
+})
+
+
+def proto_for(helper_id: int, prog_type: int, unpriv: bool = False) -> Proto | None:
+    """The prototype of ``helper_id`` if a program of ``prog_type`` may call it."""
+    p = PROTOS.get(helper_id)
+    if p is None:
+        return None
+    allowed = ALLOWED.get(prog_type)
+    if allowed is None or p.name not in allowed:
+        return None
+    if unpriv and p.name not in UNPRIV:
+        return None
+    return p

@@ -1,0 +1,517 @@
+"""Abstract machine state: registers, stack slots, call frames, references, and pruning.
+
+Register and stack-slot objects are shared between states (copy-on-write): code that
+changes one makes a fresh copy with :meth:`Reg.clone` and stores that, so copying a
+whole state at a branch copies only lists and dicts of references.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import tnum
+from .tnum import M32, M64, Tnum
+
+S64_MIN, S64_MAX = -(1 << 63), (1 << 63) - 1
+S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
+U64_MAX, U32_MAX = M64, M32
+
+# Register types (the kernel's ``enum bpf_reg_type``, only the kinds we model).
+NOT_INIT = 0
+SCALAR = 1
+PTR_TO_CTX = 2
+CONST_PTR_TO_MAP = 3
+PTR_TO_MAP_VALUE = 4
+PTR_TO_MAP_KEY = 5
+PTR_TO_STACK = 6
+PTR_TO_PACKET_META = 7
+PTR_TO_PACKET = 8
+PTR_TO_PACKET_END = 9
+PTR_TO_MEM = 10
+PTR_TO_FUNC = 11
+
+TYPE_NAMES = {
+    NOT_INIT: "?",
+    SCALAR: "scalar",
+    PTR_TO_CTX: "ctx",
+    CONST_PTR_TO_MAP: "map_ptr",
+    PTR_TO_MAP_VALUE: "map_value",
+    PTR_TO_MAP_KEY: "map_key",
+    PTR_TO_STACK: "fp",
+    PTR_TO_PACKET_META: "pkt_meta",
+    PTR_TO_PACKET: "pkt",
+    PTR_TO_PACKET_END: "pkt_end",
+    PTR_TO_MEM: "mem",
+    PTR_TO_FUNC: "func",
+}
+
+PACKET_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
+
+# Stack byte kinds (the kernel's STACK_* slot types), one character each as in its log.
+ST_INVALID = "?"
+ST_SPILL = "r"
+ST_MISC = "m"
+ST_ZERO = "0"
+
+MAX_BPF_STACK = 512
+REG_SIZE = 8
+
+
+def s64(v: int) -> int:
+    """Reinterpret a 64-bit pattern as signed."""
+    v &= M64
+    return v - (1 << 64) if v >> 63 else v
+
+
+def s32(v: int) -> int:
+    """Reinterpret a 32-bit pattern as signed."""
+    v &= M32
+    return v - (1 << 32) if v >> 31 else v
+
+
+class Reg:
+    """One register's abstract value: a type plus, for scalars and pointer offsets, bounds."""
+
+    __slots__ = (
+        "type", "maybe_null", "rdonly", "ringbuf", "off", "var_off", "smin", "smax",
+        "umin", "umax", "s32min", "s32max", "u32min", "u32max", "id", "ref_obj_id",
+        "range", "map", "mem_size", "frameno", "subprog",
+    )
+
+    def __init__(self, type_: int = NOT_INIT) -> None:
+        self.type = type_
+        self.maybe_null = False
+        self.rdonly = False
+        self.ringbuf = False
+        self.off = 0
+        self.var_off = tnum.ZERO if type_ != SCALAR else tnum.UNKNOWN
+        if type_ == SCALAR:
+            self.smin, self.smax, self.umin, self.umax = S64_MIN, S64_MAX, 0, U64_MAX
+            self.s32min, self.s32max, self.u32min, self.u32max = S32_MIN, S32_MAX, 0, U32_MAX
+        else:
+            self.smin = self.smax = self.umin = self.umax = 0
+            self.s32min = self.s32max = self.u32min = self.u32max = 0
+        self.id = 0
+        self.ref_obj_id = 0
+        self.range = 0
+        self.map = None
+        self.mem_size = 0
+        self.frameno = 0
+        self.subprog = 0
+
+    # ---- constructors -------------------------------------------------
+    @staticmethod
+    def unknown() -> Reg:
+        """An unknown scalar."""
+        return Reg(SCALAR)
+
+    @staticmethod
+    def const(v: int) -> Reg:
+        """A known 64-bit scalar."""
+        r = Reg(SCALAR)
+        r.set_const(v)
+        return r
+
+    @staticmethod
+    def pointer(type_: int, **kw) -> Reg:
+        """A pointer of ``type_`` at offset zero (fields from ``kw``)."""
+        r = Reg(type_)
+        for k, v in kw.items():
+            setattr(r, k, v)
+        return r
+
+    def clone(self) -> Reg:
+        """A private copy to mutate."""
+        r = Reg.__new__(Reg)
+        for k in Reg.__slots__:
+            setattr(r, k, getattr(self, k))
+        return r
+
+    # ---- scalar helpers ----------------------------------------------
+    def set_const(self, v: int) -> None:
+        """Make this a known scalar ``v``."""
+        v &= M64
+        self.type = SCALAR
+        self.var_off = Tnum(v, 0)
+        self.umin = self.umax = v
+        self.smin = self.smax = s64(v)
+        lo = v & M32
+        self.u32min = self.u32max = lo
+        self.s32min = self.s32max = s32(lo)
+
+    def mark_unknown_bounds(self) -> None:
+        """Forget every bound (the offset part of a pointer, or a scalar's value)."""
+        self.var_off = tnum.UNKNOWN
+        self.smin, self.smax, self.umin, self.umax = S64_MIN, S64_MAX, 0, U64_MAX
+        self.s32min, self.s32max, self.u32min, self.u32max = S32_MIN, S32_MAX, 0, U32_MAX
+
+    def mark_known_zero_bounds(self) -> None:
+        """Offset bounds exactly zero."""
+        self.var_off = tnum.ZERO
+        self.smin = self.smax = self.umin = self.umax = 0
+        self.s32min = self.s32max = self.u32min = self.u32max = 0
+
+    def is_const(self) -> bool:
+        """A scalar with one possible value."""
+        return self.type == SCALAR and self.var_off.mask == 0
+
+    def is_const32(self) -> bool:
+        """A scalar whose low 32 bits are known."""
+        return self.type == SCALAR and not (self.var_off.mask & M32)
+
+    @property
+    def value(self) -> int:
+        """The known value (only meaningful when ``is_const``)."""
+        return self.var_off.value
+
+    def is_pointer(self) -> bool:
+        """Any pointer type."""
+        return self.type not in (NOT_INIT, SCALAR)
+
+    def is_null_const(self) -> bool:
+        """The known scalar zero."""
+        return self.type == SCALAR and self.var_off == tnum.ZERO
+
+    def may_be_zero(self) -> bool:
+        """The scalar could be zero."""
+        return self.umin == 0
+
+    def type_name(self) -> str:
+        """Kernel-style type name (``map_value_or_null``, ``ringbuf_mem``...)."""
+        name = TYPE_NAMES[self.type]
+        if self.type == PTR_TO_MEM and self.ringbuf:
+            name = "ringbuf_mem"
+        if self.rdonly and self.type == PTR_TO_MEM:
+            name = "rdonly_" + name
+        if self.maybe_null:
+            name += "_or_null"
+        return name
+
+    def __repr__(self) -> str:
+        return fmt_reg(self)
+
+
+def fmt_reg(r: Reg) -> str:
+    """The register as the kernel's log prints it (``scalar(umax=255)``, ``fp-8``...)."""
+    t = r.type
+    if t == NOT_INIT:
+        return "?"
+    if t == SCALAR:
+        if r.is_const() and not r.id:
+            return str(r.smin)
+        parts = []
+        if r.id:
+            parts.append(f"id={r.id}")
+        parts.extend(_bounds_parts(r))
+        return f"scalar({','.join(parts)})"
+    if t == PTR_TO_STACK and r.var_off == tnum.ZERO and not r.id:
+        return f"fp{r.off}" if r.off < 0 else f"fp{r.off}" if r.off == 0 else f"fp+{r.off}"
+    parts = []
+    if r.id:
+        parts.append(f"id={r.id}")
+    if r.ref_obj_id:
+        parts.append(f"ref_obj_id={r.ref_obj_id}")
+    if t in (PTR_TO_MAP_VALUE, CONST_PTR_TO_MAP, PTR_TO_MAP_KEY) and r.map is not None:
+        parts.append(f"map={r.map.name},ks={r.map.key_size},vs={r.map.value_size}")
+    if r.off:
+        parts.append(f"off={r.off}")
+    if t in PACKET_TYPES:
+        parts.append(f"r={r.range}")
+    if t == PTR_TO_MEM:
+        parts.append(f"sz={r.mem_size}")
+    if r.var_off != tnum.ZERO:
+        parts.extend(_bounds_parts(r))
+    if t == PTR_TO_STACK:
+        return f"fp({','.join(parts)})" if parts else "fp0"
+    return f"{r.type_name()}({','.join(parts)})"
+
+
+def _bounds_parts(r: Reg) -> list[str]:
+    out = []
+    if r.smin != S64_MIN and r.smin != r.umin:
+        out.append(f"smin={r.smin}")
+    if r.smax != S64_MAX and r.smax != r.umax:
+        out.append(f"smax={r.smax}")
+    if r.umin != 0:
+        out.append(f"umin={r.umin}")
+    if r.umax != U64_MAX:
+        out.append(f"umax={r.umax}")
+    if r.s32min != S32_MIN and r.s32min != r.smin and r.s32min != r.u32min:
+        out.append(f"smin32={r.s32min}")
+    if r.s32max != S32_MAX and r.s32max != r.smax and r.s32max != r.u32max:
+        out.append(f"smax32={r.s32max}")
+    if r.u32min != 0 and r.u32min != r.umin:
+        out.append(f"umin32={r.u32min}")
+    if r.u32max != U32_MAX and r.u32max != r.umax:
+        out.append(f"umax32={r.u32max}")
+    if r.var_off.mask != M64 and not (r.var_off.value == 0 and r.var_off.mask + 1 == r.umax + 1
+                                      and r.umin == 0):
+        out.append(f"var_off={tnum.fmt(r.var_off)}")
+    return out
+
+
+NOT_INIT_REG = Reg(NOT_INIT)
+
+
+class Slot:
+    """One 8-byte stack slot: a kind per byte (index 0 is fp-1 side, 7 the lowest address)."""
+
+    __slots__ = ("types", "spilled")
+
+    def __init__(self, types: str = ST_INVALID * 8, spilled: Reg | None = None) -> None:
+        self.types = types
+        self.spilled = spilled
+
+    def is_spill(self) -> bool:
+        """Holds a spilled register (byte 7, the slot's lowest address, is a spill byte)."""
+        return self.types[7] == ST_SPILL
+
+    def spill_size(self) -> int:
+        """Bytes of a spill, counted from the lowest address (index 7) upwards."""
+        n = 0
+        for c in reversed(self.types):
+            if c != ST_SPILL:
+                break
+            n += 1
+        return n
+
+
+EMPTY_SLOT = Slot()
+
+
+class Frame:
+    """One call frame: registers, stack slots, and where it was called from."""
+
+    __slots__ = ("regs", "stack", "frameno", "callsite", "subprog", "depth", "callback",
+                 "cb_ret_lo", "cb_ret_hi")
+
+    def __init__(self, frameno: int, subprog: int, callsite: int = -1) -> None:
+        self.regs: list[Reg] = [NOT_INIT_REG] * 11
+        self.stack: dict[int, Slot] = {}
+        self.frameno = frameno
+        self.callsite = callsite
+        self.subprog = subprog
+        self.depth = 0  # deepest stack byte touched
+        self.callback = 0  # helper id when this frame runs a callback
+        self.cb_ret_lo = 0
+        self.cb_ret_hi = 1
+
+    def copy(self) -> Frame:
+        """A copy sharing the (immutable) registers and slots."""
+        f = Frame.__new__(Frame)
+        f.regs = list(self.regs)
+        f.stack = dict(self.stack)
+        f.frameno = self.frameno
+        f.callsite = self.callsite
+        f.subprog = self.subprog
+        f.depth = self.depth
+        f.callback = self.callback
+        f.cb_ret_lo = self.cb_ret_lo
+        f.cb_ret_hi = self.cb_ret_hi
+        return f
+
+
+@dataclass
+class Ref:
+    """An acquired reference (ringbuf reservation) that must be released before exit."""
+
+    id: int
+    insn: int
+
+
+class State:
+    """The whole abstract machine at one instruction on one path."""
+
+    __slots__ = ("frames", "refs", "lock", "parent", "branches", "insn", "cb_depth", "dead")
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+        self.refs: list[Ref] = []
+        self.lock: tuple | None = None  # (map id, reg id) of the held spin lock
+        self.parent: State | None = None
+        self.branches = 0
+        self.insn = 0
+        self.cb_depth = 0
+        self.dead = False
+
+    @property
+    def cur(self) -> Frame:
+        """The innermost frame."""
+        return self.frames[-1]
+
+    def copy(self) -> State:
+        """A new state with the same contents (registers and slots shared)."""
+        s = State.__new__(State)
+        s.frames = [f.copy() for f in self.frames]
+        s.refs = list(self.refs)
+        s.lock = self.lock
+        s.parent = self.parent
+        s.branches = 0
+        s.insn = self.insn
+        s.cb_depth = self.cb_depth
+        s.dead = False
+        return s
+
+
+# ---------------------------------------------------------------------------
+# State subsumption (pruning): is every concrete state of ``cur`` one of ``old``?
+# ---------------------------------------------------------------------------
+
+
+class _IdMap:
+    __slots__ = ("fwd", "back")
+
+    def __init__(self) -> None:
+        self.fwd: dict[int, int] = {}
+        self.back: dict[int, int] = {}
+
+    def check(self, old: int, cur: int) -> bool:
+        if not old and not cur:
+            return True
+        if not old or not cur:
+            return False
+        a = self.fwd.get(old)
+        b = self.back.get(cur)
+        if a is None and b is None:
+            self.fwd[old] = cur
+            self.back[cur] = old
+            return True
+        return a == cur and b == old
+
+    def check_scalar(self, old: int, cur: int) -> bool:
+        # An unlinked old scalar places no constraint; a linked one needs a consistent link.
+        if not old:
+            return True
+        if not cur:
+            return False
+        return self.check(old, cur)
+
+
+def range_within(old: Reg, cur: Reg) -> bool:
+    """``cur``'s bounds lie within ``old``'s."""
+    return (
+        old.umin <= cur.umin and cur.umax <= old.umax
+        and old.smin <= cur.smin and cur.smax <= old.smax
+        and old.u32min <= cur.u32min and cur.u32max <= old.u32max
+        and old.s32min <= cur.s32min and cur.s32max <= old.s32max
+    )
+
+
+def regsafe(old: Reg, cur: Reg, ids: _IdMap, exact: bool = False) -> bool:
+    """Whether anything safe from ``old`` is safe from ``cur``."""
+    if old is cur and not old.id and not old.ref_obj_id:
+        return True
+    if old.type == NOT_INIT:
+        return not exact or cur.type == NOT_INIT
+    if cur.type == NOT_INIT:
+        return False
+    if old.type != cur.type or old.maybe_null != cur.maybe_null:
+        return False
+    if old.type == SCALAR:
+        return (range_within(old, cur) and tnum.contains(old.var_off, cur.var_off)
+                and ids.check_scalar(old.id, cur.id))
+    if (old.off != cur.off or old.map is not cur.map or old.mem_size != cur.mem_size
+            or old.frameno != cur.frameno or old.subprog != cur.subprog
+            or old.rdonly != cur.rdonly or old.ringbuf != cur.ringbuf):
+        return False
+    if not (range_within(old, cur) and tnum.contains(old.var_off, cur.var_off)):
+        return False
+    if old.type in PACKET_TYPES:
+        if old.range > cur.range:
+            return False
+        if not ids.check(old.id, cur.id):
+            return False
+    elif old.maybe_null or old.id or cur.id:
+        if not ids.check(old.id, cur.id):
+            return False
+    if old.ref_obj_id or cur.ref_obj_id:
+        return ids.check(old.ref_obj_id, cur.ref_obj_id)
+    return True
+
+
+def _slot_view(slot: Slot, i: int) -> str:
+    return slot.types[i]
+
+
+def stacksafe(old: Frame, cur: Frame, ids: _IdMap, allow_uninit: bool, exact: bool) -> bool:
+    """Every stack byte ``old`` relied on is at least as known in ``cur``."""
+    for spi, oslot in old.stack.items():
+        cslot = cur.stack.get(spi, EMPTY_SLOT)
+        if oslot is cslot and not (oslot.spilled is not None and oslot.spilled.id):
+            continue
+        if exact:
+            if oslot.types != cslot.types:
+                return False
+        if oslot.is_spill() and oslot.spill_size() == 8:
+            if cslot.is_spill() and cslot.spill_size() == 8:
+                if not regsafe(oslot.spilled, cslot.spilled, ids, exact):
+                    return False
+                continue
+            # An old spilled unknown scalar is as good as misc bytes.
+            sp = oslot.spilled
+            if sp.type == SCALAR and sp.var_off == tnum.UNKNOWN and not sp.id:
+                if all(c in (ST_MISC, ST_ZERO) or (c == ST_INVALID and allow_uninit)
+                       for c in cslot.types):
+                    continue
+                if cslot.is_spill() and cslot.spilled.type == SCALAR:
+                    continue
+            if sp.is_null_const() and not sp.id and cslot.types == ST_ZERO * 8:
+                continue
+            return False
+        for i in range(8):
+            o = oslot.types[i]
+            c = cslot.types[i]
+            if o == ST_INVALID:
+                continue
+            if o == ST_MISC:
+                if c in (ST_MISC, ST_ZERO) or (c == ST_INVALID and allow_uninit):
+                    continue
+                if c == ST_SPILL and cslot.spilled.type == SCALAR:
+                    continue
+                return False
+            if o == ST_ZERO:
+                if c == ST_ZERO:
+                    continue
+                if c == ST_SPILL and cslot.spilled.is_null_const():
+                    continue
+                return False
+            # o == ST_SPILL of a partial spill: require the same partial spill.
+            if c != ST_SPILL or not regsafe(oslot.spilled, cslot.spilled, ids, exact):
+                return False
+    return True
+
+
+def states_equal(old: State, cur: State, allow_uninit: bool, exact: bool = False) -> bool:
+    """``old`` subsumes ``cur`` (``exact``: the same, used for loop detection)."""
+    if len(old.frames) != len(cur.frames):
+        return False
+    if len(old.refs) != len(cur.refs):
+        return False
+    if (old.lock is None) != (cur.lock is None):
+        return False
+    ids = _IdMap()
+    for of, cf in zip(old.frames, cur.frames, strict=True):
+        if of.callsite != cf.callsite or of.callback != cf.callback:
+            return False
+        for o, c in zip(of.regs, cf.regs, strict=True):
+            if not regsafe(o, c, ids, exact):
+                return False
+        if not stacksafe(of, cf, ids, allow_uninit, exact):
+            return False
+    for o, c in zip(old.refs, cur.refs, strict=True):
+        if not ids.check(o.id, c.id):
+            return False
+    if old.lock is not None and cur.lock is not None:
+        if old.lock[0] != cur.lock[0] or not ids.check(old.lock[1], cur.lock[1]):
+            return False
+    return True
+
+
+@dataclass
+class Checkpoint:
+    """A state saved at a pruning point (explored or still being explored)."""
+
+    state: State
+    hits: int = 0
+    miss: int = 0
+    extra: dict = field(default_factory=dict)
