@@ -1,0 +1,33 @@
+"""The runtime's helper registry: the base helpers plus maps, tracing and packet helpers.
+
+``RUNTIME_HELPERS`` holds every helper the VM implements; a program gets
+``registry_for(prog_type)``, the ones its type may call (``uapi.progtypes``).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ..uapi.progtypes import allowed_helper_ids
+from . import helpers_maps, helpers_net, helpers_trace
+from .helpers import BASE, HelperRegistry
+
+__all__ = ["RUNTIME_HELPERS", "registry_for"]
+
+
+def _merge(*registries: HelperRegistry) -> HelperRegistry:
+    out = HelperRegistry()
+    for reg in registries:
+        for hid in reg.ids():
+            out.register(hid, reg.get(hid).fn)  # type: ignore[union-attr]
+    return out
+
+
+RUNTIME_HELPERS = _merge(BASE, helpers_maps.HELPERS, helpers_trace.HELPERS, helpers_net.HELPERS)
+
+
+@cache
+def registry_for(prog_type: int) -> HelperRegistry:
+    """The helpers a program of ``prog_type`` may call (all of them for an unknown type)."""
+    ids = allowed_helper_ids(prog_type)
+    return RUNTIME_HELPERS.only(set(ids)) if ids else RUNTIME_HELPERS.copy()

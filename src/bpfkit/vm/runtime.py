@@ -1,0 +1,530 @@
+"""The VM runtime: maps, programs and the state they share, built from an ``ObjectSpec``.
+
+A :class:`VMRuntime` is one loaded object: an address space every map value, context,
+packet and stack lives in; its maps (by name and by the address programs hold); its
+programs, each relocated (map references become the VM's map fds), checked against the
+helpers its type may call, with context accesses converted, and compiled on first use;
+and the simulated machine around them — CPU count and current CPU, the current task,
+the random source, the ``trace_pipe``.
+
+:func:`load_spec` builds one from an :class:`~bpfkit.obj.spec.ObjectSpec`; the
+user-facing objects (:mod:`bpfkit.vm.object`) wrap it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import random
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BpfError, NotSupported, RuntimeFault, VerifierError
+from ..isa import opcodes as op
+from ..isa.instruction import Instruction
+from ..uapi.enums import HELPER_NAMES, MapType, ProgType
+from ..uapi.progtypes import allowed_helper_ids, prog_type_info
+from .env import STACK_REGION_SIZE, Env
+from .helpers_maps import TailCall
+from .helpers_runtime import registry_for
+from .interp import DEFAULT_BUDGET, CompiledProgram
+from .maps import (
+    F_RDONLY_PROG,
+    ArrayMap,
+    FdArrayMap,
+    HashOfMapsMap,
+    MapContext,
+    RingBufMap,
+    VMMap,
+    create_map,
+)
+from .memory import AddressSpace, Region
+from .progtypes import ProgTypeVM, RunOutcome, RunState, prog_type_vm
+
+if TYPE_CHECKING:
+    from ..obj.spec import MapSpec, ObjectSpec, ProgramSpec
+
+__all__ = ["Task", "VMEnv", "VMRuntime", "VMProgram", "load_spec", "possible_cpus"]
+
+M64 = (1 << 64) - 1
+CALLBACK_NEST = 8
+
+
+def possible_cpus() -> int:
+    """The number of possible CPUs of this machine (what per-CPU maps size by)."""
+    try:
+        with open("/sys/devices/system/cpu/possible") as f:
+            text = f.read().strip()
+        n = 0
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            n += (int(hi) if hi else int(lo)) - int(lo) + 1
+        return max(n, 1)
+    except (OSError, ValueError):
+        return os.cpu_count() or 1
+
+
+@dataclass
+class Task:
+    """The task the program runs on behalf of (``bpf_get_current_*``)."""
+
+    pid: int
+    tgid: int
+    uid: int = 0
+    gid: int = 0
+    comm: bytes = b""
+
+    @classmethod
+    def current(cls) -> Task:
+        """This Python thread, as the kernel sees it (what a test run in the kernel gets)."""
+        tid = threading.get_native_id()
+        comm = b""
+        for path in (f"/proc/self/task/{tid}/comm", "/proc/self/comm"):
+            try:
+                with open(path, "rb") as f:
+                    comm = f.read().rstrip(b"\n")[:15]
+                break
+            except OSError:
+                continue
+        return cls(tid, os.getpid(), os.getuid(), os.getgid(), comm)
+
+
+class VMEnv(Env):
+    """A program's environment: its stack (and callback frames), helpers, runtime, run."""
+
+    def __init__(self, runtime: VMRuntime, program: VMProgram, helpers) -> None:
+        super().__init__(helpers=helpers, space=runtime.space)
+        # one stack region for the program's frames and, below them, nested callbacks'
+        self.space.remove(self.stack)
+        self.stack = self.space.add(
+            Region.alloc(f"stack:{program.name}", STACK_REGION_SIZE * (1 + CALLBACK_NEST))
+        )
+        self.runtime = runtime
+        self.program = program
+        self.prog_type = program.prog_type
+        self.run: RunState | None = None
+        self.compiled: Any = None
+        self.cb_depth = 0
+        self.resolve_lddw = runtime.resolve_lddw
+
+    def call_function(
+        self, target: int, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0
+    ) -> int:
+        """Call the BPF function at code address ``target`` (a callback): its r0."""
+        interp = self.program.interp()
+        slot = None
+        for prog in (self.compiled, interp):
+            code = getattr(prog, "code", None)
+            if code is not None and code.base <= target < code.end and not (target - code.base) % 8:
+                slot = (target - code.base) // 8
+                break
+        if slot is None or interp.slot_insn[slot] is None:
+            raise RuntimeFault(f"callback {target:#x} is not a function of the program")
+        if self.cb_depth >= CALLBACK_NEST:
+            raise RuntimeFault(f"callbacks nested more than {CALLBACK_NEST} deep")
+        self.cb_depth += 1
+        try:
+            r10 = self.stack.end - self.cb_depth * STACK_REGION_SIZE
+            r0, _n = interp.function(slot)(r1, r2, r3, r4, r5, r10, 0, 0)
+        finally:
+            self.cb_depth -= 1
+        return r0 & M64
+
+
+class VMProgram:
+    """A loaded program: converted instructions, its environment, engines on demand."""
+
+    def __init__(
+        self,
+        runtime: VMRuntime,
+        name: str,
+        prog_type: ProgType | int,
+        insns: Sequence[Instruction],
+        *,
+        section: str = "",
+        license: str = "",
+        spec: ProgramSpec | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.name = name
+        try:
+            self.prog_type: ProgType | int = ProgType(prog_type)
+        except ValueError:
+            self.prog_type = int(prog_type)
+        self.section = section
+        self.license = license
+        self.spec = spec
+        self.handler: ProgTypeVM | None
+        self.unsupported: str | None = None
+        insns = list(insns)
+        check_helpers(insns, self.prog_type)
+        try:
+            self.handler = prog_type_vm(self.prog_type)
+        except NotSupported as e:
+            self.handler, self.unsupported = None, str(e)
+            self.max_ctx_offset = 0
+        else:
+            insns, self.max_ctx_offset = self.handler.convert(insns)
+        self.insns = insns
+        self.env = VMEnv(runtime, self, registry_for(int(self.prog_type)))
+        self._engines: dict[str, Any] = {}
+        self.id = runtime.ctx.new_id(self)
+        self.runs = 0
+
+    @property
+    def fd(self) -> int:
+        """The VM's fd of this program (its id), for prog arrays."""
+        return self.id
+
+    @property
+    def type_name(self) -> str:
+        return getattr(self.prog_type, "name", str(self.prog_type)).lower()
+
+    # ---- engines ------------------------------------------------------------------------
+    def interp(self) -> CompiledProgram:
+        """The interpreter's compiled form (made on first use)."""
+        p = self._engines.get("interp")
+        if p is None:
+            p = self._engines["interp"] = CompiledProgram(
+                self.insns, self.env, budget=self.runtime.budget
+            )
+        return p
+
+    def engine(self, name: str) -> Any:
+        """The compiled program of engine ``interp`` or ``jit``."""
+        if name == "interp":
+            return self.interp()
+        if name != "jit":
+            raise NotSupported(f"unknown engine {name!r} (interp or jit)")
+        p = self._engines.get("jit")
+        if p is None:
+            p = self._engines["jit"] = _jit_compile(self)
+        return p
+
+    def require_handler(self) -> ProgTypeVM:
+        if self.handler is None:
+            raise NotSupported(self.unsupported or "unsupported program type")
+        return self.handler
+
+    # ---- running ------------------------------------------------------------------------
+    def execute(self, run: RunState, r1: int, engine: str = "interp") -> int:
+        """One invocation from the hook (following tail calls): r0."""
+        prog = self
+        run.tail_calls = 0
+        packet = run.packet.data_region if run.packet is not None else None
+        while True:
+            env = prog.env
+            env.run = run
+            env.packet = packet
+            compiled = prog.engine(engine)
+            env.compiled = compiled
+            ctypes.memset(env.stack.end - STACK_REGION_SIZE, 0, STACK_REGION_SIZE)
+            prog.runs += 1
+            try:
+                r0, _n = compiled.run(r1)
+                return r0 & M64
+            except TailCall as tc:
+                prog = tc.target  # type: ignore[assignment]
+                r1 = tc.ctx
+            except RecursionError:
+                raise RuntimeFault("call stack exhausted") from None
+            finally:
+                env.run = None
+
+    def test_run(
+        self,
+        *,
+        data: bytes = b"",
+        ctx: Any = None,
+        repeat: int = 1,
+        engine: str = "interp",
+        cpu: int | None = None,
+        **opts,
+    ) -> RunOutcome:
+        """``BPF_PROG_TEST_RUN`` for this program's type."""
+        handler = self.require_handler()
+        rt = self.runtime
+        old = rt.cpu
+        if cpu is not None and handler.info.test_run != "raw_tp":
+            rt.cpu = cpu
+            cpu = None
+        try:
+            if cpu is not None:
+                opts["cpu"] = cpu
+            return handler.test_run(self, data=data, ctx=ctx, repeat=repeat, engine=engine, **opts)
+        finally:
+            rt.cpu = old
+
+    def fire(
+        self, ctx: Any = None, *, engine: str = "interp", cpu: int | None = None, **opts
+    ) -> RunOutcome:
+        """Run once with a supplied context, as its hook would (tracing types)."""
+        handler = self.require_handler()
+        rt = self.runtime
+        old = rt.cpu
+        if cpu is not None:
+            rt.cpu = cpu
+        try:
+            return handler.run(self, ctx, engine=engine, **opts)
+        finally:
+            rt.cpu = old
+
+    def close(self) -> None:
+        self.runtime.space.remove(self.env.stack)
+        self.runtime.ctx.objects.pop(self.id, None)
+
+    def __repr__(self) -> str:
+        return f"<VMProgram {self.name!r} {self.type_name} {len(self.insns)} insns>"
+
+
+def _jit_compile(prog: VMProgram) -> Any:
+    try:
+        from .. import jit  # type: ignore[attr-defined]
+    except ImportError:
+        raise NotSupported("the JIT engine is not available in this build") from None
+    for attr in ("JitProgram", "CompiledJit", "compile_program"):
+        maker = getattr(jit, attr, None)
+        if maker is not None:
+            return maker(prog.insns, prog.env, budget=prog.runtime.budget)
+    raise NotSupported("the JIT engine is not available in this build")
+
+
+def check_helpers(insns: Sequence[Instruction], prog_type: ProgType | int) -> None:
+    """A load error for a helper call the program type may not make (as the kernel's)."""
+    allowed = allowed_helper_ids(prog_type)
+    if not allowed:
+        return
+    for i, insn in enumerate(insns):
+        if insn.is_helper_call and insn.imm not in allowed:
+            name = HELPER_NAMES.get(insn.imm)
+            if name is None:
+                raise VerifierError(f"invalid func unknown#{insn.imm}", insn=i)
+            raise VerifierError(
+                f"program of this type cannot use helper bpf_{name}#{insn.imm}", insn=i
+            )
+
+
+class VMRuntime:
+    """One loaded object in the VM: address space, maps, programs, simulated machine."""
+
+    def __init__(
+        self,
+        *,
+        ncpus: int | None = None,
+        cpu: int = 0,
+        task: Task | None = None,
+        seed: int | None = None,
+        budget: int = DEFAULT_BUDGET,
+        space: AddressSpace | None = None,
+    ) -> None:
+        n = ncpus or possible_cpus()
+        if not 0 <= cpu < n:
+            raise ValueError(f"cpu {cpu} is not one of the {n} CPUs")
+        self.ctx = MapContext(space=space or AddressSpace(), ncpus=n, cpu=cpu)
+        self.space = self.ctx.space
+        self.maps: dict[str, VMMap] = {}
+        self.maps_by_addr: dict[int, VMMap] = {}
+        self.programs: dict[str, VMProgram] = {}
+        self.task = task or Task.current()
+        self.task_region = self.space.add(Region.alloc("task_struct", 64, perms=0))
+        self.task_addr = self.task_region.base
+        self.rng = random.Random(seed)
+        self.trace_pipe: list[str] = []
+        self.budget = budget
+
+    # ---- the machine --------------------------------------------------------------------
+    @property
+    def cpu(self) -> int:
+        return self.ctx.cpu
+
+    @cpu.setter
+    def cpu(self, value: int) -> None:
+        if not 0 <= value < self.ctx.ncpus:
+            raise ValueError(f"cpu {value} is not one of the {self.ctx.ncpus} CPUs")
+        self.ctx.cpu = value
+
+    @property
+    def ncpus(self) -> int:
+        return self.ctx.ncpus
+
+    @property
+    def ringbufs(self) -> list[RingBufMap]:
+        return [m for m in self.maps_by_addr.values() if isinstance(m, RingBufMap)]
+
+    # ---- maps ---------------------------------------------------------------------------
+    def add_map(self, m: VMMap, name: str | None = None) -> VMMap:
+        """Register a map (by name when given) so programs and helpers can find it."""
+        if name is not None:
+            self.maps[name] = m
+        self.maps_by_addr[m.addr] = m
+        return m
+
+    def create_map(
+        self,
+        name: str,
+        map_type: MapType | int,
+        key_size: int,
+        value_size: int,
+        max_entries: int,
+        flags: int = 0,
+        **kw,
+    ) -> VMMap:
+        """Create and register a map (``MapError`` as ``BPF_MAP_CREATE`` would fail)."""
+        m = create_map(
+            map_type, key_size, value_size, max_entries, flags, name=name, ctx=self.ctx, **kw
+        )
+        return self.add_map(m, name)
+
+    def map_by_fd(self, fd: int) -> VMMap | None:
+        obj = self.ctx.resolve(fd)
+        return obj if isinstance(obj, VMMap) else None
+
+    # ---- programs -----------------------------------------------------------------------
+    def resolve_lddw(self, insn: Instruction, slot: int) -> int:
+        """The value a pseudo ``lddw`` loads: a map's address or a map value's address."""
+        kind = insn.src
+        if kind in (op.PSEUDO_MAP_FD, op.PSEUDO_MAP_VALUE):
+            m = self.map_by_fd(insn.imm_lo)
+            if m is None:
+                raise VerifierError(f"fd {insn.imm_lo} is not pointing to valid bpf_map", insn=slot)
+            if kind == op.PSEUDO_MAP_FD:
+                return m.addr
+            if not isinstance(m, ArrayMap):
+                raise VerifierError("direct value access on a map that is not an array", insn=slot)
+            off = insn.imm_hi
+            if off >= m.value_size:
+                raise VerifierError(
+                    f"invalid access to map value pointer, value_size={m.value_size} off={off}",
+                    insn=slot,
+                )
+            return m.base + off
+        raise NotSupported(f"lddw {op.LDDW_PSEUDOS.get(kind, kind)} is not supported by the VM")
+
+    def load_program(
+        self, name: str, prog_type: ProgType | int, insns: Sequence[Instruction], **kw
+    ) -> VMProgram:
+        """Check, convert and register a program whose map references are VM fds."""
+        p = VMProgram(self, name, prog_type, insns, **kw)
+        self.programs[name] = p
+        return p
+
+    def close(self) -> None:
+        """Release every map and program region."""
+        for p in self.programs.values():
+            p.close()
+        for m in list(self.maps_by_addr.values()):
+            m.close()
+        self.space.remove(self.task_region)
+        self.programs.clear()
+        self.maps.clear()
+        self.maps_by_addr.clear()
+
+
+# ---- ObjectSpec → runtime -----------------------------------------------------------
+def _make_map(rt: VMRuntime, spec: MapSpec) -> VMMap:
+    max_entries = spec.max_entries
+    mtype = int(spec.type)
+    if mtype == MapType.PERF_EVENT_ARRAY and not max_entries:
+        max_entries = rt.ncpus
+    inner = spec.inner_map
+    m = rt.create_map(
+        spec.name,
+        mtype,
+        spec.key_size,
+        spec.value_size,
+        max_entries,
+        spec.flags,
+        map_extra=spec.map_extra,
+        inner=inner,
+        btf_key_type=spec.key_type_id,
+        btf_value_type=spec.value_type_id,
+    )
+    if spec.contents is not None and isinstance(m, ArrayMap):
+        data = bytes(spec.contents)[: m.value_size]
+        m.mv[: len(data)] = data
+    if spec.frozen:
+        m.freeze()
+        if isinstance(m, ArrayMap):
+            m.set_prog_readonly()
+    elif spec.flags & F_RDONLY_PROG and isinstance(m, ArrayMap):
+        m.set_prog_readonly()
+    return m
+
+
+def relocate(spec: ProgramSpec, rt: VMRuntime) -> list[Instruction]:
+    """The program's instructions with map references turned into the VM's map fds."""
+    insns = list(spec.instructions)
+    for rel in spec.relocations:
+        kind = getattr(rel.kind, "value", rel.kind)
+        insn = insns[rel.index]
+        if kind in ("map", "map_value", "kconfig"):
+            name = rel.map or (".kconfig" if kind == "kconfig" else None)
+            m = rt.maps.get(name or "")
+            if m is None:
+                raise BpfError(f"program {spec.name}: relocation against unknown map {name!r}")
+            if kind == "map":
+                insns[rel.index] = insn.with_(src=op.PSEUDO_MAP_FD, imm=m.fd)
+            else:
+                off = insn.imm_hi if kind != "kconfig" else rel.offset
+                off = off or rel.offset
+                insns[rel.index] = insn.with_(
+                    src=op.PSEUDO_MAP_VALUE, imm=((off & 0xFFFFFFFF) << 32) | m.fd
+                )
+        elif kind in ("ksym", "kfunc"):
+            raise NotSupported(
+                f"program {spec.name}: kernel symbol {rel.target or rel.symbol!r}"
+                " cannot be resolved in the VM"
+            )
+    return insns
+
+
+def load_spec(
+    spec: ObjectSpec,
+    *,
+    ncpus: int | None = None,
+    cpu: int = 0,
+    task: Task | None = None,
+    seed: int | None = None,
+    budget: int = DEFAULT_BUDGET,
+) -> VMRuntime:
+    """Create every map and program of ``spec`` in a new :class:`VMRuntime`."""
+    rt = VMRuntime(ncpus=ncpus, cpu=cpu, task=task, seed=seed, budget=budget)
+    try:
+        for mspec in spec.maps.values():
+            _make_map(rt, mspec)
+        for pspec in spec.programs.values():
+            insns = relocate(pspec, rt)
+            rt.load_program(
+                pspec.name,
+                pspec.prog_type,
+                insns,
+                section=pspec.section,
+                license=pspec.license or spec.license,
+                spec=pspec,
+            )
+        for mspec in spec.maps.values():
+            if not mspec.values:
+                continue
+            m = rt.maps[mspec.name]
+            for index, target in mspec.values.items():
+                obj = (
+                    rt.programs.get(target)
+                    if int(mspec.type) == MapType.PROG_ARRAY
+                    else rt.maps.get(target)
+                )
+                if obj is None:
+                    raise BpfError(f"map {mspec.name}: slot {index} names unknown {target!r}")
+                key = int(index).to_bytes(m.key_size, "little")
+                if isinstance(m, FdArrayMap | HashOfMapsMap):
+                    m.update(key, obj)
+    except BaseException:
+        rt.close()
+        raise
+    return rt
+
+
+def prog_type_name(t: ProgType | int) -> str:
+    info = prog_type_info(t)
+    return info.type.name.lower() if info else str(t)
