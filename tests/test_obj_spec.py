@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bpfkit.btf import decode_value, encode_value
+from bpfkit.isa import encode
 from bpfkit.isa import opcodes as op
 from bpfkit.obj import RelocKind, line_for, load_object
 from bpfkit.obj.build import compile_c, find_clang
@@ -432,6 +433,7 @@ def test_deterministic_and_bytes_input(source: str) -> None:
     assert a.externs == b.externs
     assert a.btf.types == b.btf.types
     for p in a.programs.values():
+        assert encode(p.instructions) == p.bytecode()  # every linked instruction is valid
         assert len(p.bytecode()) == 8 * (
             p.slot_of(len(p.instructions) - 1) + p.instructions[-1].slots
         )

@@ -60,6 +60,13 @@ def _decl(btf: Btf, tid: int, inner: str, depth: int, anon_body: str | None = No
             if depth > _MAX_DEPTH:
                 raise BtfError(f"type {tid}: modifier chain too long to print")
             target = btf.get(target.type)  # type: ignore[attr-defined]
+        if k == BtfKind.TYPE_TAG and target.kind not in (
+            BtfKind.PTR,
+            BtfKind.ARRAY,
+            BtfKind.FUNC_PROTO,
+        ):
+            # Type tags follow the type they annotate: ``int __attribute__((...)) *p``.
+            return _join(_decl(btf, t.type, "", depth + 1, anon_body) + f" {word}", inner)  # type: ignore[attr-defined]
         if target.kind in (BtfKind.PTR, BtfKind.ARRAY, BtfKind.FUNC_PROTO):
             return _decl(btf, t.type, f"{word} {inner}".rstrip(), depth + 1, anon_body)  # type: ignore[attr-defined]
         return f"{word} " + _decl(btf, t.type, inner, depth + 1, anon_body)  # type: ignore[attr-defined]

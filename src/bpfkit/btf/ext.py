@@ -29,6 +29,8 @@ __all__ = ["BtfExt", "FuncInfoRecord", "LineInfoRecord", "CoreReloRecord", "pars
 _HDR = struct.Struct("<HBBI")
 _U32 = struct.Struct("<I")
 _SEC = struct.Struct("<II")
+_FUNC = struct.Struct("<II")
+_QUAD = struct.Struct("<IIII")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +78,28 @@ class BtfExt:
     core_relo_rec_size: int = CORE_RELO_SIZE
 
 
-def _string(btf: Btf, off: int, what: str) -> str:
-    strs = btf.strings
-    if off >= len(strs):
-        raise BtfError(f".BTF.ext {what}: string offset {off} outside the BTF string section")
-    end = strs.find(b"\0", off)
-    if end < 0:
-        raise BtfError(f".BTF.ext {what}: unterminated string at {off}")
-    return strs[off:end].decode("utf-8", "replace")
+class _Ctx:
+    """The BTF whose strings the records use, with a cache of decoded strings."""
+
+    __slots__ = ("btf", "cache")
+
+    def __init__(self, btf: Btf):
+        self.btf = btf
+        self.cache: dict[int, str] = {}
+
+    def string(self, off: int, what: str) -> str:
+        s = self.cache.get(off)
+        if s is None:
+            strs = self.btf.strings
+            if off >= len(strs):
+                raise BtfError(
+                    f".BTF.ext {what}: string offset {off} outside the BTF string section"
+                )
+            end = strs.find(b"\0", off)
+            if end < 0:
+                raise BtfError(f".BTF.ext {what}: unterminated string at {off}")
+            s = self.cache[off] = strs[off:end].decode("utf-8", "replace")
+        return s
 
 
 def parse_btf_ext(data: bytes | bytearray | memoryview, btf: Btf) -> BtfExt:
@@ -103,32 +119,33 @@ def parse_btf_ext(data: bytes | bytearray | memoryview, btf: Btf) -> BtfExt:
     words = [_U32.unpack_from(data, 8 + 4 * i)[0] for i in range((min(hdr_len, 40) - 8) // 4)]
     ext = BtfExt()
     body = data[hdr_len:]
+    ctx = _Ctx(btf)
     ext.func_info, ext.func_info_rec_size = _sections(
-        body, words[0], words[1], FUNC_INFO_SIZE, "func_info", btf, _func_rec
+        body, words[0], words[1], FUNC_INFO_SIZE, "func_info", ctx, _func_rec
     )
     ext.line_info, ext.line_info_rec_size = _sections(
-        body, words[2], words[3], LINE_INFO_SIZE, "line_info", btf, _line_rec
+        body, words[2], words[3], LINE_INFO_SIZE, "line_info", ctx, _line_rec
     )
     if hdr_len >= BTF_EXT_HEADER_CORE and len(words) >= 6:
         ext.core_relos, ext.core_relo_rec_size = _sections(
-            body, words[4], words[5], CORE_RELO_SIZE, "core_relo", btf, _core_rec
+            body, words[4], words[5], CORE_RELO_SIZE, "core_relo", ctx, _core_rec
         )
     return ext
 
 
-def _func_rec(data: bytes, pos: int, btf: Btf) -> FuncInfoRecord:
-    off, tid = struct.unpack_from("<II", data, pos)
-    if tid >= len(btf.types):
+def _func_rec(data: bytes, pos: int, ctx: _Ctx) -> FuncInfoRecord:
+    off, tid = _FUNC.unpack_from(data, pos)
+    if tid >= len(ctx.btf.types):
         raise BtfError(f".BTF.ext func_info: type id {tid} out of range")
     return FuncInfoRecord(off, tid)
 
 
-def _line_rec(data: bytes, pos: int, btf: Btf) -> LineInfoRecord:
-    off, fname, line_off, line_col = struct.unpack_from("<IIII", data, pos)
+def _line_rec(data: bytes, pos: int, ctx: _Ctx) -> LineInfoRecord:
+    off, fname, line_off, line_col = _QUAD.unpack_from(data, pos)
     return LineInfoRecord(
         off,
-        _string(btf, fname, "line_info file"),
-        _string(btf, line_off, "line_info line"),
+        ctx.string(fname, "line_info file"),
+        ctx.string(line_off, "line_info line"),
         line_info_line(line_col),
         line_info_col(line_col),
         fname,
@@ -137,18 +154,18 @@ def _line_rec(data: bytes, pos: int, btf: Btf) -> LineInfoRecord:
     )
 
 
-def _core_rec(data: bytes, pos: int, btf: Btf) -> CoreReloRecord:
-    off, tid, acc, kind = struct.unpack_from("<IIII", data, pos)
-    if tid >= len(btf.types):
+def _core_rec(data: bytes, pos: int, ctx: _Ctx) -> CoreReloRecord:
+    off, tid, acc, kind = _QUAD.unpack_from(data, pos)
+    if tid >= len(ctx.btf.types):
         raise BtfError(f".BTF.ext core_relo: type id {tid} out of range")
     try:
         k: CoreReloKind | int = CoreReloKind(kind)
     except ValueError:
         raise BtfError(f".BTF.ext core_relo: unknown kind {kind}") from None
-    return CoreReloRecord(off, tid, _string(btf, acc, "core_relo access"), k, acc)
+    return CoreReloRecord(off, tid, ctx.string(acc, "core_relo access"), k, acc)
 
 
-def _sections(body: bytes, off: int, length: int, min_rec: int, what: str, btf: Btf, make):
+def _sections(body: bytes, off: int, length: int, min_rec: int, what: str, ctx: _Ctx, make):
     out: dict = {}
     if length == 0:
         return out, min_rec
@@ -170,9 +187,9 @@ def _sections(body: bytes, off: int, length: int, min_rec: int, what: str, btf: 
             raise BtfError(f".BTF.ext {what}: section with no records")
         if pos + num * rec_size > len(data):
             raise BtfError(f".BTF.ext {what}: {num} records of {rec_size} bytes exceed the section")
-        sec = _string(btf, name_off, f"{what} section name")
+        sec = ctx.string(name_off, f"{what} section name")
         recs = out.setdefault(sec, [])
         for _ in range(num):
-            recs.append(make(data, pos, btf))
+            recs.append(make(data, pos, ctx))
             pos += rec_size
     return out, rec_size

@@ -60,6 +60,31 @@ _PAIR = struct.Struct("<II")
 _TRIPLE = struct.Struct("<III")
 _ENUM = struct.Struct("<Ii")
 
+_K_UNKN = BtfKind.UNKN
+_K_INT = BtfKind.INT
+_K_PTR = BtfKind.PTR
+_K_ARRAY = BtfKind.ARRAY
+_K_STRUCT = BtfKind.STRUCT
+_K_UNION = BtfKind.UNION
+_K_ENUM = BtfKind.ENUM
+_K_FWD = BtfKind.FWD
+_K_TYPEDEF = BtfKind.TYPEDEF
+_K_VOLATILE = BtfKind.VOLATILE
+_K_CONST = BtfKind.CONST
+_K_RESTRICT = BtfKind.RESTRICT
+_K_FUNC = BtfKind.FUNC
+_K_FUNC_PROTO = BtfKind.FUNC_PROTO
+_K_VAR = BtfKind.VAR
+_K_DATASEC = BtfKind.DATASEC
+_K_FLOAT = BtfKind.FLOAT
+_K_DECL_TAG = BtfKind.DECL_TAG
+_K_TYPE_TAG = BtfKind.TYPE_TAG
+_K_ENUM64 = BtfKind.ENUM64
+_KINDS = tuple(BtfKind)
+_FUNC_LINKAGE = tuple(FuncLinkage)
+_VAR_LINKAGE = tuple(VarLinkage)
+_NKINDS = len(_KINDS)
+
 _REF_KINDS = {
     BtfKind.PTR: Ptr,
     BtfKind.TYPEDEF: Typedef,
@@ -79,12 +104,24 @@ class _Strings:
         self.data = data
         self.base = base
         self.base_len = len(base.strings) if base is not None else 0
-        self.cache: dict[int, str] = {}
+        # Decode every string once up front (offsets of string starts); other offsets,
+        # which point into the middle of a string, fall back to a scan.
+        cache: dict[int, str] = {}
+        off = self.base_len
+        if data and data[-1] == 0:
+            for part in data[:-1].split(b"\0"):
+                try:
+                    cache[off] = part.decode("utf-8")
+                except UnicodeDecodeError:
+                    cache[off] = part.decode("latin-1")
+                off += len(part) + 1
+        self.cache = cache
 
-    def get(self, off: int, what: str) -> str:
+    def get(self, off: int, tid: int, detail: str = "name", index: int = -1) -> str:
         s = self.cache.get(off)
         if s is not None:
             return s
+        what = f"type {tid} {detail}" + (f" {index}" if index >= 0 else "")
         if off < self.base_len:
             s = _cstr(self.base.strings, off, what)  # type: ignore[union-attr]
         else:
@@ -172,53 +209,51 @@ def _parse_types(tdata: bytes, strs: _Strings, base: Btf | None) -> list[BtfType
         kflag = bool(info >> 31)
         if info & 0x60FF0000:
             raise BtfError(f"type {tid}: unused info bits set ({info:#x})")
-        try:
-            kind = BtfKind(kind_no)
-        except ValueError:
-            raise BtfError(f"type {tid}: unknown kind {kind_no}") from None
-        name = get(name_off, f"type {tid} name") if name_off else ""
-        where = f"type {tid} ({kind.name})"
+        if not 0 < kind_no < _NKINDS:
+            raise BtfError(f"type {tid}: unknown kind {kind_no}")
+        kind = _KINDS[kind_no]
+        name = get(name_off, tid) if name_off else ""
 
-        if kind == BtfKind.INT:
-            _need(pos, 4, n, where)
+        if kind == _K_INT:
+            _need(pos, 4, n, tid, kind)
             (word,) = _U32.unpack_from(tdata, pos)
             pos += 4
             enc, off, bits = (word >> 24) & 0x0F, (word >> 16) & 0xFF, word & 0xFF
             if word & 0xF0000000 or word & 0x0000FF00:
-                raise BtfError(f"{where}: reserved bits set in the int encoding")
+                raise BtfError(f"{_w(tid, kind)}: reserved bits set in the int encoding")
             if vlen or kflag:
-                raise BtfError(f"{where}: vlen/kind_flag must be zero")
+                raise BtfError(f"{_w(tid, kind)}: vlen/kind_flag must be zero")
             if size_type not in (1, 2, 4, 8, 16):
-                raise BtfError(f"{where}: bad int size {size_type}")
+                raise BtfError(f"{_w(tid, kind)}: bad int size {size_type}")
             if bits == 0 or off + bits > size_type * 8 or bits > 128:
                 raise BtfError(
-                    f"{where}: bits {bits} at offset {off} do not fit in {size_type} bytes"
+                    f"{_w(tid, kind)}: bits {bits} at offset {off} do not fit in {size_type} bytes"
                 )
             if enc & ~0x7 or bin(enc).count("1") > 1:
-                raise BtfError(f"{where}: bad int encoding {enc:#x}")
+                raise BtfError(f"{_w(tid, kind)}: bad int encoding {enc:#x}")
             t: BtfType = Int(tid, name, size_type, enc, off, bits)
         elif kind in _REF_KINDS:
-            if vlen or (kflag and kind != BtfKind.TYPE_TAG):
-                raise BtfError(f"{where}: vlen/kind_flag must be zero")
-            if kind == BtfKind.TYPEDEF and not name:
-                raise BtfError(f"{where}: typedef without a name")
-            if kind == BtfKind.TYPE_TAG and not name:
-                raise BtfError(f"{where}: type tag without a name")
+            if vlen or (kflag and kind != _K_TYPE_TAG):
+                raise BtfError(f"{_w(tid, kind)}: vlen/kind_flag must be zero")
+            if kind == _K_TYPEDEF and not name:
+                raise BtfError(f"{_w(tid, kind)}: typedef without a name")
+            if kind == _K_TYPE_TAG and not name:
+                raise BtfError(f"{_w(tid, kind)}: type tag without a name")
             t = _REF_KINDS[kind](tid, name, size_type)
-        elif kind == BtfKind.ARRAY:
-            _need(pos, 12, n, where)
+        elif kind == _K_ARRAY:
+            _need(pos, 12, n, tid, kind)
             etype, itype, nelems = _ARRAY.unpack_from(tdata, pos)
             pos += 12
             if vlen or kflag or size_type or name:
-                raise BtfError(f"{where}: name/vlen/kind_flag/size must be zero")
+                raise BtfError(f"{_w(tid, kind)}: name/vlen/kind_flag/size must be zero")
             t = Array(tid, name, etype, itype, nelems)
-        elif kind in (BtfKind.STRUCT, BtfKind.UNION):
-            _need(pos, 12 * vlen, n, where)
+        elif kind in (_K_STRUCT, _K_UNION):
+            _need(pos, 12 * vlen, n, tid, kind)
             members = []
             for i in range(vlen):
                 m_name_off, m_type, m_off = _TRIPLE.unpack_from(tdata, pos)
                 pos += 12
-                m_name = get(m_name_off, f"{where} member {i}") if m_name_off else ""
+                m_name = get(m_name_off, tid, "member", i) if m_name_off else ""
                 if kflag:
                     members.append(Member(m_name, m_type, m_off & 0xFFFFFF, m_off >> 24))
                 else:
@@ -226,118 +261,120 @@ def _parse_types(tdata: bytes, strs: _Strings, base: Btf | None) -> list[BtfType
                 last = members[-1]
                 if last.bit_offset + last.bitfield_size > size_type * 8:
                     raise BtfError(
-                        f"{where}: member {m_name or i!r} beyond the {size_type}-byte size"
+                        f"{_w(tid, kind)}: member {m_name or i!r} beyond the {size_type}-byte size"
                     )
-            cls = Struct if kind == BtfKind.STRUCT else Union
+            cls = Struct if kind == _K_STRUCT else Union
             t = cls(tid, name, size_type, members, kflag)
-        elif kind == BtfKind.ENUM:
-            _need(pos, 8 * vlen, n, where)
+        elif kind == _K_ENUM:
+            _need(pos, 8 * vlen, n, tid, kind)
             if size_type not in (1, 2, 4, 8):
-                raise BtfError(f"{where}: bad enum size {size_type}")
+                raise BtfError(f"{_w(tid, kind)}: bad enum size {size_type}")
             values = []
             for i in range(vlen):
                 e_name_off, val = _ENUM.unpack_from(tdata, pos)
                 pos += 8
                 if not e_name_off:
-                    raise BtfError(f"{where}: enumerator {i} without a name")
+                    raise BtfError(f"{_w(tid, kind)}: enumerator {i} without a name")
                 if not kflag:
                     val &= 0xFFFFFFFF
-                values.append(EnumValue(get(e_name_off, f"{where} enumerator {i}"), val))
+                values.append(EnumValue(get(e_name_off, tid, "enumerator", i), val))
             t = Enum(tid, name, size_type, values, kflag)
-        elif kind == BtfKind.ENUM64:
-            _need(pos, 12 * vlen, n, where)
+        elif kind == _K_ENUM64:
+            _need(pos, 12 * vlen, n, tid, kind)
             if size_type not in (1, 2, 4, 8):
-                raise BtfError(f"{where}: bad enum size {size_type}")
+                raise BtfError(f"{_w(tid, kind)}: bad enum size {size_type}")
             values = []
             for i in range(vlen):
                 e_name_off, lo, hi = _TRIPLE.unpack_from(tdata, pos)
                 pos += 12
                 if not e_name_off:
-                    raise BtfError(f"{where}: enumerator {i} without a name")
+                    raise BtfError(f"{_w(tid, kind)}: enumerator {i} without a name")
                 val = lo | (hi << 32)
                 if kflag and val >= 1 << 63:
                     val -= 1 << 64
-                values.append(EnumValue(get(e_name_off, f"{where} enumerator {i}"), val))
+                values.append(EnumValue(get(e_name_off, tid, "enumerator", i), val))
             t = Enum64(tid, name, size_type, values, kflag)
-        elif kind == BtfKind.FWD:
+        elif kind == _K_FWD:
             if vlen or size_type:
-                raise BtfError(f"{where}: vlen/type must be zero")
+                raise BtfError(f"{_w(tid, kind)}: vlen/type must be zero")
             if not name:
-                raise BtfError(f"{where}: forward declaration without a name")
+                raise BtfError(f"{_w(tid, kind)}: forward declaration without a name")
             t = Fwd(tid, name, kflag)
-        elif kind == BtfKind.FUNC:
+        elif kind == _K_FUNC:
             if kflag:
-                raise BtfError(f"{where}: kind_flag must be zero")
+                raise BtfError(f"{_w(tid, kind)}: kind_flag must be zero")
             if not name:
-                raise BtfError(f"{where}: function without a name")
-            try:
-                linkage: FuncLinkage | int = FuncLinkage(vlen)
-            except ValueError:
-                raise BtfError(f"{where}: bad linkage {vlen}") from None
+                raise BtfError(f"{_w(tid, kind)}: function without a name")
+            if vlen >= len(_FUNC_LINKAGE):
+                raise BtfError(f"{_w(tid, kind)}: bad linkage {vlen}")
+            linkage: FuncLinkage | int = _FUNC_LINKAGE[vlen]
             t = Func(tid, name, size_type, linkage)
-        elif kind == BtfKind.FUNC_PROTO:
-            _need(pos, 8 * vlen, n, where)
+        elif kind == _K_FUNC_PROTO:
+            _need(pos, 8 * vlen, n, tid, kind)
             if kflag or name:
-                raise BtfError(f"{where}: name/kind_flag must be zero")
+                raise BtfError(f"{_w(tid, kind)}: name/kind_flag must be zero")
             params = []
             for i in range(vlen):
                 p_name_off, p_type = _PAIR.unpack_from(tdata, pos)
                 pos += 8
-                p_name = get(p_name_off, f"{where} param {i}") if p_name_off else ""
+                p_name = get(p_name_off, tid, "param", i) if p_name_off else ""
                 if p_type == 0 and (i != vlen - 1 or p_name):
-                    raise BtfError(f"{where}: void parameter {i} that is not a final '...'")
+                    raise BtfError(f"{_w(tid, kind)}: void parameter {i} that is not a final '...'")
                 params.append(Param(p_name, p_type))
             t = FuncProto(tid, name, size_type, params)
-        elif kind == BtfKind.VAR:
-            _need(pos, 4, n, where)
+        elif kind == _K_VAR:
+            _need(pos, 4, n, tid, kind)
             (lk,) = _U32.unpack_from(tdata, pos)
             pos += 4
             if vlen or kflag:
-                raise BtfError(f"{where}: vlen/kind_flag must be zero")
+                raise BtfError(f"{_w(tid, kind)}: vlen/kind_flag must be zero")
             if not name:
-                raise BtfError(f"{where}: variable without a name")
-            try:
-                vlinkage: VarLinkage | int = VarLinkage(lk)
-            except ValueError:
-                raise BtfError(f"{where}: bad linkage {lk}") from None
+                raise BtfError(f"{_w(tid, kind)}: variable without a name")
+            if lk >= len(_VAR_LINKAGE):
+                raise BtfError(f"{_w(tid, kind)}: bad linkage {lk}")
+            vlinkage: VarLinkage | int = _VAR_LINKAGE[lk]
             t = Var(tid, name, size_type, vlinkage)
-        elif kind == BtfKind.DATASEC:
-            _need(pos, 12 * vlen, n, where)
+        elif kind == _K_DATASEC:
+            _need(pos, 12 * vlen, n, tid, kind)
             if kflag:
-                raise BtfError(f"{where}: kind_flag must be zero")
+                raise BtfError(f"{_w(tid, kind)}: kind_flag must be zero")
             if not name:
-                raise BtfError(f"{where}: data section without a name")
+                raise BtfError(f"{_w(tid, kind)}: data section without a name")
             secvars = []
             for _ in range(vlen):
                 v_type, v_off, v_size = _TRIPLE.unpack_from(tdata, pos)
                 pos += 12
                 secvars.append(VarSecinfo(v_type, v_off, v_size))
             t = Datasec(tid, name, size_type, secvars)
-        elif kind == BtfKind.FLOAT:
+        elif kind == _K_FLOAT:
             if vlen or kflag:
-                raise BtfError(f"{where}: vlen/kind_flag must be zero")
+                raise BtfError(f"{_w(tid, kind)}: vlen/kind_flag must be zero")
             if size_type not in (2, 4, 8, 12, 16):
-                raise BtfError(f"{where}: bad float size {size_type}")
+                raise BtfError(f"{_w(tid, kind)}: bad float size {size_type}")
             t = Float(tid, name, size_type)
-        elif kind == BtfKind.DECL_TAG:
-            _need(pos, 4, n, where)
+        elif kind == _K_DECL_TAG:
+            _need(pos, 4, n, tid, kind)
             (cidx,) = _I32.unpack_from(tdata, pos)
             pos += 4
             if vlen or not name:
-                raise BtfError(f"{where}: vlen must be zero and the tag named")
+                raise BtfError(f"{_w(tid, kind)}: vlen must be zero and the tag named")
             if cidx < -1:
-                raise BtfError(f"{where}: bad component index {cidx}")
+                raise BtfError(f"{_w(tid, kind)}: bad component index {cidx}")
             t = DeclTag(tid, name, size_type, cidx)
-        else:  # BtfKind.UNKN
-            raise BtfError(f"{where}: kind 0 (unknown) is not allowed")
+        else:  # _K_UNKN
+            raise BtfError(f"{_w(tid, kind)}: kind 0 (unknown) is not allowed")
         types.append(t)
         tid += 1
     return types
 
 
-def _need(pos: int, nbytes: int, n: int, where: str) -> None:
+def _w(tid: int, kind: BtfKind) -> str:
+    return f"type {tid} ({kind.name})"
+
+
+def _need(pos: int, nbytes: int, n: int, tid: int, kind: BtfKind) -> None:
     if pos + nbytes > n:
-        raise BtfError(f"{where}: truncated (needs {nbytes} more bytes at {pos})")
+        raise BtfError(f"{_w(tid, kind)}: truncated (needs {nbytes} more bytes at {pos})")
 
 
 def _check_refs(btf: Btf) -> None:

@@ -92,6 +92,8 @@ def _print_tables(spec: ObjectSpec, path: str) -> None:
     from rich.table import Table
 
     console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = max(console.width, 200)  # pipes and files: do not fold the tables
     title = f"{path}" + (f" — license {spec.license!r}" if spec.license else "")
     pt = Table(title=f"Programs in {title}", title_justify="left")
     for col in ("name", "section", "type", "attach", "target", "insns", "license"):

@@ -145,7 +145,7 @@ def program_listing_json(
 
 
 def format_object_listing(
-    path: str | os.PathLike | bytes,
+    path: str | os.PathLike | bytes | ObjectSpec,
     program: str | None = None,
     dialect: str = "llvm",
     as_json: bool = False,

@@ -139,6 +139,8 @@ class _Loader:
         self.map_sections: dict[int, list[MapSpec]] = {}
         self.data_sections: dict[int, MapSpec] = {}
         self.externs: dict[str, ExternSpec] = {}
+        self._map_index: dict[int, tuple[list[int], list[int], list[MapSpec]]] = {}
+        self._ext_keys: dict[tuple[str, str], list[int]] = {}
         self.spec = ObjectSpec(name=os.path.basename(name) if name else "")
 
     # ---- driver ---------------------------------------------------------------
@@ -306,6 +308,11 @@ class _Loader:
                 )
             )
             cs.starts.append(start)
+        # In a program section, static functions next to global ones are subprograms
+        # (hand-written assembly); a section of only static functions keeps them all.
+        if not subprog_sec and any(f.is_global for f in cs.funcs):
+            for f in cs.funcs:
+                f.is_program = f.is_global
 
     def _collect_relocs(self, cs: _CodeSection) -> None:
         rels = self.elf.rels.get(cs.sec.index, [])
@@ -549,6 +556,9 @@ class _Loader:
                 return insn, Relocation(cur_idx, cur_slot, RelocKind.KFUNC, sname, target=sname)
             if ext.kind == "kconfig":
                 off = ext.offset + insn.imm_lo
+                kc = self.maps.get(".kconfig")
+                if kc is None or off >= kc.value_size:
+                    raise ElfError(f"{f.name}: offset {off} beyond the .kconfig data of {sname!r}")
                 insn = insn.with_(src=op.PSEUDO_MAP_VALUE, imm=off << 32)
                 return insn, Relocation(
                     cur_idx,
@@ -606,26 +616,45 @@ class _Loader:
             return insn, Relocation(
                 cur_idx, cur_slot, RelocKind.MAP_VALUE, sname, map=m.name, offset=off
             )
-        for m in maps:
-            size = self._map_def_size(m)
-            if m.section_offset <= off < m.section_offset + max(size, 1):
-                insn = insn.with_(src=op.PSEUDO_MAP_FD, imm=0)
-                return insn, Relocation(cur_idx, cur_slot, RelocKind.MAP, sname, map=m.name)
-        raise ElfError(f"{f.name}: reference to {sname!r} (offset {off}) is not a map")
+        m = self._map_at(sym.shndx, maps, off)
+        if m is None:
+            raise ElfError(f"{f.name}: reference to {sname!r} (offset {off}) is not a map")
+        insn = insn.with_(src=op.PSEUDO_MAP_FD, imm=0)
+        return insn, Relocation(cur_idx, cur_slot, RelocKind.MAP, sname, map=m.name)
 
-    def _map_def_size(self, m: MapSpec) -> int:
-        if m.kind == "legacy":
-            return 20
-        sec = self.elf.by_name(m.section)
-        later = [
-            x.section_offset
-            for x in self.maps.values()
-            if x.section == m.section and x.section_offset > m.section_offset
-        ]
-        end = min(later) if later else (sec.size if sec is not None else m.section_offset + 1)
-        return end - m.section_offset
+    def _map_at(self, shndx: int, maps: list[MapSpec], off: int) -> MapSpec | None:
+        """The map whose definition covers byte ``off`` of its section."""
+        index = self._map_index.get(shndx)
+        if index is None:
+            ordered = sorted(maps, key=lambda m: m.section_offset)
+            sec_size = self.elf.section(shndx).size
+            starts, ends = [], []
+            for i, m in enumerate(ordered):
+                nxt = ordered[i + 1].section_offset if i + 1 < len(ordered) else sec_size
+                starts.append(m.section_offset)
+                ends.append(
+                    m.section_offset + 20 if m.kind == "legacy" else max(nxt, m.section_offset + 1)
+                )
+            index = self._map_index[shndx] = (starts, ends, ordered)
+        starts, ends, ordered = index
+        i = bisect.bisect_right(starts, off) - 1
+        if i >= 0 and off < ends[i]:
+            return ordered[i]
+        return None
 
     # ---- func/line info, CO-RE --------------------------------------------------
+    def _ext_range(self, table: dict, what: str, f: _Func) -> list:
+        """The records of ``table`` for ``f``'s section whose offsets fall inside ``f``."""
+        recs = table.get(f.sec.name)
+        if not recs:
+            return []
+        key = (what, f.sec.name)
+        keys = self._ext_keys.get(key)
+        if keys is None:
+            recs.sort(key=lambda r: r.insn_off)
+            keys = self._ext_keys[key] = [r.insn_off for r in recs]
+        return recs[bisect.bisect_left(keys, f.start * 8) : bisect.bisect_left(keys, f.end * 8)]
+
     def _ext_info(self, prog: ProgramSpec, order: list[_Func], placed) -> None:
         ext, btf = self.ext, self.btf
         if ext is None or btf is None:
@@ -634,13 +663,13 @@ class _Loader:
             base_idx, base_slot = placed[id(f)]
             lo, hi = f.start * 8, f.end * 8
             slot_to_local = {s: k for k, s in enumerate(f.rel_slots)}
-            for fi in ext.func_info.get(f.sec.name, ()):
+            for fi in self._ext_range(ext.func_info, "func", f):
                 pos = _ext_pos(f, fi.insn_off, slot_to_local, base_idx, base_slot)
                 if pos is not None:
                     prog.func_info.append(
                         FuncInfo(pos[0], pos[1], fi.type_id, btf.get(fi.type_id).name)
                     )
-            for li in ext.line_info.get(f.sec.name, ()):
+            for li in self._ext_range(ext.line_info, "line", f):
                 pos = _ext_pos(f, li.insn_off, slot_to_local, base_idx, base_slot)
                 if pos is not None:
                     prog.line_info.append(
@@ -656,7 +685,7 @@ class _Loader:
                             li.line_col,
                         )
                     )
-            for cr in ext.core_relos.get(f.sec.name, ()):
+            for cr in self._ext_range(ext.core_relos, "core", f):
                 pos = _ext_pos(f, cr.insn_off, slot_to_local, base_idx, base_slot)
                 if pos is None:
                     if lo <= cr.insn_off < hi:
