@@ -193,15 +193,23 @@ class VMProgram:
         return p
 
     def engine(self, name: str) -> Any:
-        """The compiled program of engine ``interp`` or ``jit``."""
+        """The compiled program of engine ``interp`` or ``jit`` (or a traced ``trace``)."""
         if name == "interp":
             return self.interp()
+        if name == "trace" and "trace" in self._engines:
+            return self._engines["trace"]
         if name != "jit":
             raise NotSupported(f"unknown engine {name!r} (interp or jit)")
         p = self._engines.get("jit")
         if p is None:
             p = self._engines["jit"] = _jit_compile(self)
         return p
+
+    def set_tracer(self, tracer: Any) -> None:
+        """Compile engine ``trace``: the interpreter calling ``tracer(pc, *regs)`` per insn."""
+        self._engines["trace"] = CompiledProgram(
+            self.insns, self.env, budget=self.runtime.budget, trace=tracer
+        )
 
     def require_handler(self) -> ProgTypeVM:
         if self.handler is None:
