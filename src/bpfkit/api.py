@@ -163,6 +163,46 @@ class _BtfCodec(Codec):
         return decode_value(self.btf, self.type_id, data)
 
 
+def int_codec(size: int, signed: bool = False) -> Codec:
+    """An integer codec of ``size`` bytes (1, 2, 4 or 8), little-endian."""
+    return _IntCodec(size, signed, f"{'s' if signed else 'u'}{8 * size}")
+
+
+#: map types whose keys are u32 indices and whose values are fds/ids when there is no BTF
+INDEX_KEY_TYPES = frozenset(
+    {
+        MapType.ARRAY,
+        MapType.PERCPU_ARRAY,
+        MapType.PROG_ARRAY,
+        MapType.PERF_EVENT_ARRAY,
+        MapType.ARRAY_OF_MAPS,
+        MapType.CGROUP_ARRAY,
+        MapType.DEVMAP,
+        MapType.CPUMAP,
+        MapType.XSKMAP,
+        MapType.STACK_TRACE,
+    }
+)
+
+
+def map_codecs(
+    btf: Btf | None,
+    map_type: MapType | int,
+    key_size: int,
+    value_size: int,
+    key_type_id: int | None,
+    value_type_id: int | None,
+) -> tuple[Codec, Codec]:
+    """Key and value codecs of a map: its BTF types, else u32 indices and fds/ids."""
+    kc = make_codec(btf, key_type_id, key_size)
+    vc = make_codec(btf, value_type_id, value_size)
+    if type(kc) is Codec and map_type in INDEX_KEY_TYPES and key_size == 4:
+        kc = int_codec(4)
+    if type(vc) is Codec and map_type in FD_VALUE_TYPES and value_size == 4:
+        vc = int_codec(4)
+    return kc, vc
+
+
 def make_codec(btf: Btf | None, type_id: int | None, size: int) -> Codec:
     """The codec of BTF type ``type_id`` (raw bytes when there is no usable type)."""
     if btf is None or not type_id or size <= 0:

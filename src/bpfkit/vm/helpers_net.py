@@ -277,3 +277,32 @@ def redirect_map(env, r1, r2, r3, *_):
         return r3 & action_mask
     env.run.redirect = {"map": m.name, "key": key, "flags": r3}
     return XDP_REDIRECT
+
+
+# ---- XDP bytes ------------------------------------------------------------------------
+def _xdp_range(pkt, off: int, n: int) -> int:
+    if off > 0xFFFF or n > 0xFFFF:
+        return errno.EFAULT
+    if off + n > pkt.length:
+        return errno.EINVAL
+    return 0
+
+
+@HELPERS.register("xdp_load_bytes")
+def xdp_load_bytes(env, r1, r2, r3, r4, *_):
+    pkt = _packet(env)
+    err = _xdp_range(pkt, r2 & M32, r4 & M32)
+    if err:
+        return neg(err)
+    env.runtime.space.write(r3, pkt.read(r2 & M32, r4 & M32))
+    return 0
+
+
+@HELPERS.register("xdp_store_bytes")
+def xdp_store_bytes(env, r1, r2, r3, r4, *_):
+    pkt = _packet(env)
+    err = _xdp_range(pkt, r2 & M32, r4 & M32)
+    if err:
+        return neg(err)
+    pkt.write(r2 & M32, env.runtime.space.read(r3, r4 & M32))
+    return 0

@@ -19,6 +19,7 @@ from ..api import (
     RingBuffer,
     TestRunResult,
     make_codec,
+    map_codecs,
 )
 from .maps import (
     BloomFilterMap,
@@ -66,8 +67,9 @@ class VMMapView(_VMMapAttrs, Map):
     def __init__(self, vm: VMMap, btf: Btf | None = None) -> None:
         self._init(vm)
         self.ncpus = vm.ctx.ncpus
-        self.key_codec = make_codec(btf, vm.btf_key_type, vm.key_size)
-        self.value_codec = make_codec(btf, vm.btf_value_type, vm.value_size)
+        self.key_codec, self.value_codec = map_codecs(
+            btf, vm.type, vm.key_size, vm.value_size, vm.btf_key_type, vm.btf_value_type
+        )
 
     def lookup_raw(self, key: bytes) -> bytes | None:
         try:
