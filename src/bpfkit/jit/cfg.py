@@ -1,0 +1,161 @@
+"""Functions and basic blocks of a program, partitioned exactly like the interpreter's.
+
+The executed-instruction count is charged per basic block when the block is entered, so
+the JIT must use the same block boundaries as :mod:`bpfkit.vm.interp` for its counts
+(and the pc of a budget fault) to agree with the reference interpreter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..errors import DecodeError
+from ..isa import opcodes as op
+from ..isa.instruction import Instruction, check
+
+
+@dataclass
+class Layout:
+    """A validated program: its instructions and the slot → instruction-index map."""
+
+    insns: list[Instruction]
+    slot_insn: list[int | None]
+
+    @property
+    def nslots(self) -> int:
+        """Number of 8-byte slots (an ``lddw`` takes two)."""
+        return len(self.slot_insn)
+
+    def valid(self, slot: int) -> bool:
+        """Whether ``slot`` is the first slot of an instruction."""
+        return 0 <= slot < len(self.slot_insn) and self.slot_insn[slot] is not None
+
+    def at(self, slot: int) -> Instruction:
+        """The instruction starting at ``slot``."""
+        return self.insns[self.slot_insn[slot]]  # type: ignore[index]
+
+    def describe(self, slot: int | None) -> str:
+        """Printable text of the instruction at ``slot`` (empty when there is none)."""
+        if slot is not None and self.valid(slot):
+            return str(self.at(slot))
+        return ""
+
+
+def layout(insns: Sequence[Instruction]) -> Layout:
+    """Validate ``insns`` like the interpreter does and map slots to instructions."""
+    insns = list(insns)
+    slot_insn: list[int | None] = []
+    for i, insn in enumerate(insns):
+        reason = check(insn) if insn.ref is None else f"unresolved label {insn.ref!r}"
+        if reason:
+            raise DecodeError(
+                f"instruction {i}: {reason} (opcode {insn.opcode:#04x})", len(slot_insn) * 8
+            )
+        slot_insn.append(i)
+        if insn.is_lddw:
+            slot_insn.append(None)
+    if not slot_insn:
+        raise DecodeError("empty program")
+    return Layout(insns, slot_insn)
+
+
+@dataclass
+class Function:
+    """One BPF function: its entry slot and its reachable basic blocks (leader → slots)."""
+
+    entry: int
+    blocks: dict[int, list[int]] = field(default_factory=dict)
+    writes_r10: bool = False
+
+
+def _is_ja(insn: Instruction) -> bool:
+    return (insn.opcode & 0xF0) == op.JA
+
+
+def successors(lay: Layout, slot: int) -> list[int]:
+    """Slots control may reach after the instruction at ``slot`` (calls fall through)."""
+    insn = lay.at(slot)
+    if insn.is_exit:
+        return []
+    if insn.is_jump:
+        tgt = slot + 1 + insn.jump_offset
+        return [tgt] if _is_ja(insn) else [slot + insn.slots, tgt]
+    return [slot + insn.slots]
+
+
+def function(lay: Layout, entry: int) -> Function:
+    """Discover the blocks of the function starting at ``entry`` (same rules as the interpreter)."""
+    seen: set[int] = set()
+    leaders = {entry}
+    work = [entry]
+    while work:
+        s = work.pop()
+        if s in seen or not lay.valid(s):
+            continue
+        seen.add(s)
+        insn = lay.at(s)
+        succ = successors(lay, s)
+        if insn.is_jump or insn.is_exit:
+            leaders.update(succ)
+        work.extend(succ)
+    fn = Function(entry)
+    for lead in sorted(s for s in leaders if s in seen):
+        slots = []
+        s = lead
+        while True:
+            slots.append(s)
+            insn = lay.at(s)
+            if insn.is_jump or insn.is_exit:
+                break
+            s += insn.slots
+            if s in leaders or not lay.valid(s):
+                break
+        fn.blocks[lead] = slots
+    fn.writes_r10 = any(_writes_r10(lay.at(s)) for b in fn.blocks.values() for s in b)
+    return fn
+
+
+def _writes_r10(insn: Instruction) -> bool:
+    c = insn.cls
+    return insn.dst == 10 and (c in (op.ALU, op.ALU64) or c == op.LDX or insn.is_lddw)
+
+
+def func_targets(lay: Layout, fn: Function) -> set[int]:
+    """Valid entry slots of the functions ``fn`` may call directly."""
+    out: set[int] = set()
+    for slots in fn.blocks.values():
+        for s in slots:
+            insn = lay.at(s)
+            if insn.is_local_call:
+                t = s + 1 + insn.imm
+                if lay.valid(t):
+                    out.add(t)
+    return out
+
+
+def pseudo_func_targets(lay: Layout) -> set[int]:
+    """Valid slots whose address some ``lddw src=func`` takes (possible ``callx`` targets)."""
+    out: set[int] = set()
+    pos = 0
+    for insn in lay.insns:
+        if insn.is_lddw and insn.src == op.PSEUDO_FUNC:
+            lo = insn.imm & 0xFFFFFFFF
+            t = pos + 1 + (lo - (1 << 32) if lo & 0x80000000 else lo)
+            if lay.valid(t):
+                out.add(t)
+        pos += insn.slots
+    return out
+
+
+def functions(lay: Layout) -> dict[int, Function]:
+    """Every function reachable from slot 0 by calls, plus every ``lddw src=func`` target."""
+    out: dict[int, Function] = {}
+    work = [0, *sorted(pseudo_func_targets(lay))]
+    while work:
+        e = work.pop()
+        if e in out:
+            continue
+        fn = out[e] = function(lay, e)
+        work.extend(sorted(func_targets(lay, fn) - out.keys()))
+    return dict(sorted(out.items()))

@@ -1,0 +1,1012 @@
+"""Lowering: a validated BPF program → one LLVM IR module (text) for the JIT.
+
+Each BPF function (the entry, every ``call`` target and every ``lddw src=func`` target)
+becomes an internal LLVM function ``{r0, left} f<slot>(ctx, r1..r5, r10, depth, left)``.
+BPF registers are allocas (promoted to SSA by LLVM). ``left`` is the remaining
+instruction budget: every basic block subtracts its length on entry and faults when it
+goes negative, so counts and budget faults match the interpreter's block-wise counting.
+A fault stores its details in the run context and returns the ``left`` sentinel
+``FAULT_SENTINEL``, which every caller propagates up to the exported entry ``bpf_run``.
+
+Memory accesses are checked against the run's region table unless they are stack
+accesses at a constant offset of an unmodified ``r10`` inside the frame, or the caller
+passed the instruction as proven safe. Each base register has a one-region cache
+(``base``, readable span, writable span) so a check is a subtraction and two compares;
+a miss calls ``mem_slow`` (binary search of the table, then Python).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..isa import opcodes as op
+from ..isa.instruction import Instruction
+from . import abi
+from .cfg import Function, Layout
+from .native import NativeHelper
+
+TY = "{i64, i64}"
+COLD = "!prof !0"  # the branch's true edge is cold
+HOT = "!prof !1"  # the branch's true edge is hot
+
+_ICMP = {
+    op.JEQ: "eq",
+    op.JNE: "ne",
+    op.JGT: "ugt",
+    op.JGE: "uge",
+    op.JLT: "ult",
+    op.JLE: "ule",
+    op.JSGT: "sgt",
+    op.JSGE: "sge",
+    op.JSLT: "slt",
+    op.JSLE: "sle",
+}
+_BINOP = {
+    op.ADD: "add",
+    op.SUB: "sub",
+    op.MUL: "mul",
+    op.OR: "or",
+    op.AND: "and",
+    op.XOR: "xor",
+    op.LSH: "shl",
+    op.RSH: "lshr",
+    op.ARSH: "ashr",
+}
+_RMW = {op.ATOMIC_ADD: "add", op.ATOMIC_OR: "or", op.ATOMIC_AND: "and", op.ATOMIC_XOR: "xor"}
+
+
+def sconst(v: int, bits: int) -> int:
+    """``v`` truncated to ``bits`` and written as a signed integer (LLVM literal)."""
+    v &= (1 << bits) - 1
+    return v - (1 << bits) if v >> (bits - 1) else v
+
+
+@dataclass
+class StaticFault:
+    """A fault whose message is known at compile time (``F_STATIC``)."""
+
+    message: str
+    not_supported: bool = False
+
+
+@dataclass
+class Lowered:
+    """The IR of a program plus what Python needs to explain its faults."""
+
+    ir: str
+    static: list[StaticFault] = field(default_factory=list)
+    entries: list[int] = field(default_factory=list)
+
+
+class Lowering:
+    """Generates the LLVM IR module of one program."""
+
+    def __init__(
+        self,
+        lay: Layout,
+        funcs: Mapping[int, Function],
+        *,
+        budget: int,
+        code_base: int,
+        safe_slots: frozenset[int] = frozenset(),
+        lddw_values: Mapping[int, int | None] | None = None,
+        natives: Mapping[int, NativeHelper] | None = None,
+    ) -> None:
+        self.lay = lay
+        self.funcs = funcs
+        self.budget = budget
+        self.code_base = code_base
+        self.safe = safe_slots
+        self.lddw = dict(lddw_values or {})
+        self.natives = dict(natives or {})
+        self.static: list[StaticFault] = []
+        self._static_idx: dict[tuple[str, bool], int] = {}
+
+    def static_index(self, message: str, not_supported: bool = False) -> int:
+        """Index of a static fault message in the table (deduplicated)."""
+        key = (message, not_supported)
+        i = self._static_idx.get(key)
+        if i is None:
+            i = self._static_idx[key] = len(self.static)
+            self.static.append(StaticFault(message, not_supported))
+        return i
+
+    def module(self) -> Lowered:
+        """The whole module: every function, the slow path, and the exported entries."""
+        out = [
+            _PRELUDE,
+            f"@mem_slow = internal constant ptr inttoptr "
+            f"(i64 {runtime_address('bpf_mem_slow')} to ptr)",
+        ]
+        for fn in self.funcs.values():
+            out.append(_FnGen(self, fn).function())
+        out.append(_wrappers(self.budget))
+        out.append(_EPILOGUE)
+        return Lowered("\n".join(out), self.static, list(self.funcs))
+
+
+_PRELUDE = """
+declare i16 @llvm.bswap.i16(i16)
+declare i32 @llvm.bswap.i32(i32)
+declare i64 @llvm.bswap.i64(i64)
+"""
+
+
+_RUNTIME_IR = f"""
+define {{i64, i64}} @bpf_mem_slow(ptr %ctx, i64 %addr, i64 %packed) nounwind {{
+entry:
+  %size = and i64 %packed, 255
+  %perm0 = lshr i64 %packed, 8
+  %perm = and i64 %perm0, 255
+  %pc = lshr i64 %packed, 16
+  %tp = getelementptr inbounds i8, ptr %ctx, i64 {8 * abi.TABLE}
+  %tab = load ptr, ptr %tp
+  %np = getelementptr inbounds i8, ptr %ctx, i64 {8 * abi.TABLE_LEN}
+  %n = load i64, ptr %np
+  br label %loop
+loop:
+  %lo = phi i64 [0, %entry], [%lo2, %step]
+  %hi = phi i64 [%n, %entry], [%hi2, %step]
+  %more = icmp ult i64 %lo, %hi
+  br i1 %more, label %step, label %done
+step:
+  %sum = add i64 %lo, %hi
+  %mid = lshr i64 %sum, 1
+  %bp = getelementptr inbounds [3 x i64], ptr %tab, i64 %mid, i64 0
+  %b = load i64, ptr %bp
+  %le = icmp ule i64 %b, %addr
+  %mid1 = add i64 %mid, 1
+  %lo2 = select i1 %le, i64 %mid1, i64 %lo
+  %hi2 = select i1 %le, i64 %hi, i64 %mid
+  br label %loop
+done:
+  %none = icmp eq i64 %lo, 0
+  br i1 %none, label %miss, label %have
+have:
+  %i = sub i64 %lo, 1
+  %rb = getelementptr inbounds [3 x i64], ptr %tab, i64 %i, i64 0
+  %rs = getelementptr inbounds [3 x i64], ptr %tab, i64 %i, i64 1
+  %rp = getelementptr inbounds [3 x i64], ptr %tab, i64 %i, i64 2
+  %base = load i64, ptr %rb
+  %span = load i64, ptr %rs
+  %perms = load i64, ptr %rp
+  %off = sub i64 %addr, %base
+  %c1 = icmp ule i64 %off, %span
+  %rem = sub i64 %span, %off
+  %c2 = icmp uge i64 %rem, %size
+  %pm = and i64 %perms, %perm
+  %c3 = icmp eq i64 %pm, %perm
+  %c12 = and i1 %c1, %c2
+  %ok = and i1 %c12, %c3
+  br i1 %ok, label %hit, label %miss
+hit:
+  %big = icmp uge i64 %span, 8
+  %lim = sub i64 %span, 7
+  %lim8 = select i1 %big, i64 %lim, i64 0
+  %h1 = insertvalue {{i64, i64}} undef, i64 %base, 0
+  %h2 = insertvalue {{i64, i64}} %h1, i64 %lim8, 1
+  ret {{i64, i64}} %h2
+miss:
+  %cbp = getelementptr inbounds i8, ptr %ctx, i64 {8 * abi.REGION_CB}
+  %cb = load ptr, ptr %cbp
+  %r = call i64 %cb(ptr %ctx, i64 %addr, i64 %size, i64 %perm, i64 %pc)
+  %found = icmp ne i64 %r, 0
+  %hbp = getelementptr inbounds i8, ptr %ctx, i64 {8 * abi.HIT_BASE}
+  %hb = load i64, ptr %hbp
+  %hlp = getelementptr inbounds i8, ptr %ctx, i64 {8 * abi.HIT_LIM}
+  %hl = load i64, ptr %hlp
+  %fb = select i1 %found, i64 %hb, i64 0
+  %m1 = insertvalue {{i64, i64}} undef, i64 %fb, 0
+  %m2 = insertvalue {{i64, i64}} %m1, i64 %hl, 1
+  ret {{i64, i64}} %m2
+}}
+"""
+_runtime_module = None
+
+
+def runtime_address(name: str) -> int:
+    """Address of a function of the shared runtime module (compiled once per process)."""
+    global _runtime_module
+    if _runtime_module is None:
+        from .engine import compile_module
+
+        _runtime_module = compile_module(_RUNTIME_IR, opt_level=2)
+    return _runtime_module.address(name)
+
+
+_EPILOGUE = """
+attributes #0 = { nounwind }
+!0 = !{!"branch_weights", i32 1, i32 1048575}
+!1 = !{!"branch_weights", i32 1048575, i32 1}
+"""
+
+
+def _wrappers(budget: int) -> str:
+    c = {
+        k: 8 * getattr(abi, k)
+        for k in ("TAIL_COUNT", "TAIL_TARGET", "TAIL_R1", "TAIL_LEFT", "LEFT_OUT", "RUNS_DONE")
+    }
+    return f"""
+define {TY} @bpf_func(ptr %ctx, i64 %r1, i64 %r2, i64 %r3, i64 %r4, i64 %r5, i64 %fp, i64 %depth, i64 %left) #0 {{
+  %r = call fastcc {TY} @f0(ptr %ctx, i64 %r1, i64 %r2, i64 %r3, i64 %r4, i64 %r5, i64 %fp, i64 %depth, i64 %left)
+  ret {TY} %r
+}}
+
+define i64 @bpf_run(ptr %ctx, i64 %r1, i64 %r2, i64 %r3, i64 %r4, i64 %r5, i64 %fp, i64 %reps) #0 {{
+entry:
+  %tcp = getelementptr inbounds i8, ptr %ctx, i64 {c["TAIL_COUNT"]}
+  %ttp = getelementptr inbounds i8, ptr %ctx, i64 {c["TAIL_TARGET"]}
+  %trp = getelementptr inbounds i8, ptr %ctx, i64 {c["TAIL_R1"]}
+  %tlp = getelementptr inbounds i8, ptr %ctx, i64 {c["TAIL_LEFT"]}
+  %lop = getelementptr inbounds i8, ptr %ctx, i64 {c["LEFT_OUT"]}
+  %rdp = getelementptr inbounds i8, ptr %ctx, i64 {c["RUNS_DONE"]}
+  br label %loop
+loop:
+  %i = phi i64 [0, %entry], [%i1, %next]
+  store i64 0, ptr %tcp
+  %res = call fastcc {TY} @f0(ptr %ctx, i64 %r1, i64 %r2, i64 %r3, i64 %r4, i64 %r5, i64 %fp, i64 0, i64 {budget})
+  br label %check
+check:
+  %rr = phi {TY} [%res, %loop], [%res2, %tail]
+  %lft = extractvalue {TY} %rr, 1
+  %istail = icmp eq i64 %lft, {abi.TAIL_SENTINEL}
+  br i1 %istail, label %tail, label %check2, {COLD}
+tail:
+  %tgt = load ptr, ptr %ttp
+  %tr1 = load i64, ptr %trp
+  %tl = load i64, ptr %tlp
+  %res2 = call {TY} %tgt(ptr %ctx, i64 %tr1, i64 0, i64 0, i64 0, i64 0, i64 %fp, i64 0, i64 %tl)
+  br label %check
+check2:
+  %isf = icmp slt i64 %lft, {abi.SIGNAL_LIMIT}
+  br i1 %isf, label %fault, label %next, {COLD}
+next:
+  %r0 = extractvalue {TY} %rr, 0
+  store i64 %lft, ptr %lop
+  %i1 = add i64 %i, 1
+  store i64 %i1, ptr %rdp
+  %more = icmp ult i64 %i1, %reps
+  br i1 %more, label %loop, label %done, {HOT}
+done:
+  ret i64 %r0
+fault:
+  ret i64 0
+}}
+"""
+
+
+class _FnGen:
+    """Emits one BPF function."""
+
+    def __init__(self, low: Lowering, fn: Function) -> None:
+        self.low = low
+        self.lay = low.lay
+        self.fn = fn
+        self.n = 0
+        self.out: list[str] = []
+        self.cold: list[str] = []  # cold blocks appended after the body
+        self.static_labels: dict[tuple[int, int], str] = {}
+        self.cached: set[int] = set()  # base registers with a region cache
+        self.fast_stack = not fn.writes_r10
+        self.cur: dict[int, str] = {}  # register → SSA value within the current BPF block
+        self.dirty: set[int] = set()  # registers whose alloca is behind ``cur``
+        self.ctx_used: set[int] = set()
+        self.budget_preds: list[tuple[int, str, str]] = []  # (pc, left, block) → shared fault
+        # The interpreter charges instructions lazily and an out-of-bounds legacy packet
+        # load returns the count as of its last flush (function entry, loop header, call).
+        # ``%F`` mirrors that flushed count where a function has such loads.
+        self.track_flush = any(
+            low.lay.at(s).cls == op.LD and not low.lay.at(s).is_lddw
+            for b in fn.blocks.values()
+            for s in b
+        )
+        self.loop_heads = {fn.entry}
+        for slots in fn.blocks.values():
+            li = low.lay.at(slots[-1])
+            if li.is_jump:
+                tgt = slots[-1] + 1 + li.jump_offset
+                if tgt <= slots[-1] and tgt in fn.blocks:
+                    self.loop_heads.add(tgt)
+        self.block_rest = 0  # instructions of the current block after the current one
+
+    # ---- small emitters ---------------------------------------------------------
+    def v(self) -> str:
+        self.n += 1
+        return f"%v{self.n}"
+
+    def label(self, stem: str = "x") -> str:
+        self.n += 1
+        return f"{stem}{self.n}"
+
+    def e(self, line: str) -> None:
+        self.out.append("  " + line)
+
+    def block(self, name: str) -> None:
+        self.out.append(f"{name}:")
+
+    def rd(self, r: int) -> str:
+        t = self.cur.get(r)
+        if t is None:
+            t = self.cur[r] = self.v()
+            self.e(f"{t} = load i64, ptr %r{r}")
+        return t
+
+    def wr(self, r: int, val: str | int) -> None:
+        self.cur[r] = str(val)
+        self.dirty.add(r)
+
+    def flush(self) -> None:
+        """Store registers changed in this BPF block (before control leaves it)."""
+        for r in sorted(self.dirty):
+            self.e(f"store i64 {self.cur[r]}, ptr %r{r}")
+        self.dirty.clear()
+
+    def store_reg(self, r: int, val: str) -> None:
+        """Store a register on one path of a diamond; later reads reload it."""
+        self.e(f"store i64 {val}, ptr %r{r}")
+
+    def forget(self, r: int) -> None:
+        self.cur.pop(r, None)
+        self.dirty.discard(r)
+
+    def c(self, idx: int) -> str:
+        self.ctx_used.add(idx)
+        return f"%c{idx}"
+
+    def store_ctx(self, idx: int, val: str | int) -> None:
+        self.e(f"store i64 {val}, ptr {self.c(idx)}")
+
+    def load_ctx(self, idx: int, ty: str = "i64") -> str:
+        t = self.v()
+        self.e(f"{t} = load {ty}, ptr {self.c(idx)}")
+        return t
+
+    def op(self, text: str) -> str:
+        t = self.v()
+        self.e(f"{t} = {text}")
+        return t
+
+    def static_fault(self, message: str, pc: int, not_supported: bool = False) -> str:
+        """Label of a cold block that records a static fault at ``pc`` and unwinds."""
+        idx = self.low.static_index(message, not_supported)
+        key = (idx, pc)
+        lab = self.static_labels.get(key)
+        if lab is None:
+            lab = self.static_labels[key] = self.label("sf")
+            self.cold += [
+                f"{lab}:",
+                f"  store i64 {abi.F_STATIC}, ptr {self.c(abi.FAULT_KIND)}",
+                f"  store i64 {pc}, ptr {self.c(abi.FAULT_PC)}",
+                f"  store i64 {idx}, ptr {self.c(abi.FAULT_AUX)}",
+                "  br label %rf",
+            ]
+        return lab
+
+    def dyn_fault(self, kind: int, pc: int, addr: str | int, aux: str | int) -> str:
+        """Label of a cold block recording a fault with a run-time address/aux."""
+        lab = self.label("df")
+        self.cold += [
+            f"{lab}:",
+            f"  store i64 {kind}, ptr {self.c(abi.FAULT_KIND)}",
+            f"  store i64 {pc}, ptr {self.c(abi.FAULT_PC)}",
+            f"  store i64 {addr}, ptr {self.c(abi.FAULT_ADDR)}",
+            f"  store i64 {aux}, ptr {self.c(abi.FAULT_AUX)}",
+            "  br label %rf",
+        ]
+        return lab
+
+    def goto_label(self, target: int, pc: int) -> str:
+        """Label of the block at slot ``target``, or of the fault for a bad target."""
+        if self.lay.valid(target):
+            return f"b{target}"
+        what = "into the middle of lddw" if 0 <= target < self.lay.nslots else "out of the program"
+        return self.static_fault(f"jump to slot {target} goes {what}", pc)
+
+    def br(self, cond: str, t: str, f: str, prof: str = "") -> None:
+        self.e(f"br i1 {cond}, label %{t}, label %{f}" + (f", {prof}" if prof else ""))
+
+    def left(self) -> str:
+        t = self.v()
+        self.e(f"{t} = load i64, ptr %L")
+        return t
+
+    def ret_value(self, r0: str | int, left: str) -> None:
+        a = self.op(f"insertvalue {TY} undef, i64 {r0}, 0")
+        b = self.op(f"insertvalue {TY} {a}, i64 {left}, 1")
+        self.e(f"ret {TY} {b}")
+
+    def invalidate_caches(self) -> None:
+        for r in sorted(self.cached):
+            self.e(f"store i64 0, ptr %rl{r}")
+            self.e(f"store i64 0, ptr %wl{r}")
+
+    # ---- the function -----------------------------------------------------------
+    def function(self) -> str:
+        fn = self.fn
+        for lead, slots in fn.blocks.items():
+            self.block(f"b{lead}")
+            self.basic_block(lead, slots)
+        head = [
+            f"define internal fastcc {TY} @f{fn.entry}(ptr %ctx, i64 %a1, i64 %a2, i64 %a3, "
+            "i64 %a4, i64 %a5, i64 %fp, i64 %depth, i64 %left0) #0 {",
+            "entry:",
+        ]
+        head += [f"  %r{r} = alloca i64" for r in range(11)]
+        head.append("  %L = alloca i64")
+        if self.track_flush:
+            head += ["  %F = alloca i64", "  store i64 %left0, ptr %F"]
+        for r in sorted(self.cached):
+            head += [f"  %{v}{r} = alloca i64" for v in ("rb", "rl", "wb", "wl")]
+        head += [
+            f"  %c{i} = getelementptr inbounds i8, ptr %ctx, i64 {8 * i}"
+            for i in sorted(self.ctx_used)
+        ]
+        head += [f"  store i64 0, ptr %r{r}" for r in (0, 6, 7, 8, 9)]
+        head += [f"  store i64 %a{r}, ptr %r{r}" for r in range(1, 6)]
+        head += ["  store i64 %fp, ptr %r10", "  store i64 %left0, ptr %L"]
+        for r in sorted(self.cached):
+            head += [f"  store i64 0, ptr %{v}{r}" for v in ("rb", "rl", "wb", "wl")]
+        head.append(f"  br label %b{fn.entry}")
+        tail = ["rf:", f"  ret {TY} {{i64 0, i64 {abi.FAULT_SENTINEL}}}", *self.cold]
+        if self.budget_preds:
+            lp = ", ".join(f"[{pc}, %{p}]" for pc, _, p in self.budget_preds)
+            vp = ", ".join(f"[{v}, %{p}]" for _, v, p in self.budget_preds)
+            tail += [
+                "bfail:",
+                f"  %bf.pc = phi i64 {lp}",
+                f"  %bf.left = phi i64 {vp}",
+                f"  store i64 {abi.F_BUDGET}, ptr %c{abi.FAULT_KIND}",
+                f"  store i64 %bf.pc, ptr %c{abi.FAULT_PC}",
+                f"  store i64 {fn.entry}, ptr %c{abi.FAULT_AUX}",
+                f"  store i64 %bf.left, ptr %c{abi.FAULT_ADDR}",
+                "  br label %rf",
+            ]
+        tail += ["}", ""]
+        return "\n".join(head + self.out + tail)
+
+    def basic_block(self, lead: int, slots: list[int]) -> None:
+        lay = self.lay
+        self.cur.clear()
+        self.dirty.clear()
+        left = self.left()
+        head = lead in self.loop_heads
+        if head:  # like the interpreter: check the count before entering a loop header
+            if self.track_flush:
+                self.e(f"store i64 {left}, ptr %F")
+            self.budget_check(left, lead)
+        self.e(f"store i64 {self.op(f'sub i64 {left}, {len(slots)}')}, ptr %L")
+        last = slots[-1]
+        li = lay.at(last)
+        terminated = li.is_jump or li.is_exit
+        for i, s in enumerate(slots[:-1] if terminated else slots):
+            self.block_rest = len(slots) - i - 1
+            self.insn(s)
+        if li.is_exit:  # ... and the total at an exit
+            left = self.left()
+            self.budget_check(left, last)
+            self.ret_value(self.rd(0), left)
+            return
+        if not terminated:
+            self.flush()
+            nxt = last + li.slots
+            if nxt >= lay.nslots:
+                lab = self.static_fault("execution fell off the end of the program", last)
+            else:
+                lab = self.goto_label(nxt, last)
+            self.e(f"br label %{lab}")
+            return
+        tgt = last + 1 + li.jump_offset
+        self.flush()
+        if (li.opcode & 0xF0) == op.JA:
+            self.e(f"br label %{self.goto_label(tgt, last)}")
+            return
+        cond = self.cond(li)
+        self.br(cond, self.goto_label(tgt, last), self.goto_label(last + 1, last))
+
+    def budget_check(self, left: str, pc: int) -> None:
+        """Fault (shared cold block) when ``left`` is negative: the budget is exceeded."""
+        neg = self.op(f"icmp slt i64 {left}, 0")
+        ok = self.label("bc")
+        pred = self.label("bp")
+        self.e(f"br label %{pred}")
+        self.block(pred)
+        self.budget_preds.append((pc, left, pred))
+        for i in (abi.FAULT_KIND, abi.FAULT_PC, abi.FAULT_AUX, abi.FAULT_ADDR):
+            self.c(i)
+        self.br(neg, "bfail", ok, COLD)
+        self.block(ok)
+
+    def cond(self, insn: Instruction) -> str:
+        jop = insn.opcode & 0xF0
+        is32 = insn.cls == op.JMP32
+        ty = "i32" if is32 else "i64"
+        a = self.rd(insn.dst)
+        if insn.opcode & op.X:
+            b = self.rd(insn.src)
+            if is32:
+                b = self.op(f"trunc i64 {b} to i32")
+        else:
+            b = str(sconst(insn.imm, 32 if is32 else 64))
+        if is32:
+            a = self.op(f"trunc i64 {a} to i32")
+        if jop == op.JSET:
+            t = self.op(f"and {ty} {a}, {b}")
+            return self.op(f"icmp ne {ty} {t}, 0")
+        return self.op(f"icmp {_ICMP[jop]} {ty} {a}, {b}")
+
+    # ---- instructions -------------------------------------------------------------
+    def insn(self, slot: int) -> None:
+        insn = self.lay.at(slot)
+        c = insn.cls
+        if c in (op.ALU, op.ALU64):
+            self.alu(insn)
+        elif c == op.LDX:
+            self.ldx(insn, slot)
+        elif c in (op.ST, op.STX):
+            self.store(insn, slot)
+        elif c == op.LD:
+            self.ld(insn, slot)
+        elif insn.is_call or insn.is_callx:
+            self.call(insn, slot)
+        else:  # pragma: no cover - jumps and exits end blocks
+            raise AssertionError(insn)
+
+    def alu(self, insn: Instruction) -> None:
+        is64 = insn.cls == op.ALU64
+        aop = insn.opcode & 0xF0
+        x = bool(insn.opcode & op.X)
+        d = insn.dst
+        w = 64 if is64 else 32
+        ty = f"i{w}"
+        if aop == op.END:
+            bits = insn.imm
+            v = self.rd(d)
+            if insn.cls == op.ALU and not x:  # to little-endian: truncation on this host
+                if bits < 64:
+                    self.wr(d, self.op(f"and i64 {v}, {(1 << bits) - 1}"))
+                return
+            if bits < 64:
+                v = self.op(f"trunc i64 {v} to i{bits}")
+            v = self.op(f"call i{bits} @llvm.bswap.i{bits}(i{bits} {v})")
+            if bits < 64:
+                v = self.op(f"zext i{bits} {v} to i64")
+            self.wr(d, v)
+            return
+        if aop == op.MOV:
+            if x:
+                v = self.rd(insn.src)
+                if insn.off:
+                    t = self.op(f"trunc i64 {v} to i{insn.off}")
+                    if is64:
+                        v = self.op(f"sext i{insn.off} {t} to i64")
+                    else:
+                        s = self.op(f"sext i{insn.off} {t} to i32")
+                        v = self.op(f"zext i32 {s} to i64")
+                elif not is64:
+                    v = self.op(f"and i64 {v}, 4294967295")
+                self.wr(d, v)
+            else:
+                self.wr(d, sconst(insn.imm, 64) if is64 else insn.imm & 0xFFFFFFFF)
+            return
+        a = self.rd(d)
+        if not is64:
+            a = self.op(f"trunc i64 {a} to i32")
+        if aop == op.NEG:
+            r = self.op(f"sub {ty} 0, {a}")
+        else:
+            if x:
+                b = self.rd(insn.src)
+                if not is64:
+                    b = self.op(f"trunc i64 {b} to i32")
+                bc = None
+            else:
+                bc = insn.imm & ((1 << w) - 1)
+                b = str(sconst(bc, w))
+            if aop in (op.LSH, op.RSH, op.ARSH):
+                if bc is not None:
+                    b = str(bc & (w - 1))
+                else:
+                    b = self.op(f"and {ty} {b}, {w - 1}")
+                r = self.op(f"{_BINOP[aop]} {ty} {a}, {b}")
+            elif aop in (op.DIV, op.MOD):
+                r = self.divmod(aop, insn.off == 1, ty, w, a, b, bc)
+            else:
+                r = self.op(f"{_BINOP[aop]} {ty} {a}, {b}")
+        if not is64:
+            r = self.op(f"zext i32 {r} to i64")
+        self.wr(d, r)
+
+    def divmod(
+        self, aop: int, signed: bool, ty: str, w: int, a: str, b: str, bc: int | None
+    ) -> str:
+        """Division/modulo that never traps: by zero → 0 / dividend, INT_MIN/-1 wraps."""
+        div = aop == op.DIV
+        if bc is not None:
+            if bc == 0:
+                return "0" if div else a
+            if signed and bc == (1 << w) - 1:  # divide by -1
+                return self.op(f"sub {ty} 0, {a}") if div else "0"
+            name = ("sdiv" if div else "srem") if signed else ("udiv" if div else "urem")
+            return self.op(f"{name} {ty} {a}, {b}")
+        z = self.op(f"icmp eq {ty} {b}, 0")
+        if not signed:
+            sb = self.op(f"select i1 {z}, {ty} 1, {ty} {b}")
+            q = self.op(f"{'udiv' if div else 'urem'} {ty} {a}, {sb}")
+            return self.op(f"select i1 {z}, {ty} {'0' if div else a}, {ty} {q}")
+        m1 = self.op(f"icmp eq {ty} {b}, -1")
+        bad = self.op(f"or i1 {z}, {m1}")
+        sb = self.op(f"select i1 {bad}, {ty} 1, {ty} {b}")
+        if div:
+            q = self.op(f"sdiv {ty} {a}, {sb}")
+            n = self.op(f"sub {ty} 0, {a}")
+            t = self.op(f"select i1 {m1}, {ty} {n}, {ty} {q}")
+            return self.op(f"select i1 {z}, {ty} 0, {ty} {t}")
+        q = self.op(f"srem {ty} {a}, {sb}")
+        t = self.op(f"select i1 {m1}, {ty} 0, {ty} {q}")
+        return self.op(f"select i1 {z}, {ty} {a}, {ty} {t}")
+
+    # ---- memory -------------------------------------------------------------------
+    def address(
+        self, base: int, off: int, size: int, perm: int, slot: int, atomic: bool = False
+    ) -> str:
+        """The checked address ``base + off`` of a ``size``-byte access needing ``perm``."""
+        b = self.rd(base)
+        a = self.op(f"add i64 {b}, {off}") if off else b
+        if atomic:
+            m = self.op(f"and i64 {a}, {size - 1}")
+            mis = self.op(f"icmp ne i64 {m}, 0")
+            ok = self.label("al")
+            self.br(mis, self.dyn_fault(abi.F_MISALIGNED, slot, a, size), ok, COLD)
+            self.block(ok)
+        if slot in self.low.safe:
+            return a
+        if base == 10 and self.fast_stack and -op.STACK_SIZE <= off <= -size:
+            return a
+        self.check(base, a, size, perm, slot)
+        return a
+
+    def check(self, r: int, a: str, size: int, perm: int, slot: int) -> None:
+        """Check ``[a, a + size)`` against base register ``r``'s one-region cache.
+
+        Per permission the cache holds a region's base and ``span - 7`` (0 when the
+        region is shorter than 8 bytes): ``a - base < limit`` then covers any access of
+        up to 8 bytes. Anything else takes the slow path, which refills the cache.
+        """
+        self.cached.add(r)
+        ok = None
+        for bit, kind in ((abi.READ, "r"), (abi.WRITE, "w")):
+            if perm & bit:
+                cb = self.op(f"load i64, ptr %{kind}b{r}")
+                off = self.op(f"sub i64 {a}, {cb}")
+                lim = self.op(f"load i64, ptr %{kind}l{r}")
+                c = self.op(f"icmp ult i64 {off}, {lim}")
+                ok = c if ok is None else self.op(f"and i1 {ok}, {c}")
+        cont, miss = self.label("ok"), self.label("miss")
+        self.br(ok, cont, miss, HOT)
+        self.block(miss)
+        fp = self.op("load ptr, ptr @mem_slow")
+        packed = size | perm << 8 | slot << 16
+        res = self.op(f"call {TY} {fp}(ptr %ctx, i64 {a}, i64 {packed})")
+        base = self.op(f"extractvalue {TY} {res}, 0")
+        lim = self.op(f"extractvalue {TY} {res}, 1")
+        for bit, kind in ((abi.READ, "r"), (abi.WRITE, "w")):
+            if perm & bit:
+                self.e(f"store i64 {base}, ptr %{kind}b{r}")
+                self.e(f"store i64 {lim}, ptr %{kind}l{r}")
+        bad = self.op(f"icmp eq i64 {base}, 0")
+        self.br(bad, "rf", cont, COLD)
+        self.block(cont)
+
+    def ldx(self, insn: Instruction, slot: int) -> None:
+        size = op.SIZE_BYTES[insn.opcode & 0x18]
+        signed = (insn.opcode & 0xE0) == op.MEMSX
+        a = self.address(insn.src, insn.off, size, abi.READ, slot)
+        p = self.op(f"inttoptr i64 {a} to ptr")
+        bits = 8 * size
+        v = self.op(f"load i{bits}, ptr {p}, align 1")
+        if bits < 64:
+            v = self.op(f"{'sext' if signed else 'zext'} i{bits} {v} to i64")
+        self.wr(insn.dst, v)
+
+    def store(self, insn: Instruction, slot: int) -> None:
+        size = op.SIZE_BYTES[insn.opcode & 0x18]
+        bits = 8 * size
+        if insn.cls == op.STX and (insn.opcode & 0xE0) == op.ATOMIC:
+            self.atomic(insn, slot, size)
+            return
+        if insn.cls == op.ST:
+            val = str(sconst(insn.imm, bits))
+            a = self.address(insn.dst, insn.off, size, abi.WRITE, slot)
+        else:
+            a = self.address(insn.dst, insn.off, size, abi.WRITE, slot)
+            val = self.rd(insn.src)
+            if bits < 64:
+                val = self.op(f"trunc i64 {val} to i{bits}")
+        p = self.op(f"inttoptr i64 {a} to ptr")
+        self.e(f"store i{bits} {val}, ptr {p}, align 1")
+
+    def atomic(self, insn: Instruction, slot: int, size: int) -> None:
+        bits = 8 * size
+        ty = f"i{bits}"
+        a = self.address(insn.dst, insn.off, size, abi.READ | abi.WRITE, slot, atomic=True)
+        p = self.op(f"inttoptr i64 {a} to ptr")
+        val = self.rd(insn.src)
+        if bits < 64:
+            val = self.op(f"trunc i64 {val} to {ty}")
+        aop = insn.imm
+        if aop == op.CMPXCHG:
+            exp = self.rd(0)
+            if bits < 64:
+                exp = self.op(f"trunc i64 {exp} to {ty}")
+            pair = self.op(f"cmpxchg ptr {p}, {ty} {exp}, {ty} {val} seq_cst seq_cst, align {size}")
+            old = self.op(f"extractvalue {{{ty}, i1}} {pair}, 0")
+            dst = 0
+        else:
+            rmw = "xchg" if aop == op.XCHG else _RMW[aop & ~op.FETCH]
+            old = self.op(f"atomicrmw {rmw} ptr {p}, {ty} {val} seq_cst, align {size}")
+            if not aop & op.FETCH:
+                return
+            dst = insn.src
+        if bits < 64:
+            old = self.op(f"zext {ty} {old} to i64")
+        self.wr(dst, old)
+
+    def ld(self, insn: Instruction, slot: int) -> None:
+        if insn.is_lddw:
+            self.lddw(insn, slot)
+            return
+        size = op.SIZE_BYTES[insn.opcode & 0x18]
+        bits = 8 * size
+        ret0 = self.label("pk0")
+        ok = self.label("pk")
+        self.cold += [
+            f"{ret0}:",
+            f"  %{ret0}.l = load i64, ptr %{'F' if self.track_flush else 'L'}",
+            f"  %{ret0}.a = insertvalue {TY} undef, i64 0, 0",
+            f"  %{ret0}.b = insertvalue {TY} %{ret0}.a, i64 %{ret0}.l, 1",
+            f"  ret {TY} %{ret0}.b",
+        ]
+        plen = self.load_ctx(abi.PKT_LEN)
+        if (insn.opcode & 0xE0) == op.ABS:
+            if insn.imm < 0:
+                self.e(f"br label %{ret0}")
+                self.block(self.label("dead"))
+                return
+            o = str(insn.imm)
+            bad = self.op(f"icmp ugt i64 {insn.imm + size}, {plen}")
+        else:
+            s = self.rd(insn.src)
+            t = self.op(f"add i64 {s}, {insn.imm}")
+            t32 = self.op(f"trunc i64 {t} to i32")
+            o = self.op(f"sext i32 {t32} to i64")
+            neg = self.op(f"icmp slt i64 {o}, 0")
+            e = self.op(f"add i64 {o}, {size}")
+            big = self.op(f"icmp ugt i64 {e}, {plen}")
+            bad = self.op(f"or i1 {neg}, {big}")
+        self.br(bad, ret0, ok, COLD)
+        self.block(ok)
+        base = self.load_ctx(abi.PKT_BASE)
+        a = self.op(f"add i64 {base}, {o}")
+        p = self.op(f"inttoptr i64 {a} to ptr")
+        v = self.op(f"load i{bits}, ptr {p}, align 1")
+        if bits > 8:
+            v = self.op(f"call i{bits} @llvm.bswap.i{bits}(i{bits} {v})")
+        self.wr(0, self.op(f"zext i{bits} {v} to i64"))
+
+    def lddw(self, insn: Instruction, slot: int) -> None:
+        if insn.src == 0:
+            self.wr(insn.dst, sconst(insn.imm, 64))
+            return
+        if insn.src == op.PSEUDO_FUNC:
+            lo = insn.imm_lo
+            tgt = slot + 1 + (lo - (1 << 32) if lo & 0x80000000 else lo)
+            if not self.lay.valid(tgt):
+                lab = self.static_fault(f"lddw function pointer to invalid slot {tgt}", slot)
+                self.e(f"br label %{lab}")
+                self.block(self.label("dead"))
+                return
+            self.wr(insn.dst, sconst(self.low.code_base + 8 * tgt, 64))
+            return
+        value = self.low.lddw.get(slot)
+        if value is None:
+            lab = self.static_fault(
+                f"lddw at slot {slot} references a {op.LDDW_PSEUDOS[insn.src]} "
+                "(maps and BTF ids need an object loaded with bpfkit.load)",
+                slot,
+                not_supported=True,
+            )
+            self.e(f"br label %{lab}")
+            self.block(self.label("dead"))
+            return
+        self.wr(insn.dst, sconst(value, 64))
+
+    # ---- calls --------------------------------------------------------------------
+    def args(self) -> list[str]:
+        return [self.rd(r) for r in range(1, 6)]
+
+    def call(self, insn: Instruction, slot: int) -> None:
+        if insn.is_callx:
+            self.callx(insn, slot)
+        elif insn.is_helper_call:
+            if insn.imm == 12:
+                self.tail_call_hook(slot)
+            else:
+                self.wr(0, self.helper(insn.imm, slot))
+        elif insn.is_local_call:
+            tgt = slot + 1 + insn.imm
+            if tgt not in self.low.funcs:
+                lab = self.static_fault(f"call to invalid slot {tgt}", slot)
+                self.e(f"br label %{lab}")
+                self.block(self.label("dead"))
+                return
+            self.local_call(tgt, slot)
+        else:
+            lab = self.static_fault(
+                "kernel function calls (kfuncs) are not available in the VM", slot
+            )
+            self.e(f"br label %{lab}")
+            self.block(self.label("dead"))
+            return
+        self.invalidate_caches()
+
+    def check_fault(self) -> None:
+        fk = self.load_ctx(abi.FAULT_KIND)
+        bad = self.op(f"icmp ne i64 {fk}, 0")
+        cont = self.label("hc")
+        self.br(bad, "rf", cont, COLD)
+        self.block(cont)
+
+    def helper(self, hid: int | str, slot: int, callx: bool = False) -> str:
+        """Call helper ``hid`` (a constant id, or a register value for ``callx``)."""
+        args = self.args()
+        nat = self.low.natives.get(hid) if isinstance(hid, int) else None
+        if nat is not None:
+            return self.native_call(nat, args)
+        self.store_ctx(abi.SITE, slot | (1 << 32 if callx else 0))
+        cb = self.load_ctx(abi.HELPER_CB, "ptr")
+        argl = ", ".join(f"i64 {a}" for a in args)
+        r = self.op(f"call i64 {cb}(ptr %ctx, i64 {hid}, {argl})")
+        self.check_fault()
+        return r
+
+    def native_call(self, nat: NativeHelper, args: list[str]) -> str:
+        f = self.op(f"inttoptr i64 {nat.address} to ptr")
+        params = []
+        if nat.takes_ctx:
+            params.append("ptr %ctx")
+        if nat.data is not None:
+            params.append(f"i64 {sconst(nat.data, 64)}")
+        params += [f"i64 {a}" for a in args[: nat.nargs]]
+        r = self.op(f"call i64 {f}({', '.join(params)})")
+        if nat.takes_ctx:
+            self.check_fault()
+        return r
+
+    def depth_check(self, slot: int) -> None:
+        deep = self.op(f"icmp sge i64 %depth, {op.MAX_CALL_FRAMES - 1}")
+        ok = self.label("dp")
+        lab = self.static_fault(f"call depth exceeds {op.MAX_CALL_FRAMES} frames", slot)
+        self.br(deep, lab, ok, COLD)
+        self.block(ok)
+
+    def local_call(self, tgt: int, slot: int) -> None:
+        """Call the BPF function at ``tgt``: depth check, new frame, propagate signals."""
+        self.depth_check(slot)
+        args = self.args()
+        fp = self.op(f"sub i64 {self.rd(10)}, {op.STACK_SIZE}")
+        d = self.op("add i64 %depth, 1")
+        lft = self.left()
+        if self.track_flush:
+            self.e(f"store i64 {self.op(f'add i64 {lft}, {self.block_rest}')}, ptr %F")
+        argl = ", ".join(f"i64 {a}" for a in args)
+        res = self.op(f"call fastcc {TY} @f{tgt}(ptr %ctx, {argl}, i64 {fp}, i64 {d}, i64 {lft})")
+        nl = self.op(f"extractvalue {TY} {res}, 1")
+        sig = self.op(f"icmp slt i64 {nl}, {abi.SIGNAL_LIMIT}")
+        prop, cont = self.label("prop"), self.label("ret")
+        self.br(sig, prop, cont, COLD)
+        self.block(prop)
+        self.ret_value(0, nl)
+        self.block(cont)
+        self.e(f"store i64 {nl}, ptr %L")
+        if self.track_flush:
+            self.e(f"store i64 {self.op(f'add i64 {nl}, {self.block_rest}')}, ptr %F")
+        self.wr(0, self.op(f"extractvalue {TY} {res}, 0"))
+
+    def callx(self, insn: Instruction, slot: int) -> None:
+        lay = self.lay
+        t = self.rd(insn.dst)
+        self.flush()
+        if self.track_flush:
+            self.e(f"store i64 {self.op(f'add i64 {self.left()}, {self.block_rest}')}, ptr %F")
+        saved = dict(self.cur)
+        rel = self.op(f"sub i64 {t}, {sconst(self.low.code_base, 64)}")
+        inr = self.op(f"icmp ult i64 {rel}, {8 * lay.nslots}")
+        low = self.op(f"and i64 {rel}, 7")
+        al = self.op(f"icmp eq i64 {low}, 0")
+        isfn = self.op(f"and i1 {inr}, {al}")
+        fpath, hpath, join = self.label("cxf"), self.label("cxh"), self.label("cxj")
+        self.br(isfn, fpath, hpath)
+        # a function pointer: dispatch on the slot
+        self.block(fpath)
+        s = self.op(f"lshr i64 {rel}, 3")
+        mid = [i for i, x in enumerate(lay.slot_insn) if x is None]
+        cases = []
+        labels = {}
+        for e in self.low.funcs:
+            labels[e] = self.label("cxe")
+            cases.append(f"i64 {e}, label %{labels[e]}")
+        midl = self.dyn_fault(abi.F_CALLX, slot, s, 1)
+        cases += [f"i64 {m}, label %{midl}" for m in mid]
+        notentry = self.dyn_fault(abi.F_CALLX, slot, s, 2)
+        self.e(f"switch i64 {s}, label %{notentry} [ {' '.join(cases)} ]")
+        for e, lab in labels.items():
+            self.block(lab)
+            self.cur = dict(saved)
+            self.local_call(e, slot)
+            self.store_reg(0, self.cur[0])
+            self.e(f"br label %{join}")
+        # a helper id
+        self.block(hpath)
+        self.cur = dict(saved)
+        ish = self.op(f"icmp ult i64 {t}, {1 << 31}")
+        hl = self.label("cxid")
+        self.br(ish, hl, self.dyn_fault(abi.F_CALLX, slot, t, 0))
+        self.block(hl)
+        natives = sorted(self.low.natives)
+        if natives:
+            generic = self.label("cxg")
+            nl = {h: self.label("cxn") for h in natives}
+            self.e(
+                f"switch i64 {t}, label %{generic} [ "
+                + " ".join(f"i64 {h}, label %{nl[h]}" for h in natives)
+                + " ]"
+            )
+            for h in natives:
+                self.block(nl[h])
+                self.cur = dict(saved)
+                self.store_reg(0, self.native_call(self.low.natives[h], self.args()))
+                self.e(f"br label %{join}")
+            self.block(generic)
+            self.cur = dict(saved)
+        self.store_reg(0, self.helper(t, slot, callx=True))
+        self.e(f"br label %{join}")
+        self.block(join)
+        self.cur = saved
+        self.forget(0)
+
+    def tail_call_hook(self, slot: int) -> None:
+        """``bpf_tail_call``: ask the run's tail-call resolver; unwind to ``bpf_run`` on success."""
+        r1, r2, r3 = (self.rd(r) for r in (1, 2, 3))
+        self.flush()
+        saved = dict(self.cur)
+        tcb = self.load_ctx(abi.TAIL_CB, "ptr")
+        none = self.op(f"icmp eq ptr {tcb}, null")
+        generic, hook, fail, go, join = (self.label(x) for x in ("tcg", "tch", "tcf", "tcj", "tcd"))
+        self.br(none, generic, hook)
+        self.block(generic)
+        self.store_reg(0, self.helper(12, slot))
+        self.e(f"br label %{join}")
+        self.block(hook)
+        self.cur = dict(saved)
+        cnt = self.load_ctx(abi.TAIL_COUNT)
+        over = self.op(f"icmp uge i64 {cnt}, {abi.MAX_TAIL_CALLS}")
+        ask = self.label("tca")
+        self.br(over, fail, ask)
+        self.block(ask)
+        self.store_ctx(abi.SITE, slot)
+        tgt = self.op(f"call i64 {tcb}(ptr %ctx, i64 {r1}, i64 {r2}, i64 {r3})")
+        self.check_fault()
+        z = self.op(f"icmp eq i64 {tgt}, 0")
+        self.br(z, fail, go)
+        self.block(go)
+        self.store_ctx(abi.TAIL_COUNT, self.op(f"add i64 {cnt}, 1"))
+        self.store_ctx(abi.TAIL_TARGET, tgt)
+        self.store_ctx(abi.TAIL_R1, r1)
+        self.store_ctx(abi.TAIL_LEFT, self.left())
+        self.e(f"ret {TY} {{i64 0, i64 {abi.TAIL_SENTINEL}}}")
+        self.block(fail)  # the program continues after a failed tail call; r0 unchanged
+        self.e(f"br label %{join}")
+        self.block(join)
+        self.cur = saved
+        self.forget(0)

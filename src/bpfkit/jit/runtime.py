@@ -1,0 +1,463 @@
+"""JIT programs: compile (with a cache), bind to an :class:`~bpfkit.vm.env.Env`, run natively.
+
+The compiled code depends only on the program's bytes, the budget, the proven-safe set,
+the values of its pseudo ``lddw``s and the native helpers it calls, so compiled modules
+are cached on exactly that key and shared by every environment that agrees on them.
+A :class:`JitProgram` binds one compiled module to one environment: its run context
+(region table snapshot, packet, callbacks into Python) is rebuilt at each run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ..errors import BpfError, NotSupported, RuntimeFault
+from ..isa import opcodes as op
+from ..isa.instruction import Instruction, encode
+from ..vm.env import Env
+from ..vm.interp import DEFAULT_BUDGET, RunResult
+from ..vm.memory import READ, WRITE, Region
+from . import abi, cfg
+from .engine import NativeModule, compile_module
+from .lower import Lowering, StaticFault
+from .native import NativeHelper, install_builtin, native_for
+
+M = (1 << 64) - 1
+M32 = 0xFFFFFFFF
+
+#: A tail-call resolver: ``(env, map_pointer, index) -> JitProgram | None``.
+TailCallResolver = Callable[[Env, int, int], "JitProgram | None"]
+
+
+def _s64(v: int) -> int:
+    v &= M
+    return v - (1 << 64) if v >> 63 else v
+
+
+def _nb(size: int) -> str:
+    return "1 byte" if size == 1 else f"{size} bytes"
+
+
+def _s32(v: int) -> int:
+    v &= M32
+    return v - (1 << 32) if v >> 31 else v
+
+
+@dataclass
+class Compiled:
+    """One program compiled to native code (shared through the cache)."""
+
+    layout: cfg.Layout
+    funcs: dict[int, cfg.Function]
+    static: list[StaticFault]
+    native: NativeModule
+    code: ctypes.Array  # function pointers of lddw src=func point into this buffer
+    ir: str
+    compile_ns: int
+    run: Callable = field(repr=False)
+    run_addr: int = 0
+    func_addr: int = 0
+
+
+# ---- the compile cache -----------------------------------------------------------
+_CACHE: OrderedDict[tuple, Compiled] = OrderedDict()
+_CACHE_MAX = 512
+_cache_lock = threading.Lock()
+_stats = {"hits": 0, "misses": 0}
+
+
+def cache_info() -> dict[str, int]:
+    """Compile-cache statistics: hits, misses, current size."""
+    return {**_stats, "size": len(_CACHE), "max": _CACHE_MAX}
+
+
+def clear_cache() -> None:
+    """Drop every cached compiled program (live JitPrograms keep theirs)."""
+    with _cache_lock:
+        _CACHE.clear()
+
+
+def _compile(
+    key: tuple,
+    lay: cfg.Layout,
+    funcs: dict[int, cfg.Function],
+    budget: int,
+    safe_slots: frozenset[int],
+    lddw: dict[int, int | None],
+    natives: dict[int, NativeHelper],
+    opt_level: int,
+) -> Compiled:
+    with _cache_lock:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            _stats["hits"] += 1
+            return hit
+    t0 = time.perf_counter_ns()
+    code = (ctypes.c_ubyte * (8 * lay.nslots))()
+    low = Lowering(
+        lay,
+        funcs,
+        budget=budget,
+        code_base=ctypes.addressof(code),
+        safe_slots=safe_slots,
+        lddw_values=lddw,
+        natives=natives,
+    ).module()
+    mod = compile_module(low.ir, opt_level=opt_level)
+    run_addr = mod.address("bpf_run")
+    comp = Compiled(
+        lay,
+        funcs,
+        low.static,
+        mod,
+        code,
+        low.ir,
+        time.perf_counter_ns() - t0,
+        abi.RUN_PYFUNC(run_addr),
+        run_addr,
+        mod.address("bpf_func"),
+    )
+    with _cache_lock:
+        _stats["misses"] += 1
+        _CACHE[key] = comp
+        while len(_CACHE) > _CACHE_MAX:
+            _CACHE.popitem(last=False)
+    return comp
+
+
+# ---- programs --------------------------------------------------------------------
+class JitProgram:
+    """A program compiled to native code for one :class:`Env`; call :meth:`run` repeatedly.
+
+    ``safe`` is a set of instruction indices a verifier proved to access memory safely:
+    their loads and stores compile without a region check. ``tail_call_resolver`` (if
+    set) makes ``bpf_tail_call`` jump to another JitProgram of the same environment.
+    """
+
+    def __init__(
+        self,
+        insns: Sequence[Instruction],
+        env: Env,
+        *,
+        budget: int = DEFAULT_BUDGET,
+        safe: Iterable[int] | None = None,
+        opt_level: int = 2,
+    ) -> None:
+        if not 0 < budget <= abi.MAX_BUDGET:
+            raise ValueError(f"budget must be in 1..{abi.MAX_BUDGET}")
+        install_builtin()
+        self.env = env
+        self.budget = budget
+        self.tail_call_resolver: TailCallResolver | None = None
+        lay = cfg.layout(insns)
+        self.insns = lay.insns
+        funcs = cfg.functions(lay)
+        slot_of = {i: s for s, i in enumerate(lay.slot_insn) if i is not None}
+        safe_slots = frozenset(slot_of[i] for i in (safe or ()) if i in slot_of)
+        lddw = self._resolve_lddw(lay, funcs)
+        natives = self._natives(lay)
+        key = (
+            encode(lay.insns),
+            budget,
+            safe_slots,
+            tuple(sorted(lddw.items())),
+            tuple(sorted((h, n.signature) for h, n in natives.items())),
+            opt_level,
+        )
+        self.compiled = _compile(key, lay, funcs, budget, safe_slots, lddw, natives, opt_level)
+        self._ctx = abi.RunContext()
+        self._ctx_addr = ctypes.addressof(self._ctx)
+        self._w = self._ctx.w
+        self._exc: BaseException | None = None
+        self._snapshot: list[tuple[Region, int]] = []
+        self._table: ctypes.Array | None = None
+        self._running = False
+        self._tail_keep: list[JitProgram] = []
+        # Callbacks are bound to this program; C holds only their addresses.
+        self._helper_cfn = abi.HELPER_CFUNC(self._helper_cb)
+        self._region_cfn = abi.REGION_CFUNC(self._region_cb)
+        self._tail_cfn = abi.TAIL_CFUNC(self._tail_cb)
+        self._w[abi.HELPER_CB] = ctypes.cast(self._helper_cfn, ctypes.c_void_p).value or 0
+        self._w[abi.REGION_CB] = ctypes.cast(self._region_cfn, ctypes.c_void_p).value or 0
+
+    # -- compile-time inputs that depend on the environment --
+    def _resolve_lddw(self, lay: cfg.Layout, funcs: dict[int, cfg.Function]) -> dict:
+        out: dict[int, int | None] = {}
+        resolve = self.env.resolve_lddw
+        entry_slots = {s for b in funcs[0].blocks.values() for s in b}
+        for slot, idx in enumerate(lay.slot_insn):
+            if idx is None:
+                continue
+            insn = lay.insns[idx]
+            if not insn.is_lddw or insn.src in (0, op.PSEUDO_FUNC):
+                continue
+            if resolve is None:
+                if slot in entry_slots:
+                    raise NotSupported(
+                        f"lddw at slot {slot} references a {op.LDDW_PSEUDOS[insn.src]} "
+                        "(maps and BTF ids need an object loaded with bpfkit.load)"
+                    )
+                out[slot] = None
+            else:
+                out[slot] = resolve(insn, slot) & M
+        return out
+
+    def _natives(self, lay: cfg.Layout) -> dict[int, NativeHelper]:
+        ids = {i.imm for i in lay.insns if i.is_helper_call}
+        if any(i.is_callx for i in lay.insns):
+            ids.update(self.env.helpers.ids())
+        out = {}
+        for hid in sorted(ids):
+            h = self.env.helpers.get(hid)
+            nat = native_for(h.fn) if h is not None else None
+            if nat is not None and hid >= 0:
+                out[hid] = nat
+        return out
+
+    # -- introspection --
+    @property
+    def ir(self) -> str:
+        """The LLVM IR this program was lowered to (before optimization)."""
+        return self.compiled.ir
+
+    @property
+    def compile_ns(self) -> int:
+        """Time it took to lower and compile (0 if it came from the cache... the original's)."""
+        return self.compiled.compile_ns
+
+    @property
+    def func_address(self) -> int:
+        """Native address of the program's entry function (``bpf_func``; tail-call target)."""
+        return self.compiled.func_addr
+
+    def asm(self) -> str:
+        """x86-64 assembly of the compiled program."""
+        return self.compiled.native.asm()
+
+    # -- running --
+    def run(
+        self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0
+    ) -> tuple[int, int]:
+        """Run from the entry: returns ``(r0, executed instructions)``."""
+        r0, n, _ = self.run_repeat(1, r1, r2, r3, r4, r5)
+        return r0, n
+
+    def run_repeat(
+        self, repeat: int, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0
+    ) -> tuple[int, int, int]:
+        """Run ``repeat`` times in a native loop: ``(r0, count, total ns)`` of the last run."""
+        if repeat < 1:
+            raise ValueError("repeat must be at least 1")
+        if self._running:
+            raise BpfError("a JitProgram cannot be re-entered while it runs")
+        self._running = True
+        w = self._w
+        try:
+            self._begin()
+            t0 = time.perf_counter_ns()
+            r0 = self.compiled.run(
+                self._ctx_addr,
+                r1 & M,
+                r2 & M,
+                r3 & M,
+                r4 & M,
+                r5 & M,
+                self.env.frame_pointer,
+                repeat,
+            )
+            dt = time.perf_counter_ns() - t0
+            if w[abi.FAULT_KIND]:
+                raise self._fault()
+            return r0, self.budget - _s64(w[abi.LEFT_OUT]), dt
+        finally:
+            self._running = False
+            self._exc = None
+            self._tail_keep.clear()
+
+    def _begin(self) -> None:
+        w = self._w
+        for i in (
+            abi.FAULT_KIND,
+            abi.FAULT_PC,
+            abi.FAULT_ADDR,
+            abi.FAULT_AUX,
+            abi.RUNS_DONE,
+            abi.TAIL_COUNT,
+            abi.SITE,
+        ):
+            w[i] = 0
+        w[abi.LEFT_OUT] = self.budget
+        self._sync_table()
+        self._sync_packet()
+        if self.tail_call_resolver is not None:
+            w[abi.TAIL_CB] = ctypes.cast(self._tail_cfn, ctypes.c_void_p).value or 0
+        else:
+            w[abi.TAIL_CB] = 0
+
+    def _sync_table(self) -> None:
+        """Snapshot the address space into the sorted (base, span, perms) table."""
+        regions = self.env.space.regions
+        snap = [(r, r.perms) for r in regions]
+        if snap == self._snapshot and self._table is not None:
+            return
+        table = (ctypes.c_uint64 * max(3, 3 * len(regions)))()
+        for i, r in enumerate(regions):
+            table[3 * i], table[3 * i + 1], table[3 * i + 2] = r.base, r.size, r.perms
+        self._table, self._snapshot = table, snap
+        self._w[abi.TABLE] = ctypes.addressof(table)
+        self._w[abi.TABLE_LEN] = len(regions)
+
+    def _sync_packet(self) -> None:
+        pkt = self.env.packet
+        self._w[abi.PKT_BASE] = pkt.base if pkt is not None else 0
+        self._w[abi.PKT_LEN] = pkt.size if pkt is not None else 0
+
+    # -- callbacks from native code (must never raise into ctypes) --
+    def _record(self, exc: BaseException) -> None:
+        if self._exc is None:
+            self._exc = exc
+        self._w[abi.FAULT_KIND] = abi.F_PYTHON
+
+    def _helper_cb(self, _ctx, hid: int, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+        try:
+            site = self._w[abi.SITE]
+            pc, callx = site & M32, site >> 32
+            h = self.env.helpers.get(hid if callx else _s32(hid))
+            if h is None:
+                if callx:
+                    msg = f"callx to {hid:#x}, which is neither a function nor a helper"
+                else:
+                    msg = f"call to unknown helper {_s32(hid)}"
+                raise RuntimeFault(msg, pc=pc, insn=self.compiled.layout.describe(pc))
+            v = h.fn(self.env, r1, r2, r3, r4, r5) & M
+            self._sync_table()
+            self._sync_packet()
+            return v
+        except BaseException as e:  # noqa: BLE001 - re-raised after the native call
+            self._record(e)
+            return 0
+
+    def _region_cb(self, _ctx, addr: int, size: int, perm: int, pc: int) -> int:
+        try:
+            self._sync_table()
+            r = self.env.space.find(addr, size)
+            if r is not None and (r.perms & perm) == perm:
+                w = self._w
+                w[abi.HIT_BASE] = r.base
+                w[abi.HIT_LIM] = r.size - 7 if r.size >= 8 else 0
+                return 1
+            kind = "write" if perm & WRITE else "read"
+            msg = f"invalid {kind} of {_nb(size)} at address {addr:#x}"
+            if r is not None and perm != READ | WRITE:
+                msg += f" (region {r.name} is {'read-only' if perm & WRITE else 'not readable'})"
+            self._record(
+                RuntimeFault(msg, pc=pc, insn=self.compiled.layout.describe(pc), address=addr)
+            )
+            return 0
+        except BaseException as e:  # noqa: BLE001
+            self._record(e)
+            return 0
+
+    def _tail_cb(self, _ctx, r1: int, r2: int, r3: int) -> int:
+        try:
+            resolver = self.tail_call_resolver
+            target = resolver(self.env, r2, r3) if resolver is not None else None
+            if target is None:
+                return 0
+            if target.env is not self.env or target.budget != self.budget:
+                raise NotSupported("a tail call target must share the environment and budget")
+            self._tail_keep.append(target)
+            return target.func_address
+        except BaseException as e:  # noqa: BLE001
+            self._record(e)
+            return 0
+
+    # -- faults --
+    def _fault(self) -> BaseException:
+        w = self._w
+        kind, pc, addr, aux = (
+            w[i] for i in (abi.FAULT_KIND, abi.FAULT_PC, abi.FAULT_ADDR, abi.FAULT_AUX)
+        )
+        lay = self.compiled.layout
+        if kind == abi.F_PYTHON and self._exc is not None:
+            return self._exc
+        if kind == abi.F_STATIC:
+            sf = self.compiled.static[aux]
+            if sf.not_supported:
+                return NotSupported(sf.message)
+            return RuntimeFault(sf.message, pc=pc, insn=lay.describe(pc))
+        if kind == abi.F_BUDGET:
+            # Checked where the interpreter checks: before a loop header (or function
+            # entry) with the count so far, and at an exit with the total.
+            n = self.budget - _s64(addr)
+            return RuntimeFault(
+                f"instruction budget of {self.budget} exceeded",
+                pc=pc,
+                insn=lay.describe(pc),
+                insns=n,
+            )
+        if kind == abi.F_MISALIGNED:
+            return RuntimeFault(
+                f"misaligned atomic access of {_nb(aux)} at address {addr:#x}",
+                pc=pc,
+                insn=lay.describe(pc),
+                address=addr,
+            )
+        if kind == abi.F_CALLX:
+            msg = {
+                0: f"callx to {addr:#x}, which is neither a function nor a helper",
+                1: f"callx into the middle of lddw (slot {addr})",
+                2: f"callx to slot {addr}, which the JIT did not compile as a function entry "
+                "(only call and lddw src=func targets are)",
+            }[aux]
+            return RuntimeFault(msg, pc=pc, insn=lay.describe(pc))
+        return RuntimeFault(f"native code reported fault kind {kind}", pc=pc)
+
+
+def compile_program(
+    insns: Sequence[Instruction],
+    env: Env | None = None,
+    *,
+    budget: int = DEFAULT_BUDGET,
+    safe: Iterable[int] | None = None,
+) -> JitProgram:
+    """Compile once for repeated runs against ``env``."""
+    return JitProgram(insns, env or Env(), budget=budget, safe=safe)
+
+
+def run_program(
+    insns: Sequence[Instruction],
+    mem: bytes | bytearray = b"",
+    *,
+    budget: int = DEFAULT_BUDGET,
+    env: Env | None = None,
+    repeat: int = 1,
+    packet: bool = True,
+    safe: Iterable[int] | None = None,
+) -> RunResult:
+    """Run like the conformance vectors (r1 = memory, r2 = its length) on native code.
+
+    With ``repeat > 1`` the program runs that many times in a native loop without
+    resetting memory between runs (like ``BPF_PROG_TEST_RUN``); ``duration_ns`` is the
+    mean per run, and r0 and the count are those of the last run.
+    """
+    env = env or Env()
+    prog = JitProgram(insns, env, budget=budget, safe=safe)
+    region = env.space.add(Region.alloc("input", len(mem), init=bytes(mem)))
+    r1 = region.base if len(mem) else 0
+    if packet:
+        env.packet = region
+    env.reset_stack()
+    try:
+        r0, n, dt = prog.run_repeat(repeat, r1, len(mem))
+    finally:
+        env.space.remove(region)
+        if packet:
+            env.packet = None
+    return RunResult(r0 & M, n, region.bytes(), dt // repeat)
