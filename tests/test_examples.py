@@ -198,7 +198,10 @@ def test_ringbuf_many_records_wrap(built):
             if i % 7 == 0:
                 recs = rb.consume()
                 seen += len(recs)
-                assert all(r[5] == j % 256 for r, j in zip(recs, range(i - len(recs) + 1, i + 1)))
+                assert all(
+                    r[5] == j % 256
+                    for r, j in zip(recs, range(i - len(recs) + 1, i + 1), strict=True)
+                )
         seen += len(rb.consume())
         assert seen == 3000
 
