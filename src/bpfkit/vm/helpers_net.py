@@ -38,6 +38,8 @@ TC_ACT_SHOT = 2
 TC_ACT_REDIRECT = 7
 XDP_ABORTED = 0
 XDP_REDIRECT = 4
+#: metadata may be up to 255 bytes (skb_shared_info.meta_len is a u8), 4-byte aligned
+XDP_META_MAX = 255
 
 
 def neg(e: int) -> int:
@@ -222,7 +224,7 @@ def xdp_adjust_meta(env, r1, r2, *_):
     metalen = pkt.data - meta
     if meta < pkt.min_head or meta > pkt.data:
         return neg(errno.EINVAL)
-    if metalen > 32 or metalen & 3:
+    if metalen > XDP_META_MAX or metalen & 3:
         return neg(errno.EACCES)
     pkt.set_bounds(meta, pkt.data, pkt.end)
     return 0

@@ -81,7 +81,8 @@ def eth_type_trans(frame: bytes) -> tuple[int, int]:
     """(``skb->protocol`` as read by a program, ``pkt_type``) of an Ethernet frame."""
     dst = frame[0:6]
     if dst[0] & 1:
-        pkt_type = PACKET_BROADCAST if dst == b"\xff" * 6 else PACKET_MULTICAST
+        # loopback's broadcast address is all zeros: ff:ff:ff:ff:ff:ff is multicast to it
+        pkt_type = PACKET_MULTICAST
     elif dst != bytes(6):
         pkt_type = PACKET_OTHERHOST
     else:

@@ -4,7 +4,7 @@ The test run follows ``bpf_prog_test_run_xdp``: a 4096-byte frame whose packet s
 256 bytes in (``XDP_PACKET_HEADROOM``), 320 bytes of tailroom reserved at the end, so at
 most 3520 bytes are linear (the rest of larger data is kept as fragments: programs see
 the linear part, ``data_out`` has all of it). An optional ``xdp_md`` context may give
-``data`` (a metadata length, ≤ 32 and a multiple of 4, carried in front of the packet in
+``data`` (a metadata length, < 256 and a multiple of 4, carried in front of the packet in
 the data), ``data_end`` (must equal the data size), ``ingress_ifindex`` and
 ``rx_queue_index``. ``data_out`` starts at ``data_meta``; ``ctx_out`` gives ``data`` and
 ``data_end`` relative to it. ``bpf_xdp_adjust_head`` may not move data in front of the
@@ -59,11 +59,11 @@ class XdpProgType(ProgTypeVM):
         if cin is not None:
             c_data, c_end, c_meta = struct.unpack_from("<III", cin, 0)
             ingress, rxq, egress = struct.unpack_from("<III", cin, 12)
-            if c_meta or c_end != size or c_data > c_end or c_data > 32 or c_data & 3:
+            if c_meta or c_end != size or c_data > c_end or c_data > 255 or c_data & 3:
                 raise TestRunError(
                     errno.EINVAL,
                     "xdp_md: data_meta must be 0, data_end the "
-                    "data size, data a metadata length of at most 32 (x4)",
+                    "data size, data a metadata length of at most 252 (x4)",
                 )
             if egress or (not ingress and rxq):
                 raise TestRunError(
