@@ -295,6 +295,14 @@ class CompiledProgram:
         return self.entry(r1, r2, r3, r4, r5, self.env.frame_pointer, 0, 0)
 
 
+def _plain_goto(lines: list[str]) -> str | None:
+    """The block number if ``lines`` is just ``[n += K,] b = <number>``, else None."""
+    if not 1 <= len(lines) <= 2 or (len(lines) == 2 and not lines[0].startswith("n += ")):
+        return None
+    last = lines[-1]
+    return last[4:] if last.startswith("b = ") and last[4:].isdigit() else None
+
+
 def _nb(size: int) -> str:
     return "1 byte" if size == 1 else f"{size} bytes"
 
@@ -439,7 +447,7 @@ class _FunctionCompiler:
                         entries.add(tgt)
         self.entries = entries
         total = sum(len(v) for v in blocks.values())
-        self.inline_budget = max(4 * total, total + 4000)
+        self.inline_budget = 2 * total + 128
         self.emitted = 0
         self.ids: dict[int, int] = {}
         bodies: dict[int, list[str]] = {}
@@ -574,8 +582,9 @@ class _FunctionCompiler:
         cond = self.cond(li)
         t = self.transfer(tgt, last, pending, depth)
         f = self.transfer(last + 1, last, pending, depth)
-        if len(t) == 2 and len(f) == 2 and t[1].startswith("b = ") and f[1].startswith("b = "):
-            return body + [t[0], f"b = {t[1][4:]} if {cond} else {f[1][4:]}"]
+        tb, fb = _plain_goto(t), _plain_goto(f)
+        if tb is not None and fb is not None and t[:-1] == f[:-1]:
+            return body + t[:-1] + [f"b = {tb} if {cond} else {fb}"]
         return (
             body + [f"if {cond}:"] + ["    " + x for x in t] + ["else:"] + ["    " + x for x in f]
         )
