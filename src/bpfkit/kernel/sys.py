@@ -1169,7 +1169,7 @@ def prog_load(
             log_buf = ctypes.create_string_buffer(size)
             continue
         first_err = first_err or err
-        if log_buf is None and err not in (errno.EPERM, errno.EBADF, errno.ENOMEM, errno.EFAULT):
+        if log_buf is None and err not in (errno.EPERM, errno.EBADF, errno.ENOMEM):
             level, size = 1, _FIRST_LOG_SIZE
             log_buf = ctypes.create_string_buffer(size)
             continue
@@ -1179,7 +1179,10 @@ def prog_load(
     if log_out is not None and log:
         log_out.append(log)
     err = first_err if err == errno.ENOSPC else err
-    if err in (errno.EACCES, errno.EINVAL, errno.E2BIG) and log.strip():
+    # The verifier also ends some rejections with EFAULT (e.g. "the sequence of 8193 jumps
+    # is too complex"); its closing statistics line shows it ran.
+    verified = err == errno.EFAULT and "processed " in log
+    if (err in (errno.EACCES, errno.EINVAL, errno.E2BIG) or verified) and log.strip():
         message, insn, src, state = parse_verifier_log(log)
         raise VerifierError(message, insn, log, src, state)
     hint = hint_for(Cmd.PROG_LOAD, err)
