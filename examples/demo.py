@@ -190,7 +190,7 @@ def demo_verifier(use_kernel: bool) -> None:
     section("4. The verifier: reading a register that was never written")
     insns = assemble_text(BAD, "llvm")
     try:
-        verify(insns, prog_type="socket_filter", unpriv=True)
+        verify(insns, prog_type="socket_filter")
         console.print("bpfkit: accepted")
     except VerifierError as e:
         console.print(f"bpfkit rejects it: insn {e.insn}: {e.reason}")
