@@ -200,7 +200,24 @@ def map_codecs(
         kc = int_codec(4)
     if type(vc) is Codec and map_type in FD_VALUE_TYPES and value_size == 4:
         vc = int_codec(4)
+    if type(vc) is Codec and map_type == MapType.STACK_TRACE and value_size % 8 == 0:
+        vc = _U64ListCodec(value_size)
     return kc, vc
+
+
+class _U64ListCodec(Codec):
+    """A list of u64 (a stack trace's instruction pointers), zero-padded."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size, "u64[]")
+        self.fmt = struct.Struct(f"<{size // 8}Q")
+
+    def _encode(self, value: Any) -> bytes:
+        vals = list(value) + [0] * (self.size // 8 - len(value))
+        return self.fmt.pack(*vals)
+
+    def decode(self, data: bytes) -> list[int]:
+        return list(self.fmt.unpack(data))
 
 
 def make_codec(btf: Btf | None, type_id: int | None, size: int) -> Codec:

@@ -112,9 +112,7 @@ def format_bpf(fmt: bytes, args: list[int], read_mem, read_str) -> str:
                 if compress:
                     i += 1
                 size = 4 if nxt2 == 0x34 else 16
-                raw = read_mem(arg, size)
-                if raw is None:
-                    raise FormatError("unreadable address for %pI")
+                raw = read_mem(arg, size) or bytes(size)  # unreadable: zeros, as the kernel
                 if size == 4:
                     body = _ip4(raw, nxt == 0x69)
                 else:

@@ -185,16 +185,28 @@ def l4_csum_replace(env, r1, r2, r3, r4, r5):
     return 0
 
 
+def csum_from32to16(x: int) -> int:
+    """Fold a 32-bit partial sum to 16 bits (no complement), as ``csum_from32to16``."""
+    x &= M32
+    x = x + (((x >> 16) | (x << 16)) & M32)
+    return (x >> 16) & 0xFFFF
+
+
 @HELPERS.register("csum_diff")
 def csum_diff(env, r1, r2, r3, r4, r5):
+    """``bpf_csum_diff`` as in 6.12+: any sizes, the result folded to 16 bits."""
     from_size, to_size = r2 & M32, r4 & M32
-    if (from_size | to_size) & 3 or from_size + to_size > 512:
-        return neg(errno.EINVAL)
     space = env.runtime.space
     frm = space.read(r1, from_size) if from_size else b""
     to = space.read(r3, to_size) if to_size else b""
-    inv = bytes(~b & 0xFF for b in frm)
-    return csum_partial(inv + to, r5 & M32)
+    ret = r5 & M32
+    if from_size and to_size:
+        ret = csum_sub(csum_partial(to, ret), csum_partial(frm, 0))
+    elif to_size:
+        ret = csum_partial(to, ret)
+    elif from_size:
+        ret = ~csum_partial(frm, ~ret & M32) & M32
+    return csum_from32to16(ret)
 
 
 # ---- XDP ------------------------------------------------------------------------------

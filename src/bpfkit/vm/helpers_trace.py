@@ -136,18 +136,26 @@ def snprintf(env, r1, r2, r3, r4, r5):
 
 
 # ---- memory probes --------------------------------------------------------------------
-def _probe_read(env, dst: int, size: int, src: int) -> int:
+#: Below this, a kernel probe reports -ERANGE (not a kernel address) rather than -EFAULT.
+LOW_ADDRESS_LIMIT = 1 << 16
+
+
+def _fault_errno(src: int, kernel: bool) -> int:
+    return errno.ERANGE if kernel and src < LOW_ADDRESS_LIMIT else errno.EFAULT
+
+
+def _probe_read(env, dst: int, size: int, src: int, kernel: bool = False) -> int:
     space = env.runtime.space
     try:
         data = space.read(src, size)
     except RuntimeFault:
         space.write(dst, bytes(size))
-        return neg(errno.EFAULT)
+        return neg(_fault_errno(src, kernel))
     space.write(dst, data)
     return 0
 
 
-def _probe_read_str(env, dst: int, size: int, src: int) -> int:
+def _probe_read_str(env, dst: int, size: int, src: int, kernel: bool = False) -> int:
     space = env.runtime.space
     size &= 0xFFFFFFFF
     if size == 0:
@@ -155,7 +163,7 @@ def _probe_read_str(env, dst: int, size: int, src: int) -> int:
     r = space.find(src, 1)
     if r is None:
         space.write(dst, bytes(size))
-        return neg(errno.EFAULT)
+        return neg(_fault_errno(src, kernel))
     o = src - r.base
     chunk = bytes(r.mv[o : min(r.size, o + size - 1)])
     nul = chunk.find(b"\0")
@@ -169,10 +177,16 @@ def _probe_read_str(env, dst: int, size: int, src: int) -> int:
     return neg(errno.EFAULT)
 
 
-for _name in ("probe_read", "probe_read_kernel", "probe_read_user"):
+for _name in ("probe_read", "probe_read_user"):
     HELPERS.register(_name, lambda env, r1, r2, r3, *_: _probe_read(env, r1, r2, r3))
-for _name in ("probe_read_str", "probe_read_kernel_str", "probe_read_user_str"):
+for _name in ("probe_read_str", "probe_read_user_str"):
     HELPERS.register(_name, lambda env, r1, r2, r3, *_: _probe_read_str(env, r1, r2, r3))
+HELPERS.register(
+    "probe_read_kernel", lambda env, r1, r2, r3, *_: _probe_read(env, r1, r2, r3, True)
+)
+HELPERS.register(
+    "probe_read_kernel_str", lambda env, r1, r2, r3, *_: _probe_read_str(env, r1, r2, r3, True)
+)
 
 
 # ---- the current task -----------------------------------------------------------------
@@ -322,6 +336,7 @@ def _parse_ull(buf: bytes, flags: int) -> tuple[int, int, bool]:
 
 def _strto(env, r1, r2, r3, r4, signed: bool) -> int:
     space = env.runtime.space
+    space.store(r4, 8, 0)  # the kernel clears the result first
     try:
         buf = space.read(r1, r2 & 0xFFFFFFFF) if r2 else b""
     except RuntimeFault:
