@@ -12,6 +12,7 @@ from .runtime import (
     TailCallResolver,
     cache_info,
     clear_cache,
+    compile_many,
     compile_program,
     run_program,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "TailCallResolver",
     "cache_info",
     "clear_cache",
+    "compile_many",
     "compile_native",
     "compile_program",
     "register_native",

@@ -60,5 +60,8 @@ class RunContext(ctypes.Structure):
 HELPER_CFUNC = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, *([ctypes.c_uint64] * 6))
 REGION_CFUNC = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, *([ctypes.c_uint64] * 4))
 TAIL_CFUNC = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, *([ctypes.c_uint64] * 3))
-# u64 bpf_run(ctx, r1..r5, r10, repeat): called without releasing the GIL (callbacks re-enter).
-RUN_PYFUNC = ctypes.PYFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, *([ctypes.c_uint64] * 7))
+# u64 bpf_run(ctx, entry, r1..r5, r10, repeat, budget): called without releasing the GIL
+# (the Python callbacks re-enter the interpreter on this thread).
+RUN_PYFUNC = ctypes.PYFUNCTYPE(
+    ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, *([ctypes.c_uint64] * 8)
+)

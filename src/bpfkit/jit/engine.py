@@ -48,13 +48,53 @@ class NativeModule:
             raise NotSupported(f"compiled module has no function {name!r}")
         return addr
 
+    def global_address(self, name: str) -> int:
+        """Address of the global variable ``name``."""
+        addr = self._engine.get_global_value_address(name)
+        if not addr:
+            raise NotSupported(f"compiled module has no global {name!r}")
+        return addr
+
     def asm(self) -> str:
         """x86-64 assembly of the optimized module (for inspection; compiles again)."""
         return target_machine(2).emit_assembly(self._module)
 
 
+_QUICK_PASSES = ("sroa",)
+_LIGHT_PASSES = (
+    "sroa",
+    "instruction_combine",
+    "simplify_cfg",
+    "new_gvn",
+    "instruction_combine",
+    "simplify_cfg",
+)
+
+
+def _optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine, opt_level: int) -> None:
+    """IR passes: 0 promotes registers only, 1 a short cleanup pipeline, 2/3 LLVM's -O2/-O3."""
+    if opt_level >= 2:
+        pto = llvm.create_pipeline_tuning_options(speed_level=opt_level)
+        pto.loop_vectorization = False
+        pto.slp_vectorization = False
+        pb = llvm.create_pass_builder(tm, pto)
+        pb.getModulePassManager().run(mod, pb)
+        return
+    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=1))
+    mpm = llvm.create_new_module_pass_manager()
+    for name in _QUICK_PASSES if opt_level <= 0 else _LIGHT_PASSES:
+        getattr(mpm, f"add_{name}_pass")()
+    mpm.run(mod, pb)
+
+
 def compile_module(ir: str, *, opt_level: int = 2) -> NativeModule:
-    """Parse, verify, optimize (``-O<opt_level>``) and compile ``ir`` to native code."""
+    """Parse, verify, optimize and compile ``ir`` to native code.
+
+    ``opt_level`` 0 is the quickest compile (registers promoted, fast instruction
+    selection), 1 a light pipeline, 2 (the default) and 3 LLVM's ``-O2``/``-O3``.
+    """
+    if not 0 <= opt_level <= 3:
+        raise ValueError("opt_level must be 0, 1, 2 or 3")
     with _lock:
         t0 = time.perf_counter_ns()
         tm = target_machine(opt_level)
@@ -63,12 +103,7 @@ def compile_module(ir: str, *, opt_level: int = 2) -> NativeModule:
         mod.data_layout = str(tm.target_data)
         mod.verify()
         t1 = time.perf_counter_ns()
-        if opt_level > 0:
-            pto = llvm.create_pipeline_tuning_options(speed_level=opt_level)
-            pto.loop_vectorization = False
-            pto.slp_vectorization = False
-            pb = llvm.create_pass_builder(tm, pto)
-            pb.getModulePassManager().run(mod, pb)
+        _optimize(mod, tm, opt_level)
         t2 = time.perf_counter_ns()
         engine = llvm.create_mcjit_compiler(mod, tm)
         engine.finalize_object()

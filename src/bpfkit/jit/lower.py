@@ -92,7 +92,9 @@ class Lowering:
         safe_slots: frozenset[int] = frozenset(),
         lddw_values: Mapping[int, int | None] | None = None,
         natives: Mapping[int, NativeHelper] | None = None,
+        prefix: str = "",
     ) -> None:
+        self.prefix = prefix
         self.lay = lay
         self.funcs = funcs
         self.budget = budget
@@ -112,18 +114,29 @@ class Lowering:
             self.static.append(StaticFault(message, not_supported))
         return i
 
-    def module(self) -> Lowered:
-        """The whole module: every function, the slow path, and the exported entries."""
-        out = [
-            _PRELUDE,
-            f"@mem_slow = internal constant ptr inttoptr "
-            f"(i64 {runtime_address('bpf_mem_slow')} to ptr)",
-        ]
-        for fn in self.funcs.values():
-            out.append(_FnGen(self, fn).function())
-        out.append(_wrappers(self.budget))
-        out.append(_EPILOGUE)
+    def functions(self) -> Lowered:
+        """This program's functions and ``<prefix>entry``, a global pointing to its entry."""
+        out = [_FnGen(self, fn).function() for fn in self.funcs.values()]
+        out.append(f"@{self.prefix}entry = global ptr @{self.prefix}f0")
         return Lowered("\n".join(out), self.static, list(self.funcs))
+
+    def module(self) -> Lowered:
+        """A whole module holding just this program."""
+        low = self.functions()
+        low.ir = module_text([low.ir])
+        return low
+
+
+def module_text(bodies: list[str]) -> str:
+    """An LLVM module around the functions of one or more programs."""
+    return "\n".join(
+        [
+            _PRELUDE,
+            f"@mem_slow = internal constant ptr inttoptr (i64 {runtime_address('bpf_mem_slow')} to ptr)",
+            *bodies,
+            _EPILOGUE,
+        ]
+    )
 
 
 _PRELUDE = """
@@ -202,50 +215,20 @@ miss:
   ret {{i64, i64}} %m2
 }}
 """
-_runtime_module = None
-
-
-def runtime_address(name: str) -> int:
-    """Address of a function of the shared runtime module (compiled once per process)."""
-    global _runtime_module
-    if _runtime_module is None:
-        from .engine import compile_module
-
-        _runtime_module = compile_module(_RUNTIME_IR, opt_level=2)
-    return _runtime_module.address(name)
-
-
-_EPILOGUE = """
-attributes #0 = { nounwind }
-!0 = !{!"branch_weights", i32 1, i32 1048575}
-!1 = !{!"branch_weights", i32 1048575, i32 1}
-"""
-
-
-def _wrappers(budget: int) -> str:
-    c = {
-        k: 8 * getattr(abi, k)
-        for k in ("TAIL_COUNT", "TAIL_TARGET", "TAIL_R1", "TAIL_LEFT", "LEFT_OUT", "RUNS_DONE")
-    }
-    return f"""
-define {TY} @bpf_func(ptr %ctx, i64 %r1, i64 %r2, i64 %r3, i64 %r4, i64 %r5, i64 %fp, i64 %depth, i64 %left) #0 {{
-  %r = call fastcc {TY} @f0(ptr %ctx, i64 %r1, i64 %r2, i64 %r3, i64 %r4, i64 %r5, i64 %fp, i64 %depth, i64 %left)
-  ret {TY} %r
-}}
-
-define i64 @bpf_run(ptr %ctx, i64 %r1, i64 %r2, i64 %r3, i64 %r4, i64 %r5, i64 %fp, i64 %reps) #0 {{
+_RUN_IR = f"""
+define i64 @bpf_run(ptr %ctx, ptr %f0, i64 %r1, i64 %r2, i64 %r3, i64 %r4, i64 %r5, i64 %fp, i64 %reps, i64 %budget) nounwind {{
 entry:
-  %tcp = getelementptr inbounds i8, ptr %ctx, i64 {c["TAIL_COUNT"]}
-  %ttp = getelementptr inbounds i8, ptr %ctx, i64 {c["TAIL_TARGET"]}
-  %trp = getelementptr inbounds i8, ptr %ctx, i64 {c["TAIL_R1"]}
-  %tlp = getelementptr inbounds i8, ptr %ctx, i64 {c["TAIL_LEFT"]}
-  %lop = getelementptr inbounds i8, ptr %ctx, i64 {c["LEFT_OUT"]}
-  %rdp = getelementptr inbounds i8, ptr %ctx, i64 {c["RUNS_DONE"]}
+  %tcp = getelementptr inbounds i8, ptr %ctx, i64 {8 * abi.TAIL_COUNT}
+  %ttp = getelementptr inbounds i8, ptr %ctx, i64 {8 * abi.TAIL_TARGET}
+  %trp = getelementptr inbounds i8, ptr %ctx, i64 {8 * abi.TAIL_R1}
+  %tlp = getelementptr inbounds i8, ptr %ctx, i64 {8 * abi.TAIL_LEFT}
+  %lop = getelementptr inbounds i8, ptr %ctx, i64 {8 * abi.LEFT_OUT}
+  %rdp = getelementptr inbounds i8, ptr %ctx, i64 {8 * abi.RUNS_DONE}
   br label %loop
 loop:
   %i = phi i64 [0, %entry], [%i1, %next]
   store i64 0, ptr %tcp
-  %res = call fastcc {TY} @f0(ptr %ctx, i64 %r1, i64 %r2, i64 %r3, i64 %r4, i64 %r5, i64 %fp, i64 0, i64 {budget})
+  %res = call fastcc {TY} %f0(ptr %ctx, i64 %r1, i64 %r2, i64 %r3, i64 %r4, i64 %r5, i64 %fp, i64 0, i64 %budget)
   br label %check
 check:
   %rr = phi {TY} [%res, %loop], [%res2, %tail]
@@ -256,7 +239,7 @@ tail:
   %tgt = load ptr, ptr %ttp
   %tr1 = load i64, ptr %trp
   %tl = load i64, ptr %tlp
-  %res2 = call {TY} %tgt(ptr %ctx, i64 %tr1, i64 0, i64 0, i64 0, i64 0, i64 %fp, i64 0, i64 %tl)
+  %res2 = call fastcc {TY} %tgt(ptr %ctx, i64 %tr1, i64 0, i64 0, i64 0, i64 0, i64 %fp, i64 0, i64 %tl)
   br label %check
 check2:
   %isf = icmp slt i64 %lft, {abi.SIGNAL_LIMIT}
@@ -273,6 +256,24 @@ done:
 fault:
   ret i64 0
 }}
+"""
+_runtime_module = None
+
+
+def runtime_address(name: str) -> int:
+    """Address of a function of the shared runtime module (compiled once per process)."""
+    global _runtime_module
+    if _runtime_module is None:
+        from .engine import compile_module
+
+        _runtime_module = compile_module(_RUNTIME_IR + _RUN_IR + _EPILOGUE, opt_level=2)
+    return _runtime_module.address(name)
+
+
+_EPILOGUE = """
+attributes #0 = { nounwind }
+!0 = !{!"branch_weights", i32 1, i32 1048575}
+!1 = !{!"branch_weights", i32 1048575, i32 1}
 """
 
 
@@ -428,7 +429,7 @@ class _FnGen:
             self.block(f"b{lead}")
             self.basic_block(lead, slots)
         head = [
-            f"define internal fastcc {TY} @f{fn.entry}(ptr %ctx, i64 %a1, i64 %a2, i64 %a3, "
+            f"define internal fastcc {TY} @{self.low.prefix}f{fn.entry}(ptr %ctx, i64 %a1, i64 %a2, i64 %a3, "
             "i64 %a4, i64 %a5, i64 %fp, i64 %depth, i64 %left0) #0 {",
             "entry:",
         ]
@@ -900,7 +901,9 @@ class _FnGen:
         if self.track_flush:
             self.e(f"store i64 {self.op(f'add i64 {lft}, {self.block_rest}')}, ptr %F")
         argl = ", ".join(f"i64 {a}" for a in args)
-        res = self.op(f"call fastcc {TY} @f{tgt}(ptr %ctx, {argl}, i64 {fp}, i64 {d}, i64 {lft})")
+        res = self.op(
+            f"call fastcc {TY} @{self.low.prefix}f{tgt}(ptr %ctx, {argl}, i64 {fp}, i64 {d}, i64 {lft})"
+        )
         nl = self.op(f"extractvalue {TY} {res}, 1")
         sig = self.op(f"icmp slt i64 {nl}, {abi.SIGNAL_LIMIT}")
         prop, cont = self.label("prop"), self.label("ret")

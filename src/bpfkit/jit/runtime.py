@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import BpfError, NotSupported, RuntimeFault
 from ..isa import opcodes as op
@@ -24,7 +24,7 @@ from ..vm.interp import DEFAULT_BUDGET, RunResult
 from ..vm.memory import READ, WRITE, Region
 from . import abi, cfg
 from .engine import NativeModule, compile_module
-from .lower import Lowering, StaticFault
+from .lower import Lowering, StaticFault, module_text, runtime_address
 from .native import NativeHelper, install_builtin, native_for
 
 M = (1 << 64) - 1
@@ -59,9 +59,18 @@ class Compiled:
     code: ctypes.Array  # function pointers of lddw src=func point into this buffer
     ir: str
     compile_ns: int
-    run: Callable = field(repr=False)
-    run_addr: int = 0
-    func_addr: int = 0
+    func_addr: int = 0  # the entry function (fastcc), run by the shared bpf_run loop
+
+
+_run_fn: Callable | None = None
+
+
+def _bpf_run() -> Callable:
+    """The shared native run loop (repeat, tail calls), compiled once per process."""
+    global _run_fn
+    if _run_fn is None:
+        _run_fn = abi.RUN_PYFUNC(runtime_address("bpf_run"))
+    return _run_fn
 
 
 # ---- the compile cache -----------------------------------------------------------
@@ -82,53 +91,152 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def _compile(
-    key: tuple,
-    lay: cfg.Layout,
-    funcs: dict[int, cfg.Function],
-    budget: int,
-    safe_slots: frozenset[int],
-    lddw: dict[int, int | None],
-    natives: dict[int, NativeHelper],
-    opt_level: int,
-) -> Compiled:
+@dataclass
+class _Plan:
+    """Everything a compile depends on, computed from a program and its environment."""
+
+    layout: cfg.Layout
+    funcs: dict[int, cfg.Function]
+    budget: int
+    safe_slots: frozenset[int]
+    lddw: dict[int, int | None]
+    natives: dict[int, NativeHelper]
+    opt_level: int
+    key: tuple = ()
+
+    def __post_init__(self) -> None:
+        self.key = (
+            encode(self.layout.insns),
+            self.budget,
+            self.safe_slots,
+            tuple(sorted(self.lddw.items())),
+            tuple(sorted((h, n.signature) for h, n in self.natives.items())),
+            self.opt_level,
+        )
+
+
+def _lookup(key: tuple) -> Compiled | None:
     with _cache_lock:
         hit = _CACHE.get(key)
         if hit is not None:
             _CACHE.move_to_end(key)
             _stats["hits"] += 1
-            return hit
-    t0 = time.perf_counter_ns()
-    code = (ctypes.c_ubyte * (8 * lay.nslots))()
-    low = Lowering(
-        lay,
-        funcs,
-        budget=budget,
-        code_base=ctypes.addressof(code),
-        safe_slots=safe_slots,
-        lddw_values=lddw,
-        natives=natives,
-    ).module()
-    mod = compile_module(low.ir, opt_level=opt_level)
-    run_addr = mod.address("bpf_run")
-    comp = Compiled(
-        lay,
-        funcs,
-        low.static,
-        mod,
-        code,
-        low.ir,
-        time.perf_counter_ns() - t0,
-        abi.RUN_PYFUNC(run_addr),
-        run_addr,
-        mod.address("bpf_func"),
-    )
+        return hit
+
+
+def _store(key: tuple, comp: Compiled) -> None:
     with _cache_lock:
         _stats["misses"] += 1
         _CACHE[key] = comp
         while len(_CACHE) > _CACHE_MAX:
             _CACHE.popitem(last=False)
-    return comp
+
+
+def _compile(plans: Sequence[_Plan]) -> list[Compiled]:
+    """Compile plans (cache misses share one LLVM module) and return them in order."""
+    out: list[Compiled | None] = [_lookup(p.key) for p in plans]
+    todo: dict[tuple, list[int]] = {}
+    for i, p in enumerate(plans):
+        if out[i] is None:
+            todo.setdefault(p.key, []).append(i)
+    if not todo:
+        return out  # type: ignore[return-value]
+    by_opt: dict[int, list[tuple]] = {}
+    for key, idxs in todo.items():
+        by_opt.setdefault(plans[idxs[0]].opt_level, []).append(key)
+    for opt_level, keys in by_opt.items():
+        t0 = time.perf_counter_ns()
+        parts = []
+        for k, key in enumerate(keys):
+            p = plans[todo[key][0]]
+            code = (ctypes.c_ubyte * (8 * p.layout.nslots))()
+            low = Lowering(
+                p.layout,
+                p.funcs,
+                budget=p.budget,
+                code_base=ctypes.addressof(code),
+                safe_slots=p.safe_slots,
+                lddw_values=p.lddw,
+                natives=p.natives,
+                prefix=f"p{k}_",
+            ).functions()
+            parts.append((key, p, code, low))
+        ir = module_text([low.ir for _, _, _, low in parts])
+        mod = compile_module(ir, opt_level=opt_level)
+        each = (time.perf_counter_ns() - t0) // len(parts)
+        for k, (key, p, code, low) in enumerate(parts):
+            comp = Compiled(
+                p.layout,
+                p.funcs,
+                low.static,
+                mod,
+                code,
+                module_text([low.ir]),
+                each,
+                ctypes.c_uint64.from_address(mod.global_address(f"p{k}_entry")).value,
+            )
+            _store(key, comp)
+            for i in todo[key]:
+                out[i] = comp
+    return out  # type: ignore[return-value]
+
+
+def _plan(
+    insns: Sequence[Instruction], env: Env, budget: int, safe: Iterable[int] | None, opt_level: int
+) -> _Plan:
+    if not 0 < budget <= abi.MAX_BUDGET:
+        raise ValueError(f"budget must be in 1..{abi.MAX_BUDGET}")
+    install_builtin()
+    lay = cfg.layout(insns)
+    funcs = cfg.functions(lay)
+    slot_of = {i: s for s, i in enumerate(lay.slot_insn) if i is not None}
+    safe_slots = frozenset(slot_of[i] for i in (safe or ()) if i in slot_of)
+    return _Plan(
+        lay,
+        funcs,
+        budget,
+        safe_slots,
+        _resolve_lddw(env, lay, funcs),
+        _natives(env, lay),
+        opt_level,
+    )
+
+
+def _resolve_lddw(env: Env, lay: cfg.Layout, funcs: dict[int, cfg.Function]) -> dict:
+    """Values of the pseudo ``lddw``s (map fds, map values, BTF ids) from the environment."""
+    out: dict[int, int | None] = {}
+    resolve = env.resolve_lddw
+    entry_slots = {s for b in funcs[0].blocks.values() for s in b}
+    for slot, idx in enumerate(lay.slot_insn):
+        if idx is None:
+            continue
+        insn = lay.insns[idx]
+        if not insn.is_lddw or insn.src in (0, op.PSEUDO_FUNC):
+            continue
+        if resolve is None:
+            if slot in entry_slots:  # the interpreter raises when it compiles the entry
+                raise NotSupported(
+                    f"lddw at slot {slot} references a {op.LDDW_PSEUDOS[insn.src]} "
+                    "(maps and BTF ids need an object loaded with bpfkit.load)"
+                )
+            out[slot] = None
+        else:
+            out[slot] = resolve(insn, slot) & M
+    return out
+
+
+def _natives(env: Env, lay: cfg.Layout) -> dict[int, NativeHelper]:
+    """Native twins of the helpers the program may call (directly or through callx)."""
+    ids = {i.imm for i in lay.insns if i.is_helper_call}
+    if any(i.is_callx for i in lay.insns):
+        ids.update(env.helpers.ids())
+    out = {}
+    for hid in sorted(ids):
+        h = env.helpers.get(hid)
+        nat = native_for(h.fn) if h is not None else None
+        if nat is not None and hid >= 0:
+            out[hid] = nat
+    return out
 
 
 # ---- programs --------------------------------------------------------------------
@@ -148,29 +256,15 @@ class JitProgram:
         budget: int = DEFAULT_BUDGET,
         safe: Iterable[int] | None = None,
         opt_level: int = 2,
+        _compiled: Compiled | None = None,
     ) -> None:
-        if not 0 < budget <= abi.MAX_BUDGET:
-            raise ValueError(f"budget must be in 1..{abi.MAX_BUDGET}")
-        install_builtin()
         self.env = env
         self.budget = budget
         self.tail_call_resolver: TailCallResolver | None = None
-        lay = cfg.layout(insns)
-        self.insns = lay.insns
-        funcs = cfg.functions(lay)
-        slot_of = {i: s for s, i in enumerate(lay.slot_insn) if i is not None}
-        safe_slots = frozenset(slot_of[i] for i in (safe or ()) if i in slot_of)
-        lddw = self._resolve_lddw(lay, funcs)
-        natives = self._natives(lay)
-        key = (
-            encode(lay.insns),
-            budget,
-            safe_slots,
-            tuple(sorted(lddw.items())),
-            tuple(sorted((h, n.signature) for h, n in natives.items())),
-            opt_level,
-        )
-        self.compiled = _compile(key, lay, funcs, budget, safe_slots, lddw, natives, opt_level)
+        if _compiled is None:
+            _compiled = _compile([_plan(insns, env, budget, safe, opt_level)])[0]
+        self.compiled = _compiled
+        self.insns = _compiled.layout.insns
         self._ctx = abi.RunContext()
         self._ctx_addr = ctypes.addressof(self._ctx)
         self._w = self._ctx.w
@@ -186,40 +280,6 @@ class JitProgram:
         self._w[abi.HELPER_CB] = ctypes.cast(self._helper_cfn, ctypes.c_void_p).value or 0
         self._w[abi.REGION_CB] = ctypes.cast(self._region_cfn, ctypes.c_void_p).value or 0
 
-    # -- compile-time inputs that depend on the environment --
-    def _resolve_lddw(self, lay: cfg.Layout, funcs: dict[int, cfg.Function]) -> dict:
-        out: dict[int, int | None] = {}
-        resolve = self.env.resolve_lddw
-        entry_slots = {s for b in funcs[0].blocks.values() for s in b}
-        for slot, idx in enumerate(lay.slot_insn):
-            if idx is None:
-                continue
-            insn = lay.insns[idx]
-            if not insn.is_lddw or insn.src in (0, op.PSEUDO_FUNC):
-                continue
-            if resolve is None:
-                if slot in entry_slots:
-                    raise NotSupported(
-                        f"lddw at slot {slot} references a {op.LDDW_PSEUDOS[insn.src]} "
-                        "(maps and BTF ids need an object loaded with bpfkit.load)"
-                    )
-                out[slot] = None
-            else:
-                out[slot] = resolve(insn, slot) & M
-        return out
-
-    def _natives(self, lay: cfg.Layout) -> dict[int, NativeHelper]:
-        ids = {i.imm for i in lay.insns if i.is_helper_call}
-        if any(i.is_callx for i in lay.insns):
-            ids.update(self.env.helpers.ids())
-        out = {}
-        for hid in sorted(ids):
-            h = self.env.helpers.get(hid)
-            nat = native_for(h.fn) if h is not None else None
-            if nat is not None and hid >= 0:
-                out[hid] = nat
-        return out
-
     # -- introspection --
     @property
     def ir(self) -> str:
@@ -228,12 +288,12 @@ class JitProgram:
 
     @property
     def compile_ns(self) -> int:
-        """Time it took to lower and compile (0 if it came from the cache... the original's)."""
+        """Time the original compile took (a batch's share; a cache hit reports the original's)."""
         return self.compiled.compile_ns
 
     @property
     def func_address(self) -> int:
-        """Native address of the program's entry function (``bpf_func``; tail-call target)."""
+        """Native address of the program's entry function (a tail-call target; fastcc)."""
         return self.compiled.func_addr
 
     def asm(self) -> str:
@@ -261,8 +321,9 @@ class JitProgram:
         try:
             self._begin()
             t0 = time.perf_counter_ns()
-            r0 = self.compiled.run(
+            r0 = _bpf_run()(
                 self._ctx_addr,
+                self.compiled.func_addr,
                 r1 & M,
                 r2 & M,
                 r3 & M,
@@ -270,6 +331,7 @@ class JitProgram:
                 r5 & M,
                 self.env.frame_pointer,
                 repeat,
+                self.budget,
             )
             dt = time.perf_counter_ns() - t0
             if w[abi.FAULT_KIND]:
@@ -418,6 +480,22 @@ class JitProgram:
             }[aux]
             return RuntimeFault(msg, pc=pc, insn=lay.describe(pc))
         return RuntimeFault(f"native code reported fault kind {kind}", pc=pc)
+
+
+def compile_many(
+    programs: Iterable[Sequence[Instruction]],
+    env: Env | None = None,
+    *,
+    budget: int = DEFAULT_BUDGET,
+    opt_level: int = 2,
+) -> list[JitProgram]:
+    """Compile several programs at once (one LLVM module: much less per-program overhead)."""
+    env = env or Env()
+    plans = [_plan(p, env, budget, None, opt_level) for p in programs]
+    return [
+        JitProgram(p.layout.insns, env, budget=budget, opt_level=opt_level, _compiled=c)
+        for p, c in zip(plans, _compile(plans), strict=True)
+    ]
 
 
 def compile_program(
