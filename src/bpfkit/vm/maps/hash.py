@@ -120,16 +120,26 @@ class HashMap(VMMap):
 
     # ---- syscall face -------------------------------------------------------------------
     def lookup(self, key: bytes, flags: int = 0) -> bytes:
-        slot = self.index.get(self._check_key(key, "map_lookup_elem"))
+        if type(key) is not bytes or len(key) != self.key_size:
+            key = self._check_key(key, "map_lookup_elem")
+        slot = self.index.get(key)
         if slot is None:
             raise _err(errno.ENOENT, "map_lookup_elem")
+        if self.parts == 1:
+            st = self.store
+            c, o = divmod(slot, st.chunk)
+            off = o * st.elem_size
+            return bytes(st._mvs[c][off : off + self.value_size])
         return self._read(slot)
 
     def update(self, key: bytes, value: bytes, flags: int = ANY) -> None:
-        self._check_write("map_update_elem")
-        self._check_flags(flags, "map_update_elem")
-        key = self._check_key(key, "map_update_elem")
-        value = self._check_value(value, "map_update_elem")
+        if flags or self.frozen or self.parts != 1 or self.flags & 8:
+            self._check_write("map_update_elem")
+            self._check_flags(flags, "map_update_elem")
+        if type(key) is not bytes or len(key) != self.key_size:
+            key = self._check_key(key, "map_update_elem")
+        if type(value) is not bytes or len(value) != self.value_size or self.parts != 1:
+            value = self._check_value(value, "map_update_elem")
         slot, err = self._check_update(key, flags)
         if err:
             raise _err(err, "map_update_elem")

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 
 from ...uapi.enums import MapType
 from ..memory import Region
-from .base import VMMap, _err, round8
+from .base import VMMap, _err
 
 __all__ = ["RingBufMap", "BUSY_BIT", "DISCARD_BIT", "HDR_SZ"]
 
@@ -67,21 +67,26 @@ class RingBufMap(VMMap):
             )
 
     # ---- producer -----------------------------------------------------------------------
-    def reserve(self, size: int) -> int:
-        """Reserve ``size`` bytes: the record's data address, or 0 if there is no room."""
+    def _claim(self, size: int) -> int:
+        """Claim room for a ``size``-byte record (header written busy): its position or -1."""
         if size < 0 or size > 0x3FFFFFFF:
-            return 0
-        length = round8(size + HDR_SZ)
-        if length > self.size:
-            self.dropped += 1
-            return 0
+            return -1
+        length = (size + HDR_SZ + 7) & ~7
         pos = self.producer_pos
-        if pos + length - self.consumer_pos > self.mask:
+        if length > self.size or pos + length - self.consumer_pos > self.mask:
             self.dropped += 1
-            return 0
+            return -1
         off = pos & self.mask
         _HDR.pack_into(self.mv, off, size | BUSY_BIT, off // PAGE_SIZE)
         self.producer_pos = pos + length
+        return pos
+
+    def reserve(self, size: int) -> int:
+        """Reserve ``size`` bytes: the record's data address, or 0 if there is no room."""
+        pos = self._claim(size)
+        if pos < 0:
+            return 0
+        off = pos & self.mask
         arr = (ctypes.c_ubyte * max(size, 1)).from_buffer(self.buf, off + HDR_SZ)
         region = Region(f"ringbuf:{self.name}@{pos}", arr)
         region.size, region.end = size, region.base + size
@@ -107,12 +112,13 @@ class RingBufMap(VMMap):
 
     def output(self, data: bytes) -> int:
         """``bpf_ringbuf_output``: copy ``data`` in as one record; 0 or ``-EAGAIN``."""
-        addr = self.reserve(len(data))
-        if not addr:
+        n = len(data)
+        pos = self._claim(n)
+        if pos < 0:
             return -errno.EAGAIN
-        _pos, region = self.reserved[addr]
-        region.mv[: len(data)] = data
-        self.commit(addr)
+        off = pos & self.mask
+        self.mv[off + HDR_SZ : off + HDR_SZ + n] = data
+        _LEN.pack_into(self.mv, off, n)
         return 0
 
     def query(self, flag: int) -> int:

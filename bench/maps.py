@@ -1,0 +1,201 @@
+"""Map speed: Python-side hash-map operations and map helper calls inside programs.
+
+1. Lookups and updates per second from Python on a 1,000,000-entry hash map (u32 key,
+   u64 value): the VM map through ``bpfkit.load``'s raw interface and through its
+   ``MutableMapping`` (ints through BTF-less codecs), next to the same operations on a
+   kernel map with one ``bpf()`` syscall each (``bpfkit.kernel.sys``).
+2. Map helper calls per second inside a program: a loop calling
+   ``bpf_map_lookup_elem`` in the interpreter (and the JIT, when available), next to the
+   same program in the kernel (``BPF_PROG_TEST_RUN`` duration).
+
+Run: ``python bench/maps.py [--entries N] [--ops N] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import struct
+import time
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from bpfkit.isa.builders import (
+    R0,
+    R1,
+    R2,
+    R6,
+    R10,
+    Label,
+    add64,
+    assemble,
+    call,
+    exit_,
+    jlt,
+    ld_map_fd,
+    mov64,
+    st,
+)
+from bpfkit.uapi.enums import MapType, ProgType
+from bpfkit.vm.object import VMMapView
+from bpfkit.vm.runtime import VMRuntime
+
+U32 = struct.Struct("<I")
+U64 = struct.Struct("<Q")
+
+
+def rate(n: int, ns: int) -> float:
+    return n / (ns / 1e9) if ns else float("inf")
+
+
+def timed(fn) -> int:
+    t0 = time.perf_counter_ns()
+    fn()
+    return time.perf_counter_ns() - t0
+
+
+def kernel_ok() -> bool:
+    try:
+        from bpfkit.kernel.privileges import kernel_available
+
+        return kernel_available()[0]
+    except Exception:  # noqa: BLE001
+        return False
+
+
+# ---- 1. Python-side hash map operations ----------------------------------------------
+def python_side(entries: int, ops: int) -> dict[str, float]:
+    rng = random.Random(1)
+    keys = [U32.pack(i) for i in range(entries)]
+    probe = [keys[rng.randrange(entries)] for _ in range(ops)]
+    probe_ints = [U32.unpack(k)[0] for k in probe]
+    vals = [U64.pack(i) for i in range(entries)]
+    out: dict[str, float] = {}
+
+    rt = VMRuntime(ncpus=1)
+    vm = rt.create_map("h", MapType.HASH, 4, 8, entries)
+    view = VMMapView(vm)
+    upd = vm.update
+    dt = timed(lambda: [upd(k, v) for k, v in zip(keys, vals, strict=True)])
+    out["vm fill (update, new keys)"] = rate(entries, dt)
+    look = vm.lookup
+    out["vm lookup"] = rate(ops, timed(lambda: [look(k) for k in probe]))
+    v8 = vals[0]
+    out["vm update (existing)"] = rate(ops, timed(lambda: [upd(k, v8) for k in probe]))
+    out["vm map[k] (MutableMapping)"] = rate(ops, timed(lambda: [view[k] for k in probe_ints]))
+    out["vm map[k] = v (MutableMapping)"] = rate(
+        ops, timed(lambda: [view.__setitem__(k, 5) for k in probe_ints])
+    )
+    rt.close()
+
+    if kernel_ok():
+        from bpfkit.kernel import sys as ks
+
+        fd = ks.map_create(MapType.HASH, 4, 8, entries)
+        try:
+            batch = 100_000
+            dt = timed(
+                lambda: [
+                    ks.map_update_batch(fd, keys[i : i + batch], vals[i : i + batch])
+                    for i in range(0, entries, batch)
+                ]
+            )
+            out["kernel fill (update_batch)"] = rate(entries, dt)
+            out["kernel lookup (syscall)"] = rate(
+                ops, timed(lambda: [ks.map_lookup(fd, k, 8) for k in probe])
+            )
+            out["kernel update (syscall)"] = rate(
+                ops, timed(lambda: [ks.map_update(fd, k, v8) for k in probe])
+            )
+        finally:
+            os.close(fd)
+    return out
+
+
+# ---- 2. helper calls inside a program -------------------------------------------------
+def lookup_loop(map_fd: int, n: int) -> list:
+    """``n`` times: key = 0; r0 = bpf_map_lookup_elem(map, &key)."""
+    return assemble(
+        [
+            mov64(R6, 0),
+            Label("loop"),
+            st(4, R10, -4, 0),
+            ld_map_fd(R1, map_fd),
+            mov64(R2, R10),
+            add64(R2, -4),
+            call(1),
+            add64(R6, 1),
+            jlt(R6, n, "loop"),
+            mov64(R0, 0),
+            exit_(),
+        ]
+    )
+
+
+def helper_calls(n: int, runs: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for mtype in (MapType.HASH, MapType.ARRAY):
+        kind = mtype.name.lower()
+        rt = VMRuntime(ncpus=1, budget=20 * n)
+        m = rt.create_map("m", mtype, 4, 8, 1)
+        m.update(U32.pack(0), U64.pack(1))
+        prog = rt.load_program("loop", ProgType.XDP, lookup_loop(m.fd, n))
+        for engine in ("interp", "jit"):
+            try:
+                prog.test_run(data=bytes(14), engine=engine)
+            except Exception:  # noqa: BLE001 - the JIT may be absent
+                continue
+            best = min(
+                prog.test_run(data=bytes(14), engine=engine).duration_ns for _ in range(runs)
+            )
+            out[f"vm {engine}: map_lookup_elem ({kind})"] = rate(n, best)
+        rt.close()
+        if kernel_ok():
+            from bpfkit.kernel import sys as ks
+
+            fd = ks.map_create(mtype, 4, 8, 1)
+            kn = min(n, 50_000)
+            try:
+                ks.map_update(fd, U32.pack(0), U64.pack(1))
+                pfd = ks.prog_load(ProgType.XDP, lookup_loop(fd, kn))
+                try:
+                    r = ks.prog_test_run(pfd, data=bytes(14), repeat=20)
+                    note = " (inlined by the verifier)" if mtype == MapType.ARRAY else ""
+                    out[f"kernel: map_lookup_elem ({kind}){note}"] = rate(kn, r.duration_ns)
+                finally:
+                    os.close(pfd)
+            finally:
+                os.close(fd)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--entries", type=int, default=1_000_000)
+    ap.add_argument("--ops", type=int, default=200_000)
+    ap.add_argument("--calls", type=int, default=100_000)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    res = {"python_side": python_side(a.entries, a.ops), "helper_calls": helper_calls(a.calls, 3)}
+    if a.json:
+        print(json.dumps(res))
+        return
+    console = Console()
+    for title, rows in (
+        (f"Hash map from Python, {a.entries:,} entries (ops/s)", res["python_side"]),
+        ("Map helper calls inside a program (calls/s)", res["helper_calls"]),
+    ):
+        t = Table(title=title)
+        t.add_column("operation")
+        t.add_column("per second", justify="right")
+        for k, v in rows.items():
+            t.add_row(escape(k), f"{v:,.0f}")
+        console.print(t)
+
+
+if __name__ == "__main__":
+    main()
