@@ -212,7 +212,8 @@ class CompiledProgram:
             )
         return r
 
-    def _atomic(self, addr: int, size: int, aop: int, val: int, pc: int) -> int:
+    def _atomic_target(self, addr: int, size: int, pc: int) -> tuple[Region, int, int]:
+        """Region, offset and current value of an aligned read-write atomic operand."""
         if addr % size:
             raise RuntimeFault(
                 f"misaligned atomic access of {_nb(size)} at address {addr:#x}",
@@ -222,8 +223,10 @@ class CompiledProgram:
             )
         r = self._mem(addr, size, pc, READ | WRITE)
         o = addr - r.base
-        mask = _SMASK[size]
-        old = _UNPACK[size](r.mv, o)[0]
+        return r, o, _UNPACK[size](r.mv, o)[0]
+
+    def _atomic(self, addr: int, size: int, aop: int, val: int, pc: int) -> int:
+        r, o, old = self._atomic_target(addr, size, pc)
         base = aop & ~op.FETCH
         if aop == op.XCHG:
             new = val
@@ -235,21 +238,12 @@ class CompiledProgram:
             new = old & val
         else:
             new = old ^ val
-        _PACK[size](r.mv, o, new & mask)
+        _PACK[size](r.mv, o, new & _SMASK[size])
         return old
 
     def _cmpxchg(self, addr: int, size: int, expected: int, new: int, pc: int) -> int:
-        if addr % size:
-            raise RuntimeFault(
-                f"misaligned atomic access of {_nb(size)} at address {addr:#x}",
-                pc=pc,
-                insn=self._insn_at(pc),
-                address=addr,
-            )
-        r = self._mem(addr, size, pc, READ | WRITE)
-        o = addr - r.base
+        r, o, old = self._atomic_target(addr, size, pc)
         mask = _SMASK[size]
-        old = _UNPACK[size](r.mv, o)[0]
         if old == expected & mask:
             _PACK[size](r.mv, o, new & mask)
         return old
