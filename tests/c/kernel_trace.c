@@ -39,6 +39,19 @@ static __always_inline int record(__u32 slot, __u64 value)
 	return 0;
 }
 
+struct exec_seen {
+	__u64 count;
+	char filename[32];
+};
+
+/* Every execve, by the pid that makes it, with the file it executes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct exec_seen);
+} execs SEC(".maps");
+
 /* The fields of syscalls/sys_enter_execve after the common header. */
 struct execve_args {
 	__u64 common;
@@ -52,6 +65,15 @@ struct execve_args {
 SEC("tracepoint/syscalls/sys_enter_execve")
 int on_execve(struct execve_args *ctx)
 {
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct exec_seen zero = {}, *e;
+
+	bpf_map_update_elem(&execs, &pid, &zero, BPF_NOEXIST);
+	e = bpf_map_lookup_elem(&execs, &pid);
+	if (!e)
+		return 0;
+	e->count++;
+	bpf_probe_read_user_str(e->filename, sizeof(e->filename), ctx->filename);
 	return record(0, ctx->nr);
 }
 

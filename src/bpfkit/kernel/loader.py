@@ -632,7 +632,7 @@ class _Loader:
         for ps in self.spec.programs.values():
             if wanted is not None and ps.name not in wanted:
                 continue
-            if wanted is None and not ps.autoload:
+            if wanted is None and not getattr(ps, "autoload", True):
                 continue
             if int(ps.prog_type) == ProgType.UNSPEC:
                 raise BpfError(

@@ -86,7 +86,9 @@ def attach_clsact(
     info = (priority << 16) | socket.htons(ETH_P_ALL)
     label = name or getattr(program, "name", "bpfkit") or "bpfkit"
     created_qdisc = False
-    with Netlink() as nl:
+    # The socket is made (and kept) in this thread's netns, where the device is.
+    nl = Netlink()
+    try:
         try:
             nl.request(
                 RTM_NEWQDISC,
@@ -114,13 +116,16 @@ def attach_clsact(
             )
         except BaseException:
             if created_qdisc:
-                _del_qdisc(ifindex)
+                _del_qdisc(nl, ifindex)
             raise
+    except BaseException:
+        nl.close()
+        raise
 
     def detach() -> None:
-        with Netlink() as nl2:
+        try:
             try:
-                nl2.request(
+                nl.request(
                     RTM_DELTFILTER,
                     0,
                     _tcmsg(ifindex, handle, parent, info) + attr(TCA_KIND, "bpf"),
@@ -129,24 +134,25 @@ def attach_clsact(
             except KernelError as e:
                 if e.errno not in (errno.ENODEV, errno.ENOENT, errno.EINVAL):
                     raise
-        if created_qdisc:
-            _del_qdisc(ifindex)
+            if created_qdisc:
+                _del_qdisc(nl, ifindex)
+        finally:
+            nl.close()
 
     return Link(None, "tc", target=(iface, d), program=program, cleanup=[detach])
 
 
-def _del_qdisc(ifindex: int) -> None:
-    with Netlink() as nl:
-        try:
-            nl.request(
-                RTM_DELQDISC,
-                0,
-                _tcmsg(ifindex, 0xFFFF0000, TC_H_CLSACT, 0) + attr(TCA_KIND, "clsact"),
-                "RTM_DELQDISC(clsact)",
-            )
-        except KernelError as e:
-            if e.errno not in (errno.ENODEV, errno.ENOENT, errno.EINVAL):
-                raise
+def _del_qdisc(nl: Netlink, ifindex: int) -> None:
+    try:
+        nl.request(
+            RTM_DELQDISC,
+            0,
+            _tcmsg(ifindex, 0xFFFF0000, TC_H_CLSACT, 0) + attr(TCA_KIND, "clsact"),
+            "RTM_DELQDISC(clsact)",
+        )
+    except KernelError as e:
+        if e.errno not in (errno.ENODEV, errno.ENOENT, errno.EINVAL):
+            raise
 
 
 def attach_tc(

@@ -56,12 +56,11 @@ IFLA_XDP_FD, IFLA_XDP_FLAGS = 1, 3
 _IFINFO = struct.Struct("=BxHiII")
 
 
-def _set_xdp_netlink(ifindex: int, prog_fd: int, flags: int) -> None:
+def _set_xdp_netlink(nl: Netlink, ifindex: int, prog_fd: int, flags: int) -> None:
     payload = _IFINFO.pack(0, 0, ifindex, 0, 0) + nested(
         IFLA_XDP, attr(IFLA_XDP_FD, prog_fd, "=i"), attr(IFLA_XDP_FLAGS, flags)
     )
-    with Netlink() as nl:
-        nl.request(RTM_SETLINK, 0, payload, "RTM_SETLINK(IFLA_XDP)")
+    nl.request(RTM_SETLINK, 0, payload, "RTM_SETLINK(IFLA_XDP)")
 
 
 def attach_xdp(
@@ -82,13 +81,20 @@ def attach_xdp(
                 raise
             if e.errno == errno.EINVAL and flags:
                 raise
-    _set_xdp_netlink(ifindex, pfd, flags | XDP_FLAGS_UPDATE_IF_NOEXIST)
+    nl = Netlink()  # kept: detaching must happen in this netns
+    try:
+        _set_xdp_netlink(nl, ifindex, pfd, flags | XDP_FLAGS_UPDATE_IF_NOEXIST)
+    except BaseException:
+        nl.close()
+        raise
 
     def detach() -> None:
         try:
-            _set_xdp_netlink(ifindex, -1, flags)
+            _set_xdp_netlink(nl, ifindex, -1, flags)
         except KernelError as e:
             if e.errno != errno.ENODEV:  # the device went away with its program
                 raise
+        finally:
+            nl.close()
 
     return Link(None, "xdp", target=iface, program=program, cleanup=[detach])
