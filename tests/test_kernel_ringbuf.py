@@ -98,7 +98,9 @@ def test_reader_forms(obj):
     assert [int.from_bytes(b, "little") for b in rb.consume(limit=4)] == [3, 4, 5, 6]
     assert rb.reader.unpack("<Q") == [(7,), (8,), (9,)]
     produce(obj, 50, 3)
-    assert list(rb.records(timeout=0.05, copy=True)) == [struct.pack("<Q", 50 + i) for i in range(3)]
+    assert list(rb.records(timeout=0.05, copy=True)) == [
+        struct.pack("<Q", 50 + i) for i in range(3)
+    ]
     assert rb.poll(timeout=0.01) == []
 
 
@@ -161,7 +163,9 @@ def test_perf_buffer_samples_and_lost_counts(obj):
         pe.open(pages=1)
         obj.programs["perf_produce"].test_run(ctx=[0, 10])
         samples = pe.read()
-        assert [(c, struct.unpack_from("<Q", d)[0]) for c, d in samples] == [(0, i) for i in range(10)]
+        assert [(c, struct.unpack_from("<Q", d)[0]) for c, d in samples] == [
+            (0, i) for i in range(10)
+        ]
         assert all(len(d) == 12 for _c, d in samples)  # padded like the kernel pads raw samples
         obj.programs["perf_produce"].test_run(ctx=[100, 1000])  # overflows one page
         kept = pe.read()

@@ -113,6 +113,9 @@ class CoreResult:
     target_type: int = 0
     reason: str = ""
     int_field: bool = False
+    #: a bitfield: the compiler's own offset may differ (it aligns to the struct), so
+    #: the instruction's value is not checked against the local computation
+    bitfield: bool = False
 
 
 def _is_composite(t: BtfType) -> bool:
@@ -348,11 +351,15 @@ def _candidates(lb: Btf, local_id: int, tb: Btf) -> list[int]:
         tt = tb.get(tid)
         if tt.kind == lt.kind or (isinstance(tt, Enum) and isinstance(lt, Enum)):
             out.append(tid)
+    prefix = name + "___"
     if hasattr(tb, "names_with_prefix"):
-        for n in tb.names_with_prefix(name + "___"):  # type: ignore[attr-defined]
-            for tt in tb.find_all(n):
-                if tt.kind == lt.kind:
-                    out.append(tt.id)
+        names = list(tb.names_with_prefix(prefix))  # type: ignore[attr-defined]
+    else:
+        names = sorted({t.name for t in tb.types if t.name.startswith(prefix)})
+    for n in names:
+        for tt in tb.find_all(n):
+            if tt.kind == lt.kind:
+                out.append(tt.id)
     return out
 
 
@@ -369,6 +376,7 @@ def resolve_relocation(local: Btf, type_id: int, access: str, kind: int, target:
     if kind in _FIELD_KINDS:
         lspec = _local_spec(local, type_id, acc)
         lval, lsize, is_int = _field_value(local, lspec, kind)
+        bitfield = bool(lspec.bitfield_size)
         vals: set[tuple[int, int]] = set()
         for cand in _candidates(local, type_id, target):
             ts = _match_spec(local, lspec, target, cand)
@@ -384,10 +392,17 @@ def resolve_relocation(local: Btf, type_id: int, access: str, kind: int, target:
         if not vals:
             ok = kind == CoreReloKind.FIELD_EXISTS
             return CoreResult(
-                kind, lval, 0, ok, lsize, 0, reason=f"field {_describe(local, lspec)} not found"
+                kind,
+                lval,
+                0,
+                ok,
+                lsize,
+                0,
+                reason=f"field {_describe(local, lspec)} not found",
+                bitfield=bitfield,
             )
         v, sz = vals.pop()
-        return CoreResult(kind, lval, v, True, lsize, sz, int_field=is_int)
+        return CoreResult(kind, lval, v, True, lsize, sz, int_field=is_int, bitfield=bitfield)
     if kind in _TYPE_KINDS:
         lval = {
             CoreReloKind.TYPE_ID_TARGET: type_id,
@@ -526,7 +541,7 @@ def apply_core(
             mask = 0xFFFF
         else:
             mask = 0xFFFFFFFF
-        if exp is not None and exp != res.local_value & mask:
+        if exp is not None and not res.bitfield and exp != res.local_value & mask:
             raise CoreError(
                 f"{where}: instruction holds {exp}, but CO-RE relocation "
                 f"{local.type_name(rel.type_id)} {rel.access} expects {res.local_value}"

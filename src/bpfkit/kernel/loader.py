@@ -421,7 +421,12 @@ class _Loader:
             if ms.frozen:
                 bsys.map_freeze(fd)
             if pin_path is not None:
-                bsys.obj_pin(fd, pin_path)
+                try:
+                    bsys.obj_pin(fd, pin_path)
+                except KernelError as e:
+                    raise KernelError(
+                        e.errno or 0, f"BPF_OBJ_PIN of map {ms.name!r} at {pin_path}", e.hint
+                    ) from None
                 lm.pinned = pin_path
 
     def _initial_contents(self) -> dict[str, bytes]:
