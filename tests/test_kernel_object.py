@@ -73,8 +73,10 @@ def test_hash_map_like_the_vm(path, bpffs):
 
 
 def test_hash_errors_like_the_vm(path, bpffs):
-    assert both(path, bpffs, lambda o: o.maps["hash"].put(1, {"a": 1, "b": 1, "tag": b""}, EXIST)) \
+    assert (
+        both(path, bpffs, lambda o: o.maps["hash"].put(1, {"a": 1, "b": 1, "tag": b""}, EXIST))
         == errno.ENOENT
+    )
     assert both(path, bpffs, lambda o: o.maps["out"].delete_raw(bytes(4))) == errno.EINVAL
 
     def full(o):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api import Map, PerfEventArray, RingBuffer
-from ..errors import BpfError, NotSupported
+from ..errors import BpfError
 from ..uapi.enums import ProgType
 from ..uapi.progtypes import TestRun, prog_type_info
 
@@ -72,11 +72,6 @@ def run_object(
 
     from ..obj import load_object
 
-    if engine == "kernel":
-        raise NotSupported(
-            "--engine kernel for ELF objects needs the kernel backend of "
-            "bpfkit.load, which is not available yet"
-        )
     spec = load_object(file)
     try:
         pspec = spec.program(program)
@@ -88,7 +83,13 @@ def run_object(
     if ctx_file:
         with open(ctx_file, "rb") as f:
             ctx = f.read()
-    obj = bpfkit.load(spec)
+    if engine == "kernel":
+        try:
+            obj = bpfkit.load(spec, backend="kernel")
+        except BpfError:  # another program of the object will not load: just this one
+            obj = bpfkit.load(spec, backend="kernel", programs=[pspec.name])
+    else:
+        obj = bpfkit.load(spec)
     try:
         prog = obj.programs[pspec.name]
         maps = {n: m for n, m in obj.maps.items()}

@@ -378,7 +378,7 @@ class _Loader:
             pin_path = None
             if ms.pinning == Pinning.BY_NAME:
                 root = self.opts.pin_root or DEFAULT_PIN_ROOT
-                pin_path = os.path.join(root, ms.name)
+                pin_path = os.path.join(root, ms.name.replace(".", "_"))
                 try:
                     fd = bsys.FD(bsys.obj_get(pin_path))
                 except KernelError as e:

@@ -754,6 +754,11 @@ def open_program(ref: int | str | os.PathLike[str]) -> bsys.FD:
 # ---------------------------------------------------------------------------
 
 
+def _pin_name(name: str) -> str:
+    """A bpffs file name for an object name (bpffs refuses '.'; '/' would be a directory)."""
+    return name.replace("/", "_").replace(".", "_")
+
+
 class KernelObject(Object):
     """An object loaded into the running kernel."""
 
@@ -785,13 +790,16 @@ class KernelObject(Object):
     def pin(
         self, directory: str | os.PathLike[str], *, maps: bool = True, programs: bool = True
     ) -> dict[str, str]:
-        """Pin every program (``DIR/<name>``) and map (``DIR/maps/<name>``); their paths."""
+        """Pin every program (``DIR/<name>``) and map (``DIR/maps/<name>``); their paths.
+
+        bpffs refuses dots in names: ``.rodata`` is pinned as ``_rodata``.
+        """
         d = os.fspath(directory)
         out: dict[str, str] = {}
         if programs:
             os.makedirs(d, exist_ok=True)
             for name, p in self.programs.items():
-                path = os.path.join(d, name.replace("/", "_"))
+                path = os.path.join(d, _pin_name(name))
                 p.pin(path)  # type: ignore[attr-defined]
                 out[name] = path
         if maps:
@@ -801,7 +809,7 @@ class KernelObject(Object):
                 if getattr(m, "pinned", None):
                     out[f"map:{name}"] = m.pinned  # type: ignore[attr-defined]
                     continue
-                path = os.path.join(md, name.replace("/", "_"))
+                path = os.path.join(md, _pin_name(name))
                 m.pin(path)  # type: ignore[attr-defined]
                 out[f"map:{name}"] = path
         return out

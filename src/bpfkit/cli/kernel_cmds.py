@@ -1,0 +1,519 @@
+"""Kernel subcommands: ``load``, ``attach``, ``prog list|show``, ``map list|dump|update|delete``,
+``features``.
+
+Programs and maps are named by id (a number), by a pinned path in bpffs, or (``map``
+commands) by name when exactly one loaded map has it. Keys and values are typed through
+the map's BTF: ``--key``/``--value`` take JSON (``3``, ``{"a": 1}``, ``[1, 2]``) or hex
+bytes with ``--hex``; ``dump`` prints decoded keys and values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import click
+
+from ..errors import BpfError, KernelError, NotSupported
+from ._common import EXIT_USAGE, emit, fail, guarded
+
+__all__ = ["COMMANDS"]
+
+
+def _jsonable(v: Any) -> Any:
+    from ._objrun import jsonable
+
+    return jsonable(v)
+
+
+def _enum_name(v: Any) -> str:
+    return getattr(v, "name", str(v)).lower()
+
+
+# ---- looking things up ----------------------------------------------------------------
+def _map_ref(ref: str):
+    from ..kernel import sys as bsys
+    from ..kernel.object import open_map
+
+    if ref.isdigit():
+        return open_map(int(ref))
+    if os.sep in ref or os.path.exists(ref):
+        return open_map(ref)
+    matches = []
+    for mid in bsys.map_ids():
+        try:
+            with bsys.FD(bsys.map_get_fd_by_id(mid)) as fd:
+                if bsys.map_info(fd).name == ref:
+                    matches.append(mid)
+        except OSError:
+            continue
+    if len(matches) != 1:
+        raise BpfError(
+            f"{'no' if not matches else len(matches)} maps named {ref!r}"
+            + ("" if not matches else f" (ids {', '.join(map(str, matches))}); give an id")
+        )
+    return open_map(matches[0])
+
+
+def _prog_fd(ref: str):
+    from ..kernel.object import open_program
+
+    return open_program(int(ref) if ref.isdigit() else ref)
+
+
+def _prog_json(info, *, xlated: bool = False) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "id": info.id,
+        "type": _enum_name(info.type),
+        "name": info.name,
+        "tag": info.tag,
+        "gpl_compatible": info.gpl_compatible,
+        "loaded_at_ns": info.load_time,
+        "uid": info.created_by_uid,
+        "xlated_bytes": info.xlated_prog_len,
+        "jited_bytes": info.jited_prog_len,
+        "map_ids": list(info.map_ids),
+        "btf_id": info.btf_id,
+        "run_cnt": info.run_cnt,
+        "run_time_ns": info.run_time_ns,
+        "verified_insns": info.verified_insns,
+    }
+    if xlated and info.xlated:
+        from ..isa.disasm import disassemble
+        from ..isa.instruction import decode
+
+        d["xlated"] = disassemble(decode(info.xlated, strict=False), helper_names=True).splitlines()
+    return d
+
+
+def _map_json(info) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "type": _enum_name(info.type),
+        "name": info.name,
+        "key_size": info.key_size,
+        "value_size": info.value_size,
+        "max_entries": info.max_entries,
+        "flags": info.map_flags,
+        "btf_id": info.btf_id,
+    }
+
+
+def _parse_value(text: str, as_hex: bool, codec_encode) -> bytes:
+    if as_hex:
+        try:
+            return bytes.fromhex(text.replace(" ", ""))
+        except ValueError:
+            raise BpfError(f"not hex: {text!r}") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text  # a bare word: let the codec complain if it cannot take it
+    if isinstance(value, str) and not isinstance(text, bytes):
+        value = value.encode()
+    return codec_encode(value)
+
+
+# ---- load -----------------------------------------------------------------------------
+@click.command("load")
+@click.argument("obj", type=click.Path(dir_okay=False, exists=True))
+@click.option(
+    "--pin",
+    "pin_dir",
+    type=click.Path(file_okay=False),
+    help="Pin programs and maps under DIR (on bpffs).",
+)
+@click.option("--program", "programs", multiple=True, help="Load only these programs.")
+@click.option("--log-level", type=click.IntRange(0, 2), default=0, help="Verifier log level.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded()
+def load_cmd(
+    obj: str, pin_dir: str | None, programs: tuple[str, ...], log_level: int, as_json: bool
+) -> None:
+    """Load OBJ into the kernel; with --pin it stays loaded after the command exits."""
+    import bpfkit
+
+    opts: dict[str, Any] = {"log_level": log_level}
+    if programs:
+        opts["programs"] = list(programs)
+    if pin_dir:
+        opts["pin_root"] = os.path.join(pin_dir, "maps")
+        os.makedirs(opts["pin_root"], exist_ok=True)
+    with bpfkit.load(obj, backend="kernel", **opts) as o:
+        pinned = o.pin(pin_dir) if pin_dir else {}  # type: ignore[attr-defined]
+        out = {
+            "object": obj,
+            "programs": [
+                {**_prog_json(p.info()), "section": p.section, "pinned": pinned.get(n)}  # type: ignore[attr-defined]
+                for n, p in o.programs.items()
+            ],
+            "maps": [
+                {**_map_json(m.kernel_info()), "name": n, "pinned": pinned.get(f"map:{n}")}  # type: ignore[attr-defined]
+                for n, m in o.maps.items()
+            ],
+            "pinned": bool(pin_dir),
+            "notes": o.notes,  # type: ignore[attr-defined]
+        }
+    if as_json:
+        emit(out)
+        return
+    for p in out["programs"]:
+        click.echo(
+            f"prog {p['id']}: {p['name']} ({p['type']}) tag {p['tag']}"
+            + (f" pinned {p['pinned']}" if p["pinned"] else "")
+        )
+    for m in out["maps"]:
+        click.echo(
+            f"map {m['id']}: {m['name']} ({m['type']})"
+            + (f" pinned {m['pinned']}" if m["pinned"] else "")
+        )
+    if not pin_dir:
+        click.echo("(not pinned: unloaded again as the command exits)")
+
+
+# ---- attach ---------------------------------------------------------------------------
+class _PinnedProgram:
+    """A program opened from bpffs or by id, attachable by an explicit kind."""
+
+    def __init__(self, fd, kind: str, target: str | None) -> None:
+        from ..kernel import sys as bsys
+
+        self._fd = fd
+        info = bsys.prog_info(fd)
+        self.name = info.name
+        self.type = info.type
+        self.type_name = _enum_name(info.type)
+        self.spec = SimpleNamespace(
+            attach_kind=kind,
+            attach_target=target,
+            prog_type=info.type,
+            expected_attach_type=None,
+            section=kind,
+            name=info.name,
+        )
+
+    @property
+    def fd(self) -> int:
+        return self._fd.fileno()
+
+
+@click.command("attach")
+@click.argument("prog")
+@click.option("--program", "program", help="Program of the object (default: the first).")
+@click.option("--kind", help="Attach kind for a pinned program or id (tracepoint, xdp, ...).")
+@click.option("--target", help="Where: interface, cgroup dir, 'category/name', 'path:symbol', ...")
+@click.option("--mode", help="xdp: generic|native|offload; tc: tcx|clsact.")
+@click.option("--direction", type=click.Choice(["ingress", "egress"]), help="tc direction.")
+@click.option(
+    "--pin-link",
+    type=click.Path(dir_okay=False),
+    help="Pin the link here and exit (stays attached).",
+)
+@click.option(
+    "--pin",
+    "pin_dir",
+    type=click.Path(file_okay=False),
+    help="Also pin the object's programs and maps.",
+)
+@click.option(
+    "--duration", type=float, default=None, help="Stay attached this many seconds, then detach."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded()
+def attach_cmd(
+    prog: str,
+    program: str | None,
+    kind: str | None,
+    target: str | None,
+    mode: str | None,
+    direction: str | None,
+    pin_link: str | None,
+    pin_dir: str | None,
+    duration: float | None,
+    as_json: bool,
+) -> None:
+    """Attach PROG (an ELF object, a pinned program, or a program id) to its hook."""
+    import bpfkit
+
+    from ..kernel.attach import attach_program
+
+    if pin_link is None and duration is None:
+        raise click.UsageError("give --pin-link PATH (stay attached) or --duration SECONDS")
+    obj = None
+    is_elf = False
+    try:
+        with open(prog, "rb") as f:
+            is_elf = f.read(4) == b"\x7fELF"
+    except OSError:
+        pass  # an id, or a pin in bpffs (which cannot be read as a file)
+    if is_elf:
+        opts: dict[str, Any] = {}
+        if program:
+            opts["programs"] = [program]
+        if pin_dir:
+            opts["pin_root"] = os.path.join(pin_dir, "maps")
+            os.makedirs(opts["pin_root"], exist_ok=True)
+        obj = bpfkit.load(prog, backend="kernel", **opts)
+        p = obj.program(program)
+        if kind:
+            p.spec = dataclasses.replace(p.spec, attach_kind=kind)  # type: ignore[attr-defined]
+    else:
+        if not kind:
+            raise click.UsageError("a pinned program or id needs --kind")
+        p = _PinnedProgram(_prog_fd(prog), kind, target)
+    kw: dict[str, Any] = {}
+    if mode:
+        kw["mode"] = mode
+    if direction:
+        kw["direction"] = direction
+    try:
+        if pin_dir and obj is not None:
+            obj.pin(pin_dir)  # type: ignore[attr-defined]
+        link = attach_program(p, target, **kw)
+        out: dict[str, Any] = {
+            "program": p.name,
+            "kind": link.kind,
+            "target": _jsonable(
+                link.target if not hasattr(link.target, "fileno") else str(link.target)
+            ),
+            "link_id": link.id if link.has_link else None,
+        }
+        if pin_link:
+            link.pin(pin_link)
+            out["pinned"] = pin_link
+            link.close()
+        else:
+            stop = {"now": False}
+            old = signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("now", True))
+            try:
+                end = time.monotonic() + (duration or 0)
+                while not stop["now"] and time.monotonic() < end:
+                    time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+            finally:
+                signal.signal(signal.SIGINT, old)
+            link.close()
+            out["duration"] = duration
+            if obj is not None:
+                from ..api import Map
+
+                out["maps"] = {
+                    n: [{"key": _jsonable(k), "value": _jsonable(v)} for k, v in m.items()]
+                    for n, m in obj.maps.items()
+                    if isinstance(m, Map) and not n.startswith(".")
+                }
+    finally:
+        if obj is not None:
+            obj.close()
+    if as_json:
+        emit(out)
+    else:
+        click.echo(
+            f"attached {out['program']} ({out['kind']}) to {out['target']}"
+            + (f", link pinned at {pin_link}" if pin_link else f" for {duration}s")
+        )
+
+
+# ---- prog -----------------------------------------------------------------------------
+@click.group("prog")
+def prog_group() -> None:
+    """Loaded programs."""
+
+
+@prog_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded()
+def prog_list(as_json: bool) -> None:
+    """Every program loaded in the kernel."""
+    from ..kernel import sys as bsys
+
+    progs = []
+    for pid in bsys.prog_ids():
+        try:
+            with bsys.FD(bsys.prog_get_fd_by_id(pid)) as fd:
+                progs.append(_prog_json(bsys.prog_info(fd)))
+        except KernelError:
+            continue  # unloaded meanwhile
+    if as_json:
+        emit({"programs": progs})
+        return
+    for p in progs:
+        click.echo(
+            f"{p['id']}: {p['type']} name {p['name'] or '-'} tag {p['tag']}"
+            + (f" maps {p['map_ids']}" if p["map_ids"] else "")
+        )
+
+
+@prog_group.command("show")
+@click.argument("ref")
+@click.option("--xlated", is_flag=True, help="Include the translated instructions.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded()
+def prog_show(ref: str, xlated: bool, as_json: bool) -> None:
+    """One program by id or pinned path."""
+    from ..kernel import sys as bsys
+
+    with _prog_fd(ref) as fd:
+        d = _prog_json(bsys.prog_info(fd, xlated=xlated), xlated=xlated)
+    if as_json:
+        emit(d)
+        return
+    click.echo(f"{d['id']}: {d['type']} name {d['name'] or '-'} tag {d['tag']}")
+    click.echo(
+        f"  xlated {d['xlated_bytes']}B jited {d['jited_bytes']}B maps {d['map_ids']} btf {d['btf_id']}"
+    )
+    for line in d.get("xlated", []):
+        click.echo(f"  {line}")
+
+
+# ---- map ------------------------------------------------------------------------------
+@click.group("map")
+def map_group() -> None:
+    """Maps in the kernel: list, dump, update, delete (typed through BTF)."""
+
+
+@map_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded()
+def map_list(as_json: bool) -> None:
+    """Every map in the kernel."""
+    from ..kernel import sys as bsys
+
+    maps = []
+    for mid in bsys.map_ids():
+        try:
+            with bsys.FD(bsys.map_get_fd_by_id(mid)) as fd:
+                maps.append(_map_json(bsys.map_info(fd)))
+        except KernelError:
+            continue
+    if as_json:
+        emit({"maps": maps})
+        return
+    for m in maps:
+        click.echo(
+            f"{m['id']}: {m['type']} name {m['name'] or '-'} key {m['key_size']}B "
+            f"value {m['value_size']}B max {m['max_entries']}"
+        )
+
+
+@map_group.command("dump")
+@click.argument("ref")
+@click.option("--raw", is_flag=True, help="Hex keys and values instead of decoded ones.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded()
+def map_dump(ref: str, raw: bool, as_json: bool) -> None:
+    """Every entry of a map (id, pinned path or unique name)."""
+    from ..api import Map
+
+    m = _map_ref(ref)
+    try:
+        if not isinstance(m, Map):
+            raise NotSupported(f"{m.type_name} maps have no keys to dump")
+        if raw:
+            entries = [{"key": k.hex(), "value": v.hex()} for k, v in m.raw_items()]
+        else:
+            entries = [{"key": _jsonable(k), "value": _jsonable(v)} for k, v in m.items()]
+        info = _map_json(m.kernel_info())  # type: ignore[attr-defined]
+    finally:
+        m.close()  # type: ignore[attr-defined]
+    if as_json:
+        emit({"map": info, "entries": entries})
+        return
+    for e in entries:
+        click.echo(f"{json.dumps(e['key'])}: {json.dumps(e['value'])}")
+    click.echo(f"({len(entries)} entries)")
+
+
+@map_group.command("update")
+@click.argument("ref")
+@click.option("--key", "key", required=True, help="Key as JSON (or hex with --hex).")
+@click.option("--value", "value", required=True, help="Value as JSON (or hex with --hex).")
+@click.option("--hex", "as_hex", is_flag=True, help="--key/--value are hex bytes.")
+@click.option("--flags", type=click.Choice(["any", "noexist", "exist"]), default="any")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded()
+def map_update(ref: str, key: str, value: str, as_hex: bool, flags: str, as_json: bool) -> None:
+    """Store one entry."""
+    from ..api import Map
+
+    m = _map_ref(ref)
+    try:
+        if not isinstance(m, Map):
+            raise NotSupported(f"{m.type_name} maps cannot be updated by key")
+        k = _parse_value(key, as_hex, m.encode_key)
+        v = _parse_value(value, as_hex, m.encode_value)
+        m.update_raw(k, v, {"any": 0, "noexist": 1, "exist": 2}[flags])
+        out = {"key": _jsonable(m.decode_key(k)), "value": _jsonable(m.decode_value(v))}
+    finally:
+        m.close()  # type: ignore[attr-defined]
+    if as_json:
+        emit({"updated": out})
+    else:
+        click.echo(f"updated {json.dumps(out['key'])}")
+
+
+@map_group.command("delete")
+@click.argument("ref")
+@click.option("--key", "key", required=True, help="Key as JSON (or hex with --hex).")
+@click.option("--hex", "as_hex", is_flag=True, help="--key is hex bytes.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded()
+def map_delete(ref: str, key: str, as_hex: bool, as_json: bool) -> None:
+    """Delete one entry (exit 1 if it was not there)."""
+    from ..api import Map
+
+    m = _map_ref(ref)
+    try:
+        if not isinstance(m, Map):
+            raise NotSupported(f"{m.type_name} maps have no keys")
+        k = _parse_value(key, as_hex, m.encode_key)
+        deleted = m.delete_raw(k)
+        shown = _jsonable(m.decode_key(k))
+    finally:
+        m.close()  # type: ignore[attr-defined]
+    if not deleted:
+        fail(f"no key {json.dumps(shown)}", 1, as_json, key=shown)
+    if as_json:
+        emit({"deleted": shown})
+    else:
+        click.echo(f"deleted {json.dumps(shown)}")
+
+
+# ---- features -------------------------------------------------------------------------
+@click.command("features")
+@click.option(
+    "--helpers", "helpers_for", multiple=True, help="Also probe helpers for this program type."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded()
+def features_cmd(helpers_for: tuple[str, ...], as_json: bool) -> None:
+    """What this kernel supports (like bpftool feature probe)."""
+    from ..kernel.features import PROG_TYPE_NAMES, probe_all
+    from ..kernel.privileges import kernel_available
+
+    ok, why = kernel_available()
+    if not ok:
+        fail(why, EXIT_USAGE, as_json)
+    for h in helpers_for:
+        if h not in PROG_TYPE_NAMES:
+            raise BpfError(f"unknown program type {h!r}")
+    out = probe_all(helpers_for=list(helpers_for))
+    if as_json:
+        emit(out)
+        return
+    for section, items in out.items():
+        click.echo(f"{section}:")
+        if section == "helpers":
+            for pt, names in items.items():
+                click.echo(f"  {pt}: {len(names)} helpers: {', '.join(names)}")
+            continue
+        for name, p in items.items():
+            mark = "yes" if p["supported"] else f"no ({p.get('reason', '')})"
+            click.echo(f"  {name}: {mark}")
+
+
+COMMANDS = [load_cmd, attach_cmd, prog_group, map_group, features_cmd]
