@@ -398,3 +398,32 @@ char LICENSE[] SEC("license") = "GPL";
 """
     with pytest.raises(VerifierError, match="cannot use helper bpf_xdp_adjust_head#44"):
         bpfkit.load(build_source(tmp_path, "bad", src))
+
+
+JIT_CASES = {
+    "xdp_proto_count": ("count_protocols", "data"),
+    "sockfilter_http": ("keep_http", "data"),
+    "tail_dispatch": ("dispatch", "data"),
+    "ringbuf_events": ("produce_events", "data"),
+    "globals_loop": ("sum_bytes", "data"),
+    "latency_hist": ("record_latency", "args"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JIT_CASES))
+def test_jit_engine_agrees_with_interpreter(built, name):
+    pytest.importorskip("llvmlite")
+    prog_name, kind = JIT_CASES[name]
+    seen = {}
+    for engine in ("interp", "jit"):
+        with load_example(built, name) as obj:
+            prog = obj.programs[prog_name]
+            if kind == "data":
+                runs = [prog.test_run(p, engine=engine) for p in PACKETS]
+            else:
+                runs = [prog.test_run(ctx=[ns], engine=engine) for ns in (0, 5000, 10**9)]
+            outs = [(r.retval, r.data_out, r.trace) for r in runs]
+            maps = {n: m.snapshot() for n, m in obj.maps.items() if hasattr(m, "snapshot")}
+            recs = [m.consume() for m in obj.maps.values() if hasattr(m, "consume")]
+            seen[engine] = (outs, maps, recs)
+    assert seen["jit"] == seen["interp"]
