@@ -116,9 +116,9 @@ class VMEnv(Env):
         interp = self.program.interp()
         slot = None
         for prog in (self.compiled, interp):
-            code = getattr(prog, "code", None)
-            if code is not None and code.base <= target < code.end and not (target - code.base) % 8:
-                slot = (target - code.base) // 8
+            span = _code_span(prog)
+            if span is not None and span[0] <= target < span[1] and not (target - span[0]) % 8:
+                slot = (target - span[0]) // 8
                 break
         if slot is None or interp.slot_insn[slot] is None:
             raise RuntimeFault(f"callback {target:#x} is not a function of the program")
@@ -131,6 +131,18 @@ class VMEnv(Env):
         finally:
             self.cb_depth -= 1
         return r0 & M64
+
+
+def _code_span(prog: Any) -> tuple[int, int] | None:
+    """[start, end) of the code buffer an engine's function pointers point into."""
+    code = getattr(prog, "code", None)
+    if isinstance(code, Region):
+        return code.base, code.end
+    code = getattr(getattr(prog, "compiled", None), "code", None)
+    if code is not None:
+        base = ctypes.addressof(code)
+        return base, base + ctypes.sizeof(code)
+    return None
 
 
 class VMProgram:
