@@ -381,3 +381,62 @@ def test_raw_tracepoint_args_match_kernel(both):
         p.test_run(ctx=args[:16])  # shorter than what the program reads
     rt.close()
     _ = XDP_MD
+
+
+def test_syscall_context_in_and_out():
+    insns = assemble(
+        [
+            ldx(4, R2, R1, 0),
+            add64(R2, 1),
+            stx(4, R1, 4, R2),
+            mov64(R0, R2),
+            exit_(),
+        ]
+    )
+    rt = VMRuntime()
+    p = rt.load_program("s", ProgType.SYSCALL, insns)
+    r = p.test_run(ctx=struct.pack("<II", 41, 0))
+    assert r.retval == 42 and r.ctx_out == struct.pack("<II", 41, 42)
+    with pytest.raises(TestRunError):
+        p.test_run(ctx=b"\0" * 4)  # the program reads 8 bytes
+    with pytest.raises(TestRunError):
+        p.test_run(ctx=bytes(8), repeat=2)
+    rt.close()
+
+
+@pytest.mark.kernel
+def test_syscall_retval_matches_kernel():
+    from bpfkit.kernel import sys as ks
+
+    insns = assemble([ldx(4, R2, R1, 0), add64(R2, 1), stx(4, R1, 4, R2), mov64(R0, R2), exit_()])
+    fd = ks.prog_load(ProgType.SYSCALL, insns, prog_flags=1 << 4)  # BPF_F_SLEEPABLE
+    try:
+        k = ks.prog_test_run(fd, ctx=struct.pack("<II", 41, 0), repeat=0, ctx_out_size=0)
+    finally:
+        os.close(fd)
+    rt = VMRuntime()
+    v = rt.load_program("s", ProgType.SYSCALL, insns).test_run(ctx=struct.pack("<II", 41, 0))
+    assert v.retval == k.retval == 42
+    rt.close()
+
+
+def test_fired_tracing_contexts():
+    rt = VMRuntime()
+    # perf_event: sample_period at 168, regs->rdi at 112
+    pe = rt.load_program(
+        "pe",
+        ProgType.PERF_EVENT,
+        assemble([ldx(8, R2, R1, 168), ldx(8, R0, R1, 112), add64(R0, R2), exit_()]),
+    )
+    assert pe.fire({"sample_period": 1000, "rdi": 5}).retval == 1005
+    # tracepoint: a field after the 8-byte common header
+    tp = rt.load_program("tp", ProgType.TRACEPOINT, assemble([ldx(4, R0, R1, 8), exit_()]))
+    assert tp.fire(bytes(8) + struct.pack("<I", 77)).retval == 77
+    with pytest.raises(VerifierError):
+        rt.load_program("tp0", ProgType.TRACEPOINT, assemble([ldx(4, R0, R1, 0), exit_()]))
+    # kprobe: register names, aliases and PT_REGS_PARMn
+    kp = rt.load_program("kp", ProgType.KPROBE, assemble([ldx(8, R0, R1, 112), exit_()]))
+    assert kp.fire({"parm1": 9}).retval == kp.fire({"di": 9}).retval == 9
+    with pytest.raises(ValueError):
+        kp.fire({"nope": 1})
+    rt.close()
