@@ -225,3 +225,19 @@ val:
     assert (r.kind, r.map, r.offset) == (RelocKind.MAP_VALUE, ".data", 4)
     assert spec.programs["p"].instructions[0].imm == 4 << 32
     assert spec.maps[".data"].contents == (1).to_bytes(4, "little") + (7).to_bytes(4, "little")
+
+
+def test_optional_program_sections(tmp_path: Path) -> None:
+    path = _assemble(
+        tmp_path,
+        """
+	.section	"?kprobe/do_exit","ax",@progbits
+	.globl	maybe
+	.type	maybe,@function
+maybe:
+	r0 = 0
+	exit
+""",
+    )
+    p = load_object(path).programs["maybe"]
+    assert not p.autoload and p.prog_type == ProgType.KPROBE and p.attach_target == "do_exit"

@@ -463,7 +463,9 @@ class _Loader:
         self.spec.programs = progs
 
     def _link(self, main: _Func) -> ProgramSpec:
-        sdef, target = match_section(main.sec.name)
+        # A leading '?' (libbpf) marks a program not loaded by default.
+        autoload = not main.sec.name.startswith("?")
+        sdef, target = match_section(main.sec.name if autoload else main.sec.name[1:])
         flags = 0
         if sdef.traits & SLEEPABLE:
             flags |= BPF_F_SLEEPABLE
@@ -482,6 +484,7 @@ class _Loader:
             kernel_version=self.spec.kernel_version,
             section_offset=main.start * 8,
             own_insn_count=len(main.insns),
+            autoload=autoload,
         )
         placed: dict[int, tuple[int, int]] = {}
         order: list[_Func] = []

@@ -136,6 +136,7 @@ class ProgramSpec:
     resolved: bpf-to-bpf calls and function pointers already point at the appended
     subprograms, map loads carry ``src=PSEUDO_MAP_FD``/``PSEUDO_MAP_VALUE`` with the
     value offset in the upper 32 bits of ``imm`` and a zero placeholder below.
+    ``autoload`` is False for libbpf's optional ``SEC("?...")`` programs.
     """
 
     name: str
@@ -157,6 +158,7 @@ class ProgramSpec:
     btf_func_id: int | None = None
     section_offset: int = 0
     own_insn_count: int = 0
+    autoload: bool = True
     _slots: list[int] | None = field(default=None, repr=False, compare=False)
     _line_keys: list[int] | None = field(default=None, repr=False, compare=False)
 
