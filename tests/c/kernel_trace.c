@@ -89,11 +89,13 @@ int on_openat(struct pt_regs *ctx)
 	return record(2, PT_REGS_PARM2(ctx));
 }
 
+#ifndef BPFKIT_BENCH /* some kernels refuse BPF trampolines: benchmarks build without */
 SEC("fentry/do_sys_openat2")
 int BPF_PROG(on_openat_fentry, int dfd, const char *filename)
 {
 	return record(3, dfd);
 }
+#endif
 
 SEC("uprobe")
 int BPF_KPROBE(on_uprobe, long a, long b)

@@ -16,8 +16,10 @@ Two directions:
 
 from __future__ import annotations
 
+import array
 import copy
 import functools
+import operator
 import os
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -103,10 +105,10 @@ _EXTRA = {
     BtfKind.TYPE_TAG: (0, 0),
     BtfKind.ENUM64: (0, 12),
 }
-_FIXED = [0] * 32
-_PER = [0] * 32
+_FIXED_W = [0] * 32  # in 32-bit words
+_PER_W = [0] * 32
 for _k, (_f, _p) in _EXTRA.items():
-    _FIXED[_k], _PER[_k] = _f, _p
+    _FIXED_W[_k], _PER_W[_k] = _f // 4, _p // 4
 _REFS = {
     BtfKind.PTR: Ptr,
     BtfKind.TYPEDEF: Typedef,
@@ -156,19 +158,31 @@ class LazyBtf(Btf):
         self._tdata = tdata
         self._base_len = len(base.types) if base is not None else 1
         self._str_base = len(base.strings) if base is not None else 0
-        offs: list[int] = []
+        if len(tdata) % 4:
+            raise BtfError("kernel BTF type section is not a multiple of 4 bytes")
+        # One pass over the type section as 32-bit words: where each type starts, its
+        # info word, and which types each name (string offset) belongs to.
+        words = memoryview(tdata).cast("I")
+        offs: list[int] = []  # in words
         infos: list[int] = []
-        pos, n = 0, len(tdata)
-        unpack = _TYPE.unpack_from
-        fixed, per = _FIXED, _PER
-        while pos < n:
-            _name, info, _st = unpack(tdata, pos)
-            offs.append(pos)
-            infos.append(info)
+        i, n = 0, len(words)
+        fixed, per = _FIXED_W, _PER_W
+        append_off, append_info = offs.append, infos.append
+        while i < n:
+            info = words[i + 1]
+            append_off(i)
+            append_info(info)
             k = (info >> 24) & 0x1F
-            pos += 12 + fixed[k] + per[k] * (info & 0xFFFF)
-        if pos != n:
+            i += 3 + fixed[k] + per[k] * (info & 0xFFFF)
+        if i != n:
+            words.release()
             raise BtfError("kernel BTF type section is truncated")
+        # Every type's name offset, packed: a name is found with one bytes.find.
+        name_offs = (
+            operator.itemgetter(*offs)(words) if len(offs) > 1 else tuple(words[o] for o in offs)
+        )
+        words.release()
+        self._name_offs = array.array("I", name_offs).tobytes()
         self._offs = offs
         self._infos = infos
         self._count = self._base_len + len(offs)
@@ -215,7 +229,7 @@ class LazyBtf(Btf):
 
     def _decode(self, tid: int) -> BtfType:
         td = self._tdata
-        pos = self._offs[tid - self._base_len]
+        pos = self._offs[tid - self._base_len] * 4
         name_off, info, st = _TYPE.unpack_from(td, pos)
         pos += 12
         k = (info >> 24) & 0x1F
@@ -288,33 +302,53 @@ class LazyBtf(Btf):
         raise BtfError(f"type {tid}: unknown kind {k}")
 
     # ---- names -----------------------------------------------------------------
+    def _string_offsets(self, text: str, prefix: bool = False) -> list[int]:
+        """Offsets of every string equal to (or, with ``prefix``, starting with) ``text``."""
+        needle = b"\0" + text.encode() + (b"" if prefix else b"\0")
+        s, out = self.strings, []
+        i = s.find(needle)
+        while i >= 0:
+            out.append(i + 1 + self._str_base)
+            i = s.find(needle, i + 1)
+        return out
+
+    def _ids_at(self, off: int) -> list[int]:
+        """Ids of the types whose name is the string at offset ``off``."""
+        packed, pat, out = self._name_offs, _U32.pack(off), []
+        i = packed.find(pat)
+        while i >= 0:
+            if not i % 4:
+                out.append(self._base_len + i // 4)
+            i = packed.find(pat, i + 1)
+        return out
+
     def _names(self) -> dict[str, list[int]]:
+        """Every name and its type ids (built on demand; lookups do not need it)."""
         if self._by_name is None:
             idx: dict[str, list[int]] = {}
             if self.base is not None:
                 for nm, ids in self.base._names().items():
                     idx[nm] = list(ids)
-            td, sdata, sb = self._tdata, self.strings, self._str_base
-            unpack = _U32.unpack_from
-            first = self._base_len
-            for i, pos in enumerate(self._offs):
-                no = unpack(td, pos)[0]
-                if not no:
-                    continue
-                if no < sb:
-                    nm = self.base.string_at(no)  # type: ignore[union-attr]
-                else:
-                    o = no - sb
-                    nm = sdata[o : sdata.find(b"\0", o)].decode("utf-8", "replace")
-                idx.setdefault(nm, []).append(first + i)
+            for j, off in enumerate(array.array("I", self._name_offs)):
+                if off:
+                    idx.setdefault(self.string_at(off), []).append(self._base_len + j)
             self._by_name = idx
         return self._by_name
 
     def ids_named(self, name: str, kind: int | None = None) -> list[int]:
         """Ids of every type called ``name`` (optionally of one kind)."""
-        ids = self._names().get(name, [])
+        ids: list[int] = []
+        if self.base is not None:
+            ids += self.base.ids_named(name)  # type: ignore[attr-defined]
+        for off in self._string_offsets(name):
+            ids += self._ids_at(off)
+        if self.base is not None:
+            # A split BTF may name its types with strings of the base.
+            for off in self.base._string_offsets(name):  # type: ignore[attr-defined]
+                ids += [i for i in self._ids_at(off) if i not in ids]
+        ids.sort()
         if kind is None:
-            return list(ids)
+            return ids
         return [i for i in ids if self.kind_of(i) == kind]
 
     def find(self, name: str, kind: BtfKind | None = None) -> BtfType | None:
@@ -326,9 +360,15 @@ class LazyBtf(Btf):
         """Every type with this name (and kind)."""
         return [self._type(i) for i in self.ids_named(name, kind)]
 
-    def names_with_prefix(self, prefix: str) -> Iterator[str]:
+    def names_with_prefix(self, prefix: str) -> list[str]:
         """Every type name starting with ``prefix`` (for CO-RE ``___flavour`` lookups)."""
-        return (n for n in self._names() if n.startswith(prefix))
+        out = []
+        for off in self._string_offsets(prefix, prefix=True):
+            if self._ids_at(off):
+                out.append(self.string_at(off))
+        if self.base is not None:
+            out += [n for n in self.base.names_with_prefix(prefix) if n not in out]  # type: ignore[attr-defined]
+        return sorted(set(out))
 
     def to_bytes(self) -> bytes:
         """The raw blob this BTF was read from."""
