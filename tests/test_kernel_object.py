@@ -205,3 +205,29 @@ def test_object_repr_and_program_lookup(kobj):
 def test_load_options_are_checked(path):
     with pytest.raises(TypeError, match="unknown kernel load option"):
         bpfkit.load(path, backend="kernel", ncpus=4)
+
+
+def test_fast_struct_decoder_matches_the_btf_decoder(path, tmp_path):
+    """The one-unpack decoder of flat structs gives exactly what decode_value gives."""
+    import random
+
+    from test_examples import NAMES, build_example
+
+    from bpfkit.btf.values import decode_value
+    from bpfkit.kernel.object import _fast_decoder
+    from bpfkit.obj import load_object
+
+    specs = [load_object(path)] + [load_object(build_example(n, tmp_path)) for n in NAMES]
+    rng = random.Random(7)
+    checked = 0
+    for spec in specs:
+        for ms in spec.maps.values():
+            for tid, size in ((ms.key_type_id, ms.key_size), (ms.value_type_id, ms.value_size)):
+                dec = _fast_decoder(spec.btf, tid, size)
+                if dec is None:
+                    continue
+                for _ in range(50):
+                    data = bytes(rng.randrange(256) for _ in range(size))
+                    assert dec(data) == decode_value(spec.btf, tid, data)
+                checked += 1
+    assert checked >= 3
