@@ -410,3 +410,70 @@ def test_cgroup_skb_egress_counts(objs, cgroup_dir):
                 f.write(str(child.pid))
             child.communicate("go\n", timeout=30)
             assert wait_for(lambda: obj.maps["stats"][EGRESS_SEEN] >= 5)
+
+
+def test_xdp_through_netlink_and_link_update(objs, veth_pair):  # noqa: F811
+    require("xdp")
+    with (
+        load(objs, "kernel_net", programs=["xdp_drop_port"]) as a,
+        load(objs, "kernel_net", programs=["xdp_drop_port"], constants={"drop_port": 7777}) as b,
+    ):
+        with netns(veth_pair.ns2):
+            legacy = attach_xdp(
+                a.programs["xdp_drop_port"], veth_pair.dev2, "generic", netlink=True
+            )
+            assert not legacy.has_link
+            with pytest.raises(NotSupported):
+                legacy.pin("/sys/fs/bpf/nope")
+            out = subprocess.run(
+                ["ip", "link", "show", veth_pair.dev2], capture_output=True, text=True
+            )
+            assert "xdpgeneric" in out.stdout
+            legacy.close()
+            out = subprocess.run(
+                ["ip", "link", "show", veth_pair.dev2], capture_output=True, text=True
+            )
+            assert "xdpgeneric" not in out.stdout
+            link = attach_xdp(a.programs["xdp_drop_port"], veth_pair.dev2, "generic")
+        with link:
+            assert _udp_exchange(veth_pair, [(9, b"a"), (7777, b"b")], [9, 7777]) == {
+                9: [],
+                7777: [b"b"],
+            }
+            link.update(b.programs["xdp_drop_port"])  # now drops 7777 instead
+            assert link.info().prog_id == b.programs["xdp_drop_port"].id
+            assert _udp_exchange(veth_pair, [(9, b"a"), (7777, b"b")], [9, 7777]) == {
+                9: [b"a"],
+                7777: [],
+            }
+
+
+def test_tracepoint_without_a_perf_link(objs):
+    """The PERF_EVENT_IOC_SET_BPF path older kernels need: no link fd, still detaches."""
+    require("tracepoint")
+    from bpfkit.kernel.perf_event import (
+        PERF_TYPE_TRACEPOINT,
+        PerfEventAttr,
+        attach_perf_event,
+        perf_event_open,
+    )
+    from bpfkit.kernel.tracefs import tracepoint_id
+
+    with load(objs, "kernel_trace", programs=["on_execve"]) as obj:
+        ev = perf_event_open(
+            PerfEventAttr(
+                type=PERF_TYPE_TRACEPOINT,
+                config=tracepoint_id("syscalls", "sys_enter_execve"),
+                sample_period=1,
+            ),
+            -1,
+            0,
+        )
+        with attach_perf_event(obj.programs["on_execve"], ev, force_ioctl=True) as link:
+            assert not link.has_link
+            proc = subprocess.Popen(["/bin/true"])
+            proc.wait()
+            assert obj.maps["execs"][proc.pid]["count"] == 1
+        proc = subprocess.Popen(["/bin/true"])
+        proc.wait()
+        assert proc.pid not in obj.maps["execs"]
