@@ -127,10 +127,14 @@ def test_pinned_link_outlives_the_object(objs, bpffs):
     pinned = open_pinned_link(f"{bpffs}/link")
     assert pinned.info().details["tp_name"] == "sys_enter"
     pinned.detach()
-    os.unlink(f"{bpffs}/link")
-    settled = hits[1]["count"]
-    os.getppid()
-    assert hits[1]["count"] == settled
+    os.unlink(f"{bpffs}/link")  # the kernel frees an unpinned link from a workqueue
+
+    def settled():
+        before = hits[1]["count"]
+        os.getppid()
+        return hits[1]["count"] == before
+
+    assert wait_for(settled)
     hits.close()
 
 

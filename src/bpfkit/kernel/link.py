@@ -102,14 +102,21 @@ class Link:
         bsys.link_update(self.fd, program.fd if hasattr(program, "fd") else program, 0, old_fd)
         self.program = program
 
-    def detach(self) -> None:
-        """Detach the program even if the link is pinned or shared, then close."""
+    def detach(self) -> bool:
+        """Detach the program even if the link is pinned or shared, then close.
+
+        Returns whether the kernel forced the detach (``BPF_LINK_DETACH``; not every link
+        kind supports it, and those detach when their last reference goes).
+        """
+        forced = False
         if self._fd is not None and not self._fd.closed:
             try:
                 bsys.link_detach(self._fd)
+                forced = True
             except KernelError:
                 pass
         self.close()
+        return forced
 
     def close(self) -> None:
         """Drop this attachment (idempotent)."""
@@ -173,11 +180,11 @@ class MultiLink(Link):
             os.rmdir(self.pinned)
             self.pinned = None
 
-    def detach(self) -> None:
-        """Detach every member."""
-        for link in self.links:
-            link.detach()
+    def detach(self) -> bool:
+        """Detach every member; whether the kernel forced all of them."""
+        forced = all([link.detach() for link in self.links])
         self.close()
+        return forced
 
     def close(self) -> None:
         if self._closed:
