@@ -187,6 +187,7 @@ class LazyBtf(Btf):
         self._infos = infos
         self._count = self._base_len + len(offs)
         self._cache: dict[int, BtfType] = {}
+        self._lookups: dict[tuple, list] = {}
         self.types = _LazyTypes(self)  # type: ignore[assignment]
 
     # ---- strings and types ---------------------------------------------------
@@ -336,7 +337,14 @@ class LazyBtf(Btf):
         return self._by_name
 
     def ids_named(self, name: str, kind: int | None = None) -> list[int]:
-        """Ids of every type called ``name`` (optionally of one kind)."""
+        """Ids of every type called ``name`` (optionally of one kind); answers are cached."""
+        key = (name, kind)
+        hit = self._lookups.get(key)
+        if hit is None:
+            hit = self._lookups[key] = self._ids_named(name, kind)
+        return list(hit)
+
+    def _ids_named(self, name: str, kind: int | None) -> list[int]:
         ids: list[int] = []
         if self.base is not None:
             ids += self.base.ids_named(name)  # type: ignore[attr-defined]
@@ -362,6 +370,12 @@ class LazyBtf(Btf):
 
     def names_with_prefix(self, prefix: str) -> list[str]:
         """Every type name starting with ``prefix`` (for CO-RE ``___flavour`` lookups)."""
+        hit = self._lookups.get(("prefix", prefix))
+        if hit is None:
+            hit = self._lookups[("prefix", prefix)] = self._names_with_prefix(prefix)
+        return list(hit)
+
+    def _names_with_prefix(self, prefix: str) -> list[str]:
         out = []
         for off in self._string_offsets(prefix, prefix=True):
             if self._ids_at(off):
