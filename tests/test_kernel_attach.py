@@ -481,3 +481,13 @@ def test_tracepoint_without_a_perf_link(objs):
         proc = subprocess.Popen(["/bin/true"])
         proc.wait()
         assert proc.pid not in obj.maps["execs"]
+
+
+def test_attach_all_by_section(objs):
+    require("tracepoint")
+    with load(objs, "kernel_trace", programs=["on_execve", "on_sys_enter", "on_exec_btf"]) as obj:
+        links = obj.attach_all()
+        assert sorted(link.kind for link in links) == ["raw_tracepoint", "tp_btf", "tracepoint"]
+        subprocess.run(["/bin/true"], check=True)
+        assert obj.maps["hits"][0]["count"] and obj.maps["hits"][7]["count"]
+    assert all(link.closed for link in links)

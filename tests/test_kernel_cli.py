@@ -190,3 +190,11 @@ def test_run_engine_kernel_matches_the_vm(built, name, args):
         return out
 
     assert total(k["maps_changed"]) == total(v["maps_changed"])
+
+
+def test_load_rejected_program_exits_1_with_the_instruction(tmp_path):
+    bad = build_c("kernel_bad", tmp_path)
+    res = CliRunner().invoke(cli, ["load", str(bad), "--json"])
+    assert res.exit_code == 1
+    out = json.loads(res.output)
+    assert out["insn"] == 10 and "insn 10" in out["error"]

@@ -113,3 +113,11 @@ def test_require_raises_with_the_reason():
     for k in missing:
         with pytest.raises(NotSupported, match=k):
             F.require(k)
+
+
+def test_a_missing_fentry_is_about_trampolines():
+    p = F.attach_kind("fentry")
+    if p.supported:
+        pytest.skip("this kernel has fentry")
+    assert "EPERM" in p.reason
+    assert F.prog_type("tracing").supported  # tp_btf programs load: only trampolines fail

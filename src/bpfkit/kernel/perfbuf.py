@@ -174,7 +174,10 @@ class PerfBuffer:
         return len(samples)
 
     def close(self) -> None:
-        """Disable and unmap every ring, and clear the map's slots."""
+        """Disable and unmap every ring, and clear the map's slots (idempotent)."""
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         for cpu, ring in list(self.rings.items()):
             try:
                 ioctl_disable(ring.fd)
@@ -191,3 +194,9 @@ class PerfBuffer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - never raise from a finaliser
+            pass
