@@ -845,13 +845,19 @@ class KernelProgram(Program):
 
     # ---- attaching ------------------------------------------------------------------
     def attach(self, target: Any = None, **kw: Any) -> Link:
-        """Attach by section kind (``kprobe/x``, ``tracepoint/a/b``, ``xdp`` + ``target``...)."""
+        """Attach by section kind (``kprobe/x``, ``tracepoint/a/b``, ``xdp`` + ``target``...).
+
+        The link stays attached while the object is open, even if the caller drops it;
+        closing the link (or the object) detaches it.
+        """
         from .attach import attach_program
 
         link = attach_program(self, target, **kw)
         owner = self._owner() if self._owner is not None else None
         if owner is not None:
-            owner._links.add(link)
+            # The object keeps it attached (until close()) even if the caller drops it.
+            owner._links = [lk for lk in owner._links if not lk.closed]
+            owner._links.append(link)
         return link
 
     def close(self) -> None:
@@ -884,7 +890,7 @@ class KernelObject(Object):
     def __init__(self, spec: ObjectSpec, options: LoadOptions | None = None, **kw: Any) -> None:
         self.spec = spec
         self.loaded = load_spec(spec, options or LoadOptions(**kw))
-        self._links: weakref.WeakSet = weakref.WeakSet()
+        self._links: list[Link] = []
         btf = spec.btf
         self.maps: dict[str, MapBase] = {
             name: _wrap_loaded(lm, btf) for name, lm in self.loaded.maps.items()
