@@ -178,8 +178,11 @@ def _print_object_run(out: dict, as_json: bool) -> None:
 @click.argument("mem", required=False, default="")
 @click.option("--engine", type=click.Choice(["interp", "jit"]), default="interp", show_default=True)
 @click.option("--budget", type=click.IntRange(min=1), default=1_000_000)
+@click.option("--json", "as_json", is_flag=True, help='Print {"r0": ...} instead of bare hex.')
 @click.argument("extra", nargs=-1)
-def conformance_plugin_cmd(mem: str, engine: str, budget: int, extra: tuple[str, ...]) -> None:
+def conformance_plugin_cmd(
+    mem: str, engine: str, budget: int, as_json: bool, extra: tuple[str, ...]
+) -> None:
     """Plugin for the bpf_conformance runner: program hex on stdin, MEM as hex; prints r0 in hex."""
     from ..isa.instruction import decode
     from ..isa.loader import parse_hex
@@ -189,9 +192,14 @@ def conformance_plugin_cmd(mem: str, engine: str, budget: int, extra: tuple[str,
         memory = parse_hex(mem) if mem else b""
         result = _run_raw(program, memory, engine, budget, False, 1)
     except (BpfError, click.UsageError) as e:
+        if as_json:
+            emit({"error": str(e)})
         click.echo(str(e), err=True)
         sys.exit(1)
-    click.echo(f"{result.r0:x}")
+    if as_json:
+        emit({"r0": result.r0, "insns": result.insns})
+    else:
+        click.echo(f"{result.r0:x}")
 
 
 COMMANDS = [run_cmd, conformance_plugin_cmd]
