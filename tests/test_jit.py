@@ -811,3 +811,32 @@ def test_frame_pointer_written_disables_fast_path():
         )
     )
     _ = R10
+
+
+def test_helper_freeing_a_region_invalidates_caches_filled_later_in_a_loop():
+    """A call before (in program order) an access in a loop still resets its region cache."""
+    env = Env()
+    env.helpers = env.helpers.copy()
+    made: list[Region] = []
+    calls = []
+
+    def alloc(env, *a):
+        made.append(env.space.add(Region.alloc("value", 16)))
+        return made[-1].base
+
+    def maybe_free(env, *a):
+        calls.append(1)
+        if len(calls) == 2:
+            env.space.remove(made[-1])
+        return 0
+
+    env.helpers.register(210, alloc)
+    env.helpers.register(211, maybe_free)
+    prog = assemble([
+        call(210), mov64(R7, R0), mov64(R6, 0),
+        Label("loop"), call(211), ldx(8, R8, R7, 0), add64(R6, 1), jslt(R6, 3, "loop"),
+        mov64(R0, R6), exit_(),
+    ])
+    with pytest.raises(RuntimeFault) as ej:
+        JitProgram(prog, env).run()
+    assert ej.value.pc == 4 and len(calls) == 2

@@ -16,6 +16,7 @@ from .runtime import (
     compile_program,
     run_program,
 )
+from .safety import proven_safe
 
 __all__ = [
     "JitProgram",
@@ -26,6 +27,7 @@ __all__ = [
     "compile_many",
     "compile_native",
     "compile_program",
+    "proven_safe",
     "register_native",
     "run_program",
     "unregister_native",

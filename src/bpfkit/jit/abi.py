@@ -30,7 +30,12 @@ TAIL_LEFT = 17
 TAIL_COUNT = 18
 RUNS_DONE = 19  # completed runs of a repeat loop
 SITE = 20  # pc | callx << 32 of the helper call in progress
-NWORDS = 24
+# Region-cache seeds: (base, read limit, write limit) of the region holding the run's r1
+# (set per run) and of the last region the slow path found (kept across runs). Python
+# clears both whenever the region table changes.
+ARG_BASE, ARG_RLIM, ARG_WLIM = 21, 22, 23
+SEED_BASE, SEED_RLIM, SEED_WLIM = 24, 25, 26
+NWORDS = 32
 
 # Fault kinds (FAULT_KIND).
 F_NONE = 0

@@ -159,3 +159,104 @@ def functions(lay: Layout) -> dict[int, Function]:
         fn = out[e] = function(lay, e)
         work.extend(sorted(func_targets(lay, fn) - out.keys()))
     return dict(sorted(out.items()))
+
+
+def block_successors(lay: Layout, fn: Function) -> dict[int, list[int]]:
+    """Successor leaders of each block of ``fn`` (bad targets are left out)."""
+    out: dict[int, list[int]] = {}
+    for lead, slots in fn.blocks.items():
+        last = slots[-1]
+        insn = lay.at(last)
+        if insn.is_jump or insn.is_exit:
+            succ = successors(lay, last)
+        else:
+            succ = [last + insn.slots]
+        out[lead] = [s for s in dict.fromkeys(succ) if s in fn.blocks]
+    return out
+
+
+def loop_heads(lay: Layout, fn: Function) -> set[int]:
+    """The function entry and every target of a backward jump (every cycle has one)."""
+    heads = {fn.entry}
+    for slots in fn.blocks.values():
+        li = lay.at(slots[-1])
+        if li.is_jump:
+            tgt = slots[-1] + 1 + li.jump_offset
+            if tgt <= slots[-1] and tgt in fn.blocks:
+                heads.add(tgt)
+    return heads
+
+
+def _idoms(order: list[int], preds: dict[int, list[int]], root: int) -> dict[int, int]:
+    """Immediate dominators in an acyclic graph given in topological ``order``."""
+    pos = {b: i for i, b in enumerate(order)}
+    idom = {root: root}
+    for b in order:
+        if b == root:
+            continue
+        ps = [p for p in preds.get(b, ()) if p in idom]
+        if not ps:
+            continue
+        d = ps[0]
+        for p in ps[1:]:
+            x, y = d, p
+            while x != y:
+                while pos[x] > pos[y]:
+                    x = idom[x]
+                while pos[y] > pos[x]:
+                    y = idom[y]
+            d = x
+        idom[b] = d
+    return idom
+
+
+def charges(lay: Layout, fn: Function, heads: set[int]) -> dict[int, int]:
+    """How many instructions each block charges to the count when it runs.
+
+    Within one iteration (the graph without edges into loop headers), a block that is
+    dominated by an earlier block and post-dominates it runs exactly once each time
+    that block runs, so its length is charged there. Totals at exits and at loop
+    headers stay exact; only conditionally executed blocks keep their own charge.
+    """
+    succ = block_successors(lay, fn)
+    src, sink = -1, -2
+    dag: dict[int, list[int]] = {src: sorted(heads & fn.blocks.keys())}
+    for b, ss in succ.items():
+        nxt = [s for s in ss if s not in heads]
+        dag[b] = nxt if len(nxt) == len(ss) and ss else [*nxt, sink]
+    dag[sink] = []
+    # topological order (Kahn)
+    indeg = {b: 0 for b in dag}
+    for ss in dag.values():
+        for s in ss:
+            indeg[s] += 1
+    order, work = [], [b for b, d in indeg.items() if d == 0]
+    while work:
+        b = work.pop()
+        order.append(b)
+        for s in dag[b]:
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                work.append(s)
+    preds: dict[int, list[int]] = {b: [] for b in dag}
+    for b, ss in dag.items():
+        for s in ss:
+            preds[s].append(b)
+    idom = _idoms(order, preds, src)
+    ipdom = _idoms(order[::-1], dag, sink)
+    out = {b: len(slots) for b, slots in fn.blocks.items()}
+    for b in fn.blocks:
+        if b in heads or b not in idom or b not in ipdom:
+            continue
+        top, r = None, idom[b]
+        while r != src:
+            x = r  # does b post-dominate r?
+            while x != b and x != sink:
+                x = ipdom.get(x, sink)
+            if x != b:
+                break
+            top, r = r, idom[r]
+        if top is not None:
+            out[top] += len(fn.blocks[b])
+            out[b] -= len(fn.blocks[b])
+    return out

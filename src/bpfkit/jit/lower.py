@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
-from . import abi
+from . import abi, cfg
 from .cfg import Function, Layout
 from .native import NativeHelper
 
@@ -197,6 +197,18 @@ hit:
   %big = icmp uge i64 %span, 8
   %lim = sub i64 %span, 7
   %lim8 = select i1 %big, i64 %lim, i64 0
+  %pr = and i64 %perms, 1
+  %isr = icmp ne i64 %pr, 0
+  %rl = select i1 %isr, i64 %lim8, i64 0
+  %pw = and i64 %perms, 2
+  %isw = icmp ne i64 %pw, 0
+  %wl = select i1 %isw, i64 %lim8, i64 0
+  %sbp = getelementptr inbounds i8, ptr %ctx, i64 {8 * abi.SEED_BASE}
+  store i64 %base, ptr %sbp
+  %srp = getelementptr inbounds i8, ptr %ctx, i64 {8 * abi.SEED_RLIM}
+  store i64 %rl, ptr %srp
+  %swp = getelementptr inbounds i8, ptr %ctx, i64 {8 * abi.SEED_WLIM}
+  store i64 %wl, ptr %swp
   %h1 = insertvalue {{i64, i64}} undef, i64 %base, 0
   %h2 = insertvalue {{i64, i64}} %h1, i64 %lim8, 1
   ret {{i64, i64}} %h2
@@ -302,14 +314,32 @@ class _FnGen:
             for b in fn.blocks.values()
             for s in b
         )
-        self.loop_heads = {fn.entry}
-        for slots in fn.blocks.values():
-            li = low.lay.at(slots[-1])
-            if li.is_jump:
-                tgt = slots[-1] + 1 + li.jump_offset
-                if tgt <= slots[-1] and tgt in fn.blocks:
-                    self.loop_heads.add(tgt)
+        self.loop_heads = cfg.loop_heads(low.lay, fn)
+        # what each block adds to the count (control-equivalent blocks are merged; not
+        # where a legacy packet load may return mid-block with the flushed count)
+        self.charge = (
+            {b: len(s) for b, s in fn.blocks.items()}
+            if self.track_flush
+            else cfg.charges(low.lay, fn, self.loop_heads)
+        )
         self.block_rest = 0  # instructions of the current block after the current one
+        # Every base register of a checked access, known before any code is generated so
+        # that calls can reset all of them.
+        for slots in fn.blocks.values():
+            for s in slots:
+                r = self.needs_check(low.lay.at(s), s)
+                if r is not None:
+                    self.cached.add(r)
+        if self.cached:
+            for i in (
+                abi.SEED_BASE,
+                abi.SEED_RLIM,
+                abi.SEED_WLIM,
+                abi.ARG_BASE,
+                abi.ARG_RLIM,
+                abi.ARG_WLIM,
+            ):
+                self.c(i)
 
     # ---- small emitters ---------------------------------------------------------
     def v(self) -> str:
@@ -408,19 +438,64 @@ class _FnGen:
         self.e(f"br i1 {cond}, label %{t}, label %{f}" + (f", {prof}" if prof else ""))
 
     def left(self) -> str:
+        """The exact remaining budget: committed ``%L`` minus this iteration's ``%I``."""
         t = self.v()
         self.e(f"{t} = load i64, ptr %L")
-        return t
+        i = self.v()
+        self.e(f"{i} = load i64, ptr %I")
+        return self.op(f"sub i64 {t}, {i}")
 
     def ret_value(self, r0: str | int, left: str) -> None:
         a = self.op(f"insertvalue {TY} undef, i64 {r0}, 0")
         b = self.op(f"insertvalue {TY} {a}, i64 {left}, 1")
         self.e(f"ret {TY} {b}")
 
-    def invalidate_caches(self) -> None:
+    def needs_check(self, insn: Instruction, slot: int) -> int | None:
+        """The base register of a memory access that needs a region check, else None."""
+        c = insn.cls
+        if c not in (op.LDX, op.ST, op.STX) or slot in self.low.safe:
+            return None
+        base = insn.src if c == op.LDX else insn.dst
+        atomic = c == op.STX and (insn.opcode & 0xE0) == op.ATOMIC
+        size = op.SIZE_BYTES[insn.opcode & 0x18]
+        if base == 10 and self.fast_stack and -op.STACK_SIZE <= insn.off <= -size:
+            return None
+        del atomic
+        return base
+
+    def seed_caches(self, lines: list[str], from_arg: bool = False) -> None:
+        """(Re)load every region cache from the run's seeds (helpers may change regions)."""
+        if not self.cached:
+            return
+        names = {v: self.label("seed") for v in ("b", "r", "w", "ab", "ar", "aw")}
+        lines += [
+            f"  %{names['b']} = load i64, ptr %c{abi.SEED_BASE}",
+            f"  %{names['r']} = load i64, ptr %c{abi.SEED_RLIM}",
+            f"  %{names['w']} = load i64, ptr %c{abi.SEED_WLIM}",
+        ]
+        for i in (abi.SEED_BASE, abi.SEED_RLIM, abi.SEED_WLIM):
+            self.c(i)
+        if from_arg and 1 in self.cached:
+            lines += [
+                f"  %{names['ab']} = load i64, ptr %c{abi.ARG_BASE}",
+                f"  %{names['ar']} = load i64, ptr %c{abi.ARG_RLIM}",
+                f"  %{names['aw']} = load i64, ptr %c{abi.ARG_WLIM}",
+            ]
+            for i in (abi.ARG_BASE, abi.ARG_RLIM, abi.ARG_WLIM):
+                self.c(i)
         for r in sorted(self.cached):
-            self.e(f"store i64 0, ptr %rl{r}")
-            self.e(f"store i64 0, ptr %wl{r}")
+            p = "a" if from_arg and r == 1 else ""
+            lines += [
+                f"  store i64 %{names[p + 'b']}, ptr %rb{r}",
+                f"  store i64 %{names[p + 'r']}, ptr %rl{r}",
+                f"  store i64 %{names[p + 'b']}, ptr %wb{r}",
+                f"  store i64 %{names[p + 'w']}, ptr %wl{r}",
+            ]
+
+    def invalidate_caches(self) -> None:
+        lines: list[str] = []
+        self.seed_caches(lines)
+        self.out += lines
 
     # ---- the function -----------------------------------------------------------
     def function(self) -> str:
@@ -434,7 +509,7 @@ class _FnGen:
             "entry:",
         ]
         head += [f"  %r{r} = alloca i64" for r in range(11)]
-        head.append("  %L = alloca i64")
+        head += ["  %L = alloca i64", "  %I = alloca i64"]
         if self.track_flush:
             head += ["  %F = alloca i64", "  store i64 %left0, ptr %F"]
         for r in sorted(self.cached):
@@ -445,9 +520,9 @@ class _FnGen:
         ]
         head += [f"  store i64 0, ptr %r{r}" for r in (0, 6, 7, 8, 9)]
         head += [f"  store i64 %a{r}, ptr %r{r}" for r in range(1, 6)]
-        head += ["  store i64 %fp, ptr %r10", "  store i64 %left0, ptr %L"]
-        for r in sorted(self.cached):
-            head += [f"  store i64 0, ptr %{v}{r}" for v in ("rb", "rl", "wb", "wl")]
+        head.append("  %fpp = inttoptr i64 %fp to ptr")
+        head += ["  store i64 %fp, ptr %r10", "  store i64 %left0, ptr %L", "  store i64 0, ptr %I"]
+        self.seed_caches(head, from_arg=fn.entry == 0)
         head.append(f"  br label %b{fn.entry}")
         tail = ["rf:", f"  ret {TY} {{i64 0, i64 {abi.FAULT_SENTINEL}}}", *self.cold]
         if self.budget_preds:
@@ -470,13 +545,18 @@ class _FnGen:
         lay = self.lay
         self.cur.clear()
         self.dirty.clear()
-        left = self.left()
-        head = lead in self.loop_heads
-        if head:  # like the interpreter: check the count before entering a loop header
+        # Counting: blocks add their length to ``%I``; loop headers commit it into ``%L``
+        # (one loop-carried subtraction per iteration instead of one per block).
+        if lead in self.loop_heads:  # like the interpreter: check before a loop header
+            left = self.left()
+            self.e(f"store i64 {left}, ptr %L")
             if self.track_flush:
                 self.e(f"store i64 {left}, ptr %F")
             self.budget_check(left, lead)
-        self.e(f"store i64 {self.op(f'sub i64 {left}, {len(slots)}')}, ptr %L")
+            self.e(f"store i64 {self.charge[lead]}, ptr %I")
+        elif self.charge[lead]:
+            i = self.op("load i64, ptr %I")
+            self.e(f"store i64 {self.op(f'add i64 {i}, {self.charge[lead]}')}, ptr %I")
         last = slots[-1]
         li = lay.at(last)
         terminated = li.is_jump or li.is_exit
@@ -650,22 +730,28 @@ class _FnGen:
     # ---- memory -------------------------------------------------------------------
     def address(
         self, base: int, off: int, size: int, perm: int, slot: int, atomic: bool = False
-    ) -> str:
-        """The checked address ``base + off`` of a ``size``-byte access needing ``perm``."""
+    ) -> tuple[str, str]:
+        """The checked address ``base + off`` of an access: (as an integer, as a pointer).
+
+        The pointer is a ``getelementptr`` off the base register's value, so LLVM's alias
+        analysis sees that constant offsets from one base do not overlap.
+        """
         b = self.rd(base)
         a = self.op(f"add i64 {b}, {off}") if off else b
+        if base == 10 and self.fast_stack:
+            p0 = "%fpp"
+        else:
+            p0 = self.op(f"inttoptr i64 {b} to ptr")
+        p = self.op(f"getelementptr i8, ptr {p0}, i64 {off}") if off else p0
         if atomic:
             m = self.op(f"and i64 {a}, {size - 1}")
             mis = self.op(f"icmp ne i64 {m}, 0")
             ok = self.label("al")
             self.br(mis, self.dyn_fault(abi.F_MISALIGNED, slot, a, size), ok, COLD)
             self.block(ok)
-        if slot in self.low.safe:
-            return a
-        if base == 10 and self.fast_stack and -op.STACK_SIZE <= off <= -size:
-            return a
-        self.check(base, a, size, perm, slot)
-        return a
+        if self.needs_check(self.lay.at(slot), slot) is not None:
+            self.check(base, a, size, perm, slot)
+        return a, p
 
     def check(self, r: int, a: str, size: int, perm: int, slot: int) -> None:
         """Check ``[a, a + size)`` against base register ``r``'s one-region cache.
@@ -674,7 +760,7 @@ class _FnGen:
         region is shorter than 8 bytes): ``a - base < limit`` then covers any access of
         up to 8 bytes. Anything else takes the slow path, which refills the cache.
         """
-        self.cached.add(r)
+        assert r in self.cached
         ok = None
         for bit, kind in ((abi.READ, "r"), (abi.WRITE, "w")):
             if perm & bit:
@@ -702,8 +788,7 @@ class _FnGen:
     def ldx(self, insn: Instruction, slot: int) -> None:
         size = op.SIZE_BYTES[insn.opcode & 0x18]
         signed = (insn.opcode & 0xE0) == op.MEMSX
-        a = self.address(insn.src, insn.off, size, abi.READ, slot)
-        p = self.op(f"inttoptr i64 {a} to ptr")
+        _, p = self.address(insn.src, insn.off, size, abi.READ, slot)
         bits = 8 * size
         v = self.op(f"load i{bits}, ptr {p}, align 1")
         if bits < 64:
@@ -718,20 +803,18 @@ class _FnGen:
             return
         if insn.cls == op.ST:
             val = str(sconst(insn.imm, bits))
-            a = self.address(insn.dst, insn.off, size, abi.WRITE, slot)
+            _, p = self.address(insn.dst, insn.off, size, abi.WRITE, slot)
         else:
-            a = self.address(insn.dst, insn.off, size, abi.WRITE, slot)
+            _, p = self.address(insn.dst, insn.off, size, abi.WRITE, slot)
             val = self.rd(insn.src)
             if bits < 64:
                 val = self.op(f"trunc i64 {val} to i{bits}")
-        p = self.op(f"inttoptr i64 {a} to ptr")
         self.e(f"store i{bits} {val}, ptr {p}, align 1")
 
     def atomic(self, insn: Instruction, slot: int, size: int) -> None:
         bits = 8 * size
         ty = f"i{bits}"
-        a = self.address(insn.dst, insn.off, size, abi.READ | abi.WRITE, slot, atomic=True)
-        p = self.op(f"inttoptr i64 {a} to ptr")
+        _, p = self.address(insn.dst, insn.off, size, abi.READ | abi.WRITE, slot, atomic=True)
         val = self.rd(insn.src)
         if bits < 64:
             val = self.op(f"trunc i64 {val} to {ty}")
@@ -912,6 +995,7 @@ class _FnGen:
         self.ret_value(0, nl)
         self.block(cont)
         self.e(f"store i64 {nl}, ptr %L")
+        self.e("store i64 0, ptr %I")
         if self.track_flush:
             self.e(f"store i64 {self.op(f'add i64 {nl}, {self.block_rest}')}, ptr %F")
         self.wr(0, self.op(f"extractvalue {TY} {res}, 0"))

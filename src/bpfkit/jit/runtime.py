@@ -319,7 +319,7 @@ class JitProgram:
         self._running = True
         w = self._w
         try:
-            self._begin()
+            self._begin(r1 & M)
             t0 = time.perf_counter_ns()
             r0 = _bpf_run()(
                 self._ctx_addr,
@@ -342,7 +342,7 @@ class JitProgram:
             self._exc = None
             self._tail_keep.clear()
 
-    def _begin(self) -> None:
+    def _begin(self, r1: int) -> None:
         w = self._w
         for i in (
             abi.FAULT_KIND,
@@ -357,6 +357,15 @@ class JitProgram:
         w[abi.LEFT_OUT] = self.budget
         self._sync_table()
         self._sync_packet()
+        # seed r1's region cache with the region r1 points into (the context, usually)
+        r = self.env.space.find(r1, 1) if r1 else None
+        if r is not None:
+            lim = r.size - 7 if r.size >= 8 else 0
+            w[abi.ARG_BASE] = r.base
+            w[abi.ARG_RLIM] = lim if r.perms & READ else 0
+            w[abi.ARG_WLIM] = lim if r.perms & WRITE else 0
+        else:
+            w[abi.ARG_BASE] = w[abi.ARG_RLIM] = w[abi.ARG_WLIM] = 0
         if self.tail_call_resolver is not None:
             w[abi.TAIL_CB] = ctypes.cast(self._tail_cfn, ctypes.c_void_p).value or 0
         else:
@@ -372,8 +381,19 @@ class JitProgram:
         for i, r in enumerate(regions):
             table[3 * i], table[3 * i + 1], table[3 * i + 2] = r.base, r.size, r.perms
         self._table, self._snapshot = table, snap
-        self._w[abi.TABLE] = ctypes.addressof(table)
-        self._w[abi.TABLE_LEN] = len(regions)
+        w = self._w
+        w[abi.TABLE] = ctypes.addressof(table)
+        w[abi.TABLE_LEN] = len(regions)
+        # cached regions may be gone: forget the seeds
+        for i in (
+            abi.ARG_BASE,
+            abi.ARG_RLIM,
+            abi.ARG_WLIM,
+            abi.SEED_BASE,
+            abi.SEED_RLIM,
+            abi.SEED_WLIM,
+        ):
+            w[i] = 0
 
     def _sync_packet(self) -> None:
         pkt = self.env.packet
