@@ -832,11 +832,94 @@ def test_helper_freeing_a_region_invalidates_caches_filled_later_in_a_loop():
 
     env.helpers.register(210, alloc)
     env.helpers.register(211, maybe_free)
-    prog = assemble([
-        call(210), mov64(R7, R0), mov64(R6, 0),
-        Label("loop"), call(211), ldx(8, R8, R7, 0), add64(R6, 1), jslt(R6, 3, "loop"),
-        mov64(R0, R6), exit_(),
-    ])
+    prog = assemble(
+        [
+            call(210),
+            mov64(R7, R0),
+            mov64(R6, 0),
+            Label("loop"),
+            call(211),
+            ldx(8, R8, R7, 0),
+            add64(R6, 1),
+            jslt(R6, 3, "loop"),
+            mov64(R0, R6),
+            exit_(),
+        ]
+    )
     with pytest.raises(RuntimeFault) as ej:
         JitProgram(prog, env).run()
     assert ej.value.pc == 4 and len(calls) == 2
+
+
+def test_proven_safe_from_the_verifier():
+    from bpfkit.errors import VerifierError
+    from bpfkit.jit import proven_safe
+
+    prog = assemble(
+        [
+            mov64(R2, R10),
+            add64(R2, -16),
+            st(8, R2, 0, 5),
+            st(8, R2, 8, 6),
+            ldx(8, R0, R2, 0),
+            ldx(8, R3, R2, 8),
+            add64(R0, R3),
+            exit_(),
+        ]
+    )
+    safe = proven_safe(prog, "socket_filter")
+    assert safe == {2, 3, 4, 5}
+    env = Env()
+    checked, unchecked = JitProgram(prog, env), JitProgram(prog, env, safe=safe)
+    assert "@mem_slow" in checked.ir and unchecked.ir.count("@mem_slow") == 1  # the global only
+    assert unchecked.run() == checked.run() == CompiledProgram(prog, env).run()
+    with pytest.raises(VerifierError):
+        proven_safe(assemble([ldx(8, R0, R1, 100000), exit_()]), "socket_filter")
+
+
+def test_generated_programs_with_verifier_proven_accesses():
+    from progen import generate
+
+    from bpfkit.jit import compile_many, proven_safe
+
+    progs = [generate(seed, length=30) for seed in range(7000, 7010)]
+    env = Env()
+    for prog in progs:
+        jp = JitProgram(prog, env, safe=proven_safe(prog, "socket_filter"))
+        env.reset_stack()
+        want = CompiledProgram(prog, env).run()
+        env.reset_stack()
+        assert jp.run() == want
+    assert len(compile_many(progs, env)) == len(progs)
+
+
+def test_cli_run_with_the_jit(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from bpfkit.cli.main import cli
+    from bpfkit.isa.instruction import encode
+
+    path = tmp_path / "prog.bin"
+    path.write_bytes(encode(assemble([ldx(1, R0, R1, 1), add64(R0, R2), exit_()])))
+    for repeat in ("1", "100"):
+        res = CliRunner().invoke(
+            cli,
+            [
+                "run",
+                str(path),
+                "--format",
+                "raw",
+                "--engine",
+                "jit",
+                "--mem-hex",
+                "0a0b0c",
+                "--repeat",
+                repeat,
+                "--json",
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.output)
+        assert out["r0"] == 0x0B + 3 and out["insns"] == 3 and out["engine"] == "jit"

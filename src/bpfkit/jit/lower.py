@@ -1,18 +1,24 @@
-"""Lowering: a validated BPF program → one LLVM IR module (text) for the JIT.
+"""Lowering: a validated BPF program → LLVM IR (text) for the JIT.
 
 Each BPF function (the entry, every ``call`` target and every ``lddw src=func`` target)
 becomes an internal LLVM function ``{r0, left} f<slot>(ctx, r1..r5, r10, depth, left)``.
-BPF registers are allocas (promoted to SSA by LLVM). ``left`` is the remaining
-instruction budget: every basic block subtracts its length on entry and faults when it
-goes negative, so counts and budget faults match the interpreter's block-wise counting.
-A fault stores its details in the run context and returns the ``left`` sentinel
-``FAULT_SENTINEL``, which every caller propagates up to the exported entry ``bpf_run``.
+BPF registers are allocas (promoted to SSA by LLVM); within a basic block register values
+stay SSA values and are stored back when control leaves the block.
 
-Memory accesses are checked against the run's region table unless they are stack
+Counting: ``left`` is the remaining instruction budget. Blocks add what they execute to a
+per-iteration accumulator, and loop headers (and exits) subtract it from ``left`` and
+check it — where the interpreter checks — so the counts of normal exits are exact and
+iterations do not serialize on one counter. Blocks that run exactly once whenever an
+earlier block runs (control-equivalent within an iteration) are charged at that block.
+
+Faults store their details in the run context and return the ``left`` sentinel
+``FAULT_SENTINEL``, which every caller propagates up to the shared run loop.
+
+Memory: accesses are checked against the run's region table unless they are stack
 accesses at a constant offset of an unmodified ``r10`` inside the frame, or the caller
-passed the instruction as proven safe. Each base register has a one-region cache
-(``base``, readable span, writable span) so a check is a subtraction and two compares;
-a miss calls ``mem_slow`` (binary search of the table, then Python).
+passed the instruction as proven safe. Each base register has a one-region cache per
+permission (base, ``span - 7``) so a check is a subtraction and a compare; a miss calls
+the shared slow path (binary search of the table, then Python).
 """
 
 from __future__ import annotations

@@ -121,10 +121,20 @@ _CLOCKS = {
 _builtin_done = False
 
 
+_clock_module = None
+
+
 def clock_helper(name: str) -> NativeHelper:
     """A native ``bpf_ktime_get_*_ns`` reading the same clock as the Python helper."""
-    ir = _CLOCK_IR.format(name=name, addr=_CLOCK_GETTIME, clock=_CLOCKS[name])
-    return compile_native(ir, name, nargs=5)
+    global _clock_module
+    from .engine import compile_module
+
+    if _clock_module is None:
+        ir = "".join(
+            _CLOCK_IR.format(name=n, addr=_CLOCK_GETTIME, clock=c) for n, c in _CLOCKS.items()
+        )
+        _clock_module = compile_module(ir, opt_level=2)
+    return NativeHelper(_clock_module.address(name), 5, None, False, name, keepalive=_clock_module)
 
 
 def prandom_helper(seed: int = 0x9E3779B97F4A7C15) -> NativeHelper:
