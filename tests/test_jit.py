@@ -923,3 +923,29 @@ def test_cli_run_with_the_jit(tmp_path):
         assert res.exit_code == 0, res.output
         out = json.loads(res.output)
         assert out["r0"] == 0x0B + 3 and out["insns"] == 3 and out["engine"] == "jit"
+
+
+def test_native_helper_can_report_a_fault():
+    from bpfkit.jit import abi
+
+    nat_code = compile_native(
+        "define i64 @nfault(ptr %ctx, i64 %a) {\n"
+        f"  %p = getelementptr i8, ptr %ctx, i64 {8 * abi.FAULT_KIND}\n"
+        f"  store i64 {abi.F_PYTHON}, ptr %p\n  ret i64 0\n}}\n",
+        "nfault",
+    )
+    nat = NativeHelper(nat_code.address, nargs=1, takes_ctx=True, keepalive=nat_code)
+
+    def py_impl(env, *a):
+        raise RuntimeFault("python twin")
+
+    register_native(py_impl, nat)
+    try:
+        env = Env()
+        env.helpers = env.helpers.copy()
+        env.helpers.register(152, py_impl)
+        with pytest.raises(RuntimeFault) as ej:
+            JitProgram(assemble([mov64(R0, 0), call(152), exit_()]), env).run()
+        assert ej.value.pc == 1 and "native helper" in ej.value.reason
+    finally:
+        unregister_native(py_impl)

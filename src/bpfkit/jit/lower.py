@@ -952,7 +952,7 @@ class _FnGen:
         args = self.args()
         nat = self.low.natives.get(hid) if isinstance(hid, int) else None
         if nat is not None:
-            return self.native_call(nat, args)
+            return self.native_call(nat, args, slot)
         self.store_ctx(abi.SITE, slot | (1 << 32 if callx else 0))
         cb = self.load_ctx(abi.HELPER_CB, "ptr")
         argl = ", ".join(f"i64 {a}" for a in args)
@@ -960,7 +960,9 @@ class _FnGen:
         self.check_fault()
         return r
 
-    def native_call(self, nat: NativeHelper, args: list[str]) -> str:
+    def native_call(self, nat: NativeHelper, args: list[str], slot: int = 0) -> str:
+        if nat.takes_ctx:
+            self.store_ctx(abi.SITE, slot)
         f = self.op(f"inttoptr i64 {nat.address} to ptr")
         params = []
         if nat.takes_ctx:
@@ -1058,7 +1060,7 @@ class _FnGen:
             for h in natives:
                 self.block(nl[h])
                 self.cur = dict(saved)
-                self.store_reg(0, self.native_call(self.low.natives[h], self.args()))
+                self.store_reg(0, self.native_call(self.low.natives[h], self.args(), slot))
                 self.e(f"br label %{join}")
             self.block(generic)
             self.cur = dict(saved)

@@ -467,8 +467,11 @@ class JitProgram:
             w[i] for i in (abi.FAULT_KIND, abi.FAULT_PC, abi.FAULT_ADDR, abi.FAULT_AUX)
         )
         lay = self.compiled.layout
-        if kind == abi.F_PYTHON and self._exc is not None:
-            return self._exc
+        if kind == abi.F_PYTHON:
+            if self._exc is not None:
+                return self._exc
+            at = w[abi.SITE] & M32  # a native helper flagged the fault itself
+            return RuntimeFault("a native helper reported a fault", pc=at, insn=lay.describe(at))
         if kind == abi.F_STATIC:
             sf = self.compiled.static[aux]
             if sf.not_supported:
