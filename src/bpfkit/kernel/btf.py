@@ -619,9 +619,3 @@ def prepare_object_btf(
 def load_btf(data: bytes) -> bsys.FD:
     """``BPF_BTF_LOAD`` the blob; the owned fd (``KernelError`` with the kernel's log)."""
     return bsys.FD(bsys.btf_load(data))
-
-
-def member_names(btf: Btf, type_id: int) -> list[Member]:
-    """The members of a struct/union type (after typedefs and modifiers)."""
-    t = btf.resolve(type_id)
-    return list(getattr(t, "members", []))

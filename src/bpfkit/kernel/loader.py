@@ -307,16 +307,7 @@ def _attach_btf_id(ps: ProgramSpec, target: str | None) -> int:
     return ids[0]
 
 
-def _insn_at_slot(insns: list[Instruction], slot: int) -> int | None:
-    pos = 0
-    for i, insn in enumerate(insns):
-        if pos == slot:
-            return i
-        pos += insn.slots
-    return None
-
-
-def _explain(e: VerifierError, lp_insns: list[Instruction], core_notes: dict[int, str]) -> None:
+def _explain(e: VerifierError, core_notes: dict[int, str]) -> None:
     """Add what a poisoned call stands for to a verifier error's message."""
     m = re.search(r"unknown#(\d+)", e.reason or "")
     if not m:
@@ -612,7 +603,7 @@ class _Loader:
                     self.out.notes.append(f"program {ps.name}: loaded without line info")
                     logs.clear()
                     continue
-                _explain(e, insns, core_notes)
+                _explain(e, core_notes)
                 e.program = ps.name  # type: ignore[attr-defined]
                 raise
             except KernelError as e:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import itertools
-import os
 import socket
 import struct
 
@@ -122,8 +121,3 @@ class Netlink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def current_netns_inode() -> int:
-    """The inode of this thread's network namespace."""
-    return os.stat("/proc/thread-self/ns/net").st_ino
