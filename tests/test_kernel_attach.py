@@ -491,3 +491,20 @@ def test_attach_all_by_section(objs):
         subprocess.run(["/bin/true"], check=True)
         assert obj.maps["hits"][0]["count"] and obj.maps["hits"][7]["count"]
     assert all(link.closed for link in links)
+
+
+def test_uprobe_for_one_process_and_on_libc(objs, utarget):
+    require("uprobe")
+    from bpfkit.kernel.uprobe import find_binary
+
+    with load(objs, "kernel_trace", programs=["on_uprobe"]) as obj:
+        # The process execs utarget after we attached to its pid: only it is counted.
+        proc = subprocess.Popen(
+            ["sh", "-c", f"read x; exec {utarget} 4 2 2"], stdin=subprocess.PIPE
+        )
+        with attach_uprobe(obj.programs["on_uprobe"], utarget, "bpfkit_add", pid=proc.pid):
+            subprocess.run([utarget, "3"], capture_output=True, check=True)  # another pid
+            proc.communicate(b"go\n", timeout=30)
+            assert obj.maps["hits"][4]["count"] == 4 and obj.maps["hits"][4]["last_pid"] == proc.pid
+    libc = find_binary("c")
+    assert symbol_offset(libc, "getpid") > 0

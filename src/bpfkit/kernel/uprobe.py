@@ -43,14 +43,50 @@ def _retprobe_bit() -> int:
         return 1
 
 
+_LIB_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/local/lib")
+
+
+def _find_library(name: str) -> str | None:
+    """A shared library by file name (``libc.so.6``) or stem (``c``, ``libc``)."""
+    wanted = (
+        {name, f"lib{name}.so", f"{name}.so"}
+        if not name.startswith("lib")
+        else {name, f"{name}.so"}
+    )
+    dirs = list(_LIB_DIRS)
+    for d in _LIB_DIRS:  # multiarch directories (/usr/lib/x86_64-linux-gnu)
+        try:
+            dirs += [os.path.join(d, e) for e in os.listdir(d) if e.endswith("-linux-gnu")]
+        except OSError:
+            continue
+    for d in dirs:
+        try:
+            entries = os.listdir(d)
+        except OSError:
+            continue
+        for e in sorted(entries):
+            base = e.split(".so", 1)[0] + ".so" if ".so" in e else e
+            if (e in wanted or base in wanted) and _is_elf(os.path.join(d, e)):
+                return os.path.join(d, e)
+    return None
+
+
+def _is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
 def find_binary(name: str) -> str:
-    """An absolute path for ``name`` (as given, or found on ``PATH``)."""
+    """An absolute path for ``name``: as given, on ``PATH``, or a shared library by name."""
     if os.sep in name:
         path = os.path.abspath(name)
     else:
-        found = shutil.which(name)
+        found = shutil.which(name) or _find_library(name)
         if found is None:
-            raise BpfError(f"binary {name!r} not found on PATH")
+            raise BpfError(f"{name!r} is neither on PATH nor a shared library in {_LIB_DIRS}")
         path = found
     if not os.path.isfile(path):
         raise BpfError(f"no such file {path!r}")
