@@ -472,3 +472,25 @@ def test_encode_decode_of_builders():
     )
     assert decode(encode(prog)) == prog
     assert struct.calcsize("<BBhi") == 8
+
+
+def test_out_of_bounds_packet_load_counts_executed_instructions():
+    res = run_program(assemble([mov64(R0, 1), mov64(R2, 2), ld_abs(4, 100), exit_()]), b"\0" * 8)
+    assert res.r0 == 0 and res.insns == 3
+
+
+def test_region_removed_by_a_helper_faults_on_next_access():
+    env = Env(helpers=Env().helpers.copy())
+    victim = env.space.add(Region.alloc("value", 8))
+
+    def free(env_, *args):
+        env_.space.remove(victim)
+        return 0
+
+    env.helpers.register(1001, free)
+    prog = CompiledProgram(
+        assemble([ldx(8, R0, R1, 0), mov64(R6, R1), call(1001), ldx(8, R0, R6, 0), exit_()]), env
+    )
+    with pytest.raises(RuntimeFault, match="invalid read") as e:
+        prog.run(victim.base)
+    assert e.value.pc == 3

@@ -312,9 +312,8 @@ class _FnGen:
         self.dirty: set[int] = set()  # registers whose alloca is behind ``cur``
         self.ctx_used: set[int] = set()
         self.budget_preds: list[tuple[int, str, str]] = []  # (pc, left, block) → shared fault
-        # The interpreter charges instructions lazily and an out-of-bounds legacy packet
-        # load returns the count as of its last flush (function entry, loop header, call).
-        # ``%F`` mirrors that flushed count where a function has such loads.
+        # An out-of-bounds legacy packet load ends the program mid-block with the exact
+        # count, so functions with such loads charge each block whole (no merging).
         self.track_flush = any(
             low.lay.at(s).cls == op.LD and not low.lay.at(s).is_lddw
             for b in fn.blocks.values()
@@ -516,8 +515,6 @@ class _FnGen:
         ]
         head += [f"  %r{r} = alloca i64" for r in range(11)]
         head += ["  %L = alloca i64", "  %I = alloca i64"]
-        if self.track_flush:
-            head += ["  %F = alloca i64", "  store i64 %left0, ptr %F"]
         for r in sorted(self.cached):
             head += [f"  %{v}{r} = alloca i64" for v in ("rb", "rl", "wb", "wl")]
         head += [
@@ -556,8 +553,6 @@ class _FnGen:
         if lead in self.loop_heads:  # like the interpreter: check before a loop header
             left = self.left()
             self.e(f"store i64 {left}, ptr %L")
-            if self.track_flush:
-                self.e(f"store i64 {left}, ptr %F")
             self.budget_check(left, lead)
             self.e(f"store i64 {self.charge[lead]}, ptr %I")
         elif self.charge[lead]:
@@ -850,11 +845,13 @@ class _FnGen:
         bits = 8 * size
         ret0 = self.label("pk0")
         ok = self.label("pk")
+        # The block was charged whole on entry; the program ends here, so give back the
+        # instructions after this one (the interpreter counts exactly up to this load).
+        exact_left = self.op(f"add i64 {self.left()}, {self.block_rest}")
         self.cold += [
             f"{ret0}:",
-            f"  %{ret0}.l = load i64, ptr %{'F' if self.track_flush else 'L'}",
             f"  %{ret0}.a = insertvalue {TY} undef, i64 0, 0",
-            f"  %{ret0}.b = insertvalue {TY} %{ret0}.a, i64 %{ret0}.l, 1",
+            f"  %{ret0}.b = insertvalue {TY} %{ret0}.a, i64 {exact_left}, 1",
             f"  ret {TY} %{ret0}.b",
         ]
         plen = self.load_ctx(abi.PKT_LEN)
@@ -989,8 +986,6 @@ class _FnGen:
         fp = self.op(f"sub i64 {self.rd(10)}, {op.STACK_SIZE}")
         d = self.op("add i64 %depth, 1")
         lft = self.left()
-        if self.track_flush:
-            self.e(f"store i64 {self.op(f'add i64 {lft}, {self.block_rest}')}, ptr %F")
         argl = ", ".join(f"i64 {a}" for a in args)
         res = self.op(
             f"call fastcc {TY} @{self.low.prefix}f{tgt}(ptr %ctx, {argl}, i64 {fp}, i64 {d}, i64 {lft})"
@@ -1004,16 +999,12 @@ class _FnGen:
         self.block(cont)
         self.e(f"store i64 {nl}, ptr %L")
         self.e("store i64 0, ptr %I")
-        if self.track_flush:
-            self.e(f"store i64 {self.op(f'add i64 {nl}, {self.block_rest}')}, ptr %F")
         self.wr(0, self.op(f"extractvalue {TY} {res}, 0"))
 
     def callx(self, insn: Instruction, slot: int) -> None:
         lay = self.lay
         t = self.rd(insn.dst)
         self.flush()
-        if self.track_flush:
-            self.e(f"store i64 {self.op(f'add i64 {self.left()}, {self.block_rest}')}, ptr %F")
         saved = dict(self.cur)
         rel = self.op(f"sub i64 {t}, {sconst(self.low.code_base, 64)}")
         inr = self.op(f"icmp ult i64 {rel}, {8 * lay.nslots}")

@@ -339,6 +339,10 @@ def _make_hot_store(space, size: int, pack) -> Callable:
     return store
 
 
+# After a call the hot regions may be stale (a helper can unregister a map value):
+# forget them so the next access is checked again, as the JIT does.
+_FORGET_REGIONS = "hb = wb = 1; hl = wl = 0"
+
 _JCMP = {
     op.JEQ: "==",
     op.JNE: "!=",
@@ -551,7 +555,9 @@ class _FunctionCompiler:
         for s in slots[:-1] if term else slots:
             pending += 1
             insn = self.insn(s)
-            if insn.is_local_call or insn.is_callx:
+            # Calls need the exact count (callees count on); a legacy packet load may
+            # end the program early, so it needs it too.
+            if insn.is_call or insn.is_callx or insn.cls == op.LD and not insn.is_lddw:
                 body.extend(self._count(pending))
                 pending = 0
             body.extend(self.insn_code(s))
@@ -765,7 +771,7 @@ class _FunctionCompiler:
     def call(self, insn: Instruction, slot: int) -> list[str]:
         args = "r1, r2, r3, r4, r5"
         if insn.is_callx:
-            return [f"r0, n = CALLX(r{insn.dst}, {args}, r10, depth, n, {slot})"]
+            return [f"r0, n = CALLX(r{insn.dst}, {args}, r10, depth, n, {slot})", _FORGET_REGIONS]
         if insn.is_helper_call:
             h = self.p.env.helpers.get(insn.imm)
             if h is None:
@@ -773,7 +779,7 @@ class _FunctionCompiler:
             name = f"H{insn.imm}"
             if name not in self.p._ns:
                 self.p._ns[name] = functools.partial(h.fn, self.p.env)
-            return [f"r0 = {name}({args}) & M"]
+            return [f"r0 = {name}({args}) & M", _FORGET_REGIONS]
         if insn.is_local_call:
             tgt = slot + 1 + insn.imm
             if not self.valid_target(tgt):
@@ -783,6 +789,7 @@ class _FunctionCompiler:
                 f"raise FAULT('call depth exceeds {op.MAX_CALL_FRAMES} frames', {slot})",
                 f"r0, n = (FN.get({tgt}) or GETFN({tgt}))({args}, r10 - {op.STACK_SIZE}, "
                 "depth + 1, n)",
+                _FORGET_REGIONS,
             ]
         return [
             f"raise FAULT('kernel function calls (kfuncs) are not available in the VM', {slot})"
