@@ -64,7 +64,7 @@ def main() -> None:
             f"{ndt / ncount:.1f}",
             f"{ndt / dt:.1f}x",
         )
-    Console().print(table)
+    Console(width=120).print(table)
 
 
 if __name__ == "__main__":
