@@ -35,6 +35,9 @@ SITE = 20  # pc | callx << 32 of the helper call in progress
 # clears both whenever the region table changes.
 ARG_BASE, ARG_RLIM, ARG_WLIM = 21, 22, 23
 SEED_BASE, SEED_RLIM, SEED_WLIM = 24, 25, 26
+# The environment's native words (``env.native_data``: a runtime's map table, CPU, PRNG;
+# see bpfkit.vm.maps.native), 0 for a plain Env. Native helpers start from it.
+ENV_DATA = 27
 NWORDS = 32
 
 # Fault kinds (FAULT_KIND).

@@ -145,11 +145,16 @@ def prandom_helper(seed: int = 0x9E3779B97F4A7C15) -> NativeHelper:
 
 
 def install_builtin() -> None:
-    """Register native twins for the clock helpers of the base registry (once)."""
+    """Register the built-in native twins (clocks, map lookup/update, prandom) once."""
     global _builtin_done
-    if _builtin_done or not _CLOCK_GETTIME:
+    if _builtin_done:
         return
     _builtin_done = True
+    from .hot import install as install_hot  # map lookup/update, prandom
+
+    install_hot()
+    if not _CLOCK_GETTIME:
+        return
     for hid in BASE.ids():
         h = BASE.get(hid)
         if h is not None and h.name in _CLOCKS and native_for(h.fn) is None:

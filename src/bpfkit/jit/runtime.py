@@ -355,6 +355,7 @@ class JitProgram:
         ):
             w[i] = 0
         w[abi.LEFT_OUT] = self.budget
+        w[abi.ENV_DATA] = getattr(self.env, "native_data", 0) or 0
         self._sync_table()
         self._sync_packet()
         # seed r1's region cache with the region r1 points into (the context, usually)

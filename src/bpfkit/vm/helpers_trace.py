@@ -234,7 +234,7 @@ def get_numa_node_id(env, *_):
 
 @HELPERS.register("get_prandom_u32")
 def get_prandom_u32(env, *_):
-    return env.runtime.rng.getrandbits(32)
+    return env.runtime.prng.next()
 
 
 @HELPERS.register("jiffies64")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import random
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +39,9 @@ from .maps import (
     VMMap,
     create_map,
 )
+from .maps.native import NativeEnv
 from .memory import AddressSpace, Region
+from .prng import Prng
 from .progtypes import ProgTypeVM, RunOutcome, RunState, prog_type_vm
 
 if TYPE_CHECKING:
@@ -108,6 +109,8 @@ class VMEnv(Env):
         self.compiled: Any = None
         self.cb_depth = 0
         self.resolve_lddw = runtime.resolve_lddw
+        #: the runtime's native words (maps, CPU, PRNG) for the JIT's native helpers
+        self.native_data = runtime.native.address
 
     def call_function(
         self, target: int, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0
@@ -253,6 +256,34 @@ class VMProgram:
             finally:
                 env.run = None
 
+    @property
+    def native_repeat_ok(self) -> bool:
+        """Whether repeated runs may loop in native code: no tail calls (which unwind
+        through Python to the dispatch loop of :meth:`execute`)."""
+        return not any((i.is_helper_call and i.imm == 12) or i.is_callx for i in self.insns)
+
+    def execute_repeat(self, run: RunState, r1: int, repeat: int, engine: str = "jit") -> tuple:
+        """``repeat`` invocations in the engine's native loop: (last r0, mean ns per run).
+
+        Like the kernel's test-run loop, the runs share the context and packet and the
+        stack is not cleared between them.
+        """
+        env = self.env
+        run.tail_calls = 0
+        env.run = run
+        env.packet = run.packet.data_region if run.packet is not None else None
+        compiled = self.engine(engine)
+        env.compiled = compiled
+        ctypes.memset(env.stack.end - STACK_REGION_SIZE, 0, STACK_REGION_SIZE)
+        self.runs += repeat
+        try:
+            r0, _n, total = compiled.run_repeat(repeat, r1)
+        except RecursionError:
+            raise RuntimeFault("call stack exhausted") from None
+        finally:
+            env.run = None
+        return r0 & M64, total // repeat
+
     def test_run(
         self,
         *,
@@ -350,7 +381,12 @@ class VMRuntime:
         self.task = task or Task.current()
         self.task_region = self.space.add(Region.alloc("task_struct", 64, perms=0))
         self.task_addr = self.task_region.base
-        self.rng = random.Random(seed)
+        #: native words the JIT's native helpers read (map table, CPU, PRNG state)
+        self.native = NativeEnv()
+        self.native.set_cpu(cpu)
+        #: the ``bpf_get_prandom_u32`` source (``random.Random(seed)``'s 32-bit sequence)
+        self.prng = Prng(seed)
+        self.native.set_prng(self.prng.address)
         self.trace_pipe: list[str] = []
         self.budget = budget
 
@@ -364,6 +400,7 @@ class VMRuntime:
         if not 0 <= value < self.ctx.ncpus:
             raise ValueError(f"cpu {value} is not one of the {self.ctx.ncpus} CPUs")
         self.ctx.cpu = value
+        self.native.set_cpu(value)
 
     @property
     def ncpus(self) -> int:
@@ -379,6 +416,7 @@ class VMRuntime:
         if name is not None:
             self.maps[name] = m
         self.maps_by_addr[m.addr] = m
+        self.native.add_map(m.addr, getattr(m, "native_desc", None))
         return m
 
     def create_map(
@@ -435,6 +473,7 @@ class VMRuntime:
         for p in self.programs.values():
             p.close()
         for m in list(self.maps_by_addr.values()):
+            self.native.remove_map(m.addr)
             m.close()
         self.space.remove(self.task_region)
         self.programs.clear()

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from ...uapi.enums import MapType
 from ..memory import READ, Region
 from .base import ANY, NOEXIST, KeyScratch, VMMap, _err, round8
+from .native import K_ARRAY, K_PERCPU_ARRAY, new_descriptor
 
 __all__ = ["ArrayMap", "PercpuArrayMap"]
 
@@ -37,6 +38,18 @@ class ArrayMap(VMMap):
         self.mv = self.region.mv
         self.base = self.region.base
         self._scratch: KeyScratch | None = None
+        # what the JIT's native map helpers read (see .native)
+        self.native_desc = None
+        cls = type(self)
+        if cls.prog_lookup is ArrayMap.prog_lookup and cls.prog_update is ArrayMap.prog_update:
+            d = self.native_desc = new_descriptor(K_PERCPU_ARRAY if self.percpu else K_ARRAY)
+            d[1], d[2], d[3], d[4], d[5] = (
+                4,
+                self.value_size,
+                self.max_entries,
+                self.elem_size,
+                self.base,
+            )
 
     def check(self) -> None:
         super().check()

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from ...uapi.enums import MapType
 from .base import ANY, EXIST, NOEXIST, KeyScratch, ValueStore, VMMap, _err, round8
+from .native import K_HASH, HashIndex, new_descriptor
 
 __all__ = ["HashMap", "PercpuHashMap"]
 
@@ -42,6 +43,23 @@ class HashMap(VMMap):
         self._head = -1
         self._tail = -1
         self._scratch: KeyScratch | None = None
+        # the native mirror for the JIT's native helpers (plain hash maps only: other
+        # flavours, whose program face differs, always go through Python)
+        self._nindex: HashIndex | None = None
+        self.native_desc = None
+        if self._native_ok():
+            self.native_desc = new_descriptor(K_HASH)
+            d = self.native_desc
+            d[1], d[2], d[3] = self.key_size, self.value_size, self.max_entries
+            self._nindex = HashIndex(self.key_size, d)
+            self._nindex.publish()
+
+    def _native_ok(self) -> bool:
+        cls = type(self)
+        return self.parts == 1 and all(
+            getattr(cls, m) is getattr(HashMap, m)
+            for m in ("prog_lookup", "prog_update", "_touch", "_new_slot", "_remove", "_insert")
+        )
 
     def check(self) -> None:
         super().check()
@@ -84,6 +102,8 @@ class HashMap(VMMap):
             return None
         self.index[key] = slot
         self._link(slot, key)
+        if self._nindex is not None:
+            self._nindex.insert(key, slot, self.store.addr(slot))
         return slot
 
     def _remove(self, key: bytes) -> bool:
@@ -91,6 +111,8 @@ class HashMap(VMMap):
         if slot is None:
             return False
         self._unlink(slot)
+        if self._nindex is not None:
+            self._nindex.remove(slot)
         self.store.free(slot)
         return True
 
@@ -208,13 +230,20 @@ class HashMap(VMMap):
         if slot is None:
             return 0
         self._touch(key)
-        return self.store.region(slot, self.ctx.cpu if self.parts > 1 else 0).base
+        return self._value_addr(slot, self.ctx.cpu if self.parts > 1 else 0)
+
+    def _value_addr(self, slot: int, part: int) -> int:
+        """The address of a value part, its Region registered (and the mirror told so)."""
+        base = self.store.region(slot, part).base
+        if self._nindex is not None:
+            self._nindex.mark(slot)
+        return base
 
     def prog_lookup_percpu(self, key_addr: int, cpu: int) -> int:
         if self.parts == 1 or cpu >= self.parts:
             return 0
         slot = self.index.get(self.space.read(key_addr, self.key_size))
-        return 0 if slot is None else self.store.region(slot, cpu).base
+        return 0 if slot is None else self._value_addr(slot, cpu)
 
     def prog_update(self, key_addr: int, value_addr: int, flags: int) -> int:
         if flags & ~7 or flags & 3 == 3:
@@ -243,7 +272,7 @@ class HashMap(VMMap):
         for key in list(self.keys()):
             slot = self.index.get(key)
             if slot is not None:
-                yield self._scratch.put(key), self.store.region(slot, part).base
+                yield self._scratch.put(key), self._value_addr(slot, part)
 
     def close(self) -> None:
         if not self.closed:
