@@ -28,6 +28,8 @@ from bpfkit.isa.builders import (
     R0,
     R1,
     R2,
+    R3,
+    R4,
     R6,
     R10,
     Label,
@@ -136,14 +138,42 @@ def lookup_loop(map_fd: int, n: int) -> list:
     )
 
 
+def update_loop(map_fd: int, n: int) -> list:
+    """``n`` times: key = 0; value = 5; r0 = bpf_map_update_elem(map, &key, &value, BPF_ANY)."""
+    return assemble(
+        [
+            mov64(R6, 0),
+            Label("loop"),
+            st(4, R10, -4, 0),
+            st(8, R10, -16, 5),
+            ld_map_fd(R1, map_fd),
+            mov64(R2, R10),
+            add64(R2, -4),
+            mov64(R3, R10),
+            add64(R3, -16),
+            mov64(R4, 0),
+            call(2),
+            add64(R6, 1),
+            jlt(R6, n, "loop"),
+            mov64(R0, 0),
+            exit_(),
+        ]
+    )
+
+
 def helper_calls(n: int, runs: int) -> dict[str, float]:
     out: dict[str, float] = {}
-    for mtype in (MapType.HASH, MapType.ARRAY):
+    for mtype, helper, loop in (
+        (MapType.HASH, "map_lookup_elem", lookup_loop),
+        (MapType.ARRAY, "map_lookup_elem", lookup_loop),
+        (MapType.HASH, "map_update_elem", update_loop),
+        (MapType.ARRAY, "map_update_elem", update_loop),
+    ):
         kind = mtype.name.lower()
         rt = VMRuntime(ncpus=1, budget=20 * n)
         m = rt.create_map("m", mtype, 4, 8, 1)
         m.update(U32.pack(0), U64.pack(1))
-        prog = rt.load_program("loop", ProgType.XDP, lookup_loop(m.fd, n))
+        prog = rt.load_program("loop", ProgType.XDP, loop(m.fd, n))
         for engine in ("interp", "jit"):
             try:
                 prog.test_run(data=bytes(14), engine=engine)
@@ -152,7 +182,7 @@ def helper_calls(n: int, runs: int) -> dict[str, float]:
             best = min(
                 prog.test_run(data=bytes(14), engine=engine).duration_ns for _ in range(runs)
             )
-            out[f"vm {engine}: map_lookup_elem ({kind})"] = rate(n, best)
+            out[f"vm {engine}: {helper} ({kind})"] = rate(n, best)
         rt.close()
         if kernel_ok():
             from bpfkit.kernel import sys as ks
@@ -161,11 +191,12 @@ def helper_calls(n: int, runs: int) -> dict[str, float]:
             kn = min(n, 50_000)
             try:
                 ks.map_update(fd, U32.pack(0), U64.pack(1))
-                pfd = ks.prog_load(ProgType.XDP, lookup_loop(fd, kn))
+                pfd = ks.prog_load(ProgType.XDP, loop(fd, kn))
                 try:
                     r = ks.prog_test_run(pfd, data=bytes(14), repeat=20)
-                    note = " (inlined by the verifier)" if mtype == MapType.ARRAY else ""
-                    out[f"kernel: map_lookup_elem ({kind}){note}"] = rate(kn, r.duration_ns)
+                    inl = mtype == MapType.ARRAY and helper == "map_lookup_elem"
+                    note = " (inlined by the verifier)" if inl else ""
+                    out[f"kernel: {helper} ({kind}){note}"] = rate(kn, r.duration_ns)
                 finally:
                     os.close(pfd)
             finally:
