@@ -62,8 +62,9 @@ class MapDesc:
             max_entries=int(get("max_entries", 1) or 1),
             name=str(get("name", name) or name),
             flags=int(get("flags", 0) or get("map_flags", 0) or 0),
-            spin_lock_off=int(get("spin_lock_off", -1) if get("spin_lock_off", -1)
-                              is not None else -1),
+            spin_lock_off=int(
+                get("spin_lock_off", -1) if get("spin_lock_off", -1) is not None else -1
+            ),
             frozen=bool(get("frozen", False)),
             data=get("data", None),
         )
@@ -83,16 +84,25 @@ class VerifyResult:
         out: dict[str, Any] = {"ok": self.ok, "stats": self.stats.to_json()}
         if self.error is not None:
             e = self.error
-            out.update(insn=e.insn, reason=e.reason, line=e.line,
-                       kernel_message=getattr(e, "kernel_message", None),
-                       disasm=getattr(e, "disasm", None), state=e.state)
+            out.update(
+                insn=e.insn,
+                reason=e.reason,
+                line=e.line,
+                kernel_message=getattr(e, "kernel_message", None),
+                disasm=getattr(e, "disasm", None),
+                state=e.state,
+            )
         return out
 
 
 _TYPE_ALIASES = {
-    "socket": ProgType.SOCKET_FILTER, "socket_filter": ProgType.SOCKET_FILTER,
-    "tc": ProgType.SCHED_CLS, "classifier": ProgType.SCHED_CLS, "action": ProgType.SCHED_ACT,
-    "tp": ProgType.TRACEPOINT, "raw_tp": ProgType.RAW_TRACEPOINT,
+    "socket": ProgType.SOCKET_FILTER,
+    "socket_filter": ProgType.SOCKET_FILTER,
+    "tc": ProgType.SCHED_CLS,
+    "classifier": ProgType.SCHED_CLS,
+    "action": ProgType.SCHED_ACT,
+    "tp": ProgType.TRACEPOINT,
+    "raw_tp": ProgType.RAW_TRACEPOINT,
     "cgroup_skb": ProgType.CGROUP_SKB,
 }
 
@@ -169,13 +179,20 @@ def verify(
         mdict = {i: MapDesc.of(v, f"map{i}") for i, v in enumerate(maps)}
     log = Log(log_level)
     lookup = _line_lookup(line_info)
-    gpl = license in ("GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL",
-                      "Dual MIT/GPL", "Dual MPL/GPL")
+    gpl = license in (
+        "GPL",
+        "GPL v2",
+        "GPL and additional rights",
+        "Dual BSD/GPL",
+        "Dual MIT/GPL",
+        "Dual MPL/GPL",
+    )
     checker = None
     try:
         prog = build(insns, unpriv=unpriv)
-        checker = Checker(prog, prog_type=pt, maps=mdict, unpriv=unpriv, budget=budget,
-                          log=log, gpl=gpl)
+        checker = Checker(
+            prog, prog_type=pt, maps=mdict, unpriv=unpriv, budget=budget, log=log, gpl=gpl
+        )
         stats = checker.run()
     except Reject as rej:
         st = checker.st if checker is not None else None
@@ -197,13 +214,19 @@ def _summary(log: Log, stats: Stats, budget: int) -> None:
     log.lines.append(
         f"processed {stats.insns_processed} insns (limit {budget}) max_states_per_insn "
         f"{stats.max_states_per_insn} total_states {stats.total_states} peak_states "
-        f"{stats.peak_states} mark_read 0")
+        f"{stats.peak_states} mark_read 0"
+    )
     if stats.stack_depth:
         log.lines.append("stack depth " + "+".join(str(d) for d in stats.stack_depth))
 
 
-def _error(rej: Reject, insns: Sequence[Instruction], state: str | None,
-           lookup: Callable[[int], dict | None], log: str) -> VerifierError:
+def _error(
+    rej: Reject,
+    insns: Sequence[Instruction],
+    state: str | None,
+    lookup: Callable[[int], dict | None],
+    log: str,
+) -> VerifierError:
     at: dict[int, Instruction] = {}
     pos = 0
     for insn in insns:
@@ -217,8 +240,14 @@ def _error(rej: Reject, insns: Sequence[Instruction], state: str | None,
     return err
 
 
-def verify_on_load(insns: Sequence[Instruction], prog_type: int | str, maps: Any = None,
-                   *, enabled: bool = True, **kw: Any) -> VerifyResult | None:
+def verify_on_load(
+    insns: Sequence[Instruction],
+    prog_type: int | str,
+    maps: Any = None,
+    *,
+    enabled: bool = True,
+    **kw: Any,
+) -> VerifyResult | None:
     """The runtime's load hook: verify unless ``enabled`` is False (experiments)."""
     if not enabled:
         return None

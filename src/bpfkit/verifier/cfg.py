@@ -60,8 +60,9 @@ def _target(insn: Instruction, pc: int) -> int:
     return pc + 1 + insn.jump_offset
 
 
-def build(insns: Sequence[Instruction], *, unpriv: bool = False,
-          max_insns: int | None = None) -> Program:
+def build(
+    insns: Sequence[Instruction], *, unpriv: bool = False, max_insns: int | None = None
+) -> Program:
     """Lay out and structurally check ``insns``; raises :class:`Reject`."""
     insns = list(insns)
     if not insns:
@@ -74,28 +75,46 @@ def build(insns: Sequence[Instruction], *, unpriv: bool = False,
     n = len(at)
     limit = max_insns or (BPF_MAXINSNS if unpriv else BPF_COMPLEXITY_LIMIT_INSNS)
     if n > limit:
-        raise Reject(f"The program has {n} instructions; at most {limit} are allowed.",
-                     f"program too large ({n} insns, limit {limit})", None)
+        raise Reject(
+            f"The program has {n} instructions; at most {limit} are allowed.",
+            f"program too large ({n} insns, limit {limit})",
+            None,
+        )
     # Encoding validity and kernel-unsupported instructions.
     for pc, insn in enumerate(at):
         if insn is None:
             continue
         if insn.ref is not None:
-            raise Reject(f"Instruction {pc} has an unresolved label {insn.ref!r}.",
-                         f"unresolved label {insn.ref}", pc)
+            raise Reject(
+                f"Instruction {pc} has an unresolved label {insn.ref!r}.",
+                f"unresolved label {insn.ref}",
+                pc,
+            )
         why = check(insn)
         if why:
-            raise Reject(f"Instruction {pc} is invalid: {why}.",
-                         f"invalid insn {pc}: {why} (code {insn.opcode:#04x})", pc)
+            raise Reject(
+                f"Instruction {pc} is invalid: {why}.",
+                f"invalid insn {pc}: {why} (code {insn.opcode:#04x})",
+                pc,
+            )
         if insn.is_callx:
-            raise Reject("Indirect calls (callx) are not supported by the verifier.",
-                         f"unknown opcode {insn.opcode:02x}", pc)
+            raise Reject(
+                "Indirect calls (callx) are not supported by the verifier.",
+                f"unknown opcode {insn.opcode:02x}",
+                pc,
+            )
         if insn.is_kfunc_call:
-            raise Reject("Calls to kernel functions (kfuncs) are not supported.",
-                         "calling kernel function is not supported", pc)
+            raise Reject(
+                "Calls to kernel functions (kfuncs) are not supported.",
+                "calling kernel function is not supported",
+                pc,
+            )
         if insn.is_lddw and insn.src == op.PSEUDO_BTF_ID:
-            raise Reject("lddw of a BTF id (ksym) is not supported.",
-                         "ldimm64 of a BTF id is not supported", pc)
+            raise Reject(
+                "lddw of a BTF id (ksym) is not supported.",
+                "ldimm64 of a BTF id is not supported",
+                pc,
+            )
         if insn.cls == op.JMP32 and insn.opcode & 0xF0 == op.JA and insn.imm == 0 and False:
             pass
     # Subprograms: targets of local calls and of function-address loads.
@@ -108,15 +127,24 @@ def build(insns: Sequence[Instruction], *, unpriv: bool = False,
             off = insn.imm if insn.is_local_call else _s64(insn.imm)
             t = pc + 1 + off
             if unpriv:
-                raise Reject("Calls to other BPF functions need privileges (CAP_BPF).",
-                             "function calls to other bpf functions are allowed for "
-                             "CAP_BPF and CAP_SYS_ADMIN", pc)
+                raise Reject(
+                    "Calls to other BPF functions need privileges (CAP_BPF).",
+                    "function calls to other bpf functions are allowed for "
+                    "CAP_BPF and CAP_SYS_ADMIN",
+                    pc,
+                )
             if t < 0 or t >= n:
-                raise Reject(f"Instruction {pc} calls outside the program (to {t}).",
-                             "call to invalid destination", pc)
+                raise Reject(
+                    f"Instruction {pc} calls outside the program (to {t}).",
+                    "call to invalid destination",
+                    pc,
+                )
             if at[t] is None:
-                raise Reject(f"Instruction {pc} calls into the middle of an lddw at {t - 1}.",
-                             "call to invalid destination", pc)
+                raise Reject(
+                    f"Instruction {pc} calls into the middle of an lddw at {t - 1}.",
+                    "call to invalid destination",
+                    pc,
+                )
             starts.add(t)
             if insn.is_lddw:
                 callbacks.add(t)
@@ -134,16 +162,25 @@ def build(insns: Sequence[Instruction], *, unpriv: bool = False,
                 continue
             t = _target(insn, pc)
             if t < start or t >= end:
-                raise Reject(f"Instruction {pc} jumps to {t}, outside its function "
-                             f"[{start}, {end}).", f"jump out of range from insn {pc} to {t}", pc)
+                raise Reject(
+                    f"Instruction {pc} jumps to {t}, outside its function [{start}, {end}).",
+                    f"jump out of range from insn {pc} to {t}",
+                    pc,
+                )
             if at[t] is None:
-                raise Reject(f"Instruction {pc} jumps into the middle of the lddw at {t - 1}.",
-                             f"jump into the middle of ldimm64 insn {t - 1}", pc)
+                raise Reject(
+                    f"Instruction {pc} jumps into the middle of the lddw at {t - 1}.",
+                    f"jump into the middle of ldimm64 insn {t - 1}",
+                    pc,
+                )
         li = at[last]
         if not (li.is_exit or (li.is_jump and li.opcode & 0xF0 == op.JA)):
-            raise Reject(f"The function starting at {start} does not end with exit or jump "
-                         "(execution could fall off its end).",
-                         "last insn is not an exit or jmp", last)
+            raise Reject(
+                f"The function starting at {start} does not end with exit or jump "
+                "(execution could fall off its end).",
+                "last insn is not an exit or jmp",
+                last,
+            )
     _dfs(prog, unpriv)
     _call_graph(prog)
     return prog
@@ -199,12 +236,18 @@ def _dfs(prog: Program, unpriv: bool) -> None:
             pc, it = stack[-1]
             for succ, is_call in it:
                 if succ >= n:
-                    raise Reject(f"Execution can fall off the end of the program after {pc}.",
-                                 f"jump out of range from insn {pc} to {succ}", pc)
+                    raise Reject(
+                        f"Execution can fall off the end of the program after {pc}.",
+                        f"jump out of range from insn {pc} to {succ}",
+                        pc,
+                    )
                 if state[succ] == 1 and not is_call:
                     if unpriv:
-                        raise Reject(f"Instruction {pc} jumps back to {succ}; loops need "
-                                     "privileges.", f"back-edge from insn {pc} to {succ}", pc)
+                        raise Reject(
+                            f"Instruction {pc} jumps back to {succ}; loops need privileges.",
+                            f"back-edge from insn {pc} to {succ}",
+                            pc,
+                        )
                     continue
                 if state[succ] == 0:
                     state[succ] = 1
@@ -215,8 +258,9 @@ def _dfs(prog: Program, unpriv: bool) -> None:
                 stack.pop()
     for pc, insn in enumerate(prog.at):
         if insn is not None and state[pc] == 0:
-            raise Reject(f"Instruction {pc} can never execute (unreachable).",
-                         f"unreachable insn {pc}", pc)
+            raise Reject(
+                f"Instruction {pc} can never execute (unreachable).", f"unreachable insn {pc}", pc
+            )
 
 
 def _call_graph(prog: Program) -> None:
@@ -224,8 +268,9 @@ def _call_graph(prog: Program) -> None:
         callees = []
         for pc in range(start, prog.subprog_end(idx)):
             insn = prog.at[pc]
-            if insn is not None and (insn.is_local_call
-                                     or (insn.is_lddw and insn.src == op.PSEUDO_FUNC)):
+            if insn is not None and (
+                insn.is_local_call or (insn.is_lddw and insn.src == op.PSEUDO_FUNC)
+            ):
                 off = insn.imm if insn.is_local_call else _s64(insn.imm)
                 callees.append(prog.subprog_of(pc + 1 + off))
         prog.calls[idx] = callees
@@ -241,10 +286,12 @@ def check_stack_depth(prog: Program, depths: dict[int, int]) -> None:
     def walk(i: int, total: int, chain: list[int]) -> None:
         total += frame(i)
         if total > 512:
-            raise Reject(f"The combined stack of the call chain {chain + [i]} is {total} "
-                         "bytes; at most 512 are allowed.",
-                         f"combined stack size of {len(chain) + 1} calls is {total}. Too large",
-                         prog.subprogs[i])
+            raise Reject(
+                f"The combined stack of the call chain {chain + [i]} is {total} "
+                "bytes; at most 512 are allowed.",
+                f"combined stack size of {len(chain) + 1} calls is {total}. Too large",
+                prog.subprogs[i],
+            )
         if len(chain) > 8:
             return
         for c in prog.calls.get(i, []):

@@ -144,8 +144,17 @@ class _Pruned(Exception):
 class Checker:
     """One verification run over one program."""
 
-    def __init__(self, prog: Program, *, prog_type: int, maps: dict, unpriv: bool,
-                 budget: int, log, gpl: bool = True) -> None:
+    def __init__(
+        self,
+        prog: Program,
+        *,
+        prog_type: int,
+        maps: dict,
+        unpriv: bool,
+        budget: int,
+        log,
+        gpl: bool = True,
+    ) -> None:
         self.prog = prog
         self.prog_type = prog_type
         self.maps = maps
@@ -155,7 +164,8 @@ class Checker:
         self.log = log
         self.gpl = gpl
         self.id_gen = 0
-        self.explored: dict[int, list[State]] = {}
+        self.explored: dict[int, list[State]] = {}  # fully explored checkpoints
+        self.active: dict[int, dict] = {}  # checkpoints still being explored, by signature
         self.stack: list[tuple[State, int, int]] = []  # (state, pc, from)
         self.stats = Stats()
         self.depths: dict[int, int] = {}
@@ -208,8 +218,9 @@ class Checker:
             self.log.branch(frm, pc, state)
         check_stack_depth(self.prog, self.depths)
         self.stats.time_us = int((time.perf_counter() - t0) * 1e6)
-        self.stats.stack_depth = tuple(self.depths.get(i, 0)
-                                       for i in range(len(self.prog.subprogs)))
+        self.stats.stack_depth = tuple(
+            self.depths.get(i, 0) for i in range(len(self.prog.subprogs))
+        )
         return self.stats
 
     def push(self, state: State, pc: int) -> None:
@@ -218,9 +229,11 @@ class Checker:
             state.parent.branches += 1
         self.stack.append((state, pc, self.pc))
         if len(self.stack) > COMPLEXITY_LIMIT_JMP_SEQ:
-            raise self.fail(f"The program has more than {COMPLEXITY_LIMIT_JMP_SEQ} pending "
-                            "branches; it is too complex to verify.",
-                            f"The sequence of {len(self.stack)} jumps is too complex.")
+            raise self.fail(
+                f"The program has more than {COMPLEXITY_LIMIT_JMP_SEQ} pending "
+                "branches; it is too complex to verify.",
+                f"The sequence of {len(self.stack)} jumps is too complex.",
+            )
 
     def path_done(self, state: State) -> None:
         """A path finished (exit or pruned): its checkpoints lose one open branch."""
@@ -229,45 +242,67 @@ class Checker:
             p.branches -= 1
             if p.branches > 0:
                 break
+            # fully explored: now usable for pruning
+            self.explored.setdefault(p.insn, []).append(p)
             p = p.parent
 
     # ------------------------------------------------------------------ pruning
     def visit(self, state: State, pc: int) -> bool:
         """At a pruning point: True when an explored state subsumes ``state``."""
-        sls = self.explored.setdefault(pc, [])
         allow_uninit = self.priv
         insn = self.prog.at[pc]
         is_cb_call = insn.is_helper_call and insn.imm in _CALLBACK_HELPERS
-        for old in sls:
-            if old.branches > 0:
-                if is_cb_call:
-                    if states_equal(old, state, allow_uninit):
+        sig = _signature(state)
+        active = self.active.get(pc)
+        if active:
+            if is_cb_call:
+                for old in active.get("cb", ()):
+                    if old.branches > 0 and states_equal(old, state, allow_uninit):
                         self.path_done(state)
                         return True
-                    continue
-                if _maybe_looping(old, state) and states_equal(old, state, allow_uninit):
-                    raise self.fail(f"Instruction {pc} starts a loop that never makes "
-                                    "progress (infinite loop).",
-                                    f"infinite loop detected at insn {pc}")
-                continue
-            if states_equal(old, state, allow_uninit):
-                self.path_done(state)
-                return True
-        add = (self.jmps - self.prev_jmps >= 2 and
-               self.stats.insns_processed - self.prev_insns >= 8) or is_cb_call
+            for old in active.get(sig, ()):
+                if old.branches > 0 and states_equal(old, state, allow_uninit):
+                    raise self.fail(
+                        f"Instruction {pc} starts a loop that never makes "
+                        "progress (infinite loop).",
+                        f"infinite loop detected at insn {pc}",
+                    )
+        sls = self.explored.get(pc)
+        if sls:
+            evict = None
+            for old in sls:
+                if states_equal(old, state, allow_uninit):
+                    old.hits += 1
+                    self.path_done(state)
+                    return True
+                old.misses += 1
+                if old.misses > old.hits * 3 + 3:
+                    evict = evict or []
+                    evict.append(old)
+            if evict:
+                sls[:] = [x for x in sls if x not in evict]
+                self.cur_states -= len(evict)
+        add = (
+            self.jmps - self.prev_jmps >= 2 and self.stats.insns_processed - self.prev_insns >= 8
+        ) or is_cb_call
         if not add:
             return False
         self.prev_jmps = self.jmps
         self.prev_insns = self.stats.insns_processed
         ck = state.copy()
+        ck.insn = pc
         ck.branches = 1
         ck.parent = state.parent
         state.parent = ck
-        sls.append(ck)
+        act = self.active.setdefault(pc, {})
+        act.setdefault(sig, []).append(ck)
+        if is_cb_call:
+            act.setdefault("cb", []).append(ck)
         self.stats.total_states += 1
         self.cur_states += 1
         self.stats.peak_states = max(self.stats.peak_states, self.cur_states)
-        self.stats.max_states_per_insn = max(self.stats.max_states_per_insn, len(sls))
+        n = len(sls or ()) + 1
+        self.stats.max_states_per_insn = max(self.stats.max_states_per_insn, n)
         return False
 
     # ------------------------------------------------------------------ main loop
@@ -283,7 +318,8 @@ class Checker:
                 raise self.fail(
                     f"Verification needed more than {self.budget} instruction steps; the "
                     "program is too complex (or a loop is not provably bounded).",
-                    f"BPF program is too large. Processed {self.budget + 1} insn")
+                    f"BPF program is too large. Processed {self.budget + 1} insn",
+                )
             if pc in prune and self.visit(st, pc):
                 self.log.pruned(pc)
                 raise _Pruned
@@ -333,8 +369,10 @@ class Checker:
         """A source operand: must be initialised."""
         r = st.cur.regs[regno]
         if r.type == NOT_INIT:
-            raise self.fail(f"Register r{regno} is read before it is written (uninitialised).",
-                            f"R{regno} !read_ok")
+            raise self.fail(
+                f"Register r{regno} is read before it is written (uninitialised).",
+                f"R{regno} !read_ok",
+            )
         return r
 
     def check_dst(self, regno: int) -> None:
@@ -357,9 +395,10 @@ class Checker:
             self.check_dst(dstno)
             if dst.is_pointer():
                 if self.unpriv:
-                    raise self.fail(f"r{dstno}: arithmetic on a pointer is not allowed "
-                                    "without privileges.",
-                                    f"R{dstno} pointer arithmetic prohibited")
+                    raise self.fail(
+                        f"r{dstno}: arithmetic on a pointer is not allowed without privileges.",
+                        f"R{dstno} pointer arithmetic prohibited",
+                    )
                 self.set_reg(st, dstno, Reg.unknown())
                 return
             r = dst.clone()
@@ -385,9 +424,10 @@ class Checker:
                     else:
                         if src.is_pointer():
                             if self.unpriv:
-                                raise self.fail(f"Copying the low half of pointer r{insn.src} "
-                                                "would leak it.",
-                                                f"R{insn.src} partial copy of pointer")
+                                raise self.fail(
+                                    f"Copying the low half of pointer r{insn.src} would leak it.",
+                                    f"R{insn.src} partial copy of pointer",
+                                )
                             self.set_reg(st, dstno, scalar_zext_unknown())
                             return
                         r = src.clone()
@@ -397,9 +437,10 @@ class Checker:
                 else:
                     if src.is_pointer():
                         if self.unpriv:
-                            raise self.fail(f"Sign-extending part of pointer r{insn.src} "
-                                            "would leak it.",
-                                            f"R{insn.src} sign-extension part of pointer")
+                            raise self.fail(
+                                f"Sign-extending part of pointer r{insn.src} would leak it.",
+                                f"R{insn.src} sign-extension part of pointer",
+                            )
                         self.set_reg(st, dstno, Reg.unknown() if is64 else scalar_zext_unknown())
                         return
                     r = src.clone()
@@ -419,8 +460,10 @@ class Checker:
             if aop in (op.DIV, op.MOD) and insn.imm == 0:
                 raise self.fail("Division by the constant zero.", "div by zero")
             if aop in (op.LSH, op.RSH, op.ARSH) and not 0 <= insn.imm < (64 if is64 else 32):
-                raise self.fail(f"Shift by {insn.imm} is outside the register width.",
-                                f"invalid shift {insn.imm}")
+                raise self.fail(
+                    f"Shift by {insn.imm} is outside the register width.",
+                    f"invalid shift {insn.imm}",
+                )
         if dst.is_pointer() or src.is_pointer():
             self.set_reg(st, dstno, self.ptr_alu(st, insn, aop, is64, dst, src, dstno))
             return
@@ -429,64 +472,77 @@ class Checker:
         scalar.alu(aop, is64, r, src, signed_divmod=insn.off == 1)
         self.set_reg(st, dstno, r)
 
-    def ptr_alu(self, st: State, insn: Instruction, aop: int, is64: bool, dst: Reg, src: Reg,
-                dstno: int) -> Reg:
+    def ptr_alu(
+        self, st: State, insn: Instruction, aop: int, is64: bool, dst: Reg, src: Reg, dstno: int
+    ) -> Reg:
         """Pointer arithmetic (kernel ``adjust_ptr_min_max_vals``)."""
         opname = op.ALU_NAMES.get(aop, "?")
         if dst.is_pointer() and src.is_pointer():
             if aop == op.SUB and self.priv and is64:
                 return Reg.unknown()
-            raise self.fail(f"r{dstno}: {opname} of two pointers is not allowed.",
-                            f"R{dstno} pointer {opname} pointer prohibited")
+            raise self.fail(
+                f"r{dstno}: {opname} of two pointers is not allowed.",
+                f"R{dstno} pointer {opname} pointer prohibited",
+            )
         if not is64:
             if aop == op.SUB and self.priv:
                 return Reg.unknown()
-            raise self.fail(f"r{dstno}: 32-bit arithmetic on a pointer is not allowed.",
-                            f"R{dstno} 32-bit pointer arithmetic prohibited")
+            raise self.fail(
+                f"r{dstno}: 32-bit arithmetic on a pointer is not allowed.",
+                f"R{dstno} 32-bit pointer arithmetic prohibited",
+            )
         if src.is_pointer():
             if aop != op.ADD:
                 if aop == op.SUB:
-                    raise self.fail(f"r{dstno}: subtracting a pointer from a scalar is not "
-                                    "allowed.", f"R{dstno} tried to subtract pointer from scalar")
-                raise self.fail(f"r{dstno}: {opname} with a pointer operand is not allowed.",
-                                f"R{dstno} pointer arithmetic with {opname} operator prohibited")
+                    raise self.fail(
+                        f"r{dstno}: subtracting a pointer from a scalar is not allowed.",
+                        f"R{dstno} tried to subtract pointer from scalar",
+                    )
+                raise self.fail(
+                    f"r{dstno}: {opname} with a pointer operand is not allowed.",
+                    f"R{dstno} pointer arithmetic with {opname} operator prohibited",
+                )
             ptr, off = src, dst
         else:
             ptr, off = dst, src
         pname = ptr.type_name()
         if ptr.maybe_null:
-            raise self.fail(f"r{dstno}: arithmetic on a {pname} pointer before its null check.",
-                            f"R{dstno} pointer arithmetic on {pname} prohibited, "
-                            "null-check it first")
+            raise self.fail(
+                f"r{dstno}: arithmetic on a {pname} pointer before its null check.",
+                f"R{dstno} pointer arithmetic on {pname} prohibited, null-check it first",
+            )
         if ptr.type == CONST_PTR_TO_MAP:
             if not (off.is_const() and off.value == 0 and aop == op.ADD):
-                raise self.fail(f"r{dstno}: arithmetic on a map pointer is not allowed.",
-                                f"R{dstno} pointer arithmetic on map_ptr prohibited")
+                raise self.fail(
+                    f"r{dstno}: arithmetic on a map pointer is not allowed.",
+                    f"R{dstno} pointer arithmetic on map_ptr prohibited",
+                )
             return ptr
-        if ptr.type in (PTR_TO_PACKET_END, PTR_TO_FUNC) or (ptr.type == PTR_TO_MEM
-                                                            and ptr.rdonly and False):
-            raise self.fail(f"r{dstno}: arithmetic on a {pname} pointer is not allowed.",
-                            f"R{dstno} pointer arithmetic on {pname} prohibited")
+        if ptr.type in (PTR_TO_PACKET_END, PTR_TO_FUNC) or (
+            ptr.type == PTR_TO_MEM and ptr.rdonly and False
+        ):
+            raise self.fail(
+                f"r{dstno}: arithmetic on a {pname} pointer is not allowed.",
+                f"R{dstno} pointer arithmetic on {pname} prohibited",
+            )
         if aop not in (op.ADD, op.SUB):
             if aop in (op.AND, op.OR, op.XOR):
-                raise self.fail(f"r{dstno}: bitwise {opname} on a pointer is not allowed.",
-                                f"R{dstno} bitwise operator {opname}= on pointer prohibited")
-            raise self.fail(f"r{dstno}: {opname} on a pointer is not allowed.",
-                            f"R{dstno} pointer arithmetic with {opname}= operator prohibited")
+                raise self.fail(
+                    f"r{dstno}: bitwise {opname} on a pointer is not allowed.",
+                    f"R{dstno} bitwise operator {opname}= on pointer prohibited",
+                )
+            raise self.fail(
+                f"r{dstno}: {opname} on a pointer is not allowed.",
+                f"R{dstno} pointer arithmetic with {opname}= operator prohibited",
+            )
         known = off.is_const()
-        smin, smax = off.smin, off.smax
-        if known and abs(off.smin) >= BPF_MAX_VAR_OFF:
-            raise self.fail(f"r{dstno}: adding {off.smin} makes the {pname} pointer go far out "
-                            "of bounds.",
-                            f"value {off.smin} makes {pname} pointer be out of bounds")
-        if not known and (smin < -BPF_MAX_VAR_OFF or smax > BPF_MAX_VAR_OFF):
-            raise self.fail(f"r{dstno}: the offset added to the {pname} pointer is unbounded; "
-                            "bound it with a comparison first.",
-                            f"math between {pname} pointer and register with unbounded min "
-                            "value is not allowed")
+        self.sane_offset(dstno, off, pname)
+        self.sane_offset(dstno, ptr, pname)
         if self.unpriv and not known and ptr.type == PTR_TO_STACK:
-            raise self.fail(f"r{dstno}: variable offsets on stack pointers need privileges.",
-                            f"R{dstno} variable stack access prohibited for !root")
+            raise self.fail(
+                f"r{dstno}: variable offsets on stack pointers need privileges.",
+                f"R{dstno} variable stack access prohibited for !root",
+            )
         r = ptr.clone()
         if aop == op.ADD:
             if known:
@@ -498,39 +554,69 @@ class Checker:
                     r.range = 0
         else:
             if dst is off:
-                raise self.fail(f"r{dstno}: subtracting a pointer from a scalar is not allowed.",
-                                f"R{dstno} tried to subtract pointer from scalar")
+                raise self.fail(
+                    f"r{dstno}: subtracting a pointer from a scalar is not allowed.",
+                    f"R{dstno} tried to subtract pointer from scalar",
+                )
             if known:
                 r.off = _s32_wrap(ptr.off - off.smin)
             else:
                 if ptr.type == PTR_TO_STACK and self.unpriv:
-                    raise self.fail(f"r{dstno}: subtracting from a stack pointer needs "
-                                    "privileges.", f"R{dstno} subtraction from stack pointer "
-                                    "prohibited")
+                    raise self.fail(
+                        f"r{dstno}: subtracting from a stack pointer needs privileges.",
+                        f"R{dstno} subtraction from stack pointer prohibited",
+                    )
                 scalar.alu(op.SUB, True, r, off)
                 if r.type in PACKET_TYPES:
                     r.id = self.new_id()
                     r.range = 0
-        if abs(r.off) >= BPF_MAX_VAR_OFF or r.smin <= -BPF_MAX_VAR_OFF \
-                or r.smax >= BPF_MAX_VAR_OFF:
-            raise self.fail(f"r{dstno}: the {pname} pointer's offset is out of bounds.",
-                            f"{pname} pointer offset {r.off} is not allowed")
+        self.sane_offset(dstno, r, pname)
         if self.unpriv and r.type == PTR_TO_MAP_VALUE:
             lo = r.off + r.smin
             hi = r.off + r.smax
             if lo < 0 or hi >= r.map.value_size:
-                raise self.fail(f"r{dstno}: pointer arithmetic takes the map value pointer out "
-                                "of range (not allowed without privileges).",
-                                f"R{dstno} pointer arithmetic of map value goes out of range, "
-                                "prohibited for !root")
+                raise self.fail(
+                    f"r{dstno}: pointer arithmetic takes the map value pointer out "
+                    "of range (not allowed without privileges).",
+                    f"R{dstno} pointer arithmetic of map value goes out of range, "
+                    "prohibited for !root",
+                )
         if self.unpriv and r.type == PTR_TO_STACK:
             o = r.off + r.smin
             if o < -MAX_BPF_STACK or o >= 0:
-                raise self.fail(f"r{dstno}: the stack pointer leaves the stack (not allowed "
-                                "without privileges).",
-                                f"R{dstno} stack pointer arithmetic goes out of range, "
-                                "prohibited for !root")
+                raise self.fail(
+                    f"r{dstno}: the stack pointer leaves the stack (not allowed "
+                    "without privileges).",
+                    f"R{dstno} stack pointer arithmetic goes out of range, prohibited for !root",
+                )
         return r
+
+    def sane_offset(self, dstno: int, r: Reg, pname: str) -> None:
+        """The kernel's limits on values in pointer arithmetic (``check_reg_sane_offset``)."""
+        if r.var_off.mask == 0 and r.type == SCALAR:
+            val = s64(r.var_off.value)
+            if val >= BPF_MAX_VAR_OFF or val <= -BPF_MAX_VAR_OFF:
+                raise self.fail(
+                    f"r{dstno}: adding {val} takes the {pname} pointer far out of bounds.",
+                    f"math between {pname} pointer and {val} is not allowed",
+                )
+        if r.off >= BPF_MAX_VAR_OFF or r.off <= -BPF_MAX_VAR_OFF:
+            raise self.fail(
+                f"r{dstno}: the {pname} pointer's offset {r.off} is out of bounds.",
+                f"{pname} pointer offset {r.off} is not allowed",
+            )
+        if r.smin == -(1 << 63):
+            raise self.fail(
+                f"r{dstno}: the offset added to the {pname} pointer has no lower "
+                "bound; bound it with a comparison first.",
+                f"math between {pname} pointer and register with unbounded min "
+                "value is not allowed",
+            )
+        if r.smin >= BPF_MAX_VAR_OFF or r.smin <= -BPF_MAX_VAR_OFF:
+            raise self.fail(
+                f"r{dstno}: the value {r.smin} takes the {pname} pointer out of bounds.",
+                f"value {r.smin} makes {pname} pointer be out of bounds",
+            )
 
     # ------------------------------------------------------------------ lddw
     def do_lddw(self, st: State, insn: Instruction) -> None:
@@ -541,8 +627,7 @@ class Checker:
             return
         if src == op.PSEUDO_FUNC:
             t = self.pc + 1 + s64(insn.imm)
-            self.set_reg(st, insn.dst, Reg.pointer(PTR_TO_FUNC,
-                                                   subprog=self.prog.subprog_of(t)))
+            self.set_reg(st, insn.dst, Reg.pointer(PTR_TO_FUNC, subprog=self.prog.subprog_of(t)))
             return
         m = self.lookup_map(insn.imm_lo, src in (op.PSEUDO_MAP_IDX, op.PSEUDO_MAP_IDX_VALUE))
         if src in (op.PSEUDO_MAP_FD, op.PSEUDO_MAP_IDX):
@@ -550,13 +635,15 @@ class Checker:
             return
         off = insn.imm_hi
         if m.type not in (MapType.ARRAY,) or m.max_entries < 1:
-            raise self.fail(f"Direct value access is only allowed on array maps, not map "
-                            f"'{m.name}'.", "direct value access on map is not allowed")
+            raise self.fail(
+                f"Direct value access is only allowed on array maps, not map '{m.name}'.",
+                "direct value access on map is not allowed",
+            )
         if off >= m.value_size:
-            raise self.fail(f"Direct value offset {off} is outside map '{m.name}' value "
-                            f"(size {m.value_size}).",
-                            f"invalid access to map value pointer, value_size={m.value_size} "
-                            f"off={off}")
+            raise self.fail(
+                f"Direct value offset {off} is outside map '{m.name}' value (size {m.value_size}).",
+                f"invalid access to map value pointer, value_size={m.value_size} off={off}",
+            )
         self.set_reg(st, insn.dst, Reg.pointer(PTR_TO_MAP_VALUE, map=m, off=off))
 
     def lookup_map(self, key: int, by_index: bool):
@@ -564,8 +651,10 @@ class Checker:
         m = self.maps.get(key)
         if m is None:
             kind = "index" if by_index else "fd"
-            raise self.fail(f"lddw refers to map {kind} {key}, which is not a known map.",
-                            f"fd {key} is not pointing to valid bpf_map")
+            raise self.fail(
+                f"lddw refers to map {kind} {key}, which is not a known map.",
+                f"fd {key} is not pointing to valid bpf_map",
+            )
         return m
 
     # ------------------------------------------------------------------ memory
@@ -593,39 +682,63 @@ class Checker:
             if base.type == T_CTX and False:
                 pass
             val = Reg.const(insn.imm)
-            self.mem_access(st, insn.dst, base, insn.off, size, write=True, value=val,
-                            value_regno=-1, imm_store=True)
+            self.mem_access(
+                st,
+                insn.dst,
+                base,
+                insn.off,
+                size,
+                write=True,
+                value=val,
+                value_regno=-1,
+                imm_store=True,
+            )
             return
         src = self.read_reg(st, insn.src)
         if mode == op.ATOMIC:
             self.do_atomic(st, insn, base, src, size)
             return
-        self.mem_access(st, insn.dst, base, insn.off, size, write=True, value=src,
-                        value_regno=insn.src)
+        self.mem_access(
+            st, insn.dst, base, insn.off, size, write=True, value=src, value_regno=insn.src
+        )
 
     def do_atomic(self, st: State, insn: Instruction, base: Reg, src: Reg, size: int) -> None:
         aimm = insn.imm
         if src.is_pointer() and self.unpriv:
-            raise self.fail(f"r{insn.src}: storing a pointer into memory leaks it.",
-                            f"R{insn.src} leaks addr into mem")
+            raise self.fail(
+                f"r{insn.src}: storing a pointer into memory leaks it.",
+                f"R{insn.src} leaks addr into mem",
+            )
         if base.type in (T_CTX, PTR_TO_PACKET, PTR_TO_PACKET_META):
-            raise self.fail(f"Atomic operations on {base.type_name()} memory are not allowed.",
-                            f"BPF_ATOMIC stores into R{insn.dst} {base.type_name()} is not "
-                            "allowed")
+            raise self.fail(
+                f"Atomic operations on {base.type_name()} memory are not allowed.",
+                f"BPF_ATOMIC stores into R{insn.dst} {base.type_name()} is not allowed",
+            )
         if aimm == op.CMPXCHG:
             self.read_reg(st, 0)
             if st.cur.regs[0].is_pointer() and self.unpriv:
-                raise self.fail("r0: comparing with a pointer leaks it.",
-                                "R0 leaks addr into mem")
+                raise self.fail("r0: comparing with a pointer leaks it.", "R0 leaks addr into mem")
         if src.is_pointer():
-            raise self.fail(f"r{insn.src}: atomic operations on a pointer value are not "
-                            "allowed.", f"R{insn.src} leaks addr into mem")
+            raise self.fail(
+                f"r{insn.src}: atomic operations on a pointer value are not allowed.",
+                f"R{insn.src} leaks addr into mem",
+            )
         loaded = self.mem_access(st, insn.dst, base, insn.off, size, write=False, value=None)
         if loaded.is_pointer():
-            raise self.fail("Atomic operation on a stack slot holding a pointer.",
-                            f"R{insn.dst} leaks addr into mem")
-        self.mem_access(st, insn.dst, st.cur.regs[insn.dst], insn.off, size, write=True,
-                        value=Reg.unknown(), value_regno=-1)
+            raise self.fail(
+                "Atomic operation on a stack slot holding a pointer.",
+                f"R{insn.dst} leaks addr into mem",
+            )
+        self.mem_access(
+            st,
+            insn.dst,
+            st.cur.regs[insn.dst],
+            insn.off,
+            size,
+            write=True,
+            value=Reg.unknown(),
+            value_regno=-1,
+        )
         if aimm == op.CMPXCHG:
             r = scalar.load_sized(size, False)
             self.set_reg(st, 0, r)
@@ -633,81 +746,129 @@ class Checker:
             self.check_dst(insn.src)
             self.set_reg(st, insn.src, scalar.load_sized(size, False))
 
-    def mem_access(self, st: State, regno: int, base: Reg, off: int, size: int, *, write: bool,
-                   value: Reg | None, value_regno: int = -1, imm_store: bool = False) -> Reg:
+    def mem_access(
+        self,
+        st: State,
+        regno: int,
+        base: Reg,
+        off: int,
+        size: int,
+        *,
+        write: bool,
+        value: Reg | None,
+        value_regno: int = -1,
+        imm_store: bool = False,
+    ) -> Reg:
         """Check one load or store through ``base``; returns the loaded value."""
         t = base.type
         full = off + base.off
         if t == PTR_TO_STACK:
-            return self.stack_access(st, regno, base, off, size, write, value, value_regno,
-                                     imm_store)
-        if write and value is not None and value.is_pointer() and self.unpriv and \
-                t in (PTR_TO_MAP_VALUE, PTR_TO_MEM, T_CTX, PTR_TO_PACKET):
+            return self.stack_access(
+                st, regno, base, off, size, write, value, value_regno, imm_store
+            )
+        if (
+            write
+            and value is not None
+            and value.is_pointer()
+            and self.unpriv
+            and t in (PTR_TO_MAP_VALUE, PTR_TO_MEM, T_CTX, PTR_TO_PACKET)
+        ):
             where = {PTR_TO_MAP_VALUE: "map", T_CTX: "ctx"}.get(t, "mem")
-            raise self.fail(f"r{value_regno}: storing a pointer into {where} memory leaks it.",
-                            f"R{value_regno} leaks addr into {where}")
+            raise self.fail(
+                f"r{value_regno}: storing a pointer into {where} memory leaks it.",
+                f"R{value_regno} leaks addr into {where}",
+            )
         if t == PTR_TO_MAP_VALUE or t == PTR_TO_MAP_KEY:
             if base.maybe_null:
                 raise self._bad_type(regno, base)
             m = base.map
             limit = m.value_size if t == PTR_TO_MAP_VALUE else m.key_size
             if write and t == PTR_TO_MAP_VALUE and m.rdonly_prog:
-                raise self.fail(f"Map '{m.name}' is read-only for programs.",
-                                "write into map forbidden")
+                raise self.fail(
+                    f"Map '{m.name}' is read-only for programs.", "write into map forbidden"
+                )
             if write and t == PTR_TO_MAP_KEY:
-                raise self.fail("Writing through a map key pointer is not allowed.",
-                                f"R{regno} cannot write into map_key")
-            self.region_access(regno, base, full, size, limit,
-                               "map value" if t == PTR_TO_MAP_VALUE else "map key",
-                               f"invalid access to map value, value_size={limit} "
-                               f"off={{off}} size={size}")
+                raise self.fail(
+                    "Writing through a map key pointer is not allowed.",
+                    f"R{regno} cannot write into map_key",
+                )
+            self.region_access(
+                regno,
+                base,
+                full,
+                size,
+                limit,
+                "map value" if t == PTR_TO_MAP_VALUE else "map key",
+                f"invalid access to map value, value_size={limit} off={{off}} size={size}",
+            )
             if t == PTR_TO_MAP_VALUE and m.spin_lock_off >= 0:
                 lo = full + base.smin
                 hi = full + base.smax + size
                 if lo < m.spin_lock_off + 4 and hi > m.spin_lock_off:
-                    raise self.fail("The bpf_spin_lock in a map value cannot be read or "
-                                    "written directly.",
-                                    "bpf_spin_lock cannot be accessed directly by load/store")
+                    raise self.fail(
+                        "The bpf_spin_lock in a map value cannot be read or written directly.",
+                        "bpf_spin_lock cannot be accessed directly by load/store",
+                    )
             if write:
                 return Reg.unknown()
-            if (not write and t == PTR_TO_MAP_VALUE and m.frozen and m.rdonly_prog
-                    and m.data is not None and base.var_off == tnum.ZERO
-                    and full + size <= len(m.data)):
-                v = int.from_bytes(m.data[full:full + size], "little")
+            if (
+                not write
+                and t == PTR_TO_MAP_VALUE
+                and m.frozen
+                and m.rdonly_prog
+                and m.data is not None
+                and base.var_off == tnum.ZERO
+                and full + size <= len(m.data)
+            ):
+                v = int.from_bytes(m.data[full : full + size], "little")
                 return Reg.const(v)
             return Reg.unknown()
         if t == PTR_TO_MEM:
             if base.maybe_null:
                 raise self._bad_type(regno, base)
             if write and base.rdonly:
-                raise self.fail("The memory is read-only.", f"R{regno} cannot write into "
-                                f"{base.type_name()}")
-            self.region_access(regno, base, full, size, base.mem_size, "memory",
-                               f"invalid access to memory, mem_size={base.mem_size} "
-                               f"off={{off}} size={size}")
+                raise self.fail(
+                    "The memory is read-only.", f"R{regno} cannot write into {base.type_name()}"
+                )
+            self.region_access(
+                regno,
+                base,
+                full,
+                size,
+                base.mem_size,
+                "memory",
+                f"invalid access to memory, mem_size={base.mem_size} off={{off}} size={size}",
+            )
             return Reg.unknown()
         if t == T_CTX:
             if write and imm_store and False:
                 pass
             if base.off:
-                raise self.fail(f"r{regno}: the context pointer was modified (offset "
-                                f"{base.off}); access the context through r1's original "
-                                "value.", f"dereference of modified ctx ptr R{regno} "
-                                f"off={base.off} disallowed")
+                raise self.fail(
+                    f"r{regno}: the context pointer was modified (offset "
+                    f"{base.off}); access the context through r1's original "
+                    "value.",
+                    f"dereference of modified ctx ptr R{regno} off={base.off} disallowed",
+                )
             if base.var_off != tnum.ZERO:
-                raise self.fail(f"r{regno}: context access with a variable offset.",
-                                f"variable ctx access var_off={tnum.fmt(base.var_off)} "
-                                "disallowed")
+                raise self.fail(
+                    f"r{regno}: context access with a variable offset.",
+                    f"variable ctx access var_off={tnum.fmt(base.var_off)} disallowed",
+                )
             if write and value is not None and value.is_pointer():
                 if self.unpriv:
-                    raise self.fail(f"r{value_regno}: storing a pointer into the context "
-                                    "leaks it.", f"R{value_regno} leaks addr into ctx")
+                    raise self.fail(
+                        f"r{value_regno}: storing a pointer into the context leaks it.",
+                        f"R{value_regno} leaks addr into ctx",
+                    )
             acc = ctxinfo.check(self.prog_type, full, size, write)
             if not acc.ok:
                 what = "write" if write else "read"
-                raise self.fail(f"The context of a {_ptname(self.prog_type)} program has no "
-                                f"{size}-byte field to {what} at offset {full}.",
-                                f"invalid bpf_context access off={full} size={size}")
+                raise self.fail(
+                    f"The context of a {_ptname(self.prog_type)} program has no "
+                    f"{size}-byte field to {what} at offset {full}.",
+                    f"invalid bpf_context access off={full} size={size}",
+                )
             if write:
                 return Reg.unknown()
             if acc.reg_type != SCALAR:
@@ -718,106 +879,152 @@ class Checker:
             return Reg.unknown()
         if t in PACKET_TYPES:
             if write and self.prog_type not in ctxinfo.PKT_WRITE:
-                raise self.fail("This program type cannot write into the packet.",
-                                "cannot write into packet")
+                raise self.fail(
+                    "This program type cannot write into the packet.", "cannot write into packet"
+                )
             if self.prog_type not in ctxinfo.PKT_READ:
                 raise self._bad_type(regno, base)
             if base.smin < 0:
-                raise self.fail(f"r{regno}: the packet offset may be negative.",
-                                f"R{regno} min value is negative, either use unsigned index "
-                                "or do a if (index >=0) check.")
+                raise self.fail(
+                    f"r{regno}: the packet offset may be negative.",
+                    f"R{regno} min value is negative, either use unsigned index "
+                    "or do a if (index >=0) check.",
+                )
             if full < 0 or full + size > base.range:
                 raise self.fail(
                     f"r{regno}: a {size}-byte packet access at offset {full} is not proven to "
                     f"be within the packet (checked length {base.range}); compare with "
                     "data_end first.",
                     f"invalid access to packet, off={full} size={size}, R{regno}(id={base.id},"
-                    f"off={base.off},r={base.range})\nR{regno} offset is outside of the packet")
+                    f"off={base.off},r={base.range})\nR{regno} offset is outside of the packet",
+                )
             return Reg.unknown()
         raise self._bad_type(regno, base)
 
     def _bad_type(self, regno: int, base: Reg) -> Reject:
         name = self.reg_name(base)
         if base.type == NOT_INIT:
-            return self.fail(f"Register r{regno} is read before it is written.",
-                             f"R{regno} !read_ok")
+            return self.fail(
+                f"Register r{regno} is read before it is written.", f"R{regno} !read_ok"
+            )
         if base.maybe_null:
-            return self.fail(f"r{regno} may be NULL ({name}); check it against 0 before "
-                             "dereferencing it.", f"R{regno} invalid mem access '{name}'")
+            return self.fail(
+                f"r{regno} may be NULL ({name}); check it against 0 before dereferencing it.",
+                f"R{regno} invalid mem access '{name}'",
+            )
         if base.type == SCALAR:
-            return self.fail(f"r{regno} is a number, not a pointer; it cannot be "
-                             "dereferenced.", f"R{regno} invalid mem access 'scalar'")
-        return self.fail(f"r{regno} ({name}) cannot be dereferenced.",
-                         f"R{regno} invalid mem access '{name}'")
+            return self.fail(
+                f"r{regno} is a number, not a pointer; it cannot be dereferenced.",
+                f"R{regno} invalid mem access 'scalar'",
+            )
+        return self.fail(
+            f"r{regno} ({name}) cannot be dereferenced.", f"R{regno} invalid mem access '{name}'"
+        )
 
-    def region_access(self, regno: int, base: Reg, off: int, size: int, limit: int, what: str,
-                      kfmt: str, zero_ok: bool = False) -> None:
+    def region_access(
+        self,
+        regno: int,
+        base: Reg,
+        off: int,
+        size: int,
+        limit: int,
+        what: str,
+        kfmt: str,
+        zero_ok: bool = False,
+    ) -> None:
         """Bounds of a map value / memory access with the pointer's variable part."""
         smin = base.smin
-        if smin < 0 and (smin == -(1 << 63) or smin + off < 0
-                         or not -(1 << 31) <= off + smin < (1 << 31)):
-            raise self.fail(f"r{regno}: the {what} offset may be negative; check the index "
-                            "is not negative first.",
-                            f"R{regno} min value is negative, either use unsigned index or do "
-                            "a if (index >=0) check.")
+        if smin < 0 and (
+            smin == -(1 << 63) or smin + off < 0 or not -(1 << 31) <= off + smin < (1 << 31)
+        ):
+            raise self.fail(
+                f"r{regno}: the {what} offset may be negative; check the index "
+                "is not negative first.",
+                f"R{regno} min value is negative, either use unsigned index or do "
+                "a if (index >=0) check.",
+            )
         lo = smin + off
         ok_size = size > 0 or (size == 0 and zero_ok)
         if not (lo >= 0 and ok_size and lo + size <= limit):
-            raise self.fail(f"r{regno}: a {size}-byte access at offset {lo} is outside the "
-                            f"{what} (size {limit}).", kfmt.format(off=lo))
+            raise self.fail(
+                f"r{regno}: a {size}-byte access at offset {lo} is outside the "
+                f"{what} (size {limit}).",
+                kfmt.format(off=lo),
+            )
         if base.umax >= BPF_MAX_VAR_OFF:
-            raise self.fail(f"r{regno}: the {what} offset is unbounded; bound it with a "
-                            "comparison first.",
-                            f"R{regno} unbounded memory access, make sure to bounds check any "
-                            "such access")
+            raise self.fail(
+                f"r{regno}: the {what} offset is unbounded; bound it with a comparison first.",
+                f"R{regno} unbounded memory access, make sure to bounds check any such access",
+            )
         hi = base.umax + off
         if not (hi >= 0 and ok_size and hi + size <= limit):
-            raise self.fail(f"r{regno}: a {size}-byte access at offset up to {hi} can go past "
-                            f"the end of the {what} (size {limit}).",
-                            kfmt.format(off=hi) + f"\nR{regno} max value is outside of the "
-                            "allowed memory range")
+            raise self.fail(
+                f"r{regno}: a {size}-byte access at offset up to {hi} can go past "
+                f"the end of the {what} (size {limit}).",
+                kfmt.format(off=hi) + f"\nR{regno} max value is outside of the "
+                "allowed memory range",
+            )
 
     # ------------------------------------------------------------------ stack
     def frame_of(self, st: State, ptr: Reg) -> Frame:
         """The frame a stack pointer points into."""
         return st.frames[ptr.frameno]
 
-    def stack_bounds(self, regno: int, ptr: Reg, off: int, size: int, write: bool,
-                     what: str = "") -> tuple[int, int]:
+    def stack_bounds(
+        self, regno: int, ptr: Reg, off: int, size: int, write: bool, what: str = ""
+    ) -> tuple[int, int]:
         """(lowest, highest+1) stack offsets the access can touch; checks the 512 bytes."""
         full = ptr.off + off
         if ptr.var_off == tnum.ZERO:
             lo, hi = full, full + size
             if lo < -MAX_BPF_STACK or hi > 0:
                 rw = "write to" if write else "read from"
-                raise self.fail(f"r{regno}: a {size}-byte {rw} the stack at offset {full} is "
-                                "outside the 512-byte frame.",
-                                f"invalid {'write' if write else 'read'} stack R{regno} "
-                                f"off={full} size={size}")
+                raise self.fail(
+                    f"r{regno}: a {size}-byte {rw} the stack at offset {full} is "
+                    "outside the 512-byte frame.",
+                    f"invalid {'write' if write else 'read'} stack R{regno} off={full} size={size}",
+                )
             return lo, hi
         if self.unpriv:
-            raise self.fail(f"r{regno}: stack access with a variable offset needs privileges.",
-                            f"R{regno} variable stack access prohibited for !root")
+            raise self.fail(
+                f"r{regno}: stack access with a variable offset needs privileges.",
+                f"R{regno} variable stack access prohibited for !root",
+            )
         if ptr.smin <= -(1 << 40) or ptr.smax >= (1 << 40):
-            raise self.fail(f"r{regno}: stack access with an unbounded variable offset.",
-                            f"invalid unbounded variable-offset stack R{regno}")
+            raise self.fail(
+                f"r{regno}: stack access with an unbounded variable offset.",
+                f"invalid unbounded variable-offset stack R{regno}",
+            )
         lo = full + ptr.smin
         hi = full + ptr.smax + size
         if lo < -MAX_BPF_STACK or hi > 0:
-            raise self.fail(f"r{regno}: a {size}-byte stack access at variable offset "
-                            f"[{lo}, {hi - size}] can leave the 512-byte frame.",
-                            f"invalid variable-offset {'write' if write else 'read'} stack "
-                            f"R{regno} var_off={tnum.fmt(ptr.var_off)} off={off} size={size}")
+            raise self.fail(
+                f"r{regno}: a {size}-byte stack access at variable offset "
+                f"[{lo}, {hi - size}] can leave the 512-byte frame.",
+                f"invalid variable-offset {'write' if write else 'read'} stack "
+                f"R{regno} var_off={tnum.fmt(ptr.var_off)} off={off} size={size}",
+            )
         return lo, hi
 
-    def stack_access(self, st: State, regno: int, ptr: Reg, off: int, size: int, write: bool,
-                     value: Reg | None, value_regno: int, imm_store: bool) -> Reg:
+    def stack_access(
+        self,
+        st: State,
+        regno: int,
+        ptr: Reg,
+        off: int,
+        size: int,
+        write: bool,
+        value: Reg | None,
+        value_regno: int,
+        imm_store: bool,
+    ) -> Reg:
         full = ptr.off + off
         # stack accesses must be aligned (the spill tracking relies on it)
         if not tnum.is_aligned(tnum.add(ptr.var_off, tnum.const(full)), size):
-            raise self.fail(f"r{regno}: misaligned {size}-byte stack access at offset {full}.",
-                            f"misaligned stack access off {tnum.fmt(ptr.var_off)}+{ptr.off}+"
-                            f"{off} size {size}")
+            raise self.fail(
+                f"r{regno}: misaligned {size}-byte stack access at offset {full}.",
+                f"misaligned stack access off {tnum.fmt(ptr.var_off)}+{ptr.off}+{off} size {size}",
+            )
         lo, hi = self.stack_bounds(regno, ptr, off, size, write)
         frame = self.frame_of(st, ptr)
         if -lo > frame.depth:
@@ -832,11 +1039,15 @@ class Checker:
             for a in range(lo, hi):
                 c = self._byte(frame, a)
                 if c == ST_INVALID and not self.priv:
-                    raise self.fail(f"r{regno}: the stack byte at {a} may be uninitialised.",
-                                    f"invalid variable-offset read from stack R{regno}")
+                    raise self.fail(
+                        f"r{regno}: the stack byte at {a} may be uninitialised.",
+                        f"invalid variable-offset read from stack R{regno}",
+                    )
                 if c == ST_SPILL and self._slot(frame, a).spilled.is_pointer() and self.unpriv:
-                    raise self.fail("Reading a spilled pointer through a variable offset.",
-                                    f"R{regno} variable stack read of spilled pointer")
+                    raise self.fail(
+                        "Reading a spilled pointer through a variable offset.",
+                        f"R{regno} variable stack read of spilled pointer",
+                    )
             return Reg.unknown()
         spi = (-full - 1) // 8
         if write:
@@ -866,21 +1077,43 @@ class Checker:
         types[idx] = kind
         frame.stack[spi] = Slot("".join(types), None)
 
-    def stack_write(self, st: State, frame: Frame, spi: int, full: int, size: int,
-                    value: Reg | None, value_regno: int, imm_store: bool, ptr: Reg) -> None:
+    def stack_write(
+        self,
+        st: State,
+        frame: Frame,
+        spi: int,
+        full: int,
+        size: int,
+        value: Reg | None,
+        value_regno: int,
+        imm_store: bool,
+        ptr: Reg,
+    ) -> None:
         old = frame.stack.get(spi)
         aligned_slot = full % 8 == 0
-        if (old is not None and old.is_spill() and old.spilled.is_pointer() and size != 8
-                and self.unpriv):
-            raise self.fail("A partial write would corrupt a spilled pointer on the stack.",
-                            "attempt to corrupt spilled pointer on stack")
+        if (
+            old is not None
+            and old.is_spill()
+            and old.spilled.is_pointer()
+            and size != 8
+            and self.unpriv
+        ):
+            raise self.fail(
+                "A partial write would corrupt a spilled pointer on the stack.",
+                "attempt to corrupt spilled pointer on stack",
+            )
         if value is not None and value.is_pointer():
             if size != 8:
-                raise self.fail(f"A pointer (r{value_regno}) can only be spilled to the stack "
-                                "with an 8-byte store.", "invalid size of register spill")
+                raise self.fail(
+                    f"A pointer (r{value_regno}) can only be spilled to the stack "
+                    "with an 8-byte store.",
+                    "invalid size of register spill",
+                )
             if value.type == PTR_TO_STACK and ptr.frameno != len(st.frames) - 1:
-                raise self.fail("A stack pointer cannot be stored into a caller's frame.",
-                                "cannot spill pointers to stack into stack frame of the caller")
+                raise self.fail(
+                    "A stack pointer cannot be stored into a caller's frame.",
+                    "cannot spill pointers to stack into stack frame of the caller",
+                )
             frame.stack[spi] = Slot(ST_SPILL * 8, value)
             return
         if aligned_slot and value is not None and value.type == SCALAR and self.priv:
@@ -893,7 +1126,7 @@ class Checker:
             prev = old.types if old is not None else ST_INVALID * 8
             if old is not None and old.is_spill():
                 prev = "".join(ST_MISC if c == ST_SPILL else c for c in prev)
-            keep = [c if c in (ST_ZERO, ST_INVALID) else ST_MISC for c in prev[:8 - size]]
+            keep = [c if c in (ST_ZERO, ST_INVALID) else ST_MISC for c in prev[: 8 - size]]
             types = "".join(keep) + ST_SPILL * size
             frame.stack[spi] = Slot(types, v)
             return
@@ -917,8 +1150,10 @@ class Checker:
             if size == 8 and ssize == 8:
                 return sp
             if sp.type != SCALAR:
-                raise self.fail("Reading part of a spilled pointer from the stack is not "
-                                "allowed.", "invalid size of register fill")
+                raise self.fail(
+                    "Reading part of a spilled pointer from the stack is not allowed.",
+                    "invalid size of register fill",
+                )
             if size <= ssize and full % 8 == 0:
                 r = sp.clone()
                 r.id = 0
@@ -934,20 +1169,22 @@ class Checker:
             elif c == ST_INVALID and self.priv:
                 continue
             else:
-                raise self.fail(f"Reading {size} bytes at stack offset {full}: byte {i} was "
-                                "never written (uninitialised stack).",
-                                f"invalid read from stack off {full}+{i} size {size}")
+                raise self.fail(
+                    f"Reading {size} bytes at stack offset {full}: byte {i} was "
+                    "never written (uninitialised stack).",
+                    f"invalid read from stack off {full}+{i} size {size}",
+                )
         if zeros == size:
             return Reg.const(0)
         return Reg.unknown()
 
-    def stack_range_init(self, st: State, regno: int, ptr: Reg, size: int, write: bool,
-                         zero_ok: bool, what: str) -> None:
+    def stack_range_init(
+        self, st: State, regno: int, ptr: Reg, size: int, write: bool, zero_ok: bool, what: str
+    ) -> None:
         """A helper reads or writes ``size`` bytes of stack at ``ptr``."""
         if size == 0:
             if not zero_ok:
-                raise self.fail(f"r{regno}: zero-sized {what} access.",
-                                "invalid zero-sized read")
+                raise self.fail(f"r{regno}: zero-sized {what} access.", "invalid zero-sized read")
             return
         lo, hi = self.stack_bounds(regno, ptr, 0, size, write, what="helper")
         frame = self.frame_of(st, ptr)
@@ -964,13 +1201,16 @@ class Checker:
                 sp = self._slot(frame, a).spilled
                 if sp.type == SCALAR or self.priv:
                     continue
-                raise self.fail(f"r{regno}: the helper would read a spilled pointer from "
-                                "the stack.", f"invalid indirect read from stack R{regno}")
+                raise self.fail(
+                    f"r{regno}: the helper would read a spilled pointer from the stack.",
+                    f"invalid indirect read from stack R{regno}",
+                )
             if c == ST_INVALID and self.priv:
                 continue
-            raise self.fail(f"r{regno}: the helper reads stack bytes that were never written "
-                            f"(offset {a}).", f"invalid indirect read from stack R{regno} "
-                            f"off {a}+0 size {size}")
+            raise self.fail(
+                f"r{regno}: the helper reads stack bytes that were never written (offset {a}).",
+                f"invalid indirect read from stack R{regno} off {a}+0 size {size}",
+            )
         if write:
             for a in range(lo, hi):
                 self._set_byte(frame, a, ST_MISC)
@@ -978,19 +1218,26 @@ class Checker:
     # ------------------------------------------------------------------ legacy packet loads
     def do_ld_abs(self, st: State, insn: Instruction) -> None:
         if self.prog_type not in ctxinfo.LD_ABS_TYPES:
-            raise self.fail("Legacy packet loads (ld_abs/ld_ind) are not allowed for this "
-                            "program type.",
-                            "BPF_LD_[ABS|IND] instructions not allowed for this program type")
+            raise self.fail(
+                "Legacy packet loads (ld_abs/ld_ind) are not allowed for this program type.",
+                "BPF_LD_[ABS|IND] instructions not allowed for this program type",
+            )
         if st.refs:
-            raise self.fail("ld_abs/ld_ind while holding a reference would leak it.",
-                            "BPF_LD_[ABS|IND] would lead to reference leak")
+            raise self.fail(
+                "ld_abs/ld_ind while holding a reference would leak it.",
+                "BPF_LD_[ABS|IND] would lead to reference leak",
+            )
         if st.lock is not None:
-            raise self.fail("ld_abs/ld_ind inside a spin-locked region.",
-                            "BPF_LD_[ABS|IND] cannot be used inside bpf_spin_lock-ed region")
+            raise self.fail(
+                "ld_abs/ld_ind inside a spin-locked region.",
+                "BPF_LD_[ABS|IND] cannot be used inside bpf_spin_lock-ed region",
+            )
         r6 = self.read_reg(st, 6)
         if r6.type != T_CTX:
-            raise self.fail("ld_abs/ld_ind need r6 to hold the context (skb) pointer.",
-                            "at the time of BPF_LD_ABS|IND R6 != pointer to skb")
+            raise self.fail(
+                "ld_abs/ld_ind need r6 to hold the context (skb) pointer.",
+                "at the time of BPF_LD_ABS|IND R6 != pointer to skb",
+            )
         if (insn.opcode & 0xE0) == op.IND:
             self.read_reg(st, insn.src)
         for r in CALLER_SAVED:
@@ -1012,13 +1259,16 @@ class Checker:
         target = pc + 1 + insn.off
         fall = pc + 1
         if self.unpriv and (dst.is_pointer() or src.is_pointer()):
-            ok = (src.is_null_const() and dst.maybe_null and jop in (op.JEQ, op.JNE)) or \
-                 (dst.type in PACKET_TYPES + (PTR_TO_PACKET_END,)
-                  and src.type in PACKET_TYPES + (PTR_TO_PACKET_END,))
+            ok = (src.is_null_const() and dst.maybe_null and jop in (op.JEQ, op.JNE)) or (
+                dst.type in PACKET_TYPES + (PTR_TO_PACKET_END,)
+                and src.type in PACKET_TYPES + (PTR_TO_PACKET_END,)
+            )
             if not ok:
                 bad = insn.dst if dst.is_pointer() else insn.src
-                raise self.fail(f"r{bad}: comparing pointers leaks them (needs privileges).",
-                                f"R{bad} pointer comparison prohibited")
+                raise self.fail(
+                    f"r{bad}: comparing pointers leaks them (needs privileges).",
+                    f"R{bad} pointer comparison prohibited",
+                )
         taken = self.branch_taken(jop, dst, src, is32)
         if taken == 1:
             return target
@@ -1059,8 +1309,9 @@ class Checker:
                     return 1
         return -1
 
-    def refine_branch(self, st: State, insn: Instruction, jop: int, is32: bool, srcno: int,
-                      taken: bool) -> None:
+    def refine_branch(
+        self, st: State, insn: Instruction, jop: int, is32: bool, srcno: int, taken: bool
+    ) -> None:
         """Narrow ``st`` for one outcome of the comparison."""
         regs = st.cur.regs
         dst = regs[insn.dst]
@@ -1072,8 +1323,11 @@ class Checker:
                     is_null = (jop == op.JEQ) == taken
                     self.mark_ptr_or_null(st, p.id, is_null)
                     return
-        if dst.type in PACKET_TYPES + (PTR_TO_PACKET_END,) and \
-                src.type in PACKET_TYPES + (PTR_TO_PACKET_END,) and not is32:
+        if (
+            dst.type in PACKET_TYPES + (PTR_TO_PACKET_END,)
+            and src.type in PACKET_TYPES + (PTR_TO_PACKET_END,)
+            and not is32
+        ):
             self.pkt_compare(st, jop if taken else scalar.NEGATE.get(jop, jop), dst, src)
             return
         if dst.type != SCALAR or src.type != SCALAR:
@@ -1109,8 +1363,12 @@ class Checker:
                         f.regs[i] = new
                 for spi, slot in list(f.stack.items()):
                     sp = slot.spilled
-                    if sp is not None and sp.type == SCALAR and sp.id == old.id and \
-                            slot.spill_size() == 8:
+                    if (
+                        sp is not None
+                        and sp.type == SCALAR
+                        and sp.id == old.id
+                        and slot.spill_size() == 8
+                    ):
                         f.stack[spi] = Slot(slot.types, new)
 
     def mark_ptr_or_null(self, st: State, pid: int, is_null: bool) -> None:
@@ -1147,13 +1405,20 @@ class Checker:
 
     def pkt_compare(self, st: State, jop: int, a: Reg, b: Reg) -> None:
         """``a <jop> b`` holds between packet pointers: extend the proven packet range."""
-        if a.type == PTR_TO_PACKET_END or (a.type == PTR_TO_PACKET and
-                                            b.type == PTR_TO_PACKET_META):
+        if a.type == PTR_TO_PACKET_END or (
+            a.type == PTR_TO_PACKET and b.type == PTR_TO_PACKET_META
+        ):
             a, b = b, a
             jop = scalar.FLIP.get(jop, jop)
-        if not ((a.type == PTR_TO_PACKET and b.type == PTR_TO_PACKET_END) or
-                (a.type == PTR_TO_PACKET_META and b.type == PTR_TO_PACKET
-                 and b.off == 0 and b.var_off == tnum.ZERO)):
+        if not (
+            (a.type == PTR_TO_PACKET and b.type == PTR_TO_PACKET_END)
+            or (
+                a.type == PTR_TO_PACKET_META
+                and b.type == PTR_TO_PACKET
+                and b.off == 0
+                and b.var_off == tnum.ZERO
+            )
+        ):
             return
         # now "a <jop> end": a <= end or a < end proves bytes before a are in the packet
         if jop == op.JLE:
@@ -1182,11 +1447,15 @@ class Checker:
     def do_local_call(self, st: State, insn: Instruction, pc: int) -> int:
         target = pc + 1 + insn.imm
         if len(st.frames) >= MAX_CALL_FRAMES:
-            raise self.fail(f"The call stack is deeper than {MAX_CALL_FRAMES} frames.",
-                            f"the call stack of {len(st.frames) + 1} frames is too deep !")
+            raise self.fail(
+                f"The call stack is deeper than {MAX_CALL_FRAMES} frames.",
+                f"the call stack of {len(st.frames) + 1} frames is too deep !",
+            )
         if st.lock is not None:
-            raise self.fail("Function calls are not allowed while holding a spin lock.",
-                            "function calls are not allowed while holding a lock")
+            raise self.fail(
+                "Function calls are not allowed while holding a spin lock.",
+                "function calls are not allowed while holding a lock",
+            )
         caller = st.cur
         callee = Frame(len(st.frames), self.prog.subprog_of(target), callsite=pc)
         for r in CALLER_SAVED:
@@ -1204,18 +1473,23 @@ class Checker:
                 raise self.fail("r0 is not set when the function returns.", "R0 !read_ok")
             if fr.callback:
                 if r0.type != SCALAR:
-                    raise self.fail("A callback must return a number.",
-                                    f"At callback return the register R0 is not a known "
-                                    f"value ({self.reg_name(r0)})")
+                    raise self.fail(
+                        "A callback must return a number.",
+                        f"At callback return the register R0 is not a known "
+                        f"value ({self.reg_name(r0)})",
+                    )
                 if r0.smin < fr.cb_ret_lo or r0.smax > fr.cb_ret_hi or r0.umax > fr.cb_ret_hi:
-                    raise self.fail(f"A callback must return a value in [{fr.cb_ret_lo}, "
-                                    f"{fr.cb_ret_hi}].",
-                                    f"At callback return the register R0 has "
-                                    f"{'unknown scalar value' if not r0.is_const() else r0.smin}"
-                                    f" should have been in [{fr.cb_ret_lo}, {fr.cb_ret_hi}]")
+                    raise self.fail(
+                        f"A callback must return a value in [{fr.cb_ret_lo}, {fr.cb_ret_hi}].",
+                        f"At callback return the register R0 has "
+                        f"{'unknown scalar value' if not r0.is_const() else r0.smin}"
+                        f" should have been in [{fr.cb_ret_lo}, {fr.cb_ret_hi}]",
+                    )
             if r0.type == PTR_TO_STACK and r0.frameno == fr.frameno:
-                raise self.fail("A function cannot return a pointer to its own stack.",
-                                "cannot return stack pointer to the caller frame")
+                raise self.fail(
+                    "A function cannot return a pointer to its own stack.",
+                    "cannot return stack pointer to the caller frame",
+                )
             callsite = fr.callsite
             cb = fr.callback
             st.frames.pop()
@@ -1235,32 +1509,38 @@ class Checker:
             return callsite + 1
         # main program exit
         if st.lock is not None:
-            raise self.fail("The program exits while holding a spin lock.",
-                            "bpf_spin_unlock is missing")
+            raise self.fail(
+                "The program exits while holding a spin lock.", "bpf_spin_unlock is missing"
+            )
         if st.refs:
             ref = st.refs[0]
-            raise self.fail(f"The program exits without releasing the reference acquired at "
-                            f"instruction {ref.insn} (ringbuf reservation not submitted or "
-                            "discarded).",
-                            f"Unreleased reference id={ref.id} alloc_insn={ref.insn}")
+            raise self.fail(
+                f"The program exits without releasing the reference acquired at "
+                f"instruction {ref.insn} (ringbuf reservation not submitted or "
+                "discarded).",
+                f"Unreleased reference id={ref.id} alloc_insn={ref.insn}",
+            )
         if r0.type == NOT_INIT:
             raise self.fail("r0 (the return value) is not set at exit.", "R0 !read_ok")
         if r0.is_pointer() and self.unpriv:
-            raise self.fail("Returning a pointer in r0 leaks a kernel address.",
-                            "R0 leaks addr as return value")
+            raise self.fail(
+                "Returning a pointer in r0 leaks a kernel address.", "R0 leaks addr as return value"
+            )
         rng = ctxinfo.RETURN_RANGE.get(self.prog_type)
         if rng is not None:
             if r0.type != SCALAR:
-                raise self.fail("The return value must be a number.",
-                                f"At program exit the register R0 is not a known value "
-                                f"({self.reg_name(r0)})")
+                raise self.fail(
+                    "The return value must be a number.",
+                    f"At program exit the register R0 is not a known value ({self.reg_name(r0)})",
+                )
             lo, hi = rng
             if r0.smin < lo or r0.smax > hi:
                 val = f"{r0.smin}" if r0.is_const() else "unknown scalar value"
-                raise self.fail(f"The return value must be in [{lo}, {hi}] for a "
-                                f"{_ptname(self.prog_type)} program.",
-                                f"At program exit the register R0 has {val} should have "
-                                f"been in [{lo}, {hi}]")
+                raise self.fail(
+                    f"The return value must be in [{lo}, {hi}] for a "
+                    f"{_ptname(self.prog_type)} program.",
+                    f"At program exit the register R0 has {val} should have been in [{lo}, {hi}]",
+                )
         return None
 
     def do_helper_call(self, st: State, insn: Instruction, pc: int) -> int:
@@ -1271,18 +1551,24 @@ class Checker:
             if hid not in HELPER_NAMES:
                 raise self.fail(f"Helper {hid} does not exist.", f"invalid func unknown#{hid}")
             if hid in PROTOS and self.prog_type in _KNOWN_TYPES:
-                raise self.fail(f"A {_ptname(self.prog_type)} program cannot call helper "
-                                f"bpf_{name}.",
-                                f"program of this type cannot use helper bpf_{name}#{hid}")
-            raise self.fail(f"Helper bpf_{name} ({hid}) is not supported here.",
-                            f"program of this type cannot use helper bpf_{name}#{hid}")
+                raise self.fail(
+                    f"A {_ptname(self.prog_type)} program cannot call helper bpf_{name}.",
+                    f"program of this type cannot use helper bpf_{name}#{hid}",
+                )
+            raise self.fail(
+                f"Helper bpf_{name} ({hid}) is not supported here.",
+                f"program of this type cannot use helper bpf_{name}#{hid}",
+            )
         if proto.gpl_only and not self.gpl:
-            raise self.fail(f"bpf_{name} is GPL-only; the program's license is not "
-                            "GPL-compatible.",
-                            "cannot call GPL-restricted function from non-GPL compatible program")
+            raise self.fail(
+                f"bpf_{name} is GPL-only; the program's license is not GPL-compatible.",
+                "cannot call GPL-restricted function from non-GPL compatible program",
+            )
         if st.lock is not None and proto.name not in ("spin_unlock",):
-            raise self.fail("Helper calls are not allowed while holding a spin lock.",
-                            "function calls are not allowed while holding a lock")
+            raise self.fail(
+                "Helper calls are not allowed while holding a spin lock.",
+                "function calls are not allowed while holding a lock",
+            )
         regs = st.cur.regs
         meta = _Meta()
         for i, kind in enumerate(proto.args):
@@ -1290,25 +1576,36 @@ class Checker:
         # map compatibility
         if meta.map is not None:
             only = MAP_ONLY_HELPERS.get(meta.map.type)
-            if only is not None and proto.name not in only or \
-                    proto.map_types and meta.map.type not in proto.map_types:
-                raise self.fail(f"bpf_{name} cannot be used with map '{meta.map.name}' of type "
-                                f"{_mtname(meta.map.type)}.",
-                                f"cannot pass map_type {meta.map.type} into func "
-                                f"bpf_{name}#{hid}")
+            if (
+                only is not None
+                and proto.name not in only
+                or proto.map_types
+                and meta.map.type not in proto.map_types
+            ):
+                raise self.fail(
+                    f"bpf_{name} cannot be used with map '{meta.map.name}' of type "
+                    f"{_mtname(meta.map.type)}.",
+                    f"cannot pass map_type {meta.map.type} into func bpf_{name}#{hid}",
+                )
         # side effects
         if proto.name == "spin_lock":
             if st.lock is not None:
-                raise self.fail("Taking a second spin lock while holding one.",
-                                "Locking two bpf_spin_locks are not allowed")
+                raise self.fail(
+                    "Taking a second spin lock while holding one.",
+                    "Locking two bpf_spin_locks are not allowed",
+                )
             st.lock = meta.lock
         elif proto.name == "spin_unlock":
             if st.lock is None:
-                raise self.fail("bpf_spin_unlock without holding the lock.",
-                                "bpf_spin_unlock without taking a lock")
+                raise self.fail(
+                    "bpf_spin_unlock without holding the lock.",
+                    "bpf_spin_unlock without taking a lock",
+                )
             if st.lock != meta.lock:
-                raise self.fail("bpf_spin_unlock of a different lock than the one held.",
-                                "bpf_spin_unlock of different lock")
+                raise self.fail(
+                    "bpf_spin_unlock of a different lock than the one held.",
+                    "bpf_spin_unlock of different lock",
+                )
             st.lock = None
         if proto.releases:
             self.release_ref(st, meta.ref_obj_id)
@@ -1317,8 +1614,9 @@ class Checker:
         for r in CALLER_SAVED:
             regs[r] = NOT_INIT_REG
         if proto.pkt_changing:
-            self._map_regs(st, lambda r: Reg.unknown()
-                           if r.type in PACKET_TYPES + (PTR_TO_PACKET_END,) else r)
+            self._map_regs(
+                st, lambda r: Reg.unknown() if r.type in PACKET_TYPES + (PTR_TO_PACKET_END,) else r
+            )
         regs[0] = self.ret_value(st, proto, meta, pc)
         return pc + 1
 
@@ -1328,8 +1626,12 @@ class Checker:
             return NOT_INIT_REG
         if ret == RET_MAP_VALUE_OR_NULL:
             m = meta.map
-            if (proto.name == "map_lookup_elem" and m.type in _ARRAYS
-                    and meta.const_key is not None and meta.const_key < m.max_entries):
+            if (
+                proto.name == "map_lookup_elem"
+                and m.type in _ARRAYS
+                and meta.const_key is not None
+                and meta.const_key < m.max_entries
+            ):
                 # an array lookup with a constant in-bounds key cannot fail
                 return Reg.pointer(PTR_TO_MAP_VALUE, map=m)
             r = Reg.pointer(PTR_TO_MAP_VALUE, map=m, maybe_null=True, id=self.new_id())
@@ -1337,8 +1639,14 @@ class Checker:
         if ret == RET_RINGBUF_MEM_OR_NULL:
             rid = self.new_id()
             st.refs = st.refs + [Ref(rid, pc)]
-            return Reg.pointer(PTR_TO_MEM, ringbuf=True, maybe_null=True, id=rid,
-                               ref_obj_id=rid, mem_size=meta.alloc_size)
+            return Reg.pointer(
+                PTR_TO_MEM,
+                ringbuf=True,
+                maybe_null=True,
+                id=rid,
+                ref_obj_id=rid,
+                mem_size=meta.alloc_size,
+            )
         r = Reg.unknown()
         if proto.ret_range == "cpu":
             r.umin, r.umax, r.smin, r.smax = 0, NR_CPUS - 1, 0, NR_CPUS - 1
@@ -1353,8 +1661,10 @@ class Checker:
     def release_ref(self, st: State, ref_id: int) -> None:
         """Release a reference: every register holding it becomes invalid."""
         if not ref_id or not any(x.id == ref_id for x in st.refs):
-            raise self.fail("Releasing memory that is not an acquired reference.",
-                            "R1 must be referenced when passed to release function")
+            raise self.fail(
+                "Releasing memory that is not an acquired reference.",
+                "R1 must be referenced when passed to release function",
+            )
         st.refs = [x for x in st.refs if x.id != ref_id]
         self._map_regs(st, lambda r: Reg.unknown() if r.ref_obj_id == ref_id else r)
 
@@ -1364,8 +1674,10 @@ class Checker:
         sub = meta.func_subprog
         start = self.prog.subprogs[sub]
         if len(st.frames) >= MAX_CALL_FRAMES:
-            raise self.fail(f"The call stack is deeper than {MAX_CALL_FRAMES} frames.",
-                            f"the call stack of {len(st.frames) + 1} frames is too deep !")
+            raise self.fail(
+                f"The call stack is deeper than {MAX_CALL_FRAMES} frames.",
+                f"the call stack of {len(st.frames) + 1} frames is too deep !",
+            )
         callee = Frame(len(st.frames), sub, callsite=pc)
         callee.callback = proto.id
         callee.regs[10] = Reg.pointer(PTR_TO_STACK, frameno=callee.frameno)
@@ -1396,13 +1708,16 @@ class Checker:
         r = regs[argno]
         name = f"bpf_{proto.name}"
         if r.type == NOT_INIT:
-            raise self.fail(f"Argument {argno} (r{argno}) of {name} is not initialised.",
-                            f"R{argno} !read_ok")
+            raise self.fail(
+                f"Argument {argno} (r{argno}) of {name} is not initialised.", f"R{argno} !read_ok"
+            )
         tn = self.reg_name(r)
         if kind == ANYTHING:
             if r.is_pointer() and self.unpriv:
-                raise self.fail(f"r{argno}: passing a pointer to {name} as a number leaks it.",
-                                f"R{argno} leaks addr into helper function")
+                raise self.fail(
+                    f"r{argno}: passing a pointer to {name} as a number leaks it.",
+                    f"R{argno} leaks addr into helper function",
+                )
             if proto.callback == "loop" and argno == 4 and r.type == SCALAR:
                 pass
             return
@@ -1415,30 +1730,44 @@ class Checker:
             if r.type != T_CTX:
                 raise self._arg_type(argno, name, r, "ctx")
             if r.off or r.var_off != tnum.ZERO:
-                raise self.fail(f"r{argno}: {name} needs the unmodified context pointer.",
-                                f"dereference of modified ctx ptr R{argno} off={r.off} "
-                                "disallowed")
+                raise self.fail(
+                    f"r{argno}: {name} needs the unmodified context pointer.",
+                    f"dereference of modified ctx ptr R{argno} off={r.off} disallowed",
+                )
             return
         if kind in (ARG_MAP_KEY, ARG_MAP_VALUE, PTR_TO_UNINIT_MAP_VALUE):
             if meta.map is None:
-                raise self.fail(f"{name}: a map argument must come first.",
-                                "invalid map_ptr to access map->key")
+                raise self.fail(
+                    f"{name}: a map argument must come first.", "invalid map_ptr to access map->key"
+                )
             size = meta.map.key_size if kind == ARG_MAP_KEY else meta.map.value_size
             if kind == ARG_MAP_KEY and r.type == PTR_TO_STACK and size == 4:
                 meta.const_key = self.const_stack_value(st, r, 4)
-            self.check_mem_arg(st, argno, r, size, write=kind == PTR_TO_UNINIT_MAP_VALUE,
-                               zero_ok=False, name=name, allow_null=False,
-                               what="key" if kind == ARG_MAP_KEY else "value")
+            self.check_mem_arg(
+                st,
+                argno,
+                r,
+                size,
+                write=kind == PTR_TO_UNINIT_MAP_VALUE,
+                zero_ok=False,
+                name=name,
+                allow_null=False,
+                what="key" if kind == ARG_MAP_KEY else "value",
+            )
             return
         if kind in (ARG_MEM, PTR_TO_MEM_OR_NULL, PTR_TO_UNINIT_MEM, PTR_TO_UNINIT_MEM_OR_NULL):
             if kind in (PTR_TO_MEM_OR_NULL, PTR_TO_UNINIT_MEM_OR_NULL) and r.is_null_const():
                 meta.mem_regno = argno
                 meta.mem_null = True
                 return
-            if r.type == SCALAR or r.maybe_null or r.type in (T_CTX, CONST_PTR_TO_MAP,
-                                                              PTR_TO_PACKET_END, PTR_TO_FUNC):
-                raise self._arg_type(argno, name, r, "fp, pkt, pkt_meta, map_key, map_value, "
-                                                     "mem, ringbuf_mem")
+            if (
+                r.type == SCALAR
+                or r.maybe_null
+                or r.type in (T_CTX, CONST_PTR_TO_MAP, PTR_TO_PACKET_END, PTR_TO_FUNC)
+            ):
+                raise self._arg_type(
+                    argno, name, r, "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem"
+                )
             meta.mem_regno = argno
             meta.mem_write = kind in (PTR_TO_UNINIT_MEM, PTR_TO_UNINIT_MEM_OR_NULL)
             meta.mem_null = False
@@ -1448,37 +1777,54 @@ class Checker:
                 raise self._arg_type(argno, name, r, "scalar")
             zero_ok = kind == CONST_SIZE_OR_ZERO
             if r.smin < 0:
-                raise self.fail(f"r{argno}: the size passed to {name} may be negative.",
-                                f"R{argno} min value is negative, either use unsigned or "
-                                "'var &= const'")
+                raise self.fail(
+                    f"r{argno}: the size passed to {name} may be negative.",
+                    f"R{argno} min value is negative, either use unsigned or 'var &= const'",
+                )
             if r.umin == 0 and not zero_ok:
-                raise self.fail(f"r{argno}: the size passed to {name} may be zero.",
-                                f"R{argno} invalid zero-sized read: u64=[{r.umin},{r.umax}]")
+                raise self.fail(
+                    f"r{argno}: the size passed to {name} may be zero.",
+                    f"R{argno} invalid zero-sized read: u64=[{r.umin},{r.umax}]",
+                )
             if r.umax >= BPF_MAX_VAR_SIZ:
-                raise self.fail(f"r{argno}: the size passed to {name} is unbounded; bound it "
-                                "with a comparison first.",
-                                f"R{argno} unbounded memory access, use 'var &= const' or "
-                                "'if (var < const)'")
+                raise self.fail(
+                    f"r{argno}: the size passed to {name} is unbounded; bound it "
+                    "with a comparison first.",
+                    f"R{argno} unbounded memory access, use 'var &= const' or 'if (var < const)'",
+                )
             meta.msize_max = r.umax
             mr = meta.mem_regno
             if mr and not meta.mem_null:
-                self.check_mem_arg(st, mr, regs[mr], r.umax, write=meta.mem_write,
-                                   zero_ok=zero_ok, name=name, allow_null=False, what="memory")
+                self.check_mem_arg(
+                    st,
+                    mr,
+                    regs[mr],
+                    r.umax,
+                    write=meta.mem_write,
+                    zero_ok=zero_ok,
+                    name=name,
+                    allow_null=False,
+                    what="memory",
+                )
             return
         if kind == CONST_ALLOC_SIZE_OR_ZERO:
             if not r.is_const():
-                raise self.fail(f"r{argno}: the size passed to {name} must be a known "
-                                "constant.", f"R{argno} is not a known constant'")
+                raise self.fail(
+                    f"r{argno}: the size passed to {name} must be a known constant.",
+                    f"R{argno} is not a known constant'",
+                )
             meta.alloc_size = r.value
             return
         if kind == PTR_TO_RINGBUF_MEM:
             if r.type != PTR_TO_MEM or not r.ringbuf or r.maybe_null:
                 raise self._arg_type(argno, name, r, "ringbuf_mem")
             if r.off or r.var_off != tnum.ZERO:
-                raise self.fail(f"r{argno}: {name} needs the pointer returned by "
-                                "bpf_ringbuf_reserve, without an offset.",
-                                f"R{argno} must have zero offset when passed to release func "
-                                "or trusted arg to kfunc")
+                raise self.fail(
+                    f"r{argno}: {name} needs the pointer returned by "
+                    "bpf_ringbuf_reserve, without an offset.",
+                    f"R{argno} must have zero offset when passed to release func "
+                    "or trusted arg to kfunc",
+                )
             meta.ref_obj_id = r.ref_obj_id
             return
         if kind == ARG_FUNC:
@@ -1496,18 +1842,24 @@ class Checker:
             if r.type != PTR_TO_MAP_VALUE or r.maybe_null:
                 raise self._arg_type(argno, name, r, "map_value")
             if r.var_off != tnum.ZERO:
-                raise self.fail(f"r{argno}: the spin lock must be at a constant offset.",
-                                f"R{argno} doesn't have constant offset. bpf_spin_lock has to "
-                                "be at the constant offset")
+                raise self.fail(
+                    f"r{argno}: the spin lock must be at a constant offset.",
+                    f"R{argno} doesn't have constant offset. bpf_spin_lock has to "
+                    "be at the constant offset",
+                )
             m = r.map
             if m.spin_lock_off < 0:
-                raise self.fail(f"Map '{m.name}' has no bpf_spin_lock in its value.",
-                                f"map '{m.name}' has no valid bpf_spin_lock")
+                raise self.fail(
+                    f"Map '{m.name}' has no bpf_spin_lock in its value.",
+                    f"map '{m.name}' has no valid bpf_spin_lock",
+                )
             if r.off != m.spin_lock_off:
-                raise self.fail(f"Offset {r.off} is not the bpf_spin_lock of map '{m.name}' "
-                                f"(at {m.spin_lock_off}).",
-                                f"off {r.off} doesn't point to 'struct bpf_spin_lock' that is "
-                                f"at {m.spin_lock_off}")
+                raise self.fail(
+                    f"Offset {r.off} is not the bpf_spin_lock of map '{m.name}' "
+                    f"(at {m.spin_lock_off}).",
+                    f"off {r.off} doesn't point to 'struct bpf_spin_lock' that is "
+                    f"at {m.spin_lock_off}",
+                )
             meta.lock = (id(m), r.id)
             return
         if kind == PTR_TO_CONST_STR:
@@ -1515,18 +1867,32 @@ class Checker:
                 raise self._arg_type(argno, name, r, "map_value")
             m = r.map
             if not (m.rdonly_prog and m.frozen) or m.data is None:
-                raise self.fail(f"r{argno}: the format string must be in a read-only map.",
-                                f"R{argno} does not point to a readonly map'")
+                raise self.fail(
+                    f"r{argno}: the format string must be in a read-only map.",
+                    f"R{argno} does not point to a readonly map'",
+                )
             if r.var_off != tnum.ZERO:
-                raise self.fail(f"r{argno}: the string must be at a constant offset.",
-                                f"R{argno} is not a constant address'")
-            if b"\0" not in bytes(m.data[r.off:]):
-                raise self.fail("The constant string is not NUL-terminated.",
-                                "string is not zero-terminated")
+                raise self.fail(
+                    f"r{argno}: the string must be at a constant offset.",
+                    f"R{argno} is not a constant address'",
+                )
+            if b"\0" not in bytes(m.data[r.off :]):
+                raise self.fail(
+                    "The constant string is not NUL-terminated.", "string is not zero-terminated"
+                )
             return
         if kind == PTR_TO_LONG:
-            self.check_mem_arg(st, argno, r, 8, write=True, zero_ok=False, name=name,
-                               allow_null=False, what="result")
+            self.check_mem_arg(
+                st,
+                argno,
+                r,
+                8,
+                write=True,
+                zero_ok=False,
+                name=name,
+                allow_null=False,
+                what="result",
+            )
             return
         raise self.fail(f"Unsupported argument kind {kind}.", f"unsupported arg {kind}")
 
@@ -1541,7 +1907,7 @@ class Checker:
         slot = frame.stack.get((-full - 1) // 8)
         if slot is None:
             return None
-        if slot.is_spill() and full % 8 == 0 and slot.spill_size() >= size:
+        if slot.is_spill() and full % 8 == 0 and slot.spill_size() == size:
             sp = slot.spilled
             if sp.type == SCALAR and not (sp.var_off.mask & ((1 << (8 * size)) - 1)):
                 return sp.var_off.value & ((1 << (8 * size)) - 1)
@@ -1552,11 +1918,24 @@ class Checker:
 
     def _arg_type(self, argno: int, name: str, r: Reg, expected: str) -> Reject:
         tn = self.reg_name(r)
-        return self.fail(f"Argument {argno} of {name} has the wrong type: {tn}, expected "
-                         f"{expected}.", f"R{argno} type={tn} expected={expected}")
+        return self.fail(
+            f"Argument {argno} of {name} has the wrong type: {tn}, expected {expected}.",
+            f"R{argno} type={tn} expected={expected}",
+        )
 
-    def check_mem_arg(self, st: State, regno: int, r: Reg, size: int, *, write: bool,
-                      zero_ok: bool, name: str, allow_null: bool, what: str) -> None:
+    def check_mem_arg(
+        self,
+        st: State,
+        regno: int,
+        r: Reg,
+        size: int,
+        *,
+        write: bool,
+        zero_ok: bool,
+        name: str,
+        allow_null: bool,
+        what: str,
+    ) -> None:
         """A helper accesses ``size`` bytes at ``r``."""
         t = r.type
         if r.maybe_null:
@@ -1567,37 +1946,73 @@ class Checker:
         if size == 0 and zero_ok:
             return
         if t in PACKET_TYPES:
-            if self.prog_type not in ctxinfo.PKT_READ or \
-                    write and self.prog_type not in ctxinfo.PKT_WRITE:
+            if (
+                self.prog_type not in ctxinfo.PKT_READ
+                or write
+                and self.prog_type not in ctxinfo.PKT_WRITE
+            ):
                 raise self._arg_type(regno, name, r, "fp, map_value, mem")
             self.mem_access(st, regno, r, 0, size, write=False, value=None)
             return
         if t == PTR_TO_MAP_VALUE:
             if write and r.map.rdonly_prog:
-                raise self.fail(f"Map '{r.map.name}' is read-only for programs.",
-                                "write into map forbidden")
-            self.region_access(regno, r, r.off, size, r.map.value_size, "map value",
-                               f"invalid access to map value, value_size={r.map.value_size} "
-                               f"off={{off}} size={size}", zero_ok)
+                raise self.fail(
+                    f"Map '{r.map.name}' is read-only for programs.", "write into map forbidden"
+                )
+            self.region_access(
+                regno,
+                r,
+                r.off,
+                size,
+                r.map.value_size,
+                "map value",
+                f"invalid access to map value, value_size={r.map.value_size} "
+                f"off={{off}} size={size}",
+                zero_ok,
+            )
             return
         if t == PTR_TO_MAP_KEY:
-            self.region_access(regno, r, r.off, size, r.map.key_size, "map key",
-                               f"invalid access to map key, key_size={r.map.key_size} "
-                               f"off={{off}} size={size}", zero_ok)
+            self.region_access(
+                regno,
+                r,
+                r.off,
+                size,
+                r.map.key_size,
+                "map key",
+                f"invalid access to map key, key_size={r.map.key_size} off={{off}} size={size}",
+                zero_ok,
+            )
             return
         if t == PTR_TO_MEM:
             if write and r.rdonly:
                 raise self._arg_type(regno, name, r, "fp, map_value, mem")
-            self.region_access(regno, r, r.off, size, r.mem_size, "memory",
-                               f"invalid access to memory, mem_size={r.mem_size} "
-                               f"off={{off}} size={size}", zero_ok)
+            self.region_access(
+                regno,
+                r,
+                r.off,
+                size,
+                r.mem_size,
+                "memory",
+                f"invalid access to memory, mem_size={r.mem_size} off={{off}} size={size}",
+                zero_ok,
+            )
             return
         raise self._arg_type(regno, name, r, "fp, pkt, pkt_meta, map_key, map_value, mem")
 
 
 class _Meta:
-    __slots__ = ("map", "mem_regno", "mem_write", "mem_null", "msize_max", "alloc_size",
-                 "ref_obj_id", "func_subprog", "lock", "const_key")
+    __slots__ = (
+        "map",
+        "mem_regno",
+        "mem_write",
+        "mem_null",
+        "msize_max",
+        "alloc_size",
+        "ref_obj_id",
+        "func_subprog",
+        "lock",
+        "const_key",
+    )
 
     def __init__(self) -> None:
         self.map = None
@@ -1642,6 +2057,31 @@ def scalar_zext_unknown() -> Reg:
     r.var_off = tnum.Tnum(0, M32)
     scalar.sync(r)
     return r
+
+
+def _signature(st: State) -> tuple:
+    """Identity of the current frame's registers (equal signatures: maybe a loop)."""
+    return (len(st.frames),) + tuple(
+        (
+            r.type,
+            r.off,
+            r.var_off,
+            r.smin,
+            r.smax,
+            r.umin,
+            r.umax,
+            r.s32min,
+            r.s32max,
+            r.u32min,
+            r.u32max,
+            r.id,
+            r.range,
+            r.maybe_null,
+            r.frameno,
+            r.mem_size,
+        )
+        for r in st.cur.regs
+    )
 
 
 def _maybe_looping(old: State, cur: State) -> bool:

@@ -15,15 +15,40 @@ from .state import PTR_TO_PACKET, PTR_TO_PACKET_END, PTR_TO_PACKET_META, SCALAR
 # struct __sk_buff field offsets (linux/bpf.h).
 SKB_SIZE = 192
 SKB_FIELDS: dict[str, tuple[int, int]] = {  # name -> (offset, size)
-    "len": (0, 4), "pkt_type": (4, 4), "mark": (8, 4), "queue_mapping": (12, 4),
-    "protocol": (16, 4), "vlan_present": (20, 4), "vlan_tci": (24, 4), "vlan_proto": (28, 4),
-    "priority": (32, 4), "ingress_ifindex": (36, 4), "ifindex": (40, 4), "tc_index": (44, 4),
-    "cb": (48, 20), "hash": (68, 4), "tc_classid": (72, 4), "data": (76, 4),
-    "data_end": (80, 4), "napi_id": (84, 4), "family": (88, 4), "remote_ip4": (92, 4),
-    "local_ip4": (96, 4), "remote_ip6": (100, 16), "local_ip6": (116, 16),
-    "remote_port": (132, 4), "local_port": (136, 4), "data_meta": (140, 4),
-    "flow_keys": (144, 8), "tstamp": (152, 8), "wire_len": (160, 4), "gso_segs": (164, 4),
-    "sk": (168, 8), "gso_size": (176, 4), "tstamp_type": (180, 1), "hwtstamp": (184, 8),
+    "len": (0, 4),
+    "pkt_type": (4, 4),
+    "mark": (8, 4),
+    "queue_mapping": (12, 4),
+    "protocol": (16, 4),
+    "vlan_present": (20, 4),
+    "vlan_tci": (24, 4),
+    "vlan_proto": (28, 4),
+    "priority": (32, 4),
+    "ingress_ifindex": (36, 4),
+    "ifindex": (40, 4),
+    "tc_index": (44, 4),
+    "cb": (48, 20),
+    "hash": (68, 4),
+    "tc_classid": (72, 4),
+    "data": (76, 4),
+    "data_end": (80, 4),
+    "napi_id": (84, 4),
+    "family": (88, 4),
+    "remote_ip4": (92, 4),
+    "local_ip4": (96, 4),
+    "remote_ip6": (100, 16),
+    "local_ip6": (116, 16),
+    "remote_port": (132, 4),
+    "local_port": (136, 4),
+    "data_meta": (140, 4),
+    "flow_keys": (144, 8),
+    "tstamp": (152, 8),
+    "wire_len": (160, 4),
+    "gso_segs": (164, 4),
+    "sk": (168, 8),
+    "gso_size": (176, 4),
+    "tstamp_type": (180, 1),
+    "hwtstamp": (184, 8),
 }
 XDP_MD_SIZE = 24  # data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
 PT_REGS_SIZE = 168  # x86-64 struct pt_regs
@@ -58,8 +83,15 @@ def _skb_common(off: int, size: int, write: bool) -> CtxAccess:
         return _NO
     if name == "cb":
         return CtxAccess(off + size <= 68)
-    if name in ("remote_ip6", "local_ip6", "remote_ip4", "local_ip4", "data", "data_meta",
-                "data_end"):
+    if name in (
+        "remote_ip6",
+        "local_ip6",
+        "remote_ip4",
+        "local_ip4",
+        "data",
+        "data_meta",
+        "data_end",
+    ):
         return CtxAccess(size == 4)
     if name == "flow_keys":
         return _NO
@@ -79,9 +111,22 @@ def _skb_common(off: int, size: int, write: bool) -> CtxAccess:
 
 def _socket_filter(off: int, size: int, write: bool) -> CtxAccess:
     name = _field_at(off)
-    if name in ("tc_classid", "data", "data_meta", "data_end", "family", "remote_ip4",
-                "local_ip4", "remote_ip6", "local_ip6", "remote_port", "local_port",
-                "tstamp", "wire_len", "hwtstamp"):
+    if name in (
+        "tc_classid",
+        "data",
+        "data_meta",
+        "data_end",
+        "family",
+        "remote_ip4",
+        "local_ip4",
+        "remote_ip6",
+        "local_ip6",
+        "remote_port",
+        "local_port",
+        "tstamp",
+        "wire_len",
+        "hwtstamp",
+    ):
         return _NO
     if write and name != "cb":
         return _NO
@@ -93,11 +138,25 @@ _PKT = {"data": PTR_TO_PACKET, "data_meta": PTR_TO_PACKET_META, "data_end": PTR_
 
 def _tc(off: int, size: int, write: bool) -> CtxAccess:
     name = _field_at(off)
-    if write and name not in ("mark", "tc_index", "priority", "tc_classid", "cb", "tstamp",
-                              "queue_mapping"):
+    if write and name not in (
+        "mark",
+        "tc_index",
+        "priority",
+        "tc_classid",
+        "cb",
+        "tstamp",
+        "queue_mapping",
+    ):
         return _NO
-    if name in ("family", "remote_ip4", "local_ip4", "remote_ip6", "local_ip6", "remote_port",
-                "local_port"):
+    if name in (
+        "family",
+        "remote_ip4",
+        "local_ip4",
+        "remote_ip6",
+        "local_ip6",
+        "remote_port",
+        "local_port",
+    ):
         return _NO
     if name == "tstamp_type" and off == 180:
         return CtxAccess(size == 1)
@@ -122,8 +181,9 @@ def _cgroup_skb(off: int, size: int, write: bool) -> CtxAccess:
 def _xdp(off: int, size: int, write: bool) -> CtxAccess:
     if write or off < 0 or off >= XDP_MD_SIZE or off % size or size != 4 or off == 20:
         return _NO
-    return CtxAccess(True, {0: PTR_TO_PACKET, 4: PTR_TO_PACKET_END,
-                            8: PTR_TO_PACKET_META}.get(off, SCALAR))
+    return CtxAccess(
+        True, {0: PTR_TO_PACKET, 4: PTR_TO_PACKET_END, 8: PTR_TO_PACKET_META}.get(off, SCALAR)
+    )
 
 
 def _kprobe(off: int, size: int, write: bool) -> CtxAccess:

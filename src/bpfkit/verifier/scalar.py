@@ -102,16 +102,36 @@ def _deduce_64_from_32(r: Reg) -> None:
 
 def sync(r: Reg) -> None:
     """Make the intervals and the known bits agree (kernel ``reg_bounds_sync``)."""
+    v, m = r.var_off
+    if m == 0:
+        # a known value: consistent bounds collapse onto it, inconsistent ones stay empty
+        sv = v - (1 << 64) if v >> 63 else v
+        lo = v & M32
+        slo = lo - (1 << 32) if lo >> 31 else lo
+        if (
+            r.umin <= v <= r.umax
+            and r.smin <= sv <= r.smax
+            and r.u32min <= lo <= r.u32max
+            and r.s32min <= slo <= r.s32max
+        ):
+            r.umin = r.umax = v
+            r.smin = r.smax = sv
+            r.u32min = r.u32max = lo
+            r.s32min = r.s32max = slo
+        else:
+            r.umin, r.umax = 1, 0
+        return
     _update_from_tnum(r)
-    for _ in range(2):
-        _deduce32(r)
-        _deduce64(r)
-        _deduce_64_from_32(r)
-        _deduce32(r)
-        _deduce64(r)
+    _deduce32(r)
+    _deduce64(r)
+    _deduce_64_from_32(r)
+    _deduce32(r)
+    _deduce64(r)
     if r.umin <= r.umax:
-        r.var_off = tnum.intersect(r.var_off, tnum.trange(r.umin, r.umax))
-    if r.u32min <= r.u32max:
+        t = tnum.trange(r.umin, r.umax)
+        if t.mask != M64:
+            r.var_off = tnum.intersect(r.var_off, t)
+    if r.u32min <= r.u32max and (r.u32min or r.u32max != M32):
         low = tnum.intersect(tnum.subreg(r.var_off), tnum.trange(r.u32min, r.u32max))
         r.var_off = tnum.with_subreg(r.var_off, low)
     _update_from_tnum(r)
@@ -483,12 +503,28 @@ def load_sized(size: int, signed: bool) -> Reg:
 # ---------------------------------------------------------------------------
 
 NEGATE = {
-    op.JEQ: op.JNE, op.JNE: op.JEQ, op.JGT: op.JLE, op.JLE: op.JGT, op.JGE: op.JLT,
-    op.JLT: op.JGE, op.JSGT: op.JSLE, op.JSLE: op.JSGT, op.JSGE: op.JSLT, op.JSLT: op.JSGE,
+    op.JEQ: op.JNE,
+    op.JNE: op.JEQ,
+    op.JGT: op.JLE,
+    op.JLE: op.JGT,
+    op.JGE: op.JLT,
+    op.JLT: op.JGE,
+    op.JSGT: op.JSLE,
+    op.JSLE: op.JSGT,
+    op.JSGE: op.JSLT,
+    op.JSLT: op.JSGE,
 }
 FLIP = {
-    op.JEQ: op.JEQ, op.JNE: op.JNE, op.JSET: op.JSET, op.JGT: op.JLT, op.JLT: op.JGT,
-    op.JGE: op.JLE, op.JLE: op.JGE, op.JSGT: op.JSLT, op.JSLT: op.JSGT, op.JSGE: op.JSLE,
+    op.JEQ: op.JEQ,
+    op.JNE: op.JNE,
+    op.JSET: op.JSET,
+    op.JGT: op.JLT,
+    op.JLT: op.JGT,
+    op.JGE: op.JLE,
+    op.JLE: op.JGE,
+    op.JSGT: op.JSLT,
+    op.JSLT: op.JSGT,
+    op.JSGE: op.JSLE,
     op.JSLE: op.JSGE,
 }
 
@@ -587,11 +623,11 @@ def refine(jop: int, a: Reg, b: Reg, is32: bool) -> None:
     elif jop == op.JNE:
         # Only a constant at the edge of the other's range can be cut off.
         for x, y in ((a, b), (b, a)):
-            if (y.is_const32() if is32 else y.is_const()):
+            if y.is_const32() if is32 else y.is_const():
                 _ne_const(x, y.value & (M32 if is32 else M64), is32)
     elif jop == op.JSET:
         for x, y in ((a, b), (b, a)):
-            if (y.is_const32() if is32 else y.is_const()):
+            if y.is_const32() if is32 else y.is_const():
                 val = y.value & (M32 if is32 else M64)
                 if val and not (val & (val - 1)):
                     x.var_off = tnum.or_(x.var_off, tnum.const(val))
@@ -623,7 +659,7 @@ def refine(jop: int, a: Reg, b: Reg, is32: bool) -> None:
 def refine_not_jset(a: Reg, b: Reg, is32: bool) -> None:
     """Narrow ``a`` assuming ``a & b == 0`` for a constant ``b``."""
     for x, y in ((a, b), (b, a)):
-        if (y.is_const32() if is32 else y.is_const()):
+        if y.is_const32() if is32 else y.is_const():
             val = y.value & (M32 if is32 else M64)
             inv = ~val & (M32 if is32 else M64)
             if is32:

@@ -73,9 +73,27 @@ class Reg:
     """One register's abstract value: a type plus, for scalars and pointer offsets, bounds."""
 
     __slots__ = (
-        "type", "maybe_null", "rdonly", "ringbuf", "off", "var_off", "smin", "smax",
-        "umin", "umax", "s32min", "s32max", "u32min", "u32max", "id", "ref_obj_id",
-        "range", "map", "mem_size", "frameno", "subprog",
+        "type",
+        "maybe_null",
+        "rdonly",
+        "ringbuf",
+        "off",
+        "var_off",
+        "smin",
+        "smax",
+        "umin",
+        "umax",
+        "s32min",
+        "s32max",
+        "u32min",
+        "u32max",
+        "id",
+        "ref_obj_id",
+        "range",
+        "map",
+        "mem_size",
+        "frameno",
+        "subprog",
     )
 
     def __init__(self, type_: int = NOT_INIT) -> None:
@@ -244,8 +262,9 @@ def _bounds_parts(r: Reg) -> list[str]:
         out.append(f"umin32={r.u32min}")
     if r.u32max != U32_MAX and r.u32max != r.umax:
         out.append(f"umax32={r.u32max}")
-    if r.var_off.mask != M64 and not (r.var_off.value == 0 and r.var_off.mask + 1 == r.umax + 1
-                                      and r.umin == 0):
+    if r.var_off.mask != M64 and not (
+        r.var_off.value == 0 and r.var_off.mask + 1 == r.umax + 1 and r.umin == 0
+    ):
         out.append(f"var_off={tnum.fmt(r.var_off)}")
     return out
 
@@ -282,8 +301,17 @@ EMPTY_SLOT = Slot()
 class Frame:
     """One call frame: registers, stack slots, and where it was called from."""
 
-    __slots__ = ("regs", "stack", "frameno", "callsite", "subprog", "depth", "callback",
-                 "cb_ret_lo", "cb_ret_hi")
+    __slots__ = (
+        "regs",
+        "stack",
+        "frameno",
+        "callsite",
+        "subprog",
+        "depth",
+        "callback",
+        "cb_ret_lo",
+        "cb_ret_hi",
+    )
 
     def __init__(self, frameno: int, subprog: int, callsite: int = -1) -> None:
         self.regs: list[Reg] = [NOT_INIT_REG] * 11
@@ -322,7 +350,18 @@ class Ref:
 class State:
     """The whole abstract machine at one instruction on one path."""
 
-    __slots__ = ("frames", "refs", "lock", "parent", "branches", "insn", "cb_depth", "dead")
+    __slots__ = (
+        "frames",
+        "refs",
+        "lock",
+        "parent",
+        "branches",
+        "insn",
+        "cb_depth",
+        "dead",
+        "hits",
+        "misses",
+    )
 
     def __init__(self) -> None:
         self.frames: list[Frame] = []
@@ -333,6 +372,8 @@ class State:
         self.insn = 0
         self.cb_depth = 0
         self.dead = False
+        self.hits = 0
+        self.misses = 0
 
     @property
     def cur(self) -> Frame:
@@ -350,6 +391,8 @@ class State:
         s.insn = self.insn
         s.cb_depth = self.cb_depth
         s.dead = False
+        s.hits = 0
+        s.misses = 0
         return s
 
 
@@ -390,10 +433,14 @@ class _IdMap:
 def range_within(old: Reg, cur: Reg) -> bool:
     """``cur``'s bounds lie within ``old``'s."""
     return (
-        old.umin <= cur.umin and cur.umax <= old.umax
-        and old.smin <= cur.smin and cur.smax <= old.smax
-        and old.u32min <= cur.u32min and cur.u32max <= old.u32max
-        and old.s32min <= cur.s32min and cur.s32max <= old.s32max
+        old.umin <= cur.umin
+        and cur.umax <= old.umax
+        and old.smin <= cur.smin
+        and cur.smax <= old.smax
+        and old.u32min <= cur.u32min
+        and cur.u32max <= old.u32max
+        and old.s32min <= cur.s32min
+        and cur.s32max <= old.s32max
     )
 
 
@@ -408,11 +455,20 @@ def regsafe(old: Reg, cur: Reg, ids: _IdMap, exact: bool = False) -> bool:
     if old.type != cur.type or old.maybe_null != cur.maybe_null:
         return False
     if old.type == SCALAR:
-        return (range_within(old, cur) and tnum.contains(old.var_off, cur.var_off)
-                and ids.check_scalar(old.id, cur.id))
-    if (old.off != cur.off or old.map is not cur.map or old.mem_size != cur.mem_size
-            or old.frameno != cur.frameno or old.subprog != cur.subprog
-            or old.rdonly != cur.rdonly or old.ringbuf != cur.ringbuf):
+        return (
+            range_within(old, cur)
+            and tnum.contains(old.var_off, cur.var_off)
+            and ids.check_scalar(old.id, cur.id)
+        )
+    if (
+        old.off != cur.off
+        or old.map is not cur.map
+        or old.mem_size != cur.mem_size
+        or old.frameno != cur.frameno
+        or old.subprog != cur.subprog
+        or old.rdonly != cur.rdonly
+        or old.ringbuf != cur.ringbuf
+    ):
         return False
     if not (range_within(old, cur) and tnum.contains(old.var_off, cur.var_off)):
         return False
@@ -450,8 +506,10 @@ def stacksafe(old: Frame, cur: Frame, ids: _IdMap, allow_uninit: bool, exact: bo
             # An old spilled unknown scalar is as good as misc bytes.
             sp = oslot.spilled
             if sp.type == SCALAR and sp.var_off == tnum.UNKNOWN and not sp.id:
-                if all(c in (ST_MISC, ST_ZERO) or (c == ST_INVALID and allow_uninit)
-                       for c in cslot.types):
+                if all(
+                    c in (ST_MISC, ST_ZERO) or (c == ST_INVALID and allow_uninit)
+                    for c in cslot.types
+                ):
                     continue
                 if cslot.is_spill() and cslot.spilled.type == SCALAR:
                     continue

@@ -1,0 +1,88 @@
+"""Differential tests: our verifier and the running kernel's agree on accept/reject.
+
+``kernel_verdict`` creates the program's maps in the kernel, points its map loads at
+the new descriptors, loads it with the same program type, and reports the verdict.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from bpfkit.errors import KernelError, VerifierError  # noqa: E402
+from bpfkit.isa import opcodes as op  # noqa: E402
+from bpfkit.verifier import MapDesc, prog_type_of, verify  # noqa: E402
+
+
+def kernel_verdict(insns, prog_type, maps=None, log_level: int = 4) -> tuple[bool, str]:
+    """(accepted, log) from the running kernel's verifier.
+
+    The default log level 4 asks only for statistics (cheap even for a program that
+    runs into the one-million-instruction limit); pass 1 for the messages.
+    """
+    from bpfkit.kernel import sys as ks
+
+    fds: dict[int, int] = {}
+    try:
+        for k, m in (maps or {}).items():
+            d = MapDesc.of(m)
+            fds[k] = ks.map_create(d.type, d.key_size, d.value_size, d.max_entries, flags=d.flags)
+        out = []
+        for insn in insns:
+            if (
+                insn.is_lddw
+                and insn.src in (op.PSEUDO_MAP_FD, op.PSEUDO_MAP_VALUE)
+                and insn.imm_lo in fds
+            ):
+                insn = insn.with_(imm=(insn.imm & ~0xFFFFFFFF) | fds[insn.imm_lo])
+            out.append(insn)
+        logs: list[str] = []
+        try:
+            fd = ks.prog_load(prog_type_of(prog_type), out, log_level=log_level, log_out=logs)
+        except VerifierError as e:
+            return False, e.log
+        except KernelError as e:
+            return False, str(e)
+        os.close(fd)
+        return True, "".join(logs)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def kernel_stats(log: str) -> dict:
+    """``processed N insns ... total_states ... peak_states`` from a kernel log."""
+    m = re.search(r"processed (\d+) insns .*? total_states (\d+) peak_states (\d+)", log)
+    if not m:
+        return {}
+    return {
+        "insns_processed": int(m.group(1)),
+        "total_states": int(m.group(2)),
+        "peak_states": int(m.group(3)),
+    }
+
+
+def _cases():
+    from test_verifier_cases import CASES
+
+    return [c for c in CASES if c.kernel]
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("case", _cases(), ids=lambda c: c.name)
+def test_case_agrees_with_kernel(case) -> None:
+    insns = case.insns()
+    kok, klog = kernel_verdict(insns, case.prog_type, case.maps)
+    try:
+        verify(insns, prog_type=case.prog_type, maps=case.maps, budget=case.budget)
+        ook, msg = True, ""
+    except VerifierError as e:
+        ook, msg = False, e.kernel_message
+    assert kok == ook, (
+        f"kernel {'accepts' if kok else 'rejects'}, we say {msg or 'accept'}\n{klog[-600:]}"
+    )
