@@ -22,7 +22,15 @@ from .cfg import BPF_COMPLEXITY_LIMIT_INSNS, Reject, build
 from .check import Checker, Stats
 from .log import Log, _disasm, fmt_state
 
-__all__ = ["verify", "MapDesc", "VerifyResult", "Stats", "prog_type_of", "verify_on_load"]
+__all__ = [
+    "verify",
+    "verify_spec",
+    "MapDesc",
+    "VerifyResult",
+    "Stats",
+    "prog_type_of",
+    "verify_on_load",
+]
 
 
 @dataclass
@@ -81,7 +89,13 @@ class VerifyResult:
 
     def to_json(self) -> dict:
         """The ``bpfkit verify --json`` shape."""
-        out: dict[str, Any] = {"ok": self.ok, "stats": self.stats.to_json()}
+        out: dict[str, Any] = {
+            "ok": self.ok,
+            "insn": None,
+            "reason": None,
+            "line": None,
+            "stats": self.stats.to_json(),
+        }
         if self.error is not None:
             e = self.error
             out.update(
@@ -211,6 +225,7 @@ def verify(
 
 
 def _summary(log: Log, stats: Stats, budget: int) -> None:
+    log.text()
     log.lines.append(
         f"processed {stats.insns_processed} insns (limit {budget}) max_states_per_insn "
         f"{stats.max_states_per_insn} total_states {stats.total_states} peak_states "
@@ -255,3 +270,42 @@ def verify_on_load(
 
 
 _ = field
+
+
+def verify_spec(obj: Any, program: str | None = None, **kw: Any) -> VerifyResult:
+    """Verify one program of an :class:`~bpfkit.obj.spec.ObjectSpec` (maps, type, lines).
+
+    Map references become the map's position in ``obj.maps``; the C source line of a
+    rejection comes from the program's BTF line info.
+    """
+    from ..obj.spec import line_for
+
+    prog = obj.program(program)
+    names = list(obj.maps)
+    maps: dict[int, MapDesc] = {}
+    for i, name in enumerate(names):
+        ms = obj.maps[name]
+        desc = MapDesc.of(ms, name)
+        contents = getattr(ms, "contents", None)
+        if contents is not None:
+            desc.data = bytes(contents)
+        desc.frozen = bool(getattr(ms, "frozen", False))
+        maps[i] = desc
+    insns = list(prog.instructions)
+    for rel in prog.relocations:
+        if rel.map is not None and rel.map in obj.maps and 0 <= rel.index < len(insns):
+            insn = insns[rel.index]
+            if insn.is_lddw:
+                idx = names.index(rel.map)
+                insns[rel.index] = insn.with_(imm=(insn.imm & ~0xFFFFFFFF) | idx)
+    slots = prog.slots
+    by_slot = {s: i for i, s in enumerate(slots)}
+
+    def line(slot: int) -> dict | None:
+        i = by_slot.get(slot)
+        li = line_for(prog, i) if i is not None else None
+        return li.to_json() if li is not None else None
+
+    kw.setdefault("prog_type", prog.prog_type)
+    kw.setdefault("license", prog.license or obj.license or "GPL")
+    return verify(insns, maps=maps, line_info=line, **kw)

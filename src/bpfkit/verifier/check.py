@@ -256,10 +256,17 @@ class Checker:
         active = self.active.get(pc)
         if active:
             if is_cb_call:
+                prev = None
                 for old in active.get("cb", ()):
                     if old.branches > 0 and states_equal(old, state, allow_uninit):
                         self.path_done(state)
                         return True
+                    if old.branches > 0 and len(old.frames) == len(state.frames):
+                        prev = old
+                if prev is not None:
+                    # another round of the callback changed some numbers: widen them so
+                    # the rounds converge (the kernel widens its imprecise scalars)
+                    _widen(prev, state)
             for old in active.get(sig, ()):
                 if old.branches > 0 and states_equal(old, state, allow_uninit):
                     raise self.fail(
@@ -2057,6 +2064,36 @@ def scalar_zext_unknown() -> Reg:
     r.var_off = tnum.Tnum(0, M32)
     scalar.sync(r)
     return r
+
+
+def _widen_reg(old: Reg, cur: Reg) -> Reg:
+    if cur.type != SCALAR or old.type != SCALAR:
+        return cur
+    from .state import range_within
+
+    if range_within(old, cur) and tnum.contains(old.var_off, cur.var_off):
+        return cur
+    return Reg.unknown()
+
+
+def _widen(old: State, cur: State) -> None:
+    """Forget the scalars of ``cur`` that are not within ``old`` (loop convergence)."""
+    for of, cf in zip(old.frames, cur.frames, strict=True):
+        cf.regs = [_widen_reg(o, c) for o, c in zip(of.regs, cf.regs, strict=True)]
+        for spi, slot in list(cf.stack.items()):
+            oslot = of.stack.get(spi)
+            if (
+                slot.spilled is not None
+                and oslot is not None
+                and oslot.spilled is not None
+                and slot.spill_size() == 8
+                and oslot.spill_size() == 8
+            ):
+                n = _widen_reg(oslot.spilled, slot.spilled)
+                if n is not slot.spilled:
+                    cf.stack[spi] = Slot(slot.types, n)
+            elif oslot is not None and oslot.types != slot.types and ST_ZERO in slot.types:
+                cf.stack[spi] = Slot(slot.types.replace(ST_ZERO, ST_MISC), slot.spilled)
 
 
 def _signature(st: State) -> tuple:

@@ -1,0 +1,105 @@
+"""``bpfkit verify``: run the verifier on an object, assembler text or raw bytecode."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import BpfError, VerifierError
+from ._common import EXIT_FAIL, emit, guarded
+
+
+def _run(
+    file: str,
+    program: str | None,
+    prog_type: str | None,
+    fmt: str | None,
+    dialect: str,
+    unpriv: bool,
+    log_level: int,
+):
+    from ..isa.loader import guess_format, read_bytes, read_program
+    from ..verifier import verify, verify_spec
+
+    data = read_bytes(file)
+    kind = fmt or guess_format(data)
+    common = dict(unpriv=unpriv, log_level=log_level, raise_on_error=False)
+    if kind == "elf":
+        from ..obj.loader import load_object
+
+        obj = load_object(data)
+        try:
+            obj.program(program)
+        except KeyError as e:
+            raise BpfError(str(e.args[0])) from None
+        if prog_type:
+            common["prog_type"] = prog_type
+        return verify_spec(obj, program, **common)
+    if program:
+        raise click.UsageError("--program applies to ELF objects")
+    insns = read_program(file, kind, dialect)
+    return verify(insns, prog_type=prog_type or "socket_filter", **common)
+
+
+@click.command("verify")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--program", help="Program name or section (ELF objects).")
+@click.option("--type", "prog_type", help="Program type (socket_filter, xdp, sched_cls, ...).")
+@click.option("--format", "fmt", type=click.Choice(["asm", "raw", "elf"]), help="Input format.")
+@click.option(
+    "--dialect",
+    type=click.Choice(["auto", "conformance", "llvm"]),
+    default="auto",
+    show_default=True,
+    help="Assembler dialect of an asm input.",
+)
+@click.option("--unpriv", is_flag=True, help="Verify as an unprivileged loader would be.")
+@click.option(
+    "--log-level",
+    type=click.IntRange(0, 2),
+    default=0,
+    show_default=True,
+    help="1: instructions and branch states; 2: the state after every instruction.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded()
+def verify_cmd(file, program, prog_type, fmt, dialect, unpriv, log_level, as_json) -> None:
+    """Prove a program safe (exit 0) or explain why it is rejected (exit 1)."""
+    try:
+        res = _run(file, program, prog_type, fmt, dialect, unpriv, log_level)
+    except VerifierError as e:
+        if e.insn is None and "unknown program type" in str(e):
+            raise BpfError(str(e)) from None
+        raise
+    out = res.to_json()
+    if log_level:
+        out["log"] = res.log
+    if as_json:
+        emit(out)
+    else:
+        if log_level:
+            click.echo(res.log, nl=False)
+        if res.ok:
+            s = res.stats
+            click.echo(
+                f"accepted: {s.insns_processed} instructions processed, "
+                f"{s.total_states} states (peak {s.peak_states}), stack depth "
+                f"{'+'.join(str(d) for d in s.stack_depth)}"
+            )
+        else:
+            e = res.error
+            click.echo(f"rejected at instruction {e.insn}: {e.disasm}", err=True)
+            if e.line:
+                click.echo(
+                    f"  source: {e.line.get('file')}:{e.line.get('line')}: "
+                    f"{(e.line.get('source') or '').strip()}",
+                    err=True,
+                )
+            click.echo(f"  reason: {e.reason}", err=True)
+            click.echo(f"  kernel: {e.kernel_message}", err=True)
+            if e.state:
+                click.echo(f"  state: {e.state}", err=True)
+    if not res.ok:
+        raise SystemExit(EXIT_FAIL)
+
+
+COMMANDS = [verify_cmd]
