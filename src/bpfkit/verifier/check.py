@@ -1718,7 +1718,6 @@ class Checker:
             raise self.fail(
                 f"Argument {argno} (r{argno}) of {name} is not initialised.", f"R{argno} !read_ok"
             )
-        tn = self.reg_name(r)
         if kind == ANYTHING:
             if r.is_pointer() and self.unpriv:
                 raise self.fail(
