@@ -59,28 +59,37 @@ def main() -> None:
             dt = (time.perf_counter() - t0) * 1e6
             best = dt if best is None else min(best, dt)
         k = kernel_time(insns, pt, maps)
-        rows.append({
-            "program": name, "slots": sum(i.slots for i in insns),
-            "ours_insns": res.stats.insns_processed, "ours_us": round(best, 1),
-            "kernel_insns": k[0] if k else None, "kernel_us": k[1] if k else None,
-            "ratio": round(best / max(k[1], 1.0), 1) if k else None,
-        })
+        rows.append(
+            {
+                "program": name,
+                "slots": sum(i.slots for i in insns),
+                "ours_insns": res.stats.insns_processed,
+                "ours_us": round(best, 1),
+                "kernel_insns": k[0] if k else None,
+                "kernel_us": k[1] if k else None,
+                "ratio": round(best / max(k[1], 1.0), 1) if k else None,
+            }
+        )
     ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
-    summary = {"median_ratio": statistics.median(ratios) if ratios else None,
-               "programs": len(rows)}
+    summary = {"median_ratio": statistics.median(ratios) if ratios else None, "programs": len(rows)}
     big = [r for r in rows if r["program"].startswith(("progen_", "loop_"))]
     if big:
-        summary["median_ratio_large"] = statistics.median(r["ratio"] for r in big
-                                                          if r["ratio"] is not None)
+        summary["median_ratio_large"] = statistics.median(
+            r["ratio"] for r in big if r["ratio"] is not None
+        )
     if as_json:
         print(json.dumps({"rows": rows, "summary": summary}))
         return
-    print(f"{'program':28} {'slots':>6} {'ours insns':>10} {'kern insns':>10} "
-          f"{'ours us':>10} {'kern us':>9} {'ratio':>7}")
+    print(
+        f"{'program':28} {'slots':>6} {'ours insns':>10} {'kern insns':>10} "
+        f"{'ours us':>10} {'kern us':>9} {'ratio':>7}"
+    )
     for r in rows:
-        print(f"{r['program']:28} {r['slots']:>6} {r['ours_insns']:>10} "
-              f"{r['kernel_insns'] or '-':>10} {r['ours_us']:>10} {r['kernel_us'] or '-':>9} "
-              f"{r['ratio'] or '-':>7}")
+        print(
+            f"{r['program']:28} {r['slots']:>6} {r['ours_insns']:>10} "
+            f"{r['kernel_insns'] or '-':>10} {r['ours_us']:>10} {r['kernel_us'] or '-':>9} "
+            f"{r['ratio'] or '-':>7}"
+        )
     print(json.dumps(summary))
 
 
