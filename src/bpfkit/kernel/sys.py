@@ -1631,18 +1631,31 @@ def prog_attach(
     expected_revision: int = 0,
 ) -> None:
     """Attach a program to a target (cgroup, sockmap, netns, ifindex for tcx...)."""
-    if relative_id:
-        flags |= F_ID
-    attr = ProgAttachAttr(
+    attr = _attach_attr(
+        prog_fd, target_fd, attach_type, flags, relative_fd, relative_id, expected_revision
+    )
+    attr.replace_bpf_fd = fdnum(replace_prog_fd)
+    _call(Cmd.PROG_ATTACH, attr)
+
+
+def _attach_attr(
+    prog_fd: FdLike,
+    target_fd: FdLike,
+    attach_type: int,
+    flags: int,
+    relative_fd: FdLike,
+    relative_id: int,
+    expected_revision: int,
+) -> ProgAttachAttr:
+    """The attribute PROG_ATTACH and PROG_DETACH share (a relative id sets ``F_ID``)."""
+    return ProgAttachAttr(
         target_fd=fdnum(target_fd),
         attach_bpf_fd=fdnum(prog_fd),
         attach_type=int(attach_type),
-        attach_flags=flags,
-        replace_bpf_fd=fdnum(replace_prog_fd),
+        attach_flags=flags | (F_ID if relative_id else 0),
         relative_fd=relative_id or fdnum(relative_fd),
         expected_revision=expected_revision,
     )
-    _call(Cmd.PROG_ATTACH, attr)
 
 
 def prog_detach(
@@ -1656,15 +1669,8 @@ def prog_detach(
     expected_revision: int = 0,
 ) -> None:
     """Detach a program (or the only one, when ``prog_fd`` is 0) from a target."""
-    if relative_id:
-        flags |= F_ID
-    attr = ProgAttachAttr(
-        target_fd=fdnum(target_fd),
-        attach_bpf_fd=fdnum(prog_fd),
-        attach_type=int(attach_type),
-        attach_flags=flags,
-        relative_fd=relative_id or fdnum(relative_fd),
-        expected_revision=expected_revision,
+    attr = _attach_attr(
+        prog_fd, target_fd, attach_type, flags, relative_fd, relative_id, expected_revision
     )
     _call(Cmd.PROG_DETACH, attr)
 
