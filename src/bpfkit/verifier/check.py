@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
 from ..uapi.enums import HELPER_NAMES, MapType, ProgType
-from . import ctxinfo, scalar, tnum
+from . import ctxinfo, liveness, precision, scalar, tnum
 from .cfg import Program, Reject, check_stack_depth
 from .helpers_proto import (
     ANYTHING,
@@ -175,6 +175,8 @@ class Checker:
         self.prev_insns = 0
         self.pc = 0
         self.st: State | None = None
+        self.live = liveness.analyze(prog, prog_type, unpriv)
+        self.hx = None  # extra history information of the current instruction
 
     # ------------------------------------------------------------------ utils
     def new_id(self) -> int:
@@ -259,6 +261,9 @@ class Checker:
                 prev = None
                 for old in active.get("cb", ()):
                     if old.branches > 0 and states_equal(old, state, allow_uninit):
+                        # pruned against a checkpoint still being explored: its
+                        # precision marks are not final, so rely on everything
+                        precision.mark_all(state.parent)
                         self.path_done(state)
                         return True
                     if old.branches > 0 and len(old.frames) == len(state.frames):
@@ -277,9 +282,17 @@ class Checker:
         sls = self.explored.get(pc)
         if sls:
             evict = None
+            live = self.live
+            use_prec = False  # precision tracking: next step
             for old in sls:
-                if states_equal(old, state, allow_uninit):
+                if states_equal(old, state, allow_uninit, live=live, use_prec=use_prec):
                     old.hits += 1
+                    if use_prec:
+                        # the pruned path continues as the checkpoint's did: what was
+                        # precise there is precise here
+                        keys = precision.live_keys(old)
+                        if keys:
+                            precision.mark_chain(self.prog.at, state, keys)
                     self.path_done(state)
                     return True
                 old.misses += 1
@@ -297,6 +310,8 @@ class Checker:
         self.prev_jmps = self.jmps
         self.prev_insns = self.stats.insns_processed
         ck = state.copy()
+        ck.hist = state.hist
+        state.hist = []
         ck.insn = pc
         ck.branches = 1
         ck.parent = state.parent
@@ -320,6 +335,8 @@ class Checker:
         self.st = st
         while True:
             self.pc = pc
+            ipc = pc
+            self.hx = None
             self.stats.insns_processed += 1
             if self.stats.insns_processed > self.budget:
                 raise self.fail(
@@ -369,6 +386,8 @@ class Checker:
                 else:
                     self.jmps += 1
                     pc = self.do_cond_jmp(st, insn, pc)
+            hx = self.hx
+            st.hist.append(ipc if hx is None else (ipc, hx))
             self.log.after(pc, st)
 
     # ------------------------------------------------------------------ registers
@@ -1624,7 +1643,7 @@ class Checker:
             self._map_regs(
                 st, lambda r: Reg.unknown() if r.type in PACKET_TYPES + (PTR_TO_PACKET_END,) else r
             )
-        regs[0] = self.ret_value(st, proto, meta, pc)
+        st.cur.regs[0] = self.ret_value(st, proto, meta, pc)  # _map_regs may copy regs
         return pc + 1
 
     def ret_value(self, st: State, proto: Proto, meta: _Meta, pc: int) -> Reg:

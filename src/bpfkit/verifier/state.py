@@ -361,6 +361,10 @@ class State:
         "dead",
         "hits",
         "misses",
+        "hist",
+        "prec",
+        "all_prec",
+        "live",
     )
 
     def __init__(self) -> None:
@@ -374,6 +378,10 @@ class State:
         self.dead = False
         self.hits = 0
         self.misses = 0
+        self.hist: list = []  # instructions since ``parent`` (precision backtracking)
+        self.prec: set[int] = set()  # precision marks of a checkpoint (prec_key)
+        self.all_prec = False  # every scalar of this checkpoint (and its parents) precise
+        self.live: list | None = None  # per-frame liveness of a checkpoint (cached)
 
     @property
     def cur(self) -> Frame:
@@ -393,6 +401,10 @@ class State:
         s.dead = False
         s.hits = 0
         s.misses = 0
+        s.hist = list(self.hist)
+        s.prec = set()
+        s.all_prec = False
+        s.live = None
         return s
 
 
@@ -444,14 +456,20 @@ def range_within(old: Reg, cur: Reg) -> bool:
     )
 
 
-def regsafe(old: Reg, cur: Reg, ids: _IdMap, exact: bool = False) -> bool:
-    """Whether anything safe from ``old`` is safe from ``cur``."""
+def regsafe(old: Reg, cur: Reg, ids: _IdMap, exact: bool = False, precise: bool = True) -> bool:
+    """Whether anything safe from ``old`` is safe from ``cur``.
+
+    ``precise=False``: the old scalar's value mattered for no decision on the paths
+    explored from it (precision tracking), so any scalar will do.
+    """
     if old is cur and not old.id and not old.ref_obj_id:
         return True
     if old.type == NOT_INIT:
         return not exact or cur.type == NOT_INIT
     if cur.type == NOT_INIT:
         return False
+    if old.type == SCALAR and not precise and not exact:
+        return cur.type == SCALAR
     if old.type != cur.type or old.maybe_null != cur.maybe_null:
         return False
     if old.type == SCALAR:
@@ -485,31 +503,50 @@ def regsafe(old: Reg, cur: Reg, ids: _IdMap, exact: bool = False) -> bool:
     return True
 
 
-def _slot_view(slot: Slot, i: int) -> str:
-    return slot.types[i]
+def _misc_like(c: str, cslot: Slot, allow_uninit: bool) -> bool:
+    """A current stack byte that reads as some scalar."""
+    if c == ST_MISC or c == ST_ZERO:
+        return True
+    if c == ST_INVALID:
+        return allow_uninit
+    return c == ST_SPILL and cslot.spilled.type == SCALAR
 
 
-def stacksafe(old: Frame, cur: Frame, ids: _IdMap, allow_uninit: bool, exact: bool) -> bool:
-    """Every stack byte ``old`` relied on is at least as known in ``cur``."""
+def stacksafe(
+    old: Frame,
+    cur: Frame,
+    ids: _IdMap,
+    allow_uninit: bool,
+    exact: bool,
+    live_slots: int = -1,
+    prec: frozenset | set | None = None,
+    pbase: int = 0,
+) -> bool:
+    """Every stack byte ``old`` relied on is at least as known in ``cur``.
+
+    ``live_slots``: bit per slot that may still be read (dead slots are ignored);
+    ``prec``: precision keys of ``old`` (None: every scalar is precise); a spilled
+    scalar of an imprecise slot is as good as any scalar bytes.
+    """
     for spi, oslot in old.stack.items():
+        if not (live_slots >> spi) & 1:
+            continue
         cslot = cur.stack.get(spi, EMPTY_SLOT)
         if oslot is cslot and not (oslot.spilled is not None and oslot.spilled.id):
             continue
         if exact:
             if oslot.types != cslot.types:
                 return False
+        sp = oslot.spilled
+        precise = prec is None or exact or (pbase + 64 + spi) in prec
         if oslot.is_spill() and oslot.spill_size() == 8:
             if cslot.is_spill() and cslot.spill_size() == 8:
-                if not regsafe(oslot.spilled, cslot.spilled, ids, exact):
+                if not regsafe(sp, cslot.spilled, ids, exact, precise):
                     return False
                 continue
-            # An old spilled unknown scalar is as good as misc bytes.
-            sp = oslot.spilled
-            if sp.type == SCALAR and sp.var_off == tnum.UNKNOWN and not sp.id:
-                if all(
-                    c in (ST_MISC, ST_ZERO) or (c == ST_INVALID and allow_uninit)
-                    for c in cslot.types
-                ):
+            # An old spilled unknown (or imprecise) scalar is as good as misc bytes.
+            if sp.type == SCALAR and (not precise or (sp.var_off == tnum.UNKNOWN and not sp.id)):
+                if all(_misc_like(c, cslot, allow_uninit) for c in cslot.types):
                     continue
                 if cslot.is_spill() and cslot.spilled.type == SCALAR:
                     continue
@@ -522,9 +559,7 @@ def stacksafe(old: Frame, cur: Frame, ids: _IdMap, allow_uninit: bool, exact: bo
             if o == ST_INVALID:
                 continue
             if o == ST_MISC:
-                if c in (ST_MISC, ST_ZERO) or (c == ST_INVALID and allow_uninit):
-                    continue
-                if c == ST_SPILL and cslot.spilled.type == SCALAR:
+                if _misc_like(c, cslot, allow_uninit):
                     continue
                 return False
             if o == ST_ZERO:
@@ -533,14 +568,48 @@ def stacksafe(old: Frame, cur: Frame, ids: _IdMap, allow_uninit: bool, exact: bo
                 if c == ST_SPILL and cslot.spilled.is_null_const():
                     continue
                 return False
-            # o == ST_SPILL of a partial spill: require the same partial spill.
-            if c != ST_SPILL or not regsafe(oslot.spilled, cslot.spilled, ids, exact):
+            # o == ST_SPILL of a partial spill: the same partial spill (or, when the
+            # slot is imprecise, any scalar bytes).
+            if not precise and sp.type == SCALAR:
+                if _misc_like(c, cslot, allow_uninit):
+                    continue
+                return False
+            if c != ST_SPILL or not regsafe(sp, cslot.spilled, ids, exact):
                 return False
     return True
 
 
-def states_equal(old: State, cur: State, allow_uninit: bool, exact: bool = False) -> bool:
-    """``old`` subsumes ``cur`` (``exact``: the same, used for loop detection)."""
+def frame_liveness(old: State, live) -> list[tuple[int, int]]:
+    """(live registers mask, live slots mask) of each frame of checkpoint ``old``."""
+    frames = old.frames
+    out = []
+    last = len(frames) - 1
+    for i in range(last + 1):
+        if i == last:
+            out.append(live.at(old.insn))
+        else:
+            child = frames[i + 1]
+            if child.callback:
+                out.append(live.at(child.callsite))
+            else:
+                out.append(live.after_call(child.callsite))
+    return out
+
+
+def states_equal(
+    old: State,
+    cur: State,
+    allow_uninit: bool,
+    exact: bool = False,
+    live=None,
+    use_prec: bool = False,
+) -> bool:
+    """``old`` subsumes ``cur`` (``exact``: the same, used for loop detection).
+
+    ``live`` (a :class:`liveness.Liveness`): ignore registers and slots dead at the
+    checkpoint; ``use_prec``: scalars that ``old`` never needed precisely
+    (``old.prec``) only need to be scalars in ``cur``.
+    """
     if len(old.frames) != len(cur.frames):
         return False
     if len(old.refs) != len(cur.refs):
@@ -548,13 +617,27 @@ def states_equal(old: State, cur: State, allow_uninit: bool, exact: bool = False
     if (old.lock is None) != (cur.lock is None):
         return False
     ids = _IdMap()
-    for of, cf in zip(old.frames, cur.frames, strict=True):
+    prec = old.prec if use_prec and not old.all_prec else None
+    lv = old.live if live is not None else None
+    if lv is None and live is not None:
+        lv = old.live = frame_liveness(old, live)
+    for fi, (of, cf) in enumerate(zip(old.frames, cur.frames, strict=True)):
         if of.callsite != cf.callsite or of.callback != cf.callback:
             return False
-        for o, c in zip(of.regs, cf.regs, strict=True):
-            if not regsafe(o, c, ids, exact):
+        if lv is not None:
+            rmask, smask = lv[fi]
+        else:
+            rmask = smask = -1
+        pbase = fi * 128
+        cregs = cf.regs
+        for i, o in enumerate(of.regs):
+            if not (rmask >> i) & 1:
+                continue
+            if not regsafe(
+                o, cregs[i], ids, exact, prec is None or (pbase + i) in prec
+            ):
                 return False
-        if not stacksafe(of, cf, ids, allow_uninit, exact):
+        if not stacksafe(of, cf, ids, allow_uninit, exact, smask, prec, pbase):
             return False
     for o, c in zip(old.refs, cur.refs, strict=True):
         if not ids.check(o.id, c.id):
