@@ -307,7 +307,12 @@ const volatile int limit = 3;
 SEC("xdp") int poke(struct xdp_md *ctx) { *(volatile int *)&limit = 4; return limit; }
 char LICENSE[] SEC("license") = "GPL";
 """
-    with bpfkit.load(build_source(tmp_path, "poke", src)) as obj:
+    path = build_source(tmp_path, "poke", src)
+    # the verifier refuses the store on load, as the kernel's does
+    with pytest.raises(bpfkit.VerifierError, match="read-only"):
+        bpfkit.load(path)
+    # unverified, the runtime still refuses the write: the map value region is read-only
+    with bpfkit.load(path, verify=False) as obj:
         with pytest.raises(bpfkit.RuntimeFault):
             obj.programs["poke"].test_run(bytes(14))
 

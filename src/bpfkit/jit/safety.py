@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import NotSupported, VerifierError
+from ..errors import NotSupported
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
 
-__all__ = ["proven_safe"]
+__all__ = ["proven_safe", "safe_indices"]
 
 
 def proven_safe(
@@ -40,13 +40,23 @@ def proven_safe(
     driven this way.
     """
     try:
-        from ..verifier import MapDesc, prog_type_of
-        from ..verifier import state as vstate
-        from ..verifier.cfg import Reject, build
-        from ..verifier.check import Checker
-        from ..verifier.log import Log
+        from ..verifier import verify
     except ImportError as e:  # pragma: no cover - the verifier is part of bpfkit
         raise NotSupported(f"the verifier is not available: {e}") from None
+    res = verify(
+        insns, prog_type=prog_type, maps=maps, unpriv=unpriv, budget=limit, record_accesses=True
+    )
+    return safe_indices(insns, res.accesses or {})
+
+
+def safe_indices(insns: Sequence[Instruction], accesses: Mapping[int, set[int]]) -> set[int]:
+    """Instruction indices whose every recorded access went through a bounds-checked pointer.
+
+    ``accesses`` is ``VerifyResult.accesses`` (slot index → pointer types) of an
+    accepted program.
+    """
+    from ..verifier import state as vstate
+
     safe_types = {
         vstate.PTR_TO_STACK,
         vstate.PTR_TO_CTX,
@@ -55,41 +65,11 @@ def proven_safe(
         vstate.PTR_TO_MAP_VALUE,
         vstate.PTR_TO_MEM,
     }
-    seen: dict[int, set[int]] = {}
-
-    class Recorder(Checker):
-        """The verifier, noting the pointer kind behind each checked memory access."""
-
-        def mem_access(self, st, regno, base, off, size, **kw):  # type: ignore[override]
-            seen.setdefault(self.pc, set()).add(base.type)
-            return super().mem_access(st, regno, base, off, size, **kw)
-
-    if maps is None:
-        mdict: dict[int, Any] = {}
-    elif isinstance(maps, Mapping):
-        mdict = {int(k): MapDesc.of(v, f"map{k}") for k, v in maps.items()}
-    else:
-        mdict = {i: MapDesc.of(v, f"map{i}") for i, v in enumerate(maps)}
-    try:
-        prog = build(insns, unpriv=unpriv)
-        checker = Recorder(
-            prog,
-            prog_type=prog_type_of(prog_type),
-            maps=mdict,
-            unpriv=unpriv,
-            budget=limit,
-            log=Log(0),
-            gpl=True,
-        )
-        checker.run()
-    except Reject as rej:
-        raise VerifierError(rej.reason, insn=rej.insn) from None
-    except TypeError as e:  # the verifier's internals changed shape
-        raise NotSupported(f"cannot drive the verifier: {e}") from None
     out: set[int] = set()
     slot = 0
     for i, insn in enumerate(insns):
-        if insn.cls in (op.LDX, op.ST, op.STX) and seen.get(slot) and seen[slot] <= safe_types:
+        kinds = accesses.get(slot)
+        if insn.cls in (op.LDX, op.ST, op.STX) and kinds and kinds <= safe_types:
             out.add(i)
         slot += insn.slots
     return out

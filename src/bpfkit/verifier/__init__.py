@@ -30,6 +30,8 @@ __all__ = [
     "Stats",
     "prog_type_of",
     "verify_on_load",
+    "map_desc",
+    "spin_lock_offset",
 ]
 
 
@@ -86,6 +88,9 @@ class VerifyResult:
     stats: Stats
     log: str = ""
     error: VerifierError | None = None
+    #: with ``record_accesses=True``: slot index of each load/store/atomic → the
+    #: pointer types (``state.PTR_TO_*``) it went through on the explored paths
+    accesses: dict[int, set[int]] | None = None
 
     def to_json(self) -> dict:
         """The ``bpfkit verify --json`` shape."""
@@ -177,12 +182,15 @@ def verify(
     budget: int = BPF_COMPLEXITY_LIMIT_INSNS,
     license: str = "GPL",
     raise_on_error: bool = True,
+    record_accesses: bool = False,
 ) -> VerifyResult:
     """Verify ``insns`` as a program of ``prog_type``; raises ``VerifierError`` if unsafe.
 
     ``maps`` maps the fd (``map_fd`` lddw) or index (``map_idx`` lddw) a program uses
     to a map description (:class:`MapDesc`, or anything with ``type``, ``key_size``,
     ``value_size``, ``max_entries``); a sequence is indexed by position.
+    ``record_accesses`` fills ``VerifyResult.accesses`` (what the JIT needs to drop
+    bounds checks the verifier proved unnecessary).
     """
     pt = prog_type_of(prog_type)
     if maps is None:
@@ -202,9 +210,10 @@ def verify(
         "Dual MPL/GPL",
     )
     checker = None
+    accesses: dict[int, set[int]] | None = {} if record_accesses else None
     try:
         prog = build(insns, unpriv=unpriv)
-        checker = Checker(
+        checker = (_recorder(accesses) if accesses is not None else Checker)(
             prog, prog_type=pt, maps=mdict, unpriv=unpriv, budget=budget, log=log, gpl=gpl
         )
         stats = checker.run()
@@ -221,7 +230,18 @@ def verify(
             raise err from None
         return VerifyResult(False, stats, log.text(), err)
     _summary(log, stats, budget)
-    return VerifyResult(True, stats, log.text())
+    return VerifyResult(True, stats, log.text(), accesses=accesses)
+
+
+def _recorder(seen: dict[int, set[int]]) -> type[Checker]:
+    """A Checker that notes the pointer type behind every checked memory access."""
+
+    class Recorder(Checker):
+        def mem_access(self, st, regno, base, off, size, **kw):  # type: ignore[override]
+            seen.setdefault(self.pc, set()).add(base.type)
+            return super().mem_access(st, regno, base, off, size, **kw)
+
+    return Recorder
 
 
 def _summary(log: Log, stats: Stats, budget: int) -> None:
@@ -272,6 +292,40 @@ def verify_on_load(
 _ = field
 
 
+def spin_lock_offset(btf: Any, value_type_id: int | None) -> int:
+    """Offset of the top-level ``struct bpf_spin_lock`` member of a map value, or -1.
+
+    The kernel finds it in the value's BTF the same way (only a direct member counts).
+    """
+    if btf is None or not value_type_id:
+        return -1
+    try:
+        t = btf.resolve(value_type_id)
+    except (KeyError, IndexError, ValueError):
+        return -1
+    for m in getattr(t, "members", None) or ():
+        try:
+            mt = btf.resolve(m.type)
+        except (KeyError, IndexError, ValueError):
+            continue
+        if getattr(mt, "name", "") == "bpf_spin_lock" and hasattr(mt, "members"):
+            return m.bit_offset // 8
+    return -1
+
+
+def map_desc(m: Any, name: str, btf: Any = None) -> MapDesc:
+    """A :class:`MapDesc` of a map spec or VM map, its spin lock found through ``btf``."""
+    desc = MapDesc.of(m, name)
+    contents = getattr(m, "contents", None)
+    if contents is not None:
+        desc.data = bytes(contents)
+    desc.frozen = bool(getattr(m, "frozen", False))
+    if desc.spin_lock_off < 0:
+        vt = getattr(m, "value_type_id", None) or getattr(m, "btf_value_type", None)
+        desc.spin_lock_off = spin_lock_offset(btf, vt)
+    return desc
+
+
 def verify_spec(obj: Any, program: str | None = None, **kw: Any) -> VerifyResult:
     """Verify one program of an :class:`~bpfkit.obj.spec.ObjectSpec` (maps, type, lines).
 
@@ -284,13 +338,7 @@ def verify_spec(obj: Any, program: str | None = None, **kw: Any) -> VerifyResult
     names = list(obj.maps)
     maps: dict[int, MapDesc] = {}
     for i, name in enumerate(names):
-        ms = obj.maps[name]
-        desc = MapDesc.of(ms, name)
-        contents = getattr(ms, "contents", None)
-        if contents is not None:
-            desc.data = bytes(contents)
-        desc.frozen = bool(getattr(ms, "frozen", False))
-        maps[i] = desc
+        maps[i] = map_desc(obj.maps[name], name, getattr(obj, "btf", None))
     insns = list(prog.instructions)
     for rel in prog.relocations:
         if rel.map is not None and rel.map in obj.maps and 0 <= rel.index < len(insns):

@@ -199,7 +199,28 @@ def _tracepoint(off: int, size: int, write: bool) -> CtxAccess:
 
 
 def _raw_tp(off: int, size: int, write: bool) -> CtxAccess:
-    if write or off < 0 or off >= 12 * 8 or off % size or size != 8:
+    # bpf_tracing_ctx_access: any aligned read of the u64 argument array
+    if write or off < 0 or off >= 12 * 8 or off % size:
+        return _NO
+    return CtxAccess(True)
+
+
+PERF_EVENT_DATA_SIZE = PT_REGS_SIZE + 16  # regs, sample_period, addr
+
+
+def _perf_event(off: int, size: int, write: bool) -> CtxAccess:
+    if write or off < 0 or off >= PERF_EVENT_DATA_SIZE or off % size:
+        return _NO
+    if off >= PT_REGS_SIZE:  # sample_period, addr: narrow loads allowed
+        return CtxAccess(off + size <= PERF_EVENT_DATA_SIZE)
+    return CtxAccess(size == 8)
+
+
+SYSCALL_CTX_MAX = 0xFFFF  # U16_MAX: the syscall program's context is user memory
+
+
+def _syscall(off: int, size: int, write: bool) -> CtxAccess:
+    if off < 0 or off >= SYSCALL_CTX_MAX or off % size:
         return _NO
     return CtxAccess(True)
 
@@ -213,7 +234,9 @@ RULES = {
     ProgType.KPROBE: _kprobe,
     ProgType.TRACEPOINT: _tracepoint,
     ProgType.RAW_TRACEPOINT: _raw_tp,
-    ProgType.PERF_EVENT: _kprobe,
+    ProgType.RAW_TRACEPOINT_WRITABLE: _raw_tp,
+    ProgType.PERF_EVENT: _perf_event,
+    ProgType.SYSCALL: _syscall,
 }
 
 #: Program types whose programs may read packet data directly, and write it.

@@ -208,6 +208,9 @@ _PROTOS = [
     Proto("get_current_uid_gid"),
     Proto("get_current_comm", RET_INTEGER, (PTR_TO_UNINIT_MEM, CONST_SIZE)),
     Proto("get_current_task"),
+    # a trusted task_struct pointer in the kernel; bpfkit has no BTF pointers and
+    # treats it as a number (usable as a probe_read source, not dereferenced)
+    Proto("get_current_task_btf"),
     Proto(
         "get_stackid",
         RET_INTEGER,
@@ -244,6 +247,9 @@ _PROTOS = [
         RET_INTEGER,
         (PTR_TO_MEM_OR_NULL, CONST_SIZE_OR_ZERO, PTR_TO_MEM_OR_NULL, CONST_SIZE_OR_ZERO, ANYTHING),
     ),
+    Proto("xdp_load_bytes", RET_INTEGER, (PTR_TO_CTX, ANYTHING, PTR_TO_UNINIT_MEM, CONST_SIZE)),
+    Proto("xdp_store_bytes", RET_INTEGER, (PTR_TO_CTX, ANYTHING, PTR_TO_MEM, CONST_SIZE)),
+    Proto("xdp_get_buff_len", RET_INTEGER, (PTR_TO_CTX,)),
     Proto("xdp_adjust_head", RET_INTEGER, (PTR_TO_CTX, ANYTHING), pkt_changing=True),
     Proto("xdp_adjust_tail", RET_INTEGER, (PTR_TO_CTX, ANYTHING), pkt_changing=True),
     Proto("xdp_adjust_meta", RET_INTEGER, (PTR_TO_CTX, ANYTHING), pkt_changing=True),
@@ -311,6 +317,7 @@ _BASE = frozenset(
         "get_current_uid_gid",
         "get_current_comm",
         "get_current_task",
+        "get_current_task_btf",
         "spin_lock",
         "spin_unlock",
     }
@@ -338,13 +345,18 @@ ALLOWED: dict[int, frozenset[str]] = {
         "xdp_adjust_head",
         "xdp_adjust_tail",
         "xdp_adjust_meta",
+        "xdp_load_bytes",
+        "xdp_store_bytes",
+        "xdp_get_buff_len",
         "redirect",
         "redirect_map",
     },
     _PT.KPROBE: _TRACING,
     _PT.TRACEPOINT: _TRACING,
     _PT.RAW_TRACEPOINT: _TRACING,
+    _PT.RAW_TRACEPOINT_WRITABLE: _TRACING,
     _PT.PERF_EVENT: _TRACING,
+    _PT.SYSCALL: _BASE,
 }
 
 #: Helpers an unprivileged loader may call (socket filters and cgroup skb only).

@@ -175,18 +175,63 @@ class VMProgram:
         self.unsupported: str | None = None
         insns = list(insns)
         check_helpers(insns, self.prog_type)
+        #: the verifier's result on load (None when verification is off or the VM
+        #: cannot run this program type), and the instructions it proved in bounds
+        self.verification: Any = None
+        self.safe: frozenset[int] | None = None
         try:
             self.handler = prog_type_vm(self.prog_type)
         except NotSupported as e:
             self.handler, self.unsupported = None, str(e)
             self.max_ctx_offset = 0
         else:
+            if runtime.verify:
+                self._verify(insns)
             insns, self.max_ctx_offset = self.handler.convert(insns)
         self.insns = insns
         self.env = VMEnv(runtime, self, registry_for(int(self.prog_type)))
         self._engines: dict[str, Any] = {}
         self.id = runtime.ctx.new_id(self)
         self.runs = 0
+
+    def _verify(self, insns: list[Instruction]) -> None:
+        """Run bpfkit's verifier as the kernel would on load; keep what it proved."""
+        from ..jit.safety import safe_indices
+        from ..verifier import map_desc, verify
+
+        rt = self.runtime
+        maps: dict[int, Any] = {}
+        for insn in insns:
+            if insn.is_lddw and insn.src in (op.PSEUDO_MAP_FD, op.PSEUDO_MAP_VALUE):
+                m = rt.map_by_fd(insn.imm_lo)
+                if m is None or insn.imm_lo in maps:
+                    continue
+                desc = map_desc(m, m.name, rt.btf)
+                if m.frozen and isinstance(m, ArrayMap):
+                    desc.data = bytes(m.mv[: m.value_size])
+                maps[insn.imm_lo] = desc
+        line_info = None
+        spec = self.spec
+        if spec is not None and spec.line_info:
+            from ..obj.spec import line_for
+
+            by_slot = {s: i for i, s in enumerate(spec.slots)}
+
+            def line_info(slot: int) -> dict | None:
+                i = by_slot.get(slot)
+                li = line_for(spec, i) if i is not None else None
+                return li.to_json() if li is not None else None
+
+        self.verification = verify(
+            insns,
+            prog_type=int(self.prog_type),
+            maps=maps,
+            unpriv=rt.unpriv,
+            line_info=line_info,
+            license=self.license or "GPL",
+            record_accesses=True,
+        )
+        self.safe = frozenset(safe_indices(insns, self.verification.accesses or {}))
 
     @property
     def fd(self) -> int:
@@ -338,7 +383,7 @@ def _jit_compile(prog: VMProgram) -> Any:
     for attr in ("JitProgram", "CompiledJit", "compile_program"):
         maker = getattr(jit, attr, None)
         if maker is not None:
-            return maker(prog.insns, prog.env, budget=prog.runtime.budget)
+            return maker(prog.insns, prog.env, budget=prog.runtime.budget, safe=prog.safe)
     raise NotSupported("the JIT engine is not available in this build")
 
 
@@ -369,6 +414,9 @@ class VMRuntime:
         seed: int | None = None,
         budget: int = DEFAULT_BUDGET,
         space: AddressSpace | None = None,
+        verify: bool = True,
+        unpriv: bool = False,
+        btf: Any = None,
     ) -> None:
         n = ncpus or possible_cpus()
         if not 0 <= cpu < n:
@@ -389,6 +437,12 @@ class VMRuntime:
         self.native.set_prng(self.prng.address)
         self.trace_pipe: list[str] = []
         self.budget = budget
+        #: verify programs on load (``False`` for experiments with unverified code)
+        self.verify = verify
+        #: verify as for an unprivileged loader (no pointer leaks, no back-edges...)
+        self.unpriv = unpriv
+        #: the object's BTF (spin locks in map values), when loaded from an object
+        self.btf = btf
 
     # ---- the machine --------------------------------------------------------------------
     @property
@@ -500,6 +554,11 @@ def _make_map(rt: VMRuntime, spec: MapSpec) -> VMMap:
         btf_key_type=spec.key_type_id,
         btf_value_type=spec.value_type_id,
     )
+    from ..verifier import spin_lock_offset
+
+    lock = spin_lock_offset(rt.btf, spec.value_type_id)
+    if lock >= 0:
+        m.spin_lock_off = lock
     if spec.contents is not None and isinstance(m, ArrayMap):
         data = bytes(spec.contents)[: m.value_size]
         m.mv[: len(data)] = data
@@ -547,9 +606,24 @@ def load_spec(
     task: Task | None = None,
     seed: int | None = None,
     budget: int = DEFAULT_BUDGET,
+    verify: bool = True,
+    unpriv: bool = False,
 ) -> VMRuntime:
-    """Create every map and program of ``spec`` in a new :class:`VMRuntime`."""
-    rt = VMRuntime(ncpus=ncpus, cpu=cpu, task=task, seed=seed, budget=budget)
+    """Create every map and program of ``spec`` in a new :class:`VMRuntime`.
+
+    Each program is verified on load, as the kernel does (``verify=False`` loads
+    unverified code for experiments; the JIT then keeps every bounds check).
+    """
+    rt = VMRuntime(
+        ncpus=ncpus,
+        cpu=cpu,
+        task=task,
+        seed=seed,
+        budget=budget,
+        verify=verify,
+        unpriv=unpriv,
+        btf=spec.btf,
+    )
     try:
         for mspec in spec.maps.values():
             _make_map(rt, mspec)
