@@ -218,10 +218,11 @@ def _dfs(prog: Program, unpriv: bool) -> None:
         if insn is None:
             continue
         if insn.is_jump:
+            # as the kernel: branch targets and the conditional jumps themselves
             t = _target(insn, pc)
             prune.add(t)
             if insn.opcode & 0xF0 != op.JA:
-                prune.add(pc + 1)
+                prune.add(pc)
         elif insn.is_call:
             prune.add(pc)
             prune.add(pc + 1)

@@ -188,6 +188,20 @@ class Checker:
         """Build a rejection at the current instruction."""
         return Reject(reason, kmsg or reason, self.pc)
 
+    def precise(self, st: State, *regnos: int) -> None:
+        """The values of these registers of the current frame decide something here:
+        mark where they came from precise in the checkpoints above (unprivileged
+        programs compare every scalar exactly, so nothing to do)."""
+        if self.priv:
+            f = len(st.frames) - 1
+            precision.mark_chain(self.prog.at, st, [f * 128 + r for r in regnos])
+
+    def precise_stack(self, st: State, frameno: int, lo: int, hi: int) -> None:
+        """The stack bytes [lo, hi) of frame ``frameno`` decide something here."""
+        if self.priv:
+            keys = {precision.slot_key(frameno, (-a - 1) // 8) for a in range(lo, hi) if a < 0}
+            precision.mark_chain(self.prog.at, st, keys)
+
     def reg_name(self, r: Reg) -> str:
         """Kernel-style type name of a register."""
         return "scalar" if r.type == SCALAR else r.type_name() if r.type else "?"
@@ -283,7 +297,7 @@ class Checker:
         if sls:
             evict = None
             live = self.live
-            use_prec = False  # precision tracking: next step
+            use_prec = self.priv
             for old in sls:
                 if states_equal(old, state, allow_uninit, live=live, use_prec=use_prec):
                     old.hits += 1
@@ -372,12 +386,14 @@ class Checker:
                     self.jmps += 1
                     pc = pc + 1 + insn.jump_offset
                 elif jop == op.EXIT:
+                    self.jmps += 1
                     nxt = self.do_exit(st)
                     if nxt is None:
                         self.path_done(st)
                         return
                     pc = nxt
                 elif jop == op.CALL:
+                    self.jmps += 1
                     if insn.is_local_call:
                         pc = self.do_local_call(st, insn, pc)
                     else:
@@ -503,6 +519,11 @@ class Checker:
     ) -> Reg:
         """Pointer arithmetic (kernel ``adjust_ptr_min_max_vals``)."""
         opname = op.ALU_NAMES.get(aop, "?")
+        # the scalar operand's value shapes the pointer
+        if dst.type == SCALAR:
+            self.precise(st, dstno)
+        elif src.type == SCALAR and insn.opcode & op.X:
+            self.precise(st, insn.src)
         if dst.is_pointer() and src.is_pointer():
             if aop == op.SUB and self.priv and is64:
                 return Reg.unknown()
@@ -1076,6 +1097,7 @@ class Checker:
                     )
             return Reg.unknown()
         spi = (-full - 1) // 8
+        self.hx = precision.slot_key(ptr.frameno, spi)
         if write:
             self.stack_write(st, frame, spi, full, size, value, value_regno, imm_store, ptr)
             return Reg.unknown()
@@ -1158,6 +1180,8 @@ class Checker:
             return
         # plain data write
         zero = value is not None and value.is_null_const()
+        if zero and value_regno >= 0:
+            self.precise(st, value_regno)  # the bytes become known zeros
         kind = ST_ZERO if zero else ST_MISC
         types = list(old.types) if old is not None else [ST_INVALID] * 8
         if old is not None and old.is_spill():
@@ -1296,15 +1320,29 @@ class Checker:
                     f"R{bad} pointer comparison prohibited",
                 )
         taken = self.branch_taken(jop, dst, src, is32)
-        if taken == 1:
-            return target
-        if taken == 0:
-            return fall
+        scalars = [r for r, v in ((insn.dst, dst), (srcno, src)) if r >= 0 and v.type == SCALAR]
+        if taken != -1 or len(scalars) < 1 + (srcno >= 0):
+            # the outcome was decided by the values (or a pointer is involved)
+            if scalars:
+                self.precise(st, *scalars)
+            if taken == 1:
+                return target
+            if taken == 0:
+                return fall
+        elif dst.id or (srcno >= 0 and src.id):
+            # the refinement reaches the linked copies: they are precise together
+            self.hx = self._linked_keys(st, insn.dst, dst, srcno, src)
         other = st.copy()
+        if self.hx is not None:
+            other.hist.append((pc, self.hx))
+        else:
+            other.hist.append(pc)
         self.refine_branch(other, insn, jop, is32, srcno, True)
         self.refine_branch(st, insn, jop, is32, srcno, False)
         o_dead = other.dead
         s_dead = st.dead
+        if (o_dead or s_dead) and scalars:
+            self.precise(st, *scalars)
         if o_dead and s_dead:
             self.path_done(st)
             raise _Pruned
@@ -1315,6 +1353,24 @@ class Checker:
             return self._switch(st, other, target)
         self.push(other, target)
         return fall
+
+    @staticmethod
+    def _linked_keys(st: State, dno: int, dst: Reg, sno: int, src: Reg) -> tuple:
+        """Precision keys of the jump operands and of every scalar linked to them."""
+        f = len(st.frames) - 1
+        keys = {f * 128 + dno}
+        if sno >= 0:
+            keys.add(f * 128 + sno)
+        ids = {i for i in (dst.id, src.id if sno >= 0 else 0) if i}
+        for fi, fr in enumerate(st.frames):
+            for i, r in enumerate(fr.regs):
+                if r.id in ids and r.type == SCALAR:
+                    keys.add(fi * 128 + i)
+            for spi, slot in fr.stack.items():
+                sp = slot.spilled
+                if sp is not None and sp.id in ids and sp.type == SCALAR:
+                    keys.add(precision.slot_key(fi, spi))
+        return tuple(keys)
 
     def _switch(self, st: State, other: State, target: int) -> int:
         st.frames = other.frames
@@ -1488,6 +1544,7 @@ class Checker:
             callee.regs[r] = caller.regs[r]
         callee.regs[10] = Reg.pointer(PTR_TO_STACK, frameno=callee.frameno)
         st.frames.append(callee)
+        self.hx = precision.CALL
         return target
 
     def do_exit(self, st: State) -> int | None:
@@ -1498,6 +1555,8 @@ class Checker:
             if r0.type == NOT_INIT:
                 raise self.fail("r0 is not set when the function returns.", "R0 !read_ok")
             if fr.callback:
+                if r0.type == SCALAR:
+                    self.precise(st, 0)
                 if r0.type != SCALAR:
                     raise self.fail(
                         "A callback must return a number.",
@@ -1518,6 +1577,7 @@ class Checker:
                 )
             callsite = fr.callsite
             cb = fr.callback
+            self.hx = precision.CB_EXIT if cb else precision.EXIT
             st.frames.pop()
             caller = st.cur
             # stack pointers into the dead frame are no longer valid
@@ -1554,6 +1614,8 @@ class Checker:
             )
         rng = ctxinfo.RETURN_RANGE.get(self.prog_type)
         if rng is not None:
+            if r0.type == SCALAR:
+                self.precise(st, 0)
             if r0.type != SCALAR:
                 raise self.fail(
                     "The return value must be a number.",
@@ -1721,6 +1783,7 @@ class Checker:
             callee.regs[4] = regs[3]
         called = st.copy()
         called.frames.append(callee)
+        called.hist.append((pc, precision.CB_ENTER))
         # widen the caller's scalars that the previous round changed (convergence)
         self.push(called, start)
         for r in CALLER_SAVED:
@@ -1767,6 +1830,9 @@ class Checker:
                 )
             size = meta.map.key_size if kind == ARG_MAP_KEY else meta.map.value_size
             if kind == ARG_MAP_KEY and r.type == PTR_TO_STACK and size == 4:
+                if r.var_off == tnum.ZERO:
+                    # a constant key can make an array lookup non-null
+                    self.precise_stack(st, r.frameno, r.off, r.off + 4)
                 meta.const_key = self.const_stack_value(st, r, 4)
             self.check_mem_arg(
                 st,
@@ -1781,6 +1847,8 @@ class Checker:
             )
             return
         if kind in (ARG_MEM, PTR_TO_MEM_OR_NULL, PTR_TO_UNINIT_MEM, PTR_TO_UNINIT_MEM_OR_NULL):
+            if r.type == SCALAR:
+                self.precise(st, argno)
             if kind in (PTR_TO_MEM_OR_NULL, PTR_TO_UNINIT_MEM_OR_NULL) and r.is_null_const():
                 meta.mem_regno = argno
                 meta.mem_null = True
@@ -1800,6 +1868,7 @@ class Checker:
         if kind in (CONST_SIZE, CONST_SIZE_OR_ZERO):
             if r.type != SCALAR:
                 raise self._arg_type(argno, name, r, "scalar")
+            self.precise(st, argno)
             zero_ok = kind == CONST_SIZE_OR_ZERO
             if r.smin < 0:
                 raise self.fail(
@@ -1833,6 +1902,8 @@ class Checker:
                 )
             return
         if kind == CONST_ALLOC_SIZE_OR_ZERO:
+            if r.type == SCALAR:
+                self.precise(st, argno)
             if not r.is_const():
                 raise self.fail(
                     f"r{argno}: the size passed to {name} must be a known constant.",
@@ -1858,6 +1929,8 @@ class Checker:
             meta.func_subprog = r.subprog
             return
         if kind == PTR_TO_STACK_OR_NULL:
+            if r.type == SCALAR:
+                self.precise(st, argno)
             if r.is_null_const():
                 return
             if r.type != PTR_TO_STACK:
