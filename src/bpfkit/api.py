@@ -637,8 +637,11 @@ def load(
     """Load an ELF object (path, bytes or parsed ``ObjectSpec``) into a backend.
 
     ``backend="vm"`` runs it in-process; options: ``ncpus``, ``cpu``, ``task``,
-    ``seed``, ``budget``. ``backend="kernel"`` loads it into the running kernel (when
-    that backend is available).
+    ``seed``, ``budget``, ``programs`` (names to load), ``verify`` (default True: every
+    program is verified on load and a rejection raises ``VerifierError``, as the
+    kernel's would; False loads unverified code for experiments) and ``unpriv``.
+    ``backend="kernel"`` loads it into the running kernel (when that backend is
+    available).
     """
     from .obj.spec import ObjectSpec
 

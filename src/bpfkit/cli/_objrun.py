@@ -66,6 +66,7 @@ def run_object(
     engine: str = "interp",
     repeat: int = 1,
     trace: bool = False,
+    verify: bool = True,
 ) -> dict[str, Any]:
     """Load ``file`` in the VM, run ``program`` once (or ``repeat`` times), report."""
     import bpfkit
@@ -89,7 +90,8 @@ def run_object(
         except BpfError:  # another program of the object will not load: just this one
             obj = bpfkit.load(spec, backend="kernel", programs=[pspec.name])
     else:
-        obj = bpfkit.load(spec)
+        # only the program to run is loaded (and verified), as for the kernel's fallback
+        obj = bpfkit.load(spec, programs=[pspec.name], verify=verify)
     try:
         prog = obj.programs[pspec.name]
         maps = {n: m for n, m in obj.maps.items()}

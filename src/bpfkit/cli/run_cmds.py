@@ -95,6 +95,12 @@ def _run_raw(insns, mem: bytes, engine: str, budget: int, trace: bool, repeat: i
 @click.option(
     "--trace", is_flag=True, help="Print every executed instruction and the registers it changed."
 )
+@click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Load an ELF program without running the verifier (experiments; the VM still "
+    "confines every memory access).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded()
 def run_cmd(
@@ -110,6 +116,7 @@ def run_cmd(
     repeat,
     budget,
     trace,
+    no_verify,
     as_json,
 ) -> None:
     """Run a program and print r0 (bare programs: r1 = memory, r2 = its length)."""
@@ -128,6 +135,7 @@ def run_cmd(
             engine=engine,
             repeat=repeat,
             trace=trace,
+            verify=not no_verify,
         )
         _print_object_run(out, as_json)
         return

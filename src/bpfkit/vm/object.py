@@ -224,6 +224,11 @@ class VMProgramView(Program):
         """The instructions as the VM runs them (relocated, context accesses converted)."""
         return self.vm.insns
 
+    @property
+    def verification(self):
+        """The verifier's result on load (``stats``, ``log``), or None if loaded unverified."""
+        return self.vm.verification
+
     def test_run(
         self,
         data: bytes = b"",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -608,12 +608,19 @@ def load_spec(
     budget: int = DEFAULT_BUDGET,
     verify: bool = True,
     unpriv: bool = False,
+    programs: Iterable[str] | None = None,
 ) -> VMRuntime:
     """Create every map and program of ``spec`` in a new :class:`VMRuntime`.
 
     Each program is verified on load, as the kernel does (``verify=False`` loads
     unverified code for experiments; the JIT then keeps every bounds check).
+    ``programs`` loads only the named programs (the others' prog-array slots stay empty).
     """
+    wanted = set(programs) if programs is not None else None
+    if wanted is not None:
+        unknown = wanted - set(spec.programs)
+        if unknown:
+            raise BpfError(f"no program named {', '.join(sorted(unknown))} in the object")
     rt = VMRuntime(
         ncpus=ncpus,
         cpu=cpu,
@@ -628,6 +635,8 @@ def load_spec(
         for mspec in spec.maps.values():
             _make_map(rt, mspec)
         for pspec in spec.programs.values():
+            if wanted is not None and pspec.name not in wanted:
+                continue
             insns = relocate(pspec, rt)
             rt.load_program(
                 pspec.name,
@@ -647,6 +656,8 @@ def load_spec(
                     if int(mspec.type) == MapType.PROG_ARRAY
                     else rt.maps.get(target)
                 )
+                if obj is None and wanted is not None and target in spec.programs:
+                    continue  # a program not selected for loading
                 if obj is None:
                     raise BpfError(f"map {mspec.name}: slot {index} names unknown {target!r}")
                 key = int(index).to_bytes(m.key_size, "little")
