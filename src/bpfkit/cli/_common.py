@@ -52,8 +52,14 @@ def guarded(as_json_param: str = "as_json") -> Callable:
             try:
                 return fn(*args, **kwargs)
             except RuntimeFault as e:
-                fail(str(e), EXIT_FAIL, as_json, pc=e.pc, insns=e.insns,
-                     **({"address": e.address} if e.address is not None else {}))
+                fail(
+                    str(e),
+                    EXIT_FAIL,
+                    as_json,
+                    pc=e.pc,
+                    insns=e.insns,
+                    **({"address": e.address} if e.address is not None else {}),
+                )
             except VerifierError as e:
                 fail(str(e), EXIT_FAIL, as_json, insn=e.insn)
             except BpfError as e:
