@@ -1,4 +1,4 @@
-"""Native twins of hot helpers: map lookup/update on array and hash maps, prandom.
+"""Native twins of hot helpers: map lookup/update on array and hash maps, ring buffers, prandom.
 
 They read the native mirrors the VM keeps (:mod:`bpfkit.vm.maps.native`,
 :mod:`bpfkit.vm.prng`), found through the run context's ``ENV_DATA`` word, and answer
@@ -15,12 +15,26 @@ trampoline (same id, same arguments), so the observable behaviour is the interpr
   a missing key; inserts (which allocate) go to Python.
 - ``bpf_get_prandom_u32``: tempers the next word of the runtime's MT19937 state;
   regenerating the state (every 624 calls) is Python's.
+- ring buffers (:mod:`bpfkit.vm.maps.ringbuf`; the ring's control block is its
+  descriptor): ``bpf_ringbuf_reserve`` (flags → NULL, oversized → NULL, no room → NULL
+  and a drop, else the header written busy, the producer position advanced and a
+  pointer into the ring's alias mapping — one Region for the whole data area — noted in
+  a free reservation slot); ``bpf_ringbuf_submit``/``bpf_ringbuf_discard`` of a record
+  a native reserve handed out (busy bit cleared, discard bit set); ``bpf_ringbuf_output``
+  (``-EINVAL`` for unknown flags, ``-EAGAIN`` and a drop when full, else the copy and
+  the header); ``bpf_ringbuf_query``. To Python: an unknown map or another map type, a
+  reserve when every reservation slot is taken (Python reserves with a Region of its
+  own), a submit/discard of an address no native reserve handed out (a record Python
+  reserved, or a bad address: Python faults), output data the native code cannot prove
+  readable. The wakeup flags have no effect in the VM (Python only validates them for
+  output, and ignores them for submit/discard), so no call needs Python for them.
 """
 
 from __future__ import annotations
 
 from ..vm import helpers_maps, helpers_trace
 from ..vm.maps import native as nm
+from ..vm.maps import ringbuf as rbm
 from . import abi
 from .native import NativeHelper, native_for, register_native
 
@@ -31,6 +45,12 @@ def _s(v: int) -> int:
     """A u64 constant as LLVM's signed decimal."""
     v &= (1 << 64) - 1
     return v - (1 << 64) if v >> 63 else v
+
+
+def _s32(v: int) -> int:
+    """A u32 constant as LLVM's signed decimal."""
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >> 31 else v
 
 
 _C = _s(nm.GOLDEN)
@@ -412,6 +432,246 @@ fb:
   ret i64 %f
 }}
 
+define internal void @hk_st(ptr %p, i64 %i, i64 %v) alwaysinline {{
+  %a = getelementptr i64, ptr %p, i64 %i
+  store i64 %v, ptr %a
+  ret void
+}}
+
+; the control block of ring buffer %r1, or null (unknown map or not a ring buffer)
+define internal ptr @hk_ring(ptr %ctx, i64 %r1) {{
+entry:
+  %envd = call ptr @hk_word(ptr %ctx, i64 {abi.ENV_DATA})
+  %ne = icmp eq ptr %envd, null
+  br i1 %ne, label %none, label %m
+m:
+  %d = call ptr @hk_map(ptr %envd, i64 %r1)
+  %nd = icmp eq ptr %d, null
+  br i1 %nd, label %none, label %k
+k:
+  %kind = call i64 @hk_ld(ptr %d, i64 {nm.D_KIND})
+  %isr = icmp eq i64 %kind, {nm.K_RINGBUF}
+  br i1 %isr, label %yes, label %none
+yes:
+  ret ptr %d
+none:
+  ret ptr null
+}}
+
+; claim room for an %n-byte record (header written busy): its offset in the data area,
+; or -1 (and a drop) when it does not fit; %n <= MAX_RECORD
+define internal i64 @hk_rb_claim(ptr %d, i64 %n) {{
+entry:
+  %l0 = add i64 %n, {rbm.HDR_SZ + 7}
+  %len = and i64 %l0, -8
+  %size = call i64 @hk_ld(ptr %d, i64 {rbm.R_SIZE})
+  %mask = call i64 @hk_ld(ptr %d, i64 {rbm.R_MASK})
+  %prod = call i64 @hk_ld(ptr %d, i64 {rbm.R_PROD})
+  %cons = call i64 @hk_ld(ptr %d, i64 {rbm.R_CONS})
+  %big = icmp ugt i64 %len, %size
+  %end = add i64 %prod, %len
+  %used = sub i64 %end, %cons
+  %over = icmp ugt i64 %used, %mask
+  %no = or i1 %big, %over
+  br i1 %no, label %drop, label %claim
+drop:
+  %dr = call i64 @hk_ld(ptr %d, i64 {rbm.R_DROPPED})
+  %dr1 = add i64 %dr, 1
+  call void @hk_st(ptr %d, i64 {rbm.R_DROPPED}, i64 %dr1)
+  ret i64 -1
+claim:
+  %off = and i64 %prod, %mask
+  %data = call ptr @hk_word(ptr %d, i64 {rbm.R_DATA})
+  %hp = getelementptr i8, ptr %data, i64 %off
+  %n32 = trunc i64 %n to i32
+  %w = or i32 %n32, {_s32(rbm.BUSY_BIT)}
+  store i32 %w, ptr %hp, align 4
+  %pg = lshr i64 %off, {rbm.PAGE_SIZE.bit_length() - 1}
+  %pg32 = trunc i64 %pg to i32
+  %pp = getelementptr i8, ptr %hp, i64 4
+  store i32 %pg32, ptr %pp, align 4
+  call void @hk_st(ptr %d, i64 {rbm.R_PROD}, i64 %end)
+  ret i64 %off
+}}
+
+define i64 @bpfkit_ringbuf_reserve(ptr %ctx, i64 %r1, i64 %r2, i64 %r3) {{
+entry:
+  %d = call ptr @hk_ring(ptr %ctx, i64 %r1)
+  %nd = icmp eq ptr %d, null
+  br i1 %nd, label %fb, label %f
+f:
+  %fl = icmp ne i64 %r3, 0
+  %big = icmp ugt i64 %r2, {rbm.MAX_RECORD}
+  %bad = or i1 %fl, %big
+  br i1 %bad, label %null, label %sl
+sl:
+  %nres = call i64 @hk_ld(ptr %d, i64 {rbm.R_NRES})
+  %full = icmp uge i64 %nres, {rbm.R_SLOTS}
+  br i1 %full, label %fb, label %c
+c:
+  %off = call i64 @hk_rb_claim(ptr %d, i64 %r2)
+  %no = icmp slt i64 %off, 0
+  br i1 %no, label %null, label %ok
+ok:
+  %alias = call i64 @hk_ld(ptr %d, i64 {rbm.R_ALIAS})
+  %a0 = add i64 %alias, %off
+  %addr = add i64 %a0, {rbm.HDR_SZ}
+  %nres1 = add i64 %nres, 1
+  call void @hk_st(ptr %d, i64 {rbm.R_NRES}, i64 %nres1)
+  br label %scan
+scan:
+  %i = phi i64 [{rbm.R_SLOT0}, %ok], [%i1, %next]
+  %v = call i64 @hk_ld(ptr %d, i64 %i)
+  %free = icmp eq i64 %v, 0
+  br i1 %free, label %put, label %next
+next:
+  %i1 = add i64 %i, 1
+  br label %scan
+put:
+  call void @hk_st(ptr %d, i64 %i, i64 %addr)
+  ret i64 %addr
+null:
+  ret i64 0
+fb:
+  %r = call i64 @hk_fallback(ptr %ctx, i64 131, i64 %r1, i64 %r2, i64 %r3, i64 0, i64 0)
+  ret i64 %r
+}}
+
+; submit (%disc = 0) or discard (%disc = DISCARD_BIT) the native reservation at %addr
+define internal i64 @hk_rb_commit(ptr %ctx, i64 %addr, i64 %flags, i32 %disc, i64 %id) {{
+entry:
+  %envd = call ptr @hk_word(ptr %ctx, i64 {abi.ENV_DATA})
+  %ne = icmp eq ptr %envd, null
+  br i1 %ne, label %fb, label %rs
+rs:
+  %rings = call ptr @hk_word(ptr %envd, i64 {nm.E_RINGS})
+  %n = call i64 @hk_ld(ptr %envd, i64 {nm.E_NRINGS})
+  br label %loop
+loop:
+  %i = phi i64 [0, %rs], [%i1, %other]
+  %more = icmp ult i64 %i, %n
+  br i1 %more, label %ring, label %fb
+ring:
+  %d = call ptr @hk_word(ptr %rings, i64 %i)
+  %alias = call i64 @hk_ld(ptr %d, i64 {rbm.R_ALIAS})
+  %size = call i64 @hk_ld(ptr %d, i64 {rbm.R_SIZE})
+  %span = shl i64 %size, 1
+  %rel = sub i64 %addr, %alias
+  %in = icmp ult i64 %rel, %span
+  %i1 = add i64 %i, 1
+  br i1 %in, label %mine, label %other
+other:
+  br label %loop
+mine:
+  %nres = call i64 @hk_ld(ptr %d, i64 {rbm.R_NRES})
+  %none = icmp eq i64 %nres, 0
+  br i1 %none, label %fb, label %scan
+scan:
+  %j = phi i64 [{rbm.R_SLOT0}, %mine], [%j1, %sn]
+  %end = icmp uge i64 %j, {rbm.R_SLOT0 + rbm.R_SLOTS}
+  br i1 %end, label %fb, label %sc
+sc:
+  %v = call i64 @hk_ld(ptr %d, i64 %j)
+  %hit = icmp eq i64 %v, %addr
+  %j1 = add i64 %j, 1
+  br i1 %hit, label %done, label %sn
+sn:
+  br label %scan
+done:
+  call void @hk_st(ptr %d, i64 %j, i64 0)
+  %nres1 = sub i64 %nres, 1
+  call void @hk_st(ptr %d, i64 {rbm.R_NRES}, i64 %nres1)
+  %ha = sub i64 %addr, {rbm.HDR_SZ}
+  %hp = inttoptr i64 %ha to ptr
+  %w = load i32, ptr %hp, align 4
+  %w1 = and i32 %w, {_s32(~rbm.BUSY_BIT & 0xFFFFFFFF)}
+  %w2 = or i32 %w1, %disc
+  store i32 %w2, ptr %hp, align 4
+  ret i64 0
+fb:
+  %r = call i64 @hk_fallback(ptr %ctx, i64 %id, i64 %addr, i64 %flags, i64 0, i64 0, i64 0)
+  ret i64 %r
+}}
+
+define i64 @bpfkit_ringbuf_submit(ptr %ctx, i64 %r1, i64 %r2) {{
+  %r = call i64 @hk_rb_commit(ptr %ctx, i64 %r1, i64 %r2, i32 0, i64 132)
+  ret i64 %r
+}}
+
+define i64 @bpfkit_ringbuf_discard(ptr %ctx, i64 %r1, i64 %r2) {{
+  %r = call i64 @hk_rb_commit(ptr %ctx, i64 %r1, i64 %r2, i32 {rbm.DISCARD_BIT}, i64 133)
+  ret i64 %r
+}}
+
+define i64 @bpfkit_ringbuf_output(ptr %ctx, i64 %r1, i64 %r2, i64 %r3, i64 %r4) {{
+entry:
+  %d = call ptr @hk_ring(ptr %ctx, i64 %r1)
+  %nd = icmp eq ptr %d, null
+  br i1 %nd, label %fb, label %f
+f:
+  %hf = and i64 %r4, {_s(~(rbm.NO_WAKEUP | rbm.FORCE_WAKEUP))}
+  %bad = icmp ne i64 %hf, 0
+  br i1 %bad, label %einval, label %z
+z:
+  %empty = icmp eq i64 %r3, 0
+  br i1 %empty, label %sz, label %rd
+rd:
+  %ok = call i1 @hk_readable(ptr %ctx, i64 %r2, i64 %r3)
+  br i1 %ok, label %sz, label %fb
+sz:
+  %big = icmp ugt i64 %r3, {rbm.MAX_RECORD}
+  br i1 %big, label %eagain, label %c
+c:
+  %off = call i64 @hk_rb_claim(ptr %d, i64 %r3)
+  %no = icmp slt i64 %off, 0
+  br i1 %no, label %eagain, label %copy
+copy:
+  %data = call ptr @hk_word(ptr %d, i64 {rbm.R_DATA})
+  %hp = getelementptr i8, ptr %data, i64 %off
+  %dst = getelementptr i8, ptr %hp, i64 {rbm.HDR_SZ}
+  %src = inttoptr i64 %r2 to ptr
+  call void @llvm.memmove.p0.p0.i64(ptr %dst, ptr %src, i64 %r3, i1 false)
+  %n32 = trunc i64 %r3 to i32
+  store i32 %n32, ptr %hp, align 4
+  ret i64 0
+einval:
+  ret i64 -22
+eagain:
+  ret i64 -11
+fb:
+  %r = call i64 @hk_fallback(ptr %ctx, i64 130, i64 %r1, i64 %r2, i64 %r3, i64 %r4, i64 0)
+  ret i64 %r
+}}
+
+define i64 @bpfkit_ringbuf_query(ptr %ctx, i64 %r1, i64 %r2) {{
+entry:
+  %d = call ptr @hk_ring(ptr %ctx, i64 %r1)
+  %nd = icmp eq ptr %d, null
+  br i1 %nd, label %fb, label %q
+q:
+  %prod = call i64 @hk_ld(ptr %d, i64 {rbm.R_PROD})
+  %cons = call i64 @hk_ld(ptr %d, i64 {rbm.R_CONS})
+  %size = call i64 @hk_ld(ptr %d, i64 {rbm.R_SIZE})
+  switch i64 %r2, label %zero [ i64 {rbm.AVAIL_DATA}, label %avail
+                                i64 {rbm.RING_SIZE}, label %rsize
+                                i64 {rbm.CONS_POS}, label %rcons
+                                i64 {rbm.PROD_POS}, label %rprod ]
+avail:
+  %a = sub i64 %prod, %cons
+  ret i64 %a
+rsize:
+  ret i64 %size
+rcons:
+  ret i64 %cons
+rprod:
+  ret i64 %prod
+zero:
+  ret i64 0
+fb:
+  %r = call i64 @hk_fallback(ptr %ctx, i64 134, i64 %r1, i64 %r2, i64 0, i64 0, i64 0)
+  ret i64 %r
+}}
+
 declare void @llvm.memmove.p0.p0.i64(ptr, ptr, i64, i1)
 """
 
@@ -438,15 +698,25 @@ def natives() -> dict[str, NativeHelper]:
         "map_lookup_elem": nh("bpfkit_map_lookup", 2),
         "map_update_elem": nh("bpfkit_map_update", 4),
         "get_prandom_u32": nh("bpfkit_prandom", 0),
+        "ringbuf_reserve": nh("bpfkit_ringbuf_reserve", 3),
+        "ringbuf_submit": nh("bpfkit_ringbuf_submit", 2),
+        "ringbuf_discard": nh("bpfkit_ringbuf_discard", 2),
+        "ringbuf_output": nh("bpfkit_ringbuf_output", 4),
+        "ringbuf_query": nh("bpfkit_ringbuf_query", 2),
     }
 
 
 def install() -> None:
-    """Register the native twins of the VM's map and prandom helpers."""
+    """Register the native twins of the VM's map, ring-buffer and prandom helpers."""
     fns = {
         "map_lookup_elem": helpers_maps.map_lookup_elem,
         "map_update_elem": helpers_maps.map_update_elem,
         "get_prandom_u32": helpers_trace.get_prandom_u32,
+        "ringbuf_reserve": helpers_maps.ringbuf_reserve,
+        "ringbuf_submit": helpers_maps.ringbuf_submit,
+        "ringbuf_discard": helpers_maps.ringbuf_discard,
+        "ringbuf_output": helpers_maps.ringbuf_output,
+        "ringbuf_query": helpers_maps.ringbuf_query,
     }
     if all(native_for(f) is not None for f in fns.values()):
         return

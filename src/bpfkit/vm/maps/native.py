@@ -20,7 +20,12 @@ Layouts (all words are little-endian u64):
   ``(hash * GOLDEN mod 2**64) >> shift``.
 - **environment** words of one runtime (``ENV_WORDS``): the table of the runtime's maps
   (handle address → descriptor address, same probing on the handle), its shift and
-  mask, the current CPU, the PRNG state.
+  mask, the current CPU, the PRNG state, and the array of the runtime's ring buffers'
+  control blocks and its length (``bpf_ringbuf_submit``/``discard`` get only a record
+  address and look for the ring whose data holds it).
+- a **ring buffer**'s descriptor is its control block (kind ``K_RINGBUF``; the layout is
+  ``R_*`` in :mod:`.ringbuf`): positions, mask, size, data and alias addresses, drop
+  count, outstanding native reservations.
 """
 
 from __future__ import annotations
@@ -43,11 +48,11 @@ GOLDEN = 0x9E3779B97F4A7C15
 D_KIND, D_KEY_SIZE, D_VALUE_SIZE, D_MAX, D_ELEM, D_BASE, D_MASK, D_SHIFT, D_BUCKET = range(9)
 DESC_WORDS = 10
 # descriptor kinds
-K_NONE, K_ARRAY, K_PERCPU_ARRAY, K_HASH = 0, 1, 2, 3
+K_NONE, K_ARRAY, K_PERCPU_ARRAY, K_HASH, K_RINGBUF = 0, 1, 2, 3, 4
 # bucket fields (byte offsets)
 B_TAG, B_VADDR, B_REG, B_SLOT, B_KEY = 0, 8, 16, 24, 32
 # environment words
-E_MAPS, E_MAPS_SHIFT, E_MAPS_MASK, E_CPU, E_PRNG = range(5)
+E_MAPS, E_MAPS_SHIFT, E_MAPS_MASK, E_CPU, E_PRNG, E_RINGS, E_NRINGS = range(7)
 ENV_WORDS = 8
 
 _Q = struct.Struct("<Q")
@@ -147,6 +152,7 @@ class NativeEnv:
         self.words = (ctypes.c_uint64 * ENV_WORDS)()
         self.address = ctypes.addressof(self.words)
         self._maps: dict[int, ctypes.Array] = {}
+        self._rings: ctypes.Array = (ctypes.c_uint64 * 1)()
         self._build()
 
     def _build(self) -> None:
@@ -163,6 +169,12 @@ class NativeEnv:
         w = self.words
         w[E_MAPS], w[E_MAPS_SHIFT], w[E_MAPS_MASK] = ctypes.addressof(table), shift, cap - 1
         self._table = table  # published before the old one is released
+        rings = [ctypes.addressof(d) for d in self._maps.values() if d[D_KIND] == K_RINGBUF]
+        arr = (ctypes.c_uint64 * max(1, len(rings)))(*rings)
+        w[E_NRINGS] = 0
+        w[E_RINGS] = ctypes.addressof(arr)
+        w[E_NRINGS] = len(rings)
+        self._rings = arr
 
     def add_map(self, addr: int, desc: ctypes.Array | None) -> None:
         if desc is not None:

@@ -9,20 +9,40 @@ discarded ones. The kernel maps the data area twice in a row so a record that wr
 around the end is contiguous; here the buffer is twice the size and a wrapping record's
 tail lands in the second copy, which is where the consumer reads it from.
 
-While reserved, a record's data is a Region of its own in the address space, so a
-program can only write inside it, and it is gone once submitted or discarded.
+While reserved (by the Python helper, i.e. under the interpreter), a record's data is a
+Region of its own in the address space, so a program can only write inside it, and it
+is gone once submitted or discarded.
+
+**Native side.** The positions, the drop count and the outstanding native reservations
+live in a control block of 64-bit words (:attr:`RingBufMap.native_desc`, the ``R_*``
+indices below) that both this class and the JIT's native ring-buffer helpers
+(``bpfkit.jit.hot``) read and write, so Python ``reserve``/``commit``/``records`` and
+native code always see one state. The buffer is a shared-memory file mapped twice: the
+first mapping is :attr:`buf` (Python, the interpreter's per-record Regions), the second
+(the *alias*) is registered once as one Region, ``ringbuf:<name>:data``, covering the
+whole ``2 * max_entries`` data area. A native reserve hands out a pointer into the
+alias, so the record is addressable under the JIT's region checks without registering a
+Region per record; the checks then bound such a record by the ring's data area, not by
+the record (see docs/jit.md, Limits). Native reservations are remembered in ``R_SLOTS``
+slots (their alias data addresses); when they are all taken, the native reserve hands
+the call to Python, which reserves with a Region as usual. ``commit`` accepts both
+kinds of address. Without ``memfd_create`` the map has no alias and no control block
+for native code (``native_desc`` is None): every call goes to Python.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import mmap
+import os
 import struct
 from collections.abc import Callable, Iterator
 
 from ...uapi.enums import MapType
 from ..memory import Region
 from .base import VMMap, _err
+from .native import K_RINGBUF
 
 __all__ = ["RingBufMap", "BUSY_BIT", "DISCARD_BIT", "HDR_SZ"]
 
@@ -30,13 +50,38 @@ BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
 HDR_SZ = 8
 PAGE_SIZE = 4096
+MAX_RECORD = 0x3FFFFFFF
 # bpf_ringbuf_query flags
 AVAIL_DATA, RING_SIZE, CONS_POS, PROD_POS = 0, 1, 2, 3
 # submit/output flags
 NO_WAKEUP, FORCE_WAKEUP = 1, 2
 
+# control block words (u64); word 0 is the native descriptor's kind (K_RINGBUF)
+R_KIND, R_PROD, R_CONS, R_MASK, R_SIZE, R_DATA, R_ALIAS, R_DROPPED, R_NRES = range(9)
+R_SLOT0 = 10  # R_SLOTS words from here: alias data addresses of native reservations
+R_SLOTS = 32
+R_WORDS = R_SLOT0 + R_SLOTS
+
 _HDR = struct.Struct("<II")
 _LEN = struct.Struct("<I")
+
+
+def _double_map(n: int) -> tuple[mmap.mmap, mmap.mmap] | None:
+    """Two shared mappings of the first ``n`` bytes of one memory file (None where that
+    is impossible). Each mapping has a spare page after those bytes that no Region ever
+    covers, so the two (wherever the kernel puts them) are never adjacent in the address
+    space: running off the end of one cannot land in the other."""
+    try:
+        fd = os.memfd_create("bpfkit-ringbuf", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):
+        return None
+    try:
+        os.ftruncate(fd, n + PAGE_SIZE)
+        return mmap.mmap(fd, n + PAGE_SIZE), mmap.mmap(fd, n + PAGE_SIZE)
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
 
 
 class RingBufMap(VMMap):
@@ -49,12 +94,26 @@ class RingBufMap(VMMap):
         super().__init__(*args, **kw)
         self.size = self.max_entries
         self.mask = self.size - 1
-        self.buf = (ctypes.c_ubyte * (2 * self.size))()
+        n = 2 * self.size
+        self._mmaps = _double_map(n)
+        self.cb = (ctypes.c_uint64 * R_WORDS)()
+        self._w = memoryview(self.cb).cast("B").cast("Q")
+        self.alias: Region | None = None
+        #: the control block the JIT's native ring-buffer helpers use (None: Python only)
+        self.native_desc: ctypes.Array | None = None
+        if self._mmaps is not None:
+            self.buf = (ctypes.c_ubyte * n).from_buffer(self._mmaps[0])
+            alias = (ctypes.c_ubyte * n).from_buffer(self._mmaps[1])
+            self.alias = self.space.add(Region(f"ringbuf:{self.name}:data", alias))
+            self.native_desc = self.cb
+        else:
+            self.buf = (ctypes.c_ubyte * n)()
         self.mv = memoryview(self.buf).cast("B")
-        self.consumer_pos = 0
-        self.producer_pos = 0
+        w = self._w
+        w[R_KIND], w[R_MASK], w[R_SIZE] = K_RINGBUF, self.mask, self.size
+        w[R_DATA] = ctypes.addressof(self.buf)
+        w[R_ALIAS] = self.alias.base if self.alias is not None else 0
         self.reserved: dict[int, tuple[int, Region]] = {}  # data address -> (pos, region)
-        self.dropped = 0
 
     def check(self) -> None:
         n = self.max_entries
@@ -66,19 +125,56 @@ class RingBufMap(VMMap):
                 "value_size 0 and max_entries a power of two multiple of 4096",
             )
 
+    # ---- shared state (the control block) -------------------------------------------
+    @property
+    def producer_pos(self) -> int:
+        return self._w[R_PROD]
+
+    @producer_pos.setter
+    def producer_pos(self, v: int) -> None:
+        self._w[R_PROD] = v
+
+    @property
+    def consumer_pos(self) -> int:
+        return self._w[R_CONS]
+
+    @consumer_pos.setter
+    def consumer_pos(self, v: int) -> None:
+        self._w[R_CONS] = v
+
+    @property
+    def dropped(self) -> int:
+        """Reservations and outputs refused for lack of room."""
+        return self._w[R_DROPPED]
+
+    @dropped.setter
+    def dropped(self, v: int) -> None:
+        self._w[R_DROPPED] = v
+
+    def native_reserved(self) -> list[int]:
+        """Alias data addresses of the records reserved by native code, not yet committed."""
+        w = self._w
+        return [a for a in w[R_SLOT0 : R_SLOT0 + R_SLOTS] if a]
+
+    @property
+    def outstanding(self) -> int:
+        """Records reserved and not yet submitted or discarded (Python and native)."""
+        return len(self.reserved) + self._w[R_NRES]
+
     # ---- producer -----------------------------------------------------------------------
     def _claim(self, size: int) -> int:
         """Claim room for a ``size``-byte record (header written busy): its position or -1."""
-        if size < 0 or size > 0x3FFFFFFF:
+        if size < 0 or size > MAX_RECORD:
             return -1
+        w = self._w
         length = (size + HDR_SZ + 7) & ~7
-        pos = self.producer_pos
-        if length > self.size or pos + length - self.consumer_pos > self.mask:
-            self.dropped += 1
+        pos = w[R_PROD]
+        if length > self.size or pos + length - w[R_CONS] > self.mask:
+            w[R_DROPPED] += 1
             return -1
         off = pos & self.mask
         _HDR.pack_into(self.mv, off, size | BUSY_BIT, off // PAGE_SIZE)
-        self.producer_pos = pos + length
+        w[R_PROD] = pos + length
         return pos
 
     def reserve(self, size: int) -> int:
@@ -95,20 +191,35 @@ class RingBufMap(VMMap):
         self.reserved[region.base] = (pos, region)
         return region.base
 
-    def commit(self, addr: int, discard: bool = False) -> bool:
-        """Submit (or discard) the record whose data is at ``addr``; False if unknown."""
-        entry = self.reserved.pop(addr, None)
-        if entry is None:
-            return False
-        pos, region = entry
-        if region.size:
-            self.space.remove(region)
-        off = pos & self.mask
+    def _finish(self, off: int, discard: bool) -> None:
         word = _LEN.unpack_from(self.mv, off)[0] & ~BUSY_BIT
         if discard:
             word |= DISCARD_BIT
         _LEN.pack_into(self.mv, off, word)
-        return True
+
+    def commit(self, addr: int, discard: bool = False) -> bool:
+        """Submit (or discard) the record whose data is at ``addr``; False if unknown.
+
+        ``addr`` is what a reserve returned: a Python reservation's Region, or a native
+        reservation's address in the alias mapping.
+        """
+        entry = self.reserved.pop(addr, None)
+        if entry is not None:
+            pos, region = entry
+            if region.size:
+                self.space.remove(region)
+            self._finish(pos & self.mask, discard)
+            return True
+        w, alias = self._w, self.alias
+        if not w[R_NRES] or alias is None or not alias.base <= addr < alias.end:
+            return False
+        for i in range(R_SLOT0, R_SLOT0 + R_SLOTS):
+            if w[i] == addr:
+                w[i] = 0
+                w[R_NRES] -= 1
+                self._finish(addr - HDR_SZ - self.alias.base, discard)
+                return True
+        return False
 
     def output(self, data: bytes) -> int:
         """``bpf_ringbuf_output``: copy ``data`` in as one record; 0 or ``-EAGAIN``."""
@@ -123,23 +234,24 @@ class RingBufMap(VMMap):
 
     def query(self, flag: int) -> int:
         """``bpf_ringbuf_query``."""
+        w = self._w
         if flag == AVAIL_DATA:
-            return self.producer_pos - self.consumer_pos
+            return w[R_PROD] - w[R_CONS]
         if flag == RING_SIZE:
             return self.size
         if flag == CONS_POS:
-            return self.consumer_pos
+            return w[R_CONS]
         if flag == PROD_POS:
-            return self.producer_pos
+            return w[R_PROD]
         return 0
 
     # ---- consumer -----------------------------------------------------------------------
     def records(self) -> Iterator[bytes]:
         """Consume committed records in order (stops at a busy one)."""
-        mv, mask, unpack = self.mv, self.mask, _LEN.unpack_from
-        cons = self.consumer_pos
+        mv, mask, unpack, w = self.mv, self.mask, _LEN.unpack_from, self._w
+        cons = w[R_CONS]
         try:
-            while cons < self.producer_pos:
+            while cons < w[R_PROD]:
                 off = cons & mask
                 word = unpack(mv, off)[0]
                 if word & BUSY_BIT:
@@ -148,12 +260,12 @@ class RingBufMap(VMMap):
                 nxt = cons + ((n + HDR_SZ + 7) & ~7)
                 if not word & DISCARD_BIT:
                     rec = bytes(mv[off + HDR_SZ : off + HDR_SZ + n])
-                    cons = self.consumer_pos = nxt
+                    cons = w[R_CONS] = nxt
                     yield rec
                 else:
-                    cons = self.consumer_pos = nxt
+                    cons = w[R_CONS] = nxt
         finally:
-            self.consumer_pos = cons
+            w[R_CONS] = cons
 
     def consume(
         self, callback: Callable[[bytes], object] | None = None, limit: int | None = None
@@ -179,7 +291,7 @@ class RingBufMap(VMMap):
 
     @property
     def available(self) -> int:
-        return self.producer_pos - self.consumer_pos
+        return self._w[R_PROD] - self._w[R_CONS]
 
     def __len__(self) -> int:
         return self.available
@@ -190,4 +302,10 @@ class RingBufMap(VMMap):
                 if region.size:
                     self.space.remove(region)
             self.reserved.clear()
+            if self.alias is not None:
+                self.space.remove(self.alias)
+            w = self._w
+            for i in range(R_SLOT0, R_SLOT0 + R_SLOTS):
+                w[i] = 0
+            w[R_NRES] = 0
         super().close()
