@@ -123,3 +123,63 @@ def test_cli_run_refuses_and_no_verify_runs(obj_path):
     args = ["run", str(obj_path), "--program", "no_null_check", "--no-verify"]
     res = runner.invoke(cli, [*args, "--data-hex", "00" * 64])
     assert res.exit_code == 1 and "insn 7" not in res.output, res.output
+
+
+def _map_in_map(update_outer: bool, deref_inner_ptr: bool):
+    from bpfkit.isa.builders import (
+        R0,
+        R1,
+        R2,
+        R3,
+        R4,
+        R10,
+        Label,
+        add64,
+        assemble,
+        call,
+        exit_,
+        jeq,
+        ld_map_fd,
+        ldx,
+        mov64,
+        st,
+    )
+
+    body = [
+        st(4, R10, -4, 0),
+        ld_map_fd(R1, 1),
+        mov64(R2, R10),
+        add64(R2, -4),
+    ]
+    if update_outer:
+        body += [mov64(R3, R10), add64(R3, -4), mov64(R4, 0), call(2)]  # map_update_elem
+    else:
+        body += [call(1), jeq(R0, 0, "out")]  # map_lookup_elem
+        if deref_inner_ptr:
+            body += [ldx(4, R0, R0, 0)]  # the inner map's struct: not a value
+        body += [mov64(R1, R0), mov64(R2, R10), add64(R2, -4), call(1), jeq(R0, 0, "out")]
+        body += [ldx(8, R0, R0, 0), exit_()]
+    body += [Label("out"), mov64(R0, 0), exit_()]
+    return assemble(body)
+
+
+@pytest.mark.parametrize(
+    "update_outer,deref,ok,why",
+    [
+        (False, False, True, None),
+        (True, False, False, "cannot be used with map"),
+        (False, True, False, "map_ptr"),
+    ],
+)
+def test_map_in_map_lookups(update_outer, deref, ok, why):
+    from bpfkit.uapi.enums import MapType
+    from bpfkit.verifier import MapDesc, verify
+
+    inner = MapDesc(MapType.ARRAY, 4, 8, 4, name="inner")
+    outer = MapDesc(MapType.ARRAY_OF_MAPS, 4, 4, 2, name="outer", inner=inner)
+    res = verify(
+        _map_in_map(update_outer, deref), prog_type="xdp", maps={1: outer}, raise_on_error=False
+    )
+    assert res.ok == ok, res.log
+    if why:
+        assert why in (res.error.reason + res.error.kernel_message), res.error.reason

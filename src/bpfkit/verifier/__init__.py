@@ -48,6 +48,7 @@ class MapDesc:
     spin_lock_off: int = -1  # offset of a struct bpf_spin_lock in the value, or -1
     frozen: bool = False
     data: bytes | None = None  # initial contents of a read-only (frozen) array map
+    inner: MapDesc | None = None  # a map-in-map's inner map template
 
     @property
     def rdonly_prog(self) -> bool:
@@ -320,6 +321,9 @@ def map_desc(m: Any, name: str, btf: Any = None) -> MapDesc:
     if contents is not None:
         desc.data = bytes(contents)
     desc.frozen = bool(getattr(m, "frozen", False))
+    inner = getattr(m, "inner_map", None) or getattr(m, "inner", None)
+    if inner is not None and desc.type in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS):
+        desc.inner = map_desc(inner, getattr(inner, "name", "inner") or "inner", btf)
     if desc.spin_lock_off < 0:
         vt = getattr(m, "value_type_id", None) or getattr(m, "btf_value_type", None)
         desc.spin_lock_off = spin_lock_offset(btf, vt)

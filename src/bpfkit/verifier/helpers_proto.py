@@ -275,6 +275,8 @@ MAP_ONLY_HELPERS: dict[int, frozenset[str]] = {
     _M.DEVMAP_HASH: frozenset({"redirect_map", "map_lookup_elem"}),
     _M.CPUMAP: frozenset({"redirect_map"}),
     _M.XSKMAP: frozenset({"redirect_map", "map_lookup_elem"}),
+    _M.ARRAY_OF_MAPS: frozenset({"map_lookup_elem"}),
+    _M.HASH_OF_MAPS: frozenset({"map_lookup_elem"}),
 }
 
 # Helpers every program type may call (the kernel's base set, privileged loader).
