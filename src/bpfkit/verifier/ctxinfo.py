@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..uapi.enums import ProgType
-from .state import PTR_TO_PACKET, PTR_TO_PACKET_END, PTR_TO_PACKET_META, SCALAR
+from .state import (
+    PTR_TO_PACKET,
+    PTR_TO_PACKET_END,
+    PTR_TO_PACKET_META,
+    PTR_TO_SOCK_COMMON,
+    SCALAR,
+)
 
 # struct __sk_buff field offsets (linux/bpf.h).
 SKB_SIZE = 192
@@ -99,9 +105,8 @@ def _skb_common(off: int, size: int, write: bool) -> CtxAccess:
         return CtxAccess(not write and size == 8)
     if name == "tstamp":
         return CtxAccess(size == 8)
-    if name == "sk":
-        # A socket pointer the verifier does not model: readable, never dereferenceable.
-        return CtxAccess(not write and size == 8 and off == 168)
+    if name == "sk":  # PTR_TO_SOCK_COMMON_OR_NULL
+        return CtxAccess(not write and size == 8 and off == 168, PTR_TO_SOCK_COMMON)
     if name == "tstamp_type" or 181 <= off < 184:
         return _NO
     if write:
@@ -203,6 +208,27 @@ def _raw_tp(off: int, size: int, write: bool) -> CtxAccess:
     if write or off < 0 or off >= 12 * 8 or off % size:
         return _NO
     return CtxAccess(True)
+
+
+# struct bpf_sock (linux/bpf.h): what a PTR_TO_SOCK_COMMON may read.
+BPF_SOCK_SIZE = 80
+_SOCK_NARROW = {4: 4, 72: 4, 76: 4, 44: 4, 24: 4, 52: 4}  # family, state, rx_queue, ...
+
+
+def sock_common_access(off: int, size: int, write: bool) -> bool:
+    """``bpf_sock_common_is_valid_access``: reads of the fields every socket has."""
+    if write or off < 0 or off >= BPF_SOCK_SIZE or off % size:
+        return False
+    if 8 <= off < 24:  # type, protocol, mark, priority: full sockets only
+        return False
+    field = off & ~3
+    if field in _SOCK_NARROW or 28 <= field < 44 or 56 <= field < 72:
+        return size <= 4  # family, state, src_port, ips: narrow loads of a u32
+    if off in (48, 49):  # dst_port: a __be16 (a 4-byte load is allowed too)
+        return size <= 2 or (size == 4 and off == 48)
+    if 50 <= off < 52:  # hole
+        return False
+    return size == 4
 
 
 PERF_EVENT_DATA_SIZE = PT_REGS_SIZE + 16  # regs, sample_period, addr
