@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from operator import attrgetter
 from dataclasses import dataclass
 
 from ..isa import opcodes as op
@@ -66,6 +67,7 @@ from .state import (
     PTR_TO_PACKET,
     PTR_TO_PACKET_END,
     PTR_TO_PACKET_META,
+    PTR_TO_SOCK_COMMON,
     PTR_TO_STACK,
     S32_MAX,
     S32_MIN,
@@ -565,7 +567,7 @@ class Checker:
                     f"R{dstno} pointer arithmetic on map_ptr prohibited",
                 )
             return ptr
-        if ptr.type in (PTR_TO_PACKET_END, PTR_TO_FUNC) or (
+        if ptr.type in (PTR_TO_PACKET_END, PTR_TO_FUNC, PTR_TO_SOCK_COMMON) or (
             ptr.type == PTR_TO_MEM and ptr.rdonly and False
         ):
             raise self.fail(
@@ -918,11 +920,25 @@ class Checker:
                 )
             if write:
                 return Reg.unknown()
+            if acc.reg_type == PTR_TO_SOCK_COMMON:  # may be NULL: its own id for the check
+                return Reg.pointer(PTR_TO_SOCK_COMMON, maybe_null=True, id=self.new_id())
             if acc.reg_type != SCALAR:
                 r = Reg.pointer(acc.reg_type)
                 if acc.reg_type in PACKET_TYPES:
                     r.id = 0
                 return r
+            return Reg.unknown()
+        if t == PTR_TO_SOCK_COMMON and not base.maybe_null:
+            if write:
+                raise self.fail(
+                    f"r{regno}: a socket cannot be written.", f"R{regno} cannot write into sock_common"
+                )
+            if not ctxinfo.sock_common_access(full, size, write):
+                raise self.fail(
+                    f"r{regno}: struct bpf_sock has no {size}-byte field at offset {full} "
+                    "readable through skb->sk.",
+                    f"R{regno} invalid sock_common access off={full} size={size}",
+                )
             return Reg.unknown()
         if t in PACKET_TYPES:
             if write and self.prog_type not in ctxinfo.PKT_WRITE:
@@ -1467,6 +1483,9 @@ class Checker:
                     return Reg.const(0)
                 n = r.clone()
                 n.maybe_null = False
+                inner = getattr(n.map, "inner", None) if n.type == PTR_TO_MAP_VALUE else None
+                if inner is not None:  # a map-in-map lookup: the inner map (its template)
+                    return Reg.pointer(CONST_PTR_TO_MAP, map=inner)
                 if n.type == PTR_TO_MAP_VALUE and n.map.spin_lock_off < 0:
                     n.id = 0
                 return n
@@ -2187,29 +2206,29 @@ def _widen(old: State, cur: State) -> None:
                 cf.stack[spi] = Slot(slot.types.replace(ST_ZERO, ST_MISC), slot.spilled)
 
 
+_SIG_FIELDS = attrgetter(
+    "type",
+    "off",
+    "var_off",
+    "smin",
+    "smax",
+    "umin",
+    "umax",
+    "s32min",
+    "s32max",
+    "u32min",
+    "u32max",
+    "id",
+    "range",
+    "maybe_null",
+    "frameno",
+    "mem_size",
+)
+
+
 def _signature(st: State) -> tuple:
     """Identity of the current frame's registers (equal signatures: maybe a loop)."""
-    return (len(st.frames),) + tuple(
-        (
-            r.type,
-            r.off,
-            r.var_off,
-            r.smin,
-            r.smax,
-            r.umin,
-            r.umax,
-            r.s32min,
-            r.s32max,
-            r.u32min,
-            r.u32max,
-            r.id,
-            r.range,
-            r.maybe_null,
-            r.frameno,
-            r.mem_size,
-        )
-        for r in st.cur.regs
-    )
+    return (len(st.frames), *map(_SIG_FIELDS, st.frames[-1].regs))
 
 
 def _maybe_looping(old: State, cur: State) -> bool:

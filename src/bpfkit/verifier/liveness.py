@@ -153,12 +153,15 @@ def analyze(prog, prog_type: int, unpriv: bool) -> Liveness:
         if insn.is_local_call:
             local_callee[pc] = prog.subprog_of(pc + 1 + insn.imm)
     escapes = [False] * nsub
+    summaries: list = [None] * n
     for idx in range(nsub):
         for pc in range(prog.subprogs[idx], prog.subprog_end(idx)):
             insn = at[pc]
-            if insn is not None and _summary(insn, prog_type, unpriv)[4]:
+            if insn is None:
+                continue
+            sm = summaries[pc] = _summary(insn, prog_type, unpriv)
+            if sm[4]:
                 escapes[idx] = True
-                break
     changed_entry = True
     rounds = 0
     while changed_entry and rounds < 50:
@@ -172,11 +175,10 @@ def analyze(prog, prog_type: int, unpriv: bool) -> Liveness:
                 insn = at[pc]
                 if insn is None:
                     continue
-                if insn.is_local_call:
-                    callee = local_callee[pc]
-                    summ[pc] = (entry[callee] & R1_R5, R0_R5, 0, 0)
+                if pc in local_callee:
+                    summ[pc] = (entry[local_callee[pc]] & R1_R5, R0_R5, 0, 0)
                 else:
-                    summ[pc] = _summary(insn, prog_type, unpriv)[:4]
+                    summ[pc] = summaries[pc][:4]
             regs, slots = live.regs, live.slots
             changed = True
             while changed:

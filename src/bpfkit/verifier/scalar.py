@@ -100,7 +100,186 @@ def _deduce_64_from_32(r: Reg) -> None:
         r.smax = min(r.smax, r.s32max)
 
 
+_S63 = 1 << 63
+_S31 = 1 << 31
+_T64 = 1 << 64
+_T32 = 1 << 32
+_HI32 = M64 & ~M32
+
+
 def sync(r: Reg) -> None:
+    """Make the intervals and the known bits agree (kernel ``reg_bounds_sync``).
+
+    The same steps as :func:`sync_reference` (kept for tests), inlined on locals.
+    """
+    v, m = r.var_off
+    if m == 0:
+        sync_reference(r)
+        return
+    umin, umax, smin, smax = r.umin, r.umax, r.smin, r.smax
+    u32min, u32max, s32min, s32max = r.u32min, r.u32max, r.s32min, r.s32max
+    if (
+        m == M64
+        and umin == 0
+        and umax == M64
+        and smin == S64_MIN
+        and smax == S64_MAX
+        and u32min == 0
+        and u32max == M32
+        and s32min == S32_MIN
+        and s32max == S32_MAX
+    ):
+        return  # nothing known: nothing to deduce
+    for rnd in (0, 1):
+        # _update_from_tnum
+        v32, k32 = v & M32, m & M32
+        lo = v32 | (k32 & _S31)
+        hi = v32 | (k32 & (_S31 - 1))
+        if lo & _S31:
+            lo -= _T32
+        if hi & _S31:
+            hi -= _T32
+        if lo > s32min:
+            s32min = lo
+        if hi < s32max:
+            s32max = hi
+        if v32 > u32min:
+            u32min = v32
+        t = (v | m) & M32
+        if t < u32max:
+            u32max = t
+        lo = v | (m & _S63)
+        hi = v | (m & (_S63 - 1))
+        if lo & _S63:
+            lo -= _T64
+        if hi & _S63:
+            hi -= _T64
+        if lo > smin:
+            smin = lo
+        if hi < smax:
+            smax = hi
+        if v > umin:
+            umin = v
+        t = v | m
+        if t < umax:
+            umax = t
+        if rnd:
+            break
+        for step in (0, 1):
+            # _deduce32
+            if (umin >> 32) == (umax >> 32):
+                lo, hi = umin & M32, umax & M32
+                if lo > u32min:
+                    u32min = lo
+                if hi < u32max:
+                    u32max = hi
+                slo = lo - _T32 if lo & _S31 else lo
+                shi = hi - _T32 if hi & _S31 else hi
+                if slo <= shi:
+                    if slo > s32min:
+                        s32min = slo
+                    if shi < s32max:
+                        s32max = shi
+            if (smin >> 32) == (smax >> 32):
+                lo, hi = smin & M32, smax & M32
+                if lo <= hi:
+                    if lo > u32min:
+                        u32min = lo
+                    if hi < u32max:
+                        u32max = hi
+                slo = lo - _T32 if lo & _S31 else lo
+                shi = hi - _T32 if hi & _S31 else hi
+                if slo <= shi:
+                    if slo > s32min:
+                        s32min = slo
+                    if shi < s32max:
+                        s32max = shi
+            slo = u32min - _T32 if u32min & _S31 else u32min
+            shi = u32max - _T32 if u32max & _S31 else u32max
+            if slo <= shi:
+                if slo > s32min:
+                    s32min = slo
+                if shi < s32max:
+                    s32max = shi
+            lo, hi = s32min & M32, s32max & M32
+            if lo <= hi:
+                if lo > u32min:
+                    u32min = lo
+                if hi < u32max:
+                    u32max = hi
+            # _deduce64
+            slo = umin - _T64 if umin & _S63 else umin
+            shi = umax - _T64 if umax & _S63 else umax
+            if slo <= shi:
+                if slo > smin:
+                    smin = slo
+                if shi < smax:
+                    smax = shi
+            lo, hi = smin & M64, smax & M64
+            if lo <= hi:
+                if lo > umin:
+                    umin = lo
+                if hi < umax:
+                    umax = hi
+            if step:
+                break
+            # _deduce_64_from_32
+            if (umin >> 32) == (umax >> 32):
+                h = umin & _HI32
+                nlo = h | u32min
+                nhi = h | u32max
+                if nlo <= nhi:
+                    if nlo > umin:
+                        umin = nlo
+                    if nhi < umax:
+                        umax = nhi
+            if (smin >> 32) == (smax >> 32):
+                h = smin & ~M32
+                nlo = h | u32min
+                nhi = h | u32max
+                if nlo <= nhi:
+                    a = nlo - _T64 if nlo > S64_MAX else nlo
+                    b = nhi - _T64 if nhi > S64_MAX else nhi
+                    if a > smin:
+                        smin = a
+                    if b < smax:
+                        smax = b
+            if S32_MIN <= smin and smax <= S32_MAX:
+                if s32min > smin:
+                    smin = s32min
+                if s32max < smax:
+                    smax = s32max
+        # known bits from the intervals
+        if umin <= umax:
+            diff = (umin ^ umax).bit_length()
+            if diff <= 63:
+                delta = (1 << diff) - 1
+                tv = umin & ~delta & M64
+                nv = v | tv
+                m = m & delta
+                v = nv & ~m & M64
+        if u32min <= u32max and (u32min or u32max != M32):
+            diff = (u32min ^ u32max).bit_length()
+            if diff <= 63:
+                delta = (1 << diff) - 1
+                tv = u32min & ~delta & M64
+            else:
+                delta, tv = M64, 0
+            lv = (v & M32) | tv
+            lm = (m & M32) & delta
+            lv = lv & ~lm & M64
+            # with_subreg: high half of (v, m) with the new low half
+            hv = (v >> 32) << 32
+            hm = (m >> 32) << 32
+            nv = hv | (lv & M32)
+            nm = hm | (lm & M32)
+            v, m = nv, nm & ~nv & M64
+    r.var_off = tnum.Tnum(v, m)
+    r.umin, r.umax, r.smin, r.smax = umin, umax, smin, smax
+    r.u32min, r.u32max, r.s32min, r.s32max = u32min, u32max, s32min, s32max
+
+
+def sync_reference(r: Reg) -> None:
     """Make the intervals and the known bits agree (kernel ``reg_bounds_sync``)."""
     v, m = r.var_off
     if m == 0:
@@ -238,8 +417,61 @@ def _mul_bounds(a: tuple, b: tuple, lo: int, hi: int):
     return mn, mx
 
 
+def _fold(aop: int, is64: bool, a: int, b: int) -> int | None:
+    """The result of ``a <aop> b`` on known values (None: not folded here)."""
+    if is64:
+        if aop == op.ADD:
+            return (a + b) & M64
+        if aop == op.SUB:
+            return (a - b) & M64
+        if aop == op.MUL:
+            return (a * b) & M64
+        if aop == op.AND:
+            return a & b
+        if aop == op.OR:
+            return a | b
+        if aop == op.XOR:
+            return a ^ b
+        if b < 64:
+            if aop == op.LSH:
+                return (a << b) & M64
+            if aop == op.RSH:
+                return a >> b
+            if aop == op.ARSH:
+                return (s64(a) >> b) & M64
+        return None
+    a &= M32
+    b &= M32
+    if aop == op.ADD:
+        return (a + b) & M32
+    if aop == op.SUB:
+        return (a - b) & M32
+    if aop == op.MUL:
+        return (a * b) & M32
+    if aop == op.AND:
+        return a & b
+    if aop == op.OR:
+        return a | b
+    if aop == op.XOR:
+        return a ^ b
+    if b < 32:
+        if aop == op.LSH:
+            return (a << b) & M32
+        if aop == op.RSH:
+            return a >> b
+        if aop == op.ARSH:
+            return (s32(a) >> b) & M32
+    return None
+
+
 def alu(aop: int, is64: bool, dst: Reg, src: Reg, signed_divmod: bool = False) -> None:
     """``dst = dst <aop> src`` for scalars; ``dst`` is a private copy and is updated."""
+    if dst.var_off.mask == 0 and src.var_off.mask == 0:
+        # both known: fold (the same result the interval/tnum rules reach, faster)
+        v = _fold(aop, is64, dst.var_off.value, src.var_off.value)
+        if v is not None:
+            dst.set_const(v)
+            return
     if not is64:
         _alu32(aop, dst, src)
         zext32(dst)

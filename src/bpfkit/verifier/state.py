@@ -29,6 +29,7 @@ PTR_TO_PACKET = 8
 PTR_TO_PACKET_END = 9
 PTR_TO_MEM = 10
 PTR_TO_FUNC = 11
+PTR_TO_SOCK_COMMON = 12  # __sk_buff->sk: struct bpf_sock's common part
 
 TYPE_NAMES = {
     NOT_INIT: "?",
@@ -43,6 +44,7 @@ TYPE_NAMES = {
     PTR_TO_PACKET_END: "pkt_end",
     PTR_TO_MEM: "mem",
     PTR_TO_FUNC: "func",
+    PTR_TO_SOCK_COMMON: "sock_common",
 }
 
 PACKET_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
@@ -67,6 +69,9 @@ def s32(v: int) -> int:
     """Reinterpret a 32-bit pattern as signed."""
     v &= M32
     return v - (1 << 32) if v >> 31 else v
+
+
+_new_reg = object.__new__
 
 
 class Reg:
@@ -126,8 +131,18 @@ class Reg:
     @staticmethod
     def const(v: int) -> Reg:
         """A known 64-bit scalar."""
-        r = Reg(SCALAR)
-        r.set_const(v)
+        v &= M64
+        r = _new_reg(Reg)
+        r.type = SCALAR
+        r.maybe_null = r.rdonly = r.ringbuf = False
+        r.off = r.id = r.ref_obj_id = r.range = r.mem_size = r.frameno = r.subprog = 0
+        r.map = None
+        r.var_off = Tnum(v, 0)
+        r.umin = r.umax = v
+        r.smin = r.smax = v - (1 << 64) if v >> 63 else v
+        lo = v & M32
+        r.u32min = r.u32max = lo
+        r.s32min = r.s32max = lo - (1 << 32) if lo >> 31 else lo
         return r
 
     @staticmethod
@@ -140,9 +155,28 @@ class Reg:
 
     def clone(self) -> Reg:
         """A private copy to mutate."""
-        r = Reg.__new__(Reg)
-        for k in Reg.__slots__:
-            setattr(r, k, getattr(self, k))
+        r = _new_reg(Reg)
+        r.type = self.type
+        r.maybe_null = self.maybe_null
+        r.rdonly = self.rdonly
+        r.ringbuf = self.ringbuf
+        r.off = self.off
+        r.var_off = self.var_off
+        r.smin = self.smin
+        r.smax = self.smax
+        r.umin = self.umin
+        r.umax = self.umax
+        r.s32min = self.s32min
+        r.s32max = self.s32max
+        r.u32min = self.u32min
+        r.u32max = self.u32max
+        r.id = self.id
+        r.ref_obj_id = self.ref_obj_id
+        r.range = self.range
+        r.map = self.map
+        r.mem_size = self.mem_size
+        r.frameno = self.frameno
+        r.subprog = self.subprog
         return r
 
     # ---- scalar helpers ----------------------------------------------
