@@ -270,9 +270,10 @@ class Checker:
         allow_uninit = self.priv
         insn = self.prog.at[pc]
         is_cb_call = insn.is_helper_call and insn.imm in _CALLBACK_HELPERS
-        sig = _signature(state)
+        sig = None
         active = self.active.get(pc)
         if active:
+            sig = _signature(state)
             if is_cb_call:
                 prev = None
                 for old in active.get("cb", ()):
@@ -325,6 +326,8 @@ class Checker:
             return False
         self.prev_jmps = self.jmps
         self.prev_insns = self.stats.insns_processed
+        if sig is None:
+            sig = _signature(state)
         ck = state.copy()
         ck.hist = state.hist
         state.hist = []
@@ -348,6 +351,7 @@ class Checker:
         """Follow one path from ``pc`` until it exits or is pruned."""
         at = self.prog.at
         prune = self.prog.prune
+        logging = self.log.level >= 1
         self.st = st
         while True:
             self.pc = pc
@@ -364,7 +368,8 @@ class Checker:
                 self.log.pruned(pc)
                 raise _Pruned
             insn = at[pc]
-            self.log.insn(pc, insn, st)
+            if logging:
+                self.log.insn(pc, insn, st)
             cls = insn.cls
             if cls in (op.ALU, op.ALU64):
                 self.do_alu(st, insn)
@@ -406,7 +411,8 @@ class Checker:
                     pc = self.do_cond_jmp(st, insn, pc)
             hx = self.hx
             st.hist.append(ipc if hx is None else (ipc, hx))
-            self.log.after(pc, st)
+            if logging:
+                self.log.after(pc, st)
 
     # ------------------------------------------------------------------ registers
     def read_reg(self, st: State, regno: int) -> Reg:
