@@ -60,6 +60,7 @@ class Compiled:
     ir: str
     compile_ns: int
     func_addr: int = 0  # the entry function (fastcc), run by the shared bpf_run loop
+    opt_level: int = 2
 
 
 _run_fn: Callable | None = None
@@ -174,6 +175,7 @@ def _compile(plans: Sequence[_Plan]) -> list[Compiled]:
                 module_text([low.ir]),
                 each,
                 ctypes.c_uint64.from_address(mod.global_address(f"p{k}_entry")).value,
+                opt_level,
             )
             _store(key, comp)
             for i in todo[key]:
@@ -181,13 +183,30 @@ def _compile(plans: Sequence[_Plan]) -> list[Compiled]:
     return out  # type: ignore[return-value]
 
 
+#: programs up to this many slots get opt level 2 by default, larger ones level 1: LLVM's
+#: compile time grows with the program, and a large program's run time rarely
+#: depends on the last 10-30% the full pipeline buys (see docs/jit.md)
+AUTO_FULL_OPT_SLOTS = 400
+
+
+def auto_opt_level(nslots: int) -> int:
+    """The default opt level of a program of ``nslots`` slots."""
+    return 2 if nslots <= AUTO_FULL_OPT_SLOTS else 1
+
+
 def _plan(
-    insns: Sequence[Instruction], env: Env, budget: int, safe: Iterable[int] | None, opt_level: int
+    insns: Sequence[Instruction],
+    env: Env,
+    budget: int,
+    safe: Iterable[int] | None,
+    opt_level: int | None,
 ) -> _Plan:
     if not 0 < budget <= abi.MAX_BUDGET:
         raise ValueError(f"budget must be in 1..{abi.MAX_BUDGET}")
     install_builtin()
     lay = cfg.layout(insns)
+    if opt_level is None:
+        opt_level = auto_opt_level(lay.nslots)
     funcs = cfg.functions(lay)
     slot_of = {i: s for s, i in enumerate(lay.slot_insn) if i is not None}
     safe_slots = frozenset(slot_of[i] for i in (safe or ()) if i in slot_of)
@@ -255,14 +274,21 @@ class JitProgram:
         *,
         budget: int = DEFAULT_BUDGET,
         safe: Iterable[int] | None = None,
-        opt_level: int = 2,
+        opt_level: int | None = None,
+        tier_up: bool = True,
         _compiled: Compiled | None = None,
     ) -> None:
         self.env = env
         self.budget = budget
         self.tail_call_resolver: TailCallResolver | None = None
+        #: level-2 code compiled in the background for a large program (tier-up)
+        self._upgrade: Compiled | None = None
+        self._upgrade_thread: threading.Thread | None = None
         if _compiled is None:
-            _compiled = _compile([_plan(insns, env, budget, safe, opt_level)])[0]
+            plan = _plan(insns, env, budget, safe, opt_level)
+            _compiled = _compile([plan])[0]
+            if opt_level is None and plan.opt_level < 2 and tier_up:
+                self._tier_up(_plan(insns, env, budget, safe, 2))
         self.compiled = _compiled
         self.insns = _compiled.layout.insns
         self._ctx = abi.RunContext()
@@ -279,6 +305,37 @@ class JitProgram:
         self._tail_cfn = abi.TAIL_CFUNC(self._tail_cb)
         self._w[abi.HELPER_CB] = ctypes.cast(self._helper_cfn, ctypes.c_void_p).value or 0
         self._w[abi.REGION_CB] = ctypes.cast(self._region_cfn, ctypes.c_void_p).value or 0
+
+    def _tier_up(self, plan: _Plan) -> None:
+        """Compile ``plan`` (opt level 2) on a background thread; runs switch to it once
+        it is ready. LLVM releases the GIL, so this uses an otherwise idle core."""
+        hit = _lookup(plan.key)
+        if hit is not None:
+            self._upgrade = hit
+            return
+
+        def work() -> None:
+            try:
+                self._upgrade = _compile([plan])[0]
+            except BaseException:  # the level-1 code stays; nothing is lost
+                pass
+
+        t = threading.Thread(target=work, name="bpfkit-jit-tier-up", daemon=True)
+        self._upgrade_thread = t
+        t.start()
+
+    def wait_tier_up(self, timeout: float | None = None) -> bool:
+        """Wait for the background level-2 compile (if any); True when it is in use next run."""
+        t = self._upgrade_thread
+        if t is not None:
+            t.join(timeout)
+        return self._upgrade is not None or (t is None and self.opt_level == 2)
+
+    @property
+    def opt_level(self) -> int:
+        """The opt level of the code the next run uses."""
+        c = self._upgrade or self.compiled
+        return c.opt_level
 
     # -- introspection --
     @property
@@ -316,6 +373,8 @@ class JitProgram:
             raise ValueError("repeat must be at least 1")
         if self._running:
             raise BpfError("a JitProgram cannot be re-entered while it runs")
+        if self._upgrade is not None:  # the tier-up compile finished: switch (same layout)
+            self.compiled, self._upgrade = self._upgrade, None
         self._running = True
         w = self._w
         try:
@@ -511,7 +570,7 @@ def compile_many(
     env: Env | None = None,
     *,
     budget: int = DEFAULT_BUDGET,
-    opt_level: int = 2,
+    opt_level: int | None = None,
 ) -> list[JitProgram]:
     """Compile several programs at once (one LLVM module: much less per-program overhead)."""
     env = env or Env()

@@ -1,0 +1,66 @@
+"""Size tiers of the JIT: large programs compile quickly at opt level 1 and switch to
+level-2 code compiled on a background thread; every tier computes what the interpreter does."""
+
+from __future__ import annotations
+
+import pytest
+from progen import generate
+
+from bpfkit.jit import JitProgram
+from bpfkit.jit.runtime import _CACHE, AUTO_FULL_OPT_SLOTS, auto_opt_level
+from bpfkit.vm.env import Env
+from bpfkit.vm.interp import CompiledProgram
+
+
+def _interp(insns, env):
+    env.reset_stack()
+    return CompiledProgram(insns, env).run()
+
+
+def _jit(jp, env):
+    env.reset_stack()
+    r0, count = jp.run()
+    return r0, count, env.stack.bytes()
+
+
+def test_auto_level_follows_size():
+    assert auto_opt_level(AUTO_FULL_OPT_SLOTS) == 2
+    assert auto_opt_level(AUTO_FULL_OPT_SLOTS + 1) == 1
+    small = generate(5, length=30)
+    assert JitProgram(small, Env()).opt_level == 2
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_large_program_tiers_up_with_the_same_results(seed):
+    insns = generate(seed, length=AUTO_FULL_OPT_SLOTS + 100, max_jumps=60)
+    assert len(insns) > AUTO_FULL_OPT_SLOTS
+    env = Env()
+    want = _interp(insns, env)
+    want_stack = env.stack.bytes()
+    _CACHE.clear()
+    jp = JitProgram(insns, env)
+    assert jp.compiled.opt_level == 1
+    first = _jit(jp, env)
+    assert first == (*want, want_stack)
+    assert jp.wait_tier_up(timeout=60)
+    second = _jit(jp, env)
+    assert jp.compiled.opt_level == 2  # the run switched to the background compile
+    assert second == first
+
+
+def test_tier_up_can_be_turned_off_and_explicit_levels_stay():
+    insns = generate(21, length=AUTO_FULL_OPT_SLOTS + 50, max_jumps=40)
+    env = Env()
+    _CACHE.clear()
+    jp = JitProgram(insns, env, tier_up=False)
+    assert jp._upgrade_thread is None
+    jp.run()
+    assert jp.compiled.opt_level == 1
+    jp2 = JitProgram(insns, env, opt_level=2)
+    assert jp2._upgrade_thread is None and jp2.compiled.opt_level == 2
+    assert jp.run() == jp2.run()
+    # a later compile of the same program finds the level-2 code in the cache: no thread
+    jp3 = JitProgram(insns, env)
+    assert jp3._upgrade is not None and jp3._upgrade_thread is None
+    jp3.run()
+    assert jp3.compiled.opt_level == 2
