@@ -481,7 +481,7 @@ drop:
   ret i64 -1
 claim:
   %off = and i64 %prod, %mask
-  %data = call ptr @hk_word(ptr %d, i64 {rbm.R_DATA})
+  %data = call ptr @hk_word(ptr %d, i64 {rbm.R_ALIAS})
   %hp = getelementptr i8, ptr %data, i64 %off
   %n32 = trunc i64 %n to i32
   %w = or i32 %n32, {_s32(rbm.BUSY_BIT)}
@@ -626,7 +626,7 @@ c:
   %no = icmp slt i64 %off, 0
   br i1 %no, label %eagain, label %copy
 copy:
-  %data = call ptr @hk_word(ptr %d, i64 {rbm.R_DATA})
+  %data = call ptr @hk_word(ptr %d, i64 {rbm.R_ALIAS})
   %hp = getelementptr i8, ptr %data, i64 %off
   %dst = getelementptr i8, ptr %hp, i64 {rbm.HDR_SZ}
   %src = inttoptr i64 %r2 to ptr

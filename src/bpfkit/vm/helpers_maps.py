@@ -148,6 +148,9 @@ def tail_call(env, r1, r2, r3, *_):
 
 
 # ---- ring buffer ----------------------------------------------------------------------
+# The JIT calls native twins of these (bpfkit.jit.hot) and comes here only for what they
+# leave to Python; a record a native reserve handed out points into the ring's alias
+# mapping, and RingBufMap.commit accepts it like one reserved here.
 def _ringbuf(env, addr: int) -> RingBufMap:
     m = _map(env, addr)
     if not isinstance(m, RingBufMap):

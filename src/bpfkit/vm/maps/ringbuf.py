@@ -17,7 +17,7 @@ is gone once submitted or discarded.
 live in a control block of 64-bit words (:attr:`RingBufMap.native_desc`, the ``R_*``
 indices below) that both this class and the JIT's native ring-buffer helpers
 (``bpfkit.jit.hot``) read and write, so Python ``reserve``/``commit``/``records`` and
-native code always see one state. The buffer is a shared-memory file mapped twice: the
+native code always see one state. The buffer is a shared-memory file (``memfd``) mapped twice: the
 first mapping is :attr:`buf` (Python, the interpreter's per-record Regions), the second
 (the *alias*) is registered once as one Region, ``ringbuf:<name>:data``, covering the
 whole ``2 * max_entries`` data area. A native reserve hands out a pointer into the
@@ -66,22 +66,76 @@ _HDR = struct.Struct("<II")
 _LEN = struct.Struct("<I")
 
 
-def _double_map(n: int) -> tuple[mmap.mmap, mmap.mmap] | None:
-    """Two shared mappings of the first ``n`` bytes of one memory file (None where that
-    is impossible). Each mapping has a spare page after those bytes that no Region ever
-    covers, so the two (wherever the kernel puts them) are never adjacent in the address
-    space: running off the end of one cannot land in the other."""
-    try:
-        fd = os.memfd_create("bpfkit-ringbuf", os.MFD_CLOEXEC)
-    except (AttributeError, OSError):
+_libc = ctypes.CDLL(None, use_errno=True)
+_mmap = getattr(_libc, "mmap", None)
+_munmap = getattr(_libc, "munmap", None)
+if _mmap is not None and _munmap is not None:
+    _mmap.restype = ctypes.c_void_p
+    _mmap.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_long,
+    ]
+    _munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_MAP_FAILED = (1 << (8 * ctypes.sizeof(ctypes.c_void_p))) - 1
+
+
+class _Mapping:
+    """One ``mmap``'ed range, unmapped when the last array over it is gone."""
+
+    def __init__(self, addr: int, length: int) -> None:
+        self.addr, self.length = addr, length
+
+    def __del__(self) -> None:
+        if _munmap is not None:
+            _munmap(self.addr, self.length)
+
+
+def _double_map(n: int) -> tuple[ctypes.Array, ctypes.Array] | None:
+    """Two ``n``-byte arrays over the same shared memory (None where that is impossible).
+
+    Each mapping has a spare page after its ``n`` bytes that no Region ever covers, so
+    the two (wherever the kernel puts them) are never adjacent in the address space:
+    running off the end of one cannot land in the other. The memory file's descriptor is
+    closed at once (the mappings keep the memory), and each array keeps its mapping.
+    """
+    if _mmap is None or _munmap is None or not hasattr(os, "memfd_create"):
         return None
     try:
-        os.ftruncate(fd, n + PAGE_SIZE)
-        return mmap.mmap(fd, n + PAGE_SIZE), mmap.mmap(fd, n + PAGE_SIZE)
-    except (OSError, ValueError):
+        fd = os.memfd_create("bpfkit-ringbuf", os.MFD_CLOEXEC)
+    except OSError:
+        return None
+    length = n + PAGE_SIZE
+    arrays = []
+    try:
+        os.ftruncate(fd, length)
+        for _ in range(2):
+            addr = _mmap(None, length, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, fd, 0)
+            if addr is None or addr == _MAP_FAILED:
+                return None
+            owner = _Mapping(addr, length)
+            arr = _RingData[n].from_address(addr)
+            arr.mapping = owner
+            arrays.append(arr)
+    except OSError:
         return None
     finally:
         os.close(fd)
+    return arrays[0], arrays[1]
+
+
+class _RingDataTypes(dict):
+    """``c_ubyte * n`` subclasses (their instances can hold the mapping they view)."""
+
+    def __missing__(self, n: int) -> type:
+        t = self[n] = type(f"RingData{n}", (ctypes.c_ubyte * n,), {})
+        return t
+
+
+_RingData = _RingDataTypes()
 
 
 class RingBufMap(VMMap):
@@ -95,16 +149,15 @@ class RingBufMap(VMMap):
         self.size = self.max_entries
         self.mask = self.size - 1
         n = 2 * self.size
-        self._mmaps = _double_map(n)
+        mapped = _double_map(n)
         self.cb = (ctypes.c_uint64 * R_WORDS)()
         self._w = memoryview(self.cb).cast("B").cast("Q")
         self.alias: Region | None = None
         #: the control block the JIT's native ring-buffer helpers use (None: Python only)
         self.native_desc: ctypes.Array | None = None
-        if self._mmaps is not None:
-            self.buf = (ctypes.c_ubyte * n).from_buffer(self._mmaps[0])
-            alias = (ctypes.c_ubyte * n).from_buffer(self._mmaps[1])
-            self.alias = self.space.add(Region(f"ringbuf:{self.name}:data", alias))
+        if mapped is not None:
+            self.buf = mapped[0]
+            self.alias = self.space.add(Region(f"ringbuf:{self.name}:data", mapped[1]))
             self.native_desc = self.cb
         else:
             self.buf = (ctypes.c_ubyte * n)()
