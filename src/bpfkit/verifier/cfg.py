@@ -277,12 +277,19 @@ def _call_graph(prog: Program) -> None:
         prog.calls[idx] = callees
 
 
-def check_stack_depth(prog: Program, depths: dict[int, int]) -> None:
-    """Combined stack of every call chain within 512 bytes (32-byte rounded frames)."""
+def check_stack_depth(prog: Program, depths: dict[int, int], jit: bool = True) -> None:
+    """Combined stack of every call chain within 512 bytes.
+
+    Frames are rounded as the kernel rounds them (``round_up_stack_depth``): to 16
+    bytes when the program will be JITed (the kernel's default with ``bpf_jit_enable``,
+    an empty frame counting 0), else to 32 bytes with at least one slot.
+    """
 
     def frame(i: int) -> int:
-        d = max(depths.get(i, 0), 1)
-        return (d + 31) // 32 * 32
+        d = depths.get(i, 0)
+        if jit:
+            return (d + 15) // 16 * 16
+        return (max(d, 1) + 31) // 32 * 32
 
     def walk(i: int, total: int, chain: list[int]) -> None:
         total += frame(i)

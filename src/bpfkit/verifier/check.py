@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from operator import attrgetter
 from dataclasses import dataclass
+from operator import attrgetter
 
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction

@@ -94,10 +94,14 @@ def _deduce_64_from_32(r: Reg) -> None:
         if nlo <= nhi:
             r.smin = max(r.smin, s64(nlo) if nlo > S64_MAX else nlo)
             r.smax = min(r.smax, s64(nhi) if nhi > S64_MAX else nhi)
-    # A 64-bit value within s32 range whose low half is a known-sign s32 interval.
-    if S32_MIN <= r.smin and r.smax <= S32_MAX:
+    # A 64-bit value within s32 range whose 32-bit range is non-negative: the kernel
+    # (__reg_deduce_mixed_bounds) takes the 32-bit range, and only then; a negative
+    # s32min teaches it nothing about the 64-bit bounds, so neither may it teach us.
+    if r.s32min >= 0 and S32_MIN <= r.smin and r.smax <= S32_MAX:
         r.smin = max(r.smin, r.s32min)
         r.smax = min(r.smax, r.s32max)
+        r.umin = max(r.umin, r.s32min)
+        r.umax = min(r.umax, r.s32max)
 
 
 _S63 = 1 << 63
@@ -244,11 +248,15 @@ def sync(r: Reg) -> None:
                         smin = a
                     if b < smax:
                         smax = b
-            if S32_MIN <= smin and smax <= S32_MAX:
+            if s32min >= 0 and S32_MIN <= smin and smax <= S32_MAX:
                 if s32min > smin:
                     smin = s32min
                 if s32max < smax:
                     smax = s32max
+                if s32min > umin:
+                    umin = s32min
+                if s32max < umax:
+                    umax = s32max
         # known bits from the intervals
         if umin <= umax:
             diff = (umin ^ umax).bit_length()
@@ -533,18 +541,22 @@ def alu(aop: int, is64: bool, dst: Reg, src: Reg, signed_divmod: bool = False) -
             return
         n = src.value
         if aop == op.LSH:
-            dst.var_off = tnum.lshift(dst.var_off, n)
-            if dst.umax < (1 << (64 - n)):
-                umin, umax = dst.umin << n, dst.umax << n
-            else:
+            # the kernel's scalar_min_max_lsh: signed bounds survive only ``<< 32`` of a
+            # non-negative 32-bit range; unsigned ones unless the top bit may shift out
+            smax = dst.s32max << 32 if n == 32 and dst.s32max >= 0 else S64_MAX
+            smin = dst.s32min << 32 if n == 32 and dst.s32min >= 0 else S64_MIN
+            if dst.umax > (1 << (63 - n)):
                 umin, umax = 0, U64_MAX
-            smin, smax = S64_MIN, S64_MAX
-            if dst.smin >= 0 or True:
-                lo, hi = dst.smin << n, dst.smax << n
-                if S64_MIN <= lo and hi <= S64_MAX:
-                    smin, smax = lo, hi
-            unknown_32(dst)
+            else:
+                umin, umax = dst.umin << n, dst.umax << n
+            if n > 31 or dst.u32max > (1 << (31 - n)):
+                u32min, u32max = 0, U32_MAX
+            else:
+                u32min, u32max = dst.u32min << n, dst.u32max << n
+            dst.var_off = tnum.lshift(dst.var_off, n)
             dst.umin, dst.umax, dst.smin, dst.smax = umin, umax, smin, smax
+            dst.u32min, dst.u32max = u32min, u32max
+            dst.s32min, dst.s32max = S32_MIN, S32_MAX
         elif aop == op.RSH:
             dst.var_off = tnum.rshift(dst.var_off, n)
             umin, umax = dst.umin >> n, dst.umax >> n
@@ -597,7 +609,7 @@ def _alu32(aop: int, dst: Reg, src: Reg) -> None:
         n = src.value & M32
         if aop == op.LSH:
             t = tnum.subreg(tnum.lshift(dv, n))
-            if dst.u32max < (1 << (32 - n)):
+            if dst.u32max <= (1 << (31 - n)):  # the kernel's test: no top bit shifted out
                 u3 = (dst.u32min << n, dst.u32max << n)
             else:
                 u3 = (0, U32_MAX)
