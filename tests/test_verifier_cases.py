@@ -100,8 +100,8 @@ CASES: list[Case] = [
     # ---- stack -----------------------------------------------------------------
     C("stack_rw", "r1 = 7\n*(u64 *)(r10 - 8) = r1\nr0 = *(u64 *)(r10 - 8)\nexit"),
     C("stack_bottom", "r0 = 0\n*(u64 *)(r10 - 512) = r0\nexit"),
-    C("stack_below", "r0 = 0\n*(u64 *)(r10 - 520) = r0\nexit", "invalid write stack"),
-    C("stack_above", "r0 = *(u64 *)(r10 + 0)\nexit", "invalid read stack"),
+    C("stack_below", "r0 = 0\n*(u64 *)(r10 - 520) = r0\nexit", "invalid write to stack"),
+    C("stack_above", "r0 = *(u64 *)(r10 + 0)\nexit", "invalid read from stack"),
     C("stack_misaligned", "r0 = *(u64 *)(r10 - 4)\nexit", "misaligned stack access"),
     C("stack_uninit_priv", "r0 = *(u64 *)(r10 - 8)\nexit"),
     C(
@@ -138,7 +138,7 @@ CASES: list[Case] = [
     C(
         "stack_var_off_oob",
         "call 7\nr0 &= 31\nr1 = r10\nr1 += -16\nr1 += r0\nr0 = *(u8 *)(r1 + 0)\nexit",
-        "invalid variable-offset read stack",
+        "invalid variable-offset read from stack",
     ),
     # ---- context ----------------------------------------------------------------
     C("ctx_len", "r0 = *(u32 *)(r1 + 0)\nexit"),
@@ -265,7 +265,7 @@ CASES: list[Case] = [
     C(
         "map_lookup_key_oob",
         "r1 = map_fd(5) ll\nr2 = r10\nr2 += -4\ncall 1\nr0 = 0\nexit",
-        "invalid read stack",
+        "invalid read from stack",
         maps=HASH,
     ),
     C(
@@ -426,7 +426,7 @@ CASES: list[Case] = [
     C(
         "helper_mem_too_big",
         "r1 = r10\nr1 += -16\nr2 = 17\ncall 16\nr0 = 0\nexit",
-        "invalid write stack",
+        "invalid write to stack",
         prog_type="kprobe",
     ),
     C(
@@ -666,8 +666,16 @@ _FILL = (
 
 def _fork(first: str, second: str, use: str, pre: str = "", post: str = "", end: str = "") -> str:
     return (
-        pre + "call 7\nr9 = r0\nif r9 > 100 goto Lb\n" + first + "goto Lj\nLb:\n" + second
-        + "Lj:\n" + _FILL + use + (end or "r0 = 0\nexit\n") + post
+        pre
+        + "call 7\nr9 = r0\nif r9 > 100 goto Lb\n"
+        + first
+        + "goto Lj\nLb:\n"
+        + second
+        + "Lj:\n"
+        + _FILL
+        + use
+        + (end or "r0 = 0\nexit\n")
+        + post
     )
 
 
@@ -682,82 +690,172 @@ def _pair(name: str, first: str, second: str, use: str, expect: str, **kw) -> li
 
 _STACK_USE = "r1 = r10\nr1 += -16\nr1 += {r}\n*(u64 *)(r1 + 0) = 0\n"
 _PRUNING = [
-    *_pair("prec_ptr_arith", "r6 = 8\n", "r6 = 16\n", _STACK_USE.format(r="r6"),
-           "invalid write stack"),
-    *_pair("prec_spill_fill", "r6 = 8\n*(u64 *)(r10 - 24) = r6\n",
-           "r6 = 16\n*(u64 *)(r10 - 24) = r6\n",
-           "r7 = *(u64 *)(r10 - 24)\n" + _STACK_USE.format(r="r7"), "invalid write stack"),
-    *_pair("prec_narrow_spill", "r6 = 8\n*(u32 *)(r10 - 24) = r6\n",
-           "r6 = 16\n*(u32 *)(r10 - 24) = r6\n",
-           "r7 = *(u32 *)(r10 - 24)\n" + _STACK_USE.format(r="r7"), "invalid write stack"),
-    *_pair("prec_alu_chain", "r6 = 4\n", "r6 = 12\n",
-           "r8 = 0\nr7 = r6\nr7 *= 2\nr7 += r8\n" + _STACK_USE.format(r="r7"),
-           "invalid write stack"),
-    *_pair("prec_jmp32", "r6 = 8\n", "r6 = 0x100000008 ll\n",
-           "if w6 > 8 goto +4\n" + _STACK_USE.format(r="r6"), "math between fp pointer"),
+    *_pair(
+        "prec_ptr_arith",
+        "r6 = 8\n",
+        "r6 = 16\n",
+        _STACK_USE.format(r="r6"),
+        "invalid write to stack",
+    ),
+    *_pair(
+        "prec_spill_fill",
+        "r6 = 8\n*(u64 *)(r10 - 24) = r6\n",
+        "r6 = 16\n*(u64 *)(r10 - 24) = r6\n",
+        "r7 = *(u64 *)(r10 - 24)\n" + _STACK_USE.format(r="r7"),
+        "invalid write to stack",
+    ),
+    *_pair(
+        "prec_narrow_spill",
+        "r6 = 8\n*(u32 *)(r10 - 24) = r6\n",
+        "r6 = 16\n*(u32 *)(r10 - 24) = r6\n",
+        "r7 = *(u32 *)(r10 - 24)\n" + _STACK_USE.format(r="r7"),
+        "invalid write to stack",
+    ),
+    *_pair(
+        "prec_alu_chain",
+        "r6 = 4\n",
+        "r6 = 12\n",
+        "r8 = 0\nr7 = r6\nr7 *= 2\nr7 += r8\n" + _STACK_USE.format(r="r7"),
+        "invalid write to stack",
+    ),
+    *_pair(
+        "prec_jmp32",
+        "r6 = 8\n",
+        "r6 = 0x100000008 ll\n",
+        "if w6 > 8 goto +4\n" + _STACK_USE.format(r="r6"),
+        "math between fp pointer",
+    ),
     # the bound reaches r7 only through its link with r6
-    *_pair("prec_linked_copy", "call 7\nr6 = r0\nr6 |= 0\nr7 = r6\n",
-           "call 7\nr6 = r0\nr6 |= 0\nr7 = r0\nr7 |= 0\n",
-           "if r6 s> 8 goto +5\nif r6 s< 0 goto +4\nr1 = r10\nr1 += -16\nr1 += r7\n"
-           "r0 = *(u8 *)(r1 + 0)\n", "unbounded min value"),
+    *_pair(
+        "prec_linked_copy",
+        "call 7\nr6 = r0\nr6 |= 0\nr7 = r6\n",
+        "call 7\nr6 = r0\nr6 |= 0\nr7 = r0\nr7 |= 0\n",
+        "if r6 s> 8 goto +5\nif r6 s< 0 goto +4\nr1 = r10\nr1 += -16\nr1 += r7\n"
+        "r0 = *(u8 *)(r1 + 0)\n",
+        "unbounded min value",
+    ),
     # r9's bound comes from r7 through a register-register comparison
-    *_pair("prec_reg_reg_cmp", "r7 = 8\n", "r7 = 200\n",
-           "if r9 > r7 goto +4\nr1 = r10\nr1 += -16\nr1 += r9\nr0 = *(u8 *)(r1 + 0)\n",
-           "invalid variable-offset read"),
-    *_pair("prec_subprog_return", "r6 = 4\n", "r6 = 40\n",
-           "r1 = r6\ncall sub\n" + _STACK_USE.format(r="r0"), "invalid write stack",
-           post="sub:\nr0 = r1\nr0 += r1\nexit\n"),
-    *_pair("prec_callee_writes_caller_stack", "r6 = 8\n", "r6 = 600\n",
-           "*(u64 *)(r10 - 8) = 0\nr1 = r10\nr1 += -8\nr2 = r6\ncall sub\n"
-           "r7 = *(u64 *)(r10 - 8)\nr1 = r10\nr1 += -16\nr1 += r7\n*(u8 *)(r1 + 0) = 0\n",
-           "invalid write stack", post="sub:\n*(u64 *)(r1 + 0) = r2\nr0 = 0\nexit\n"),
+    *_pair(
+        "prec_reg_reg_cmp",
+        "r7 = 8\n",
+        "r7 = 200\n",
+        "if r9 > r7 goto +4\nr1 = r10\nr1 += -16\nr1 += r9\nr0 = *(u8 *)(r1 + 0)\n",
+        "invalid variable-offset read",
+    ),
+    *_pair(
+        "prec_subprog_return",
+        "r6 = 4\n",
+        "r6 = 40\n",
+        "r1 = r6\ncall sub\n" + _STACK_USE.format(r="r0"),
+        "invalid write to stack",
+        post="sub:\nr0 = r1\nr0 += r1\nexit\n",
+    ),
+    *_pair(
+        "prec_callee_writes_caller_stack",
+        "r6 = 8\n",
+        "r6 = 600\n",
+        "*(u64 *)(r10 - 8) = 0\nr1 = r10\nr1 += -8\nr2 = r6\ncall sub\n"
+        "r7 = *(u64 *)(r10 - 8)\nr1 = r10\nr1 += -16\nr1 += r7\n*(u8 *)(r1 + 0) = 0\n",
+        "invalid write to stack",
+        post="sub:\n*(u64 *)(r1 + 0) = r2\nr0 = 0\nexit\n",
+    ),
     # a constant in-bounds key makes the array lookup non-null (key spilled / zero bytes)
-    *_pair("prec_array_const_key", "r6 = 1\n", "r6 = 7\n",
-           "*(u32 *)(r10 - 8) = r6\nr2 = r10\nr2 += -8\nr1 = map_fd(5) ll\ncall 1\n"
-           "r0 = *(u64 *)(r0 + 0)\n", "map_value_or_null", maps=ARRAY),
-    *_pair("prec_array_zero_key", "r6 = 0\n", "r6 = 1\n",
-           "*(u32 *)(r10 - 4) = r6\nr2 = r10\nr2 += -4\nr1 = map_fd(5) ll\ncall 1\n"
-           "r0 = *(u64 *)(r0 + 0)\n", "map_value_or_null", maps=ARRAY),
-    *_pair("prec_return_range", "r6 = 1\n", "r6 = 2\n", "r0 = r6\n",
-           "should have been in [0, 1]", end="exit\n", prog_type="cgroup_skb"),
-    *_pair("prec_decided_branch", "r6 = 1\n", "r6 = 5\n",
-           "if r6 > 3 goto +2\nr0 = 0\nexit\nr2 = 0\nr0 = *(u64 *)(r2 + 0)\n",
-           "invalid mem access 'scalar'"),
-    *_pair("prec_size_arg", "r6 = 8\n", "r6 = 64\n",
-           "r1 = r8\nr2 = 0\nr3 = r10\nr3 += -8\nr4 = r6\ncall 26\n", "invalid write stack",
-           pre="r8 = r1\n"),
+    *_pair(
+        "prec_array_const_key",
+        "r6 = 1\n",
+        "r6 = 7\n",
+        "*(u32 *)(r10 - 8) = r6\nr2 = r10\nr2 += -8\nr1 = map_fd(5) ll\ncall 1\n"
+        "r0 = *(u64 *)(r0 + 0)\n",
+        "map_value_or_null",
+        maps=ARRAY,
+    ),
+    *_pair(
+        "prec_array_zero_key",
+        "r6 = 0\n",
+        "r6 = 1\n",
+        "*(u32 *)(r10 - 4) = r6\nr2 = r10\nr2 += -4\nr1 = map_fd(5) ll\ncall 1\n"
+        "r0 = *(u64 *)(r0 + 0)\n",
+        "map_value_or_null",
+        maps=ARRAY,
+    ),
+    *_pair(
+        "prec_return_range",
+        "r6 = 1\n",
+        "r6 = 2\n",
+        "r0 = r6\n",
+        "should have been in [0, 1]",
+        end="exit\n",
+        prog_type="cgroup_skb",
+    ),
+    *_pair(
+        "prec_decided_branch",
+        "r6 = 1\n",
+        "r6 = 5\n",
+        "if r6 > 3 goto +2\nr0 = 0\nexit\nr2 = 0\nr0 = *(u64 *)(r2 + 0)\n",
+        "invalid mem access 'scalar'",
+    ),
+    *_pair(
+        "prec_size_arg",
+        "r6 = 8\n",
+        "r6 = 64\n",
+        "r1 = r8\nr2 = 0\nr3 = r10\nr3 += -8\nr4 = r6\ncall 26\n",
+        "invalid write to stack",
+        pre="r8 = r1\n",
+    ),
     # an imprecise scalar in the checkpoint still requires a scalar
-    *_pair("prec_scalar_vs_pointer", "r6 = 5\n", "r6 = r10\n", "r6 *= 3\n",
-           "pointer arithmetic with mul"),
-    *_pair("prec_spilled_scalar_vs_pointer", "r6 = 5\n*(u64 *)(r10 - 8) = r6\n",
-           "*(u64 *)(r10 - 8) = r10\n", "r7 = *(u64 *)(r10 - 8)\nr7 *= 3\n",
-           "pointer arithmetic with mul"),
+    *_pair(
+        "prec_scalar_vs_pointer",
+        "r6 = 5\n",
+        "r6 = r10\n",
+        "r6 *= 3\n",
+        "pointer arithmetic with *= operator",
+    ),
+    *_pair(
+        "prec_spilled_scalar_vs_pointer",
+        "r6 = 5\n*(u64 *)(r10 - 8) = r6\n",
+        "*(u64 *)(r10 - 8) = r10\n",
+        "r7 = *(u64 *)(r10 - 8)\nr7 *= 3\n",
+        "pointer arithmetic with *= operator",
+    ),
     # liveness: a register / slot read after the join is compared
     *_pair("live_uninit_read", "r6 = 1\n", "", "r0 = r6\n", "R6 !read_ok", end="exit\n"),
-    *_pair("live_stack_slot", "*(u64 *)(r10 - 8) = r8\n", "*(u64 *)(r10 - 8) = r9\n",
-           "r2 = *(u64 *)(r10 - 8)\nr0 = *(u32 *)(r2 + 0)\n", "invalid mem access 'scalar'",
-           pre="r8 = r1\n"),
+    *_pair(
+        "live_stack_slot",
+        "*(u64 *)(r10 - 8) = r8\n",
+        "*(u64 *)(r10 - 8) = r9\n",
+        "r2 = *(u64 *)(r10 - 8)\nr0 = *(u32 *)(r2 + 0)\n",
+        "invalid mem access 'scalar'",
+        pre="r8 = r1\n",
+    ),
     # a loop whose offset only matters after it ends
     C(
         "prec_loop_offset",
         "r6 = 0\nr7 = 0\nr7 += 4\nr6 += 1\nif r6 < 9 goto -3\nr1 = r10\nr1 += -32\n"
         "r1 += r7\n*(u8 *)(r1 + 0) = 0\nr0 = 0\nexit",
-        "invalid write stack",
+        "invalid write to stack",
     ),
     # the precision of r6 reaches the checkpoint in P1 only from the path pruned in P2
     # (the kernel's propagate_precision)
     C(
         "prec_propagated_from_pruned_path",
         "call 7\nr9 = r0\nif r9 > 100 goto Lb\nr6 = 8\ngoto P2\nLb:\nif r9 > 200 goto Lb2\n"
-        "r6 = 8\ngoto P1\nLb2:\nr6 = 16\nP1:\n" + _FILL + "P2:\n" + _FILL
-        + _STACK_USE.format(r="r6") + "r0 = 0\nexit",
-        "invalid write stack",
+        "r6 = 8\ngoto P1\nLb2:\nr6 = 16\nP1:\n"
+        + _FILL
+        + "P2:\n"
+        + _FILL
+        + _STACK_USE.format(r="r6")
+        + "r0 = 0\nexit",
+        "invalid write to stack",
     ),
     C(
         "prec_propagated_from_pruned_path_ok",
         "call 7\nr9 = r0\nif r9 > 100 goto Lb\nr6 = 8\ngoto P2\nLb:\nif r9 > 200 goto Lb2\n"
-        "r6 = 8\ngoto P1\nLb2:\nr6 = 8\nP1:\n" + _FILL + "P2:\n" + _FILL
-        + _STACK_USE.format(r="r6") + "r0 = 0\nexit",
+        "r6 = 8\ngoto P1\nLb2:\nr6 = 8\nP1:\n"
+        + _FILL
+        + "P2:\n"
+        + _FILL
+        + _STACK_USE.format(r="r6")
+        + "r0 = 0\nexit",
     ),
 ]
 CASES += _PRUNING

@@ -23,6 +23,17 @@ def load(source, backend: str = "vm", **options):  # type: ignore[no-untyped-def
     return _load(source, backend, **options)
 
 
-__all__ = ["AsmError", "BpfError", "BtfError", "DecodeError", "ElfError", "EncodeError",
-           "KernelError", "NotSupported", "RuntimeFault", "VerifierError", "__version__",
-           "load"]
+__all__ = [
+    "AsmError",
+    "BpfError",
+    "BtfError",
+    "DecodeError",
+    "ElfError",
+    "EncodeError",
+    "KernelError",
+    "NotSupported",
+    "RuntimeFault",
+    "VerifierError",
+    "__version__",
+    "load",
+]

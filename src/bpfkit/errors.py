@@ -26,8 +26,13 @@ class EncodeError(BpfError):
 class AsmError(BpfError):
     """Assembler syntax or semantic error with a line and column."""
 
-    def __init__(self, message: str, line: int | None = None, column: int | None = None,
-                 text: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        line: int | None = None,
+        column: int | None = None,
+        text: str | None = None,
+    ):
         self.msg = message
         self.line = line
         self.column = column
@@ -49,8 +54,14 @@ class BtfError(BpfError):
 class VerifierError(BpfError):
     """A program rejected by a verifier (ours or the kernel's); keeps the full log."""
 
-    def __init__(self, message: str, insn: int | None = None, log: str = "",
-                 line: dict | None = None, state: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        insn: int | None = None,
+        log: str = "",
+        line: dict | None = None,
+        state: str | None = None,
+    ):
         self.reason = message
         self.insn = insn
         self.log = log
@@ -63,8 +74,14 @@ class VerifierError(BpfError):
 class RuntimeFault(BpfError):
     """A program stopped at run time: bad memory access, bad jump, budget exceeded."""
 
-    def __init__(self, message: str, pc: int | None = None, insn: str | None = None,
-                 address: int | None = None, insns: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        pc: int | None = None,
+        insn: str | None = None,
+        address: int | None = None,
+        insns: int | None = None,
+    ):
         self.reason = message
         self.pc = pc
         self.insn = insn

@@ -5,5 +5,14 @@ from .builders import *  # noqa: F403
 from .builders import Label, Reg, assemble
 from .instruction import Instruction, check, decode, encode, slot_positions
 
-__all__ = ["opcodes", "Instruction", "check", "decode", "encode", "slot_positions",
-           "Label", "Reg", "assemble"]
+__all__ = [
+    "opcodes",
+    "Instruction",
+    "check",
+    "decode",
+    "encode",
+    "slot_positions",
+    "Label",
+    "Reg",
+    "assemble",
+]

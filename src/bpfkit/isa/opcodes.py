@@ -21,9 +21,22 @@ K, X = 0x00, 0x08
 ADD, SUB, MUL, DIV, OR, AND, LSH, RSH = 0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70
 NEG, MOD, XOR, MOV, ARSH, END = 0x80, 0x90, 0xA0, 0xB0, 0xC0, 0xD0
 ALU_OPS = (ADD, SUB, MUL, DIV, OR, AND, LSH, RSH, NEG, MOD, XOR, MOV, ARSH, END)
-ALU_NAMES = {ADD: "add", SUB: "sub", MUL: "mul", DIV: "div", OR: "or", AND: "and",
-             LSH: "lsh", RSH: "rsh", NEG: "neg", MOD: "mod", XOR: "xor", MOV: "mov",
-             ARSH: "arsh", END: "end"}
+ALU_NAMES = {
+    ADD: "add",
+    SUB: "sub",
+    MUL: "mul",
+    DIV: "div",
+    OR: "or",
+    AND: "and",
+    LSH: "lsh",
+    RSH: "rsh",
+    NEG: "neg",
+    MOD: "mod",
+    XOR: "xor",
+    MOV: "mov",
+    ARSH: "arsh",
+    END: "end",
+}
 
 # Byte-swap direction for END (the source bit).
 TO_LE, TO_BE = K, X
@@ -32,9 +45,22 @@ TO_LE, TO_BE = K, X
 JA, JEQ, JGT, JGE, JSET, JNE, JSGT, JSGE = 0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70
 CALL, EXIT, JLT, JLE, JSLT, JSLE = 0x80, 0x90, 0xA0, 0xB0, 0xC0, 0xD0
 COND_JUMPS = (JEQ, JGT, JGE, JSET, JNE, JSGT, JSGE, JLT, JLE, JSLT, JSLE)
-JMP_NAMES = {JA: "ja", JEQ: "jeq", JGT: "jgt", JGE: "jge", JSET: "jset", JNE: "jne",
-             JSGT: "jsgt", JSGE: "jsge", CALL: "call", EXIT: "exit", JLT: "jlt",
-             JLE: "jle", JSLT: "jslt", JSLE: "jsle"}
+JMP_NAMES = {
+    JA: "ja",
+    JEQ: "jeq",
+    JGT: "jgt",
+    JGE: "jge",
+    JSET: "jset",
+    JNE: "jne",
+    JSGT: "jsgt",
+    JSGE: "jsge",
+    CALL: "call",
+    EXIT: "exit",
+    JLT: "jlt",
+    JLE: "jle",
+    JSLT: "jslt",
+    JSLE: "jsle",
+}
 
 # Atomic operations (imm field of STX|ATOMIC).
 FETCH = 0x01
@@ -42,9 +68,16 @@ ATOMIC_ADD, ATOMIC_OR, ATOMIC_AND, ATOMIC_XOR = 0x00, 0x40, 0x50, 0xA0
 XCHG = 0xE0 | FETCH
 CMPXCHG = 0xF0 | FETCH
 ATOMIC_OPS = (
-    ATOMIC_ADD, ATOMIC_OR, ATOMIC_AND, ATOMIC_XOR,
-    ATOMIC_ADD | FETCH, ATOMIC_OR | FETCH, ATOMIC_AND | FETCH, ATOMIC_XOR | FETCH,
-    XCHG, CMPXCHG,
+    ATOMIC_ADD,
+    ATOMIC_OR,
+    ATOMIC_AND,
+    ATOMIC_XOR,
+    ATOMIC_ADD | FETCH,
+    ATOMIC_OR | FETCH,
+    ATOMIC_AND | FETCH,
+    ATOMIC_XOR | FETCH,
+    XCHG,
+    CMPXCHG,
 )
 ATOMIC_NAMES = {ATOMIC_ADD: "add", ATOMIC_OR: "or", ATOMIC_AND: "and", ATOMIC_XOR: "xor"}
 
@@ -55,9 +88,15 @@ PSEUDO_BTF_ID = 3
 PSEUDO_FUNC = 4
 PSEUDO_MAP_IDX = 5
 PSEUDO_MAP_IDX_VALUE = 6
-LDDW_PSEUDOS = {0: "imm", PSEUDO_MAP_FD: "map_fd", PSEUDO_MAP_VALUE: "map_value",
-                PSEUDO_BTF_ID: "btf_id", PSEUDO_FUNC: "func", PSEUDO_MAP_IDX: "map_idx",
-                PSEUDO_MAP_IDX_VALUE: "map_idx_value"}
+LDDW_PSEUDOS = {
+    0: "imm",
+    PSEUDO_MAP_FD: "map_fd",
+    PSEUDO_MAP_VALUE: "map_value",
+    PSEUDO_BTF_ID: "btf_id",
+    PSEUDO_FUNC: "func",
+    PSEUDO_MAP_IDX: "map_idx",
+    PSEUDO_MAP_IDX_VALUE: "map_idx_value",
+}
 
 # call source pseudo values.
 PSEUDO_CALL = 1

@@ -32,6 +32,8 @@ __all__ = [
     "verify_on_load",
     "map_desc",
     "spin_lock_offset",
+    "GlobalFunc",
+    "global_funcs_of",
 ]
 
 
@@ -184,6 +186,7 @@ def verify(
     license: str = "GPL",
     raise_on_error: bool = True,
     record_accesses: bool = False,
+    global_funcs: Mapping[int, GlobalFunc] | None = None,
 ) -> VerifyResult:
     """Verify ``insns`` as a program of ``prog_type``; raises ``VerifierError`` if unsafe.
 
@@ -191,7 +194,9 @@ def verify(
     to a map description (:class:`MapDesc`, or anything with ``type``, ``key_size``,
     ``value_size``, ``max_entries``); a sequence is indexed by position.
     ``record_accesses`` fills ``VerifyResult.accesses`` (what the JIT needs to drop
-    bounds checks the verifier proved unnecessary).
+    bounds checks the verifier proved unnecessary). ``global_funcs`` (entry slot ->
+    :class:`GlobalFunc`, see :func:`global_funcs_of`) are verified on their own, as the
+    kernel verifies global functions; other subprograms are verified in their callers.
     """
     pt = prog_type_of(prog_type)
     if maps is None:
@@ -215,7 +220,14 @@ def verify(
     try:
         prog = build(insns, unpriv=unpriv)
         checker = (_recorder(accesses) if accesses is not None else Checker)(
-            prog, prog_type=pt, maps=mdict, unpriv=unpriv, budget=budget, log=log, gpl=gpl
+            prog,
+            prog_type=pt,
+            maps=mdict,
+            unpriv=unpriv,
+            budget=budget,
+            log=log,
+            gpl=gpl,
+            global_funcs=global_funcs,
         )
         stats = checker.run()
     except Reject as rej:
@@ -293,6 +305,85 @@ def verify_on_load(
 _ = field
 
 
+@dataclass
+class GlobalFunc:
+    """A global (non-static) function: verified on its own from its BTF prototype.
+
+    ``args`` holds one ``("scalar",)``, ``("ctx",)`` or ``("mem", size)`` per parameter;
+    ``error`` says why the kernel would refuse the prototype (then the call fails).
+    """
+
+    name: str
+    args: tuple = ()
+    error: str = ""
+
+
+# the context struct a global function's ``struct X *ctx`` parameter names, per type
+_CTX_STRUCTS = {
+    ProgType.SOCKET_FILTER: "__sk_buff",
+    ProgType.SCHED_CLS: "__sk_buff",
+    ProgType.SCHED_ACT: "__sk_buff",
+    ProgType.CGROUP_SKB: "__sk_buff",
+    ProgType.XDP: "xdp_md",
+    ProgType.KPROBE: "pt_regs",
+    ProgType.PERF_EVENT: "bpf_perf_event_data",
+    ProgType.RAW_TRACEPOINT: "bpf_raw_tracepoint_args",
+}
+
+
+def global_funcs_of(prog: Any, btf: Any, prog_type: int) -> dict[int, GlobalFunc]:
+    """The global functions of a linked program (entry slot -> :class:`GlobalFunc`),
+    from its BTF func info; the entry function itself is not one of them."""
+    from ..btf.types import Enum, Func, FuncProto, Int, Ptr, Struct
+
+    out: dict[int, GlobalFunc] = {}
+    if btf is None:
+        return out
+    for fi in getattr(prog, "func_info", None) or ():
+        if fi.slot == 0:
+            continue
+        try:
+            fn = btf[fi.type_id]
+        except (KeyError, IndexError):
+            continue
+        if not isinstance(fn, Func) or int(fn.linkage) != 1:
+            continue
+        name = fn.name or fi.name or f"func@{fi.slot}"
+        proto = btf.resolve(fn.type)
+        g = GlobalFunc(name)
+        if not isinstance(proto, FuncProto):
+            g.error = f"Global function {name}() has no prototype."
+            out[fi.slot] = g
+            continue
+        ret = btf.resolve(proto.return_type) if proto.return_type else None
+        if not isinstance(ret, Int | Enum):
+            g.error = f"Global function {name}() doesn't return scalar. Only those are supported."
+        args: list[tuple] = []
+        for i, p in enumerate(proto.params):
+            t = btf.resolve(p.type) if p.type else None
+            if isinstance(t, Int | Enum):
+                args.append(("scalar",))
+                continue
+            if isinstance(t, Ptr):
+                target = btf.resolve(t.type) if t.type else None
+                tname = getattr(target, "name", "")
+                if isinstance(target, Struct) and tname == _CTX_STRUCTS.get(prog_type):
+                    args.append(("ctx",))
+                    continue
+                size = btf.size_of(t.type) if target is not None else 0
+                if isinstance(target, Int | Enum | Struct) and size > 0:
+                    args.append(("mem", size))
+                    continue
+            g.error = g.error or (
+                f"arg#{i} of global function {name}() must be a number, the context or a "
+                "pointer to a sized type."
+            )
+            args.append(("scalar",))
+        g.args = tuple(args)
+        out[fi.slot] = g
+    return out
+
+
 def spin_lock_offset(btf: Any, value_type_id: int | None) -> int:
     """Offset of the top-level ``struct bpf_spin_lock`` member of a map value, or -1.
 
@@ -360,4 +451,7 @@ def verify_spec(obj: Any, program: str | None = None, **kw: Any) -> VerifyResult
 
     kw.setdefault("prog_type", prog.prog_type)
     kw.setdefault("license", prog.license or obj.license or "GPL")
+    kw.setdefault(
+        "global_funcs", global_funcs_of(prog, getattr(obj, "btf", None), int(kw["prog_type"]))
+    )
     return verify(insns, maps=maps, line_info=line, **kw)

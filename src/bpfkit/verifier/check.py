@@ -91,6 +91,23 @@ from .state import (
 from .tnum import M32, M64
 
 BPF_MAX_VAR_OFF = 1 << 29
+# the kernel's bpf_alu_string: how its log names an ALU operation
+_ALU_STRING = {
+    op.ADD: "+=",
+    op.SUB: "-=",
+    op.MUL: "*=",
+    op.DIV: "/=",
+    op.OR: "|=",
+    op.AND: "&=",
+    op.LSH: "<<=",
+    op.RSH: ">>=",
+    op.NEG: "neg",
+    op.MOD: "%=",
+    op.XOR: "^=",
+    op.MOV: "=",
+    op.ARSH: "s>>=",
+    op.END: "endian",
+}
 PKT_RIGHT_OPEN_EXTRA = 1  # "pkt + n < end" proves n + 1 bytes
 BPF_MAX_VAR_SIZ = 1 << 29
 MAX_CALL_FRAMES = 8
@@ -156,8 +173,13 @@ class Checker:
         budget: int,
         log,
         gpl: bool = True,
+        global_funcs: dict | None = None,
     ) -> None:
         self.prog = prog
+        #: global (non-static) functions: entry slot -> GlobalFunc; verified on their own
+        self.global_funcs: dict = dict(global_funcs or {})
+        self.global_queue: list[int] = []
+        self.in_global: int | None = None  # entry of the global function being verified
         self.prog_type = prog_type
         self.maps = maps
         self.unpriv = unpriv
@@ -177,7 +199,12 @@ class Checker:
         self.prev_insns = 0
         self.pc = 0
         self.st: State | None = None
-        self.live = liveness.analyze(prog, prog_type, unpriv)
+        self.live = liveness.analyze(
+            prog,
+            prog_type,
+            unpriv,
+            {prog.subprog_of(e): len(g.args) for e, g in self.global_funcs.items()},
+        )
         self.hx = None  # extra history information of the current instruction
 
     # ------------------------------------------------------------------ utils
@@ -222,8 +249,23 @@ class Checker:
         """Verify the whole program; raises :class:`Reject`."""
         t0 = time.perf_counter()
         state = self.initial_state()
-        pc = 0
         self.log.state_line(0, state)
+        self.explore_all(state, 0)
+        done: set[int] = set()
+        while self.global_queue:
+            entry = self.global_queue.pop(0)
+            if entry not in done:
+                done.add(entry)
+                self.verify_global(entry)
+        check_stack_depth(self.prog, self.depths)
+        self.stats.time_us = int((time.perf_counter() - t0) * 1e6)
+        self.stats.stack_depth = tuple(
+            self.depths.get(i, 0) for i in range(len(self.prog.subprogs))
+        )
+        return self.stats
+
+    def explore_all(self, state: State, pc: int) -> None:
+        """Explore every path from ``pc`` (depth first, branches from the stack)."""
         while True:
             try:
                 self.explore(state, pc)
@@ -232,14 +274,77 @@ class Checker:
             if not self.stack:
                 break
             state, pc, frm = self.stack.pop()
-            self.cur_states -= 0
             self.log.branch(frm, pc, state)
-        check_stack_depth(self.prog, self.depths)
-        self.stats.time_us = int((time.perf_counter() - t0) * 1e6)
-        self.stats.stack_depth = tuple(
-            self.depths.get(i, 0) for i in range(len(self.prog.subprogs))
-        )
-        return self.stats
+
+    # ------------------------------------------------------------ global functions
+    def verify_global(self, entry: int) -> None:
+        """Verify a global function on its own, its arguments as its BTF prototype says
+        (the kernel's ``do_check_subprogs``): scalars unknown, pointers maybe NULL."""
+        g = self.global_funcs[entry]
+        if g.error:
+            self.pc = entry
+            raise self.fail(g.error, g.error)
+        f = Frame(0, self.prog.subprog_of(entry))
+        for i, arg in enumerate(g.args, start=1):
+            if arg[0] == "ctx":
+                f.regs[i] = Reg.pointer(T_CTX)
+            elif arg[0] == "mem":
+                f.regs[i] = Reg.pointer(
+                    PTR_TO_MEM, maybe_null=True, id=self.new_id(), mem_size=arg[1]
+                )
+            else:
+                f.regs[i] = Reg.unknown()
+        f.regs[10] = Reg.pointer(PTR_TO_STACK, frameno=0)
+        st = State()
+        st.frames = [f]
+        self.log.text_line(f"Validating {g.name}() func#{f.subprog}...")
+        self.in_global = entry
+        try:
+            self.explore_all(st, entry)
+        finally:
+            self.in_global = None
+
+    def call_global(self, st: State, target: int, pc: int) -> int:
+        """A call of a global function: check the arguments against its prototype; the
+        result is an unknown number (the callee is verified on its own)."""
+        g = self.global_funcs[target]
+        regs = st.cur.regs
+        for i, arg in enumerate(g.args, start=1):
+            r = regs[i]
+            if r.type == NOT_INIT:
+                raise self._bad_type(i, r)
+            if arg[0] == "scalar":
+                if r.type != SCALAR:
+                    raise self.fail(
+                        f"r{i}: argument {i} of {g.name}() is a number; got a "
+                        f"{self.reg_name(r)} pointer.",
+                        f"R{i} is not a scalar",
+                    )
+            elif arg[0] == "ctx":
+                if r.type != T_CTX or r.off or r.var_off != tnum.ZERO:
+                    raise self.fail(
+                        f"r{i}: argument {i} of {g.name}() must be the context pointer.",
+                        f"arg#{i - 1} expects pointer to ctx",
+                    )
+            elif not r.is_null_const():
+                for write in (False, True):
+                    self.check_mem_arg(
+                        st,
+                        i,
+                        r,
+                        arg[1],
+                        write=write,
+                        zero_ok=False,
+                        name=f"{g.name}()",
+                        allow_null=True,
+                        what=f"argument {i} of {g.name}()",
+                    )
+        for r in CALLER_SAVED:
+            regs[r] = NOT_INIT_REG
+        regs[0] = Reg.unknown()
+        if target not in self.global_queue:
+            self.global_queue.append(target)
+        return pc + 1
 
     def push(self, state: State, pc: int) -> None:
         """Queue ``state`` to explore from ``pc`` later."""
@@ -584,11 +689,11 @@ class Checker:
             if aop in (op.AND, op.OR, op.XOR):
                 raise self.fail(
                     f"r{dstno}: bitwise {opname} on a pointer is not allowed.",
-                    f"R{dstno} bitwise operator {opname}= on pointer prohibited",
+                    f"R{dstno} bitwise operator {_ALU_STRING[aop]} on pointer prohibited",
                 )
             raise self.fail(
                 f"r{dstno}: {opname} on a pointer is not allowed.",
-                f"R{dstno} pointer arithmetic with {opname}= operator prohibited",
+                f"R{dstno} pointer arithmetic with {_ALU_STRING[aop]} operator prohibited",
             )
         known = off.is_const()
         self.sane_offset(dstno, off, pname)
@@ -937,7 +1042,8 @@ class Checker:
         if t == PTR_TO_SOCK_COMMON and not base.maybe_null:
             if write:
                 raise self.fail(
-                    f"r{regno}: a socket cannot be written.", f"R{regno} cannot write into sock_common"
+                    f"r{regno}: a socket cannot be written.",
+                    f"R{regno} cannot write into sock_common",
                 )
             if not ctxinfo.sock_common_access(full, size, write):
                 raise self.fail(
@@ -1051,7 +1157,8 @@ class Checker:
                 raise self.fail(
                     f"r{regno}: a {size}-byte {rw} the stack at offset {full} is "
                     "outside the 512-byte frame.",
-                    f"invalid {'write' if write else 'read'} stack R{regno} off={full} size={size}",
+                    f"invalid {'write to' if write else 'read from'} stack R{regno} "
+                    f"off={full} size={size}",
                 )
             return lo, hi
         if self.unpriv:
@@ -1070,8 +1177,8 @@ class Checker:
             raise self.fail(
                 f"r{regno}: a {size}-byte stack access at variable offset "
                 f"[{lo}, {hi - size}] can leave the 512-byte frame.",
-                f"invalid variable-offset {'write' if write else 'read'} stack "
-                f"R{regno} var_off={tnum.fmt(ptr.var_off)} off={off} size={size}",
+                f"invalid variable-offset {'write to' if write else 'read from'} stack "
+                f"R{regno} var_off={tnum.fmt(ptr.var_off)} off={full} size={size}",
             )
         return lo, hi
 
@@ -1553,6 +1660,13 @@ class Checker:
     # ------------------------------------------------------------------ calls
     def do_local_call(self, st: State, insn: Instruction, pc: int) -> int:
         target = pc + 1 + insn.imm
+        if target in self.global_funcs:
+            if st.lock is not None:
+                raise self.fail(
+                    "Function calls are not allowed while holding a spin lock.",
+                    "function calls are not allowed while holding a lock",
+                )
+            return self.call_global(st, target, pc)
         if len(st.frames) >= MAX_CALL_FRAMES:
             raise self.fail(
                 f"The call stack is deeper than {MAX_CALL_FRAMES} frames.",
@@ -1633,6 +1747,14 @@ class Checker:
             )
         if r0.type == NOT_INIT:
             raise self.fail("r0 (the return value) is not set at exit.", "R0 !read_ok")
+        if self.in_global is not None:
+            if r0.type != SCALAR:
+                raise self.fail(
+                    "A global function must return a number.",
+                    f"At subprogram exit the register R0 is not a scalar value "
+                    f"({self.reg_name(r0)})",
+                )
+            return None
         if r0.is_pointer() and self.unpriv:
             raise self.fail(
                 "Returning a pointer in r0 leaks a kernel address.", "R0 leaks addr as return value"

@@ -129,8 +129,15 @@ def _summary(insn, prog_type: int, unpriv: bool) -> tuple:
     return use, 0, 0, 0, bool(use & R10)
 
 
-def analyze(prog, prog_type: int, unpriv: bool) -> Liveness:
-    """Liveness of every instruction of ``prog`` (a :class:`cfg.Program`)."""
+def analyze(
+    prog, prog_type: int, unpriv: bool, global_nargs: dict[int, int] | None = None
+) -> Liveness:
+    """Liveness of every instruction of ``prog`` (a :class:`cfg.Program`).
+
+    ``global_nargs`` maps global functions (subprogram index) to their argument count: a
+    call of one reads all its arguments (their types are checked at the call).
+    """
+    global_nargs = global_nargs or {}
     at = prog.at
     n = len(at)
     live = Liveness(n)
@@ -176,7 +183,12 @@ def analyze(prog, prog_type: int, unpriv: bool) -> Liveness:
                 if insn is None:
                     continue
                 if pc in local_callee:
-                    summ[pc] = (entry[local_callee[pc]] & R1_R5, R0_R5, 0, 0)
+                    callee = local_callee[pc]
+                    if callee in global_nargs:
+                        use = ((1 << (global_nargs[callee] + 1)) - 2) & R1_R5
+                        summ[pc] = (use, R0_R5, 0, 0)
+                    else:
+                        summ[pc] = (entry[local_callee[pc]] & R1_R5, R0_R5, 0, 0)
                 else:
                     summ[pc] = summaries[pc][:4]
             regs, slots = live.regs, live.slots

@@ -80,6 +80,12 @@ class Log:
             self._flush()
             self.lines.append(f"from {frm} to {to}: {fmt_state(st)}")
 
+    def text_line(self, line: str) -> None:
+        """A line of its own (``Validating f() func#1...``)."""
+        if self.level >= 1:
+            self._flush()
+            self.lines.append(line)
+
     def pruned(self, pc: int) -> None:
         """The path was pruned at ``pc``."""
         if self.level >= 1:

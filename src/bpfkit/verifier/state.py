@@ -667,9 +667,7 @@ def states_equal(
         for i, o in enumerate(of.regs):
             if not (rmask >> i) & 1:
                 continue
-            if not regsafe(
-                o, cregs[i], ids, exact, prec is None or (pbase + i) in prec
-            ):
+            if not regsafe(o, cregs[i], ids, exact, prec is None or (pbase + i) in prec):
                 return False
         if not stacksafe(of, cf, ids, allow_uninit, exact, smask, prec, pbase):
             return False

@@ -197,7 +197,7 @@ class VMProgram:
     def _verify(self, insns: list[Instruction]) -> None:
         """Run bpfkit's verifier as the kernel would on load; keep what it proved."""
         from ..jit.safety import safe_indices
-        from ..verifier import map_desc, verify
+        from ..verifier import global_funcs_of, map_desc, verify
 
         rt = self.runtime
         maps: dict[int, Any] = {}
@@ -230,6 +230,7 @@ class VMProgram:
             line_info=line_info,
             license=self.license or "GPL",
             record_accesses=True,
+            global_funcs=global_funcs_of(spec, rt.btf, int(self.prog_type)) if spec else None,
         )
         self.safe = frozenset(safe_indices(insns, self.verification.accesses or {}))
 
