@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 
 from ..isa import opcodes as op
+from ..isa.disasm import ALU_SYMBOLS
 from ..isa.instruction import Instruction
 from ..uapi.enums import HELPER_NAMES, MapType, ProgType
 from . import ctxinfo, liveness, precision, scalar, tnum
@@ -92,22 +93,7 @@ from .tnum import M32, M64
 
 BPF_MAX_VAR_OFF = 1 << 29
 # the kernel's bpf_alu_string: how its log names an ALU operation
-_ALU_STRING = {
-    op.ADD: "+=",
-    op.SUB: "-=",
-    op.MUL: "*=",
-    op.DIV: "/=",
-    op.OR: "|=",
-    op.AND: "&=",
-    op.LSH: "<<=",
-    op.RSH: ">>=",
-    op.NEG: "neg",
-    op.MOD: "%=",
-    op.XOR: "^=",
-    op.MOV: "=",
-    op.ARSH: "s>>=",
-    op.END: "endian",
-}
+_ALU_STRING = {**ALU_SYMBOLS, op.NEG: "neg", op.END: "endian"}
 PKT_RIGHT_OPEN_EXTRA = 1  # "pkt + n < end" proves n + 1 bytes
 BPF_MAX_VAR_SIZ = 1 << 29
 MAX_CALL_FRAMES = 8
