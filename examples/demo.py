@@ -161,6 +161,12 @@ def demo_c_program(use_kernel: bool) -> None:
                 continue
             with obj:
                 prog = obj.programs["count_protocols"]
+                if backend == "vm":  # bpfkit's verifier proved it safe on load
+                    st = prog.verification.stats
+                    console.print(
+                        f"vm: verified on load ({st.insns_processed} instructions processed, "
+                        f"{st.total_states} states, stack {sum(st.stack_depth)} bytes)"
+                    )
                 rets = [prog.test_run(data=p).retval for p in packets]
                 counts = {k: sum(v) for k, v in obj.maps["counts"].items() if sum(v)}
             results[backend] = (rets, counts)
