@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ def test_demo_runs(kernel):
     assert "interpreter: 313/313 passed" in out
     assert "JIT:         313/313 passed" in out
     assert "VM and kernel agree: True" in out
+    assert re.search(r"vm: verified on load \((\d+) instructions processed", out), out
     assert "kernel rejects it" in out and "bpfkit rejects it" in out
     assert "system calls in 0.5 s" in out
     assert "200 latencies recorded" in out
