@@ -18,6 +18,7 @@ import ctypes
 import errno
 import inspect
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -650,9 +651,9 @@ def test_bad_submit_faults(engine):
     rt.close()
 
 
-# ---- faults ---------------------------------------------------------------------------
-def _write_at(rb_fd: int, size: int, off: int) -> list:
-    """Reserve ``size`` bytes, then write 8 bytes at ``record + off`` (unverified)."""
+# ---- faults: exact per-record bounds --------------------------------------------------
+def _write_at(rb_fd: int, size: int, off: int, width: int = 8) -> list:
+    """Reserve ``size`` bytes, then write ``width`` bytes at ``record + off`` (unverified)."""
     return [
         ld_map_fd(R1, rb_fd),
         mov64(R2, size),
@@ -662,7 +663,7 @@ def _write_at(rb_fd: int, size: int, off: int) -> list:
         mov64(R6, R0),
         lddw(R7, off & M64),
         add64(R6, R7),
-        st(8, R6, 0, -1),
+        st(width, R6, 0, -1),
         mov64(R1, R0),
         mov64(R2, 0),
         call(SUBMIT),
@@ -672,10 +673,11 @@ def _write_at(rb_fd: int, size: int, off: int) -> list:
     ]
 
 
-def _fault(engine: str, size: int, off: int):
-    """(fault, pc, message, address relative to the record) of ``_write_at``, or ("ok",)."""
+def _fault(engine: str, size: int, off: int, width: int = 8, prog=None):
+    """(fault, pc, message, address relative to the record) of ``_write_at`` (or of
+    ``prog(rb_fd)``), or ("ok", ring state) when it runs through."""
     rt, rb, _ = _runtime(4096)
-    p = _load(rt, _write_at(rb.fd, size, off))
+    p = _load(rt, prog(rb.fd) if prog else _write_at(rb.fd, size, off, width))
     rb.output(b"x" * 100)  # the record is not at the start of the data area
     # a native reserve points into the alias mapping, the Python one into the buffer
     base = rb.alias.base if engine == "jit" else ctypes.addressof(rb.buf)
@@ -683,11 +685,12 @@ def _fault(engine: str, size: int, off: int):
         p.test_run(data=bytes(64), engine=engine)
     except RuntimeFault as e:
         rel = e.address - base - 120
-        return ("fault", e.pc, e.reason.split(" at address")[0], rel)
+        return ("fault", e.pc, e.reason.split(" at address")[0], rel, rb.outstanding)
     finally:
+        st_ = state(rb)
         rb.consume()
         rt.close()
-    return ("ok",)
+    return ("ok", st_)
 
 
 @pytest.mark.parametrize(
@@ -707,23 +710,232 @@ def test_write_outside_the_ring_faults(off):
     assert jit == _fault("interp", 16, off)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="documented limit: under the JIT's region checks a natively reserved record "
-    "is bounded by the ring's data area, not by the record (docs/jit.md)",
+@pytest.mark.parametrize(
+    "size, off, width",
+    [
+        (16, 16, 8),  # right after the record
+        (16, 24, 8),
+        (16, -8, 8),  # the record's header
+        (16, 16, 1),  # one byte past the record
+        (16, 15, 2),  # straddling its end
+        (16, 9, 8),
+        (16, -1, 1),
+        (16, 64, 8),  # further into the (unreserved) data area
+        (3, 3, 1),  # records shorter than 8 bytes
+        (3, 0, 4),
+        (0, 0, 1),  # an empty record has no bytes at all
+    ],
 )
-@pytest.mark.parametrize("off", [16, 24, -8])
-def test_write_past_the_record_inside_the_ring(off):
-    ref = _fault("interp", 16, off)
+def test_write_past_the_record_inside_the_ring(size, off, width):
+    ref = _fault("interp", size, off, width)
     assert ref[0] == "fault"
-    assert _fault("jit", 16, off) == ref
+    assert ref[2] == f"invalid write of {width} byte{'s' if width > 1 else ''}"
+    assert _fault("jit", size, off, width) == ref
 
 
-def test_write_past_the_record_stays_in_the_ring():
-    """What the JIT does instead (the xfail above): the write lands in the ring's data
-    area, nothing crashes, the ring stays consumable."""
-    rt, rb, _ = _runtime(4096)
-    p = _load(rt, _write_at(rb.fd, 16, 40))
-    assert p.test_run(data=bytes(64), engine="jit").retval == 1
-    assert len(rb.consume()) == 1
+@pytest.mark.parametrize(
+    "size, off, width", [(16, 0, 8), (16, 8, 8), (16, 15, 1), (16, 14, 2), (3, 2, 1), (3, 0, 2)]
+)
+def test_writes_inside_the_record_run(size, off, width):
+    ref = _fault("interp", size, off, width)
+    assert ref[0] == "ok"
+    assert _fault("jit", size, off, width) == ref
+
+
+def _write_after_commit(helper: int, again: int) -> Callable:
+    """Reserve 16 bytes, write them, submit/discard, then write ``record + again``."""
+
+    def prog(rb_fd: int) -> list:
+        return [
+            ld_map_fd(R1, rb_fd),
+            mov64(R2, 16),
+            mov64(R3, 0),
+            call(RESERVE),
+            jeq(R0, 0, "out"),
+            mov64(R6, R0),
+            st(8, R6, 0, 0x11),  # fills r6's region cache with the record
+            st(8, R6, 8, 0x22),
+            mov64(R1, R6),
+            mov64(R2, 0),
+            call(helper),
+            st(8, R6, again, 0x33),  # the record is gone
+            mov64(R0, 1),
+            Label("out"),
+            exit_(),
+        ]
+
+    return prog
+
+
+@pytest.mark.parametrize("helper", [SUBMIT, DISCARD])
+@pytest.mark.parametrize("again", [0, 8])
+def test_write_after_submit_faults(helper, again):
+    prog = _write_after_commit(helper, again)
+    ref = _fault("interp", 0, 0, prog=prog)
+    assert ref[0] == "fault" and ref[2] == "invalid write of 8 bytes" and ref[3] == again
+    assert ref[4] == 0  # nothing outstanding
+    assert _fault("jit", 0, 0, prog=prog) == ref
+
+
+def test_write_to_an_earlier_record_after_a_new_reserve_faults():
+    """Two records in a row: after the first is submitted, a write through its pointer
+    faults even though the second one (reserved later) is live and close by."""
+
+    def prog(rb_fd: int) -> list:
+        return [
+            ld_map_fd(R1, rb_fd),
+            mov64(R2, 16),
+            mov64(R3, 0),
+            call(RESERVE),
+            jeq(R0, 0, "out"),
+            mov64(R6, R0),
+            st(8, R6, 0, 1),
+            mov64(R1, R6),
+            mov64(R2, 0),
+            call(SUBMIT),
+            ld_map_fd(R1, rb_fd),
+            mov64(R2, 16),
+            mov64(R3, 0),
+            call(RESERVE),
+            jeq(R0, 0, "out"),
+            mov64(R7, R0),
+            st(8, R7, 8, 2),  # the live record
+            st(8, R6, 8, 3),  # the submitted one: fault
+            Label("out"),
+            exit_(),
+        ]
+
+    ref = _fault("interp", 0, 0, prog=prog)
+    assert ref[0] == "fault" and ref[3] == 8 and ref[4] == 1
+    assert _fault("jit", 0, 0, prog=prog) == ref
+
+
+def _python_reads_the_record(rb_fd: int, ptrs_fd: int, hash_fd: int) -> list:
+    """Reserve 24 bytes, fill them, then hand the record to helpers that Python serves:
+    probe_read_kernel from it, map updates with key and value in it, output of it."""
+    return [
+        ld_map_fd(R1, rb_fd),
+        mov64(R2, 24),
+        mov64(R3, 0),
+        call(RESERVE),
+        jeq(R0, 0, "out"),
+        mov64(R6, R0),
+        lddw(R1, 0x1122334455667788),
+        stx(8, R6, 0, R1),
+        st(8, R6, 8, 7),
+        st(8, R6, 16, 0x0BADCAFE),
+        mov64(R1, R10),  # probe_read_kernel(fp - 24, 24, record)
+        add64(R1, -24),
+        mov64(R2, 24),
+        mov64(R3, R6),
+        call(113),
+        mov64(R9, R0),
+        ldx(8, R8, R10, -24),
+        ldx(8, R1, R10, -16),
+        add64(R8, R1),
+        ldx(8, R1, R10, -8),
+        add64(R8, R1),
+        st(4, R10, -28, 3),  # ptrs[3] = record[16..24] (an array update from the record)
+        ld_map_fd(R1, ptrs_fd),
+        mov64(R2, R10),
+        add64(R2, -28),
+        mov64(R3, R6),
+        add64(R3, 16),
+        mov64(R4, 0),
+        call(2),
+        add64(R9, R0),
+        ld_map_fd(R1, hash_fd),  # hash[record[8..12]] = record[0..8] (an insert)
+        mov64(R2, R6),
+        add64(R2, 8),
+        mov64(R3, R6),
+        mov64(R4, 0),
+        call(2),
+        add64(R9, R0),
+        ld_map_fd(R1, rb_fd),  # output(rb, record + 4, 13)
+        mov64(R2, R6),
+        add64(R2, 4),
+        mov64(R3, 13),
+        mov64(R4, 0),
+        call(OUTPUT),
+        add64(R9, R0),
+        mov64(R1, R6),
+        mov64(R2, 0),
+        call(SUBMIT),
+        mov64(R0, R8),
+        add64(R0, R9),
+        Label("out"),
+        exit_(),
+    ]
+
+
+def test_python_helpers_read_native_records():
+    out = {}
+    for engine in ENGINES:
+        rt, rb, ptrs = _runtime()
+        h = rt.create_map("h", MapType.HASH, 4, 8, 16)
+        p = _load(rt, _python_reads_the_record(rb.fd, ptrs.fd, h.fd))
+        if engine == "jit":
+            calls = count_python_calls(p, engine, ids=(113, 2, OUTPUT, RESERVE))
+        rets = [p.test_run(data=bytes(64), engine=engine).retval for _ in range(3)]
+        out[engine] = (
+            rets,
+            rb.consume(),
+            ptrs.lookup((3).to_bytes(4, "little")),
+            h.lookup((7).to_bytes(4, "little")),
+            state(rb),
+        )
+        rt.close()
+    assert out["jit"] == out["interp"]
+    rets, recs, arr, hv, _ = out["jit"]
+    assert rets[0] == (0x1122334455667788 + 7 + 0x0BADCAFE) & 0xFFFFFFFF
+    assert arr == (0x0BADCAFE).to_bytes(8, "little") and hv == (0x1122334455667788).to_bytes(
+        8, "little"
+    )
+    assert (
+        len(recs) == 6
+        and recs[1]
+        == (0x1122334455667788).to_bytes(8, "little")[4:] + (7).to_bytes(8, "little") + b"\xfe"
+    )
+    # the reserve stayed native; what reads the record went to Python
+    assert not calls.get(RESERVE) and calls[113] == 3 and calls[OUTPUT] == 3 and calls[2] == 6
+
+
+def test_held_native_record_is_a_region_between_runs():
+    """A record a JIT run reserved and left outstanding is a Region until it is
+    committed: the interpreter and Python reach exactly its bytes, as with their own."""
+    rt, rb, ptrs = _runtime()
+    hold = _load(rt, _reserve_only(rb.fd, ptrs.fd, 21), "hold")
+    hold.test_run(data=bytes(64), engine="jit")
+    addr = int.from_bytes(ptrs.lookup(bytes(4)), "little")
+    assert addr in rb.native_reserved()
+    r = rt.space.find(addr, 21)
+    assert r is not None and r.base == addr and r.size == 21
+    assert rt.space.find(addr, 22) is None and rt.space.find(addr - 8, 8) is None
+
+    def poke(off: int, width: int) -> list:
+        return [
+            st(4, R10, -4, 0),
+            ld_map_fd(R1, ptrs.fd),
+            mov64(R2, R10),
+            add64(R2, -4),
+            call(1),
+            ldx(8, R6, R0, 0),
+            st(width, R6, off, 0x44),
+            mov64(R0, 0),
+            exit_(),
+        ]
+
+    for engine in ENGINES:
+        ok = _load(rt, poke(20, 1), f"ok{engine}")
+        assert ok.test_run(data=bytes(64), engine=engine).retval == 0
+        bad = _load(rt, poke(20, 2), f"bad{engine}")
+        with pytest.raises(RuntimeFault, match="invalid write of 2 bytes") as e:
+            bad.test_run(data=bytes(64), engine=engine)
+        assert e.value.address == addr + 20
+    assert rb.commit(addr)
+    assert rt.space.find(addr, 1) is None
+    assert rb.consume() == [(0x5A5A).to_bytes(8, "little") + bytes(12) + b"\x44"]
+    for engine in ENGINES:  # gone for both engines
+        with pytest.raises(RuntimeFault, match="invalid write of 1 byte"):
+            _load(rt, poke(0, 1), f"gone{engine}").test_run(data=bytes(64), engine=engine)
     rt.close()

@@ -18,8 +18,9 @@ trampoline (same id, same arguments), so the observable behaviour is the interpr
 - ring buffers (:mod:`bpfkit.vm.maps.ringbuf`; the ring's control block is its
   descriptor): ``bpf_ringbuf_reserve`` (flags → NULL, oversized → NULL, no room → NULL
   and a drop, else the header written busy, the producer position advanced and a
-  pointer into the ring's alias mapping — one Region for the whole data area — noted in
-  a free reservation slot); ``bpf_ringbuf_submit``/``bpf_ringbuf_discard`` of a record
+  pointer into the ring's alias mapping, noted with its length in a free reservation
+  slot: the JIT's memory check accepts exactly the live reserved records through these
+  slots, see ``bpf_mem_slow``); ``bpf_ringbuf_submit``/``bpf_ringbuf_discard`` of a record
   a native reserve handed out (busy bit cleared, discard bit set); ``bpf_ringbuf_output``
   (``-EINVAL`` for unknown flags, ``-EAGAIN`` and a drop when full, else the copy and
   the header); ``bpf_ringbuf_query``. To Python: an unknown map or another map type, a
@@ -525,9 +526,11 @@ scan:
   %free = icmp eq i64 %v, 0
   br i1 %free, label %put, label %next
 next:
-  %i1 = add i64 %i, 1
+  %i1 = add i64 %i, 2
   br label %scan
 put:
+  %il = add i64 %i, 1
+  call void @hk_st(ptr %d, i64 %il, i64 %r2)
   call void @hk_st(ptr %d, i64 %i, i64 %addr)
   ret i64 %addr
 null:
@@ -568,17 +571,19 @@ mine:
   br i1 %none, label %fb, label %scan
 scan:
   %j = phi i64 [{rbm.R_SLOT0}, %mine], [%j1, %sn]
-  %end = icmp uge i64 %j, {rbm.R_SLOT0 + rbm.R_SLOTS}
+  %end = icmp uge i64 %j, {rbm.R_SLOT0 + 2 * rbm.R_SLOTS}
   br i1 %end, label %fb, label %sc
 sc:
   %v = call i64 @hk_ld(ptr %d, i64 %j)
   %hit = icmp eq i64 %v, %addr
-  %j1 = add i64 %j, 1
+  %j1 = add i64 %j, 2
   br i1 %hit, label %done, label %sn
 sn:
   br label %scan
 done:
   call void @hk_st(ptr %d, i64 %j, i64 0)
+  %jl = add i64 %j, 1
+  call void @hk_st(ptr %d, i64 %jl, i64 0)
   %nres1 = sub i64 %nres, 1
   call void @hk_st(ptr %d, i64 {rbm.R_NRES}, i64 %nres1)
   %ha = sub i64 %addr, {rbm.HDR_SZ}

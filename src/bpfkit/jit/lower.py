@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
+from ..vm.maps import native as nm
+from ..vm.maps import ringbuf as rbm
 from . import abi, cfg
 from .cfg import Function, Layout
 from .native import NativeHelper
@@ -181,7 +183,7 @@ step:
   br label %loop
 done:
   %none = icmp eq i64 %lo, 0
-  br i1 %none, label %miss, label %have
+  br i1 %none, label %rings, label %have
 have:
   %i = sub i64 %lo, 1
   %rb = getelementptr inbounds [3 x i64], ptr %tab, i64 %i, i64 0
@@ -198,7 +200,7 @@ have:
   %c3 = icmp eq i64 %pm, %perm
   %c12 = and i1 %c1, %c2
   %ok = and i1 %c12, %c3
-  br i1 %ok, label %hit, label %miss
+  br i1 %ok, label %hit, label %rings
 hit:
   %big = icmp uge i64 %span, 8
   %lim = sub i64 %span, 7
@@ -218,6 +220,73 @@ hit:
   %h1 = insertvalue {{i64, i64}} undef, i64 %base, 0
   %h2 = insertvalue {{i64, i64}} %h1, i64 %lim8, 1
   ret {{i64, i64}} %h2
+rings:
+  ; not in the table: a ring-buffer record a native reserve handed out? (each ring's
+  ; reservation slots hold the live records' addresses and lengths; records are RW)
+  %edp = getelementptr inbounds i8, ptr %ctx, i64 {8 * abi.ENV_DATA}
+  %envd = load ptr, ptr %edp
+  %noenv = icmp eq ptr %envd, null
+  br i1 %noenv, label %miss, label %rg
+rg:
+  %rap = getelementptr inbounds i64, ptr %envd, i64 {nm.E_RINGS}
+  %ra = load ptr, ptr %rap
+  %nrp = getelementptr inbounds i64, ptr %envd, i64 {nm.E_NRINGS}
+  %nr = load i64, ptr %nrp
+  br label %rloop
+rloop:
+  %ri = phi i64 [0, %rg], [%ri1, %rbody], [%ri1, %rin], [%ri1, %snext]
+  %rmore = icmp ult i64 %ri, %nr
+  br i1 %rmore, label %rbody, label %miss
+rbody:
+  %dpp = getelementptr inbounds ptr, ptr %ra, i64 %ri
+  %d = load ptr, ptr %dpp
+  %ri1 = add i64 %ri, 1
+  %nresp = getelementptr inbounds i64, ptr %d, i64 {rbm.R_NRES}
+  %nres = load i64, ptr %nresp
+  %anyres = icmp ne i64 %nres, 0
+  br i1 %anyres, label %rin, label %rloop
+rin:
+  %alp = getelementptr inbounds i64, ptr %d, i64 {rbm.R_ALIAS}
+  %alias = load i64, ptr %alp
+  %szp = getelementptr inbounds i64, ptr %d, i64 {rbm.R_SIZE}
+  %rsz = load i64, ptr %szp
+  %rspan = shl i64 %rsz, 1
+  %rrel = sub i64 %addr, %alias
+  %inring = icmp ult i64 %rrel, %rspan
+  br i1 %inring, label %sl, label %rloop
+sl:
+  %j = phi i64 [0, %rin], [%j1, %snext]
+  %k = phi i64 [%nres, %rin], [%k1, %snext]
+  %j2 = shl i64 %j, 1
+  %sa = add i64 %j2, {rbm.R_SLOT0}
+  %sap = getelementptr inbounds i64, ptr %d, i64 %sa
+  %ra0 = load i64, ptr %sap
+  %slp = getelementptr inbounds i64, ptr %sap, i64 1
+  %rl0 = load i64, ptr %slp
+  %used = icmp ne i64 %ra0, 0
+  %roff = sub i64 %addr, %ra0
+  %rc1 = icmp ule i64 %roff, %rl0
+  %rrem = sub i64 %rl0, %roff
+  %rc2 = icmp uge i64 %rrem, %size
+  %rc12 = and i1 %rc1, %rc2
+  %rc = and i1 %rc12, %used
+  br i1 %rc, label %rhit, label %snext
+snext:
+  %u64 = zext i1 %used to i64
+  %k1 = sub i64 %k, %u64
+  %j1 = add i64 %j, 1
+  %jdone = icmp uge i64 %j1, {rbm.R_SLOTS}
+  %kdone = icmp eq i64 %k1, 0
+  %stop = or i1 %jdone, %kdone
+  br i1 %stop, label %rloop, label %sl
+rhit:
+  ; not a seed: the record goes away at its submit, and seeds outlive calls and runs
+  %rbig = icmp uge i64 %rl0, 8
+  %rlim = sub i64 %rl0, 7
+  %rlim8 = select i1 %rbig, i64 %rlim, i64 0
+  %q1 = insertvalue {{i64, i64}} undef, i64 %ra0, 0
+  %q2 = insertvalue {{i64, i64}} %q1, i64 %rlim8, 1
+  ret {{i64, i64}} %q2
 miss:
   %cbp = getelementptr inbounds i8, ptr %ctx, i64 {8 * abi.REGION_CB}
   %cb = load ptr, ptr %cbp

@@ -21,6 +21,8 @@ from ..isa import opcodes as op
 from ..isa.instruction import Instruction, encode
 from ..vm.env import Env
 from ..vm.interp import DEFAULT_BUDGET, RunResult
+from ..vm.maps import native as nm
+from ..vm.maps import ringbuf as rbm
 from ..vm.memory import READ, WRITE, Region
 from . import abi, cfg
 from .engine import NativeModule, compile_module
@@ -72,6 +74,18 @@ def _bpf_run() -> Callable:
     if _run_fn is None:
         _run_fn = abi.RUN_PYFUNC(runtime_address("bpf_run"))
     return _run_fn
+
+
+def _native_rings(env_data: int) -> list:
+    """The ring buffers of a runtime's native words (``env.native_data``)."""
+    if not env_data:
+        return []
+    w = (ctypes.c_uint64 * nm.ENV_WORDS).from_address(env_data)
+    n = w[nm.E_NRINGS]
+    if not n:
+        return []
+    cbs = (ctypes.c_uint64 * n).from_address(w[nm.E_RINGS])
+    return [rb for a in cbs if (rb := rbm.by_control_block(a)) is not None]
 
 
 # ---- the compile cache -----------------------------------------------------------
@@ -299,6 +313,8 @@ class JitProgram:
         self._table: ctypes.Array | None = None
         self._running = False
         self._tail_keep: list[JitProgram] = []
+        #: the environment's ring buffers (their native reservations, see _sync_rings)
+        self._rings: list = []
         # Callbacks are bound to this program; C holds only their addresses.
         self._helper_cfn = abi.HELPER_CFUNC(self._helper_cb)
         self._region_cfn = abi.REGION_CFUNC(self._region_cb)
@@ -400,6 +416,27 @@ class JitProgram:
             self._running = False
             self._exc = None
             self._tail_keep.clear()
+            # records reserved natively and still outstanding become Regions until the
+            # next JIT run, so the interpreter and Python find them like their own
+            for rb in self._rings:
+                rb.sync_native()
+
+    # Natively reserved ring-buffer records are not in the region table: generated code
+    # finds them through the rings' reservation slots (bpf_mem_slow), which are exact —
+    # a record is addressable while it is reserved, and only its bytes. Python (helpers,
+    # region look-ups) sees them as Regions registered just around its callbacks, and
+    # between runs; never in the table, so a native submit needs no table update.
+    def _sync_rings(self) -> bool:
+        """Register the rings' native reservations as Regions; True if any are."""
+        synced = False
+        for rb in self._rings:
+            if rb.sync_native():
+                synced = True
+        return synced
+
+    def _unsync_rings(self) -> None:
+        for rb in self._rings:
+            rb.unsync_native()
 
     def _begin(self, r1: int) -> None:
         w = self._w
@@ -414,7 +451,10 @@ class JitProgram:
         ):
             w[i] = 0
         w[abi.LEFT_OUT] = self.budget
-        w[abi.ENV_DATA] = getattr(self.env, "native_data", 0) or 0
+        w[abi.ENV_DATA] = env_data = getattr(self.env, "native_data", 0) or 0
+        self._rings = rings = _native_rings(env_data)
+        for rb in rings:
+            rb.unsync_native()
         self._sync_table()
         self._sync_packet()
         # seed r1's region cache with the region r1 points into (the context, usually)
@@ -477,7 +517,12 @@ class JitProgram:
                 else:
                     msg = f"call to unknown helper {_s32(hid)}"
                 raise RuntimeFault(msg, pc=pc, insn=self.compiled.layout.describe(pc))
-            v = h.fn(self.env, r1, r2, r3, r4, r5) & M
+            synced = self._sync_rings()
+            try:
+                v = h.fn(self.env, r1, r2, r3, r4, r5) & M
+            finally:
+                if synced:
+                    self._unsync_rings()
             self._sync_table()
             self._sync_packet()
             return v
@@ -488,7 +533,12 @@ class JitProgram:
     def _region_cb(self, _ctx, addr: int, size: int, perm: int, pc: int) -> int:
         try:
             self._sync_table()
-            r = self.env.space.find(addr, size)
+            synced = self._sync_rings()
+            try:
+                r = self.env.space.find(addr, size)
+            finally:
+                if synced:
+                    self._unsync_rings()
             if r is not None and (r.perms & perm) == perm:
                 w = self._w
                 w[abi.HIT_BASE] = r.base

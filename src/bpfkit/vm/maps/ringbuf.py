@@ -17,17 +17,23 @@ is gone once submitted or discarded.
 live in a control block of 64-bit words (:attr:`RingBufMap.native_desc`, the ``R_*``
 indices below) that both this class and the JIT's native ring-buffer helpers
 (``bpfkit.jit.hot``) read and write, so Python ``reserve``/``commit``/``records`` and
-native code always see one state. The buffer is a shared-memory file (``memfd``) mapped twice: the
-first mapping is :attr:`buf` (Python, the interpreter's per-record Regions), the second
-(the *alias*) is registered once as one Region, ``ringbuf:<name>:data``, covering the
-whole ``2 * max_entries`` data area. A native reserve hands out a pointer into the
-alias, so the record is addressable under the JIT's region checks without registering a
-Region per record; the checks then bound such a record by the ring's data area, not by
-the record (see docs/jit.md, Limits). Native reservations are remembered in ``R_SLOTS``
-slots (their alias data addresses); when they are all taken, the native reserve hands
-the call to Python, which reserves with a Region as usual. ``commit`` accepts both
-kinds of address. Without ``memfd_create`` the map has no alias and no control block
-for native code (``native_desc`` is None): every call goes to Python.
+native code always see one state. The buffer is a shared-memory file (``memfd``) mapped
+twice: the first mapping is :attr:`buf` (Python, the interpreter's per-record Regions),
+the second (the *alias*, :attr:`alias`, a Region that is never registered) is where a
+native reserve's records live. Native reservations are remembered in ``R_SLOTS`` slots
+of two words each: the record's alias data address and its length. The JIT's memory
+check consults them on a region-table miss (``bpf_mem_slow``), so a natively reserved
+record is addressable exactly — its bytes, while it is reserved — without a Region per
+record in the JIT's table. Python sees them as Regions when it needs to:
+:meth:`sync_native` registers a Region for every live native record (the JIT does so
+around Python helper calls and region look-ups, and leaves them registered between
+runs, so the interpreter and Python find outstanding records as they find their own);
+:meth:`unsync_native` removes them again (the JIT, at the start of a run), and
+:meth:`commit` removes a committed record's Region. When the slots are all taken, the
+native reserve hands the call to Python, which reserves with a Region as usual.
+``commit`` accepts both kinds of address. Without ``memfd_create`` the map has no alias
+and no control block for native code (``native_desc`` is None): every call goes to
+Python.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import errno
 import mmap
 import os
 import struct
+import weakref
 from collections.abc import Callable, Iterator
 
 from ...uapi.enums import MapType
@@ -44,7 +51,7 @@ from ..memory import Region
 from .base import VMMap, _err
 from .native import K_RINGBUF
 
-__all__ = ["RingBufMap", "BUSY_BIT", "DISCARD_BIT", "HDR_SZ"]
+__all__ = ["RingBufMap", "BUSY_BIT", "DISCARD_BIT", "HDR_SZ", "by_control_block"]
 
 BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
@@ -58,9 +65,11 @@ NO_WAKEUP, FORCE_WAKEUP = 1, 2
 
 # control block words (u64); word 0 is the native descriptor's kind (K_RINGBUF)
 R_KIND, R_PROD, R_CONS, R_MASK, R_SIZE, R_DATA, R_ALIAS, R_DROPPED, R_NRES = range(9)
-R_SLOT0 = 10  # R_SLOTS words from here: alias data addresses of native reservations
+# 2 * R_SLOTS words from here: (alias data address, length) of each native reservation
+# (address 0: a free slot)
+R_SLOT0 = 10
 R_SLOTS = 32
-R_WORDS = R_SLOT0 + R_SLOTS
+R_WORDS = R_SLOT0 + 2 * R_SLOTS
 
 _HDR = struct.Struct("<II")
 _LEN = struct.Struct("<I")
@@ -137,6 +146,15 @@ class _RingDataTypes(dict):
 
 _RingData = _RingDataTypes()
 
+#: control block address -> its ring (the JIT finds a runtime's rings through the
+#: control-block array of its native words)
+_BY_CB: weakref.WeakValueDictionary[int, RingBufMap] = weakref.WeakValueDictionary()
+
+
+def by_control_block(addr: int) -> RingBufMap | None:
+    """The ring buffer whose control block is at ``addr`` (None if there is none)."""
+    return _BY_CB.get(addr)
+
 
 class RingBufMap(VMMap):
     """``BPF_MAP_TYPE_RINGBUF``."""
@@ -155,10 +173,16 @@ class RingBufMap(VMMap):
         self.alias: Region | None = None
         #: the control block the JIT's native ring-buffer helpers use (None: Python only)
         self.native_desc: ctypes.Array | None = None
+        #: Regions registered for native reservations (alias data address -> Region)
+        self.native_regions: dict[int, Region] = {}
         if mapped is not None:
             self.buf = mapped[0]
-            self.alias = self.space.add(Region(f"ringbuf:{self.name}:data", mapped[1]))
+            self._alias_buf = mapped[1]
+            # the alias mapping's range (not registered: native records are bounded by
+            # their reservation slots, see sync_native)
+            self.alias = Region(f"ringbuf:{self.name}:alias", mapped[1])
             self.native_desc = self.cb
+            _BY_CB[ctypes.addressof(self.cb)] = self
         else:
             self.buf = (ctypes.c_ubyte * n)()
         self.mv = memoryview(self.buf).cast("B")
@@ -207,7 +231,46 @@ class RingBufMap(VMMap):
     def native_reserved(self) -> list[int]:
         """Alias data addresses of the records reserved by native code, not yet committed."""
         w = self._w
-        return [a for a in w[R_SLOT0 : R_SLOT0 + R_SLOTS] if a]
+        return [a for a in w[R_SLOT0 : R_SLOT0 + 2 * R_SLOTS : 2] if a]
+
+    def native_records(self) -> dict[int, int]:
+        """The records reserved by native code, not yet committed: address -> length."""
+        w = self._w
+        if not w[R_NRES]:
+            return {}
+        s = w[R_SLOT0 : R_SLOT0 + 2 * R_SLOTS]
+        return {s[i]: s[i + 1] for i in range(0, 2 * R_SLOTS, 2) if s[i]}
+
+    def sync_native(self) -> bool:
+        """Register a Region for every live native reservation (and drop stale ones).
+
+        Python (helpers, the interpreter) then finds a natively reserved record exactly
+        as it finds one it reserved itself. True when any native Region is registered.
+        """
+        live = self.native_records() if self._w[R_NRES] else {}
+        regs = self.native_regions
+        if not live and not regs:
+            return False
+        for addr in [a for a in regs if a not in live]:
+            self.space.remove(regs.pop(addr))
+        alias = self.alias
+        for addr, n in live.items():
+            if addr in regs or not n or alias is None:
+                continue
+            off = addr - alias.base
+            if off < 0 or off + n > alias.size:  # pragma: no cover - native code bug
+                continue
+            arr = (ctypes.c_ubyte * n).from_buffer(self._alias_buf, off)
+            regs[addr] = self.space.add(
+                Region(f"ringbuf:{self.name}@{(off - HDR_SZ) & self.mask}", arr)
+            )
+        return bool(regs)
+
+    def unsync_native(self) -> None:
+        """Remove the Regions :meth:`sync_native` registered."""
+        regs = self.native_regions
+        while regs:
+            self.space.remove(regs.popitem()[1])
 
     @property
     def outstanding(self) -> int:
@@ -266,10 +329,13 @@ class RingBufMap(VMMap):
         w, alias = self._w, self.alias
         if not w[R_NRES] or alias is None or not alias.base <= addr < alias.end:
             return False
-        for i in range(R_SLOT0, R_SLOT0 + R_SLOTS):
+        for i in range(R_SLOT0, R_SLOT0 + 2 * R_SLOTS, 2):
             if w[i] == addr:
-                w[i] = 0
+                w[i] = w[i + 1] = 0
                 w[R_NRES] -= 1
+                region = self.native_regions.pop(addr, None)
+                if region is not None:
+                    self.space.remove(region)
                 self._finish(addr - HDR_SZ - self.alias.base, discard)
                 return True
         return False
@@ -355,10 +421,9 @@ class RingBufMap(VMMap):
                 if region.size:
                     self.space.remove(region)
             self.reserved.clear()
-            if self.alias is not None:
-                self.space.remove(self.alias)
+            self.unsync_native()
             w = self._w
-            for i in range(R_SLOT0, R_SLOT0 + R_SLOTS):
+            for i in range(R_SLOT0, R_SLOT0 + 2 * R_SLOTS):
                 w[i] = 0
             w[R_NRES] = 0
         super().close()
