@@ -183,3 +183,23 @@ def test_map_in_map_lookups(update_outer, deref, ok, why):
     assert res.ok == ok, res.log
     if why:
         assert why in (res.error.reason + res.error.kernel_message), res.error.reason
+
+
+def test_verification_results_are_cached(obj_path):
+    """Loading the same object again does not verify its programs again."""
+    from bpfkit.verifier import _CACHE
+
+    _CACHE.clear()
+    with bpfkit.load(obj_path, programs=["good"]) as obj:
+        first = obj.programs["good"].verification
+    assert len(_CACHE) == 1
+    with bpfkit.load(obj_path, programs=["good"]) as obj:
+        again = obj.programs["good"].verification
+    assert len(_CACHE) == 1  # a hit
+    assert again.stats == first.stats and again.accesses == first.accesses
+    # a rejection is cached too and raised again with its line
+    for _ in range(2):
+        with pytest.raises(VerifierError) as ei:
+            bpfkit.load(obj_path, programs=["no_null_check"])
+        assert ei.value.line is not None
+    assert len(_CACHE) == 2

@@ -11,12 +11,13 @@ indices are slot indices, as in the kernel's log (an ``lddw`` takes two).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import VerifierError
-from ..isa.instruction import Instruction
+from ..isa.instruction import Instruction, encode
 from ..uapi.enums import MapType, ProgType
 from .cfg import BPF_COMPLEXITY_LIMIT_INSNS, Reject, build
 from .check import Checker, Stats
@@ -187,6 +188,7 @@ def verify(
     raise_on_error: bool = True,
     record_accesses: bool = False,
     global_funcs: Mapping[int, GlobalFunc] | None = None,
+    cache: bool = True,
 ) -> VerifyResult:
     """Verify ``insns`` as a program of ``prog_type``; raises ``VerifierError`` if unsafe.
 
@@ -197,6 +199,8 @@ def verify(
     bounds checks the verifier proved unnecessary). ``global_funcs`` (entry slot ->
     :class:`GlobalFunc`, see :func:`global_funcs_of`) are verified on their own, as the
     kernel verifies global functions; other subprograms are verified in their callers.
+    Results are kept in a process-wide cache keyed by every input (``cache=False``
+    verifies again, e.g. to time it).
     """
     pt = prog_type_of(prog_type)
     if maps is None:
@@ -205,7 +209,6 @@ def verify(
         mdict = {int(k): MapDesc.of(v, f"map{k}") for k, v in maps.items()}
     else:
         mdict = {i: MapDesc.of(v, f"map{i}") for i, v in enumerate(maps)}
-    log = Log(log_level)
     lookup = _line_lookup(line_info)
     gpl = license in (
         "GPL",
@@ -215,6 +218,54 @@ def verify(
         "Dual MIT/GPL",
         "Dual MPL/GPL",
     )
+    key = (
+        encode(insns),
+        pt,
+        repr(sorted(mdict.items())),
+        unpriv,
+        log_level,
+        budget,
+        gpl,
+        record_accesses,
+        repr(sorted((global_funcs or {}).items())),
+    )
+    out = _CACHE.get(key) if cache else None
+    if out is None:
+        out = _check(
+            insns, pt, mdict, unpriv, log_level, budget, gpl, record_accesses, global_funcs
+        )
+        _CACHE[key] = out
+        while len(_CACHE) > _CACHE_MAX:
+            _CACHE.pop(next(iter(_CACHE)))
+    stats, log_text, accesses, rej, state_txt = out
+    stats = copy.copy(stats)
+    if rej is None:
+        return VerifyResult(True, stats, log_text, accesses=copy.deepcopy(accesses))
+    err = _error(rej, insns, state_txt, lookup, log_text)
+    if raise_on_error:
+        raise err from None
+    return VerifyResult(False, stats, log_text, err)
+
+
+#: verification results by everything they depend on: loading the same object again
+#: (a test fixture, a second runtime) does not verify its programs again
+_CACHE: dict[tuple, tuple] = {}
+_CACHE_MAX = 256
+
+
+def _check(
+    insns: Sequence[Instruction],
+    pt: int,
+    mdict: dict[int, MapDesc],
+    unpriv: bool,
+    log_level: int,
+    budget: int,
+    gpl: bool,
+    record_accesses: bool,
+    global_funcs: Mapping[int, GlobalFunc] | None,
+) -> tuple:
+    """Run the checker: (stats, log text, accesses, Reject or None, state text)."""
+    log = Log(log_level)
     checker = None
     accesses: dict[int, set[int]] | None = {} if record_accesses else None
     try:
@@ -238,12 +289,9 @@ def verify(
         if state_txt and log_level:
             log.lines.append(state_txt)
         _summary(log, stats, budget)
-        err = _error(rej, insns, state_txt, lookup, log.text())
-        if raise_on_error:
-            raise err from None
-        return VerifyResult(False, stats, log.text(), err)
+        return stats, log.text(), None, rej, state_txt
     _summary(log, stats, budget)
-    return VerifyResult(True, stats, log.text(), accesses=accesses)
+    return stats, log.text(), accesses, None, None
 
 
 def _recorder(seen: dict[int, set[int]]) -> type[Checker]:
