@@ -21,6 +21,8 @@ class Layout:
 
     insns: list[Instruction]
     slot_insn: list[int | None]
+    #: per slot: successor slots and whether the instruction ends a block (see _flow)
+    _flow: tuple[list, list] | None = field(default=None, repr=False, compare=False)
 
     @property
     def nslots(self) -> int:
@@ -84,32 +86,55 @@ def successors(lay: Layout, slot: int) -> list[int]:
     return [slot + insn.slots]
 
 
+def _flow(lay: Layout) -> tuple[list, list]:
+    """Per slot: the successors (``successors``) and whether it ends a block (a jump or
+    an exit); None for the second slot of an ``lddw``. Computed once per layout."""
+    if lay._flow is None:
+        n = lay.nslots
+        succ: list = [None] * n
+        ends: list = [False] * n
+        for s, idx in enumerate(lay.slot_insn):
+            if idx is None:
+                continue
+            insn = lay.insns[idx]
+            if insn.is_exit:
+                succ[s], ends[s] = (), True
+            elif insn.is_jump:
+                tgt = s + 1 + insn.jump_offset
+                succ[s] = (tgt,) if _is_ja(insn) else (s + insn.slots, tgt)
+                ends[s] = True
+            else:
+                succ[s] = (s + insn.slots,)
+        lay._flow = (succ, ends)
+    return lay._flow
+
+
 def function(lay: Layout, entry: int) -> Function:
     """Discover the blocks of the function starting at ``entry`` (same rules as the interpreter)."""
+    succ, ends = _flow(lay)
+    n = len(succ)
     seen: set[int] = set()
     leaders = {entry}
     work = [entry]
     while work:
         s = work.pop()
-        if s in seen or not lay.valid(s):
+        if s in seen or not 0 <= s < n or succ[s] is None:
             continue
         seen.add(s)
-        insn = lay.at(s)
-        succ = successors(lay, s)
-        if insn.is_jump or insn.is_exit:
-            leaders.update(succ)
-        work.extend(succ)
+        ss = succ[s]
+        if ends[s]:
+            leaders.update(ss)
+        work.extend(ss)
     fn = Function(entry)
     for lead in sorted(s for s in leaders if s in seen):
         slots = []
         s = lead
         while True:
             slots.append(s)
-            insn = lay.at(s)
-            if insn.is_jump or insn.is_exit:
+            if ends[s]:
                 break
-            s += insn.slots
-            if s in leaders or not lay.valid(s):
+            s = succ[s][0]
+            if s in leaders or not 0 <= s < n or succ[s] is None:
                 break
         fn.blocks[lead] = slots
     fn.writes_r10 = any(_writes_r10(lay.at(s)) for b in fn.blocks.values() for s in b)
@@ -244,19 +269,51 @@ def charges(lay: Layout, fn: Function, heads: set[int]) -> dict[int, int]:
             preds[s].append(b)
     idom = _idoms(order, preds, src)
     ipdom = _idoms(order[::-1], dag, sink)
+    # the post-dominator tree as DFS intervals: x post-dominates y iff
+    # tin[x] <= tin[y] < tout[x]
+    children: dict[int, list[int]] = {}
+    for b, p in ipdom.items():
+        if b != sink:
+            children.setdefault(p, []).append(b)
+    tin: dict[int, int] = {}
+    tout: dict[int, int] = {}
+    t = 0
+    stack: list[tuple[int, bool]] = [(sink, False)]
+    while stack:
+        x, done = stack.pop()
+        if done:
+            tout[x] = t
+            continue
+        tin[x] = t
+        t += 1
+        stack.append((x, True))
+        stack.extend((c, False) for c in children.get(x, ()))
+    # up[x]: the highest block of x's dominator chain (without src) that x post-dominates
+    # along with every block in between (x itself if none): x runs exactly once each time
+    # up[x] runs. Post-domination is transitive and, along a dominator chain, holds for a
+    # prefix, so up[] of x's immediate dominator lets the walk skip ahead.
+    up: dict[int, int] = {}
+    for x in order:
+        if x == src or x == sink or x not in idom:
+            continue
+        top = x
+        tx = tin.get(x)
+        if tx is not None:
+            ox = tout[x]
+            r = idom[x]
+            while r != src:
+                tr = tin.get(r)
+                if tr is None or not tx <= tr < ox:
+                    break
+                top = up.get(r, r)
+                r = idom[top]
+        up[x] = top
     out = {b: len(slots) for b, slots in fn.blocks.items()}
     for b in fn.blocks:
-        if b in heads or b not in idom or b not in ipdom:
+        if b in heads or b not in ipdom:
             continue
-        top, r = None, idom[b]
-        while r != src:
-            x = r  # does b post-dominate r?
-            while x != b and x != sink:
-                x = ipdom.get(x, sink)
-            if x != b:
-                break
-            top, r = r, idom[r]
-        if top is not None:
+        top = up.get(b, b)
+        if top != b:
             out[top] += len(fn.blocks[b])
             out[b] -= len(fn.blocks[b])
     return out

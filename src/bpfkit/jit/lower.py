@@ -64,6 +64,18 @@ _BINOP = {
 _RMW = {op.ATOMIC_ADD: "add", op.ATOMIC_OR: "or", op.ATOMIC_AND: "and", op.ATOMIC_XOR: "xor"}
 
 
+_FOLD = frozenset(
+    (op.MOV, op.ADD, op.SUB, op.MUL, op.OR, op.AND, op.XOR, op.LSH, op.RSH, op.ARSH, op.NEG)
+)
+
+
+def _lit(v: str | None) -> int | None:
+    """The value of an integer literal operand (None for an SSA name or nothing)."""
+    if v is None or v[0] == "%":
+        return None
+    return int(v)
+
+
 def sconst(v: int, bits: int) -> int:
     """``v`` truncated to ``bits`` and written as a signed integer (LLVM literal)."""
     v &= (1 << bits) - 1
@@ -378,6 +390,8 @@ class _FnGen:
         self.cached: set[int] = set()  # base registers with a region cache
         self.fast_stack = not fn.writes_r10
         self.cur: dict[int, str] = {}  # register → SSA value within the current BPF block
+        # integer SSA value → its inttoptr, valid while ``cur`` is (reset with it)
+        self.ptrs: dict[str, str] = {}
         self.dirty: set[int] = set()  # registers whose alloca is behind ``cur``
         self.ctx_used: set[int] = set()
         self.budget_preds: list[tuple[int, str, str]] = []  # (pc, left, block) → shared fault
@@ -433,6 +447,8 @@ class _FnGen:
     def rd(self, r: int) -> str:
         t = self.cur.get(r)
         if t is None:
+            if r == 10 and self.fast_stack:  # r10 is never written: the frame pointer
+                return "%fp"
             t = self.cur[r] = self.v()
             self.e(f"{t} = load i64, ptr %r{r}")
         return t
@@ -616,6 +632,7 @@ class _FnGen:
     def basic_block(self, lead: int, slots: list[int]) -> None:
         lay = self.lay
         self.cur.clear()
+        self.ptrs = {}
         self.dirty.clear()
         # Counting: blocks add their length to ``%I``; loop headers commit it into ``%L``
         # (one loop-carried subtraction per iteration instead of one per block).
@@ -710,6 +727,11 @@ class _FnGen:
         d = insn.dst
         w = 64 if is64 else 32
         ty = f"i{w}"
+        if aop in _FOLD and not (aop == op.MOV and insn.off):
+            folded = self.fold(aop, w, d, insn.src if x else None, insn.imm)
+            if folded is not None:
+                self.wr(d, folded)
+                return
         if aop == op.END:
             bits = insn.imm
             v = self.rd(d)
@@ -768,6 +790,45 @@ class _FnGen:
             r = self.op(f"zext i32 {r} to i64")
         self.wr(d, r)
 
+    def fold(self, aop: int, w: int, d: int, src: int | None, imm: int) -> str | None:
+        """The result of an ALU operation on constants, as a literal (None if not constant)."""
+        m = (1 << w) - 1
+        if src is None:
+            b = imm & m
+        else:
+            b = _lit(self.cur.get(src))
+            if b is None:
+                return None
+            b &= m
+        if aop == op.MOV:
+            return str(sconst(b, 64) if w == 64 else b)
+        a = _lit(self.cur.get(d))
+        if a is None:
+            return None
+        a &= m
+        if aop == op.ADD:
+            r = a + b
+        elif aop == op.SUB:
+            r = a - b
+        elif aop == op.MUL:
+            r = a * b
+        elif aop == op.OR:
+            r = a | b
+        elif aop == op.AND:
+            r = a & b
+        elif aop == op.XOR:
+            r = a ^ b
+        elif aop == op.LSH:
+            r = a << (b & (w - 1))
+        elif aop == op.RSH:
+            r = a >> (b & (w - 1))
+        elif aop == op.ARSH:
+            r = sconst(a, w) >> (b & (w - 1))
+        else:  # NEG
+            r = -a
+        r &= m
+        return str(sconst(r, 64) if w == 64 else r)
+
     def divmod(
         self, aop: int, signed: bool, ty: str, w: int, a: str, b: str, bc: int | None
     ) -> str:
@@ -807,11 +868,15 @@ class _FnGen:
         analysis sees that constant offsets from one base do not overlap.
         """
         b = self.rd(base)
-        a = self.op(f"add i64 {b}, {off}") if off else b
+        checked = self.needs_check(self.lay.at(slot), slot) is not None
+        # the integer address only where a check or an alignment test uses it
+        a = self.op(f"add i64 {b}, {off}") if off and (checked or atomic) else b
         if base == 10 and self.fast_stack:
             p0 = "%fpp"
         else:
-            p0 = self.op(f"inttoptr i64 {b} to ptr")
+            p0 = self.ptrs.get(b)
+            if p0 is None:
+                p0 = self.ptrs[b] = self.op(f"inttoptr i64 {b} to ptr")
         p = self.op(f"getelementptr i8, ptr {p0}, i64 {off}") if off else p0
         if atomic:
             m = self.op(f"and i64 {a}, {size - 1}")
@@ -819,7 +884,7 @@ class _FnGen:
             ok = self.label("al")
             self.br(mis, self.dyn_fault(abi.F_MISALIGNED, slot, a, size), ok, COLD)
             self.block(ok)
-        if self.needs_check(self.lay.at(slot), slot) is not None:
+        if checked:
             self.check(base, a, size, perm, slot)
         return a, p
 
@@ -878,7 +943,8 @@ class _FnGen:
             _, p = self.address(insn.dst, insn.off, size, abi.WRITE, slot)
             val = self.rd(insn.src)
             if bits < 64:
-                val = self.op(f"trunc i64 {val} to i{bits}")
+                c = _lit(val)
+                val = str(sconst(c, bits)) if c is not None else self.op(f"trunc i64 {val} to i{bits}")
         self.e(f"store i{bits} {val}, ptr {p}, align 1")
 
     def atomic(self, insn: Instruction, slot: int, size: int) -> None:
@@ -1098,12 +1164,14 @@ class _FnGen:
         for e, lab in labels.items():
             self.block(lab)
             self.cur = dict(saved)
+            self.ptrs = {}
             self.local_call(e, slot)
             self.store_reg(0, self.cur[0])
             self.e(f"br label %{join}")
         # a helper id
         self.block(hpath)
         self.cur = dict(saved)
+        self.ptrs = {}
         ish = self.op(f"icmp ult i64 {t}, {1 << 31}")
         hl = self.label("cxid")
         self.br(ish, hl, self.dyn_fault(abi.F_CALLX, slot, t, 0))
@@ -1120,14 +1188,17 @@ class _FnGen:
             for h in natives:
                 self.block(nl[h])
                 self.cur = dict(saved)
+                self.ptrs = {}
                 self.store_reg(0, self.native_call(self.low.natives[h], self.args(), slot))
                 self.e(f"br label %{join}")
             self.block(generic)
             self.cur = dict(saved)
+            self.ptrs = {}
         self.store_reg(0, self.helper(t, slot, callx=True))
         self.e(f"br label %{join}")
         self.block(join)
         self.cur = saved
+        self.ptrs = {}
         self.forget(0)
 
     def tail_call_hook(self, slot: int) -> None:
@@ -1144,6 +1215,7 @@ class _FnGen:
         self.e(f"br label %{join}")
         self.block(hook)
         self.cur = dict(saved)
+        self.ptrs = {}
         cnt = self.load_ctx(abi.TAIL_COUNT)
         over = self.op(f"icmp uge i64 {cnt}, {abi.MAX_TAIL_CALLS}")
         ask = self.label("tca")
@@ -1164,4 +1236,5 @@ class _FnGen:
         self.e(f"br label %{join}")
         self.block(join)
         self.cur = saved
+        self.ptrs = {}
         self.forget(0)
