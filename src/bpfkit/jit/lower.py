@@ -693,11 +693,11 @@ class _FnGen:
         if insn.opcode & op.X:
             b = self.rd(insn.src)
             if is32:
-                b = self.op(f"trunc i64 {b} to i32")
+                b = self.trunc32(b)
         else:
             b = str(sconst(insn.imm, 32 if is32 else 64))
         if is32:
-            a = self.op(f"trunc i64 {a} to i32")
+            a = self.trunc32(a)
         if jop == op.JSET:
             t = self.op(f"and {ty} {a}, {b}")
             return self.op(f"icmp ne {ty} {t}, 0")
@@ -764,15 +764,19 @@ class _FnGen:
             return
         a = self.rd(d)
         if not is64:
-            a = self.op(f"trunc i64 {a} to i32")
+            a = self.trunc32(a)
         if aop == op.NEG:
             r = self.op(f"sub {ty} 0, {a}")
         else:
-            if x:
+            bsrc = _lit(self.cur.get(insn.src)) if x else None
+            if x and bsrc is None:
                 b = self.rd(insn.src)
                 if not is64:
                     b = self.op(f"trunc i64 {b} to i32")
                 bc = None
+            elif x:  # a register holding a known constant: as an immediate
+                bc = bsrc & ((1 << w) - 1)
+                b = str(sconst(bc, w))
             else:
                 bc = insn.imm & ((1 << w) - 1)
                 b = str(sconst(bc, w))
@@ -789,6 +793,11 @@ class _FnGen:
         if not is64:
             r = self.op(f"zext i32 {r} to i64")
         self.wr(d, r)
+
+    def trunc32(self, v: str) -> str:
+        """``v`` (i64) truncated to i32 (folded for a literal)."""
+        c = _lit(v)
+        return str(sconst(c, 32)) if c is not None else self.op(f"trunc i64 {v} to i32")
 
     def fold(self, aop: int, w: int, d: int, src: int | None, imm: int) -> str | None:
         """The result of an ALU operation on constants, as a literal (None if not constant)."""
@@ -834,6 +843,12 @@ class _FnGen:
     ) -> str:
         """Division/modulo that never traps: by zero → 0 / dividend, INT_MIN/-1 wraps."""
         div = aop == op.DIV
+        ac = _lit(a)
+        if bc is not None and ac is not None and not signed:
+            ac &= (1 << w) - 1
+            if bc == 0:
+                return "0" if div else str(sconst(ac, w))
+            return str(sconst(ac // bc if div else ac % bc, w))
         if bc is not None:
             if bc == 0:
                 return "0" if div else a
@@ -944,7 +959,11 @@ class _FnGen:
             val = self.rd(insn.src)
             if bits < 64:
                 c = _lit(val)
-                val = str(sconst(c, bits)) if c is not None else self.op(f"trunc i64 {val} to i{bits}")
+                val = (
+                    str(sconst(c, bits))
+                    if c is not None
+                    else self.op(f"trunc i64 {val} to i{bits}")
+                )
         self.e(f"store i{bits} {val}, ptr {p}, align 1")
 
     def atomic(self, insn: Instruction, slot: int, size: int) -> None:
