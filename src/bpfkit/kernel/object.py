@@ -55,17 +55,13 @@ __all__ = [
     "wrap_map_fd",
 ]
 
-_BATCH_TYPES = frozenset(
-    {
-        MapType.HASH,
-        MapType.PERCPU_HASH,
-        MapType.LRU_HASH,
-        MapType.LRU_PERCPU_HASH,
-        MapType.ARRAY,
-        MapType.PERCPU_ARRAY,
-    }
+_HASH_TYPES = frozenset(
+    {MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH, MapType.LRU_PERCPU_HASH}
 )
+_BATCH_TYPES = _HASH_TYPES | {MapType.ARRAY, MapType.PERCPU_ARRAY}
 _BATCH_CHUNK = 4096
+# What a kernel without an operation (for this map type) answers.
+_UNSUPPORTED = (errno.EINVAL, errno.EOPNOTSUPP, bsys.ENOTSUPP)
 
 
 # ---------------------------------------------------------------------------
@@ -73,10 +69,40 @@ _BATCH_CHUNK = 4096
 # ---------------------------------------------------------------------------
 
 
-class _KernelMapAttrs:
-    """What every kernel map view shares: attributes, fd, pinning, info."""
+class _KernelFd:
+    """What kernel maps and programs share: their fd, pinning and closing."""
 
     _fd: bsys.FD
+    pinned: str | None
+
+    @property
+    def fd(self) -> int:
+        """The file descriptor."""
+        return self._fd.fileno()
+
+    def fileno(self) -> int:
+        """Same as :attr:`fd`."""
+        return self._fd.fileno()
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        """Pin in bpffs."""
+        bsys.obj_pin(self._fd, path)
+        self.pinned = os.fspath(path)
+
+    def unpin(self) -> None:
+        """Remove the pin made by :meth:`pin` (or by loading with ``pinning``)."""
+        if self.pinned:
+            os.unlink(self.pinned)
+            self.pinned = None
+
+    def close(self) -> None:
+        """Close this fd (the object lives on while other fds, pins or links hold it)."""
+        self._fd.close()
+
+
+class _KernelMapAttrs(_KernelFd):
+    """What every kernel map view shares: attributes, fd, pinning, info."""
+
     ncpus: int = 1
 
     def _init(
@@ -105,15 +131,6 @@ class _KernelMapAttrs:
         self._vsize = value_size_of(int(mtype), value_size, self.ncpus)
 
     @property
-    def fd(self) -> int:
-        """The map's file descriptor."""
-        return self._fd.fileno()
-
-    def fileno(self) -> int:
-        """Same as :attr:`fd`."""
-        return self._fd.fileno()
-
-    @property
     def id(self) -> int:
         """The kernel's id of the map."""
         return bsys.map_info(self._fd).id
@@ -121,17 +138,6 @@ class _KernelMapAttrs:
     def freeze(self) -> None:
         """Make the map read-only from user space (``BPF_MAP_FREEZE``)."""
         bsys.map_freeze(self._fd)
-
-    def pin(self, path: str | os.PathLike[str]) -> None:
-        """Pin the map in bpffs."""
-        bsys.obj_pin(self._fd, path)
-        self.pinned = os.fspath(path)
-
-    def unpin(self) -> None:
-        """Remove the pin made by :meth:`pin` (or by loading with ``pinning``)."""
-        if self.pinned:
-            os.unlink(self.pinned)
-            self.pinned = None
 
     def kernel_info(self) -> bsys.MapInfo:
         """``BPF_OBJ_GET_INFO_BY_FD`` of the map."""
@@ -145,10 +151,6 @@ class _KernelMapAttrs:
         if self.pinned:
             d["pinned"] = self.pinned
         return d
-
-    def close(self) -> None:
-        """Close this view's fd (the map lives on while other fds or pins hold it)."""
-        self._fd.close()
 
 
 _INT_FMT = {
@@ -313,16 +315,11 @@ class KernelMap(_KernelMapAttrs, Map):
         return bsys.map_keys(self._fd, self.key_size)
 
     def lookup_and_delete_raw(self, key: bytes) -> bytes | None:
-        if self.type in (
-            MapType.HASH,
-            MapType.PERCPU_HASH,
-            MapType.LRU_HASH,
-            MapType.LRU_PERCPU_HASH,
-        ):
+        if self.type in _HASH_TYPES:
             try:
                 return bsys.map_lookup_and_delete(self._fd, key, self._vsize)
             except KernelError as e:
-                if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP, bsys.ENOTSUPP):
+                if e.errno not in _UNSUPPORTED:
                     raise
         return Map.lookup_and_delete_raw(self, key)
 
@@ -330,28 +327,39 @@ class KernelMap(_KernelMapAttrs, Map):
     def _batched(self) -> bool:
         return self.type in _BATCH_TYPES
 
+    def _batches(
+        self, batch_op: Callable[..., bsys.BatchResult], chunk: int
+    ) -> Iterator[bsys.BatchResult]:
+        """Run ``batch_op`` (``map_lookup[_and_delete]_batch``) over the whole map."""
+        token: bytes | None = None
+        count = min(chunk, max(self.max_entries, 1))
+        while True:
+            try:
+                res = batch_op(self._fd, self.key_size, self._vsize, count, token)
+            except KernelError as e:
+                if e.errno == errno.ENOSPC and count < self.max_entries:
+                    count = min(count * 2, self.max_entries)  # a hash bucket larger than count
+                    continue
+                raise
+            yield res
+            if res.next_batch is None:
+                return
+            token = res.next_batch
+
     def batch_items_raw(self, chunk: int = _BATCH_CHUNK) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) with ``BPF_MAP_LOOKUP_BATCH`` (falls back to key by key)."""
         if not self._batched():
             yield from Map.raw_items(self)
             return
-        token: bytes | None = None
-        count = min(chunk, max(self.max_entries, 1))
-        while True:
-            try:
-                res = bsys.map_lookup_batch(self._fd, self.key_size, self._vsize, count, token)
-            except KernelError as e:
-                if e.errno == errno.ENOSPC and count < self.max_entries:
-                    count = min(count * 2, self.max_entries)  # a hash bucket larger than count
-                    continue
-                if token is None and e.errno in (errno.EINVAL, errno.EOPNOTSUPP, bsys.ENOTSUPP):
-                    yield from Map.raw_items(self)
-                    return
+        started = False
+        try:
+            for res in self._batches(bsys.map_lookup_batch, chunk):
+                started = True
+                yield from zip(res.keys, res.values, strict=True)
+        except KernelError as e:
+            if started or e.errno not in _UNSUPPORTED:
                 raise
-            yield from zip(res.keys, res.values, strict=True)
-            if res.next_batch is None:
-                return
-            token = res.next_batch
+            yield from Map.raw_items(self)  # no batch lookup for this map in this kernel
 
     def raw_items(self) -> Iterator[tuple[bytes, bytes]]:
         return self.batch_items_raw()
@@ -388,12 +396,7 @@ class KernelMap(_KernelMapAttrs, Map):
         raw = [self.encode_key(k) for k in keys]
         if not raw:
             return 0
-        if self.type in (
-            MapType.HASH,
-            MapType.PERCPU_HASH,
-            MapType.LRU_HASH,
-            MapType.LRU_PERCPU_HASH,
-        ):
+        if self.type in _HASH_TYPES:
             present = [k for k in raw if self.lookup_raw(k) is not None]
             n = 0
             for i in range(0, len(present), _BATCH_CHUNK):
@@ -402,31 +405,13 @@ class KernelMap(_KernelMapAttrs, Map):
         return sum(1 for k in raw if self.delete_raw(k))
 
     def lookup_and_delete_batch(self) -> dict[Any, Any]:
-        if self.type not in (
-            MapType.HASH,
-            MapType.PERCPU_HASH,
-            MapType.LRU_HASH,
-            MapType.LRU_PERCPU_HASH,
-        ):
+        if self.type not in _HASH_TYPES:
             return Map.lookup_and_delete_batch(self)
         out: dict[Any, Any] = {}
-        count = min(_BATCH_CHUNK, max(self.max_entries, 1))
-        token: bytes | None = None
-        while True:
-            try:
-                res = bsys.map_lookup_and_delete_batch(
-                    self._fd, self.key_size, self._vsize, count, token
-                )
-            except KernelError as e:
-                if e.errno == errno.ENOSPC and count < self.max_entries:
-                    count = min(count * 2, self.max_entries)
-                    continue
-                raise
+        for res in self._batches(bsys.map_lookup_and_delete_batch, _BATCH_CHUNK):
             for k, v in zip(res.keys, res.values, strict=True):
                 out[self.decode_key(k)] = self.decode_value(v)
-            if res.next_batch is None:
-                return out
-            token = res.next_batch
+        return out
 
     def __len__(self) -> int:
         return sum(1 for _ in self.keys_raw())
@@ -454,8 +439,8 @@ class KernelMap(_KernelMapAttrs, Map):
         super().close()
 
 
-class KernelQueue(_KernelMapAttrs, QueueMap):
-    """``QUEUE``/``STACK`` in the kernel."""
+class _KernelValueView(_KernelMapAttrs):
+    """A keyless map whose values are typed (queue, stack, bloom filter)."""
 
     def __init__(
         self,
@@ -474,55 +459,9 @@ class KernelQueue(_KernelMapAttrs, QueueMap):
         self._init(fd, name, mtype, ks, vs, me, flags, pinned)
         self.value_codec = make_codec(btf, value_type_id, vs)
 
-    def push_raw(self, value: bytes, flags: int = ANY) -> None:
-        bsys.map_update(self._fd, None, value, flags)
 
-    def pop_raw(self) -> bytes | None:
-        return bsys.map_lookup_and_delete(self._fd, None, self.value_size)
-
-    def peek_raw(self) -> bytes | None:
-        return bsys.map_lookup(self._fd, None, self.value_size)
-
-    def __len__(self) -> int:
-        raise TypeError("the kernel does not tell how many elements a queue holds")
-
-
-class KernelBloom(_KernelMapAttrs, BloomFilter):
-    """``BLOOM_FILTER`` in the kernel."""
-
-    def __init__(
-        self,
-        fd: bsys.FD,
-        name: str,
-        mtype: int,
-        ks: int,
-        vs: int,
-        me: int,
-        flags: int = 0,
-        *,
-        btf: Btf | None = None,
-        value_type_id: int | None = None,
-        pinned: str | None = None,
-    ) -> None:
-        self._init(fd, name, mtype, ks, vs, me, flags, pinned)
-        self.value_codec = make_codec(btf, value_type_id, vs)
-
-    def push_raw(self, value: bytes) -> None:
-        bsys.map_update(self._fd, None, value, ANY)
-
-    def contains_raw(self, value: bytes) -> bool:
-        buf = ctypes.create_string_buffer(bytes(value), max(len(value), 1))
-        attr = bsys.MapElemAttr(map_fd=self.fd, key=0, value=ctypes.addressof(buf))
-        res, err = bsys.bpf(Cmd.MAP_LOOKUP_ELEM, attr)
-        if res < 0:
-            if err == errno.ENOENT:
-                return False
-            raise KernelError(err, "BPF_MAP_LOOKUP_ELEM", bsys.hint_for(Cmd.MAP_LOOKUP_ELEM, err))
-        return True
-
-
-class KernelRingBuf(_KernelMapAttrs, RingBuffer):
-    """``RINGBUF`` in the kernel, read through :class:`~bpfkit.kernel.ringbuf.RingBufReader`."""
+class _KernelStreamView(_KernelMapAttrs):
+    """A map read through a reader made on first use (ring buffer, perf event array)."""
 
     def __init__(
         self,
@@ -538,7 +477,45 @@ class KernelRingBuf(_KernelMapAttrs, RingBuffer):
         **_: Any,
     ) -> None:
         self._init(fd, name, mtype, ks, vs, me, flags, pinned)
-        self._reader = None
+
+
+class KernelQueue(_KernelValueView, QueueMap):
+    """``QUEUE``/``STACK`` in the kernel."""
+
+    def push_raw(self, value: bytes, flags: int = ANY) -> None:
+        bsys.map_update(self._fd, None, value, flags)
+
+    def pop_raw(self) -> bytes | None:
+        return bsys.map_lookup_and_delete(self._fd, None, self.value_size)
+
+    def peek_raw(self) -> bytes | None:
+        return bsys.map_lookup(self._fd, None, self.value_size)
+
+    def __len__(self) -> int:
+        raise TypeError("the kernel does not tell how many elements a queue holds")
+
+
+class KernelBloom(_KernelValueView, BloomFilter):
+    """``BLOOM_FILTER`` in the kernel."""
+
+    def push_raw(self, value: bytes) -> None:
+        bsys.map_update(self._fd, None, value, ANY)
+
+    def contains_raw(self, value: bytes) -> bool:
+        buf = ctypes.create_string_buffer(bytes(value), max(len(value), 1))
+        attr = bsys.MapElemAttr(map_fd=self.fd, key=0, value=ctypes.addressof(buf))
+        res, err = bsys.bpf(Cmd.MAP_LOOKUP_ELEM, attr)
+        if res < 0:
+            if err == errno.ENOENT:
+                return False
+            raise KernelError(err, "BPF_MAP_LOOKUP_ELEM", bsys.hint_for(Cmd.MAP_LOOKUP_ELEM, err))
+        return True
+
+
+class KernelRingBuf(_KernelStreamView, RingBuffer):
+    """``RINGBUF`` in the kernel, read through :class:`~bpfkit.kernel.ringbuf.RingBufReader`."""
+
+    _reader = None
 
     @property
     def reader(self):
@@ -574,24 +551,10 @@ class KernelRingBuf(_KernelMapAttrs, RingBuffer):
         super().close()
 
 
-class KernelPerfArray(_KernelMapAttrs, PerfEventArray):
+class KernelPerfArray(_KernelStreamView, PerfEventArray):
     """``PERF_EVENT_ARRAY`` in the kernel, read through :class:`~bpfkit.kernel.perfbuf.PerfBuffer`."""
 
-    def __init__(
-        self,
-        fd: bsys.FD,
-        name: str,
-        mtype: int,
-        ks: int,
-        vs: int,
-        me: int,
-        flags: int = 0,
-        *,
-        pinned: str | None = None,
-        **_: Any,
-    ) -> None:
-        self._init(fd, name, mtype, ks, vs, me, flags, pinned)
-        self._buf = None
+    _buf = None
 
     def open(self, cpus: list[int] | None = None, pages: int = 8) -> None:
         from .perfbuf import PerfBuffer
@@ -643,24 +606,11 @@ def _view(
     value_type_id: int | None,
     pinned: str | None = None,
 ) -> MapBase:
-    cls = _VIEW_BY_TYPE.get(mtype)
-    if cls is None:
-        return KernelMap(
-            fd,
-            name,
-            mtype,
-            ks,
-            vs,
-            me,
-            flags,
-            btf=btf,
-            key_type_id=key_type_id,
-            value_type_id=value_type_id,
-            pinned=pinned,
-        )
-    return cls(
-        fd, name, mtype, ks, vs, me, flags, btf=btf, value_type_id=value_type_id, pinned=pinned
-    )
+    cls = _VIEW_BY_TYPE.get(mtype, KernelMap)
+    kw: dict[str, Any] = {"btf": btf, "value_type_id": value_type_id, "pinned": pinned}
+    if cls is KernelMap:
+        kw["key_type_id"] = key_type_id
+    return cls(fd, name, mtype, ks, vs, me, flags, **kw)
 
 
 def _wrap_loaded(lm: LoadedMap, btf: Btf | None) -> MapBase:
@@ -736,7 +686,7 @@ def _ctx_bytes(ctx: Any) -> bytes | None:
     raise TypeError(f"context must be bytes or a ctypes structure, not {type(ctx).__name__}")
 
 
-class KernelProgram(Program):
+class KernelProgram(_KernelFd, Program):
     """A program loaded in the kernel: ``test_run``, ``attach``, ``pin``, ``info``."""
 
     def __init__(self, lp: LoadedProgram, owner: KernelObject | None = None) -> None:
@@ -751,15 +701,6 @@ class KernelProgram(Program):
         self._owner = weakref.ref(owner) if owner is not None else None
 
     @property
-    def fd(self) -> int:
-        """The program's file descriptor."""
-        return self._fd.fileno()
-
-    def fileno(self) -> int:
-        """Same as :attr:`fd`."""
-        return self._fd.fileno()
-
-    @property
     def id(self) -> int:
         """The kernel's id of the program."""
         return bsys.prog_info(self._fd).id
@@ -772,17 +713,6 @@ class KernelProgram(Program):
     def info(self, *, xlated: bool = False, jited: bool = False) -> bsys.ProgInfo:
         """``BPF_OBJ_GET_INFO_BY_FD`` of the program."""
         return bsys.prog_info(self._fd, xlated=xlated, jited=jited)
-
-    def pin(self, path: str | os.PathLike[str]) -> None:
-        """Pin the program in bpffs."""
-        bsys.obj_pin(self._fd, path)
-        self.pinned = os.fspath(path)
-
-    def unpin(self) -> None:
-        """Remove the pin made by :meth:`pin`."""
-        if self.pinned:
-            os.unlink(self.pinned)
-            self.pinned = None
 
     # ---- running --------------------------------------------------------------------
     def test_run(
@@ -859,10 +789,6 @@ class KernelProgram(Program):
             owner._links = [lk for lk in owner._links if not lk.closed]
             owner._links.append(link)
         return link
-
-    def close(self) -> None:
-        """Close this program's fd."""
-        self._fd.close()
 
 
 def open_program(ref: int | str | os.PathLike[str]) -> bsys.FD:
