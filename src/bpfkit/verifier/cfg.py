@@ -128,8 +128,9 @@ def build(
             t = pc + 1 + off
             if unpriv:
                 raise Reject(
-                    "Calls to other BPF functions need privileges (CAP_BPF).",
-                    "function calls to other bpf functions are allowed for "
+                    "Calls to other BPF functions (and loading their addresses) need "
+                    "privileges (CAP_BPF).",
+                    "loading/calling other bpf or kernel functions are allowed for "
                     "CAP_BPF and CAP_SYS_ADMIN",
                     pc,
                 )

@@ -146,6 +146,23 @@ class _Pruned(Exception):
     pass
 
 
+_PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
+#: pointer types the kernel's ``reg_not_null`` knows are not NULL (when not maybe-null)
+_NOT_NULL_TYPES = frozenset(
+    {PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_SOCK_COMMON, PTR_TO_MEM, CONST_PTR_TO_MAP}
+)
+
+# alu_state bits of the kernel's ALU sanitation (BPF_ALU_*)
+_ALU_SANITIZE_SRC = 1
+_ALU_SANITIZE_DST = 2
+_ALU_NEG_VALUE = 4
+_ALU_IMMEDIATE = 8
+_ALU_NON_POINTER = 16
+
+#: The program types an unprivileged loader may load.
+UNPRIV_PROG_TYPES = frozenset({ProgType.SOCKET_FILTER, ProgType.CGROUP_SKB})
+
+
 class Checker:
     """One verification run over one program."""
 
@@ -192,6 +209,9 @@ class Checker:
             {prog.subprog_of(e): len(g.args) for e, g in self.global_funcs.items()},
         )
         self.hx = None  # extra history information of the current instruction
+        #: per instruction: (alu_state, alu_limit) of its sanitized add/sub (unprivileged)
+        self.alu_aux: dict[int, tuple[int, int]] = {}
+        self.explore_alu_limits = False
 
     # ------------------------------------------------------------------ utils
     def new_id(self) -> int:
@@ -234,6 +254,14 @@ class Checker:
     def run(self) -> Stats:
         """Verify the whole program; raises :class:`Reject`."""
         t0 = time.perf_counter()
+        if self.unpriv and self.prog_type not in UNPRIV_PROG_TYPES:
+            # the kernel refuses the load (EPERM) before verifying anything
+            raise Reject(
+                f"A {_ptname(self.prog_type)} program needs privileges (CAP_BPF): an "
+                "unprivileged loader may load only socket filters and cgroup skb programs.",
+                f"program type {_ptname(self.prog_type)} needs CAP_BPF (EPERM)",
+                0,
+            )
         state = self.initial_state()
         self.log.state_line(0, state)
         self.explore_all(state, 0)
@@ -392,8 +420,11 @@ class Checker:
             evict = None
             live = self.live
             use_prec = self.priv
+            alu_exact = self.explore_alu_limits
             for old in sls:
-                if states_equal(old, state, allow_uninit, live=live, use_prec=use_prec):
+                if states_equal(
+                    old, state, allow_uninit, live=live, use_prec=use_prec, alu_exact=alu_exact
+                ):
                     old.hits += 1
                     if use_prec:
                         # the pruned path continues as the checkpoint's did: what was
@@ -608,6 +639,9 @@ class Checker:
         if dst.is_pointer() or src.is_pointer():
             self.set_reg(st, dstno, self.ptr_alu(st, insn, aop, is64, dst, src, dstno))
             return
+        if self.unpriv and use_src and aop in (op.ADD, op.SUB):
+            # the kernel's sanitize_val_alu: a scalar add/sub here on every path
+            self.alu_window(insn, aop, _ALU_NON_POINTER, 0)
         r = dst.clone()
         r.id = 0
         scalar.alu(aop, is64, r, src, signed_divmod=insn.off == 1)
@@ -685,11 +719,12 @@ class Checker:
         known = off.is_const()
         self.sane_offset(dstno, off, pname)
         self.sane_offset(dstno, ptr, pname)
-        if self.unpriv and not known and ptr.type == PTR_TO_STACK:
-            raise self.fail(
-                f"r{dstno}: variable offsets on stack pointers need privileges.",
-                f"R{dstno} variable stack access prohibited for !root",
-            )
+        # the kernel's Spectre v1 sanitation of register-operand add/sub (unprivileged)
+        sanitize = self.unpriv and bool(insn.opcode & op.X) and aop in (op.ADD, op.SUB)
+        if sanitize:
+            offno = dstno if off is dst else insn.src
+            ptrno = insn.src if off is dst else dstno
+            alu_state, limit, to_left = self.sanitize_ptr(insn, aop, ptr, off, offno, ptrno)
         r = ptr.clone()
         if aop == op.ADD:
             if known:
@@ -705,38 +740,130 @@ class Checker:
                     f"r{dstno}: subtracting a pointer from a scalar is not allowed.",
                     f"R{dstno} tried to subtract pointer from scalar",
                 )
+            if ptr.type == PTR_TO_STACK:
+                # for every loader: JITs may not cope with a frame pointer moved up
+                raise self.fail(
+                    f"r{dstno}: subtracting from a stack pointer is not allowed "
+                    "(add a negative number instead).",
+                    f"R{dstno} subtraction from stack pointer prohibited",
+                )
             if known:
                 r.off = _s32_wrap(ptr.off - off.smin)
             else:
-                if ptr.type == PTR_TO_STACK and self.unpriv:
-                    raise self.fail(
-                        f"r{dstno}: subtracting from a stack pointer needs privileges.",
-                        f"R{dstno} subtraction from stack pointer prohibited",
-                    )
                 scalar.alu(op.SUB, True, r, off)
                 if r.type in PACKET_TYPES:
                     r.id = self.new_id()
                     r.range = 0
         self.sane_offset(dstno, r, pname)
-        if self.unpriv and r.type == PTR_TO_MAP_VALUE:
-            lo = r.off + r.smin
-            hi = r.off + r.smax
-            if lo < 0 or hi >= r.map.value_size:
+        if self.unpriv:
+            self.sanitize_check_bounds(dstno, r)
+        if sanitize:
+            self.sanitize_commit(insn, aop, r, alu_state, limit, to_left)
+        return r
+
+    # ------------------------------------------------------- Spectre v1 sanitation
+    _SANITIZE_ERR = "pointer arithmetic with it prohibited for !root"
+
+    def _ptr_limit(self, insn: Instruction, aop: int, ptr: Reg, to_left: bool, ptrno: int) -> int:
+        """How far the masked offset may move the pointer (``retrieve_ptr_limit``)."""
+        if ptr.type == PTR_TO_STACK:
+            mx = MAX_BPF_STACK + to_left
+            limit = -(ptr.var_off.value + ptr.off) & M32
+        elif ptr.type == PTR_TO_MAP_VALUE:
+            mx = ptr.map.value_size
+            limit = ((ptr.smin if to_left else ptr.umax) + ptr.off) & M32
+        else:
+            raise self.fail(
+                f"r{ptrno}: adding a register to a {ptr.type_name()} pointer needs "
+                "privileges (only stack and map value pointers can be sanitized).",
+                f"R{ptrno} has pointer with unsupported alu operation, {self._SANITIZE_ERR}",
+            )
+        if limit >= mx:
+            opname = "add" if aop == op.ADD else "sub"
+            raise self.fail(
+                f"r{insn.dst}: the pointer could be moved out of its object under "
+                "speculation (not allowed without privileges).",
+                f"R{insn.dst} tried to {opname} beyond pointer bounds, {self._SANITIZE_ERR}",
+            )
+        return limit
+
+    def sanitize_ptr(
+        self, insn: Instruction, aop: int, ptr: Reg, off: Reg, offno: int, ptrno: int
+    ) -> tuple[int, int, bool]:
+        """First half of the kernel's ``sanitize_ptr_alu`` (before the operation)."""
+        off_is_imm = off.var_off.mask == 0
+        off_is_neg = off.smin < 0
+        if not off_is_imm and (off.smin < 0) != (off.smax < 0):
+            raise self.fail(
+                f"r{offno}: the offset may be negative or positive; without privileges "
+                "pointer arithmetic needs an offset of known sign.",
+                f"R{offno} has unknown scalar with mixed signed bounds, {self._SANITIZE_ERR}",
+            )
+        to_left = (aop == op.ADD and off_is_neg) or (aop == op.SUB and not off_is_neg)
+        limit = self._ptr_limit(insn, aop, ptr, to_left, ptrno)
+        alu_state = (_ALU_NEG_VALUE if off_is_neg else 0) | (_ALU_IMMEDIATE if off_is_imm else 0)
+        alu_state |= _ALU_SANITIZE_SRC if ptrno == insn.dst else _ALU_SANITIZE_DST
+        if not off_is_imm:
+            # pruning compares scalars exactly from now on (the kernel's
+            # explore_alu_limits), so every path reaches the masks below
+            self.explore_alu_limits = True
+        return alu_state, limit, to_left
+
+    def sanitize_commit(
+        self, insn: Instruction, aop: int, r: Reg, alu_state: int, limit: int, to_left: bool
+    ) -> None:
+        """Second half (after the operation): the masking window of this instruction
+        must be the same on every path that reaches it."""
+        after = self._ptr_limit(insn, aop, r, to_left, insn.dst)
+        d = (limit - after) & M32
+        d = d - (1 << 32) if d >= 1 << 31 else d
+        self.alu_window(insn, aop, alu_state, abs(d))
+
+    def alu_window(self, insn: Instruction, aop: int, alu_state: int, limit: int) -> None:
+        """Record (or compare with) the ALU sanitation of instruction ``self.pc``."""
+        seen = self.alu_aux.get(self.pc)
+        if seen is None:
+            self.alu_aux[self.pc] = (alu_state, limit)
+        elif seen != (alu_state, limit):
+            opname = "add" if aop == op.ADD else "sub"
+            raise self.fail(
+                f"r{insn.dst}: this {opname} mixes pointers and scalars (or different "
+                "pointer ranges) on different paths; without privileges its speculation "
+                "mask must be the same on every path.",
+                f"R{insn.dst} tried to {opname} from different maps, paths or scalars, "
+                f"{self._SANITIZE_ERR}",
+            )
+
+    def sanitize_check_bounds(self, dstno: int, r: Reg) -> None:
+        """Unprivileged pointer arithmetic must stay inside the object
+        (``sanitize_check_bounds``)."""
+        if r.type == PTR_TO_STACK:
+            if r.var_off.mask:
+                raise self.fail(
+                    f"r{dstno}: variable offsets on stack pointers need privileges.",
+                    f"R{dstno} variable stack access prohibited for !root, "
+                    f"var_off={tnum.fmt(r.var_off)} off={r.off}",
+                )
+            o = r.off + s64(r.var_off.value)
+            if o < -MAX_BPF_STACK or o >= 0:
+                raise self.fail(
+                    f"r{dstno}: the stack pointer leaves the stack (not allowed "
+                    "without privileges).",
+                    f"R{dstno} stack pointer arithmetic goes out of range, "
+                    f"prohibited for !root; off={o}",
+                )
+        elif r.type == PTR_TO_MAP_VALUE:
+            if (
+                r.off + r.smin < 0
+                or r.umax >= BPF_MAX_VAR_OFF
+                or r.off + r.umax + 1 > r.map.value_size
+            ):
                 raise self.fail(
                     f"r{dstno}: pointer arithmetic takes the map value pointer out "
                     "of range (not allowed without privileges).",
                     f"R{dstno} pointer arithmetic of map value goes out of range, "
                     "prohibited for !root",
                 )
-        if self.unpriv and r.type == PTR_TO_STACK:
-            o = r.off + r.smin
-            if o < -MAX_BPF_STACK or o >= 0:
-                raise self.fail(
-                    f"r{dstno}: the stack pointer leaves the stack (not allowed "
-                    "without privileges).",
-                    f"R{dstno} stack pointer arithmetic goes out of range, prohibited for !root",
-                )
-        return r
 
     def sane_offset(self, dstno: int, r: Reg, pname: str) -> None:
         """The kernel's limits on values in pointer arithmetic (``check_reg_sane_offset``)."""
@@ -850,7 +977,12 @@ class Checker:
         )
 
     def do_atomic(self, st: State, insn: Instruction, base: Reg, src: Reg, size: int) -> None:
+        """An atomic read-modify-write (the kernel's ``check_atomic_rmw``)."""
         aimm = insn.imm
+        if aimm == op.CMPXCHG:
+            self.read_reg(st, 0)
+            if st.cur.regs[0].is_pointer() and self.unpriv:
+                raise self.fail("r0: comparing with a pointer leaks it.", "R0 leaks addr into mem")
         if src.is_pointer() and self.unpriv:
             raise self.fail(
                 f"r{insn.src}: storing a pointer into memory leaks it.",
@@ -861,20 +993,11 @@ class Checker:
                 f"Atomic operations on {base.type_name()} memory are not allowed.",
                 f"BPF_ATOMIC stores into R{insn.dst} {base.type_name()} is not allowed",
             )
-        if aimm == op.CMPXCHG:
-            self.read_reg(st, 0)
-            if st.cur.regs[0].is_pointer() and self.unpriv:
-                raise self.fail("r0: comparing with a pointer leaks it.", "R0 leaks addr into mem")
-        if src.is_pointer():
-            raise self.fail(
-                f"r{insn.src}: atomic operations on a pointer value are not allowed.",
-                f"R{insn.src} leaks addr into mem",
-            )
         loaded = self.mem_access(st, insn.dst, base, insn.off, size, write=False, value=None)
-        if loaded.is_pointer():
+        if loaded.is_pointer() and self.unpriv:
             raise self.fail(
-                "Atomic operation on a stack slot holding a pointer.",
-                f"R{insn.dst} leaks addr into mem",
+                "An atomic operation on a stack slot holding a pointer would leak it.",
+                f"leaking pointer from stack off {insn.off + base.off}",
             )
         self.mem_access(
             st,
@@ -886,12 +1009,13 @@ class Checker:
             value=Reg.unknown(),
             value_regno=-1,
         )
+        # the old value (a spilled pointer stays a pointer, for a privileged loader)
+        old = loaded if loaded.is_pointer() else scalar.load_sized(size, False)
         if aimm == op.CMPXCHG:
-            r = scalar.load_sized(size, False)
-            self.set_reg(st, 0, r)
+            self.set_reg(st, 0, old)
         elif aimm & op.FETCH:
             self.check_dst(insn.src)
-            self.set_reg(st, insn.src, scalar.load_sized(size, False))
+            self.set_reg(st, insn.src, old)
 
     def mem_access(
         self,
@@ -1008,7 +1132,7 @@ class Checker:
                         f"r{value_regno}: storing a pointer into the context leaks it.",
                         f"R{value_regno} leaks addr into ctx",
                     )
-            acc = ctxinfo.check(self.prog_type, full, size, write)
+            acc = ctxinfo.check(self.prog_type, full, size, write, self.unpriv)
             if not acc.ok:
                 what = "write" if write else "read"
                 raise self.fail(
@@ -1424,18 +1548,26 @@ class Checker:
             srcno = -1
         target = pc + 1 + insn.off
         fall = pc + 1
-        if self.unpriv and (dst.is_pointer() or src.is_pointer()):
-            ok = (src.is_null_const() and dst.maybe_null and jop in (op.JEQ, op.JNE)) or (
-                dst.type in PACKET_TYPES + (PTR_TO_PACKET_END,)
-                and src.type in PACKET_TYPES + (PTR_TO_PACKET_END,)
+        pkt_pair = dst.type in _PKT_ANY and src.type in _PKT_ANY
+        if self.unpriv and srcno >= 0 and src.is_pointer() and not pkt_pair:
+            raise self.fail(
+                f"r{srcno}: comparing pointers leaks them (needs privileges).",
+                f"R{srcno} pointer comparison prohibited",
             )
-            if not ok:
-                bad = insn.dst if dst.is_pointer() else insn.src
-                raise self.fail(
-                    f"r{bad}: comparing pointers leaks them (needs privileges).",
-                    f"R{bad} pointer comparison prohibited",
-                )
         taken = self.branch_taken(jop, dst, src, is32)
+        if (
+            self.unpriv
+            and taken == -1
+            and dst.is_pointer()
+            and not pkt_pair
+            and not (self._null_check(insn, jop, is32, dst))
+        ):
+            # only a null check of a maybe-null pointer (or a comparison whose outcome
+            # is known) may look at a pointer's value
+            raise self.fail(
+                f"r{insn.dst}: comparing pointers leaks them (needs privileges).",
+                f"R{insn.dst} pointer comparison prohibited",
+            )
         scalars = [r for r, v in ((insn.dst, dst), (srcno, src)) if r >= 0 and v.type == SCALAR]
         if taken != -1 or len(scalars) < 1 + (srcno >= 0):
             # the outcome was decided by the values (or a pointer is involved)
@@ -1494,17 +1626,37 @@ class Checker:
         st.lock = other.lock
         return target
 
+    @staticmethod
+    def _null_check(insn: Instruction, jop: int, is32: bool, dst: Reg) -> bool:
+        """``if rX == 0`` / ``!= 0`` (64-bit, immediate zero) on a maybe-null pointer:
+        the only comparison that null-checks it (the kernel's ``check_cond_jmp_op``)."""
+        return (
+            not is32
+            and not insn.opcode & op.X
+            and insn.imm == 0
+            and jop in (op.JEQ, op.JNE)
+            and dst.maybe_null
+        )
+
     def branch_taken(self, jop: int, a: Reg, b: Reg, is32: bool) -> int:
         """1 always taken, 0 never, -1 unknown."""
         if a.type == SCALAR and b.type == SCALAR:
             return scalar.branch_taken(jop, a, b, is32)
-        # pointer vs the constant zero: non-null pointers are never zero
+        # pointer vs the constant zero: pointers the kernel knows are not NULL (map
+        # values, memory, ...; not the context or the stack) are never zero
         for p, z, jo in ((a, b, jop), (b, a, scalar.FLIP.get(jop, jop))):
-            if p.is_pointer() and z.is_null_const() and not p.maybe_null and not is32:
+            if z.type != SCALAR or not p.is_pointer():
+                continue
+            if is32:
+                zero = (z.var_off.mask | z.var_off.value) & M32 == 0
+            else:
+                zero = z.is_null_const()
+            if zero and not p.maybe_null and p.type in _NOT_NULL_TYPES:
                 if jo == op.JEQ:
                     return 0
                 if jo == op.JNE:
                     return 1
+            return -1
         return -1
 
     def refine_branch(
@@ -1515,12 +1667,10 @@ class Checker:
         dst = regs[insn.dst]
         src = regs[srcno] if srcno >= 0 else Reg.const(insn.imm if not is32 else insn.imm & M32)
         # null checks of maybe-null pointers
-        if not is32 and jop in (op.JEQ, op.JNE):
-            for p, z in ((dst, src), (src, dst)):
-                if p.maybe_null and z.is_null_const():
-                    is_null = (jop == op.JEQ) == taken
-                    self.mark_ptr_or_null(st, p.id, is_null)
-                    return
+        if self._null_check(insn, jop, is32, dst):
+            is_null = (jop == op.JEQ) == taken
+            self.mark_ptr_or_null(st, dst.id, is_null)
+            return
         if (
             dst.type in PACKET_TYPES + (PTR_TO_PACKET_END,)
             and src.type in PACKET_TYPES + (PTR_TO_PACKET_END,)
@@ -1963,7 +2113,8 @@ class Checker:
                     f"{name}: a map argument must come first.", "invalid map_ptr to access map->key"
                 )
             size = meta.map.key_size if kind == ARG_MAP_KEY else meta.map.value_size
-            if kind == ARG_MAP_KEY and r.type == PTR_TO_STACK and size == 4:
+            # the kernel elides the null check only for bpf_capable loaders
+            if kind == ARG_MAP_KEY and r.type == PTR_TO_STACK and size == 4 and self.priv:
                 if r.var_off == tnum.ZERO:
                     # a constant key can make an array lookup non-null
                     self.precise_stack(st, r.frameno, r.off, r.off + 4)

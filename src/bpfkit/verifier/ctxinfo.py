@@ -277,9 +277,23 @@ RETURN_RANGE: dict[int, tuple[int, int]] = {
 }
 
 
-def check(prog_type: int, off: int, size: int, write: bool) -> CtxAccess:
-    """Whether a ``size``-byte access at context offset ``off`` is allowed."""
+#: Fields an unprivileged loader (no CAP_BPF) may not read / write, per program type.
+UNPRIV_NO_READ: dict[int, frozenset[str]] = {
+    ProgType.CGROUP_SKB: frozenset({"data", "data_end"}),
+}
+UNPRIV_NO_WRITE: dict[int, frozenset[str]] = {
+    ProgType.CGROUP_SKB: frozenset({"data", "data_end", "tstamp"}),
+}
+
+
+def check(prog_type: int, off: int, size: int, write: bool, unpriv: bool = False) -> CtxAccess:
+    """Whether a ``size``-byte access at context offset ``off`` is allowed (``unpriv``:
+    for a loader without CAP_BPF, as ``cg_skb_is_valid_access`` checks it)."""
     rule = RULES.get(prog_type)
     if rule is None or size <= 0:
         return _NO
+    if unpriv:
+        deny = (UNPRIV_NO_WRITE if write else UNPRIV_NO_READ).get(prog_type)
+        if deny and _field_at(off) in deny:
+            return _NO
     return rule(off, size, write)

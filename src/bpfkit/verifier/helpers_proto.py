@@ -361,7 +361,9 @@ ALLOWED: dict[int, frozenset[str]] = {
     _PT.SYSCALL: _BASE,
 }
 
-#: Helpers an unprivileged loader may call (socket filters and cgroup skb only).
+#: Helpers an unprivileged loader may call (socket filters and cgroup skb only): the
+#: kernel's base set before its CAP_BPF check (bpf_loop and bpf_for_each_map_elem come
+#: after it) plus the skb helpers these types give without CAP_PERFMON.
 UNPRIV: frozenset[str] = frozenset(
     {
         "map_lookup_elem",
@@ -371,8 +373,6 @@ UNPRIV: frozenset[str] = frozenset(
         "map_pop_elem",
         "map_peek_elem",
         "map_lookup_percpu_elem",
-        "for_each_map_elem",
-        "loop",
         "tail_call",
         "ringbuf_output",
         "ringbuf_reserve",
@@ -386,6 +386,8 @@ UNPRIV: frozenset[str] = frozenset(
         "get_prandom_u32",
         "get_smp_processor_id",
         "get_numa_node_id",
+        "get_current_pid_tgid",
+        "get_current_uid_gid",
         "strncmp",
         "strtol",
         "strtoul",

@@ -304,6 +304,7 @@ def _bounds_parts(r: Reg) -> list[str]:
 
 
 NOT_INIT_REG = Reg(NOT_INIT)
+UNKNOWN_REG = Reg(SCALAR)
 
 
 class Slot:
@@ -490,12 +491,23 @@ def range_within(old: Reg, cur: Reg) -> bool:
     )
 
 
-def regsafe(old: Reg, cur: Reg, ids: _IdMap, exact: bool = False, precise: bool = True) -> bool:
+def regsafe(
+    old: Reg,
+    cur: Reg,
+    ids: _IdMap,
+    exact: bool = False,
+    precise: bool = True,
+    alu_exact: bool = False,
+) -> bool:
     """Whether anything safe from ``old`` is safe from ``cur``.
 
     ``precise=False``: the old scalar's value mattered for no decision on the paths
-    explored from it (precision tracking), so any scalar will do.
+    explored from it (precision tracking), so any scalar will do. ``alu_exact``: scalars
+    must be identical (the kernel's ``explore_alu_limits``, unprivileged programs with
+    sanitized pointer arithmetic, so that every path's masking window is checked).
     """
+    if alu_exact and old.type == SCALAR:
+        return cur.type == SCALAR and same_scalar(old, cur) and ids.check_scalar(old.id, cur.id)
     if old is cur and not old.id and not old.ref_obj_id:
         return True
     if old.type == NOT_INIT:
@@ -537,6 +549,21 @@ def regsafe(old: Reg, cur: Reg, ids: _IdMap, exact: bool = False, precise: bool 
     return True
 
 
+def same_scalar(a: Reg, b: Reg) -> bool:
+    """The same value tracking (tnum and every bound)."""
+    return (
+        a.var_off == b.var_off
+        and a.smin == b.smin
+        and a.smax == b.smax
+        and a.umin == b.umin
+        and a.umax == b.umax
+        and a.s32min == b.s32min
+        and a.s32max == b.s32max
+        and a.u32min == b.u32min
+        and a.u32max == b.u32max
+    )
+
+
 def _misc_like(c: str, cslot: Slot, allow_uninit: bool) -> bool:
     """A current stack byte that reads as some scalar."""
     if c == ST_MISC or c == ST_ZERO:
@@ -555,6 +582,7 @@ def stacksafe(
     live_slots: int = -1,
     prec: frozenset | set | None = None,
     pbase: int = 0,
+    alu_exact: bool = False,
 ) -> bool:
     """Every stack byte ``old`` relied on is at least as known in ``cur``.
 
@@ -575,11 +603,14 @@ def stacksafe(
         precise = prec is None or exact or (pbase + 64 + spi) in prec
         if oslot.is_spill() and oslot.spill_size() == 8:
             if cslot.is_spill() and cslot.spill_size() == 8:
-                if not regsafe(sp, cslot.spilled, ids, exact, precise):
+                if not regsafe(sp, cslot.spilled, ids, exact, precise, alu_exact):
                     return False
                 continue
             # An old spilled unknown (or imprecise) scalar is as good as misc bytes.
-            if sp.type == SCALAR and (not precise or (sp.var_off == tnum.UNKNOWN and not sp.id)):
+            if sp.type == SCALAR and (
+                (not precise and not alu_exact)
+                or (sp.var_off == tnum.UNKNOWN and not sp.id and same_scalar(sp, UNKNOWN_REG))
+            ):
                 if all(_misc_like(c, cslot, allow_uninit) for c in cslot.types):
                     continue
                 if cslot.is_spill() and cslot.spilled.type == SCALAR:
@@ -608,7 +639,7 @@ def stacksafe(
                 if _misc_like(c, cslot, allow_uninit):
                     continue
                 return False
-            if c != ST_SPILL or not regsafe(sp, cslot.spilled, ids, exact):
+            if c != ST_SPILL or not regsafe(sp, cslot.spilled, ids, exact, alu_exact=alu_exact):
                 return False
     return True
 
@@ -637,8 +668,10 @@ def states_equal(
     exact: bool = False,
     live=None,
     use_prec: bool = False,
+    alu_exact: bool = False,
 ) -> bool:
-    """``old`` subsumes ``cur`` (``exact``: the same, used for loop detection).
+    """``old`` subsumes ``cur`` (``exact``: the same, used for loop detection;
+    ``alu_exact``: scalars the same, see :func:`regsafe`).
 
     ``live`` (a :class:`liveness.Liveness`): ignore registers and slots dead at the
     checkpoint; ``use_prec``: scalars that ``old`` never needed precisely
@@ -667,9 +700,9 @@ def states_equal(
         for i, o in enumerate(of.regs):
             if not (rmask >> i) & 1:
                 continue
-            if not regsafe(o, cregs[i], ids, exact, prec is None or (pbase + i) in prec):
+            if not regsafe(o, cregs[i], ids, exact, prec is None or (pbase + i) in prec, alu_exact):
                 return False
-        if not stacksafe(of, cf, ids, allow_uninit, exact, smask, prec, pbase):
+        if not stacksafe(of, cf, ids, allow_uninit, exact, smask, prec, pbase, alu_exact):
             return False
     for o, c in zip(old.refs, cur.refs, strict=True):
         if not ids.check(o.id, c.id):
