@@ -10,6 +10,8 @@ A :class:`JitProgram` binds one compiled module to one environment: its run cont
 from __future__ import annotations
 
 import ctypes
+import dataclasses
+import struct
 import threading
 import time
 from collections import OrderedDict
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 from ..errors import BpfError, NotSupported, RuntimeFault
 from ..isa import opcodes as op
-from ..isa.instruction import Instruction, encode
+from ..isa.instruction import Instruction
 from ..vm.env import Env
 from ..vm.interp import DEFAULT_BUDGET, RunResult
 from ..vm.maps import native as nm
@@ -118,16 +120,36 @@ class _Plan:
     natives: dict[int, NativeHelper]
     opt_level: int
     key: tuple = ()
+    code: bytes = b""  # the program's bytes (computed once; a replace() keeps them)
 
     def __post_init__(self) -> None:
+        if not self.code:
+            self.code = _code_bytes(self.layout.insns)
         self.key = (
-            encode(self.layout.insns),
+            self.code,
             self.budget,
             self.safe_slots,
             tuple(sorted(self.lddw.items())),
             tuple(sorted((h, n.signature) for h, n in self.natives.items())),
             self.opt_level,
         )
+
+
+_SLOT = struct.Struct("<BBhi")
+
+
+def _code_bytes(insns: Sequence[Instruction]) -> bytes:
+    """The program's bytecode (like ``encode``, without re-validating what ``cfg.layout``
+    already checked)."""
+    pack = _SLOT.pack
+    out = []
+    for i in insns:
+        regs = (i.src << 4) | i.dst
+        if i.is_lddw:
+            out.append(pack(i.opcode, regs, 0, _s32(i.imm)) + pack(0, 0, 0, _s32(i.imm >> 32)))
+        else:
+            out.append(pack(i.opcode, regs, i.off, i.imm))
+    return b"".join(out)
 
 
 def _lookup(key: tuple) -> Compiled | None:
@@ -302,7 +324,7 @@ class JitProgram:
             plan = _plan(insns, env, budget, safe, opt_level)
             _compiled = _compile([plan])[0]
             if opt_level is None and plan.opt_level < 2 and tier_up:
-                self._tier_up(_plan(insns, env, budget, safe, 2))
+                self._tier_up(dataclasses.replace(plan, opt_level=2))
         self.compiled = _compiled
         self.insns = _compiled.layout.insns
         self._ctx = abi.RunContext()
