@@ -24,7 +24,20 @@ from . import sys as bsys
 __all__ = ["Link", "MultiLink", "open_pinned_link"]
 
 
-class Link:
+def _call_all(fns: Iterable[Callable[[], object]]) -> None:
+    """Call every function even when some raise; then raise the first error."""
+    first: Exception | None = None
+    for fn in fns:
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - run every one, report the first
+            if first is None:
+                first = e
+    if first is not None:
+        raise first
+
+
+class Link(bsys.Pinnable, bsys.Closing):
     """An attached program: a context manager that detaches on close."""
 
     def __init__(
@@ -87,14 +100,7 @@ class Link:
                 f"a {self.kind} attachment without a BPF link cannot be pinned "
                 "(the kernel made it through a perf event, netlink or a socket option)"
             )
-        bsys.obj_pin(self._fd, path)
-        self.pinned = os.fspath(path)
-
-    def unpin(self) -> None:
-        """Remove the pin made by :meth:`pin`."""
-        if self.pinned:
-            os.unlink(self.pinned)
-            self.pinned = None
+        super().pin(path)
 
     def update(self, program: Any, old: Any = None) -> None:
         """Replace the attached program (``BPF_LINK_UPDATE``)."""
@@ -123,31 +129,12 @@ class Link:
         if self._closed:
             return
         self._closed = True
-        errors: list[BaseException] = []
         if self._fd is not None:
             self._fd.close()
         for fd in self._extra:
             fd.close()
-        for fn in reversed(self._cleanup):
-            try:
-                fn()
-            except Exception as e:  # noqa: BLE001 - run every cleanup, report the first
-                errors.append(e)
-        self._cleanup.clear()
-        if errors:
-            raise errors[0]
-
-    def __enter__(self) -> Link:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - never raise from a finaliser
-            pass
+        cleanup, self._cleanup = self._cleanup[::-1], []
+        _call_all(cleanup)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("link" if self._fd is not None else "attached")
@@ -190,14 +177,7 @@ class MultiLink(Link):
         if self._closed:
             return
         self._closed = True
-        first: BaseException | None = None
-        for link in self.links:
-            try:
-                link.close()
-            except Exception as e:  # noqa: BLE001
-                first = first or e
-        if first is not None:
-            raise first
+        _call_all(link.close for link in self.links)
 
     def __len__(self) -> int:
         return len(self.links)

@@ -69,11 +69,10 @@ _UNSUPPORTED = (errno.EINVAL, errno.EOPNOTSUPP, bsys.ENOTSUPP)
 # ---------------------------------------------------------------------------
 
 
-class _KernelFd:
+class _KernelFd(bsys.Pinnable):
     """What kernel maps and programs share: their fd, pinning and closing."""
 
     _fd: bsys.FD
-    pinned: str | None
 
     @property
     def fd(self) -> int:
@@ -83,17 +82,6 @@ class _KernelFd:
     def fileno(self) -> int:
         """Same as :attr:`fd`."""
         return self._fd.fileno()
-
-    def pin(self, path: str | os.PathLike[str]) -> None:
-        """Pin in bpffs."""
-        bsys.obj_pin(self._fd, path)
-        self.pinned = os.fspath(path)
-
-    def unpin(self) -> None:
-        """Remove the pin made by :meth:`pin` (or by loading with ``pinning``)."""
-        if self.pinned:
-            os.unlink(self.pinned)
-            self.pinned = None
 
     def close(self) -> None:
         """Close this fd (the object lives on while other fds, pins or links hold it)."""

@@ -97,7 +97,7 @@ class _CpuRing:
         self.fd.close()
 
 
-class PerfBuffer:
+class PerfBuffer(bsys.Closing):
     """Per-CPU perf rings behind a perf event array map; ``read()`` the samples."""
 
     def __init__(
@@ -188,15 +188,3 @@ class PerfBuffer:
         self.rings.clear()
         self._ep.close()
         self._map.close()
-
-    def __enter__(self) -> PerfBuffer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - never raise from a finaliser
-            pass

@@ -42,7 +42,7 @@ LEN_MASK = DISCARD_BIT - 1
 HDR_SIZE = 8
 
 
-class RingBufReader:
+class RingBufReader(bsys.Closing):
     """The consumer side of one ring-buffer map."""
 
     def __init__(self, map_fd: bsys.FdLike, size: int | None = None) -> None:
@@ -300,18 +300,6 @@ class RingBufReader:
         if self._ep is not None:
             self._ep.close()
         self._own.close()
-
-    def __enter__(self) -> RingBufReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 class RingBufferSet:

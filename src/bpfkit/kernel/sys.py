@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Protocol
+from typing import Protocol, Self
 
 from ..errors import KernelError, NotSupported, VerifierError
 from ..isa.instruction import Instruction, encode
@@ -253,7 +253,28 @@ def fdnum(fd: FdLike) -> int:
     return fd.fileno()
 
 
-class FD:
+class Closing:
+    """``with`` support and a finaliser for an object whose ``close()`` is idempotent."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - never raise from a finaliser
+            pass
+
+
+class FD(Closing):
     """An owned file descriptor: closed by ``close()``, a ``with`` block, or garbage collection."""
 
     __slots__ = ("_fd", "__weakref__")
@@ -292,18 +313,6 @@ class FD:
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
-
-    def __enter__(self) -> FD:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - never raise from a finaliser
-            pass
 
     def __repr__(self) -> str:
         return f"FD({self._fd})" if self._fd >= 0 else "FD(closed)"
@@ -798,21 +807,26 @@ def _check_len(what: str, data: bytes, size: int) -> None:
         raise ValueError(f"{what} is {len(data)} bytes, expected {size}")
 
 
+def _elem_out(cmd: int, fd: FdLike, key: bytes | None, size: int, flags: int = 0) -> bytes | None:
+    """A ``MapElemAttr`` command that writes ``size`` bytes back; ``None`` on ENOENT."""
+    k = _buf(key) if key is not None else None
+    out = ctypes.create_string_buffer(max(size, 1))
+    attr = MapElemAttr(map_fd=fdnum(fd), key=_addr(k), value=_addr(out), flags=flags)
+    res, err = bpf(cmd, attr)
+    if res < 0:
+        if err == errno.ENOENT:
+            return None
+        raise _fail(cmd, err)
+    return out.raw[:size]
+
+
 def map_lookup(fd: FdLike, key: bytes | None, value_size: int, flags: int = 0) -> bytes | None:
     """The value stored under ``key``, or ``None`` if there is none (ENOENT).
 
     ``value_size`` is the whole value buffer: for per-CPU maps that is
     ``round_up(value_size, 8) * possible_cpus()``.
     """
-    k = _buf(key) if key is not None else None
-    v = ctypes.create_string_buffer(max(value_size, 1))
-    attr = MapElemAttr(map_fd=fdnum(fd), key=_addr(k), value=_addr(v), flags=flags)
-    res, err = bpf(Cmd.MAP_LOOKUP_ELEM, attr)
-    if res < 0:
-        if err == errno.ENOENT:
-            return None
-        raise _fail(Cmd.MAP_LOOKUP_ELEM, err)
-    return v.raw[:value_size]
+    return _elem_out(Cmd.MAP_LOOKUP_ELEM, fd, key, value_size, flags)
 
 
 def map_update(fd: FdLike, key: bytes | None, value: bytes, flags: int = ANY) -> None:
@@ -833,15 +847,7 @@ def map_delete(fd: FdLike, key: bytes, flags: int = 0) -> None:
 
 def map_get_next_key(fd: FdLike, key: bytes | None, key_size: int) -> bytes | None:
     """The key after ``key`` (the first key when ``key`` is ``None``), or ``None`` at the end."""
-    k = _buf(key) if key is not None else None
-    nk = ctypes.create_string_buffer(max(key_size, 1))
-    attr = MapElemAttr(map_fd=fdnum(fd), key=_addr(k), value=_addr(nk))
-    res, err = bpf(Cmd.MAP_GET_NEXT_KEY, attr)
-    if res < 0:
-        if err == errno.ENOENT:
-            return None
-        raise _fail(Cmd.MAP_GET_NEXT_KEY, err)
-    return nk.raw[:key_size]
+    return _elem_out(Cmd.MAP_GET_NEXT_KEY, fd, key, key_size)
 
 
 def map_keys(fd: FdLike, key_size: int) -> Iterator[bytes]:
@@ -855,15 +861,7 @@ def map_lookup_and_delete(
     fd: FdLike, key: bytes | None, value_size: int, flags: int = 0
 ) -> bytes | None:
     """Remove and return the value under ``key`` (``None`` key: pop a queue/stack); ``None`` if absent."""
-    k = _buf(key) if key is not None else None
-    v = ctypes.create_string_buffer(max(value_size, 1))
-    attr = MapElemAttr(map_fd=fdnum(fd), key=_addr(k), value=_addr(v), flags=flags)
-    res, err = bpf(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, attr)
-    if res < 0:
-        if err == errno.ENOENT:
-            return None
-        raise _fail(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, err)
-    return v.raw[:value_size]
+    return _elem_out(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, fd, key, value_size, flags)
 
 
 def map_freeze(fd: FdLike) -> None:
@@ -1291,6 +1289,25 @@ def obj_pin(fd: FdLike, path: str | os.PathLike[str], *, path_fd: int | None = N
     if path_fd is not None:
         attr.path_fd, attr.file_flags = path_fd, F_PATH_FD
     _call(Cmd.OBJ_PIN, attr)
+
+
+class Pinnable:
+    """``pin``/``unpin`` of a BPF object held through an owned fd (``self._fd``)."""
+
+    __slots__ = ()
+    _fd: FD | None
+    pinned: str | None
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        """Pin in bpffs."""
+        obj_pin(self._fd, path)  # type: ignore[arg-type]
+        self.pinned = os.fspath(path)
+
+    def unpin(self) -> None:
+        """Remove the pin made by :meth:`pin` (or made when loading, with ``pinning``)."""
+        if self.pinned:
+            os.unlink(self.pinned)
+            self.pinned = None
 
 
 def obj_get(path: str | os.PathLike[str], flags: int = 0, *, path_fd: int | None = None) -> int:
