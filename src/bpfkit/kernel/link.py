@@ -114,21 +114,27 @@ class Link(bsys.Pinnable, bsys.Closing):
         Returns whether the kernel forced the detach (``BPF_LINK_DETACH``; not every link
         kind supports it, and those detach when their last reference goes).
         """
-        forced = False
-        if self._fd is not None and not self._fd.closed:
-            try:
-                bsys.link_detach(self._fd)
-                forced = True
-            except KernelError:
-                pass
+        forced = self._force_detach()
         self.close()
         return forced
+
+    def _force_detach(self) -> bool:
+        if self._fd is None or self._fd.closed:
+            return False
+        try:
+            bsys.link_detach(self._fd)
+        except KernelError:
+            return False
+        return True
 
     def close(self) -> None:
         """Drop this attachment (idempotent)."""
         if self._closed:
             return
         self._closed = True
+        self._release()
+
+    def _release(self) -> None:
         if self._fd is not None:
             self._fd.close()
         for fd in self._extra:
@@ -169,14 +175,12 @@ class MultiLink(Link):
 
     def detach(self) -> bool:
         """Detach every member; whether the kernel forced all of them."""
-        forced = all([link.detach() for link in self.links])
-        self.close()
-        return forced
+        return super().detach()
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def _force_detach(self) -> bool:
+        return all([link.detach() for link in self.links])
+
+    def _release(self) -> None:
         _call_all(link.close for link in self.links)
 
     def __len__(self) -> int:
