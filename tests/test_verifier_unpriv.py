@@ -12,6 +12,7 @@ back through a pipe. Without a writable sysctl the tests skip (fail under
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import random
@@ -215,12 +216,18 @@ def unpriv_kernel():
         _unavailable(f"cannot read {SYSCTL}: {e}")
     changed = False
     loader = None
+
+    def restore() -> None:
+        with open(SYSCTL, "w") as f:
+            f.write(old)
+
     try:
         if old != "0":
             try:
                 with open(SYSCTL, "w") as f:
                     f.write("0")
                 changed = True
+                atexit.register(restore)  # also if the session dies before teardown
             except OSError as e:
                 _unavailable(
                     f"kernel.unprivileged_bpf_disabled={old} cannot be set to 0 "
@@ -238,8 +245,8 @@ def unpriv_kernel():
         if loader is not None:
             loader.close()
         if changed:
-            with open(SYSCTL, "w") as f:
-                f.write(old)
+            restore()
+            atexit.unregister(restore)
 
 
 # ---------------------------------------------------------------------------
@@ -934,7 +941,52 @@ def _g_leak(rng: random.Random) -> str:
     return VALUE + code + "*(u64 *)(r10 - 8) = r6\nr0 = *(u64 *)(r10 - 8)\nexit\n" + LOUT
 
 
-UNPRIV_FAMILIES = [_g_arith, _g_arith, _g_paths, _g_spill, _g_stack_read, _g_compare, _g_leak]
+def _g_join_side(rng: random.Random) -> str:
+    out = ""
+    for _ in range(rng.randint(0, 3)):
+        k = rng.random()
+        off = rng.choice([8, 16, 24])
+        if k < 0.4:
+            sz = rng.choice([1, 2, 4, 8])
+            o = off - rng.choice([0, sz]) if sz < 8 else off
+            out += f"*({_SZ[sz]} *)(r10 - {o}) = {rng.randint(0, 3)}\n"
+        elif k < 0.6:
+            out += f"*(u64 *)(r10 - {off}) = r{rng.choice([6, 7, 9, 10])}\n"
+        elif k < 0.8:
+            out += f"r{rng.choice([2, 3, 7])} = {rng.randint(0, 20)}\n"
+        else:
+            out += f"r7 &= {rng.choice([3, 7, 15])}\n"
+    return out
+
+
+def _g_join(rng: random.Random) -> str:
+    """Two paths set up the stack and registers differently, then (after checkpoints)
+    something reads them: pruning must not hide what the second path lacks."""
+    off = rng.choice([8, 16, 24])
+    use = rng.choice(
+        [
+            f"r0 = *({_SZ[rng.choice([1, 4, 8])]} *)(r10 - {off})\n",
+            f"r4 = *(u64 *)(r10 - {off})\nr0 = *(u8 *)(r4 + 0)\n",
+            "r6 += r7\nr0 = *(u8 *)(r6 + 0)\n",
+            f"r1 = r10\nr1 += -{off}\nr1 += r2\n",
+            f"r4 = *(u64 *)(r10 - {off})\nr4 += 1\n*(u64 *)(r6 + 0) = r4\n",
+        ]
+    )
+    fill = FILL if rng.random() < 0.7 else ""
+    first, second = _g_join_side(rng), _g_join_side(rng)
+    return "*(u64 *)(r10 - 8) = 0\n" + _paths(first, second, fill + use + "r0 = 0\n")
+
+
+UNPRIV_FAMILIES = [
+    _g_arith,
+    _g_arith,
+    _g_paths,
+    _g_spill,
+    _g_stack_read,
+    _g_compare,
+    _g_leak,
+    _g_join,
+]
 
 
 def unpriv_mutant(seed: int):
