@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import VerifierError
+from ..errors import BpfError, VerifierError
 from ..isa.instruction import Instruction, encode
 from ..uapi.enums import MapType, ProgType
 from .cfg import BPF_COMPLEXITY_LIMIT_INSNS, Reject, build
@@ -218,8 +218,12 @@ def verify(
         "Dual MIT/GPL",
         "Dual MPL/GPL",
     )
+    try:
+        code = encode(insns)
+    except BpfError:  # not encodable: the checker reports what is wrong with it
+        code, cache = b"", False
     key = (
-        encode(insns),
+        code,
         pt,
         repr(sorted(mdict.items())),
         unpriv,
