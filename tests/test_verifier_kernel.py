@@ -32,27 +32,36 @@ def kernel_verdict(insns, prog_type, maps=None, log_level: int = 4) -> tuple[boo
         for k, m in (maps or {}).items():
             d = MapDesc.of(m)
             fds[k] = ks.map_create(d.type, d.key_size, d.value_size, d.max_entries, flags=d.flags)
-        out = []
-        for insn in insns:
-            if (
-                insn.is_lddw
-                and insn.src in (op.PSEUDO_MAP_FD, op.PSEUDO_MAP_VALUE)
-                and insn.imm_lo in fds
-            ):
-                insn = insn.with_(imm=(insn.imm & ~0xFFFFFFFF) | fds[insn.imm_lo])
-            out.append(insn)
-        logs: list[str] = []
-        try:
-            fd = ks.prog_load(prog_type_of(prog_type), out, log_level=log_level, log_out=logs)
-        except VerifierError as e:
-            return False, e.log
-        except KernelError as e:
-            return False, str(e)
-        os.close(fd)
-        return True, "".join(logs)
+        return load_verdict(prog_type_of(prog_type), patch_map_fds(insns, fds), log_level)
     finally:
         for fd in fds.values():
             os.close(fd)
+
+
+def patch_map_fds(insns, fds: dict[int, int]) -> list:
+    """The program with its map loads (``map_fd``/``map_value`` numbers) pointing at ``fds``."""
+    out = []
+    for insn in insns:
+        if insn.is_lddw and insn.src in (op.PSEUDO_MAP_FD, op.PSEUDO_MAP_VALUE):
+            if insn.imm_lo in fds:
+                insn = insn.with_(imm=(insn.imm & ~0xFFFFFFFF) | fds[insn.imm_lo])
+        out.append(insn)
+    return out
+
+
+def load_verdict(prog_type: int, insns, log_level: int) -> tuple[bool, str]:
+    """(accepted, log) of one ``BPF_PROG_LOAD`` (the program is closed again)."""
+    from bpfkit.kernel import sys as ks
+
+    logs: list[str] = []
+    try:
+        fd = ks.prog_load(prog_type, insns, log_level=log_level, log_out=logs)
+    except VerifierError as e:
+        return False, e.log
+    except KernelError as e:
+        return False, str(e)
+    os.close(fd)
+    return True, "".join(logs)
 
 
 def kernel_stats(log: str) -> dict:

@@ -28,7 +28,6 @@ from conftest import kernel_required, require_kernel  # noqa: E402
 from progen import generate  # noqa: E402
 
 from bpfkit.errors import KernelError, VerifierError  # noqa: E402
-from bpfkit.isa import opcodes as op  # noqa: E402
 from bpfkit.isa.asm import assemble_text  # noqa: E402
 from bpfkit.uapi.enums import MapType  # noqa: E402
 from bpfkit.verifier import MapDesc, prog_type_of, verify  # noqa: E402
@@ -88,24 +87,10 @@ def _load(insns: bytes, prog_type: int, maps: list, log_level: int) -> tuple:
                 fds[k] = ks.map_create(mtype, ksz, vsz, entries, flags=flags)
             except (KernelError, OSError) as e:
                 return None, f"map {k} (type {mtype}) not creatable unprivileged: {e}"
-        out = []
-        for insn in decode(insns, strict=False):
-            if (
-                insn.is_lddw
-                and insn.src in (op.PSEUDO_MAP_FD, op.PSEUDO_MAP_VALUE)
-                and insn.imm_lo in fds
-            ):
-                insn = insn.with_(imm=(insn.imm & ~0xFFFFFFFF) | fds[insn.imm_lo])
-            out.append(insn)
-        logs: list[str] = []
-        try:
-            fd = ks.prog_load(prog_type, out, log_level=log_level, log_out=logs)
-        except VerifierError as e:
-            return False, e.log
-        except KernelError as e:
-            return False, str(e)
-        os.close(fd)
-        return True, "".join(logs)
+        from test_verifier_kernel import load_verdict, patch_map_fds
+
+        out = patch_map_fds(decode(insns, strict=False), fds)
+        return load_verdict(prog_type, out, log_level)
     finally:
         for fd in fds.values():
             os.close(fd)
