@@ -85,10 +85,10 @@ def _elf_listing(path: str, program: str | None, dialect: str, as_json: bool) ->
 @click.option("--program", "program", default=None, help="Program (ELF section or name).")
 @click.option(
     "--dialect",
-    type=click.Choice(["conformance", "llvm"]),
+    type=click.Choice(["conformance", "llvm", "kernel"]),
     default="llvm",
     show_default=True,
-    help="Output dialect.",
+    help="Output dialect (kernel: as the kernel's verifier log prints instructions).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded()

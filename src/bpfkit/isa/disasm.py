@@ -24,7 +24,7 @@ from .instruction import Instruction, check, slot_positions
 
 __all__ = ["DIALECTS", "format_insn", "disassemble", "branch_target"]
 
-DIALECTS = ("llvm", "conformance")
+DIALECTS = ("llvm", "conformance", "kernel")
 _MASK64 = (1 << 64) - 1
 
 ALU_SYMBOLS = {
@@ -286,6 +286,83 @@ class _Fmt:
         return f"ldind{sz} %r{src}, {self.num(imm)}"
 
 
+_LDST = {op.B: "u8", op.H: "u16", op.W: "u32", op.DW: "u64"}
+_KERNEL_ALU = {**ALU_SYMBOLS, op.NEG: "neg", op.END: "endian"}
+
+
+def _koff(off: int) -> str:
+    """The kernel's ``%+d``."""
+    return f"{off:+d}"
+
+
+def kernel_insn(insn: Instruction) -> str:
+    """One instruction the way the kernel's verifier log prints it (``kernel/bpf/disasm.c``,
+    without the ``(opcode)`` prefix): decimal ALU immediates, ``goto pc+N``, helper names."""
+    cls, code = insn.cls, insn.opcode
+    dst, src, off, imm = insn.dst, insn.src, insn.off, insn.imm
+    if cls in (op.ALU, op.ALU64):
+        r = "w" if cls == op.ALU else "r"
+        aop = code & 0xF0
+        if aop == op.END:
+            if cls == op.ALU64:
+                return f"r{dst} = bswap{imm} r{dst}"
+            return f"r{dst} = {'be' if code & op.X else 'le'}{imm} r{dst}"
+        if aop == op.NEG:
+            return f"{r}{dst} = -{r}{dst}"
+        sym = (
+            SIGNED_ALU_SYMBOLS[aop] if off == 1 and aop in SIGNED_ALU_SYMBOLS else _KERNEL_ALU[aop]
+        )
+        if code & op.X:
+            sx = f"(s{off})" if aop == op.MOV and off else ""
+            return f"{r}{dst} {sym} {sx}{r}{src}"
+        return f"{r}{dst} {sym} {imm}"
+    if cls in (op.JMP, op.JMP32):
+        jop = code & 0xF0
+        if jop == op.CALL:
+            if src == op.PSEUDO_CALL:
+                return f"call pc{imm:+d}"
+            if code & op.X:
+                return f"callx r{dst}"
+            from ..uapi.enums import HELPER_NAMES
+
+            name = HELPER_NAMES.get(imm) if src == 0 else None
+            return f"call {'bpf_' + name if name else 'unknown'}#{imm}"
+        if jop == op.JA:
+            return f"gotol pc{imm:+d}" if cls == op.JMP32 else f"goto pc{off:+d}"
+        if jop == op.EXIT:
+            return "exit"
+        r = "w" if cls == op.JMP32 else "r"
+        rhs = f"{r}{src}" if code & op.X else f"{imm & 0xFFFFFFFF:#x}"
+        return f"if {r}{dst} {JMP_SYMBOLS[jop]} {rhs} goto pc{off:+d}"
+    size = code & 0x18
+    mode = code & 0xE0
+    t = _LDST[size]
+    if cls == op.LDX:
+        t = "s" + t[1:] if mode == op.MEMSX else t
+        return f"r{dst} = *({t} *)(r{src} {_koff(off)})"
+    if cls == op.ST:
+        return f"*({t} *)(r{dst} {_koff(off)}) = {imm}"
+    if cls == op.STX:
+        mem = f"({t} *)(r{dst} {_koff(off)})"
+        if mode == op.MEM:
+            return f"*{mem} = r{src}"
+        wide = "64" if size == op.DW else ""
+        if imm in ATOMIC_SYMBOLS:
+            return f"lock *{mem} {ATOMIC_SYMBOLS[imm]} r{src}"
+        if imm == op.XCHG:
+            return f"r{src} = atomic{wide}_xchg({mem}, r{src})"
+        if imm == op.CMPXCHG:
+            return f"r0 = atomic{wide}_cmpxchg({mem}, r0, r{src})"
+        return f"r{src} = atomic{wide}_fetch_{op.ATOMIC_NAMES[imm & ~op.FETCH]}({mem}, r{src})"
+    if code == op.LDDW:
+        if src == op.PSEUDO_FUNC:
+            return f"r{dst} = func pc{_s64(imm):+d}"
+        return f"r{dst} = {imm & _MASK64:#x}"
+    if mode == op.ABS:
+        return f"r0 = *({t} *)skb[{imm}]"
+    return f"r0 = *({t} *)skb[r{src} + {imm}]"
+
+
 def _invalid(insn: Instruction, reason: str) -> str:
     return (
         f"<invalid: {reason}; op={insn.opcode:#04x} dst={insn.dst} src={insn.src} "
@@ -306,10 +383,12 @@ def format_insn(
     target) jumps print relative offsets. An invalid encoding prints as ``<invalid: ...>``.
     """
     if dialect not in DIALECTS:
-        raise ValueError(f"unknown dialect {dialect!r} (expected 'llvm' or 'conformance')")
+        raise ValueError(f"unknown dialect {dialect!r} (expected one of {', '.join(DIALECTS)})")
     reason = check(insn)
     if reason:
         return _invalid(insn, reason)
+    if dialect == "kernel":
+        return kernel_insn(insn)
     f = _Fmt(dialect, pc, labels)
     return f.llvm_insn(insn) if f.llvm else f.conf_insn(insn)
 
@@ -333,12 +412,19 @@ def disassemble(
     """A listing that :func:`bpfkit.isa.asm.assemble_text` turns back into the same bytes.
 
     With ``labels`` every in-range jump/call/func target gets a ``L<slot>:`` line; with
-    ``helper_names`` helper calls carry a ``# bpf_<name>`` comment.
+    ``helper_names`` helper calls carry a ``# bpf_<name>`` comment. The ``kernel`` dialect
+    is for reading, not assembling: ``<slot>: (<opcode>) <text>`` lines as the kernel's
+    verifier log prints them.
     """
     if dialect not in DIALECTS:
-        raise ValueError(f"unknown dialect {dialect!r} (expected 'llvm' or 'conformance')")
+        raise ValueError(f"unknown dialect {dialect!r} (expected one of {', '.join(DIALECTS)})")
     insns = list(insns)
     pcs = slot_positions(insns)
+    if dialect == "kernel":
+        return "".join(
+            f"{pc}: ({insn.opcode:02x}) {format_insn(insn, 'kernel')}\n"
+            for insn, pc in zip(insns, pcs, strict=True)
+        )
     total = pcs[-1] + insns[-1].slots if insns else 0
     names: dict[int, str] = {}
     if labels:

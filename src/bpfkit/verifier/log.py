@@ -11,7 +11,7 @@ def _disasm(insn: Instruction) -> str:
     try:
         from ..isa.disasm import format_insn
 
-        return format_insn(insn)
+        return format_insn(insn, "kernel")  # the text the kernel's log prints
     except Exception:  # noqa: BLE001 - the log must never fail
         return insn.raw_repr()
 
