@@ -98,3 +98,26 @@ def test_cli_disasm_kernel_dialect(tmp_path):
         "2: (b7) r0 = 1",
         "3: (95) exit",
     ]
+
+
+@pytest.mark.kernel
+def test_level2_log_lines_match_the_kernel(tmp_path, kernel):
+    """bpfkit's level-2 log prints each instruction and the registers and stack slots it
+    touched as the kernel does (the map address in a map load is the kernel's own)."""
+    from pathlib import Path
+
+    import bpfkit
+    from bpfkit.obj import load_object
+    from bpfkit.obj.build import compile_c
+    from bpfkit.verifier import verify_spec
+
+    root = Path(__file__).resolve().parent.parent
+    obj = compile_c(root / "examples" / "xdp_proto_count.c", tmp_path / "x.o").object
+    ours = verify_spec(load_object(obj), "count_protocols", log_level=2, cache=False).log
+    with bpfkit.load(obj, backend="kernel", log_level=2) as k:
+        theirs = k.programs["count_protocols"].log
+    o = [line for line in ours.splitlines() if LINE.match(line)]
+    t = [line for line in theirs.splitlines() if LINE.match(line)]
+    assert len(o) == len(t) > 20
+    differ = [(a, b) for a, b in zip(o, t, strict=True) if a != b and " = 0x" not in b]
+    assert not differ, differ[:3]

@@ -284,6 +284,7 @@ def _check(
             gpl=gpl,
             global_funcs=global_funcs,
         )
+        log.branches = checker.stack
         stats = checker.run()
     except Reject as rej:
         st = checker.st if checker is not None else None

@@ -243,21 +243,29 @@ class Reg:
         return fmt_reg(self)
 
 
+def _snum(v: int) -> str:
+    """The kernel's ``verbose_snum``: decimal for 16-bit-sized values, else hex."""
+    v = s64(v)
+    if -32768 <= v <= 32767:
+        return str(v)
+    return f"{v & U64_MAX:#x}"
+
+
+def _unum(v: int) -> str:
+    """The kernel's ``verbose_unum``."""
+    return str(v) if v <= 65535 else f"{v:#x}"
+
+
 def fmt_reg(r: Reg) -> str:
-    """The register as the kernel's log prints it (``scalar(umax=255)``, ``fp-8``...)."""
+    """The register as the kernel's log prints it (``print_reg_state``): ``scalar(umax=255)``,
+    ``fp-8``, ``map_value(map=m,ks=4,vs=8)``, constants as ``verbose_snum``."""
     t = r.type
     if t == NOT_INIT:
         return "?"
-    if t == SCALAR:
-        if r.is_const() and not r.id:
-            return str(r.smin)
-        parts = []
-        if r.id:
-            parts.append(f"id={r.id}")
-        parts.extend(_bounds_parts(r))
-        return f"scalar({','.join(parts)})"
-    if t == PTR_TO_STACK and r.var_off == tnum.ZERO and not r.id:
-        return f"fp{r.off}" if r.off < 0 else f"fp{r.off}" if r.off == 0 else f"fp+{r.off}"
+    if t == SCALAR and not r.var_off.mask:
+        return _snum(r.var_off.value)
+    if t == PTR_TO_STACK and not r.var_off.mask:
+        return "fp" + _snum(r.var_off.value + r.off)
     parts = []
     if r.id:
         parts.append(f"id={r.id}")
@@ -265,40 +273,51 @@ def fmt_reg(r: Reg) -> str:
         parts.append(f"ref_obj_id={r.ref_obj_id}")
     if t in (PTR_TO_MAP_VALUE, CONST_PTR_TO_MAP, PTR_TO_MAP_KEY) and r.map is not None:
         parts.append(f"map={r.map.name},ks={r.map.key_size},vs={r.map.value_size}")
-    if r.off:
+    if t != SCALAR and r.off:
         parts.append(f"off={r.off}")
     if t in PACKET_TYPES:
         parts.append(f"r={r.range}")
     if t == PTR_TO_MEM:
         parts.append(f"sz={r.mem_size}")
-    if r.var_off != tnum.ZERO:
+    if not r.var_off.mask:
+        if r.var_off.value:
+            parts.append(f"imm={r.var_off.value:x}")
+    else:
         parts.extend(_bounds_parts(r))
-    if t == PTR_TO_STACK:
-        return f"fp({','.join(parts)})" if parts else "fp0"
-    return f"{r.type_name()}({','.join(parts)})"
+    name = "fp" if t == PTR_TO_STACK else r.type_name()
+    return f"{name}({','.join(parts)})"
 
 
 def _bounds_parts(r: Reg) -> list[str]:
+    """``print_scalar_ranges``: non-default bounds, equal ones named together
+    (``smin=smin32=0``), never mixing negative and non-negative signed values; then
+    the known bits unless nothing is known."""
+    s32min = r.s32min if -32768 <= r.s32min <= 32767 else r.s32min & U32_MAX
+    s32max = r.s32max if -32768 <= r.s32max <= 32767 else r.s32max & U32_MAX
+    items = [
+        ["smin", r.smin & U64_MAX, r.smin == S64_MIN],
+        ["smax", r.smax & U64_MAX, r.smax == S64_MAX],
+        ["umin", r.umin, r.umin == 0],
+        ["umax", r.umax, r.umax == U64_MAX],
+        ["smin32", s32min & U64_MAX, r.s32min == S32_MIN],
+        ["smax32", s32max & U64_MAX, r.s32max == S32_MAX],
+        ["umin32", r.u32min, r.u32min == 0],
+        ["umax32", r.u32max, r.u32max == U32_MAX],
+    ]
     out = []
-    if r.smin != S64_MIN and r.smin != r.umin:
-        out.append(f"smin={r.smin}")
-    if r.smax != S64_MAX and r.smax != r.umax:
-        out.append(f"smax={r.smax}")
-    if r.umin != 0:
-        out.append(f"umin={r.umin}")
-    if r.umax != U64_MAX:
-        out.append(f"umax={r.umax}")
-    if r.s32min != S32_MIN and r.s32min != r.smin and r.s32min != r.u32min:
-        out.append(f"smin32={r.s32min}")
-    if r.s32max != S32_MAX and r.s32max != r.smax and r.s32max != r.u32max:
-        out.append(f"smax32={r.s32max}")
-    if r.u32min != 0 and r.u32min != r.umin:
-        out.append(f"umin32={r.u32min}")
-    if r.u32max != U32_MAX and r.u32max != r.umax:
-        out.append(f"umax32={r.u32max}")
-    if r.var_off.mask != M64 and not (
-        r.var_off.value == 0 and r.var_off.mask + 1 == r.umax + 1 and r.umin == 0
-    ):
+    for i, (name, val, omit) in enumerate(items):
+        if omit:
+            continue
+        neg = name[0] == "s" and val >> 63
+        names = [name]
+        for j in range(i + 2, len(items), 2):
+            n2, v2, o2 = items[j]
+            if o2 or v2 != val or (n2[0] == "s" and bool(v2 >> 63)) != bool(neg):
+                continue
+            items[j][2] = True
+            names.append(n2)
+        out.append("=".join(names) + "=" + (_snum(val) if name[0] == "s" else _unum(val)))
+    if r.var_off.mask != U64_MAX:
         out.append(f"var_off={tnum.fmt(r.var_off)}")
     return out
 
