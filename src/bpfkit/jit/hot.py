@@ -251,6 +251,380 @@ none:
   ret ptr null
 }}
 
+define internal void @hk_st(ptr %p, i64 %i, i64 %v) alwaysinline {{
+  %a = getelementptr i64, ptr %p, i64 %i
+  store i64 %v, ptr %a
+  ret void
+}}
+
+; the record of %slot (SW words)
+define internal ptr @hk_srec(ptr %d, i64 %slot) alwaysinline {{
+  %sl = call ptr @hk_word(ptr %d, i64 {nm.D_SLOTS})
+  %o = mul i64 %slot, {nm.SW}
+  %p = getelementptr i64, ptr %sl, i64 %o
+  ret ptr %p
+}}
+
+; the address of %slot's value (part 0)
+define internal i64 @hk_vaddr(ptr %d, i64 %slot) {{
+  %ch = call i64 @hk_ld(ptr %d, i64 {nm.D_CHUNK})
+  %c = udiv i64 %slot, %ch
+  %o = urem i64 %slot, %ch
+  %tab = call ptr @hk_word(ptr %d, i64 {nm.D_CHUNKS})
+  %cb = call i64 @hk_ld(ptr %tab, i64 %c)
+  %el = call i64 @hk_ld(ptr %d, i64 {nm.D_ELEM})
+  %off = mul i64 %o, %el
+  %a = add i64 %cb, %off
+  ret i64 %a
+}}
+
+; the current CPU's part of the value at %va
+define internal i64 @hk_part(ptr %envd, ptr %d, i64 %va) {{
+  %parts = call i64 @hk_ld(ptr %d, i64 {nm.D_PARTS})
+  %pc = icmp ugt i64 %parts, 1
+  %cpu0 = call i64 @hk_ld(ptr %envd, i64 {nm.E_CPU})
+  %cpu = select i1 %pc, i64 %cpu0, i64 0
+  %ps = call i64 @hk_ld(ptr %d, i64 {nm.D_PSIZE})
+  %o = mul i64 %cpu, %ps
+  %a = add i64 %va, %o
+  ret i64 %a
+}}
+
+; ---- the LRU order: slot + 1 links, 0 = none
+define internal void @hk_lru_unlink(ptr %d, i64 %slot) {{
+entry:
+  %r = call ptr @hk_srec(ptr %d, i64 %slot)
+  %p = call i64 @hk_ld(ptr %r, i64 {nm.S_LPREV})
+  %n = call i64 @hk_ld(ptr %r, i64 {nm.S_LNEXT})
+  %hp = icmp ne i64 %p, 0
+  br i1 %hp, label %pp, label %ph
+pp:
+  %p1 = sub i64 %p, 1
+  %pr = call ptr @hk_srec(ptr %d, i64 %p1)
+  call void @hk_st(ptr %pr, i64 {nm.S_LNEXT}, i64 %n)
+  br label %nx
+ph:
+  call void @hk_st(ptr %d, i64 {nm.D_LHEAD}, i64 %n)
+  br label %nx
+nx:
+  %hn = icmp ne i64 %n, 0
+  br i1 %hn, label %np, label %nt
+np:
+  %n1 = sub i64 %n, 1
+  %nr = call ptr @hk_srec(ptr %d, i64 %n1)
+  call void @hk_st(ptr %nr, i64 {nm.S_LPREV}, i64 %p)
+  br label %done
+nt:
+  call void @hk_st(ptr %d, i64 {nm.D_LTAIL}, i64 %p)
+  br label %done
+done:
+  call void @hk_st(ptr %r, i64 {nm.S_LPREV}, i64 0)
+  call void @hk_st(ptr %r, i64 {nm.S_LNEXT}, i64 0)
+  ret void
+}}
+
+define internal void @hk_lru_append(ptr %d, i64 %slot) {{
+entry:
+  %r = call ptr @hk_srec(ptr %d, i64 %slot)
+  %t = call i64 @hk_ld(ptr %d, i64 {nm.D_LTAIL})
+  %s1 = add i64 %slot, 1
+  call void @hk_st(ptr %r, i64 {nm.S_LPREV}, i64 %t)
+  call void @hk_st(ptr %r, i64 {nm.S_LNEXT}, i64 0)
+  %ht = icmp ne i64 %t, 0
+  br i1 %ht, label %tl, label %hd
+tl:
+  %t1 = sub i64 %t, 1
+  %tr = call ptr @hk_srec(ptr %d, i64 %t1)
+  call void @hk_st(ptr %tr, i64 {nm.S_LNEXT}, i64 %s1)
+  br label %done
+hd:
+  call void @hk_st(ptr %d, i64 {nm.D_LHEAD}, i64 %s1)
+  br label %done
+done:
+  call void @hk_st(ptr %d, i64 {nm.D_LTAIL}, i64 %s1)
+  ret void
+}}
+
+; an LRU map's element was used: it becomes the most recent
+define internal void @hk_touch(ptr %d, i64 %slot) {{
+entry:
+  %lru = call i64 @hk_ld(ptr %d, i64 {nm.D_LRU})
+  %no = icmp eq i64 %lru, 0
+  br i1 %no, label %done, label %t
+t:
+  %tail = call i64 @hk_ld(ptr %d, i64 {nm.D_LTAIL})
+  %s1 = add i64 %slot, 1
+  %last = icmp eq i64 %tail, %s1
+  br i1 %last, label %done, label %mv
+mv:
+  call void @hk_lru_unlink(ptr %d, i64 %slot)
+  call void @hk_lru_append(ptr %d, i64 %slot)
+  br label %done
+done:
+  ret void
+}}
+
+; ---- the run's region table: a value Region's permissions follow its element (SlotRegion)
+define internal void @hk_setperm(ptr %ctx, i64 %a, i64 %perm) {{
+entry:
+  %tp = call ptr @hk_word(ptr %ctx, i64 {abi.TABLE})
+  %len = call i64 @hk_ld(ptr %ctx, i64 {abi.TABLE_LEN})
+  br label %loop
+loop:
+  %lo = phi i64 [0, %entry], [%lo2, %body]
+  %hi = phi i64 [%len, %entry], [%hi2, %body]
+  %c = icmp ult i64 %lo, %hi
+  br i1 %c, label %body, label %found
+body:
+  %s = add i64 %lo, %hi
+  %mid = lshr i64 %s, 1
+  %m3 = mul i64 %mid, 3
+  %b = call i64 @hk_ld(ptr %tp, i64 %m3)
+  %le = icmp ule i64 %b, %a
+  %mid1 = add i64 %mid, 1
+  %lo2 = select i1 %le, i64 %mid1, i64 %lo
+  %hi2 = select i1 %le, i64 %hi, i64 %mid
+  br label %loop
+found:
+  %z = icmp eq i64 %lo, 0
+  br i1 %z, label %seeds, label %chk
+chk:
+  %k = sub i64 %lo, 1
+  %k3 = mul i64 %k, 3
+  %eb = call i64 @hk_ld(ptr %tp, i64 %k3)
+  %same = icmp eq i64 %eb, %a
+  br i1 %same, label %set, label %seeds
+set:
+  %k32 = add i64 %k3, 2
+  call void @hk_st(ptr %tp, i64 %k32, i64 %perm)
+  br label %seeds
+seeds:
+  %kill = icmp eq i64 %perm, 0
+  br i1 %kill, label %s1, label %done
+s1:
+  %sb = call i64 @hk_ld(ptr %ctx, i64 {abi.SEED_BASE})
+  %sm = icmp eq i64 %sb, %a
+  br i1 %sm, label %s2, label %s3
+s2:
+  call void @hk_st(ptr %ctx, i64 {abi.SEED_BASE}, i64 0)
+  call void @hk_st(ptr %ctx, i64 {abi.SEED_RLIM}, i64 0)
+  call void @hk_st(ptr %ctx, i64 {abi.SEED_WLIM}, i64 0)
+  br label %s3
+s3:
+  %ab = call i64 @hk_ld(ptr %ctx, i64 {abi.ARG_BASE})
+  %am = icmp eq i64 %ab, %a
+  br i1 %am, label %s4, label %done
+s4:
+  call void @hk_st(ptr %ctx, i64 {abi.ARG_BASE}, i64 0)
+  call void @hk_st(ptr %ctx, i64 {abi.ARG_RLIM}, i64 0)
+  call void @hk_st(ptr %ctx, i64 {abi.ARG_WLIM}, i64 0)
+  br label %done
+done:
+  ret void
+}}
+
+; every part of %slot's value gets %perm in the run's table
+define internal void @hk_setperms(ptr %ctx, ptr %d, i64 %slot, i64 %perm) {{
+entry:
+  %va = call i64 @hk_vaddr(ptr %d, i64 %slot)
+  %parts = call i64 @hk_ld(ptr %d, i64 {nm.D_PARTS})
+  %ps = call i64 @hk_ld(ptr %d, i64 {nm.D_PSIZE})
+  br label %loop
+loop:
+  %i = phi i64 [0, %entry], [%i1, %body]
+  %more = icmp ult i64 %i, %parts
+  br i1 %more, label %body, label %done
+body:
+  %o = mul i64 %i, %ps
+  %a = add i64 %va, %o
+  call void @hk_setperm(ptr %ctx, i64 %a, i64 %perm)
+  %i1 = add i64 %i, 1
+  br label %loop
+done:
+  ret void
+}}
+
+; ---- the journal Python replays (HashMap._sync)
+define internal i1 @hk_logroom(ptr %d, i64 %n) alwaysinline {{
+  %nl = call i64 @hk_ld(ptr %d, i64 {nm.D_NLOG})
+  %cap = call i64 @hk_ld(ptr %d, i64 {nm.D_LOGCAP})
+  %need = add i64 %nl, %n
+  %ok = icmp ule i64 %need, %cap
+  ret i1 %ok
+}}
+
+define internal void @hk_log(ptr %d, i64 %op, i64 %slot, ptr %kp, i64 %ks) {{
+  %nl = call i64 @hk_ld(ptr %d, i64 {nm.D_NLOG})
+  %w = call i64 @hk_ld(ptr %d, i64 {nm.D_LOGW})
+  %log = call ptr @hk_word(ptr %d, i64 {nm.D_LOG})
+  %o = mul i64 %nl, %w
+  %rec = getelementptr i64, ptr %log, i64 %o
+  call void @hk_st(ptr %rec, i64 0, i64 %op)
+  call void @hk_st(ptr %rec, i64 1, i64 %slot)
+  %kd = getelementptr i8, ptr %rec, i64 16
+  call void @llvm.memmove.p0.p0.i64(ptr %kd, ptr %kp, i64 %ks, i1 false)
+  %nl1 = add i64 %nl, 1
+  call void @hk_st(ptr %d, i64 {nm.D_NLOG}, i64 %nl1)
+  ret void
+}}
+
+; the index can take one more key without a rebuild (HashIndex.insert's test)
+define internal i1 @hk_room(ptr %d) alwaysinline {{
+  %n = call i64 @hk_ld(ptr %d, i64 {nm.D_COUNT})
+  %t = call i64 @hk_ld(ptr %d, i64 {nm.D_TOMBS})
+  %mask = call i64 @hk_ld(ptr %d, i64 {nm.D_MASK})
+  %cap = add i64 %mask, 1
+  %u = add i64 %n, %t
+  %u1 = add i64 %u, 1
+  %u2 = shl i64 %u1, 1
+  %ok = icmp ule i64 %u2, %cap
+  ret i1 %ok
+}}
+
+; HashIndex._place: the first empty or deleted bucket from the key's home
+define internal void @hk_place(ptr %d, ptr %kp, i64 %ks, i64 %slot, i64 %va) {{
+entry:
+  %tb = call ptr @hk_word(ptr %d, i64 {nm.D_BASE})
+  %mask = call i64 @hk_ld(ptr %d, i64 {nm.D_MASK})
+  %shift = call i64 @hk_ld(ptr %d, i64 {nm.D_SHIFT})
+  %bs = call i64 @hk_ld(ptr %d, i64 {nm.D_BUCKET})
+  %h = call i64 @hk_hash(ptr %kp, i64 %ks)
+  %hm = mul i64 %h, {_C}
+  %i0 = lshr i64 %hm, %shift
+  br label %loop
+loop:
+  %i = phi i64 [%i0, %entry], [%i1, %next]
+  %bo = mul i64 %i, %bs
+  %b = getelementptr i8, ptr %tb, i64 %bo
+  %t = load i64, ptr %b
+  %free = icmp ule i64 %t, 1
+  br i1 %free, label %put, label %next
+next:
+  %ia = add i64 %i, 1
+  %i1 = and i64 %ia, %mask
+  br label %loop
+put:
+  %tomb = icmp eq i64 %t, 1
+  %tn = call i64 @hk_ld(ptr %d, i64 {nm.D_TOMBS})
+  %tz = zext i1 %tomb to i64
+  %tn1 = sub i64 %tn, %tz
+  call void @hk_st(ptr %d, i64 {nm.D_TOMBS}, i64 %tn1)
+  %cn = call i64 @hk_ld(ptr %d, i64 {nm.D_COUNT})
+  %cn1 = add i64 %cn, 1
+  call void @hk_st(ptr %d, i64 {nm.D_COUNT}, i64 %cn1)
+  %tag = add i64 %h, 2
+  call void @hk_st(ptr %b, i64 0, i64 %tag)
+  call void @hk_st(ptr %b, i64 {nm.B_VADDR // 8}, i64 %va)
+  call void @hk_st(ptr %b, i64 {nm.B_REG // 8}, i64 0)
+  call void @hk_st(ptr %b, i64 {nm.B_SLOT // 8}, i64 %slot)
+  %kd = getelementptr i8, ptr %b, i64 {nm.B_KEY}
+  call void @llvm.memmove.p0.p0.i64(ptr %kd, ptr %kp, i64 %ks, i1 false)
+  %r = call ptr @hk_srec(ptr %d, i64 %slot)
+  %i1b = add i64 %i, 1
+  call void @hk_st(ptr %r, i64 {nm.S_BUCKET}, i64 %i1b)
+  ret void
+}}
+
+; HashMap._remove of the element in bucket %b: tombstone, slot freed (its Regions lose
+; their permissions), LRU unlinked, journaled
+define internal void @hk_kill(ptr %ctx, ptr %d, ptr %b) {{
+entry:
+  %slot = call i64 @hk_ld(ptr %b, i64 {nm.B_SLOT // 8})
+  call void @hk_st(ptr %b, i64 0, i64 1)
+  %tn = call i64 @hk_ld(ptr %d, i64 {nm.D_TOMBS})
+  %tn1 = add i64 %tn, 1
+  call void @hk_st(ptr %d, i64 {nm.D_TOMBS}, i64 %tn1)
+  %cn = call i64 @hk_ld(ptr %d, i64 {nm.D_COUNT})
+  %cn1 = sub i64 %cn, 1
+  call void @hk_st(ptr %d, i64 {nm.D_COUNT}, i64 %cn1)
+  %r = call ptr @hk_srec(ptr %d, i64 %slot)
+  call void @hk_st(ptr %r, i64 {nm.S_BUCKET}, i64 0)
+  call void @hk_st(ptr %r, i64 {nm.S_LIVE}, i64 0)
+  %lru = call i64 @hk_ld(ptr %d, i64 {nm.D_LRU})
+  %isl = icmp ne i64 %lru, 0
+  br i1 %isl, label %ul, label %fr
+ul:
+  call void @hk_lru_unlink(ptr %d, i64 %slot)
+  br label %fr
+fr:
+  %nf = call i64 @hk_ld(ptr %d, i64 {nm.D_NFREE})
+  %fs = call ptr @hk_word(ptr %d, i64 {nm.D_FREE})
+  call void @hk_st(ptr %fs, i64 %nf, i64 %slot)
+  %nf1 = add i64 %nf, 1
+  call void @hk_st(ptr %d, i64 {nm.D_NFREE}, i64 %nf1)
+  %u = call i64 @hk_ld(ptr %d, i64 {nm.D_USED})
+  %u1 = sub i64 %u, 1
+  call void @hk_st(ptr %d, i64 {nm.D_USED}, i64 %u1)
+  %reg = call i64 @hk_ld(ptr %r, i64 {nm.S_REG})
+  %hasr = icmp ne i64 %reg, 0
+  br i1 %hasr, label %pm, label %lg
+pm:
+  call void @hk_setperms(ptr %ctx, ptr %d, i64 %slot, i64 0)
+  br label %lg
+lg:
+  call void @hk_log(ptr %d, i64 {nm.J_DELETE}, i64 %slot, ptr %b, i64 0)
+  ret void
+}}
+
+; the slot the next insert takes (ValueStore order: free stack, LIFO, then fresh)
+define internal i64 @hk_next_slot(ptr %d) {{
+entry:
+  %nf = call i64 @hk_ld(ptr %d, i64 {nm.D_NFREE})
+  %z = icmp eq i64 %nf, 0
+  br i1 %z, label %fresh, label %pop
+fresh:
+  %f = call i64 @hk_ld(ptr %d, i64 {nm.D_FRESH})
+  ret i64 %f
+pop:
+  %fs = call ptr @hk_word(ptr %d, i64 {nm.D_FREE})
+  %nf1 = sub i64 %nf, 1
+  %s = call i64 @hk_ld(ptr %fs, i64 %nf1)
+  ret i64 %s
+}}
+
+; HashMap._insert of key %kp into %slot (= hk_next_slot, its Regions registered; the
+; caller checked room in the index and the journal), then the value copied into the
+; current CPU's part
+define internal void @hk_insert(ptr %ctx, ptr %envd, ptr %d, ptr %kp, i64 %ks, i64 %slot, ptr %vp, i64 %vs) {{
+entry:
+  %nf = call i64 @hk_ld(ptr %d, i64 {nm.D_NFREE})
+  %z = icmp eq i64 %nf, 0
+  br i1 %z, label %fresh, label %pop
+fresh:
+  %f1 = add i64 %slot, 1
+  call void @hk_st(ptr %d, i64 {nm.D_FRESH}, i64 %f1)
+  br label %take
+pop:
+  %nf1 = sub i64 %nf, 1
+  call void @hk_st(ptr %d, i64 {nm.D_NFREE}, i64 %nf1)
+  br label %take
+take:
+  %u = call i64 @hk_ld(ptr %d, i64 {nm.D_USED})
+  %u1 = add i64 %u, 1
+  call void @hk_st(ptr %d, i64 {nm.D_USED}, i64 %u1)
+  %va = call i64 @hk_vaddr(ptr %d, i64 %slot)
+  %vptr = inttoptr i64 %va to ptr
+  %el = call i64 @hk_ld(ptr %d, i64 {nm.D_ELEM})
+  call void @llvm.memset.p0.i64(ptr %vptr, i8 0, i64 %el, i1 false)
+  call void @hk_place(ptr %d, ptr %kp, i64 %ks, i64 %slot, i64 %va)
+  %r = call ptr @hk_srec(ptr %d, i64 %slot)
+  call void @hk_st(ptr %r, i64 {nm.S_LIVE}, i64 1)
+  %lru = call i64 @hk_ld(ptr %d, i64 {nm.D_LRU})
+  %isl = icmp ne i64 %lru, 0
+  br i1 %isl, label %ap, label %pm
+ap:
+  call void @hk_lru_append(ptr %d, i64 %slot)
+  br label %pm
+pm:
+  %perms = call i64 @hk_ld(ptr %d, i64 {nm.D_PERMS})
+  call void @hk_setperms(ptr %ctx, ptr %d, i64 %slot, i64 %perms)
+  call void @hk_log(ptr %d, i64 {nm.J_INSERT}, i64 %slot, ptr %kp, i64 %ks)
+  %pa = call i64 @hk_part(ptr %envd, ptr %d, i64 %va)
+  %dst = inttoptr i64 %pa to ptr
+  call void @llvm.memmove.p0.p0.i64(ptr %dst, ptr %vp, i64 %vs, i1 false)
+  ret void
+}}
+
 define i64 @bpfkit_map_lookup(ptr %ctx, i64 %r1, i64 %r2) {{
 entry:
   %envd = call ptr @hk_word(ptr %ctx, i64 {abi.ENV_DATA})
@@ -295,12 +669,16 @@ h1:
   %nb = icmp eq ptr %b, null
   br i1 %nb, label %null, label %h2
 h2:
-  %reg = call i64 @hk_ld(ptr %b, i64 {nm.B_REG // 8})
+  %slot = call i64 @hk_ld(ptr %b, i64 {nm.B_SLOT // 8})
+  %rec = call ptr @hk_srec(ptr %d, i64 %slot)
+  %reg = call i64 @hk_ld(ptr %rec, i64 {nm.S_REG})
   %nr = icmp eq i64 %reg, 0
   br i1 %nr, label %fb, label %h3
 h3:
+  call void @hk_touch(ptr %d, i64 %slot)
   %vh = call i64 @hk_ld(ptr %b, i64 {nm.B_VADDR // 8})
-  ret i64 %vh
+  %vp = call i64 @hk_part(ptr %envd, ptr %d, i64 %vh)
+  ret i64 %vp
 null:
   ret i64 0
 fb:
@@ -376,12 +754,65 @@ h1:
   br i1 %nb, label %absent, label %present
 absent:
   %ex = icmp eq i64 %mode, 2
-  br i1 %ex, label %enoent, label %fb
+  br i1 %ex, label %enoent, label %new
+new:
+  %used = call i64 @hk_ld(ptr %d, i64 {nm.D_USED})
+  %hmax = call i64 @hk_ld(ptr %d, i64 {nm.D_MAX})
+  %full = icmp uge i64 %used, %hmax
+  %room = call i1 @hk_room(ptr %d)
+  br i1 %full, label %isfull, label %n1
+n1:
+  %slot = call i64 @hk_next_slot(ptr %d)
+  %rec = call ptr @hk_srec(ptr %d, i64 %slot)
+  %reg = call i64 @hk_ld(ptr %rec, i64 {nm.S_REG})
+  %hasr = icmp ne i64 %reg, 0
+  %lr1 = call i1 @hk_logroom(ptr %d, i64 1)
+  %ok0 = and i1 %hasr, %room
+  %ok1 = and i1 %ok0, %lr1
+  br i1 %ok1, label %ins, label %fb
+ins:
+  call void @hk_insert(ptr %ctx, ptr %envd, ptr %d, ptr %kp, i64 %ks, i64 %slot, ptr %vp, i64 %vs)
+  ret i64 0
+isfull:
+  %lru = call i64 @hk_ld(ptr %d, i64 {nm.D_LRU})
+  %nolru = icmp eq i64 %lru, 0
+  br i1 %nolru, label %e2big, label %ev
+ev:
+  %lh = call i64 @hk_ld(ptr %d, i64 {nm.D_LHEAD})
+  %none = icmp eq i64 %lh, 0
+  br i1 %none, label %e2big, label %ev1
+ev1:
+  ; LruHashMap: the least recently used element goes, its slot takes the new key
+  %victim = sub i64 %lh, 1
+  %vrec = call ptr @hk_srec(ptr %d, i64 %victim)
+  %vreg = call i64 @hk_ld(ptr %vrec, i64 {nm.S_REG})
+  %vhasr = icmp ne i64 %vreg, 0
+  %lr2 = call i1 @hk_logroom(ptr %d, i64 2)
+  %vok0 = and i1 %vhasr, %room
+  %vok1 = and i1 %vok0, %lr2
+  br i1 %vok1, label %ev2, label %fb
+ev2:
+  %vbi = call i64 @hk_ld(ptr %vrec, i64 {nm.S_BUCKET})
+  %vbi0 = sub i64 %vbi, 1
+  %tb = call ptr @hk_word(ptr %d, i64 {nm.D_BASE})
+  %bs = call i64 @hk_ld(ptr %d, i64 {nm.D_BUCKET})
+  %vbo = mul i64 %vbi0, %bs
+  %vb = getelementptr i8, ptr %tb, i64 %vbo
+  call void @hk_kill(ptr %ctx, ptr %d, ptr %vb)
+  %evn = call i64 @hk_ld(ptr %d, i64 {nm.D_EVICT})
+  %evn1 = add i64 %evn, 1
+  call void @hk_st(ptr %d, i64 {nm.D_EVICT}, i64 %evn1)
+  call void @hk_insert(ptr %ctx, ptr %envd, ptr %d, ptr %kp, i64 %ks, i64 %victim, ptr %vp, i64 %vs)
+  ret i64 0
 present:
   %noexh = icmp eq i64 %mode, 1
   br i1 %noexh, label %eexist, label %h2
 h2:
-  %vh = call ptr @hk_word(ptr %b, i64 {nm.B_VADDR // 8})
+  %pslot = call i64 @hk_ld(ptr %b, i64 {nm.B_SLOT // 8})
+  call void @hk_touch(ptr %d, i64 %pslot)
+  %vh0 = call i64 @hk_ld(ptr %b, i64 {nm.B_VADDR // 8})
+  %vh1 = call i64 @hk_part(ptr %envd, ptr %d, i64 %vh0)
+  %vh = inttoptr i64 %vh1 to ptr
   call void @llvm.memmove.p0.p0.i64(ptr %vh, ptr %vp, i64 %vs, i1 false)
   ret i64 0
 einval:
@@ -394,6 +825,44 @@ enoent:
   ret i64 -2
 fb:
   %r = call i64 @hk_fallback(ptr %ctx, i64 2, i64 %r1, i64 %r2, i64 %r3, i64 %r4, i64 0)
+  ret i64 %r
+}}
+
+define i64 @bpfkit_map_delete(ptr %ctx, i64 %r1, i64 %r2) {{
+entry:
+  %envd = call ptr @hk_word(ptr %ctx, i64 {abi.ENV_DATA})
+  %ne = icmp eq ptr %envd, null
+  br i1 %ne, label %fb, label %m
+m:
+  %d = call ptr @hk_map(ptr %envd, i64 %r1)
+  %nd = icmp eq ptr %d, null
+  br i1 %nd, label %fb, label %k
+k:
+  %kind = call i64 @hk_ld(ptr %d, i64 {nm.D_KIND})
+  switch i64 %kind, label %fb [ i64 {nm.K_ARRAY}, label %einval
+                                i64 {nm.K_PERCPU_ARRAY}, label %einval
+                                i64 {nm.K_HASH}, label %hash ]
+hash:
+  %ks = call i64 @hk_ld(ptr %d, i64 {nm.D_KEY_SIZE})
+  %kp = inttoptr i64 %r2 to ptr
+  %rdk = call i1 @hk_readable(ptr %ctx, i64 %r2, i64 %ks)
+  br i1 %rdk, label %h1, label %fb
+h1:
+  %b = call ptr @hk_find(ptr %d, ptr %kp, i64 %ks)
+  %nb = icmp eq ptr %b, null
+  br i1 %nb, label %enoent, label %h2
+h2:
+  %lr = call i1 @hk_logroom(ptr %d, i64 1)
+  br i1 %lr, label %h3, label %fb
+h3:
+  call void @hk_kill(ptr %ctx, ptr %d, ptr %b)
+  ret i64 0
+einval:
+  ret i64 -22
+enoent:
+  ret i64 -2
+fb:
+  %r = call i64 @hk_fallback(ptr %ctx, i64 3, i64 %r1, i64 %r2, i64 0, i64 0, i64 0)
   ret i64 %r
 }}
 
@@ -431,12 +900,6 @@ t:
 fb:
   %f = call i64 @hk_fallback(ptr %ctx, i64 7, i64 0, i64 0, i64 0, i64 0, i64 0)
   ret i64 %f
-}}
-
-define internal void @hk_st(ptr %p, i64 %i, i64 %v) alwaysinline {{
-  %a = getelementptr i64, ptr %p, i64 %i
-  store i64 %v, ptr %a
-  ret void
 }}
 
 ; the control block of ring buffer %r1, or null (unknown map or not a ring buffer)
@@ -678,6 +1141,7 @@ fb:
 }}
 
 declare void @llvm.memmove.p0.p0.i64(ptr, ptr, i64, i1)
+declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
 """
 
 _module = None
@@ -702,6 +1166,7 @@ def natives() -> dict[str, NativeHelper]:
     return {
         "map_lookup_elem": nh("bpfkit_map_lookup", 2),
         "map_update_elem": nh("bpfkit_map_update", 4),
+        "map_delete_elem": nh("bpfkit_map_delete", 2),
         "get_prandom_u32": nh("bpfkit_prandom", 0),
         "ringbuf_reserve": nh("bpfkit_ringbuf_reserve", 3),
         "ringbuf_submit": nh("bpfkit_ringbuf_submit", 2),
@@ -716,6 +1181,7 @@ def install() -> None:
     fns = {
         "map_lookup_elem": helpers_maps.map_lookup_elem,
         "map_update_elem": helpers_maps.map_update_elem,
+        "map_delete_elem": helpers_maps.map_delete_elem,
         "get_prandom_u32": helpers_trace.get_prandom_u32,
         "ringbuf_reserve": helpers_maps.ringbuf_reserve,
         "ringbuf_submit": helpers_maps.ringbuf_submit,

@@ -9,32 +9,175 @@ as the kernel's does.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 from collections.abc import Iterator
 
 from ...uapi.enums import MapType
+from ..memory import Region
 from .base import ANY, EXIST, NOEXIST, KeyScratch, ValueStore, VMMap, _err, round8
-from .native import K_HASH, HashIndex, new_descriptor
+from .native import (
+    D_EVICT,
+    D_FRESH,
+    D_NFREE,
+    D_NLOG,
+    D_PERMS,
+    D_USED,
+    J_INSERT,
+    K_HASH,
+    S_LIVE,
+    SW,
+    HashState,
+    new_descriptor,
+)
 
 __all__ = ["HashMap", "PercpuHashMap"]
+
+
+class SlotRegion(Region):
+    """One part of one element's value, registered for the slot's lifetime.
+
+    It is accessible (the map's value permissions) only while the slot holds a live
+    element, and has no permissions while the slot is free: a stale pointer faults as
+    if the Region were gone. Native inserts and deletes flip the slot's live word, so
+    they change what the interpreter, Python and the JIT's region table allow without
+    registering or removing anything.
+    """
+
+    def __init__(self, store: NativeValueStore, slot: int, part: int) -> None:
+        c, o = divmod(slot, store.chunk)
+        off = o * store.elem_size + part * store.part_size
+        self.buf = store._chunks[c]
+        self.base = ctypes.addressof(self.buf) + off
+        self.size = store.value_size
+        self.end = self.base + self.size
+        self.mv = store._mvs[c][off : off + self.size]
+        self._perms = store.perms
+        self._slots = store.hs.slots
+        self._live = slot * SW + S_LIVE
+        self._label = (store.name, slot, part if store.parts > 1 else None)
+
+    @property  # type: ignore[override]
+    def perms(self) -> int:
+        return self._perms if self._slots[self._live] else 0
+
+    @perms.setter
+    def perms(self, value: int) -> None:
+        self._perms = value
+
+    @property  # type: ignore[override]
+    def name(self) -> str:
+        n, slot, part = self._label
+        return f"{n}[{slot}]" + ("" if part is None else f"@cpu{part}")
+
+
+class NativeValueStore(ValueStore):
+    """A :class:`ValueStore` whose allocation state and Regions native code shares.
+
+    Slots come from :class:`~.native.HashState` (free stack, fresh slot, use count) so
+    native inserts pick the slot Python would. A slot's Regions (one per part), once
+    created, stay registered until the map closes (see :class:`SlotRegion`); the slot's
+    ``S_REG`` word says they exist, which is what lets native code hand out a pointer.
+    """
+
+    #: fresh and free slots that get their Regions ahead of a program's insert
+    PREPARE = 64
+
+    def __init__(self, *args, state: HashState, **kw) -> None:
+        self.hs = state
+        super().__init__(*args, **kw)
+
+    @property  # type: ignore[override]
+    def used(self) -> int:
+        return self.hs.desc[D_USED]
+
+    @used.setter
+    def used(self, value: int) -> None:
+        pass  # the native words count
+
+    def _ensure_chunk(self, slot: int) -> None:
+        c = slot // self.chunk
+        while c >= len(self._chunks):
+            buf = (ctypes.c_ubyte * (self.chunk * self.elem_size))()
+            self.hs.chunks[len(self._chunks)] = ctypes.addressof(buf)
+            self._chunks.append(buf)
+            self._mvs.append(memoryview(buf).cast("B"))
+
+    def alloc(self) -> int | None:
+        slot = self.hs.take()
+        if slot is None:
+            return None
+        self._ensure_chunk(slot)
+        c, o = divmod(slot, self.chunk)
+        off = o * self.elem_size
+        self._mvs[c][off : off + self.elem_size] = bytes(self.elem_size)
+        return slot
+
+    def free(self, slot: int) -> None:
+        self.hs.give(slot)  # its Regions stay, without permissions (SlotRegion)
+
+    def region(self, slot: int, part: int = 0) -> Region:
+        if not self.hs.registered(slot):
+            self.register(slot)
+        return self._regions[slot * self.parts + part]
+
+    def register(self, slot: int) -> None:
+        """Register the Regions of every part of ``slot`` (once)."""
+        if self.hs.registered(slot):
+            return
+        self._ensure_chunk(slot)
+        for part in range(self.parts):
+            self._regions[slot * self.parts + part] = self.space.add(SlotRegion(self, slot, part))
+        self.hs.set_registered(slot)
+
+    def prepare(self, slot: int) -> None:
+        """Regions for ``slot`` and the next slots an insert may take (the top of the
+        free stack, the next fresh slots), so native inserts can hand them out."""
+        self.register(slot)
+        hs, d = self.hs, self.hs.desc
+        nfree = d[D_NFREE]
+        for i in range(max(0, nfree - self.PREPARE), nfree):
+            self.register(hs.free[i])
+        fresh = d[D_FRESH]
+        for s in range(fresh, min(self.capacity, fresh + self.PREPARE)):
+            self.register(s)
+
+    def set_perms(self, perms: int) -> None:
+        super().set_perms(perms)
+        self.hs.desc[D_PERMS] = perms
 
 
 class HashMap(VMMap):
     """``BPF_MAP_TYPE_HASH``."""
 
     type = MapType.HASH
+    #: LRU flavours evict the least recently used element instead of failing with E2BIG
+    lru = False
 
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
         self.parts = self.ctx.ncpus if self.percpu else 1
-        self.store = ValueStore(
+        desc = new_descriptor(K_HASH)
+        self.hs = HashState(
+            desc,
+            self.key_size,
+            self.value_size,
+            self.max_entries,
+            parts=self.parts,
+            chunk=min(ValueStore.CHUNK, max(self.max_entries, 1)),
+            lru=self.lru,
+            perms=self.value_perms,
+        )
+        self.store = NativeValueStore(
             f"map:{self.name}",
             self.value_size,
             self.max_entries,
             self.space,
             parts=self.parts,
             perms=self.value_perms,
+            state=self.hs,
         )
+        self._desc = desc
         self.index: dict[bytes, int] = {}
         # insertion-ordered doubly linked list over slots, for get_next_key
         self._keys: list[bytes | None] = []
@@ -43,23 +186,40 @@ class HashMap(VMMap):
         self._head = -1
         self._tail = -1
         self._scratch: KeyScratch | None = None
-        # the native mirror for the JIT's native helpers (plain hash maps only: other
-        # flavours, whose program face differs, always go through Python)
-        self._nindex: HashIndex | None = None
-        self.native_desc = None
-        if self._native_ok():
-            self.native_desc = new_descriptor(K_HASH)
-            d = self.native_desc
-            d[1], d[2], d[3] = self.key_size, self.value_size, self.max_entries
-            self._nindex = HashIndex(self.key_size, d)
-            self._nindex.publish()
+        # what the JIT's native helpers read (see .native): only for the flavours whose
+        # program face is this class's (maps of maps and devmaps differ)
+        self.native_desc = desc if self._native_ok() else None
 
     def _native_ok(self) -> bool:
         cls = type(self)
-        return self.parts == 1 and all(
+        return all(
             getattr(cls, m) is getattr(HashMap, m)
-            for m in ("prog_lookup", "prog_update", "_touch", "_new_slot", "_remove", "_insert")
+            for m in (
+                "prog_lookup",
+                "prog_update",
+                "prog_delete",
+                "_touch",
+                "_new_slot",
+                "_remove",
+                "_insert",
+            )
         )
+
+    @property
+    def evictions(self) -> int:
+        """Elements an LRU flavour evicted to make room."""
+        return self._desc[D_EVICT]
+
+    def _sync(self) -> None:
+        """Replay what native code inserted and deleted into the Python bookkeeping."""
+        if self._desc[D_NLOG]:
+            for op, slot, key in self.hs.drain():
+                if op == J_INSERT:
+                    self.index[key] = slot
+                    self._link(slot, key)
+                else:
+                    del self.index[self._keys[slot]]  # type: ignore[index]
+                    self._unlink(slot)
 
     def check(self) -> None:
         super().check()
@@ -100,19 +260,26 @@ class HashMap(VMMap):
         slot = self.store.alloc()
         if slot is None:
             return None
+        hs = self.hs
         self.index[key] = slot
         self._link(slot, key)
-        if self._nindex is not None:
-            self._nindex.insert(key, slot, self.store.addr(slot))
+        hs.index.insert(key, slot, self.store.addr(slot))
+        hs.set_live(slot, True)
+        if self.lru:
+            hs.lru_append(slot)
         return slot
 
     def _remove(self, key: bytes) -> bool:
+        self._sync()
         slot = self.index.pop(key, None)
         if slot is None:
             return False
+        hs = self.hs
         self._unlink(slot)
-        if self._nindex is not None:
-            self._nindex.remove(slot)
+        hs.index.remove(slot)
+        hs.set_live(slot, False)
+        if self.lru:
+            hs.lru_unlink(slot)
         self.store.free(slot)
         return True
 
@@ -132,6 +299,7 @@ class HashMap(VMMap):
 
     def _check_update(self, key: bytes, flags: int) -> tuple[int | None, int]:
         """(existing slot or None, error) for an update with ``flags``."""
+        self._sync()
         slot = self.index.get(key)
         mode = flags & 3
         if slot is not None and mode == NOEXIST:
@@ -144,6 +312,7 @@ class HashMap(VMMap):
     def lookup(self, key: bytes, flags: int = 0) -> bytes:
         if type(key) is not bytes or len(key) != self.key_size:
             key = self._check_key(key, "map_lookup_elem")
+        self._sync()
         slot = self.index.get(key)
         if slot is None:
             raise _err(errno.ENOENT, "map_lookup_elem")
@@ -172,7 +341,7 @@ class HashMap(VMMap):
                     errno.E2BIG, "map_update_elem", f"map is full ({self.max_entries} entries)"
                 )
         else:
-            self._touch(key)
+            self._touch(slot)
         self._write(slot, value)
 
     def delete(self, key: bytes) -> None:
@@ -183,6 +352,7 @@ class HashMap(VMMap):
     def lookup_and_delete(self, key: bytes | None, flags: int = 0) -> bytes:
         self._check_write("map_lookup_and_delete_elem")
         key = self._check_key(key or b"", "map_lookup_and_delete_elem")
+        self._sync()
         slot = self.index.get(key)
         if slot is None:
             raise _err(errno.ENOENT, "map_lookup_and_delete_elem")
@@ -191,6 +361,7 @@ class HashMap(VMMap):
         return v
 
     def get_next_key(self, key: bytes | None) -> bytes:
+        self._sync()
         slot = None if key is None else self.index.get(bytes(key))
         nxt = self._head if slot is None else self._next[slot]
         if nxt < 0:
@@ -198,6 +369,7 @@ class HashMap(VMMap):
         return self._keys[nxt]  # type: ignore[return-value]
 
     def keys(self) -> Iterator[bytes]:
+        self._sync()
         s = self._head
         while s >= 0:
             k = self._keys[s]
@@ -209,40 +381,51 @@ class HashMap(VMMap):
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """(key, syscall-format value) of every element."""
         for k in list(self.keys()):
+            self._sync()
             slot = self.index.get(k)
             if slot is not None:
                 yield k, self._read(slot)
 
     def __len__(self) -> int:
+        self._sync()
         return len(self.index)
 
-    # ---- hooks the LRU flavour overrides -------------------------------------------------
+    # ---- the LRU policy (exact: one order over every element) --------------------------
     def _new_slot(self, key: bytes) -> int | None:
-        return self._insert(key)
+        slot = self._insert(key)
+        if slot is None and self.lru:
+            victim = self.hs.lru_oldest()
+            if victim is not None:
+                self._remove(self._keys[victim])  # type: ignore[arg-type]
+                self._desc[D_EVICT] += 1
+                slot = self._insert(key)
+        return slot
 
-    def _touch(self, key: bytes) -> None:
-        pass
+    def _touch(self, slot: int) -> None:
+        if self.lru:
+            self.hs.lru_touch(slot)
 
     # ---- program face ------------------------------------------------------------------
     def prog_lookup(self, key_addr: int) -> int:
         key = self.space.read(key_addr, self.key_size)
+        self._sync()
         slot = self.index.get(key)
         if slot is None:
             return 0
-        self._touch(key)
+        self._touch(slot)
         return self._value_addr(slot, self.ctx.cpu if self.parts > 1 else 0)
 
     def _value_addr(self, slot: int, part: int) -> int:
-        """The address of a value part, its Region registered (and the mirror told so)."""
-        base = self.store.region(slot, part).base
-        if self._nindex is not None:
-            self._nindex.mark(slot)
-        return base
+        """The address of a value part, its Region registered (native lookups then
+        hand it out too)."""
+        return self.store.region(slot, part).base
 
     def prog_lookup_percpu(self, key_addr: int, cpu: int) -> int:
         if self.parts == 1 or cpu >= self.parts:
             return 0
-        slot = self.index.get(self.space.read(key_addr, self.key_size))
+        key = self.space.read(key_addr, self.key_size)
+        self._sync()
+        slot = self.index.get(key)
         return 0 if slot is None else self._value_addr(slot, cpu)
 
     def prog_update(self, key_addr: int, value_addr: int, flags: int) -> int:
@@ -257,8 +440,12 @@ class HashMap(VMMap):
             slot = self._new_slot(key)
             if slot is None:
                 return -errno.E2BIG
+            if not self.hs.registered(slot):
+                # a program inserts: its value (and the next few) get their Regions
+                # now, so that native inserts and lookups can hand them out
+                self.store.prepare(slot)
         else:
-            self._touch(key)
+            self._touch(slot)
         self.store.part(slot, self.ctx.cpu if self.parts > 1 else 0)[:] = value
         return 0
 
@@ -270,6 +457,7 @@ class HashMap(VMMap):
             self._scratch = KeyScratch(f"map:{self.name}:key", self.key_size, self.space)
         part = self.ctx.cpu if self.parts > 1 else 0
         for key in list(self.keys()):
+            self._sync()
             slot = self.index.get(key)
             if slot is not None:
                 yield self._scratch.put(key), self._value_addr(slot, part)

@@ -31,10 +31,12 @@ Layouts (all words are little-endian u64):
 from __future__ import annotations
 
 import ctypes
+import mmap
 import struct
 
 __all__ = [
     "HashIndex",
+    "HashState",
     "NativeEnv",
     "hash_key",
     "new_descriptor",
@@ -46,11 +48,40 @@ GOLDEN = 0x9E3779B97F4A7C15
 
 # descriptor words
 D_KIND, D_KEY_SIZE, D_VALUE_SIZE, D_MAX, D_ELEM, D_BASE, D_MASK, D_SHIFT, D_BUCKET = range(9)
-DESC_WORDS = 10
+# hash maps (see HashState)
+(
+    D_COUNT,  # live buckets of the index
+    D_TOMBS,  # deleted buckets of the index
+    D_PARTS,  # values per element (CPUs of a per-CPU map, else 1)
+    D_PSIZE,  # bytes per part (value size rounded up to 8)
+    D_CHUNK,  # slots per value chunk
+    D_CHUNKS,  # address of the chunk table (chunk address per chunk index, 0 = none yet)
+    D_USED,  # elements allocated
+    D_FRESH,  # next never-used slot
+    D_NFREE,  # entries of the free stack
+    D_FREE,  # address of the free stack (slots, LIFO)
+    D_SLOTS,  # address of the slot records (SW words per slot)
+    D_LRU,  # 1 for the LRU flavours
+    D_LHEAD,  # least recently used slot + 1 (0: none)
+    D_LTAIL,  # most recently used slot + 1
+    D_EVICT,  # evictions
+    D_LOG,  # address of the journal
+    D_NLOG,  # records in the journal
+    D_LOGCAP,  # journal capacity (records)
+    D_LOGW,  # words per journal record
+    D_PERMS,  # what programs may do with a live element's value (READ/RW)
+) = range(9, 29)
+DESC_WORDS = 32
 # descriptor kinds
 K_NONE, K_ARRAY, K_PERCPU_ARRAY, K_HASH, K_RINGBUF = 0, 1, 2, 3, 4
 # bucket fields (byte offsets)
 B_TAG, B_VADDR, B_REG, B_SLOT, B_KEY = 0, 8, 16, 24, 32
+# slot record words
+S_BUCKET, S_LIVE, S_REG, S_LPREV, S_LNEXT = range(5)
+SW = 8
+# journal record: op, slot, key words
+J_INSERT, J_DELETE = 1, 2
+LOG_RECORDS = 256
 # environment words
 E_MAPS, E_MAPS_SHIFT, E_MAPS_MASK, E_CPU, E_PRNG, E_RINGS, E_NRINGS = range(7)
 ENV_WORDS = 8
@@ -69,19 +100,30 @@ def new_descriptor(kind: int = K_NONE) -> ctypes.Array:
     return d
 
 
+def zeroed(ctype, n: int) -> ctypes.Array:
+    """A zero-filled ctypes array of ``n`` items in anonymous memory (pages are only
+    backed once touched, so capacity-sized arrays of big maps cost what is used)."""
+    size = max(1, n) * ctypes.sizeof(ctype)
+    mm = mmap.mmap(-1, (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE)
+    return (ctype * max(1, n)).from_buffer(mm)
+
+
 class HashIndex:
-    """The native open-addressing index of a hash map: key bytes → value address."""
+    """The native open-addressing index of a hash map: key bytes → slot and value address.
+
+    Counts live in the descriptor (``D_COUNT``, ``D_TOMBS``) and each slot's bucket in its
+    slot record (``S_BUCKET``), so native inserts and deletes keep them exact too.
+    """
 
     MIN = 16
 
-    def __init__(self, key_size: int, desc: ctypes.Array) -> None:
+    def __init__(self, key_size: int, desc: ctypes.Array, slots: ctypes.Array) -> None:
         self.ks = key_size
         self.bsize = B_KEY + ((key_size + 7) & ~7)
         self._fmt = struct.Struct(f"<QQQQ{key_size}s")
         self.desc = desc
+        self.slots = slots
         desc[D_BUCKET] = self.bsize
-        self.where: dict[int, int] = {}  # slot → bucket
-        self.tombs = 0
         self._alloc(self.MIN)
 
     def _alloc(self, cap: int) -> None:
@@ -89,7 +131,8 @@ class HashIndex:
         self.shift = 64 - (cap.bit_length() - 1)
         self.buf = (ctypes.c_ubyte * (cap * self.bsize))()
         self.mv = memoryview(self.buf).cast("B")
-        self.tombs = 0
+        self.desc[D_TOMBS] = 0
+        self.desc[D_COUNT] = 0
 
     def _publish(self) -> None:
         d = self.desc
@@ -97,7 +140,7 @@ class HashIndex:
         d[D_MASK] = self.cap - 1
         d[D_SHIFT] = self.shift
 
-    def _place(self, h: int, vaddr: int, reg: int, slot: int, key: bytes) -> None:
+    def _place(self, h: int, vaddr: int, slot: int, key: bytes) -> None:
         mv, bs, mask = self.mv, self.bsize, self.cap - 1
         i = ((h * GOLDEN) & M64) >> self.shift
         while True:
@@ -105,44 +148,185 @@ class HashIndex:
             if tag <= 1:
                 break
             i = (i + 1) & mask
+        d = self.desc
         if tag == 1:
-            self.tombs -= 1
-        self._fmt.pack_into(mv, i * bs, h + 2, vaddr, reg, slot, key)
-        self.where[slot] = i
+            d[D_TOMBS] -= 1
+        d[D_COUNT] += 1
+        self._fmt.pack_into(mv, i * bs, h + 2, vaddr, 0, slot, key)
+        self.slots[slot * SW + S_BUCKET] = i + 1
 
-    def insert(self, key: bytes, slot: int, vaddr: int, registered: bool = False) -> None:
-        if (len(self.where) + self.tombs + 1) * 2 > self.cap:
-            self._rebuild(max(self.MIN, 1 << (4 * (len(self.where) + 1) - 1).bit_length()))
-        self._place(hash_key(key), vaddr, int(registered), slot, key)
+    def insert(self, key: bytes, slot: int, vaddr: int) -> None:
+        d = self.desc
+        n = d[D_COUNT]
+        if (n + d[D_TOMBS] + 1) * 2 > self.cap:
+            self._rebuild(max(self.MIN, 1 << (4 * (n + 1) - 1).bit_length()))
+        self._place(hash_key(key), vaddr, slot, key)
 
     def remove(self, slot: int) -> None:
-        i = self.where.pop(slot, None)
-        if i is not None:
+        s = self.slots
+        i = s[slot * SW + S_BUCKET] - 1
+        if i >= 0:
             _Q.pack_into(self.mv, i * self.bsize, 1)
-            self.tombs += 1
-
-    def mark(self, slot: int) -> None:
-        """The value of ``slot`` now has a registered Region."""
-        i = self.where.get(slot)
-        if i is not None:
-            _Q.pack_into(self.mv, i * self.bsize + B_REG, 1)
+            s[slot * SW + S_BUCKET] = 0
+            self.desc[D_TOMBS] += 1
+            self.desc[D_COUNT] -= 1
 
     def clear(self) -> None:
-        self.where.clear()
         self._alloc(self.MIN)
         self._publish()
 
     def _rebuild(self, cap: int) -> None:
         old_mv, bs, fmt = self.mv, self.bsize, self._fmt
-        entries = [fmt.unpack_from(old_mv, i * bs) for i in self.where.values()]
-        self.where = {}
+        entries = []
+        for i in range(self.cap):
+            e = fmt.unpack_from(old_mv, i * bs)
+            if e[0] >= 2:
+                entries.append(e)
         self._alloc(cap)
-        for tag, vaddr, reg, slot, key in entries:
-            self._place(tag - 2, vaddr, reg, slot, key)
+        for tag, vaddr, _reg, slot, key in entries:
+            self._place(tag - 2, vaddr, slot, key)
         self._publish()  # the old buffer stays alive until this point
 
     def publish(self) -> None:
         self._publish()
+
+
+class HashState:
+    """What a hash map shares with native code, besides the index: slot allocation (free
+    stack, fresh slot, use count), per-slot records (bucket, live, Regions registered,
+    LRU links), the LRU order, the value chunks, and the journal of native inserts and
+    deletes that Python replays into its own bookkeeping (dict, insertion order)."""
+
+    def __init__(
+        self,
+        desc: ctypes.Array,
+        key_size: int,
+        value_size: int,
+        capacity: int,
+        *,
+        parts: int,
+        chunk: int,
+        lru: bool,
+        perms: int,
+    ) -> None:
+        self.desc = d = desc
+        self.capacity = capacity
+        self.slots = zeroed(ctypes.c_int64, capacity * SW)
+        self.free = zeroed(ctypes.c_int64, capacity)
+        nchunks = (capacity + chunk - 1) // chunk
+        self.chunks = (ctypes.c_uint64 * max(1, nchunks))()
+        self.logw = 2 + (key_size + 7) // 8
+        self.log = (ctypes.c_uint64 * (self.logw * LOG_RECORDS))()
+        self.log_mv = memoryview(self.log).cast("B")
+        self.key_size = key_size
+        d[D_KEY_SIZE], d[D_VALUE_SIZE], d[D_MAX] = key_size, value_size, capacity
+        d[D_PARTS], d[D_PSIZE], d[D_CHUNK] = parts, (value_size + 7) & ~7, chunk
+        d[D_ELEM] = d[D_PSIZE] * parts
+        d[D_CHUNKS] = ctypes.addressof(self.chunks)
+        d[D_FREE] = ctypes.addressof(self.free)
+        d[D_SLOTS] = ctypes.addressof(self.slots)
+        d[D_LRU] = int(lru)
+        d[D_LOG] = ctypes.addressof(self.log)
+        d[D_LOGCAP] = LOG_RECORDS
+        d[D_LOGW] = self.logw
+        d[D_PERMS] = perms
+        self.index = HashIndex(key_size, d, self.slots)
+        self.index.publish()
+
+    # ---- slot allocation (ValueStore's order: the free stack, LIFO, then fresh slots) --
+    def next_slot(self) -> int | None:
+        d = self.desc
+        if d[D_USED] >= self.capacity:
+            return None
+        return self.free[d[D_NFREE] - 1] if d[D_NFREE] else d[D_FRESH]
+
+    def take(self) -> int | None:
+        d = self.desc
+        if d[D_USED] >= self.capacity:
+            return None
+        n = d[D_NFREE]
+        if n:
+            d[D_NFREE] = n - 1
+            slot = self.free[n - 1]
+        else:
+            slot = d[D_FRESH]
+            d[D_FRESH] = slot + 1
+        d[D_USED] += 1
+        return slot
+
+    def give(self, slot: int) -> None:
+        d = self.desc
+        self.free[d[D_NFREE]] = slot
+        d[D_NFREE] += 1
+        d[D_USED] -= 1
+
+    # ---- slot records -------------------------------------------------------------------
+    def live(self, slot: int) -> bool:
+        return bool(self.slots[slot * SW + S_LIVE])
+
+    def set_live(self, slot: int, live: bool) -> None:
+        self.slots[slot * SW + S_LIVE] = int(live)
+
+    def registered(self, slot: int) -> bool:
+        return bool(self.slots[slot * SW + S_REG])
+
+    def set_registered(self, slot: int) -> None:
+        self.slots[slot * SW + S_REG] = 1
+
+    # ---- LRU order (slot + 1 links; 0 = none) ------------------------------------------
+    def lru_unlink(self, slot: int) -> None:
+        s, d, o = self.slots, self.desc, slot * SW
+        p, n = s[o + S_LPREV], s[o + S_LNEXT]
+        if p:
+            s[(p - 1) * SW + S_LNEXT] = n
+        else:
+            d[D_LHEAD] = n
+        if n:
+            s[(n - 1) * SW + S_LPREV] = p
+        else:
+            d[D_LTAIL] = p
+        s[o + S_LPREV] = s[o + S_LNEXT] = 0
+
+    def lru_append(self, slot: int) -> None:
+        s, d, o = self.slots, self.desc, slot * SW
+        t = d[D_LTAIL]
+        s[o + S_LPREV], s[o + S_LNEXT] = t, 0
+        if t:
+            s[(t - 1) * SW + S_LNEXT] = slot + 1
+        else:
+            d[D_LHEAD] = slot + 1
+        d[D_LTAIL] = slot + 1
+
+    def lru_touch(self, slot: int) -> None:
+        if self.desc[D_LTAIL] != slot + 1:
+            self.lru_unlink(slot)
+            self.lru_append(slot)
+
+    def lru_oldest(self) -> int | None:
+        h = self.desc[D_LHEAD]
+        return h - 1 if h else None
+
+    def lru_order(self) -> list[int]:
+        out, h = [], self.desc[D_LHEAD]
+        while h:
+            out.append(h - 1)
+            h = self.slots[(h - 1) * SW + S_LNEXT]
+        return out
+
+    # ---- the journal --------------------------------------------------------------------
+    def drain(self) -> list[tuple[int, int, bytes]]:
+        """The journal's (op, slot, key) records, oldest first; empties it."""
+        d = self.desc
+        n = d[D_NLOG]
+        if not n:
+            return []
+        w, ks, mv, log = self.logw, self.key_size, self.log_mv, self.log
+        out = []
+        for i in range(n):
+            o = i * w
+            out.append((log[o], log[o + 1], bytes(mv[8 * o + 16 : 8 * o + 16 + ks])))
+        d[D_NLOG] = 0
+        return out
 
 
 class NativeEnv:
