@@ -8,6 +8,7 @@ loops that make no progress, and stopping at the instruction budget.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from dataclasses import dataclass
@@ -89,7 +90,7 @@ from .state import (
 from .state import (
     PTR_TO_CTX as T_CTX,
 )
-from .tnum import M32, M64
+from .tnum import M32, M64, Tnum, _tnew
 
 BPF_MAX_VAR_OFF = 1 << 29
 # the kernel's bpf_alu_string: how its log names an ALU operation
@@ -252,7 +253,20 @@ class Checker:
         return st
 
     def run(self) -> Stats:
-        """Verify the whole program; raises :class:`Reject`."""
+        """Verify the whole program; raises :class:`Reject`.
+
+        The cyclic garbage collector is paused meanwhile: the states are acyclic, and
+        its passes over the many live checkpoints cost about a fifth of the time.
+        """
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run()
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _run(self) -> Stats:
         t0 = time.perf_counter()
         if self.unpriv and self.prog_type not in UNPRIV_PROG_TYPES:
             # the kernel refuses the load (EPERM) before verifying anything
@@ -2437,7 +2451,7 @@ def _s32_wrap(v: int) -> int:
 def scalar_zext_unknown() -> Reg:
     """An unknown 32-bit value, zero-extended."""
     r = Reg.unknown()
-    r.var_off = tnum.Tnum(0, M32)
+    r.var_off = _tnew(Tnum, (0, M32))
     scalar.sync(r)
     return r
 

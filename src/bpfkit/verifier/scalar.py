@@ -22,7 +22,7 @@ from .state import (
     s32,
     s64,
 )
-from .tnum import M32, M64
+from .tnum import M32, M64, Tnum, _tnew
 
 # ---------------------------------------------------------------------------
 # Bounds synchronisation
@@ -282,7 +282,7 @@ def sync(r: Reg) -> None:
             nv = hv | (lv & M32)
             nm = hm | (lm & M32)
             v, m = nv, nm & ~nv & M64
-    r.var_off = tnum.Tnum(v, m)
+    r.var_off = _tnew(Tnum, (v, m))
     r.umin, r.umax, r.smin, r.smax = umin, umax, smin, smax
     r.u32min, r.u32max, r.s32min, r.s32max = u32min, u32max, s32min, s32max
 
@@ -623,7 +623,7 @@ def _alu32(aop: int, dst: Reg, src: Reg) -> None:
             s3 = (dst.s32min >> n, dst.s32max >> n)
             u3 = (0, U32_MAX)
     else:
-        t = tnum.Tnum(0, M32)
+        t = _tnew(Tnum, (0, M32))
         u3 = (0, U32_MAX)
         s3 = (S32_MIN, S32_MAX)
     dst.var_off = t
@@ -673,7 +673,7 @@ def bswap(r: Reg, bits: int, to_be: bool, is64_insn: bool) -> None:
         return
     r.mark_unknown_bounds()
     if bits < 64:
-        r.var_off = tnum.Tnum(0, width_mask)
+        r.var_off = _tnew(Tnum, (0, width_mask))
         sync(r)
 
 
@@ -703,7 +703,7 @@ def sext(r: Reg, bits: int, is64: bool) -> None:
     r.s32min, r.s32max = max(r.smin, S32_MIN), min(r.smax, S32_MAX)
     if not is64:
         r.u32min, r.u32max = (r.smin & M32, r.smax & M32) if r.smin >= 0 else (0, U32_MAX)
-        r.var_off = tnum.Tnum(0, M32)
+        r.var_off = _tnew(Tnum, (0, M32))
         r.smin, r.smax = S64_MIN, S64_MAX
         _update_from_tnum32(r)
         zext32(r)
@@ -721,7 +721,7 @@ def truncate(r: Reg, size: int) -> None:
     else:
         lo, hi = 0, top
     r.mark_unknown_bounds()
-    r.var_off = tnum.intersect(tnum.Tnum(0, top), tnum.trange(lo, hi))
+    r.var_off = tnum.intersect(_tnew(Tnum, (0, top)), tnum.trange(lo, hi))
     r.umin, r.umax = lo, hi
     sync(r)
 
@@ -737,7 +737,7 @@ def load_sized(size: int, signed: bool) -> Reg:
         r.smin, r.smax = lo, hi
         r.s32min, r.s32max = lo, hi
     else:
-        r.var_off = tnum.Tnum(0, (1 << bits) - 1)
+        r.var_off = _tnew(Tnum, (0, (1 << bits) - 1))
     sync(r)
     return r
 
@@ -908,7 +908,7 @@ def refine_not_jset(a: Reg, b: Reg, is32: bool) -> None:
             inv = ~val & (M32 if is32 else M64)
             if is32:
                 inv |= ~M32 & M64
-            x.var_off = tnum.and_(x.var_off, tnum.Tnum(inv, 0))
+            x.var_off = tnum.and_(x.var_off, _tnew(Tnum, (inv, 0)))
 
 
 def _ne_const(x: Reg, c: int, is32: bool) -> None:

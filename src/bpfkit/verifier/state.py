@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import tnum
-from .tnum import M32, M64, Tnum
+from .tnum import M32, M64, Tnum, _tnew
 
 S64_MIN, S64_MAX = -(1 << 63), (1 << 63) - 1
 S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
@@ -137,7 +137,7 @@ class Reg:
         r.maybe_null = r.rdonly = r.ringbuf = False
         r.off = r.id = r.ref_obj_id = r.range = r.mem_size = r.frameno = r.subprog = 0
         r.map = None
-        r.var_off = Tnum(v, 0)
+        r.var_off = _tnew(Tnum, (v, 0))
         r.umin = r.umax = v
         r.smin = r.smax = v - (1 << 64) if v >> 63 else v
         lo = v & M32
@@ -184,7 +184,7 @@ class Reg:
         """Make this a known scalar ``v``."""
         v &= M64
         self.type = SCALAR
-        self.var_off = Tnum(v, 0)
+        self.var_off = _tnew(Tnum, (v, 0))
         self.umin = self.umax = v
         self.smin = self.smax = s64(v)
         lo = v & M32

@@ -27,13 +27,22 @@ class Tnum(NamedTuple):
         return f"({self.value:#x}; {self.mask:#x})"
 
 
+#: ``Tnum(v, m)`` without the named tuple's Python-level ``__new__`` (hot paths)
+_tnew = tuple.__new__
+
+
+def tnew(v: int, m: int) -> Tnum:
+    """``Tnum(v, m)``; hot callers use ``tuple.__new__(Tnum, (v, m))`` directly."""
+    return _tnew(Tnum, (v, m))
+
+
 UNKNOWN = Tnum(0, M64)
-ZERO = Tnum(0, 0)
+ZERO = _tnew(Tnum, (0, 0))
 
 
 def const(v: int) -> Tnum:
     """A fully known value."""
-    return Tnum(v & M64, 0)
+    return _tnew(Tnum, (v & M64, 0))
 
 
 def trange(lo: int, hi: int) -> Tnum:
@@ -45,17 +54,17 @@ def trange(lo: int, hi: int) -> Tnum:
     if bits > 63:
         return UNKNOWN
     delta = (1 << bits) - 1
-    return Tnum(lo & ~delta & M64, delta)
+    return _tnew(Tnum, (lo & ~delta & M64, delta))
 
 
 def lshift(a: Tnum, n: int) -> Tnum:
     """``a << n`` (64-bit)."""
-    return Tnum((a.value << n) & M64, (a.mask << n) & M64)
+    return _tnew(Tnum, ((a.value << n) & M64, (a.mask << n) & M64))
 
 
 def rshift(a: Tnum, n: int) -> Tnum:
     """Logical ``a >> n`` (64-bit)."""
-    return Tnum(a.value >> n, a.mask >> n)
+    return _tnew(Tnum, (a.value >> n, a.mask >> n))
 
 
 def arshift(a: Tnum, n: int, bits: int = 64) -> Tnum:
@@ -68,7 +77,7 @@ def arshift(a: Tnum, n: int, bits: int = 64) -> Tnum:
             x -= 1 << bits
         return (x >> n) & width_mask
 
-    return Tnum(sar(a.value), sar(a.mask))
+    return _tnew(Tnum, (sar(a.value), sar(a.mask)))
 
 
 def add(a: Tnum, b: Tnum) -> Tnum:
@@ -78,7 +87,7 @@ def add(a: Tnum, b: Tnum) -> Tnum:
     sigma = (sm + sv) & M64
     chi = sigma ^ sv
     mu = chi | a.mask | b.mask
-    return Tnum(sv & ~mu & M64, mu)
+    return _tnew(Tnum, (sv & ~mu & M64, mu))
 
 
 def sub(a: Tnum, b: Tnum) -> Tnum:
@@ -88,7 +97,7 @@ def sub(a: Tnum, b: Tnum) -> Tnum:
     beta = (dv - b.mask) & M64
     chi = alpha ^ beta
     mu = chi | a.mask | b.mask
-    return Tnum(dv & ~mu & M64, mu)
+    return _tnew(Tnum, (dv & ~mu & M64, mu))
 
 
 def neg(a: Tnum) -> Tnum:
@@ -101,54 +110,70 @@ def and_(a: Tnum, b: Tnum) -> Tnum:
     alpha = a.value | a.mask
     beta = b.value | b.mask
     v = a.value & b.value
-    return Tnum(v, alpha & beta & ~v & M64)
+    return _tnew(Tnum, (v, alpha & beta & ~v & M64))
 
 
 def or_(a: Tnum, b: Tnum) -> Tnum:
     """``a | b``."""
     v = a.value | b.value
     mu = a.mask | b.mask
-    return Tnum(v, mu & ~v & M64)
+    return _tnew(Tnum, (v, mu & ~v & M64))
 
 
 def xor(a: Tnum, b: Tnum) -> Tnum:
     """``a ^ b``."""
     v = a.value ^ b.value
     mu = a.mask | b.mask
-    return Tnum(v & ~mu & M64, mu)
+    return _tnew(Tnum, (v & ~mu & M64, mu))
 
 
 def mul(a: Tnum, b: Tnum) -> Tnum:
-    """``a * b`` (64-bit, wrapping): shift-and-add over the bits of ``a``."""
-    acc_v = (a.value * b.value) & M64
-    acc_m = ZERO
-    while a.value or a.mask:
-        if a.value & 1:
-            acc_m = add(acc_m, Tnum(0, b.mask))
-        elif a.mask & 1:
-            acc_m = add(acc_m, Tnum(0, b.value | b.mask))
-        a = rshift(a, 1)
-        b = lshift(b, 1)
-    return add(const(acc_v), acc_m)
+    """``a * b`` (64-bit, wrapping): shift-and-add over the bits of ``a``.
+
+    The kernel's ``tnum_mul`` on local integers: ``acc_m = add(acc_m, (0, x))`` for
+    each bit of ``a`` that is known one (``x = b.mask``) or unknown (``x = b.value |
+    b.mask``), ``a >>= 1``, ``b <<= 1``.
+    """
+    av, am = a
+    bv, bm = b
+    acc_v = (av * bv) & M64
+    xv = xm = 0
+    while av or am:
+        if av & 1:
+            y = bm
+        elif am & 1:
+            y = bv | bm
+        else:
+            y = -1
+        if y >= 0:
+            # add((xv, xm), (0, y)); xv is already within 64 bits
+            sigma = (((xm + y) & M64) + xv) & M64
+            mu = (sigma ^ xv) | xm | y
+            xv, xm = xv & ~mu & M64, mu
+        av >>= 1
+        am >>= 1
+        bv = (bv << 1) & M64
+        bm = (bm << 1) & M64
+    return add(_tnew(Tnum, (acc_v, 0)), _tnew(Tnum, (xv, xm)))
 
 
 def intersect(a: Tnum, b: Tnum) -> Tnum:
     """Values in both ``a`` and ``b`` (assumes they are compatible)."""
     v = a.value | b.value
     mu = a.mask & b.mask
-    return Tnum(v & ~mu & M64, mu)
+    return _tnew(Tnum, (v & ~mu & M64, mu))
 
 
 def union(a: Tnum, b: Tnum) -> Tnum:
     """The smallest tnum containing every value of ``a`` and of ``b``."""
     mu = a.mask | b.mask | (a.value ^ b.value)
-    return Tnum(a.value & ~mu & M64, mu)
+    return _tnew(Tnum, (a.value & ~mu & M64, mu))
 
 
 def cast(a: Tnum, size: int) -> Tnum:
     """Truncate to ``size`` bytes."""
     m = (1 << (size * 8)) - 1
-    return Tnum(a.value & m, a.mask & m)
+    return _tnew(Tnum, (a.value & m, a.mask & m))
 
 
 def is_aligned(a: Tnum, size: int) -> bool:
@@ -173,7 +198,7 @@ def compatible(a: Tnum, b: Tnum) -> bool:
 
 def subreg(a: Tnum) -> Tnum:
     """The low 32 bits."""
-    return cast(a, 4)
+    return _tnew(Tnum, (a[0] & M32, a[1] & M32))
 
 
 def clear_subreg(a: Tnum) -> Tnum:
@@ -182,8 +207,11 @@ def clear_subreg(a: Tnum) -> Tnum:
 
 
 def with_subreg(a: Tnum, low: Tnum) -> Tnum:
-    """``a`` with its low 32 bits replaced by ``low``."""
-    return or_(clear_subreg(a), subreg(low))
+    """``a`` with its low 32 bits replaced by ``low``
+    (``or_(clear_subreg(a), subreg(low))``)."""
+    v = ((a[0] >> 32) << 32) | (low[0] & M32)
+    mu = ((a[1] >> 32) << 32) | (low[1] & M32)
+    return _tnew(Tnum, (v, mu & ~v & M64))
 
 
 def umin(a: Tnum) -> int:
