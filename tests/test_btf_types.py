@@ -5,16 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import struct
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bpfkit.btf import (
     Btf,
     BtfKind,
     Datasec,
+    DeclTag,
+    Func,
+    FuncProto,
     Int,
     Member,
     Struct,
@@ -28,6 +34,7 @@ from bpfkit.btf import (
     parse_btf_ext,
     type_to_c,
 )
+from bpfkit.btf.parser import _parse_btf_reference
 from bpfkit.errors import BtfError
 from bpfkit.obj.build import build_command, compile_c, find_clang
 from bpfkit.obj.elf import ElfFile
@@ -180,6 +187,146 @@ def test_vmlinux_btf() -> None:
     assert task is not None and task.size > 1000
     assert "pid_t pid;" in btf.format_c(task.id)
     assert btf.size_of(btf.find("u64", BtfKind.TYPEDEF).id) == 8
+
+
+# ---- the fast (lazy) parser against the reference parser ----------------------------------
+
+
+def _outcome(parse, raw: bytes, base: Btf | None = None):
+    """What a parser makes of ``raw``: the error message, or every type and the name index."""
+    try:
+        btf = parse(raw, base)
+    except BtfError as e:
+        return ("error", str(e))
+    return ("ok", list(btf.types), btf._names(), btf.kinds_summary())
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_fast_parse_matches_reference(source: str) -> None:
+    raw = _raw_btf(source)[0]
+    btf = parse_btf(raw)
+    assert btf._lazy is not None, "valid BTF must take the fast path"
+    assert _outcome(parse_btf, raw) == _outcome(_parse_btf_reference, raw)
+    assert encode_btf(btf) == encode_btf(_parse_btf_reference(raw))
+
+
+def test_lazy_types_behave_like_a_list() -> None:
+    raw = _raw_btf("obj_btf_types.c")[0]
+    ref = list(_parse_btf_reference(raw).types)
+    btf = parse_btf(raw)
+    assert len(btf) == len(btf.types) == len(ref)
+    assert btf.types[-1] == ref[-1] and btf.types[2:5] == ref[2:5]
+    assert btf[3] is btf.types[3] is btf.get(3)  # decoded once, then kept
+    assert btf.types == ref and ref == list(btf.types) and btf.types != ref[:-1]
+    with pytest.raises(IndexError):
+        btf.types[len(ref)]
+    with pytest.raises(BtfError):
+        btf.get(len(ref))
+    assert btf.find("record", BtfKind.STRUCT) is btf.find_all("record")[0]
+    # Changing the list decodes everything first: a plain list from then on.
+    btf.types.append(Int(len(ref), "extra", 4, 0, 0, 32))
+    assert isinstance(btf.types, list) and btf.types[:-1] == ref
+    assert btf.get(len(ref)).name == "extra"
+
+
+def _split_blob(base: Btf) -> bytes:
+    """Split BTF on top of ``base``: names from both string sections, refs into the base."""
+    n = len(base.types)
+    own = b"\0split_s\0x\0"
+    strs = own
+    boff = len(base.strings)
+    int_name = base.strings.index(b"int\0") if b"\0int\0" in base.strings else 0
+    types = b"".join(
+        [
+            struct.pack("<III", 0, 2 << 24, 1),  # n: ptr -> base type 1
+            struct.pack("<III", boff + 1, (4 << 24) | 2, 16),  # n+1: struct split_s
+            struct.pack("<III", boff + 9, 1, 0),  # x: base type 1
+            struct.pack("<III", int_name, n, 64),  # int (base string): ptr n
+            struct.pack("<III", 0, 10 << 24, n + 1),  # n+2: const struct split_s
+        ]
+    )
+    hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strs))
+    return hdr + types + strs
+
+
+def test_split_btf_fast_matches_reference() -> None:
+    base = parse_btf(_raw_btf("obj_btf_types.c")[0])
+    raw = _split_blob(base)
+    split = parse_btf(raw, base)
+    assert split._lazy is not None
+    assert _outcome(parse_btf, raw, base) == _outcome(_parse_btf_reference, raw, base)
+    n = len(base.types)
+    assert split.types[1] is base.types[1] and split.start_id == n
+    s = split.find("split_s", BtfKind.STRUCT)
+    assert (
+        s is not None and s.id == n + 1 and [m.name for m in s.members] == ["x", s.members[1].name]
+    )
+    assert split.find("record") is base.find("record")
+    assert split.size_of(n + 2) == 16
+
+
+def test_decl_tag_on_a_func_without_proto_is_an_error() -> None:
+    from bpfkit.btf import Void
+
+    # The tag (id 2) comes before the FUNC (id 3) whose type is an INT, not a FUNC_PROTO.
+    types = [Void(0, "void"), Int(1, "int", 4, 1, 0, 32), DeclTag(2, "t", 3, 0), Func(3, "f", 1)]
+    raw = encode_btf(Btf(types, b"\0"))
+    with pytest.raises(BtfError, match="not a FUNC_PROTO"):
+        parse_btf(raw)
+    ok = [*types[:3], Func(3, "f", 4), FuncProto(4, "", 1, [])]
+    with pytest.raises(BtfError, match="component 0 out of range"):
+        parse_btf(encode_btf(Btf(ok, b"\0")))
+
+
+def _btf_corpus() -> list[bytes]:
+    return [_raw_btf(s)[0] for s in SOURCES]
+
+
+# Values that hit the parser's rules: kinds/vlen/kflag in an info word, small type ids,
+# string offsets, sizes, bitfield offsets.
+_WORDS = st.one_of(
+    st.builds(
+        lambda k, v, kf: (kf << 31) | (k << 24) | v,
+        st.integers(0, 31),
+        st.sampled_from([0, 1, 2, 3, 0xFFFF]),
+        st.integers(0, 1),
+    ),
+    st.integers(0, 200),
+    st.sampled_from([0xFFFFFFFF, 0x80000000, 0x7FFFFFFF, 1 << 24, 0xFFFFFF, 0x0F000000]),
+    st.integers(0, (1 << 32) - 1),
+)
+
+
+@st.composite
+def _btf_mutants(draw) -> bytes:
+    raw = bytearray(draw(st.sampled_from(_btf_corpus())))
+    hdr_len, type_off, type_len = struct.unpack_from("<III", raw, 4)
+    start = hdr_len + type_off
+    for _ in range(draw(st.integers(1, 3))):
+        how = draw(st.sampled_from(["word", "word", "word", "bit", "byte"]))
+        if how == "word":
+            pos = start + 4 * draw(st.integers(0, type_len // 4 - 1))
+            struct.pack_into("<I", raw, pos, draw(_WORDS))
+        elif how == "bit":
+            pos = draw(st.integers(start, len(raw) - 1))
+            raw[pos] ^= 1 << draw(st.integers(0, 7))
+        else:
+            raw[draw(st.integers(0, len(raw) - 1))] = draw(st.integers(0, 255))
+    if draw(st.integers(0, 9)) == 0:
+        del raw[draw(st.integers(0, len(raw))) :]
+    return bytes(raw)
+
+
+@settings(
+    max_examples=1500,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(_btf_mutants())
+def test_fast_parse_fails_exactly_like_reference(raw: bytes) -> None:
+    # Every blob: the same error message, or the same types (never another exception).
+    assert _outcome(parse_btf, raw) == _outcome(_parse_btf_reference, raw)
 
 
 # ---- C printing --------------------------------------------------------------------------

@@ -4,11 +4,24 @@ Every malformed input gives a :class:`BtfError` naming what is wrong and where; 
 parser checks bounds, kinds, vlen, referenced type ids and string offsets, so later
 code can follow type ids without further checks (cycles are caught where they are
 followed, with a depth limit).
+
+Two paths, one result. The fast path (:func:`_index`) reads the type section as an
+array of 32-bit words, walks it once to find where each type starts, and checks
+every rule column-wise (per kind, with ``itemgetter``/``map``/``max`` over all types
+or all members at once) without building any object; the :class:`Btf` it returns
+decodes a type (and its name) only when asked for. Whenever the fast check finds
+anything wrong it gives up, and the reference path (:func:`_parse_types` and
+:func:`_check_refs`, one object per type, in id order) parses the blob again and
+raises the error, so error messages do not depend on the fast path.
 """
 
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
+from itertools import accumulate, chain, repeat
+from operator import add, and_, gt, itemgetter, rshift
 
 from ..errors import BtfError
 from ..uapi.btf import (
@@ -184,10 +197,35 @@ def parse_btf(data: bytes | bytearray | memoryview, base: Btf | None = None) -> 
     if str_len and strings[-1] != 0:
         raise BtfError("BTF string section is not NUL-terminated")
     tdata = data[hdr_len + type_off : hdr_len + type_off + type_len]
+    try:
+        lazy = _index(tdata, strings, base)
+    except (IndexError, ValueError, OverflowError):  # pragma: no cover - belt and braces
+        lazy = None
+    if lazy is not None:
+        return Btf._from_lazy(lazy, lazy.base_len + len(lazy.offs), strings, base, data)
+    # Something is wrong (or unusual): the reference parser names it.
     types = _parse_types(tdata, _Strings(strings, base), base)
     btf = Btf(types, strings, base, raw=data)
     _check_refs(btf)
     return btf
+
+
+def _parse_btf_reference(data: bytes | bytearray | memoryview, base: Btf | None = None) -> Btf:
+    """:func:`parse_btf` through the reference path only (every type built eagerly).
+
+    For tests: the fast path must give the same types, and fail exactly where this does.
+    """
+    global _index
+    fast = _index
+    _index = _no_index
+    try:
+        return parse_btf(data, base)
+    finally:
+        _index = fast
+
+
+def _no_index(tdata: bytes, strings: bytes, base: Btf | None) -> None:
+    return None
 
 
 def _parse_types(tdata: bytes, strs: _Strings, base: Btf | None) -> list[BtfType]:
@@ -427,14 +465,430 @@ def _check_refs(btf: Btf) -> None:
                 if target.kind in (BtfKind.STRUCT, BtfKind.UNION):
                     count = len(target.members)  # type: ignore[attr-defined]
                 elif target.kind == BtfKind.FUNC:
-                    proto = types[target.type]  # type: ignore[attr-defined]
-                    count = len(proto.params)  # type: ignore[attr-defined]
+                    pid = target.type  # type: ignore[attr-defined]
+                    if pid >= n or types[pid].kind != BtfKind.FUNC_PROTO:
+                        raise BtfError(
+                            f"type {target.id} (FUNC {target.name!r}): type {pid} is not a FUNC_PROTO"
+                        )
+                    count = len(types[pid].params)  # type: ignore[attr-defined]
                 else:
                     raise BtfError(f"type {t.id} (DECL_TAG): component of a {target.kind.name}")
                 if t.component_idx >= count:  # type: ignore[attr-defined]
                     raise BtfError(
                         f"type {t.id} (DECL_TAG): component {t.component_idx} out of range"
                     )  # type: ignore[attr-defined]
+
+
+# ---- fast path: column-wise checks, lazy types ---------------------------------------
+
+_BIG_ENDIAN = sys.byteorder == "big"
+_UNUSED_INFO = 0x60FF0000
+_VLEN = 0x0000FFFF
+_KFLAG = 0x80000000
+# Words after the 12-byte header, per kind: fixed part and per-vlen record.
+_FIXED_W = [0] * 32
+_REC_W = [0] * 32
+for _k, _f, _r in (
+    (_K_INT, 1, 0),
+    (_K_ARRAY, 3, 0),
+    (_K_STRUCT, 0, 3),
+    (_K_UNION, 0, 3),
+    (_K_ENUM, 0, 2),
+    (_K_FUNC_PROTO, 0, 2),
+    (_K_VAR, 1, 0),
+    (_K_DATASEC, 0, 3),
+    (_K_DECL_TAG, 1, 0),
+    (_K_ENUM64, 0, 3),
+):
+    _FIXED_W[_k], _REC_W[_k] = _f, _r
+# Info bits that must be zero, per kind (the unused bits are checked for every type).
+_FORBID = [0] * 32
+for _k in (_K_INT, _K_PTR, _K_TYPEDEF, _K_VOLATILE, _K_CONST, _K_RESTRICT, _K_ARRAY):
+    _FORBID[_k] = _VLEN | _KFLAG
+for _k in (_K_VAR, _K_FLOAT):
+    _FORBID[_k] = _VLEN | _KFLAG
+for _k in (_K_TYPE_TAG, _K_FWD, _K_DECL_TAG):
+    _FORBID[_k] = _VLEN
+for _k in (_K_FUNC, _K_FUNC_PROTO, _K_DATASEC):
+    _FORBID[_k] = _KFLAG
+# Kinds that must be named, and kinds that must not be.
+_NAMED = {_K_TYPEDEF, _K_TYPE_TAG, _K_FWD, _K_FUNC, _K_VAR, _K_DATASEC, _K_DECL_TAG}
+_ANON = {_K_ARRAY, _K_FUNC_PROTO}
+# Kind byte -> 1 for kinds no type may refer to (FUNC, DATASEC, VAR, DECL_TAG).
+_NOT_REFERABLE = bytes(
+    1 if k in (_K_FUNC, _K_DATASEC, _K_VAR, _K_DECL_TAG) else 0 for k in range(256)
+)
+_MOD_KINDS = (_K_PTR, _K_TYPEDEF, _K_VOLATILE, _K_CONST, _K_RESTRICT, _K_TYPE_TAG)
+
+
+def _pick(col, idx) -> tuple:
+    """``col[i] for i in idx`` as a tuple, at C speed (``IndexError`` past the end)."""
+    if len(idx) > 1:
+        return itemgetter(*idx)(col)
+    return (col[idx[0]],) if idx else ()
+
+
+def _records(tdata: bytes, g_offs: list[int], g_info: tuple, rec: int) -> array:
+    """The vlen records (``rec`` words each) of the types at ``g_offs``, concatenated."""
+    starts = [4 * o + 12 for o in g_offs]
+    step = 4 * rec
+    ends = [b + step * (i & 0xFFFF) for b, i in zip(starts, g_info, strict=True)]
+    out = array("I")
+    out.frombytes(b"".join(map(tdata.__getitem__, map(slice, starts, ends))))
+    if _BIG_ENDIAN:
+        out.byteswap()
+    return out
+
+
+def _base_kinds(base: Btf | None) -> bytes | None:
+    """The kind of every type of ``base`` (void first), without decoding lazy types."""
+    if base is None:
+        return b"\0"  # void
+    lazy = base._lazy
+    if lazy is not None:
+        below = _base_kinds(base.base)
+        return None if below is None else below + lazy.kinds
+    try:
+        kind_of = getattr(base, "kind_of", None)  # kernel.btf.LazyBtf
+        if kind_of is not None:
+            return bytes(kind_of(i) for i in range(len(base.types)))
+        return bytes(int(t.kind) for t in base.types)
+    except (AttributeError, ValueError, TypeError, BtfError):
+        return None
+
+
+def _index(tdata: bytes, strings: bytes, base: Btf | None) -> _LazyTypes | None:
+    """Check the type section column-wise; the lazy decoder, or ``None`` if anything is off.
+
+    Mirrors every rule of :func:`_parse_types` and :func:`_check_refs`; ``None`` sends the
+    blob to them (for the error message), so a rule missed here would be a bug, while a
+    rule that is stricter here only costs time.
+    """
+    words = array("I")
+    words.frombytes(tdata)
+    if _BIG_ENDIAN:
+        words.byteswap()
+    # Walk: where each type starts, its kind, and the types of each kind.
+    offs: list[int] = []
+    kinds = bytearray()
+    groups: list[list[int]] = [[] for _ in range(32)]
+    push, push_kind = offs.append, kinds.append
+    push_group = [g.append for g in groups]
+    fixed, per = _FIXED_W, _REC_W
+    i, nw = 0, len(words)
+    try:
+        while i < nw:
+            info = words[i + 1]
+            k = (info >> 24) & 0x1F
+            push(i)
+            push_kind(k)
+            push_group[k](i)
+            i += 3 + fixed[k] + per[k] * (info & 0xFFFF)
+    except IndexError:
+        return None
+    if i != nw:
+        return None
+    base_len = len(base.types) if base is not None else 1
+    base_strs = base.strings if base is not None else b""
+    if base_strs and base_strs[-1] != 0:
+        return None
+    strtab = base_strs + strings if base_strs else strings
+    count = len(offs)
+    total = base_len + count
+    if total - 1 > BTF_MAX_TYPE or groups[0] or any(groups[_NKINDS:]):
+        return None
+    base_kinds = _base_kinds(base)
+    if base_kinds is None or len(base_kinds) != base_len:
+        return None
+    kinds = bytes(kinds)
+    all_kinds = base_kinds + kinds
+    # Tables indexed by type id (IndexError for a missing one): 1 = may not be referred to.
+    bad = all_kinds.translate(_NOT_REFERABLE)
+    bad_or_void = b"\1" + bad[1:]
+    try:
+        for k in range(1, _NKINDS):
+            g = groups[k]
+            if g and not _check_kind(
+                k, g, words, tdata, offs, all_kinds, bad, bad_or_void, base, strtab
+            ):
+                return None
+    except IndexError:  # a type id or string offset past the end
+        return None
+    return _LazyTypes(words, array("I", offs), base, base_len, strings, kinds)
+
+
+def _check_kind(
+    k: int,
+    g: list[int],
+    words: array,
+    tdata: bytes,
+    offs: list[int],
+    all_kinds: bytes,
+    bad: bytes,
+    bad_or_void: bytes,
+    base: Btf | None,
+    strtab: bytes,
+) -> bool:
+    """Whether every type of kind ``k`` (at word offsets ``g``) follows the rules.
+
+    ``strtab`` is the base + own string section: an offset below its length names a
+    NUL-terminated string (both sections end with NUL).
+    """
+    str_total = len(strtab)
+    g_info = _pick(words, [o + 1 for o in g])
+    if any(map((_FORBID[k] | _UNUSED_INFO).__and__, g_info)):
+        return False
+    g_names = _pick(words, g)
+    if max(g_names) >= str_total:
+        return False
+    if k in _NAMED and (0 in g_names or 0 in _pick(strtab, g_names)):  # no name, or ""
+        return False
+    if k in _ANON and any(g_names):
+        return False
+    g_size = _pick(words, [o + 2 for o in g])
+    if k in _MOD_KINDS:
+        return not any(_pick(bad, g_size))
+    if k in (_K_STRUCT, _K_UNION):
+        for flag in (0, 1):
+            sub = [
+                (o, i, z) for o, i, z in zip(g, g_info, g_size, strict=True) if (i >> 31) == flag
+            ]
+            if not sub:
+                continue
+            s_offs, s_info, s_size = zip(*sub, strict=True)
+            recs = _records(tdata, s_offs, s_info, 3)  # type: ignore[arg-type]
+            if not recs:
+                continue
+            m_names, m_types, m_offs = recs[0::3], recs[1::3], recs[2::3]
+            if max(m_names) >= str_total or any(_pick(bad_or_void, m_types)):
+                return False
+            limits = chain.from_iterable(
+                map(repeat, [8 * z for z in s_size], [i & 0xFFFF for i in s_info])
+            )
+            if flag:
+                ends = map(
+                    add, map(and_, m_offs, repeat(0xFFFFFF)), map(rshift, m_offs, repeat(24))
+                )
+                if any(map(gt, ends, limits)):
+                    return False
+            elif any(map(gt, m_offs, limits)):
+                return False
+        return True
+    if k == _K_FUNC:
+        if max(map(_VLEN.__and__, g_info)) >= len(_FUNC_LINKAGE):
+            return False
+        protos = _pick(all_kinds, g_size)
+        return protos.count(_K_FUNC_PROTO) == len(protos)
+    if k == _K_FUNC_PROTO:
+        if any(_pick(bad, g_size)):
+            return False
+        recs = _records(tdata, g, g_info, 2)
+        p_names, p_types = recs[0::2], recs[1::2]
+        if not p_types:
+            return True
+        if max(p_names) >= str_total or any(_pick(bad, p_types)):
+            return False
+        if 0 in p_types:
+            # void only as an unnamed last parameter ('...')
+            lasts = set(accumulate([i & 0xFFFF for i in g_info]))
+            p = p_types.index(0)
+            while True:
+                if p + 1 not in lasts or p_names[p]:
+                    return False
+                try:
+                    p = p_types.index(0, p + 1)
+                except ValueError:
+                    return True
+        return True
+    if k in (_K_ENUM, _K_ENUM64):
+        if not set(g_size) <= {1, 2, 4, 8}:
+            return False
+        rec = 2 if k == _K_ENUM else 3
+        e_names = _records(tdata, g, g_info, rec)[0::rec]
+        return not e_names or (0 not in e_names and max(e_names) < str_total)
+    if k == _K_ARRAY:
+        if any(g_size):
+            return False
+        if any(_pick(bad_or_void, _pick(words, [o + 3 for o in g]))):  # element types
+            return False
+        return not any(_pick(bad, _pick(words, [o + 4 for o in g])))  # index types
+    if k == _K_VAR:
+        if max(_pick(words, [o + 3 for o in g])) >= len(_VAR_LINKAGE):
+            return False
+        return not any(_pick(bad_or_void, g_size))
+    if k == _K_DATASEC:
+        v_types = _records(tdata, g, g_info, 3)[0::3]
+        return set(_pick(all_kinds, v_types)) <= {_K_VAR, _K_FUNC}
+    if k == _K_FWD:
+        return not any(g_size)
+    if k == _K_FLOAT:
+        return set(g_size) <= {2, 4, 8, 12, 16}
+    if k == _K_INT:
+        for o, st in zip(g, g_size, strict=True):
+            word = words[o + 3]
+            enc, off, bits = (word >> 24) & 0x0F, (word >> 16) & 0xFF, word & 0xFF
+            if word & 0xF000FF00 or st not in (1, 2, 4, 8, 16):
+                return False
+            if bits == 0 or off + bits > st * 8 or bits > 128:
+                return False
+            if enc & ~0x7 or enc & (enc - 1):
+                return False
+        return True
+    if k == _K_DECL_TAG:
+        base_len = len(all_kinds) - len(offs)
+        for o, target in zip(g, g_size, strict=True):
+            cidx = words[o + 3]
+            if cidx >= 1 << 31:
+                cidx -= 1 << 32
+            if cidx < -1 or not 0 < target < len(all_kinds):
+                return False
+            if cidx < 0:
+                continue
+            tk = all_kinds[target]
+            if tk == _K_FUNC:
+                if target >= base_len:
+                    target = words[offs[target - base_len] + 2]
+                else:
+                    target = base.get(target).type  # type: ignore[union-attr,attr-defined]
+                if target >= len(all_kinds) or all_kinds[target] != _K_FUNC_PROTO:
+                    return False
+            elif tk not in (_K_STRUCT, _K_UNION):
+                return False
+            if target >= base_len:
+                n = words[offs[target - base_len] + 1] & 0xFFFF
+            else:
+                t = base.get(target)  # type: ignore[union-attr]
+                n = len(t.params if t.kind == _K_FUNC_PROTO else t.members)  # type: ignore[attr-defined]
+            if cidx >= n:
+                return False
+        return True
+    return False  # pragma: no cover - every kind is handled above
+
+
+class _LazyTypes:
+    """Decodes the types of a checked type section on demand (names through a cache)."""
+
+    __slots__ = ("words", "offs", "base", "base_len", "strings", "kinds", "_cache")
+
+    def __init__(
+        self,
+        words: array,
+        offs: array,
+        base: Btf | None,
+        base_len: int,
+        strings: bytes,
+        kinds: bytes,
+    ) -> None:
+        self.words = words
+        self.offs = offs  # word offset of each own type (index = id - base_len)
+        self.base = base
+        self.base_len = base_len
+        self.strings = strings
+        self.kinds = kinds  # kind of each own type
+        self._cache: dict[int, str] = {}
+
+    @property
+    def name_offs(self) -> tuple:
+        """The name offset of each own type."""
+        return _pick(self.words, self.offs)
+
+    def string(self, off: int) -> str:
+        """The (checked) string at ``off`` of the base + own string section."""
+        s = self._cache.get(off)
+        if s is None:
+            data, o = self.strings, off
+            base = self.base
+            if base is not None:
+                if off < len(base.strings):
+                    data = base.strings
+                else:
+                    o -= len(base.strings)
+            raw = data[o : data.index(0, o)]
+            try:
+                s = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                s = raw.decode("latin-1")
+            self._cache[off] = s
+        return s
+
+    def decode(self, tid: int) -> BtfType:
+        w = self.words
+        o = self.offs[tid - self.base_len]
+        name_off, info, st = w[o], w[o + 1], w[o + 2]
+        k = (info >> 24) & 0x1F
+        vlen = info & 0xFFFF
+        kflag = bool(info >> 31)
+        s = self.string
+        name = s(name_off) if name_off else ""
+        o += 3
+        if k in _REF_KINDS_BY_NO:
+            return _REF_KINDS_BY_NO[k](tid, name, st)
+        if k == _K_FUNC:
+            return Func(tid, name, st, _FUNC_LINKAGE[vlen])
+        if k in (_K_STRUCT, _K_UNION):
+            cls = Struct if k == _K_STRUCT else Union
+            recs = w[o : o + 3 * vlen]
+            if kflag:
+                members = [
+                    Member(s(mn) if mn else "", mt, mo & 0xFFFFFF, mo >> 24)
+                    for mn, mt, mo in zip(recs[0::3], recs[1::3], recs[2::3], strict=True)
+                ]
+            else:
+                members = [
+                    Member(s(mn) if mn else "", mt, mo, 0)
+                    for mn, mt, mo in zip(recs[0::3], recs[1::3], recs[2::3], strict=True)
+                ]
+            return cls(tid, name, st, members, kflag)
+        if k == _K_FUNC_PROTO:
+            recs = w[o : o + 2 * vlen]
+            params = [
+                Param(s(pn) if pn else "", pt)
+                for pn, pt in zip(recs[0::2], recs[1::2], strict=True)
+            ]
+            return FuncProto(tid, name, st, params)
+        if k == _K_ARRAY:
+            return Array(tid, name, w[o], w[o + 1], w[o + 2])
+        if k == _K_ENUM:
+            recs = w[o : o + 2 * vlen]
+            if kflag:
+                vals = [v - (1 << 32) if v >= 1 << 31 else v for v in recs[1::2]]
+            else:
+                vals = recs[1::2]
+            values = [EnumValue(s(en), v) for en, v in zip(recs[0::2], vals, strict=True)]
+            return Enum(tid, name, st, values, kflag)
+        if k == _K_ENUM64:
+            recs = w[o : o + 3 * vlen]
+            values = []
+            for en, lo, hi in zip(recs[0::3], recs[1::3], recs[2::3], strict=True):
+                v = lo | (hi << 32)
+                if kflag and v >= 1 << 63:
+                    v -= 1 << 64
+                values.append(EnumValue(s(en), v))
+            return Enum64(tid, name, st, values, kflag)
+        if k == _K_INT:
+            word = w[o]
+            return Int(tid, name, st, (word >> 24) & 0x0F, (word >> 16) & 0xFF, word & 0xFF)
+        if k == _K_FWD:
+            return Fwd(tid, name, kflag)
+        if k == _K_VAR:
+            return Var(tid, name, st, _VAR_LINKAGE[w[o]])
+        if k == _K_DATASEC:
+            recs = w[o : o + 3 * vlen]
+            return Datasec(
+                tid,
+                name,
+                st,
+                [VarSecinfo(*r) for r in zip(recs[0::3], recs[1::3], recs[2::3], strict=True)],
+            )
+        if k == _K_FLOAT:
+            return Float(tid, name, st)
+        if k == _K_DECL_TAG:
+            cidx = w[o]
+            return DeclTag(tid, name, st, cidx - (1 << 32) if cidx >= 1 << 31 else cidx)
+        raise BtfError(f"type {tid}: unknown kind {k}")  # pragma: no cover - checked by _index
+
+
+_REF_KINDS_BY_NO = {int(k): cls for k, cls in _REF_KINDS.items()}
 
 
 # ---- encoding -------------------------------------------------------------------

@@ -7,7 +7,7 @@ and alignment, lookup by name, and C spelling (via :mod:`bpfkit.btf.cprint`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableSequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -304,7 +304,14 @@ _SIZED = (
 
 
 class Btf:
-    """The types and strings of one BTF blob (optionally split on top of ``base``)."""
+    """The types and strings of one BTF blob (optionally split on top of ``base``).
+
+    :func:`~bpfkit.btf.parser.parse_btf` returns a *lazy* ``Btf``: the blob is fully
+    validated up front, but a type object is built only when it is first asked for
+    (``btf[i]``, ``btf.types[i]``, iteration), and the name index only on the first
+    :meth:`find`. ``types`` is then a list-like view; a ``Btf`` built from a list keeps
+    that very list.
+    """
 
     def __init__(
         self,
@@ -314,11 +321,58 @@ class Btf:
         *,
         raw: bytes | None = None,
     ):
-        self.types = types
+        self._types = types
+        self._lazy = None  # the decoder of a lazily parsed blob (see parser._LazyTypes)
         self.strings = strings
         self.base = base
         self.raw = raw
         self._by_name: dict[str, list[int]] | None = None
+
+    @classmethod
+    def _from_lazy(cls, lazy, count: int, strings: bytes, base: Btf | None, raw: bytes) -> Btf:
+        """A ``Btf`` of ``count`` types (base included) decoded on demand by ``lazy``."""
+        btf = cls.__new__(cls)
+        slots: list = [None] * count
+        if base is None:
+            slots[0] = Void(0, "void")
+        btf._types = slots
+        btf._lazy = lazy
+        btf.strings = strings
+        btf.base = base
+        btf.raw = raw
+        btf._by_name = None
+        return btf
+
+    @property
+    def types(self) -> list[BtfType]:
+        """Every type, indexed by id (id 0 is ``void``; split BTF starts with its base's)."""
+        if self._lazy is None:
+            return self._types
+        return _TypeList(self)  # type: ignore[return-value]
+
+    @types.setter
+    def types(self, value: list[BtfType]) -> None:
+        self._types = value
+        self._lazy = None
+        self._by_name = None
+
+    def _load(self, type_id: int) -> BtfType:
+        """Decode (once) the type ``type_id`` of a lazy blob."""
+        if type_id < self.start_id:
+            t = self.base.get(type_id)  # type: ignore[union-attr]
+        else:
+            t = self._lazy.decode(type_id)  # type: ignore[union-attr]
+        self._types[type_id] = t
+        return t
+
+    def _materialize(self) -> None:
+        """Decode every type and drop the lazy decoder (before the list is changed)."""
+        if self._lazy is not None:
+            slots = self._types
+            for i, t in enumerate(slots):
+                if t is None:
+                    self._load(i)
+            self._lazy = None
 
     # ---- access --------------------------------------------------------------
     @property
@@ -327,7 +381,7 @@ class Btf:
         return len(self.base.types) if self.base is not None else 1
 
     def __len__(self) -> int:
-        return len(self.types)
+        return len(self._types)
 
     def __iter__(self) -> Iterator[BtfType]:
         return iter(self.types)
@@ -337,32 +391,57 @@ class Btf:
 
     def get(self, type_id: int) -> BtfType:
         """The type with this id; ``BtfError`` when there is none."""
-        if not isinstance(type_id, int) or not 0 <= type_id < len(self.types):
-            raise BtfError(f"type id {type_id} out of range (have {len(self.types)} types)")
-        return self.types[type_id]
+        types = self._types
+        if not isinstance(type_id, int) or not 0 <= type_id < len(types):
+            raise BtfError(f"type id {type_id} out of range (have {len(types)} types)")
+        t = types[type_id]
+        if t is None and self._lazy is not None:
+            t = self._load(type_id)
+        return t
 
     def find(self, name: str, kind: BtfKind | None = None) -> BtfType | None:
         """The first type with this name (and kind), or ``None``."""
         for tid in self._names().get(name, ()):
-            t = self.types[tid]
+            t = self.get(tid)
             if kind is None or t.kind == kind:
                 return t
         return None
 
     def find_all(self, name: str, kind: BtfKind | None = None) -> list[BtfType]:
         """Every type with this name (and kind)."""
-        return [
-            self.types[t]
-            for t in self._names().get(name, ())
-            if kind is None or self.types[t].kind == kind
-        ]
+        out = []
+        for tid in self._names().get(name, ()):
+            t = self.get(tid)
+            if kind is None or t.kind == kind:
+                out.append(t)
+        return out
 
     def _names(self) -> dict[str, list[int]]:
         if self._by_name is None:
             idx: dict[str, list[int]] = {}
-            for t in self.types:
-                if t.name:
-                    idx.setdefault(t.name, []).append(t.id)
+            if self._lazy is not None:
+                # Names straight from the name offsets: no type object is built.
+                if self.base is not None:
+                    for nm, ids in self.base._names().items():
+                        idx[nm] = list(ids)
+                else:
+                    idx["void"] = [0]
+                string = self._lazy.string
+                tid = self.start_id
+                for off in self._lazy.name_offs:
+                    if off:
+                        nm = string(off)
+                        if nm:
+                            ids = idx.get(nm)
+                            if ids is None:
+                                idx[nm] = [tid]
+                            else:
+                                ids.append(tid)
+                    tid += 1
+            else:
+                for t in self.types:
+                    if t.name:
+                        idx.setdefault(t.name, []).append(t.id)
             self._by_name = idx
         return self._by_name
 
@@ -442,6 +521,11 @@ class Btf:
     def kinds_summary(self) -> dict[str, int]:
         """How many types of each kind this blob defines."""
         out: dict[str, int] = {}
+        if self._lazy is not None:
+            kinds = self._lazy.kinds
+            for k in set(kinds):
+                out[BtfKind(k).name] = kinds.count(k)
+            return dict(sorted(out.items()))
         for t in self.types[self.start_id :]:
             out[t.kind.name] = out.get(t.kind.name, 0) + 1
         return dict(sorted(out.items()))
@@ -454,3 +538,64 @@ class Btf:
 
     def __repr__(self) -> str:
         return f"<Btf {len(self.types) - self.start_id} types>"
+
+
+class _TypeList(MutableSequence):
+    """``Btf.types`` of a lazy blob: a list-like view that decodes types on access.
+
+    Reading (index, slice, iteration, ``len``, ``==``) decodes only what it touches;
+    changing the list first decodes everything and turns the ``Btf`` into a plain one.
+    """
+
+    __slots__ = ("_btf",)
+
+    def __init__(self, btf: Btf) -> None:
+        self._btf = btf
+
+    def __len__(self) -> int:
+        return len(self._btf._types)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        btf = self._btf
+        slots = btf._types
+        if isinstance(i, slice):
+            out = slots[i]
+            if None in out and btf._lazy is not None:
+                return [btf.get(j) for j in range(*i.indices(len(slots)))]
+            return out
+        t = slots[i]
+        if t is None and btf._lazy is not None:
+            t = btf._load(i % len(slots))
+        return t
+
+    def __iter__(self) -> Iterator[BtfType]:
+        btf = self._btf
+        slots = btf._types
+        for i in range(len(slots)):
+            t = slots[i]
+            if t is None and btf._lazy is not None:
+                t = btf._load(i)
+            yield t
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _TypeList | list):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+    def _plain(self) -> list[BtfType]:
+        self._btf._materialize()
+        return self._btf._types
+
+    def __setitem__(self, i, value) -> None:  # type: ignore[override]
+        self._plain()[i] = value
+
+    def __delitem__(self, i) -> None:  # type: ignore[override]
+        del self._plain()[i]
+
+    def insert(self, index: int, value: BtfType) -> None:
+        self._plain().insert(index, value)
