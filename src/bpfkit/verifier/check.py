@@ -263,6 +263,10 @@ class Checker:
         try:
             return self._run()
         finally:
+            # drop the checkpoints first: freed now, they are not left to the collector
+            self.explored = {}
+            self.active = {}
+            self.stack = []
             if enabled:
                 gc.enable()
 
@@ -2507,8 +2511,16 @@ _SIG_FIELDS = attrgetter(
 
 
 def _signature(st: State) -> tuple:
-    """Identity of the current frame's registers (equal signatures: maybe a loop)."""
-    return (len(st.frames), *map(_SIG_FIELDS, st.frames[-1].regs))
+    """Identity of the current frame's registers (equal signatures: maybe a loop).
+
+    Each register's part is computed once and kept on it (``Reg.sig``)."""
+    out = [len(st.frames)]
+    for r in st.frames[-1].regs:
+        s = r.sig
+        if s is None:
+            s = r.sig = _SIG_FIELDS(r)
+        out.append(s)
+    return tuple(out)
 
 
 def _maybe_looping(old: State, cur: State) -> bool:
@@ -2519,7 +2531,7 @@ def _maybe_looping(old: State, cur: State) -> bool:
         if a is b:
             continue
         for k in Reg.__slots__:
-            if getattr(a, k) != getattr(b, k):
+            if k != "sig" and getattr(a, k) != getattr(b, k):
                 return False
     return True
 

@@ -99,6 +99,7 @@ class Reg:
         "mem_size",
         "frameno",
         "subprog",
+        "sig",
     )
 
     def __init__(self, type_: int = NOT_INIT) -> None:
@@ -121,6 +122,9 @@ class Reg:
         self.mem_size = 0
         self.frameno = 0
         self.subprog = 0
+        #: the fields pruning's loop check compares (``check._signature``), computed
+        #: once a register sits in a state (registers are not changed after that)
+        self.sig = None
 
     # ---- constructors -------------------------------------------------
     @staticmethod
@@ -136,7 +140,7 @@ class Reg:
         r.type = SCALAR
         r.maybe_null = r.rdonly = r.ringbuf = False
         r.off = r.id = r.ref_obj_id = r.range = r.mem_size = r.frameno = r.subprog = 0
-        r.map = None
+        r.map = r.sig = None
         r.var_off = _tnew(Tnum, (v, 0))
         r.umin = r.umax = v
         r.smin = r.smax = v - (1 << 64) if v >> 63 else v
@@ -177,6 +181,7 @@ class Reg:
         r.mem_size = self.mem_size
         r.frameno = self.frameno
         r.subprog = self.subprog
+        r.sig = None
         return r
 
     # ---- scalar helpers ----------------------------------------------
@@ -419,6 +424,7 @@ class State:
         "prec",
         "all_prec",
         "live",
+        "live_regs",
     )
 
     def __init__(self) -> None:
@@ -436,6 +442,7 @@ class State:
         self.prec: set[int] = set()  # precision marks of a checkpoint (prec_key)
         self.all_prec = False  # every scalar of this checkpoint (and its parents) precise
         self.live: list | None = None  # per-frame liveness of a checkpoint (cached)
+        self.live_regs: list | None = None  # per frame: (live register numbers, slot mask)
 
     @property
     def cur(self) -> Frame:
@@ -459,6 +466,7 @@ class State:
         s.prec = set()
         s.all_prec = False
         s.live = None
+        s.live_regs = None
         return s
 
 
@@ -680,6 +688,9 @@ def frame_liveness(old: State, live) -> list[tuple[int, int]]:
     return out
 
 
+_ALL_REGS = tuple(range(11))
+
+
 def states_equal(
     old: State,
     cur: State,
@@ -704,22 +715,62 @@ def states_equal(
         return False
     ids = _IdMap()
     prec = old.prec if use_prec and not old.all_prec else None
-    lv = old.live if live is not None else None
-    if lv is None and live is not None:
-        lv = old.live = frame_liveness(old, live)
-    for fi, (of, cf) in enumerate(zip(old.frames, cur.frames, strict=True)):
+    if live is not None:
+        lregs = old.live_regs
+        if lregs is None:
+            lv = old.live
+            if lv is None:
+                lv = old.live = frame_liveness(old, live)
+            lregs = old.live_regs = [
+                (tuple(i for i in range(11) if (rm >> i) & 1), sm) for rm, sm in lv
+            ]
+    else:
+        lregs = None
+    ofs = old.frames
+    cfs = cur.frames
+    for fi in range(len(ofs)):
+        of = ofs[fi]
+        cf = cfs[fi]
         if of.callsite != cf.callsite or of.callback != cf.callback:
             return False
-        if lv is not None:
-            rmask, smask = lv[fi]
+        if lregs is not None:
+            idxs, smask = lregs[fi]
         else:
-            rmask = smask = -1
+            idxs, smask = _ALL_REGS, -1
         pbase = fi * 128
+        oregs = of.regs
         cregs = cf.regs
-        for i, o in enumerate(of.regs):
-            if not (rmask >> i) & 1:
+        for i in idxs:
+            o = oregs[i]
+            c = cregs[i]
+            if o is c and not o.id and not o.ref_obj_id:
+                continue  # regsafe's first test (also under alu_exact: the same scalar)
+            if o.type == SCALAR and not exact and not alu_exact:
+                # regsafe of a scalar, inline
+                if c.type != SCALAR:
+                    return False
+                if prec is not None and (pbase + i) not in prec:
+                    continue
+                if (
+                    o.maybe_null != c.maybe_null
+                    or o.umin > c.umin
+                    or c.umax > o.umax
+                    or o.smin > c.smin
+                    or c.smax > o.smax
+                    or o.u32min > c.u32min
+                    or c.u32max > o.u32max
+                    or o.s32min > c.s32min
+                    or c.s32max > o.s32max
+                ):
+                    return False
+                ov, om = o.var_off
+                cv, cm = c.var_off
+                if cm & ~om or (cv & ~om) != ov:
+                    return False
+                if o.id and not ids.check_scalar(o.id, c.id):
+                    return False
                 continue
-            if not regsafe(o, cregs[i], ids, exact, prec is None or (pbase + i) in prec, alu_exact):
+            if not regsafe(o, c, ids, exact, prec is None or (pbase + i) in prec, alu_exact):
                 return False
         if not stacksafe(of, cf, ids, allow_uninit, exact, smask, prec, pbase, alu_exact):
             return False
