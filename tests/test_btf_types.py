@@ -34,7 +34,7 @@ from bpfkit.btf import (
     parse_btf_ext,
     type_to_c,
 )
-from bpfkit.btf.parser import _parse_btf_reference
+from bpfkit.btf.parser import _LAZY_MIN_TYPE_BYTES, _parse_btf_fast, _parse_btf_reference
 from bpfkit.errors import BtfError
 from bpfkit.obj.build import build_command, compile_c, find_clang
 from bpfkit.obj.elf import ElfFile
@@ -204,16 +204,19 @@ def _outcome(parse, raw: bytes, base: Btf | None = None):
 @pytest.mark.parametrize("source", SOURCES)
 def test_fast_parse_matches_reference(source: str) -> None:
     raw = _raw_btf(source)[0]
-    btf = parse_btf(raw)
+    btf = _parse_btf_fast(raw)
     assert btf._lazy is not None, "valid BTF must take the fast path"
-    assert _outcome(parse_btf, raw) == _outcome(_parse_btf_reference, raw)
+    assert _outcome(_parse_btf_fast, raw) == _outcome(_parse_btf_reference, raw)
     assert encode_btf(btf) == encode_btf(_parse_btf_reference(raw))
+    # parse_btf: small type sections go straight to the reference parser (decoded eagerly).
+    (type_len,) = struct.unpack_from("<I", raw, 12)
+    assert (parse_btf(raw)._lazy is None) == (type_len < _LAZY_MIN_TYPE_BYTES)
 
 
 def test_lazy_types_behave_like_a_list() -> None:
     raw = _raw_btf("obj_btf_types.c")[0]
     ref = list(_parse_btf_reference(raw).types)
-    btf = parse_btf(raw)
+    btf = _parse_btf_fast(raw)
     assert len(btf) == len(btf.types) == len(ref)
     assert btf.types[-1] == ref[-1] and btf.types[2:5] == ref[2:5]
     assert btf[3] is btf.types[3] is btf.get(3)  # decoded once, then kept
@@ -249,8 +252,10 @@ def _split_blob(base: Btf) -> bytes:
     return hdr + types + strs
 
 
-def test_split_btf_fast_matches_reference() -> None:
-    base = parse_btf(_raw_btf("obj_btf_types.c")[0])
+@pytest.mark.parametrize("lazy_base", [False, True])
+def test_split_btf_fast_matches_reference(lazy_base: bool) -> None:
+    base_raw = _raw_btf("obj_btf_types.c")[0]
+    base = _parse_btf_fast(base_raw) if lazy_base else _parse_btf_reference(base_raw)
     raw = _split_blob(base)
     split = parse_btf(raw, base)
     assert split._lazy is not None
@@ -271,11 +276,12 @@ def test_decl_tag_on_a_func_without_proto_is_an_error() -> None:
     # The tag (id 2) comes before the FUNC (id 3) whose type is an INT, not a FUNC_PROTO.
     types = [Void(0, "void"), Int(1, "int", 4, 1, 0, 32), DeclTag(2, "t", 3, 0), Func(3, "f", 1)]
     raw = encode_btf(Btf(types, b"\0"))
-    with pytest.raises(BtfError, match="not a FUNC_PROTO"):
-        parse_btf(raw)
-    ok = [*types[:3], Func(3, "f", 4), FuncProto(4, "", 1, [])]
-    with pytest.raises(BtfError, match="component 0 out of range"):
-        parse_btf(encode_btf(Btf(ok, b"\0")))
+    for parse in (parse_btf, _parse_btf_fast):
+        with pytest.raises(BtfError, match="not a FUNC_PROTO"):
+            parse(raw)
+        ok = [*types[:3], Func(3, "f", 4), FuncProto(4, "", 1, [])]
+        with pytest.raises(BtfError, match="component 0 out of range"):
+            parse(encode_btf(Btf(ok, b"\0")))
 
 
 def _btf_corpus() -> list[bytes]:
@@ -326,7 +332,7 @@ def _btf_mutants(draw) -> bytes:
 @given(_btf_mutants())
 def test_fast_parse_fails_exactly_like_reference(raw: bytes) -> None:
     # Every blob: the same error message, or the same types (never another exception).
-    assert _outcome(parse_btf, raw) == _outcome(_parse_btf_reference, raw)
+    assert _outcome(_parse_btf_fast, raw) == _outcome(_parse_btf_reference, raw)
 
 
 # ---- C printing --------------------------------------------------------------------------

@@ -12,7 +12,9 @@ or all members at once) without building any object; the :class:`Btf` it returns
 decodes a type (and its name) only when asked for. Whenever the fast check finds
 anything wrong it gives up, and the reference path (:func:`_parse_types` and
 :func:`_check_refs`, one object per type, in id order) parses the blob again and
-raises the error, so error messages do not depend on the fast path.
+raises the error, so error messages do not depend on the fast path. Small type sections
+(object files, under ``_LAZY_MIN_TYPE_BYTES``) go to the reference path directly: their
+users decode every type anyway, and for a few hundred types that is quicker.
 """
 
 from __future__ import annotations
@@ -157,11 +159,30 @@ def _cstr(data: bytes, off: int, what: str) -> str:
         return data[off:end].decode("latin-1")
 
 
+# Type sections below this size (object files) are parsed eagerly by the reference path:
+# their users decode every type anyway, and for a few hundred types that is faster.
+_LAZY_MIN_TYPE_BYTES = 4096
+
+
 def parse_btf(data: bytes | bytearray | memoryview, base: Btf | None = None) -> Btf:
     """Parse a raw BTF blob (``.BTF`` section or ``/sys/kernel/btf/*``) into a :class:`Btf`.
 
     ``base`` is the base BTF of split BTF (kernel module BTF on top of vmlinux).
     """
+    return _parse(data, base, None)
+
+
+def _parse_btf_reference(data: bytes | bytearray | memoryview, base: Btf | None = None) -> Btf:
+    """:func:`parse_btf` through the reference path only (for tests)."""
+    return _parse(data, base, False)
+
+
+def _parse_btf_fast(data: bytes | bytearray | memoryview, base: Btf | None = None) -> Btf:
+    """:func:`parse_btf` through the fast path whatever the size (for tests)."""
+    return _parse(data, base, True)
+
+
+def _parse(data: bytes | bytearray | memoryview, base: Btf | None, fast: bool | None) -> Btf:
     data = bytes(data)
     if len(data) < BTF_HEADER_SIZE:
         raise BtfError(f"BTF too short for a header ({len(data)} bytes)")
@@ -197,10 +218,14 @@ def parse_btf(data: bytes | bytearray | memoryview, base: Btf | None = None) -> 
     if str_len and strings[-1] != 0:
         raise BtfError("BTF string section is not NUL-terminated")
     tdata = data[hdr_len + type_off : hdr_len + type_off + type_len]
-    try:
-        lazy = _index(tdata, strings, base)
-    except (IndexError, ValueError, OverflowError):  # pragma: no cover - belt and braces
-        lazy = None
+    if fast is None:
+        fast = base is not None or type_len >= _LAZY_MIN_TYPE_BYTES
+    lazy = None
+    if fast:
+        try:
+            lazy = _index(tdata, strings, base)
+        except (IndexError, ValueError, OverflowError):  # pragma: no cover - belt and braces
+            lazy = None
     if lazy is not None:
         return Btf._from_lazy(lazy, lazy.base_len + len(lazy.offs), strings, base, data)
     # Something is wrong (or unusual): the reference parser names it.
@@ -208,24 +233,6 @@ def parse_btf(data: bytes | bytearray | memoryview, base: Btf | None = None) -> 
     btf = Btf(types, strings, base, raw=data)
     _check_refs(btf)
     return btf
-
-
-def _parse_btf_reference(data: bytes | bytearray | memoryview, base: Btf | None = None) -> Btf:
-    """:func:`parse_btf` through the reference path only (every type built eagerly).
-
-    For tests: the fast path must give the same types, and fail exactly where this does.
-    """
-    global _index
-    fast = _index
-    _index = _no_index
-    try:
-        return parse_btf(data, base)
-    finally:
-        _index = fast
-
-
-def _no_index(tdata: bytes, strings: bytes, base: Btf | None) -> None:
-    return None
 
 
 def _parse_types(tdata: bytes, strs: _Strings, base: Btf | None) -> list[BtfType]:
@@ -765,10 +772,39 @@ def _check_kind(
     return False  # pragma: no cover - every kind is handled above
 
 
+class _StrCache(dict):
+    """String offset -> string of a checked blob (base + own section), decoded on first use.
+
+    Offset 0 is always "" (an unnamed type), as in the reference parser.
+    """
+
+    __slots__ = ("strings", "base_strings")
+
+    def __init__(self, strings: bytes, base_strings: bytes) -> None:
+        super().__init__({0: ""})
+        self.strings = strings
+        self.base_strings = base_strings
+
+    def __missing__(self, off: int) -> str:
+        data, o = self.strings, off
+        nb = len(self.base_strings)
+        if off < nb:
+            data = self.base_strings
+        else:
+            o -= nb
+        raw = data[o : data.index(0, o)]
+        try:
+            s = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            s = raw.decode("latin-1")
+        self[off] = s
+        return s
+
+
 class _LazyTypes:
     """Decodes the types of a checked type section on demand (names through a cache)."""
 
-    __slots__ = ("words", "offs", "base", "base_len", "strings", "kinds", "_cache")
+    __slots__ = ("words", "offs", "base_len", "kinds", "strs", "_by_off", "lookups")
 
     def __init__(
         self,
@@ -781,11 +817,11 @@ class _LazyTypes:
     ) -> None:
         self.words = words
         self.offs = offs  # word offset of each own type (index = id - base_len)
-        self.base = base
         self.base_len = base_len
-        self.strings = strings
         self.kinds = kinds  # kind of each own type
-        self._cache: dict[int, str] = {}
+        self.strs = _StrCache(strings, base.strings if base is not None else b"")
+        self._by_off: tuple[dict[int, int], bytes] | None = None
+        self.lookups: dict[str, list[int]] = {}  # name -> ids (Btf.find's cache)
 
     @property
     def name_offs(self) -> tuple:
@@ -794,22 +830,51 @@ class _LazyTypes:
 
     def string(self, off: int) -> str:
         """The (checked) string at ``off`` of the base + own string section."""
-        s = self._cache.get(off)
-        if s is None:
-            data, o = self.strings, off
-            base = self.base
-            if base is not None:
-                if off < len(base.strings):
-                    data = base.strings
-                else:
-                    o -= len(base.strings)
-            raw = data[o : data.index(0, o)]
+        return self.strs[off]
+
+    def ids_named(self, name: str) -> list[int]:
+        """Ids of the own types called ``name``, ascending, without decoding other names.
+
+        Every offset whose string is ``name`` is found by searching the string sections
+        for ``name`` + NUL (a name may start inside another string). The first type
+        using an offset comes from a table built on the first lookup, the others (rare:
+        a struct and its forward declaration) from a search of the packed name offsets.
+        """
+        if not name or "\0" in name:
+            return []
+        if self._by_off is None:
+            packed = array("I", self.name_offs)
+            ids = range(self.base_len, self.base_len + len(packed))
+            first = dict(zip(reversed(packed), reversed(ids), strict=True))
+            self._by_off = (first, packed.tobytes())
+        first, packed = self._by_off
+        strs = self.strs
+        nb = len(strs.base_strings)
+        offs = set()
+        for enc in ("utf-8", "latin-1"):  # how the reference parser decodes names
             try:
-                s = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                s = raw.decode("latin-1")
-            self._cache[off] = s
-        return s
+                needle = name.encode(enc) + b"\0"
+            except UnicodeEncodeError:
+                continue
+            for data, shift in ((strs.strings, nb), (strs.base_strings, 0)):
+                p = data.find(needle)
+                while p >= 0:
+                    offs.add(p + shift)
+                    p = data.find(needle, p + 1)
+        out: list[int] = []
+        for off in offs:
+            tid = first.get(off)
+            if not off or tid is None or strs[off] != name:
+                continue
+            out.append(tid)
+            pat = off.to_bytes(4, sys.byteorder)
+            i = packed.find(pat, 4 * (tid - self.base_len + 1))
+            while i >= 0:
+                if not i % 4:
+                    out.append(self.base_len + i // 4)
+                i = packed.find(pat, i + 1)
+        out.sort()
+        return out
 
     def decode(self, tid: int) -> BtfType:
         w = self.words
@@ -818,8 +883,8 @@ class _LazyTypes:
         k = (info >> 24) & 0x1F
         vlen = info & 0xFFFF
         kflag = bool(info >> 31)
-        s = self.string
-        name = s(name_off) if name_off else ""
+        s = self.strs
+        name = s[name_off]
         o += 3
         if k in _REF_KINDS_BY_NO:
             return _REF_KINDS_BY_NO[k](tid, name, st)
@@ -830,21 +895,18 @@ class _LazyTypes:
             recs = w[o : o + 3 * vlen]
             if kflag:
                 members = [
-                    Member(s(mn) if mn else "", mt, mo & 0xFFFFFF, mo >> 24)
+                    Member(s[mn], mt, mo & 0xFFFFFF, mo >> 24)
                     for mn, mt, mo in zip(recs[0::3], recs[1::3], recs[2::3], strict=True)
                 ]
             else:
                 members = [
-                    Member(s(mn) if mn else "", mt, mo, 0)
+                    Member(s[mn], mt, mo, 0)
                     for mn, mt, mo in zip(recs[0::3], recs[1::3], recs[2::3], strict=True)
                 ]
             return cls(tid, name, st, members, kflag)
         if k == _K_FUNC_PROTO:
             recs = w[o : o + 2 * vlen]
-            params = [
-                Param(s(pn) if pn else "", pt)
-                for pn, pt in zip(recs[0::2], recs[1::2], strict=True)
-            ]
+            params = [Param(s[pn], pt) for pn, pt in zip(recs[0::2], recs[1::2], strict=True)]
             return FuncProto(tid, name, st, params)
         if k == _K_ARRAY:
             return Array(tid, name, w[o], w[o + 1], w[o + 2])
@@ -854,7 +916,7 @@ class _LazyTypes:
                 vals = [v - (1 << 32) if v >= 1 << 31 else v for v in recs[1::2]]
             else:
                 vals = recs[1::2]
-            values = [EnumValue(s(en), v) for en, v in zip(recs[0::2], vals, strict=True)]
+            values = [EnumValue(s[en], v) for en, v in zip(recs[0::2], vals, strict=True)]
             return Enum(tid, name, st, values, kflag)
         if k == _K_ENUM64:
             recs = w[o : o + 3 * vlen]
@@ -863,7 +925,7 @@ class _LazyTypes:
                 v = lo | (hi << 32)
                 if kflag and v >= 1 << 63:
                     v -= 1 << 64
-                values.append(EnumValue(s(en), v))
+                values.append(EnumValue(s[en], v))
             return Enum64(tid, name, st, values, kflag)
         if k == _K_INT:
             word = w[o]

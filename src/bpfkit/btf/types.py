@@ -401,7 +401,7 @@ class Btf:
 
     def find(self, name: str, kind: BtfKind | None = None) -> BtfType | None:
         """The first type with this name (and kind), or ``None``."""
-        for tid in self._names().get(name, ()):
+        for tid in self._ids_named(name):
             t = self.get(tid)
             if kind is None or t.kind == kind:
                 return t
@@ -410,11 +410,26 @@ class Btf:
     def find_all(self, name: str, kind: BtfKind | None = None) -> list[BtfType]:
         """Every type with this name (and kind)."""
         out = []
-        for tid in self._names().get(name, ()):
+        for tid in self._ids_named(name):
             t = self.get(tid)
             if kind is None or t.kind == kind:
                 out.append(t)
         return out
+
+    def _ids_named(self, name: str) -> list[int]:
+        """Ids of every type called ``name``, ascending (base types first)."""
+        lazy = self._lazy
+        if lazy is None or self._by_name is not None:
+            return self._names().get(name, [])
+        ids = lazy.lookups.get(name)
+        if ids is None:
+            own = lazy.ids_named(name)
+            if self.base is not None:
+                ids = list(self.base._ids_named(name)) + own
+            else:
+                ids = [0, *own] if name == "void" else own
+            lazy.lookups[name] = ids
+        return ids
 
     def _names(self) -> dict[str, list[int]]:
         if self._by_name is None:
@@ -426,7 +441,7 @@ class Btf:
                         idx[nm] = list(ids)
                 else:
                     idx["void"] = [0]
-                string = self._lazy.string
+                string = self._lazy.strs.__getitem__
                 tid = self.start_id
                 for off in self._lazy.name_offs:
                     if off:
