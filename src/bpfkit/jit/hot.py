@@ -77,11 +77,28 @@ define internal i64 @hk_fallback(ptr %ctx, i64 %id, i64 %r1, i64 %r2, i64 %r3, i
   ret i64 %r
 }}
 
-; [a, a+n) lies in one readable region of the run's table
-define internal i1 @hk_readable(ptr %ctx, i64 %a, i64 %n) {{
+; entry %k of the run's table holds [a, a+n) with permission %perm
+define internal i1 @hk_entry_has(ptr %tp, i64 %k, i64 %a, i64 %n, i64 %perm) alwaysinline {{
+  %k3 = mul i64 %k, 3
+  %eb = call i64 @hk_ld(ptr %tp, i64 %k3)
+  %k31 = add i64 %k3, 1
+  %span = call i64 @hk_ld(ptr %tp, i64 %k31)
+  %k32 = add i64 %k3, 2
+  %perms = call i64 @hk_ld(ptr %tp, i64 %k32)
+  %off = sub i64 %a, %eb
+  %ok1 = icmp ule i64 %off, %span
+  %rest = sub i64 %span, %off
+  %ok2 = icmp ule i64 %n, %rest
+  %rd = and i64 %perms, %perm
+  %ok3 = icmp ne i64 %rd, 0
+  %o12 = and i1 %ok1, %ok2
+  %o = and i1 %o12, %ok3
+  ret i1 %o
+}}
+
+; the index of the last table entry whose base is <= %a, or -1
+define internal i64 @hk_bsearch(ptr %tp, i64 %len, i64 %a) {{
 entry:
-  %tp = call ptr @hk_word(ptr %ctx, i64 {abi.TABLE})
-  %len = call i64 @hk_ld(ptr %ctx, i64 {abi.TABLE_LEN})
   br label %loop
 loop:
   %lo = phi i64 [0, %entry], [%lo2, %body]
@@ -99,25 +116,41 @@ body:
   %hi2 = select i1 %le, i64 %hi, i64 %mid
   br label %loop
 done:
-  %z = icmp eq i64 %lo, 0
-  br i1 %z, label %no, label %chk
-chk:
   %k = sub i64 %lo, 1
-  %k3 = mul i64 %k, 3
-  %eb = call i64 @hk_ld(ptr %tp, i64 %k3)
-  %k31 = add i64 %k3, 1
-  %span = call i64 @hk_ld(ptr %tp, i64 %k31)
-  %k32 = add i64 %k3, 2
-  %perm = call i64 @hk_ld(ptr %tp, i64 %k32)
-  %off = sub i64 %a, %eb
-  %ok1 = icmp ule i64 %off, %span
-  %rest = sub i64 %span, %off
-  %ok2 = icmp ule i64 %n, %rest
-  %rd = and i64 %perm, {abi.READ}
-  %ok3 = icmp ne i64 %rd, 0
-  %o12 = and i1 %ok1, %ok2
-  %o = and i1 %o12, %ok3
-  ret i1 %o
+  ret i64 %k
+}}
+
+; [a, a+n) lies in one readable region of the run's table. The runtime's words remember
+; the entry of the last hit (E_RCACHE), checked against the current table before use
+; (so it is never stale): keys and values are usually on the same stack.
+define internal i1 @hk_readable(ptr %ctx, i64 %a, i64 %n) {{
+entry:
+  %tp = call ptr @hk_word(ptr %ctx, i64 {abi.TABLE})
+  %len = call i64 @hk_ld(ptr %ctx, i64 {abi.TABLE_LEN})
+  %envd = call ptr @hk_word(ptr %ctx, i64 {abi.ENV_DATA})
+  %ne = icmp eq ptr %envd, null
+  br i1 %ne, label %search, label %cached
+cached:
+  %ck = call i64 @hk_ld(ptr %envd, i64 {nm.E_RCACHE})
+  %cin = icmp ult i64 %ck, %len
+  br i1 %cin, label %cchk, label %search
+cchk:
+  %chit = call i1 @hk_entry_has(ptr %tp, i64 %ck, i64 %a, i64 %n, i64 {abi.READ})
+  br i1 %chit, label %yes, label %search
+search:
+  %k = call i64 @hk_bsearch(ptr %tp, i64 %len, i64 %a)
+  %none = icmp slt i64 %k, 0
+  br i1 %none, label %no, label %chk
+chk:
+  %hit = call i1 @hk_entry_has(ptr %tp, i64 %k, i64 %a, i64 %n, i64 {abi.READ})
+  br i1 %hit, label %remember, label %no
+remember:
+  br i1 %ne, label %yes, label %store
+store:
+  call void @hk_st(ptr %envd, i64 {nm.E_RCACHE}, i64 %k)
+  br label %yes
+yes:
+  ret i1 true
 no:
   ret i1 false
 }}
@@ -364,41 +397,37 @@ done:
   ret void
 }}
 
-; ---- the run's region table: a value Region's permissions follow its element (SlotRegion)
-define internal void @hk_setperm(ptr %ctx, i64 %a, i64 %perm) {{
+; ---- the run's region table: a value Region's permissions follow its element
+; (SlotRegion). %hint guesses the entry's index (checked before use); returns the
+; entry's index, or -1 when the table has no Region at %a.
+define internal i64 @hk_setperm(ptr %ctx, i64 %a, i64 %perm, i64 %hint) {{
 entry:
   %tp = call ptr @hk_word(ptr %ctx, i64 {abi.TABLE})
   %len = call i64 @hk_ld(ptr %ctx, i64 {abi.TABLE_LEN})
-  br label %loop
-loop:
-  %lo = phi i64 [0, %entry], [%lo2, %body]
-  %hi = phi i64 [%len, %entry], [%hi2, %body]
-  %c = icmp ult i64 %lo, %hi
-  br i1 %c, label %body, label %found
-body:
-  %s = add i64 %lo, %hi
-  %mid = lshr i64 %s, 1
-  %m3 = mul i64 %mid, 3
-  %b = call i64 @hk_ld(ptr %tp, i64 %m3)
-  %le = icmp ule i64 %b, %a
-  %mid1 = add i64 %mid, 1
-  %lo2 = select i1 %le, i64 %mid1, i64 %lo
-  %hi2 = select i1 %le, i64 %hi, i64 %mid
-  br label %loop
-found:
-  %z = icmp eq i64 %lo, 0
+  %hin = icmp ult i64 %hint, %len
+  br i1 %hin, label %hchk, label %search
+hchk:
+  %h3 = mul i64 %hint, 3
+  %hb = call i64 @hk_ld(ptr %tp, i64 %h3)
+  %hsame = icmp eq i64 %hb, %a
+  br i1 %hsame, label %set, label %search
+search:
+  %k = call i64 @hk_bsearch(ptr %tp, i64 %len, i64 %a)
+  %z = icmp slt i64 %k, 0
   br i1 %z, label %seeds, label %chk
 chk:
-  %k = sub i64 %lo, 1
   %k3 = mul i64 %k, 3
   %eb = call i64 @hk_ld(ptr %tp, i64 %k3)
   %same = icmp eq i64 %eb, %a
   br i1 %same, label %set, label %seeds
 set:
-  %k32 = add i64 %k3, 2
-  call void @hk_st(ptr %tp, i64 %k32, i64 %perm)
+  %kk = phi i64 [%hint, %hchk], [%k, %chk]
+  %kk3 = mul i64 %kk, 3
+  %kk32 = add i64 %kk3, 2
+  call void @hk_st(ptr %tp, i64 %kk32, i64 %perm)
   br label %seeds
 seeds:
+  %found = phi i64 [-1, %search], [-1, %chk], [%kk, %set]
   %kill = icmp eq i64 %perm, 0
   br i1 %kill, label %s1, label %done
 s1:
@@ -420,7 +449,7 @@ s4:
   call void @hk_st(ptr %ctx, i64 {abi.ARG_WLIM}, i64 0)
   br label %done
 done:
-  ret void
+  ret i64 %found
 }}
 
 ; every part of %slot's value gets %perm in the run's table
@@ -429,15 +458,27 @@ entry:
   %va = call i64 @hk_vaddr(ptr %d, i64 %slot)
   %parts = call i64 @hk_ld(ptr %d, i64 {nm.D_PARTS})
   %ps = call i64 @hk_ld(ptr %d, i64 {nm.D_PSIZE})
+  %r = call ptr @hk_srec(ptr %d, i64 %slot)
+  %t = call i64 @hk_ld(ptr %r, i64 {nm.S_TIDX})
+  %hint0 = sub i64 %t, 1
   br label %loop
 loop:
-  %i = phi i64 [0, %entry], [%i1, %body]
+  %i = phi i64 [0, %entry], [%i1, %next]
+  %hint = phi i64 [%hint0, %entry], [%hint1, %next]
   %more = icmp ult i64 %i, %parts
   br i1 %more, label %body, label %done
 body:
   %o = mul i64 %i, %ps
   %a = add i64 %va, %o
-  call void @hk_setperm(ptr %ctx, i64 %a, i64 %perm)
+  %at = call i64 @hk_setperm(ptr %ctx, i64 %a, i64 %perm, i64 %hint)
+  %hint1 = add i64 %at, 1
+  %first = icmp eq i64 %i, 0
+  br i1 %first, label %remember, label %next
+remember:
+  %ati = add i64 %at, 1
+  call void @hk_st(ptr %r, i64 {nm.S_TIDX}, i64 %ati)
+  br label %next
+next:
   %i1 = add i64 %i, 1
   br label %loop
 done:
@@ -445,15 +486,69 @@ done:
 }}
 
 ; ---- the journal Python replays (HashMap._sync)
-define internal i1 @hk_logroom(ptr %d, i64 %n) alwaysinline {{
+; squeeze out cancelled records (J_NONE), keeping the pending inserts' S_JIDX exact
+define internal void @hk_compact(ptr %d) {{
+entry:
+  %nl = call i64 @hk_ld(ptr %d, i64 {nm.D_NLOG})
+  %w = call i64 @hk_ld(ptr %d, i64 {nm.D_LOGW})
+  %log = call ptr @hk_word(ptr %d, i64 {nm.D_LOG})
+  %wb = shl i64 %w, 3
+  br label %loop
+loop:
+  %i = phi i64 [0, %entry], [%i1, %next]
+  %j = phi i64 [0, %entry], [%j2, %next]
+  %more = icmp ult i64 %i, %nl
+  br i1 %more, label %body, label %done
+body:
+  %oi = mul i64 %i, %w
+  %ri = getelementptr i64, ptr %log, i64 %oi
+  %op = load i64, ptr %ri
+  %dead = icmp eq i64 %op, {nm.J_NONE}
+  br i1 %dead, label %next, label %keep
+keep:
+  %oj = mul i64 %j, %w
+  %rj = getelementptr i64, ptr %log, i64 %oj
+  call void @llvm.memmove.p0.p0.i64(ptr %rj, ptr %ri, i64 %wb, i1 false)
+  %isins = icmp eq i64 %op, {nm.J_INSERT}
+  br i1 %isins, label %fix, label %kept
+fix:
+  %slot = call i64 @hk_ld(ptr %ri, i64 1)
+  %rec = call ptr @hk_srec(ptr %d, i64 %slot)
+  %j1x = add i64 %j, 1
+  call void @hk_st(ptr %rec, i64 {nm.S_JIDX}, i64 %j1x)
+  br label %kept
+kept:
+  %j1 = add i64 %j, 1
+  br label %next
+next:
+  %j2 = phi i64 [%j, %body], [%j1, %kept]
+  %i1 = add i64 %i, 1
+  br label %loop
+done:
+  call void @hk_st(ptr %d, i64 {nm.D_NLOG}, i64 %j)
+  ret void
+}}
+
+; room for %n more records (compacting if need be)
+define internal i1 @hk_logroom(ptr %d, i64 %n) {{
+entry:
   %nl = call i64 @hk_ld(ptr %d, i64 {nm.D_NLOG})
   %cap = call i64 @hk_ld(ptr %d, i64 {nm.D_LOGCAP})
   %need = add i64 %nl, %n
   %ok = icmp ule i64 %need, %cap
-  ret i1 %ok
+  br i1 %ok, label %yes, label %squeeze
+yes:
+  ret i1 true
+squeeze:
+  call void @hk_compact(ptr %d)
+  %nl2 = call i64 @hk_ld(ptr %d, i64 {nm.D_NLOG})
+  %need2 = add i64 %nl2, %n
+  %ok2 = icmp ule i64 %need2, %cap
+  ret i1 %ok2
 }}
 
 define internal void @hk_log(ptr %d, i64 %op, i64 %slot, ptr %kp, i64 %ks) {{
+entry:
   %nl = call i64 @hk_ld(ptr %d, i64 {nm.D_NLOG})
   %w = call i64 @hk_ld(ptr %d, i64 {nm.D_LOGW})
   %log = call ptr @hk_word(ptr %d, i64 {nm.D_LOG})
@@ -465,6 +560,13 @@ define internal void @hk_log(ptr %d, i64 %op, i64 %slot, ptr %kp, i64 %ks) {{
   call void @llvm.memmove.p0.p0.i64(ptr %kd, ptr %kp, i64 %ks, i1 false)
   %nl1 = add i64 %nl, 1
   call void @hk_st(ptr %d, i64 {nm.D_NLOG}, i64 %nl1)
+  %ins = icmp eq i64 %op, {nm.J_INSERT}
+  br i1 %ins, label %mark, label %done
+mark:
+  %r = call ptr @hk_srec(ptr %d, i64 %slot)
+  call void @hk_st(ptr %r, i64 {nm.S_JIDX}, i64 %nl1)
+  br label %done
+done:
   ret void
 }}
 
@@ -530,13 +632,48 @@ put:
 define internal void @hk_kill(ptr %ctx, ptr %d, ptr %b) {{
 entry:
   %slot = call i64 @hk_ld(ptr %b, i64 {nm.B_SLOT // 8})
+  %cn = call i64 @hk_ld(ptr %d, i64 {nm.D_COUNT})
+  %cn1 = sub i64 %cn, 1
+  call void @hk_st(ptr %d, i64 {nm.D_COUNT}, i64 %cn1)
+  ; HashIndex.remove: empty if the next bucket is, with the deleted ones just before
+  %tb = call ptr @hk_word(ptr %d, i64 {nm.D_BASE})
+  %mask = call i64 @hk_ld(ptr %d, i64 {nm.D_MASK})
+  %bs = call i64 @hk_ld(ptr %d, i64 {nm.D_BUCKET})
+  %rec0 = call ptr @hk_srec(ptr %d, i64 %slot)
+  %bi1 = call i64 @hk_ld(ptr %rec0, i64 {nm.S_BUCKET})
+  %bi = sub i64 %bi1, 1
+  %ni0 = add i64 %bi, 1
+  %ni = and i64 %ni0, %mask
+  %no = mul i64 %ni, %bs
+  %nb = getelementptr i8, ptr %tb, i64 %no
+  %nt = load i64, ptr %nb
+  %nempty = icmp eq i64 %nt, 0
+  br i1 %nempty, label %clear, label %tomb
+tomb:
   call void @hk_st(ptr %b, i64 0, i64 1)
   %tn = call i64 @hk_ld(ptr %d, i64 {nm.D_TOMBS})
   %tn1 = add i64 %tn, 1
   call void @hk_st(ptr %d, i64 {nm.D_TOMBS}, i64 %tn1)
-  %cn = call i64 @hk_ld(ptr %d, i64 {nm.D_COUNT})
-  %cn1 = sub i64 %cn, 1
-  call void @hk_st(ptr %d, i64 {nm.D_COUNT}, i64 %cn1)
+  br label %bucketed
+clear:
+  call void @hk_st(ptr %b, i64 0, i64 0)
+  br label %back
+back:
+  %j = phi i64 [%bi, %clear], [%j0, %back1]
+  %jm = sub i64 %j, 1
+  %j0 = and i64 %jm, %mask
+  %jo = mul i64 %j0, %bs
+  %jb = getelementptr i8, ptr %tb, i64 %jo
+  %jt = load i64, ptr %jb
+  %jtomb = icmp eq i64 %jt, 1
+  br i1 %jtomb, label %back1, label %bucketed
+back1:
+  store i64 0, ptr %jb
+  %tm = call i64 @hk_ld(ptr %d, i64 {nm.D_TOMBS})
+  %tm1 = sub i64 %tm, 1
+  call void @hk_st(ptr %d, i64 {nm.D_TOMBS}, i64 %tm1)
+  br label %back
+bucketed:
   %r = call ptr @hk_srec(ptr %d, i64 %slot)
   call void @hk_st(ptr %r, i64 {nm.S_BUCKET}, i64 0)
   call void @hk_st(ptr %r, i64 {nm.S_LIVE}, i64 0)
@@ -562,6 +699,20 @@ pm:
   call void @hk_setperms(ptr %ctx, ptr %d, i64 %slot, i64 0)
   br label %lg
 lg:
+  ; an insert Python has not seen yet: both vanish (the dict and the insertion order
+  ; end up as if neither had happened), else the delete is journaled
+  %ji = call i64 @hk_ld(ptr %r, i64 {nm.S_JIDX})
+  %pend = icmp ne i64 %ji, 0
+  br i1 %pend, label %cancel, label %jd
+cancel:
+  %ji0 = sub i64 %ji, 1
+  %w = call i64 @hk_ld(ptr %d, i64 {nm.D_LOGW})
+  %log = call ptr @hk_word(ptr %d, i64 {nm.D_LOG})
+  %o = mul i64 %ji0, %w
+  call void @hk_st(ptr %log, i64 %o, i64 {nm.J_NONE})
+  call void @hk_st(ptr %r, i64 {nm.S_JIDX}, i64 0)
+  ret void
+jd:
   call void @hk_log(ptr %d, i64 {nm.J_DELETE}, i64 %slot, ptr %b, i64 0)
   ret void
 }}

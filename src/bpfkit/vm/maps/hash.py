@@ -68,7 +68,8 @@ class SlotRegion(Region):
     @property  # type: ignore[override]
     def name(self) -> str:
         n, slot, part = self._label
-        return f"{n}[{slot}]" + ("" if part is None else f"@cpu{part}")
+        name = f"{n}[{slot}]" + ("" if part is None else f"@cpu{part}")
+        return name if self._slots[self._live] else name + " (free)"
 
 
 class NativeValueStore(ValueStore):
@@ -132,14 +133,17 @@ class NativeValueStore(ValueStore):
 
     def prepare(self, slot: int) -> None:
         """Regions for ``slot`` and the next slots an insert may take (the top of the
-        free stack, the next fresh slots), so native inserts can hand them out."""
+        free stack, the next fresh slots), so native inserts can hand them out: at least
+        ``PREPARE`` of each, and as many as already have Regions (a program that keeps
+        inserting new keys comes back here a logarithmic number of times)."""
         self.register(slot)
         hs, d = self.hs, self.hs.desc
+        batch = max(self.PREPARE, len(self._regions) // self.parts)
         nfree = d[D_NFREE]
-        for i in range(max(0, nfree - self.PREPARE), nfree):
+        for i in range(max(0, nfree - batch), nfree):
             self.register(hs.free[i])
         fresh = d[D_FRESH]
-        for s in range(fresh, min(self.capacity, fresh + self.PREPARE)):
+        for s in range(fresh, min(self.capacity, fresh + batch)):
             self.register(s)
 
     def set_perms(self, perms: int) -> None:
@@ -179,6 +183,7 @@ class HashMap(VMMap):
         )
         self._desc = desc
         self.index: dict[bytes, int] = {}
+        self.hs.index.live = self.index.values
         # insertion-ordered doubly linked list over slots, for get_next_key
         self._keys: list[bytes | None] = []
         self._next: list[int] = []

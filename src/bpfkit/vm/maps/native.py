@@ -33,6 +33,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import struct
+from collections.abc import Callable, Iterable
 
 __all__ = [
     "HashIndex",
@@ -77,13 +78,17 @@ K_NONE, K_ARRAY, K_PERCPU_ARRAY, K_HASH, K_RINGBUF = 0, 1, 2, 3, 4
 # bucket fields (byte offsets)
 B_TAG, B_VADDR, B_REG, B_SLOT, B_KEY = 0, 8, 16, 24, 32
 # slot record words
-S_BUCKET, S_LIVE, S_REG, S_LPREV, S_LNEXT = range(5)
+S_BUCKET, S_LIVE, S_REG, S_LPREV, S_LNEXT, S_JIDX, S_TIDX = range(7)
 SW = 8
-# journal record: op, slot, key words
-J_INSERT, J_DELETE = 1, 2
-LOG_RECORDS = 256
+# (S_TIDX: 1 + the run-table entry of the slot's first part last time, a hint)
+# journal record: op, slot, key words; a slot's pending insert record is S_JIDX - 1 (a
+# native delete of that element cancels it: op J_NONE, squeezed out when room runs out)
+J_NONE, J_INSERT, J_DELETE = 0, 1, 2
+#: journal records: a delete of an element Python knows plus a pending insert per slot
+#: at most, so a journal this long only runs out past this bound
+LOG_MAX = 1 << 22
 # environment words
-E_MAPS, E_MAPS_SHIFT, E_MAPS_MASK, E_CPU, E_PRNG, E_RINGS, E_NRINGS = range(7)
+E_MAPS, E_MAPS_SHIFT, E_MAPS_MASK, E_CPU, E_PRNG, E_RINGS, E_NRINGS, E_RCACHE = range(8)
 ENV_WORDS = 8
 
 _Q = struct.Struct("<Q")
@@ -117,7 +122,15 @@ class HashIndex:
 
     MIN = 16
 
-    def __init__(self, key_size: int, desc: ctypes.Array, slots: ctypes.Array) -> None:
+    def __init__(
+        self,
+        key_size: int,
+        desc: ctypes.Array,
+        slots: ctypes.Array,
+        live: Callable[[], Iterable[int]] | None = None,
+    ) -> None:
+        #: the slots of the live elements (for a rebuild; default: scan the table)
+        self.live = live
         self.ks = key_size
         self.bsize = B_KEY + ((key_size + 7) & ~7)
         self._fmt = struct.Struct(f"<QQQQ{key_size}s")
@@ -159,29 +172,45 @@ class HashIndex:
         d = self.desc
         n = d[D_COUNT]
         if (n + d[D_TOMBS] + 1) * 2 > self.cap:
-            self._rebuild(max(self.MIN, 1 << (4 * (n + 1) - 1).bit_length()))
+            # never smaller than now: a map that fills and empties in turn (a program's
+            # inserts and deletes) then rebuilds only to drop deleted buckets
+            self._rebuild(max(self.cap, 1 << (4 * (n + 1) - 1).bit_length()))
         self._place(hash_key(key), vaddr, slot, key)
 
     def remove(self, slot: int) -> None:
         s = self.slots
         i = s[slot * SW + S_BUCKET] - 1
-        if i >= 0:
-            _Q.pack_into(self.mv, i * self.bsize, 1)
-            s[slot * SW + S_BUCKET] = 0
-            self.desc[D_TOMBS] += 1
-            self.desc[D_COUNT] -= 1
-
-    def clear(self) -> None:
-        self._alloc(self.MIN)
-        self._publish()
+        if i < 0:
+            return
+        s[slot * SW + S_BUCKET] = 0
+        d, mv, bs, mask = self.desc, self.mv, self.bsize, self.cap - 1
+        d[D_COUNT] -= 1
+        # a deleted bucket before an empty one ends no probe: it becomes empty, and so
+        # do the deleted buckets just before it (native deletes do the same)
+        if _Q.unpack_from(mv, ((i + 1) & mask) * bs)[0] == 0:
+            _Q.pack_into(mv, i * bs, 0)
+            j = (i - 1) & mask
+            while _Q.unpack_from(mv, j * bs)[0] == 1:
+                _Q.pack_into(mv, j * bs, 0)
+                d[D_TOMBS] -= 1
+                j = (j - 1) & mask
+        else:
+            _Q.pack_into(mv, i * bs, 1)
+            d[D_TOMBS] += 1
 
     def _rebuild(self, cap: int) -> None:
-        old_mv, bs, fmt = self.mv, self.bsize, self._fmt
+        old_mv, bs, fmt, slots = self.mv, self.bsize, self._fmt, self.slots
         entries = []
-        for i in range(self.cap):
-            e = fmt.unpack_from(old_mv, i * bs)
-            if e[0] >= 2:
-                entries.append(e)
+        if self.live is not None:
+            for slot in self.live():
+                i = slots[slot * SW + S_BUCKET] - 1
+                if i >= 0:
+                    entries.append(fmt.unpack_from(old_mv, i * bs))
+        else:
+            for i in range(self.cap):
+                e = fmt.unpack_from(old_mv, i * bs)
+                if e[0] >= 2:
+                    entries.append(e)
         self._alloc(cap)
         for tag, vaddr, _reg, slot, key in entries:
             self._place(tag - 2, vaddr, slot, key)
@@ -216,7 +245,8 @@ class HashState:
         nchunks = (capacity + chunk - 1) // chunk
         self.chunks = (ctypes.c_uint64 * max(1, nchunks))()
         self.logw = 2 + (key_size + 7) // 8
-        self.log = (ctypes.c_uint64 * (self.logw * LOG_RECORDS))()
+        logcap = min(LOG_MAX, 2 * capacity + 16)
+        self.log = zeroed(ctypes.c_uint64, self.logw * logcap)
         self.log_mv = memoryview(self.log).cast("B")
         self.key_size = key_size
         d[D_KEY_SIZE], d[D_VALUE_SIZE], d[D_MAX] = key_size, value_size, capacity
@@ -227,7 +257,7 @@ class HashState:
         d[D_SLOTS] = ctypes.addressof(self.slots)
         d[D_LRU] = int(lru)
         d[D_LOG] = ctypes.addressof(self.log)
-        d[D_LOGCAP] = LOG_RECORDS
+        d[D_LOGCAP] = logcap
         d[D_LOGW] = self.logw
         d[D_PERMS] = perms
         self.index = HashIndex(key_size, d, self.slots)
@@ -320,11 +350,16 @@ class HashState:
         n = d[D_NLOG]
         if not n:
             return []
-        w, ks, mv, log = self.logw, self.key_size, self.log_mv, self.log
+        w, ks, mv, log, slots = self.logw, self.key_size, self.log_mv, self.log, self.slots
         out = []
         for i in range(n):
             o = i * w
-            out.append((log[o], log[o + 1], bytes(mv[8 * o + 16 : 8 * o + 16 + ks])))
+            op, slot = log[o], log[o + 1]
+            if op == J_INSERT:
+                slots[slot * SW + S_JIDX] = 0
+                out.append((op, slot, bytes(mv[8 * o + 16 : 8 * o + 16 + ks])))
+            elif op == J_DELETE:
+                out.append((op, slot, b""))
         d[D_NLOG] = 0
         return out
 
