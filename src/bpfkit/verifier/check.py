@@ -147,6 +147,13 @@ class _Pruned(Exception):
     pass
 
 
+# opcode parts the main loop dispatches on (module constants: no attribute lookups)
+_CLS_LD, _CLS_LDX, _CLS_ST, _CLS_STX = op.LD, op.LDX, op.ST, op.STX
+_CLS_ALU, _CLS_JMP, _CLS_JMP32, _CLS_ALU64 = op.ALU, op.JMP, op.JMP32, op.ALU64
+_JA, _EXIT, _CALL, _LDDW = op.JA, op.EXIT, op.CALL, op.LDDW
+_MOV, _X = op.MOV, op.X
+
+
 _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
 #: pointer types the kernel's ``reg_not_null`` knows are not NULL (when not maybe-null)
 _NOT_NULL_TYPES = frozenset(
@@ -260,6 +267,7 @@ class Checker:
         """
         enabled = gc.isenabled()
         gc.disable()
+        scalar._SYNC_CACHE.clear()  # per run: its time is this program's alone
         try:
             return self._run()
         finally:
@@ -492,72 +500,75 @@ class Checker:
         at = self.prog.at
         prune = self.prog.prune
         logging = self.log.level >= 1
+        log = self.log
+        stats = self.stats
+        budget = self.budget
+        visit = self.visit
+        do_alu = self.do_alu
+        do_cond_jmp = self.do_cond_jmp
         self.st = st
         while True:
             self.pc = pc
             ipc = pc
             self.hx = None
-            self.stats.insns_processed += 1
-            if self.stats.insns_processed > self.budget:
+            n = stats.insns_processed = stats.insns_processed + 1
+            if n > budget:
                 raise self.fail(
                     f"Verification needed more than {self.budget} instruction steps; the "
                     "program is too complex (or a loop is not provably bounded).",
                     f"BPF program is too large. Processed {self.budget + 1} insn",
                 )
-            if pc in prune and self.visit(st, pc):
-                self.log.pruned(pc)
+            if pc in prune and visit(st, pc):
+                log.pruned(pc)
                 raise _Pruned
             insn = at[pc]
             if logging:
-                self.log.insn(pc, insn, st)
-            cls = insn.cls
-            if cls in (op.ALU, op.ALU64):
-                self.do_alu(st, insn)
+                log.insn(pc, insn, st)
+            code = insn.opcode
+            cls = code & 7
+            if cls == _CLS_ALU or cls == _CLS_ALU64:
+                do_alu(st, insn)
                 pc += 1
-            elif cls == op.LDX:
-                self.do_ldx(st, insn)
-                pc += 1
-            elif cls in (op.ST, op.STX):
-                self.do_store(st, insn)
-                pc += 1
-            elif cls == op.LD:
-                if insn.is_lddw:
-                    self.do_lddw(st, insn)
-                    pc += 2
-                else:
-                    self.do_ld_abs(st, insn)
-                    pc += 1
-            else:
-                jop = insn.opcode & 0xF0
-                if jop == op.JA:
-                    self.jmps += 1
+            elif cls == _CLS_JMP or cls == _CLS_JMP32:
+                jop = code & 0xF0
+                self.jmps += 1
+                if jop == _JA:
                     pc = pc + 1 + insn.jump_offset
-                elif jop == op.EXIT:
-                    self.jmps += 1
+                elif jop == _EXIT:
                     nxt = self.do_exit(st)
                     if nxt is None:
                         self.path_done(st)
                         return
                     pc = nxt
-                elif jop == op.CALL:
-                    self.jmps += 1
+                elif jop == _CALL:
                     if insn.is_local_call:
                         pc = self.do_local_call(st, insn, pc)
                     else:
-                        nxt = self.do_helper_call(st, insn, pc)
-                        pc = nxt
+                        pc = self.do_helper_call(st, insn, pc)
                 else:
-                    self.jmps += 1
-                    pc = self.do_cond_jmp(st, insn, pc)
+                    pc = do_cond_jmp(st, insn, pc)
+            elif cls == _CLS_LDX:
+                self.do_ldx(st, insn)
+                pc += 1
+            elif cls == _CLS_ST or cls == _CLS_STX:
+                self.do_store(st, insn)
+                pc += 1
+            else:  # LD
+                if code == _LDDW:
+                    self.do_lddw(st, insn)
+                    pc += 2
+                else:
+                    self.do_ld_abs(st, insn)
+                    pc += 1
             hx = self.hx
             st.hist.append(ipc if hx is None else (ipc, hx))
             if logging:
-                self.log.after(pc, st)
+                log.after(pc, st)
 
     # ------------------------------------------------------------------ registers
     def read_reg(self, st: State, regno: int) -> Reg:
         """A source operand: must be initialised."""
-        r = st.cur.regs[regno]
+        r = st.frames[-1].regs[regno]
         if r.type == NOT_INIT:
             raise self.fail(
                 f"Register r{regno} is read before it is written (uninitialised).",
@@ -572,14 +583,18 @@ class Checker:
 
     def set_reg(self, st: State, regno: int, r: Reg) -> None:
         """Write ``r`` to a register of the current frame."""
-        st.cur.regs[regno] = r
+        st.frames[-1].regs[regno] = r
 
     # ------------------------------------------------------------------ ALU
     def do_alu(self, st: State, insn: Instruction) -> None:
-        is64 = insn.cls == op.ALU64
-        aop = insn.opcode & 0xF0
-        use_src = bool(insn.opcode & op.X)
+        code = insn.opcode
+        is64 = (code & 7) == _CLS_ALU64
+        aop = code & 0xF0
+        use_src = bool(code & _X)
         dstno = insn.dst
+        if aop == _MOV and not use_src and dstno != 10:
+            st.frames[-1].regs[dstno] = Reg.const(insn.imm if is64 else insn.imm & M32)
+            return
         if aop == op.END or aop == op.NEG:
             dst = self.read_reg(st, dstno)
             self.check_dst(dstno)
@@ -643,17 +658,42 @@ class Checker:
             return
         dst = self.read_reg(st, dstno)
         self.check_dst(dstno)
+        dvo = dst.var_off
         if use_src:
             src = self.read_reg(st, insn.src)
+            if (
+                not dvo[1]
+                and dst.type == SCALAR
+                and src.type == SCALAR
+                and not src.var_off[1]
+                and not (self.unpriv and aop in (op.ADD, op.SUB))
+            ):
+                # both known: what scalar.alu computes, without its call chain
+                v = scalar.fold(aop, is64, dvo[0], src.var_off[0])
+                if v is not None:
+                    r = dst.clone()
+                    r.id = 0
+                    r.set_const(v)
+                    st.frames[-1].regs[dstno] = r
+                    return
         else:
-            src = Reg.const(insn.imm if is64 else insn.imm & M32)
-            if aop in (op.DIV, op.MOD) and insn.imm == 0:
+            imm = insn.imm
+            if aop in (op.DIV, op.MOD) and imm == 0:
                 raise self.fail("Division by the constant zero.", "div by zero")
-            if aop in (op.LSH, op.RSH, op.ARSH) and not 0 <= insn.imm < (64 if is64 else 32):
+            if aop in (op.LSH, op.RSH, op.ARSH) and not 0 <= imm < (64 if is64 else 32):
                 raise self.fail(
-                    f"Shift by {insn.imm} is outside the register width.",
-                    f"invalid shift {insn.imm}",
+                    f"Shift by {imm} is outside the register width.",
+                    f"invalid shift {imm}",
                 )
+            if not dvo[1] and dst.type == SCALAR:
+                v = scalar.fold(aop, is64, dvo[0], imm & M64 if is64 else imm & M32)
+                if v is not None:
+                    r = dst.clone()
+                    r.id = 0
+                    r.set_const(v)
+                    st.frames[-1].regs[dstno] = r
+                    return
+            src = Reg.const(imm if is64 else imm & M32)
         if dst.is_pointer() or src.is_pointer():
             self.set_reg(st, dstno, self.ptr_alu(st, insn, aop, is64, dst, src, dstno))
             return
@@ -1555,10 +1595,11 @@ class Checker:
 
     # ------------------------------------------------------------------ jumps
     def do_cond_jmp(self, st: State, insn: Instruction, pc: int) -> int:
-        jop = insn.opcode & 0xF0
-        is32 = insn.cls == op.JMP32
+        code = insn.opcode
+        jop = code & 0xF0
+        is32 = (code & 7) == _CLS_JMP32
         dst = self.read_reg(st, insn.dst)
-        if insn.opcode & op.X:
+        if code & _X:
             src = self.read_reg(st, insn.src)
             srcno = insn.src
         else:
@@ -1603,8 +1644,8 @@ class Checker:
             other.hist.append((pc, self.hx))
         else:
             other.hist.append(pc)
-        self.refine_branch(other, insn, jop, is32, srcno, True)
-        self.refine_branch(st, insn, jop, is32, srcno, False)
+        self.refine_branch(other, insn, jop, is32, srcno, True, src)
+        self.refine_branch(st, insn, jop, is32, srcno, False, src)
         o_dead = other.dead
         s_dead = st.dead
         if (o_dead or s_dead) and scalars:
@@ -1678,12 +1719,25 @@ class Checker:
         return -1
 
     def refine_branch(
-        self, st: State, insn: Instruction, jop: int, is32: bool, srcno: int, taken: bool
+        self,
+        st: State,
+        insn: Instruction,
+        jop: int,
+        is32: bool,
+        srcno: int,
+        taken: bool,
+        imm: Reg | None = None,
     ) -> None:
-        """Narrow ``st`` for one outcome of the comparison."""
-        regs = st.cur.regs
+        """Narrow ``st`` for one outcome of the comparison (``imm``: the immediate
+        operand as a register, when there is no source register)."""
+        regs = st.frames[-1].regs
         dst = regs[insn.dst]
-        src = regs[srcno] if srcno >= 0 else Reg.const(insn.imm if not is32 else insn.imm & M32)
+        if srcno >= 0:
+            src = regs[srcno]
+        elif imm is not None:
+            src = imm
+        else:
+            src = Reg.const(insn.imm if not is32 else insn.imm & M32)
         # null checks of maybe-null pointers
         if self._null_check(insn, jop, is32, dst):
             is_null = (jop == op.JEQ) == taken

@@ -111,17 +111,36 @@ _T32 = 1 << 32
 _HI32 = M64 & ~M32
 
 
+#: sync's results by its inputs (a pure function; loops meet the same bounds again)
+_SYNC_CACHE: dict[tuple, tuple] = {}
+_SYNC_CACHE_MAX = 1 << 16
+
+
 def sync(r: Reg) -> None:
     """Make the intervals and the known bits agree (kernel ``reg_bounds_sync``).
 
-    The same steps as :func:`sync_reference` (kept for tests), inlined on locals.
+    The same steps as :func:`sync_reference` (kept for tests), inlined on locals
+    (:func:`_sync`) and remembered by their inputs.
     """
-    v, m = r.var_off
-    if m == 0:
+    vo = r.var_off
+    if vo[1] == 0:
         sync_reference(r)
         return
-    umin, umax, smin, smax = r.umin, r.umax, r.smin, r.smax
-    u32min, u32max, s32min, s32max = r.u32min, r.u32max, r.s32min, r.s32max
+    key = (vo, r.umin, r.umax, r.smin, r.smax, r.u32min, r.u32max, r.s32min, r.s32max)
+    out = _SYNC_CACHE.get(key)
+    if out is None:
+        out = _sync(key)
+        if len(_SYNC_CACHE) >= _SYNC_CACHE_MAX:
+            _SYNC_CACHE.clear()
+        _SYNC_CACHE[key] = out
+    (r.var_off, r.umin, r.umax, r.smin, r.smax, r.u32min, r.u32max, r.s32min, r.s32max) = out
+
+
+def _sync(key: tuple) -> tuple:
+    """:func:`sync` of (var_off, umin, umax, smin, smax, u32min, u32max, s32min, s32max)
+    for an unknown var_off; the same tuple, synced."""
+    vo, umin, umax, smin, smax, u32min, u32max, s32min, s32max = key
+    v, m = vo
     if (
         m == M64
         and umin == 0
@@ -133,7 +152,7 @@ def sync(r: Reg) -> None:
         and s32min == S32_MIN
         and s32max == S32_MAX
     ):
-        return  # nothing known: nothing to deduce
+        return key  # nothing known: nothing to deduce
     for rnd in (0, 1):
         # _update_from_tnum
         v32, k32 = v & M32, m & M32
@@ -282,9 +301,7 @@ def sync(r: Reg) -> None:
             nv = hv | (lv & M32)
             nm = hm | (lm & M32)
             v, m = nv, nm & ~nv & M64
-    r.var_off = _tnew(Tnum, (v, m))
-    r.umin, r.umax, r.smin, r.smax = umin, umax, smin, smax
-    r.u32min, r.u32max, r.s32min, r.s32max = u32min, u32max, s32min, s32max
+    return (_tnew(Tnum, (v, m)), umin, umax, smin, smax, u32min, u32max, s32min, s32max)
 
 
 def sync_reference(r: Reg) -> None:
@@ -425,7 +442,7 @@ def _mul_bounds(a: tuple, b: tuple, lo: int, hi: int):
     return mn, mx
 
 
-def _fold(aop: int, is64: bool, a: int, b: int) -> int | None:
+def fold(aop: int, is64: bool, a: int, b: int) -> int | None:
     """The result of ``a <aop> b`` on known values (None: not folded here)."""
     if is64:
         if aop == op.ADD:
@@ -476,7 +493,7 @@ def alu(aop: int, is64: bool, dst: Reg, src: Reg, signed_divmod: bool = False) -
     """``dst = dst <aop> src`` for scalars; ``dst`` is a private copy and is updated."""
     if dst.var_off.mask == 0 and src.var_off.mask == 0:
         # both known: fold (the same result the interval/tnum rules reach, faster)
-        v = _fold(aop, is64, dst.var_off.value, src.var_off.value)
+        v = fold(aop, is64, dst.var_off.value, src.var_off.value)
         if v is not None:
             dst.set_const(v)
             return
@@ -713,6 +730,10 @@ def sext(r: Reg, bits: int, is64: bool) -> None:
 def truncate(r: Reg, size: int) -> None:
     """Keep the low ``size`` bytes (a narrow load or a zero-extending move)."""
     if size >= 8:
+        return
+    if not r.var_off[1] and r.umin == r.umax:
+        # a known value (the steps below reach the same constant)
+        r.set_const(r.umin & ((1 << (size * 8)) - 1))
         return
     r.var_off = tnum.cast(r.var_off, size)
     top = (1 << (size * 8)) - 1
