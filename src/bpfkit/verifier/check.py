@@ -219,6 +219,7 @@ class Checker:
         self.hx = None  # extra history information of the current instruction
         #: per instruction: (alu_state, alu_limit) of its sanitized add/sub (unprivileged)
         self.alu_aux: dict[int, tuple[int, int]] = {}
+        self._cb_calls: dict[int, bool] = {}  # pruning point -> a callback helper's call
         self.explore_alu_limits = False
 
     # ------------------------------------------------------------------ utils
@@ -413,8 +414,10 @@ class Checker:
     def visit(self, state: State, pc: int) -> bool:
         """At a pruning point: True when an explored state subsumes ``state``."""
         allow_uninit = self.priv
-        insn = self.prog.at[pc]
-        is_cb_call = insn.is_helper_call and insn.imm in _CALLBACK_HELPERS
+        is_cb_call = self._cb_calls.get(pc)
+        if is_cb_call is None:
+            insn = self.prog.at[pc]
+            is_cb_call = self._cb_calls[pc] = insn.is_helper_call and insn.imm in _CALLBACK_HELPERS
         sig = None
         active = self.active.get(pc)
         if active:
@@ -448,9 +451,7 @@ class Checker:
             use_prec = self.priv
             alu_exact = self.explore_alu_limits
             for old in sls:
-                if states_equal(
-                    old, state, allow_uninit, live=live, use_prec=use_prec, alu_exact=alu_exact
-                ):
+                if states_equal(old, state, allow_uninit, False, live, use_prec, alu_exact):
                     old.hits += 1
                     if use_prec:
                         # the pruned path continues as the checkpoint's did: what was
