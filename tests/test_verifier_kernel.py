@@ -95,3 +95,18 @@ def test_case_agrees_with_kernel(case) -> None:
     assert kok == ook, (
         f"kernel {'accepts' if kok else 'rejects'}, we say {msg or 'accept'}\n{klog[-600:]}"
     )
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("seed", [415, 994])
+def test_path_after_an_impossible_fallthrough_is_fully_explored(seed):
+    """A jump whose fall-through is impossible continues on the taken branch; the path
+    must stay alive for later jumps (a stale 'dead' mark once skipped their
+    fall-throughs): the processed-instruction count equals the kernel's."""
+    from progen import generate
+
+    insns = generate(seed, length=60)
+    ok, log = kernel_verdict(insns, "socket_filter")
+    res = verify(insns, prog_type="socket_filter", cache=False)
+    assert ok and res.ok
+    assert res.stats.insns_processed == kernel_stats(log)["insns_processed"]

@@ -1681,9 +1681,13 @@ class Checker:
         return tuple(keys)
 
     def _switch(self, st: State, other: State, target: int) -> int:
+        """Continue on the taken branch in place (the fall-through was impossible)."""
         st.frames = other.frames
         st.refs = other.refs
         st.lock = other.lock
+        # ``st`` was marked dead by the impossible fall-through; the path it continues
+        # is alive, and a stale mark would make every later fall-through look impossible
+        st.dead = False
         return target
 
     @staticmethod
