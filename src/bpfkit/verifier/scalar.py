@@ -79,21 +79,13 @@ def _deduce64(r: Reg) -> None:
 
 
 def _deduce_64_from_32(r: Reg) -> None:
-    # When the high 32 bits are fixed, the 32-bit interval bounds the 64-bit one.
-    if (r.umin >> 32) == (r.umax >> 32):
-        hi = r.umin & ~M32 & M64
-        nlo = hi | r.u32min
-        nhi = hi | r.u32max
-        if nlo <= nhi:
-            r.umin = max(r.umin, nlo)
-            r.umax = min(r.umax, nhi)
-    if (r.smin >> 32) == (r.smax >> 32):
-        hi = r.smin & ~M32
-        nlo = hi | r.u32min
-        nhi = hi | r.u32max
-        if nlo <= nhi:
-            r.smin = max(r.smin, s64(nlo) if nlo > S64_MAX else nlo)
-            r.smax = min(r.smax, s64(nhi) if nhi > S64_MAX else nhi)
+    # The kernel's __reg_deduce_mixed_bounds: the 32-bit unsigned range replaces the low
+    # half of each 64-bit bound (u32 -> u64 and u32 -> s64 tightening; always sound: the
+    # nearest value inside the bound whose low half is inside the 32-bit range).
+    r.umin = max(r.umin, (r.umin & _HI32) | r.u32min)
+    r.umax = min(r.umax, (r.umax & _HI32) | r.u32max)
+    r.smin = max(r.smin, (r.smin & ~M32) | r.u32min)
+    r.smax = min(r.smax, (r.smax & ~M32) | r.u32max)
     # A 64-bit value within s32 range whose 32-bit range is non-negative: the kernel
     # (__reg_deduce_mixed_bounds) takes the 32-bit range, and only then; a negative
     # s32min teaches it nothing about the 64-bit bounds, so neither may it teach us.
@@ -246,27 +238,19 @@ def _sync(key: tuple) -> tuple:
                     umax = hi
             if step:
                 break
-            # _deduce_64_from_32
-            if (umin >> 32) == (umax >> 32):
-                h = umin & _HI32
-                nlo = h | u32min
-                nhi = h | u32max
-                if nlo <= nhi:
-                    if nlo > umin:
-                        umin = nlo
-                    if nhi < umax:
-                        umax = nhi
-            if (smin >> 32) == (smax >> 32):
-                h = smin & ~M32
-                nlo = h | u32min
-                nhi = h | u32max
-                if nlo <= nhi:
-                    a = nlo - _T64 if nlo > S64_MAX else nlo
-                    b = nhi - _T64 if nhi > S64_MAX else nhi
-                    if a > smin:
-                        smin = a
-                    if b < smax:
-                        smax = b
+            # _deduce_64_from_32 (the kernel's __reg_deduce_mixed_bounds)
+            t = (umin & _HI32) | u32min
+            if t > umin:
+                umin = t
+            t = (umax & _HI32) | u32max
+            if t < umax:
+                umax = t
+            t = (smin & ~M32) | u32min
+            if t > smin:
+                smin = t
+            t = (smax & ~M32) | u32max
+            if t < smax:
+                smax = t
             if s32min >= 0 and S32_MIN <= smin and smax <= S32_MAX:
                 if s32min > smin:
                     smin = s32min
