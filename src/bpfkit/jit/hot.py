@@ -1,4 +1,4 @@
-"""Native twins of hot helpers: map lookup/update on array and hash maps, ring buffers, prandom.
+"""Native twins of hot helpers: map lookup/update/delete on array and hash maps, ring buffers, prandom.
 
 They read the native mirrors the VM keeps (:mod:`bpfkit.vm.maps.native`,
 :mod:`bpfkit.vm.prng`), found through the run context's ``ENV_DATA`` word, and answer
@@ -6,13 +6,33 @@ exactly what the Python helper would — same return values, errnos and pointers
 they cannot answer on their own goes to the Python helper through the run's helper
 trampoline (same id, same arguments), so the observable behaviour is the interpreter's:
 
-- ``bpf_map_lookup_elem``: arrays and per-CPU arrays (the current CPU's value), hash maps
-  whose element's value Region is already registered (a first lookup registers it in
-  Python); a missing hash key is NULL. A key the native code cannot prove readable in
-  the run's region table, an unknown map or another map type: Python.
+- ``bpf_map_lookup_elem``: arrays and per-CPU arrays (the current CPU's value); hash,
+  per-CPU hash, LRU and LRU per-CPU hash maps (the current CPU's part; an LRU hit moves
+  the element to the most recent end of the map's order) whose element has its value
+  Regions (``S_REG``: every element a program inserted has them, and a first lookup of
+  an element only Python inserted registers them in Python); a missing key is NULL.
 - ``bpf_map_update_elem``: flag errors, arrays (``E2BIG``, ``EEXIST`` for NOEXIST, the
-  copy), existing hash keys (``EEXIST`` for NOEXIST, the copy) and ``ENOENT`` for EXIST on
-  a missing key; inserts (which allocate) go to Python.
+  copy), existing hash keys (``EEXIST`` for NOEXIST, the LRU touch, the copy into the
+  current CPU's part), ``ENOENT`` for EXIST on a missing key, ``E2BIG`` when a non-LRU
+  map is full, and inserts: the slot ``ValueStore`` would take (free stack, then fresh),
+  zeroed; the key placed in the index as ``HashIndex`` places it; the slot marked live
+  (its Regions get their permissions back, in the run's table too); the LRU order; a
+  journal record Python replays into its dict and insertion order (``HashMap._sync``);
+  and in a full LRU map the least recently used element evicted first, exactly as
+  ``HashMap._new_slot`` does.
+- ``bpf_map_delete_elem``: ``EINVAL`` for arrays, ``ENOENT`` for a missing hash key,
+  else the element removed (bucket emptied or deleted, slot pushed on the free stack,
+  its Regions' permissions dropped in the run's table and the region-cache seeds, LRU
+  unlinked); a delete of an element whose insert Python has not replayed yet cancels
+  that journal record instead of adding one.
+- Python, for the map helpers: an unknown map or another map type (maps of maps,
+  devmaps, ...), a key or value the native code cannot find readable in the run's
+  region table (Python then faults or reads it exactly like the interpreter), a lookup
+  of an element whose Regions do not exist yet, an insert whose slot has no Regions yet
+  (Python registers them for it and for the next slots, a batch as large as what is
+  already registered), an insert that needs the index rebuilt (grown, or cleared of
+  deleted buckets), an eviction whose victim's slot has no Regions, and a journal that
+  is full even after dropping its cancelled records (beyond ``native.LOG_MAX``).
 - ``bpf_get_prandom_u32``: tempers the next word of the runtime's MT19937 state;
   regenerating the state (every 624 calls) is Python's.
 - ring buffers (:mod:`bpfkit.vm.maps.ringbuf`; the ring's control block is its

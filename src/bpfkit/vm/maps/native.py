@@ -1,23 +1,31 @@
 """Native mirrors of map state, for helpers the JIT calls without going through Python.
 
-Python stays authoritative: every map keeps its own bookkeeping and, where a native
-helper can serve it, a flat mirror in ctypes memory that the map updates on every change.
-The JIT's native ``bpf_map_lookup_elem``/``bpf_map_update_elem`` (``bpfkit.jit.hot``)
-read these mirrors; anything they cannot answer exactly (a key that must be inserted, an
-unmirrored map type, an address they cannot prove readable) goes to the Python helper.
+Python and native code share the state native helpers change: every map keeps its own
+bookkeeping and, where a native helper can serve it, flat ctypes memory both sides read
+and write. The JIT's native ``bpf_map_lookup_elem``/``update_elem``/``delete_elem``
+(``bpfkit.jit.hot``) work on it; whatever they cannot do exactly goes to the Python
+helper.
 
 Layouts (all words are little-endian u64):
 
 - **descriptor** of a map (``DESC_WORDS`` words): kind, key size, value size,
   max_entries, element stride, base (array values / hash table), hash table mask and
-  shift, bucket size.
-- **hash table**: open addressing with linear probing, load (with tombstones) at most
-  1/2. A bucket is ``tag, value address, registered, slot`` then the key padded to 8
-  bytes; ``tag`` is 0 (empty), 1 (deleted) or ``hash + 2``. ``registered`` says the
-  value's Region is in the address space (only then may a native lookup return it: a
-  first lookup goes to Python, which registers the Region as the interpreter would).
+  shift, bucket size; for hash maps also ``D_COUNT``..``D_PERMS`` (see below).
+- **hash table**: open addressing with linear probing, load (with deleted buckets) at
+  most 1/2. A bucket is ``tag, value address, 0, slot`` then the key padded to 8 bytes;
+  ``tag`` is 0 (empty), 1 (deleted) or ``hash + 2``. A deleted bucket just before an
+  empty one becomes empty (and so do the deleted ones before it).
 - **hash** of a key: ``int.from_bytes(key, "little") % (2**61 - 1)``; its bucket:
   ``(hash * GOLDEN mod 2**64) >> shift``.
+- **hash state** (:class:`HashState`): the slot allocation ``ValueStore`` uses (a free
+  stack, LIFO, then fresh slots; the use count), the value chunks' addresses, one record
+  per slot (``SW`` words: bucket + 1, live, Regions registered, LRU links, pending
+  journal record + 1, a hint of its run-table entry), the LRU order (a doubly linked list
+  over slots, head = least recently used) and eviction count, and the **journal**: one
+  record (op, slot, key) per native insert or delete, which Python replays into its
+  dict and insertion-ordered list before it reads them (``HashMap._sync``). A native
+  delete of an element whose insert is still in the journal marks that record
+  cancelled instead; native code squeezes cancelled records out when room runs out.
 - **environment** words of one runtime (``ENV_WORDS``): the table of the runtime's maps
   (handle address → descriptor address, same probing on the handle), its shift and
   mask, the current CPU, the PRNG state, and the array of the runtime's ring buffers'
@@ -84,8 +92,9 @@ SW = 8
 # journal record: op, slot, key words; a slot's pending insert record is S_JIDX - 1 (a
 # native delete of that element cancels it: op J_NONE, squeezed out when room runs out)
 J_NONE, J_INSERT, J_DELETE = 0, 1, 2
-#: journal records: a delete of an element Python knows plus a pending insert per slot
-#: at most, so a journal this long only runs out past this bound
+#: Live records are at most 2 * max_entries (a delete per element Python knows, a pending
+#: insert per slot); a journal twice that long keeps half its room after a compaction
+#: (amortized O(1) per record), and needs Python only past this bound
 LOG_MAX = 1 << 22
 # environment words
 E_MAPS, E_MAPS_SHIFT, E_MAPS_MASK, E_CPU, E_PRNG, E_RINGS, E_NRINGS, E_RCACHE = range(8)
@@ -245,7 +254,7 @@ class HashState:
         nchunks = (capacity + chunk - 1) // chunk
         self.chunks = (ctypes.c_uint64 * max(1, nchunks))()
         self.logw = 2 + (key_size + 7) // 8
-        logcap = min(LOG_MAX, 2 * capacity + 16)
+        logcap = min(LOG_MAX, 4 * capacity + 16)
         self.log = zeroed(ctypes.c_uint64, self.logw * logcap)
         self.log_mv = memoryview(self.log).cast("B")
         self.key_size = key_size
