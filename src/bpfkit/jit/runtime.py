@@ -569,7 +569,11 @@ class JitProgram:
             kind = "write" if perm & WRITE else "read"
             msg = f"invalid {kind} of {_nb(size)} at address {addr:#x}"
             if r is not None and perm != READ | WRITE:
-                msg += f" (region {r.name} is {'read-only' if perm & WRITE else 'not readable'})"
+                if not perm & WRITE:
+                    why = "not readable"
+                else:
+                    why = "read-only" if r.perms & READ else "not accessible"
+                msg += f" (region {r.name} is {why})"
             self._record(
                 RuntimeFault(msg, pc=pc, insn=self.compiled.layout.describe(pc), address=addr)
             )

@@ -329,7 +329,8 @@ def _make_hot_store(space, size: int, pack) -> Callable:
     def store(addr: int, value: int, pc: int):
         r = space.find(addr, size)
         if r is None or not r.perms & WRITE:
-            why = "" if r is None else f" (region {r.name} is read-only)"
+            ro = "read-only" if r is not None and r.perms & READ else "not accessible"
+            why = "" if r is None else f" (region {r.name} is {ro})"
             raise RuntimeFault(
                 f"invalid write of {_nb(size)} at address {addr:#x}{why}", pc=pc, address=addr
             )
