@@ -2190,12 +2190,18 @@ class Checker:
                     f"{name}: a map argument must come first.", "invalid map_ptr to access map->key"
                 )
             size = meta.map.key_size if kind == ARG_MAP_KEY else meta.map.value_size
-            # the kernel elides the null check only for bpf_capable loaders
-            if kind == ARG_MAP_KEY and r.type == PTR_TO_STACK and size == 4 and self.priv:
-                if r.var_off == tnum.ZERO:
-                    # a constant key can make an array lookup non-null
-                    self.precise_stack(st, r.frameno, r.off, r.off + 4)
-                meta.const_key = self.const_stack_value(st, r, 4)
+            # a constant key can make an array lookup non-null (the kernel's
+            # get_constant_map_key: bpf_capable loaders, array maps only); the value is
+            # relied on, so a spilled constant becomes precise — only then, as in the kernel
+            if (
+                kind == ARG_MAP_KEY
+                and r.type == PTR_TO_STACK
+                and self.priv
+                and meta.map.type in _ARRAYS
+            ):
+                meta.const_key = self.const_stack_value(st, r, size)
+                if meta.const_key is not None and self._spilled_at(st, r):
+                    self.precise_stack(st, r.frameno, r.off, r.off + size)
             self.check_mem_arg(
                 st,
                 argno,
@@ -2355,6 +2361,11 @@ class Checker:
             )
             return
         raise self.fail(f"Unsupported argument kind {kind}.", f"unsupported arg {kind}")
+
+    def _spilled_at(self, st: State, r: Reg) -> bool:
+        """The stack slot ``r`` points at holds a spilled register (not zero bytes)."""
+        slot = self.frame_of(st, r).stack.get((-r.off - 1) // 8)
+        return slot is not None and slot.is_spill()
 
     def const_stack_value(self, st: State, r: Reg, size: int) -> int | None:
         """The known value of ``size`` stack bytes at ``r``, if the state knows it."""
