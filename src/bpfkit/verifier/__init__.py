@@ -474,14 +474,26 @@ def map_desc(m: Any, name: str, btf: Any = None) -> MapDesc:
     return desc
 
 
+def spec_lines(prog: Any) -> Callable[[int], dict | None]:
+    """Slot -> the C line (BTF line info) of a :class:`~bpfkit.obj.spec.ProgramSpec`."""
+    from ..obj.spec import line_for
+
+    by_slot = {s: i for i, s in enumerate(prog.slots)}
+
+    def line(slot: int) -> dict | None:
+        i = by_slot.get(slot)
+        li = line_for(prog, i) if i is not None else None
+        return li.to_json() if li is not None else None
+
+    return line
+
+
 def verify_spec(obj: Any, program: str | None = None, **kw: Any) -> VerifyResult:
     """Verify one program of an :class:`~bpfkit.obj.spec.ObjectSpec` (maps, type, lines).
 
     Map references become the map's position in ``obj.maps``; the C source line of a
     rejection comes from the program's BTF line info.
     """
-    from ..obj.spec import line_for
-
     prog = obj.program(program)
     names = list(obj.maps)
     maps: dict[int, MapDesc] = {}
@@ -494,17 +506,9 @@ def verify_spec(obj: Any, program: str | None = None, **kw: Any) -> VerifyResult
             if insn.is_lddw:
                 idx = names.index(rel.map)
                 insns[rel.index] = insn.with_(imm=(insn.imm & ~0xFFFFFFFF) | idx)
-    slots = prog.slots
-    by_slot = {s: i for i, s in enumerate(slots)}
-
-    def line(slot: int) -> dict | None:
-        i = by_slot.get(slot)
-        li = line_for(prog, i) if i is not None else None
-        return li.to_json() if li is not None else None
-
     kw.setdefault("prog_type", prog.prog_type)
     kw.setdefault("license", prog.license or obj.license or "GPL")
     kw.setdefault(
         "global_funcs", global_funcs_of(prog, getattr(obj, "btf", None), int(kw["prog_type"]))
     )
-    return verify(insns, maps=maps, line_info=line, **kw)
+    return verify(insns, maps=maps, line_info=spec_lines(prog), **kw)

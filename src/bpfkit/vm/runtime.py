@@ -197,7 +197,7 @@ class VMProgram:
     def _verify(self, insns: list[Instruction]) -> None:
         """Run bpfkit's verifier as the kernel would on load; keep what it proved."""
         from ..jit.safety import safe_indices
-        from ..verifier import global_funcs_of, map_desc, verify
+        from ..verifier import global_funcs_of, map_desc, spec_lines, verify
 
         rt = self.runtime
         maps: dict[int, Any] = {}
@@ -210,18 +210,8 @@ class VMProgram:
                 if m.frozen and isinstance(m, ArrayMap):
                     desc.data = bytes(m.mv[: m.value_size])
                 maps[insn.imm_lo] = desc
-        line_info = None
         spec = self.spec
-        if spec is not None and spec.line_info:
-            from ..obj.spec import line_for
-
-            by_slot = {s: i for i, s in enumerate(spec.slots)}
-
-            def line_info(slot: int) -> dict | None:
-                i = by_slot.get(slot)
-                li = line_for(spec, i) if i is not None else None
-                return li.to_json() if li is not None else None
-
+        line_info = spec_lines(spec) if spec is not None and spec.line_info else None
         self.verification = verify(
             insns,
             prog_type=int(self.prog_type),
