@@ -1645,10 +1645,8 @@ class Checker:
             other.hist.append((pc, self.hx))
         else:
             other.hist.append(pc)
-        self.refine_branch(other, insn, jop, is32, srcno, True, src)
-        self.refine_branch(st, insn, jop, is32, srcno, False, src)
-        o_dead = other.dead
-        s_dead = st.dead
+        o_dead = not self.refine_branch(other, insn, jop, is32, srcno, True, src)
+        s_dead = not self.refine_branch(st, insn, jop, is32, srcno, False, src)
         if (o_dead or s_dead) and scalars:
             self.precise(st, *scalars)
         if o_dead and s_dead:
@@ -1685,9 +1683,6 @@ class Checker:
         st.frames = other.frames
         st.refs = other.refs
         st.lock = other.lock
-        # ``st`` was marked dead by the impossible fall-through; the path it continues
-        # is alive, and a stale mark would make every later fall-through look impossible
-        st.dead = False
         return target
 
     @staticmethod
@@ -1732,9 +1727,10 @@ class Checker:
         srcno: int,
         taken: bool,
         imm: Reg | None = None,
-    ) -> None:
+    ) -> bool:
         """Narrow ``st`` for one outcome of the comparison (``imm``: the immediate
-        operand as a register, when there is no source register)."""
+        operand as a register, when there is no source register); False when the
+        outcome is impossible (the refined bounds are empty)."""
         regs = st.frames[-1].regs
         dst = regs[insn.dst]
         if srcno >= 0:
@@ -1747,16 +1743,16 @@ class Checker:
         if self._null_check(insn, jop, is32, dst):
             is_null = (jop == op.JEQ) == taken
             self.mark_ptr_or_null(st, dst.id, is_null)
-            return
+            return True
         if (
             dst.type in PACKET_TYPES + (PTR_TO_PACKET_END,)
             and src.type in PACKET_TYPES + (PTR_TO_PACKET_END,)
             and not is32
         ):
             self.pkt_compare(st, jop if taken else scalar.NEGATE.get(jop, jop), dst, src)
-            return
+            return True
         if dst.type != SCALAR or src.type != SCALAR:
-            return
+            return True
         a = dst.clone()
         b = src.clone()
         if taken:
@@ -1772,11 +1768,11 @@ class Checker:
         for r in (a, b):
             scalar.sync(r)
         if scalar.is_empty(a) or scalar.is_empty(b):
-            st.dead = True
-            return
+            return False
         self.assign_scalar(st, insn.dst, dst, a)
         if srcno >= 0:
             self.assign_scalar(st, srcno, src, b)
+        return True
 
     def assign_scalar(self, st: State, regno: int, old: Reg, new: Reg) -> None:
         """Store a refined scalar and propagate it to every register linked to it."""

@@ -417,7 +417,6 @@ class State:
         "branches",
         "insn",
         "cb_depth",
-        "dead",
         "hits",
         "misses",
         "hist",
@@ -435,7 +434,6 @@ class State:
         self.branches = 0
         self.insn = 0
         self.cb_depth = 0
-        self.dead = False
         self.hits = 0
         self.misses = 0
         self.hist: list = []  # instructions since ``parent`` (precision backtracking)
@@ -459,7 +457,6 @@ class State:
         s.branches = 0
         s.insn = self.insn
         s.cb_depth = self.cb_depth
-        s.dead = False
         s.hits = 0
         s.misses = 0
         s.hist = list(self.hist)
