@@ -112,3 +112,59 @@ class KernelError(BpfError, OSError):
 
     def __str__(self) -> str:
         return self.strerror or ""
+
+
+class SourceError(BpfError):
+    """Bad text in one of bpfkit's languages, with its 1-based line and column.
+
+    ``source`` keeps the offending line so the message can show it with a caret.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        line: int | None = None,
+        column: int | None = None,
+        source: str | None = None,
+        origin: str | None = None,
+    ):
+        self.msg = message
+        self.line = line
+        self.column = column
+        self.source = source
+        self.origin = origin
+        where = origin or ""
+        if line is not None:
+            where += f"{':' if where else ''}{line}" + (f":{column}" if column is not None else "")
+        super().__init__(f"{where}: {message}" if where else message)
+
+    def caret(self) -> str:
+        """The offending line with a ``^`` under the column ("" when unknown)."""
+        if self.source is None or self.column is None:
+            return ""
+        return f"{self.source}\n{' ' * max(0, self.column - 1)}^"
+
+
+class FilterSyntaxError(SourceError):
+    """A pcap-filter expression or classic listing that does not parse or compile."""
+
+
+class ClassicError(BpfError):
+    """A classic (cBPF) program the kernel's checker would refuse; names insn and rule."""
+
+    def __init__(self, message: str, insn: int | None = None):
+        self.reason = message
+        self.insn = insn
+        super().__init__(f"insn {insn}: {message}" if insn is not None else message)
+
+
+class CaptureError(BpfError):
+    """A capture file (pcap, pcapng) that is truncated, corrupt or of an unknown kind."""
+
+
+class ProfileError(BpfError):
+    """A seccomp profile that is malformed; the message names the field."""
+
+
+class ScriptError(SourceError):
+    """A bpftrace-language script that does not parse or type-check."""

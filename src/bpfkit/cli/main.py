@@ -20,7 +20,16 @@ def cli() -> None:
 
 def _register() -> None:
     # One module per subcommand family; each exposes ``COMMANDS``.
-    for name in ("asm_cmds", "run_cmds", "obj_cmds", "kernel_cmds", "verify_cmds"):
+    for name in (
+        "asm_cmds",
+        "run_cmds",
+        "obj_cmds",
+        "kernel_cmds",
+        "verify_cmds",
+        "filter_cmds",
+        "seccomp_cmds",
+        "trace_cmds",
+    ):
         try:
             mod = __import__(f"bpfkit.cli.{name}", fromlist=["COMMANDS"])
         except ModuleNotFoundError as e:
