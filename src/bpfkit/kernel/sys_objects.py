@@ -165,6 +165,54 @@ def prog_info(fd: FdLike, *, xlated: bool = False, jited: bool = False) -> ProgI
 
 
 @dataclass
+class ProgDebugInfo:
+    """What a listing of a loaded program needs: its translated code and debug records.
+
+    ``func_info`` holds ``(insn_off, btf_type_id)`` and ``line_info`` holds ``(insn_off,
+    file_name_off, line_off, line_col)``, both in translated-instruction slots and both
+    naming strings and types of the program's BTF (``btf_id``); ``jited_ksyms`` are the
+    addresses of the JIT-compiled functions (empty when not JIT-compiled or hidden).
+    """
+
+    id: int
+    btf_id: int
+    xlated: bytes
+    func_info: list[tuple[int, int]]
+    line_info: list[tuple[int, int, int, int]]
+    jited_ksyms: tuple[int, ...]
+
+
+def prog_debug_info(fd: FdLike) -> ProgDebugInfo:
+    """The translated instructions of a program with its func/line info (``bpftool prog
+    dump xlated`` reads the same)."""
+    info = BpfProgInfo()
+    _get_info(fd, info)
+    again = BpfProgInfo()
+    xbuf = ctypes.create_string_buffer(max(info.xlated_prog_len, 1))
+    again.xlated_prog_len, again.xlated_prog_insns = info.xlated_prog_len, _addr(xbuf)
+    nf, nl, nk = info.nr_func_info, info.nr_line_info, info.nr_jited_ksyms
+    fbuf = (u32 * max(2 * nf, 1))()
+    lbuf = (u32 * max(4 * nl, 1))()
+    kbuf = (u64 * max(nk, 1))()
+    if nf:
+        again.nr_func_info, again.func_info_rec_size, again.func_info = nf, 8, _addr(fbuf)
+    if nl:
+        again.nr_line_info, again.line_info_rec_size, again.line_info = nl, 16, _addr(lbuf)
+    if nk:
+        again.nr_jited_ksyms, again.jited_ksyms = nk, _addr(kbuf)
+    _get_info(fd, again)
+    nf, nl = min(nf, again.nr_func_info), min(nl, again.nr_line_info)
+    return ProgDebugInfo(
+        id=info.id,
+        btf_id=info.btf_id,
+        xlated=xbuf.raw[: again.xlated_prog_len],
+        func_info=[(fbuf[2 * i], fbuf[2 * i + 1]) for i in range(nf)],
+        line_info=[tuple(lbuf[4 * i : 4 * i + 4]) for i in range(nl)],  # type: ignore[misc]
+        jited_ksyms=tuple(kbuf[: min(nk, again.nr_jited_ksyms)]) if nk else (),
+    )
+
+
+@dataclass
 class MapInfo:
     """A map, as ``BPF_OBJ_GET_INFO_BY_FD`` describes it."""
 
