@@ -2,8 +2,9 @@
 
 ``load(path_or_spec, backend="vm")`` returns an :class:`Object` whose ``.programs`` and
 ``.maps`` behave the same on every backend. A keyed map is a ``MutableMapping`` whose
-keys and values are decoded through the object's BTF (ints, dicts for structs, lists for
-arrays and per-CPU values, bytes for ``char[]``) and always accept raw bytes; the
+keys and values are decoded through the object's BTF (ints, records — dicts with attribute
+access — for structs, lists for arrays and per-CPU values, ``str`` for C strings in
+``char[]``; keys hashable) and always accept raw bytes; the
 keyless kinds (queue/stack, bloom filter, ring buffer, perf event array) have their own
 small interfaces. A program has ``test_run(...)`` (``BPF_PROG_TEST_RUN``) and ``run(...)``
 (fire a tracing program with a given context).
@@ -145,22 +146,21 @@ class _IntCodec(Codec):
         return self.fmt.unpack(data)[0]
 
 
-class _BtfCodec(Codec):
-    def __init__(self, btf: Btf, type_id: int, size: int, name: str) -> None:
+class _TypedCodec(Codec):
+    """A BTF type's codec, compiled once (:func:`bpfkit.btf.codec.compile_type`); a key
+    codec decodes hashable values (frozen records, tuples)."""
+
+    def __init__(self, btf: Btf, type_id: int, size: int, name: str, key: bool = False) -> None:
+        from .btf.codec import compile_type
+
         super().__init__(size, name)
         self.btf = btf
         self.type_id = type_id
+        self.typed = compile_type(btf, type_id, key=key)
+        self.decode = self.typed.decode  # type: ignore[method-assign]
 
     def _encode(self, value: Any) -> bytes:
-        from .btf.values import encode_value
-
-        b = encode_value(self.btf, self.type_id, value)
-        return b.ljust(self.size, b"\0")[: self.size]
-
-    def decode(self, data: bytes) -> Any:
-        from .btf.values import decode_value
-
-        return decode_value(self.btf, self.type_id, data)
+        return self.typed.encode(value)
 
 
 def int_codec(size: int, signed: bool = False) -> Codec:
@@ -194,7 +194,7 @@ def map_codecs(
     value_type_id: int | None,
 ) -> tuple[Codec, Codec]:
     """Key and value codecs of a map: its BTF types, else u32 indices and fds/ids."""
-    kc = make_codec(btf, key_type_id, key_size)
+    kc = make_codec(btf, key_type_id, key_size, key=True)
     vc = make_codec(btf, value_type_id, value_size)
     if type(kc) is Codec and map_type in INDEX_KEY_TYPES and key_size == 4:
         kc = int_codec(4)
@@ -220,8 +220,9 @@ class _U64ListCodec(Codec):
         return list(self.fmt.unpack(data))
 
 
-def make_codec(btf: Btf | None, type_id: int | None, size: int) -> Codec:
-    """The codec of BTF type ``type_id`` (raw bytes when there is no usable type)."""
+def make_codec(btf: Btf | None, type_id: int | None, size: int, *, key: bool = False) -> Codec:
+    """The codec of BTF type ``type_id`` (raw bytes when there is no usable type); a key
+    codec (``key=True``) decodes structs and arrays to hashable values."""
     if btf is None or not type_id or size <= 0:
         return Codec(size)
     try:
@@ -241,7 +242,7 @@ def make_codec(btf: Btf | None, type_id: int | None, size: int) -> Codec:
         and not t.is_bool
     ):  # type: ignore[attr-defined]
         return _IntCodec(tsize, t.signed, name)  # type: ignore[attr-defined]
-    return _BtfCodec(btf, type_id, size, name)
+    return _TypedCodec(btf, type_id, size, name, key)
 
 
 # ---- maps ---------------------------------------------------------------------------

@@ -110,10 +110,13 @@ def _parse_value(text: str, as_hex: bool, codec_encode) -> bytes:
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
-        value = text  # a bare word: let the codec complain if it cannot take it
-    if isinstance(value, str) and not isinstance(text, bytes):
-        value = value.encode()
-    return codec_encode(value)
+        value = text  # a bare word: a string for char[], else the codec says what it needs
+    try:
+        return codec_encode(value)
+    except TypeError:
+        if isinstance(value, str):  # a map without BTF: the text's bytes
+            return codec_encode(value.encode())
+        raise
 
 
 # ---- load -----------------------------------------------------------------------------
