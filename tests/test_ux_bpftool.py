@@ -339,3 +339,39 @@ def test_tracelog_streams_printk_lines(tmp_path: Path) -> None:
         assert got["function"] == "bpf_trace_printk" and got["message"] == "uxmark 4242"
         assert isinstance(got["pid"], int) and isinstance(got["timestamp"], float)
         assert re.fullmatch(r"\S+", got["task"])
+
+
+# ---- hostile input -------------------------------------------------------------------------
+def _small_btf() -> bytes:
+    from bpfkit.btf.cparse import parse_c
+    from bpfkit.btf.parser import encode_btf
+
+    decls = parse_c(
+        "struct in { __u16 a; char n[6]; }; typedef struct in in_t;"
+        "struct s { __u32 x: 3, y: 5; in_t i[2]; union { int p; void *q; }; enum { E = 1 } e; };"
+    )
+    return encode_btf(decls.btf)
+
+
+@pytest.mark.parametrize("fmt", ["raw", "c"])
+def test_btf_dump_of_damaged_btf_never_crashes(fmt: str, tmp_path: Path) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    blob = _small_btf()
+    path = tmp_path / "x.btf"
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.tuples(st.integers(0, len(blob) - 1), st.integers(0, 255)), max_size=6))
+    def check(flips: list[tuple[int, int]]) -> None:
+        data = bytearray(blob)
+        for pos, val in flips:
+            data[pos] = val
+        path.write_bytes(bytes(data))
+        res = CliRunner().invoke(cli, ["btf", "dump", str(path), "--format", fmt])
+        assert res.exit_code in (0, 2), res.output + res.stderr
+        assert "Traceback" not in res.output + res.stderr
+        if res.exit_code == 2:
+            assert res.stderr.startswith("bpfkit: error: ")
+
+    check()
