@@ -172,16 +172,18 @@ def classic_program(
     ancillary: bool = True,
     negative_offsets: bool = True,
     seccomp: bool = False,
+    init_slots: bool = True,
 ) -> list[SockFilter]:
     """A classic program the kernel's checker accepts (socket or seccomp rules).
 
     Scratch slots are written before they are read on every path because the program
-    stores every slot it may load at its start; jumps are forward and in range.
+    stores every slot it may load at its start (unless ``init_slots`` is false: then
+    the program may be refused); jumps are forward and in range.
     """
     n = draw(st.integers(1, max_len))
     slots = draw(st.lists(st.integers(0, 15), max_size=3, unique=True))
     prog: list[SockFilter] = []
-    for s in slots:
+    for s in slots if init_slots else ():
         prog.append(c.stmt(draw(st.sampled_from([c.ST, c.STX])), s))
     body = n
     total = len(prog) + body + 1
@@ -284,9 +286,11 @@ def classic_program(
 @st.composite
 def random_program(draw, max_len: int = 12) -> list[SockFilter]:
     """Programs the checker may refuse: valid ones, mutated ones and random slots."""
-    kind = draw(st.integers(0, 2))
+    kind = draw(st.integers(0, 3))
     if kind == 0:
         return draw(classic_program(max_len=max_len))
+    if kind == 3:  # scratch slots used without the stores up front: some paths read first
+        return draw(classic_program(max_len=max_len, init_slots=False))
     if kind == 1:
         prog = list(draw(classic_program(max_len=max_len)))
         for _ in range(draw(st.integers(1, 3))):
