@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BpfError, NotSupported, RuntimeFault, VerifierError
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
+from ..isa.loader import runnable_slots
 from ..uapi.enums import HELPER_NAMES, MapType, ProgType
 from ..uapi.progtypes import allowed_helper_ids, prog_type_info
 from .env import STACK_REGION_SIZE, Env
@@ -188,6 +189,7 @@ class VMProgram:
             if runtime.verify:
                 self._verify(insns)
             insns, self.max_ctx_offset = self.handler.convert(insns)
+        runnable_slots(insns)  # what every engine refuses (r10 written ...), at load
         self.insns = insns
         self.env = VMEnv(runtime, self, registry_for(int(self.prog_type)))
         self._engines: dict[str, Any] = {}
