@@ -206,7 +206,12 @@ class _PinnedProgram:
 @click.argument("prog")
 @click.option("--program", "program", help="Program of the object (default: the first).")
 @click.option("--kind", help="Attach kind for a pinned program or id (tracepoint, xdp, ...).")
-@click.option("--target", help="Where: interface, cgroup dir, 'category/name', 'path:symbol', ...")
+@click.option(
+    "--target",
+    help="Where: interface, cgroup dir, 'category/name', 'path:symbol', 'path:provider:name' "
+    "(usdt), ...",
+)
+@click.option("--pid", type=int, default=None, help="uprobe/usdt: only this process.")
 @click.option("--mode", help="xdp: generic|native|offload; tc: tcx|clsact.")
 @click.option("--direction", type=click.Choice(["ingress", "egress"]), help="tc direction.")
 @click.option(
@@ -230,6 +235,7 @@ def attach_cmd(
     program: str | None,
     kind: str | None,
     target: str | None,
+    pid: int | None,
     mode: str | None,
     direction: str | None,
     pin_link: str | None,
@@ -271,6 +277,8 @@ def attach_cmd(
         kw["mode"] = mode
     if direction:
         kw["direction"] = direction
+    if pid is not None:
+        kw["pid"] = pid
     try:
         if pin_dir and obj is not None:
             obj.pin(pin_dir)  # type: ignore[attr-defined]

@@ -175,4 +175,27 @@ def inspect_cmd(obj: str, as_json: bool) -> None:
         _print_tables(spec, obj)
 
 
-COMMANDS = [build_cmd, inspect_cmd]
+@click.command("usdt")
+@click.argument("binary", type=click.Path(dir_okay=False, exists=True))
+@click.option("--provider", default=None, help="Only probes of this provider.")
+@click.option("--name", default=None, help="Only probes of this name.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded()
+def usdt_cmd(binary: str, provider: str | None, name: str | None, as_json: bool) -> None:
+    """List the USDT probes (.note.stapsdt) of a binary: sites, semaphores, arguments."""
+    from ..obj.usdt import read_usdt
+
+    probes = [
+        p
+        for p in read_usdt(binary)
+        if (provider is None or p.provider == provider) and (name is None or p.name == name)
+    ]
+    if as_json:
+        emit({"binary": binary, "probes": [p.to_json() for p in probes]})
+        return
+    for p in probes:
+        sema = f" semaphore {p.semaphore:#x}" if p.semaphore else ""
+        click.echo(f"usdt:{binary}:{p.provider}:{p.name} at {p.address:#x}{sema} {p.arg_text}")
+
+
+COMMANDS = [build_cmd, inspect_cmd, usdt_cmd]

@@ -54,6 +54,12 @@ class STB:
     LOCAL, GLOBAL, WEAK = range(3)
 
 
+class STV:
+    """Symbol visibilities (the low two bits of ``st_other``)."""
+
+    DEFAULT, INTERNAL, HIDDEN, PROTECTED = range(4)
+
+
 _SHT_NAMES = {
     "SHT_NULL": 0,
     "SHT_PROGBITS": 1,
