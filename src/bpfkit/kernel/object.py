@@ -813,8 +813,9 @@ class KernelObject(Object):
     backend = "kernel"
 
     def __init__(self, spec: ObjectSpec, options: LoadOptions | None = None, **kw: Any) -> None:
-        self.spec = spec
         self.loaded = load_spec(spec, options or LoadOptions(**kw))
+        #: the spec as loaded (load-time overrides applied)
+        self.spec = self.loaded.spec
         self._links: list[Link] = []
         btf = spec.btf
         self.maps: dict[str, MapBase] = {
