@@ -260,7 +260,13 @@ def load_cmd(
         out = {
             "object": obj,
             "programs": [
-                {**_prog_json(p.info()), "section": p.section, "pinned": pinned.get(n)}  # type: ignore[attr-defined]
+                {
+                    **_prog_json(p.info()),  # type: ignore[attr-defined]
+                    "section": p.section,
+                    "insns": len(p.instructions),  # type: ignore[attr-defined]
+                    "slots": sum(i.slots for i in p.instructions),  # type: ignore[attr-defined]
+                    "pinned": pinned.get(n),
+                }
                 for n, p in o.programs.items()
             ],
             "maps": [

@@ -383,6 +383,11 @@ class _Loader:
                 max_entries = self.ncpus
             name = kernel_map_name(ms, spec.name)
             pin_path = None
+            if ms.pinning not in (Pinning.NONE, Pinning.BY_NAME):
+                out.notes.append(
+                    f"map {ms.name}: pinning {int(ms.pinning)} is not libbpf's "
+                    "(0 none, 1 by name); not pinned"
+                )
             if ms.pinning == Pinning.BY_NAME:
                 root = self.opts.pin_root or DEFAULT_PIN_ROOT
                 pin_path = os.path.join(root, ms.name.replace(".", "_"))
