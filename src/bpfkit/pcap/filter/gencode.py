@@ -14,6 +14,7 @@ and LINUX_SLL2 are generated.
 
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import dataclass, field
 
@@ -504,8 +505,50 @@ class Compiler:
             name = {"atalk": "AppleTalk"}.get(proto, proto.upper())
             raise CompileError(f"{name} host filtering not implemented")
         if proto == "decnet":
-            raise CompileError("DECnet host filtering is not supported by bpfkit")
+            return self.gen_dnhostop(addr, dir_)
         raise CompileError(f"'{proto}' modifier applied to {typestr}")
+
+    def gen_dnhostop(self, addr: int, dir_: str) -> Block:
+        """DECnet data packets with 0 or 1 pad bytes, long or short header (as libpcap).
+
+        libpcap byte-swaps the 16-bit constants with ntohs() on the host, so its DECnet
+        tests are those of a little-endian host (the one tcpdump runs on here)."""
+        if dir_ == "dst":
+            offset_sh, offset_lh = 1, 7
+        elif dir_ == "src":
+            offset_sh, offset_lh = 3, 15
+        elif dir_ in ("and", "or", "default"):
+            b0 = self.gen_dnhostop(addr, "src")
+            b1 = self.gen_dnhostop(addr, "dst")
+            (gen_and if dir_ == "and" else gen_or)(b0, b1)
+            return b1
+        else:
+            self._dir_error(dir_, "addresses other than 802.11 MAC addresses")
+            raise AssertionError(dir_)
+
+        def swap16(v: int) -> int:
+            v &= 0xFFFF
+            return ((v & 0xFF) << 8) | (v >> 8)
+
+        a = swap16(addr)
+        b0 = self.gen_linktype(ETHERTYPE_DN)
+        tmp = self.gen_mcmp(OR_LINKPL, 2, c.H, swap16(0x0681), swap16(0x07FF))
+        b1 = self.gen_cmp(OR_LINKPL, 2 + 1 + offset_lh, c.H, a)
+        gen_and(tmp, b1)
+        tmp = self.gen_mcmp(OR_LINKPL, 2, c.B, 0x06, 0x07)
+        b2 = self.gen_cmp(OR_LINKPL, 2 + offset_lh, c.H, a)
+        gen_and(tmp, b2)
+        gen_or(b2, b1)
+        tmp = self.gen_mcmp(OR_LINKPL, 2, c.H, swap16(0x0281), swap16(0x07FF))
+        b2 = self.gen_cmp(OR_LINKPL, 2 + 1 + offset_sh, c.H, a)
+        gen_and(tmp, b2)
+        gen_or(b2, b1)
+        tmp = self.gen_mcmp(OR_LINKPL, 2, c.B, 0x02, 0x07)
+        b2 = self.gen_cmp(OR_LINKPL, 2 + offset_sh, c.H, a)
+        gen_and(tmp, b2)
+        gen_or(b2, b1)
+        gen_and(b0, b1)
+        return b1
 
     def gen_host6(self, addr: bytes, mask: bytes, proto: str, dir_: str, type_: str) -> Block:
         typestr = "net" if type_ == "net" else "host"
@@ -748,6 +791,11 @@ class Compiler:
         proto, dir_ = q.proto, q.dir
         if s is None:
             vlen = 32
+        elif proto == "decnet":
+            dn = atodn(s)
+            if dn is None:
+                raise CompileError(f"malformed decnet address '{s}'")
+            v, vlen = dn, 32
         else:
             parsed = atoin(s)
             if parsed is None:
@@ -755,7 +803,7 @@ class Compiler:
             v, vlen = parsed
         if q.addr in ("default", "host", "net"):
             if proto == "decnet":
-                raise CompileError("DECnet host filtering is not supported by bpfkit")
+                return self.gen_host(v, 0, proto, dir_, q.addr)
             if proto == "link":
                 raise CompileError("illegal link layer address")
             mask = M32
@@ -865,7 +913,9 @@ class Compiler:
                     raise CompileError(f"unknown ether host '{name}'")
                 return self.gen_ehostop(eaddr, dir_)
             if proto == "decnet":
-                raise CompileError("DECnet host filtering is not supported by bpfkit")
+                raise CompileError(
+                    f"decnet name support not included, '{name}' cannot be translated"
+                )
             addrs = nametoaddrinfo(name)
             if not addrs:
                 raise CompileError(f"unknown host '{name}'")
@@ -1211,6 +1261,15 @@ def atoin(s: str) -> tuple[int, int] | None:
             return None
         addr = (addr << 8) | n
     return addr, 8 * len(parts)
+
+
+def atodn(s: str) -> int | None:
+    """A DECnet address ``area.node`` as libpcap packs it (area << 10 | node)."""
+    m = re.match(r"\s*([+-]?\d+)\.([+-]?\d+)", s)
+    if not m:
+        return None
+    area, node = int(m.group(1)), int(m.group(2))
+    return ((area << 10) & 0o176000) | (node & 0o1777)
 
 
 def ether_aton(s: str) -> bytes:
