@@ -49,9 +49,7 @@ def extract(tarball: str, dest: str) -> dict[str, str]:
     """Extract the table files from the tarball into ``dest``; their texts by key."""
     top = os.path.basename(tarball).split(".tar", 1)[0]  # linux-source-6.12.tar.xz
     names = [f"{top}/{m}" for m in MEMBERS.values()]
-    subprocess.run(
-        ["tar", "-xJf", tarball, "-C", dest, "--occurrence=1", *names], check=True
-    )
+    subprocess.run(["tar", "-xJf", tarball, "-C", dest, "--occurrence=1", *names], check=True)
     return {k: (Path(dest) / top / m).read_text() for k, m in MEMBERS.items()}
 
 
@@ -142,9 +140,7 @@ def libseccomp_pnr() -> dict[str, int] | None:
     """libseccomp's pseudo syscall numbers, or None without ``/usr/bin/python3 -c 'import seccomp'``."""
     if not os.path.exists("/usr/bin/python3"):
         return None
-    proc = subprocess.run(
-        ["/usr/bin/python3", "-c", _PNR_SCRIPT], capture_output=True, text=True
-    )
+    proc = subprocess.run(["/usr/bin/python3", "-c", _PNR_SCRIPT], capture_output=True, text=True)
     if proc.returncode != 0:
         print(f"libseccomp not available: {proc.stderr.strip()[-200:]}", file=sys.stderr)
         return None

@@ -18,7 +18,15 @@ an eBPF program on ``raw_syscalls:sys_enter``.
 
 from .actions import action_name, action_value, describe
 from .compiler import Decision, Filter, compile_profile
-from .profile import Arg, DockerContext, Profile, Rule, docker_default_path, load_profile, parse_profile
+from .profile import (
+    Arg,
+    DockerContext,
+    Profile,
+    Rule,
+    docker_default_path,
+    load_profile,
+    parse_profile,
+)
 from .tables import ARCHES, Arch, get_arch, native_arch, syscall_name, syscall_number
 
 __all__ = [

@@ -70,7 +70,11 @@ def action_value(name: str, errno_ret: int | None = None, *, field: str = "actio
         return base | (EPERM if takes_errno else 0)
     if not takes_errno:
         raise ProfileError(f"{field}: errnoRet given for action {name}, which returns no errno")
-    if isinstance(errno_ret, bool) or not isinstance(errno_ret, int) or not 0 <= errno_ret <= 0xFFFF:
+    if (
+        isinstance(errno_ret, bool)
+        or not isinstance(errno_ret, int)
+        or not 0 <= errno_ret <= 0xFFFF
+    ):
         raise ProfileError(f"{field}: errnoRet {errno_ret!r} is not an integer in 0..65535")
     return base | errno_ret
 

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 _DATA = struct.Struct("<iIQ6Q")
 
 
-def seccomp_data(nr: int, arch: int, args: Sequence[int] = (), instruction_pointer: int = 0) -> bytes:
+def seccomp_data(
+    nr: int, arch: int, args: Sequence[int] = (), instruction_pointer: int = 0
+) -> bytes:
     """``struct seccomp_data`` (64 bytes, little-endian); missing arguments are 0."""
     if len(args) > 6:
         raise ProfileError(f"args: {len(args)} arguments given, a syscall has at most 6")
@@ -73,9 +75,15 @@ def check_filter(
     else:
         a = get_arch(arch)
         token = a.audit
-    if isinstance(syscall, str) and not syscall.strip().lstrip("-").isdigit() and not syscall.strip().lower().startswith("0x"):
+    if (
+        isinstance(syscall, str)
+        and not syscall.strip().lstrip("-").isdigit()
+        and not syscall.strip().lower().startswith("0x")
+    ):
         if a is None:
-            raise ProfileError(f"syscall {syscall!r}: give a number for architecture token {token:#x}")
+            raise ProfileError(
+                f"syscall {syscall!r}: give a number for architecture token {token:#x}"
+            )
         nr = resolve(a, syscall)
     else:
         nr = resolve(a or flt.arches[0], syscall)

@@ -37,8 +37,11 @@ from .tables import (
     Arch,
     get_arch,
     native_arch,
+    pseudo_numbers,
     syscall_number,
 )
+
+PSEUDO_MIN = 0x80000000  # libseccomp's pseudo syscall numbers are negative
 
 # struct seccomp_data { int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6]; }
 OFF_NR = 0
@@ -76,15 +79,24 @@ def _add(db: ArchDB, arch: Arch, name: str, action: int, conds: Sequence[Cond]) 
     nr = syscall_number(arch, name)
     if arch.name == "i386" and (name in SOCKETCALLS or name in IPCCALLS):
         # libseccomp also filters the multiplexed form: socketcall(call, ...) / ipc(call, ...)
-        mux, code = (
-            (SOCKETCALL_NR_I386, SOCKETCALLS[name])
+        mux, code, base = (
+            (SOCKETCALL_NR_I386, SOCKETCALLS[name], 100)
             if name in SOCKETCALLS
-            else (IPC_NR_I386, IPCCALLS[name])
+            else (IPC_NR_I386, IPCCALLS[name], 200)
         )
         muxed = [Cond(0, EQ, code)] + [x for x in conds if x.index != 0]
         _db_add(db, mux, action, muxed, name)
-    if nr is None:
-        return  # libseccomp keeps a pseudo-syscall entry there but never emits it
+        if nr is None:
+            # and keeps the rule under the pseudo number -(base + call)
+            _db_add(db, -(base + code) & 0xFFFFFFFF, action, conds, name)
+            return
+    elif nr is None:
+        # a name this ABI lacks: libseccomp files the rule under its pseudo number
+        # (never emitted, but it takes part in the ordering quirk of ``_loses_nr_load``)
+        pnr = pseudo_numbers().get(name)
+        if pnr is not None and arch.name != "i386":
+            _db_add(db, pnr & 0xFFFFFFFF, action, conds, name)
+        return
     _db_add(db, nr, action, conds, name)
 
 
@@ -108,14 +120,32 @@ class ArchGroup:
     token: int
     arches: list[Arch]
     entries: dict[int, SyscallEntry]
+    ordered: list[SyscallEntry] = field(default_factory=list)
+
+    def loses_nr_load(self) -> bool:
+        """libseccomp 2.5.4's ordering quirk: True when its filter never loads ``nr`` here.
+
+        libseccomp emits the syscall checks in priority order (fewest tree nodes first,
+        ties by number, pseudo numbers last) and loads ``nr`` in the first one's block
+        — unless x86_64/x32 alone, whose ABI check loads it. A pseudo syscall is never
+        emitted; when one is first, no block loads ``nr``, every check compares the
+        architecture token, none matches, and every syscall of this ABI gets the
+        default action. bpfkit reproduces that decision.
+        """
+        names = {a.name for a in self.arches}
+        if names in ({"x86_64"}, {"x32"}):
+            return False
+        return bool(self.ordered) and self.ordered[0].num >= PSEUDO_MIN
 
     def intervals(self, default: int, bad_arch: int) -> list[tuple[int, int, Target]]:
         """``(lo, hi, target)`` covering every u32 number, adjacent equal targets merged."""
         names = {a.name for a in self.arches}
         points: list[tuple[int, int, Target]] = []
+        if self.loses_nr_load():
+            return [(0, 0xFFFFFFFF, ("ret", default))]
         for nr in sorted(self.entries):
             e = self.entries[nr]
-            if not e.valid:
+            if not e.valid or nr >= PSEUDO_MIN:
                 continue
             t: Target = ("ret", e.action) if e.chains is None else ("chain", e)
             points.append((nr, nr, t))
@@ -138,11 +168,31 @@ class ArchGroup:
             out.append((cur, 0xFFFFFFFF, ("ret", default)))
         merged: list[tuple[int, int, Target]] = []
         for lo, hi, t in out:
-            if merged and merged[-1][2][0] == "ret" and t == merged[-1][2] and merged[-1][1] + 1 == lo:
+            if (
+                merged
+                and merged[-1][2][0] == "ret"
+                and t == merged[-1][2]
+                and merged[-1][1] + 1 == lo
+            ):
                 merged[-1] = (merged[-1][0], hi, t)
             else:
                 merged.append((lo, hi, t))
         return merged
+
+
+def _priority_insert(order: list[SyscallEntry], entries: Iterable[SyscallEntry]) -> None:
+    """libseccomp's priority sort (gen_bpf.c): by priority, ties in insertion order."""
+    for e in sorted(entries, key=lambda e: e.num):
+        if not order:
+            order.append(e)
+            continue
+        i = 0
+        while i < len(order) - 1 and e.priority <= order[i].priority:
+            i += 1
+        if e.priority > order[i].priority:
+            order.insert(i, e)
+        else:
+            order.append(e)
 
 
 def _groups(dbs: Sequence[ArchDB]) -> list[ArchGroup]:
@@ -153,9 +203,12 @@ def _groups(dbs: Sequence[ArchDB]) -> list[ArchGroup]:
             if g.token == a.audit:
                 g.arches.append(a)
                 g.entries.update(db.syscalls)
+                _priority_insert(g.ordered, db.syscalls.values())
                 break
         else:
-            groups.append(ArchGroup(a.audit, [a], dict(db.syscalls)))
+            g = ArchGroup(a.audit, [a], dict(db.syscalls))
+            _priority_insert(g.ordered, db.syscalls.values())
+            groups.append(g)
     return groups
 
 
@@ -270,7 +323,9 @@ def _tkey(t: Target) -> object:
     return t if t[0] == "ret" else ("chain", id(t[1]))
 
 
-def _linear(gen: _Gen, ivs: list[tuple[int, int, Target]], key: object, default: int) -> _Block | None:
+def _linear(
+    gen: _Gen, ivs: list[tuple[int, int, Target]], key: object, default: int
+) -> _Block | None:
     """A few syscall numbers compared one by one (libseccomp's shape), when that is shorter."""
     singles = [(lo, t) for lo, hi, t in ivs if lo == hi]
     others = [iv for iv in ivs if iv[0] != iv[1]]
@@ -482,23 +537,20 @@ def reference_decision(
     """The decision straight from the rule databases (no program): a cross-check."""
     from .db import evaluate_chain
 
-    dbs = list(dbs)
-    by_token: dict[int, list[Arch]] = {}
-    entries: dict[int, dict[int, SyscallEntry]] = {}
-    for db in dbs:
-        a = get_arch(db.arch_name)
-        by_token.setdefault(a.audit, []).append(a)
-        entries.setdefault(a.audit, {}).update(db.syscalls)
-    if arch_token not in by_token:
+    groups = {g.token: g for g in _groups(list(dbs))}
+    g = groups.get(arch_token & 0xFFFFFFFF)
+    if g is None:
         return bad_arch
-    names = {a.name for a in by_token[arch_token]}
+    names = {a.name for a in g.arches}
     nr &= 0xFFFFFFFF
     if names == {"x86_64"} and nr >= X32_SYSCALL_BIT and nr != 0xFFFFFFFF:
         return bad_arch
     if names == {"x32"} and nr < X32_SYSCALL_BIT:
         return bad_arch
-    e = entries[arch_token].get(nr)
-    if e is None or not e.valid:
+    if g.loses_nr_load():
+        return default
+    e = g.entries.get(nr)
+    if e is None or not e.valid or nr >= PSEUDO_MIN:
         return default
     if e.chains is None:
         return e.action

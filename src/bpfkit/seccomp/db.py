@@ -94,7 +94,9 @@ class Node:
 
     def __repr__(self) -> str:
         word = "hi" if self.hi else "lo"
-        return f"<a{self.arg}.{word} {OP_NAMES.get(self.op, self.op)} {self.datum:#x}&{self.mask:#x}>"
+        return (
+            f"<a{self.arg}.{word} {OP_NAMES.get(self.op, self.op)} {self.datum:#x}&{self.mask:#x}>"
+        )
 
 
 # --- node ordering and identity -------------------------------------------------------
@@ -128,12 +130,7 @@ def _lt(a: Node, b: Node) -> bool:
 
 
 def _eq(a: Node, b: Node) -> bool:
-    return (
-        _arg_prio(a) == _arg_prio(b)
-        and a.op == b.op
-        and a.datum == b.datum
-        and a.mask == b.mask
-    )
+    return _arg_prio(a) == _arg_prio(b) and a.op == b.op and a.datum == b.datum and a.mask == b.mask
 
 
 def _leaf(n: Node) -> bool:
@@ -416,7 +413,9 @@ def _prune(existing: _Ref, new: Node | None, state: _State) -> int:
                 st_nxt.flags |= _N_PREFIX
                 # C passes &x_iter (a local): the recursion starts over at x's level
                 local = [x]
-                ref = _Ref(lambda local=local: local[0], lambda v, local=local: local.__setitem__(0, v))
+                ref = _Ref(
+                    lambda local=local: local[0], lambda v, local=local: local.__setitem__(0, v)
+                )
                 _get(x)
                 c = _prune(ref, sub, st_nxt)
                 c2, x = _put(local[0])
@@ -703,7 +702,8 @@ class ArchDB:
 
     @staticmethod
     def _priority(s: SyscallEntry) -> None:
-        s.priority = (s.priority & ~_PRI_CHAIN) | ((_PRI_CHAIN - s.node_cnt) & _PRI_CHAIN)
+        # C: priority &= ~MASK; priority |= MASK - node_cnt  (unsigned, not masked again)
+        s.priority = ((s.priority & ~_PRI_CHAIN) | ((_PRI_CHAIN - s.node_cnt) & M32)) & M32
 
 
 # --- evaluation ---------------------------------------------------------------------------

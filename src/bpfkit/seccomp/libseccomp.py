@@ -30,9 +30,11 @@ _SCRIPT = r"""
 import json, os, sys, tempfile, seccomp
 jobs = json.load(sys.stdin)
 out = []
+def s32(v):
+    return v - (1 << 32) if v >= (1 << 31) else v
 for job in jobs:
     try:
-        f = seccomp.SyscallFilter(job["default"])
+        f = seccomp.SyscallFilter(s32(job["default"]))
         arches = [getattr(seccomp.Arch, a) for a in job["arches"]]
         native = seccomp.system_arch()
         if (arches[0] & 0xFFFFFFFF) != (native & 0xFFFFFFFF):
@@ -51,7 +53,7 @@ for job in jobs:
                 else:
                     args.append(seccomp.Arg(idx, op, datum))
             try:
-                f.add_rule(action, name, *args)
+                f.add_rule(s32(action), name, *args)
             except Exception as e:
                 raise RuntimeError(f"rule {i} ({name}): {e}")
         fd, path = tempfile.mkstemp()
@@ -72,10 +74,11 @@ json.dump(out, sys.stdout)
 def available() -> tuple[bool, str]:
     """Whether the libseccomp oracle can run here, and why not."""
     if not os.path.exists(SYSTEM_PYTHON):
-        return False, f"{SYSTEM_PYTHON} not found (Debian's python3-seccomp binds libseccomp for it)"
-    proc = subprocess.run(
-        [SYSTEM_PYTHON, "-c", "import seccomp"], capture_output=True, text=True
-    )
+        return (
+            False,
+            f"{SYSTEM_PYTHON} not found (Debian's python3-seccomp binds libseccomp for it)",
+        )
+    proc = subprocess.run([SYSTEM_PYTHON, "-c", "import seccomp"], capture_output=True, text=True)
     if proc.returncode != 0:
         return False, f"{SYSTEM_PYTHON} cannot import seccomp (install python3-seccomp)"
     return True, ""
@@ -99,7 +102,11 @@ def job(profile: Profile, native: str, optimize: int | None = None) -> dict:
         [name, action, [[c.index, c.op, c.datum, c.mask] for c in conds]]
         for name, action, conds in profile.libseccomp_calls()
     ]
-    out = {"default": profile.default_action, "arches": [_ARCH_ATTR[a] for a in arches], "rules": rules}
+    out = {
+        "default": profile.default_action,
+        "arches": [_ARCH_ATTR[a] for a in arches],
+        "rules": rules,
+    }
     if optimize:
         out["optimize"] = optimize
     return out

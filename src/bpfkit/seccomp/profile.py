@@ -177,7 +177,9 @@ def _op(op: Any, where: str) -> int:
     if key.startswith("scmp_cmp_"):
         key = key[len("scmp_cmp_") :]
     if key not in OPS_BY_NAME:
-        raise ProfileError(f"{where}: unknown operator {op!r} (SCMP_CMP_EQ, NE, LT, LE, GT, GE, MASKED_EQ)")
+        raise ProfileError(
+            f"{where}: unknown operator {op!r} (SCMP_CMP_EQ, NE, LT, LE, GT, GE, MASKED_EQ)"
+        )
     return OPS_BY_NAME[key]
 
 
@@ -343,7 +345,10 @@ def parse_profile(doc: Any, ctx: DockerContext | None = None) -> Profile:
         names_raw = entry.get("names")
         if names_raw is None and "name" in entry:
             names_raw = [entry["name"]]
-        names = [_check_name(n, f"{where}.names[{j}]") for j, n in enumerate(_list(names_raw, f"{where}.names"))]
+        names = [
+            _check_name(n, f"{where}.names[{j}]")
+            for j, n in enumerate(_list(names_raw, f"{where}.names"))
+        ]
         if not names:
             raise ProfileError(f"{where}.names: no syscall names")
         if "action" not in entry:
@@ -375,9 +380,13 @@ def parse_profile(doc: Any, ctx: DockerContext | None = None) -> Profile:
             value_two = _u64(a.get("valueTwo", 0), f"{aw}.valueTwo")
             args.append(Arg(idx, op, value, value_two))
         inc, exc = entry.get("includes"), entry.get("excludes")
-        if exc is not None and _filter_matches(_obj(exc, f"{where}.excludes"), ctx, f"{where}.excludes", False):
+        if exc is not None and _filter_matches(
+            _obj(exc, f"{where}.excludes"), ctx, f"{where}.excludes", False
+        ):
             continue
-        if inc is not None and not _filter_matches(_obj(inc, f"{where}.includes"), ctx, f"{where}.includes", True):
+        if inc is not None and not _filter_matches(
+            _obj(inc, f"{where}.includes"), ctx, f"{where}.includes", True
+        ):
             continue
         prof.rules.append(Rule(names, action, args))
     return prof
@@ -410,7 +419,9 @@ def load_profile(
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ProfileError(f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+        raise ProfileError(
+            f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+        ) from None
     except RecursionError:
         raise ProfileError(f"{path}: JSON nested too deeply") from None
     return parse_profile(doc, ctx)
