@@ -26,7 +26,7 @@ from ..classic import insn as c
 from ..classic.insn import SockFilter
 from ..errors import ProfileError
 from . import actions as act
-from .db import EQ, GE, GT, MASKED_EQ, M32, ArchDB, Cond, Node, SyscallEntry, level
+from .db import EQ, GE, GT, M32, MASKED_EQ, ArchDB, Cond, Node, SyscallEntry, level
 from .profile import Profile
 from .tables import (
     IPC_NR_I386,
