@@ -52,8 +52,8 @@ __all__ = [
 ]
 
 
-def run(flt: Filter, argv: list[str], **kw) -> int:
-    """Run ``argv`` confined by ``flt``; its exit status (see :func:`bpfkit.seccomp.install.run`)."""
+def run(flt: Filter, argv: list[str], **kw):
+    """Run ``argv`` confined by ``flt`` in a child; a ``RunResult`` (see :mod:`.install`)."""
     from .install import run as _run
 
     return _run(flt, argv, **kw)
