@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import ScriptError
 from ..isa import builders as b
 from ..isa import opcodes as op
-from ..isa.builders import FP, R0, R1, R2, R3, R4, R5, R6, R9, Label
+from ..isa.builders import FP, R0, R1, R2, R3, R4, R6, R9, Label
 from ..uapi.enums import HELPER_IDS
 from . import ast as A
 from . import types as T
@@ -693,11 +693,8 @@ class ProgramGen:
             self.emit(alu[opname](R0, R1))
         elif opname == ">>":
             self.emit((b.arsh64 if getattr(at, "signed", False) else b.rsh64)(R0, R1))
-        elif opname in ("/", "%"):
-            if both_signed:
-                self.emit((b.sdiv64 if opname == "/" else b.smod64)(R0, R1))
-            else:
-                self.emit((b.div64 if opname == "/" else b.mod64)(R0, R1))
+        elif opname in ("/", "%"):  # bpftrace 0.17 divides unsigned, whatever the types
+            self.emit((b.div64 if opname == "/" else b.mod64)(R0, R1))
         else:
             raise self.err(node, f"operator {opname} is not supported")
         return self.store(R0)
@@ -1263,8 +1260,10 @@ def _fold(opname: str, a: int, c: int, signed: bool) -> int | None:
     except (ValueError, OverflowError):
         return None
     if r is None:
-        if opname in ("/", "%") and c != 0 and a >= 0 and c > 0:
-            return a // c if opname == "/" else a % c
+        if opname in ("/", "%") and c != 0:
+            ua, uc = a & mask, c & mask
+            r = ua // uc if opname == "/" else ua % uc
+            return r - (1 << 64) if r >= 1 << 63 else r
         if opname == ">>" and a >= 0:
             return a >> (c & 63)
         return None

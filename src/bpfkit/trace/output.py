@@ -48,6 +48,8 @@ def c_format(fmt: str, values: list[Any]) -> str:
     pos = 0
     specs = parse_printf_format(fmt)
     i = 0
+    # bpftrace passes each piece "literal text + one specifier" through snprintf (so
+    # "%%" there prints "%"), and appends the text after the last specifier as it is.
     for m in specs:
         out.append(fmt[pos : m.start()].replace("%%", "%"))
         pos = m.end()
@@ -75,7 +77,7 @@ def c_format(fmt: str, values: list[Any]) -> str:
             out.append((spec + "s") % hex(int(v)))
         else:
             out.append((spec + "s") % (v if isinstance(v, str) else str(v)))
-    out.append(fmt[pos:].replace("%%", "%"))
+    out.append(fmt[pos:])
     return "".join(out)
 
 
