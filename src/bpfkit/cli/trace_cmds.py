@@ -149,7 +149,7 @@ def trace_cmd(
     except ScriptError as e:
         if child is not None:
             child.kill()
-        _error(e, json_mode, EXIT_USAGE)
+        _error(e, json_mode, getattr(e, "exit_code", EXIT_USAGE))
     except NotSupported as e:
         if child is not None:
             child.kill()

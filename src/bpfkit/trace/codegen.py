@@ -534,7 +534,7 @@ class ProgramGen:
         i = 0
         while i < n:
             w = 8
-            while w > 1 and ((off + i) % w or n - i < w):
+            while w > 1 and ((off + i) % w or (dst.off + i) % w or n - i < w):
                 w //= 2
             self.emit(b.ldx(w, R1, R6, off + i), b.stx(w, dst.base, dst.off + i, R1))
             i += w

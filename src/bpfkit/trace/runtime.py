@@ -182,10 +182,12 @@ class Session:
                 from ..errors import VerifierError
 
                 if isinstance(e, VerifierError):
-                    raise ScriptError(
+                    err = ScriptError(
                         f"the kernel's verifier rejected {inst.point.name}: {e}",
                         inst.probe.line, inst.probe.col, None, self.c.analyzer.origin,
-                    ) from None  # fmt: skip
+                    )  # fmt: skip
+                    err.exit_code = 1  # type: ignore[attr-defined]
+                    raise err from None
                 raise
             if self.opts.verbose and log:
                 print(log[-1], file=sys.stderr)

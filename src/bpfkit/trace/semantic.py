@@ -46,7 +46,7 @@ _INT_NAMES = {
 }  # fmt: skip
 
 _FMT_RE = re.compile(
-    r"%(?P<flags>-?)(?P<width>[0-9]*)(?:\.(?P<prec>[0-9]+))?(?P<len>hh|h|ll|l|z|j)?(?P<conv>[diouxXcsp])"
+    r"%(?P<flags>-?)(?P<width>[0-9]*)(?:\.(?P<prec>[0-9]+))?(?P<len>hh|h|ll|l|z|j)?(?P<conv>[diouxXcspr])"
 )
 
 
@@ -203,6 +203,8 @@ class Analyzer:
         """(byte offset, type, bit offset within the loaded word, bit size) of a member."""
         from ..btf import types as B
 
+        if not rec.btf_id and rec.name.startswith(("struct ", "union ")):
+            rec = self.record_type(rec.name, node)
         if not rec.btf_id:
             raise self.err(node, f"{rec.name} has no field {name!r} (type not known)")
         found = self._find_member(rec.btf_id, name, 0)
