@@ -192,7 +192,6 @@ class Log2Hist(_Hist):
 
 
 def _bcc_stars(val: int, val_max: int, width: int) -> str:
-    n = min(width, int(width * val / val_max)) if val_max else 0
     # BCC draws a star for each i with i <= width * val / val_max - 1.
     n = 0
     while n <= width - 1 and n <= width * val / val_max - 1:
