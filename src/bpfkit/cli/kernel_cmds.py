@@ -119,6 +119,107 @@ def _parse_value(text: str, as_hex: bool, codec_encode) -> bytes:
         raise
 
 
+# ---- load-time overrides (load, attach) ----------------------------------------------
+def _pairs(items: tuple[str, ...], flag: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            raise BpfError(f"{flag} takes NAME=VALUE, not {item!r}")
+        out.append((name, value))
+    return out
+
+
+def _count(value: str, flag: str) -> int:
+    try:
+        n = int(value, 0)
+    except ValueError:
+        raise BpfError(f"{flag}: {value!r} is not a number") from None
+    if not 0 <= n < 1 << 32:
+        raise BpfError(f"{flag}: {n} is out of range")
+    return n
+
+
+def override_options(
+    consts: tuple[str, ...],
+    max_entries: tuple[str, ...],
+    value_sizes: tuple[str, ...],
+    types: tuple[str, ...],
+) -> dict[str, Any]:
+    """``bpfkit.load`` keywords from ``--const``, ``--max-entries``, ``--value-size``, ``--type``.
+
+    A constant's value is JSON (``5``, ``true``, ``[1, 2]``, ``{"a": 1}``) or else a
+    string; ``--type T`` sets every program's type, ``--type PROG=T`` one program's.
+    """
+    opts: dict[str, Any] = {}
+    if consts:
+        values: dict[str, Any] = {}
+        for name, text in _pairs(consts, "--const"):
+            try:
+                values[name] = json.loads(text)
+            except json.JSONDecodeError:
+                values[name] = text
+        opts["constants"] = values
+    if max_entries:
+        opts["max_entries"] = {
+            n: _count(v, "--max-entries") for n, v in _pairs(max_entries, "--max-entries")
+        }
+    if value_sizes:
+        opts["value_size"] = {
+            n: _count(v, "--value-size") for n, v in _pairs(value_sizes, "--value-size")
+        }
+    if types:
+        per = {}
+        for t in types:
+            name, eq, value = t.partition("=")
+            if eq:
+                per[name] = value
+            elif len(types) > 1:
+                raise BpfError("give one --type T for every program, or --type PROG=T")
+            else:
+                opts["prog_type"] = t
+        if per:
+            opts["prog_type"] = per
+    return opts
+
+
+def _override_flags(fn):
+    """The ``--const/--max-entries/--value-size/--type`` options of load and attach."""
+    for opt in reversed(
+        [
+            click.option(
+                "--const",
+                "consts",
+                multiple=True,
+                metavar="NAME=VALUE",
+                help="Set a global variable (const volatile knob) before loading.",
+            ),
+            click.option(
+                "--max-entries",
+                multiple=True,
+                metavar="MAP=N",
+                help="Override a map's max_entries.",
+            ),
+            click.option(
+                "--value-size",
+                "value_sizes",
+                multiple=True,
+                metavar="MAP=N",
+                help="Override a map's value_size (stack-trace maps).",
+            ),
+            click.option(
+                "--type",
+                "types",
+                multiple=True,
+                metavar="[PROG=]TYPE",
+                help="Program type (or section name: xdp, tc, kprobe, cgroup/skb).",
+            ),
+        ]
+    ):
+        fn = opt(fn)
+    return fn
+
+
 # ---- load -----------------------------------------------------------------------------
 @click.command("load")
 @click.argument("obj", type=click.Path(dir_okay=False, exists=True))
@@ -130,15 +231,25 @@ def _parse_value(text: str, as_hex: bool, codec_encode) -> bytes:
 )
 @click.option("--program", "programs", multiple=True, help="Load only these programs.")
 @click.option("--log-level", type=click.IntRange(0, 2), default=0, help="Verifier log level.")
+@_override_flags
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded()
 def load_cmd(
-    obj: str, pin_dir: str | None, programs: tuple[str, ...], log_level: int, as_json: bool
+    obj: str,
+    pin_dir: str | None,
+    programs: tuple[str, ...],
+    log_level: int,
+    consts: tuple[str, ...],
+    max_entries: tuple[str, ...],
+    value_sizes: tuple[str, ...],
+    types: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Load OBJ into the kernel; with --pin it stays loaded after the command exits."""
     import bpfkit
 
     opts: dict[str, Any] = {"log_level": log_level}
+    opts.update(override_options(consts, max_entries, value_sizes, types))
     if programs:
         opts["programs"] = list(programs)
     if pin_dir:
@@ -149,7 +260,13 @@ def load_cmd(
         out = {
             "object": obj,
             "programs": [
-                {**_prog_json(p.info()), "section": p.section, "pinned": pinned.get(n)}  # type: ignore[attr-defined]
+                {
+                    **_prog_json(p.info()),  # type: ignore[attr-defined]
+                    "section": p.section,
+                    "insns": len(p.instructions),  # type: ignore[attr-defined]
+                    "slots": sum(i.slots for i in p.instructions),  # type: ignore[attr-defined]
+                    "pinned": pinned.get(n),
+                }
                 for n, p in o.programs.items()
             ],
             "maps": [
@@ -235,10 +352,15 @@ class _PinnedProgram:
 @click.option("--program", "program", help="Program of the object (default: the first).")
 @click.option(
     "--kind",
-    help="Attach kind (tracepoint, xdp, kretprobe, ...); default: the section's, or for a "
+    help="Attach kind (tracepoint, xdp, kretprobe, usdt, ...); default: the section's, or for a "
     "pinned program or id the one its type implies.",
 )
-@click.option("--target", help="Where: interface, cgroup dir, 'category/name', 'path:symbol', ...")
+@click.option(
+    "--target",
+    help="Where: interface, cgroup dir, 'category/name', 'path:symbol', 'path:provider:name' "
+    "(usdt), ...",
+)
+@click.option("--pid", type=int, default=None, help="uprobe/usdt: only this process.")
 @click.option("--mode", help="xdp: generic|native|offload; tc: tcx|clsact.")
 @click.option("--direction", type=click.Choice(["ingress", "egress"]), help="tc direction.")
 @click.option(
@@ -255,6 +377,7 @@ class _PinnedProgram:
 @click.option(
     "--duration", type=float, default=None, help="Stay attached this many seconds, then detach."
 )
+@_override_flags
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded()
 def attach_cmd(
@@ -262,11 +385,16 @@ def attach_cmd(
     program: str | None,
     kind: str | None,
     target: str | None,
+    pid: int | None,
     mode: str | None,
     direction: str | None,
     pin_link: str | None,
     pin_dir: str | None,
     duration: float | None,
+    consts: tuple[str, ...],
+    max_entries: tuple[str, ...],
+    value_sizes: tuple[str, ...],
+    types: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Attach PROG (an ELF object, a pinned program, or a program id) to its hook."""
@@ -283,8 +411,11 @@ def attach_cmd(
             is_elf = f.read(4) == b"\x7fELF"
     except OSError:
         pass  # an id, or a pin in bpffs (which cannot be read as a file)
+    overrides = override_options(consts, max_entries, value_sizes, types)
+    if overrides and not is_elf:
+        raise BpfError("--const/--max-entries/--value-size/--type need an ELF object")
     if is_elf:
-        opts: dict[str, Any] = {}
+        opts: dict[str, Any] = dict(overrides)
         if program:
             opts["programs"] = [program]
         if pin_dir:
@@ -301,6 +432,8 @@ def attach_cmd(
         kw["mode"] = mode
     if direction:
         kw["direction"] = direction
+    if pid is not None:
+        kw["pid"] = pid
     try:
         if pin_dir and obj is not None:
             obj.pin(pin_dir)  # type: ignore[attr-defined]

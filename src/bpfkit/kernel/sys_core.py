@@ -201,7 +201,12 @@ _CMD_HINTS = {
 
 def hint_for(cmd: int, err: int) -> str:
     """The hint a failed ``cmd`` with ``err`` is reported with."""
-    return _CMD_HINTS.get((cmd, err)) or _GENERIC_HINTS.get(err, "")
+    hint = _CMD_HINTS.get((cmd, err)) or _GENERIC_HINTS.get(err, "")
+    if err == errno.EPERM:  # about privileges only if this process lacks some
+        from .privileges import eperm_hint
+
+        hint = hint.replace(_PRIV_HINT, eperm_hint())
+    return hint
 
 
 def _fail(cmd: int, err: int, hint: str | None = None) -> KernelError:
