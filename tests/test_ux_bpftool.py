@@ -375,3 +375,22 @@ def test_btf_dump_of_damaged_btf_never_crashes(fmt: str, tmp_path: Path) -> None
             assert res.stderr.startswith("bpfkit: error: ")
 
     check()
+
+
+@pytest.mark.kernel
+def test_map_dump_draws_histograms(bpffs: str) -> None:
+    loaded = bpfkit_json("load", str(ROOT / "examples" / "latency_hist.c"), "--pin", f"{bpffs}/h")
+    pin = loaded["maps"][0]["pinned"]
+    for key, count in ((3, 5), (10, 2)):  # [8, 16) us five times, [1K, 2K) twice
+        bpfkit_json("map", "update", pin, "--key", str(key), "--value", str(count))
+    text = bpfkit("map", "dump", pin, "--hist", "pow2")
+    assert re.search(r"^\[8, 16\)\s+5 \|@{52}\|$", text, re.M)
+    assert re.search(r"^\[1K, 2K\)\s+2 \|@{20}\s+\|$", text, re.M)
+    bcc = bpfkit("map", "dump", pin, "--hist", "pow2", "--hist-style", "bcc")
+    assert re.search(r"^\s+8 -> 15\s+: 5\s+\|\*{40}\|$", bcc, re.M)
+    hist = bpfkit_json("map", "dump", pin, "--hist", "pow2")["hist"]
+    assert {(b["min"], b["max"], b["count"]) for b in hist if b["count"]} == {
+        (8, 15, 5),
+        (1024, 2047, 2),
+    }
+    bpfkit_json("unpin", "-r", f"{bpffs}/h")

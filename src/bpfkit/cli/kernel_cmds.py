@@ -629,28 +629,78 @@ def map_list(as_json: bool) -> None:
         )
 
 
+#: how a histogram map's integer keys number its buckets
+HIST_KEYS = {
+    "pow2": "key k counts [2^k, 2^(k+1)) (and 0 in k = 0): log2(value) as an index",
+    "bcc": "BCC's slots: slot s counts [2^(s-1), 2^s), slot 0 counts 0",
+    "bpftrace": "bpftrace's hist() buckets",
+}
+
+
+def _histogram(entries: list[tuple[Any, Any]], keys: str):
+    """A :class:`bpfkit.hist.Log2Hist` of a map of bucket counts (per-CPU counts summed)."""
+    from ..hist import Log2Hist
+
+    counts: dict[int, int] = {}
+    for k, v in entries:
+        if isinstance(v, list):
+            v = sum(v)
+        if isinstance(k, bool) or not isinstance(k, int) or not isinstance(v, int):
+            raise BpfError("a histogram needs integer keys (buckets) and integer counts")
+        counts[k] = counts.get(k, 0) + v
+    if keys == "bcc":
+        return Log2Hist.from_bcc_slots(counts)
+    if keys == "pow2":
+        return Log2Hist.from_buckets({k + 2: c for k, c in counts.items() if c and k >= 0})
+    return Log2Hist.from_buckets({k: c for k, c in counts.items() if c})
+
+
 @map_group.command("dump")
 @click.argument("ref")
 @click.option("--raw", is_flag=True, help="Hex keys and values instead of decoded ones.")
+@click.option(
+    "--hist",
+    "hist_keys",
+    type=click.Choice(sorted(HIST_KEYS)),
+    help="Draw the map as a log2 histogram of bucket counts; the keys are "
+    + "; ".join(f"{k}: {v}" for k, v in HIST_KEYS.items()),
+)
+@click.option(
+    "--hist-style",
+    type=click.Choice(["bpftrace", "bcc"]),
+    default="bpftrace",
+    show_default=True,
+    help="How --hist draws it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded()
-def map_dump(ref: str, raw: bool, as_json: bool) -> None:
+def map_dump(ref: str, raw: bool, hist_keys: str | None, hist_style: str, as_json: bool) -> None:
     """Every entry of a map (id, pinned path or unique name)."""
     from ..api import Map
 
     m = _map_ref(ref)
+    hist = None
     try:
         if not isinstance(m, Map):
             raise NotSupported(f"{m.type_name} maps have no keys to dump")
         if raw:
             entries = [{"key": k.hex(), "value": v.hex()} for k, v in m.raw_items()]
         else:
-            entries = [{"key": _jsonable(k), "value": _jsonable(v)} for k, v in m.items()]
+            items = list(m.items())
+            entries = [{"key": _jsonable(k), "value": _jsonable(v)} for k, v in items]
+            if hist_keys:
+                hist = _histogram(items, hist_keys)
         info = _map_json(m.kernel_info())  # type: ignore[attr-defined]
     finally:
         m.close()  # type: ignore[attr-defined]
     if as_json:
-        emit({"map": info, "entries": entries})
+        out: dict[str, Any] = {"map": info, "entries": entries}
+        if hist is not None:
+            out["hist"] = hist.to_json()
+        emit(out)
+        return
+    if hist is not None:
+        click.echo(hist.text(style=hist_style), nl=False)
         return
     for e in entries:
         click.echo(f"{json.dumps(e['key'])}: {json.dumps(e['value'])}")
