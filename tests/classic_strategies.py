@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 import shutil
 import subprocess
 
@@ -80,6 +81,12 @@ EXPRESSIONS = [
     "ether[0] & 1 = 0 and ip[16] >= 224",
     "udp[4:2] - 8 = len - 42",
 ]
+
+
+def examples(default: int) -> int:
+    """Hypothesis examples for an oracle test: ``BPFKIT_CLASSIC_EXAMPLES`` overrides the
+    default (a long sweep), which keeps the suite's share of CI time small."""
+    return int(os.environ.get("BPFKIT_CLASSIC_EXAMPLES") or default)
 
 
 def tcpdump_path() -> str | None:
@@ -173,6 +180,7 @@ def classic_program(
     negative_offsets: bool = True,
     seccomp: bool = False,
     init_slots: bool = True,
+    ancillary_set: list[int] | None = None,
 ) -> list[SockFilter]:
     """A classic program the kernel's checker accepts (socket or seccomp rules).
 
@@ -231,7 +239,7 @@ def classic_program(
             elif mode == "len":
                 prog.append(c.stmt(c.LD | c.W | c.LEN))
             elif ancillary:
-                off = draw(st.sampled_from(_ANC))
+                off = draw(st.sampled_from(ancillary_set or _ANC))
                 prog.append(c.stmt(c.LD | size | c.ABS, (c.SKF_AD_OFF + off) & 0xFFFFFFFF))
             else:
                 prog.append(c.stmt(c.LD | c.IMM, draw(any_k())))
