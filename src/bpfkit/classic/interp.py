@@ -571,6 +571,10 @@ def _cached(prog: tuple, byteorder: str) -> ClassicProgram:
     return ClassicProgram(prog, byteorder)
 
 
+# the last programs run_classic saw, by identity: (snapshot, byteorder, compiled)
+_BY_ID: dict[int, tuple[tuple, str, ClassicProgram]] = {}
+
+
 def run_classic(
     prog: Sequence[SockFilter],
     data: bytes | bytearray | memoryview,
@@ -583,7 +587,15 @@ def run_classic(
 
     ``wire_len`` is what ``len`` loads see (the packet's length on the wire; defaults
     to ``len(data)``), so a capture truncated by its snap length filters as tcpdump does.
-    The translation is cached per program; for a hot loop use :func:`compile_classic`.
+    The translation is cached per program (the same list, unchanged, is found again
+    without re-hashing it); for a hot loop use :func:`compile_classic`.
     """
-    key = tuple(SockFilter(*i) for i in prog)
-    return _cached(key, byteorder).run(data, meta, wire_len)
+    snap = prog if type(prog) is tuple else tuple(prog)
+    hit = _BY_ID.get(id(prog))
+    if hit is not None and hit[1] == byteorder and hit[0] == snap:
+        return hit[2].run(data, meta, wire_len)
+    cp = _cached(tuple(SockFilter(*i) for i in snap), byteorder)
+    if len(_BY_ID) > 64:
+        _BY_ID.clear()
+    _BY_ID[id(prog)] = (snap, byteorder, cp)
+    return cp.run(data, meta, wire_len)
