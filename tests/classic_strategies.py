@@ -160,8 +160,11 @@ def allowed_insn(draw, n: int = 0, length: int | None = None) -> SockFilter:
     return SockFilter(code, draw(st.integers(0, 255)), draw(st.integers(0, 255)), draw(any_k()))
 
 
-def _packet_off(draw, big: bool) -> int:
-    """A packet offset: mostly small, with ``big`` also SKF_NET_OFF/SKF_LL_OFF and any u32."""
+def _packet_off(draw, big: bool, known: list[int] | None = None) -> int:
+    """A packet offset: mostly small; with ``big`` also SKF_NET_OFF/SKF_LL_OFF and any u32;
+    with ``known`` (and not ``big``) sometimes one of those offsets."""
+    if known and not big and draw(st.integers(0, 3)) == 0:
+        return draw(st.sampled_from(known)) & 0xFFFFFFFF
     kind = draw(st.integers(0, 5)) if big else 0
     if kind <= 2:
         return draw(st.integers(0, 70))
@@ -181,6 +184,7 @@ def classic_program(
     seccomp: bool = False,
     init_slots: bool = True,
     ancillary_set: list[int] | None = None,
+    known_offsets: list[int] | None = None,
 ) -> list[SockFilter]:
     """A classic program the kernel's checker accepts (socket or seccomp rules).
 
@@ -228,12 +232,14 @@ def classic_program(
             mode = draw(st.sampled_from(["abs", "abs", "ind", "imm", "len", "anc"]))
             size = draw(st.sampled_from([c.W, c.H, c.B]))
             if mode == "abs":
-                k = _packet_off(draw, negative_offsets)
+                k = _packet_off(draw, negative_offsets, known_offsets)
                 if k >= c.SKF_AD_OFF & 0xFFFFFFFF:
                     k &= 0xFFFF  # unknown ancillary offsets are refused by the checker
                 prog.append(c.stmt(c.LD | size | c.ABS, k))
             elif mode == "ind":
-                prog.append(c.stmt(c.LD | size | c.IND, _packet_off(draw, negative_offsets)))
+                prog.append(
+                    c.stmt(c.LD | size | c.IND, _packet_off(draw, negative_offsets, known_offsets))
+                )
             elif mode == "imm":
                 prog.append(c.stmt(c.LD | c.IMM, draw(any_k())))
             elif mode == "len":
@@ -251,7 +257,9 @@ def classic_program(
             elif mode == "len":
                 prog.append(c.stmt(c.LDX | c.W | c.LEN))
             else:
-                prog.append(c.stmt(c.LDX | c.B | c.MSH, _packet_off(draw, negative_offsets)))
+                prog.append(
+                    c.stmt(c.LDX | c.B | c.MSH, _packet_off(draw, negative_offsets, known_offsets))
+                )
         elif kind == "jmp":
             if left < 1:
                 prog.append(c.stmt(c.MISC | c.TAX))

@@ -180,7 +180,12 @@ def payload_offset(data: bytes, meta: PacketMeta) -> int:
     """
     if meta.pay_offset is not None:
         return meta.pay_offset & M32
-    nh = meta.net_offset
+    # work on headroom + data so that a network header in front of the data is reachable
+    base = len(meta.headroom)
+    nh = meta.net_offset + base
+    if nh < 0:
+        return 0
+    data = meta.headroom + data if base else data
     proto = meta.protocol
     first_frag = True
     if proto == 0x0800:
@@ -214,13 +219,15 @@ def payload_offset(data: bytes, meta: PacketMeta) -> int:
                 break
     else:
         return 0
+    # the dissector keeps the transport offset as a u16, at most the packet's length
+    t = min((thoff - base) & 0xFFFF, len(data) - base)
     if not first_frag:
-        return thoff
+        return t
     if l4 == 6:
         if len(data) < thoff + 13:
-            return thoff
-        return thoff + max(20, (data[thoff + 12] & 0xF0) >> 2)
-    return thoff + _L4_HDR.get(l4, 0)
+            return t
+        return t + max(20, (data[thoff + 12] & 0xF0) >> 2)
+    return t + _L4_HDR.get(l4, 0)
 
 
 def _vlan_present(meta: PacketMeta) -> int:
