@@ -18,6 +18,7 @@ from classic_strategies import (
     classic_program,
     examples,
     make_packet,
+    random_program,
     tcpdump_dump,
     tcpdump_path,
 )
@@ -252,3 +253,18 @@ def test_long_translation_too_far() -> None:
         to_ebpf(far)
     assert ei.value.rule == "translate-jump"
     _ = errno
+
+
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=list(HealthCheck))
+@given(random_program(max_len=16))
+def test_translation_of_any_program_is_an_error_or_verifies(prog) -> None:
+    """Hostile input: a refused program is a ClassicError, an untranslatable load
+    NotSupported; what translates passes bpfkit's verifier as a socket filter."""
+    from bpfkit.verifier import verify
+
+    try:
+        insns = to_ebpf(prog)
+    except (ClassicError, NotSupported):
+        return
+    res = verify(insns, prog_type="socket_filter", raise_on_error=False)
+    assert res.ok, (prog, res.error)
