@@ -138,6 +138,7 @@ def test_detach_without_filter_is_enoent(udp_pair) -> None:
 # ---- the kernel's own classic runtime as the oracle ------------------------------
 MARK = 0xA5
 SO_NO_CHECK = 11
+IP_MTU_DISCOVER, IP_PMTUDISC_DO = 10, 2
 ANC_UDP = [
     c.SKF_AD_PROTOCOL,
     c.SKF_AD_PKTTYPE,
@@ -159,8 +160,9 @@ KNOWN_NEG = [c.SKF_NET_OFF + k for k in (0, 2, 4, 6, 8, 9, 10, 12, 16, 20)] + [
 
 
 def _ip_header(total: int) -> bytes:
-    """The IPv4 header Linux puts on a datagram sent with sendto() to 127.0.0.1:
-    id 0 and DF (unconnected socket), TTL 64, the checksum computed."""
+    """The IPv4 header Linux puts on a datagram sent with sendto() to 127.0.0.1 from a
+    socket with IP_PMTUDISC_DO: DF with IP id 0 (without it, 6.18 picks a random id),
+    TTL 64, the checksum computed."""
     h = bytearray(
         bytes([0x45, 0]) + total.to_bytes(2, "big") + b"\0\0\x40\0" + bytes([64, 17, 0, 0])
     )
@@ -253,7 +255,8 @@ def test_kernel_runs_classic_programs_like_the_interpreter(prog, i: int) -> None
         rx.bind(("127.0.0.1", 0))
         rx.settimeout(2)
         tx.bind(("127.0.0.1", 0))
-        tx.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
+        tx.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)  # UDP checksum 0
+        tx.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)  # DF and IP id 0
         link = attach_classic_filter(rx, wrapped)  # noqa: F841 - the filter lives as long as the link
         sport, dport = tx.getsockname()[1], rx.getsockname()[1]
         for payload in _PAYLOADS[i : i + 3]:
