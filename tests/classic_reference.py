@@ -118,6 +118,8 @@ def run_reference(
         ins = prog[pc]
         code, k = ins.code, ins.k
         count += 1
+        if code not in c.ALLOWED_CODES:
+            raise RuntimeFault(f"unknown classic opcode {code:#06x}", pc=pc, insns=count)
         cls = code & 0x07
         if cls == c.RET:
             rv = code & 0x18

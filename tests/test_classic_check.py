@@ -115,7 +115,7 @@ def test_translated_jump_must_fit_16_bits() -> None:
     assert socket_verdict(_long_jump(2340, 8)) == errno.EINVAL
 
 
-@settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_program(max_len=14))
 def test_random_programs_agree_with_so_attach_filter(prog: list[SockFilter]) -> None:
     require_socket_filters()
@@ -124,7 +124,7 @@ def test_random_programs_agree_with_so_attach_filter(prog: list[SockFilter]) -> 
     assert is_valid(prog) == (verdict != errno.EINVAL), prog
 
 
-@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(classic_program(max_len=30))
 def test_generated_programs_are_valid(prog: list[SockFilter]) -> None:
     require_socket_filters()
@@ -132,7 +132,7 @@ def test_generated_programs_are_valid(prog: list[SockFilter]) -> None:
     assert socket_verdict(prog) == 0
 
 
-@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_program(max_len=10))
 def test_random_programs_agree_with_seccomp(prog: list[SockFilter]) -> None:
     require_seccomp()

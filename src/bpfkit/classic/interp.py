@@ -323,6 +323,9 @@ class _Gen:
             ret0 = f"return (0, {cn}, a, x)"
             code, K = ins.code, ins.k
             cls = code & 0x07
+            if code not in c.ALLOWED_CODES:
+                out.append(f"{sp}raise FAULT('unknown classic opcode {code:#06x}', {pc}, {cn})")
+                return
             if cls == c.RET:
                 rv = code & 0x18
                 if code & ~0x1F or rv == 0x18:
