@@ -36,6 +36,7 @@ from .maps import (
     FdArrayMap,
     HashOfMapsMap,
     MapContext,
+    MapError,
     PerfEventArrayMap,
     ProgArrayMap,
     QueueMap,
@@ -497,6 +498,8 @@ class VMRuntime:
         self.unpriv = unpriv
         #: the object's BTF (spin locks in map values), when loaded from an object
         self.btf = btf
+        #: the object's spec as loaded, when loaded from one (:func:`load_spec`)
+        self.spec: ObjectSpec | None = None
 
     # ---- the machine --------------------------------------------------------------------
     @property
@@ -596,18 +599,23 @@ def _make_map(rt: VMRuntime, spec: MapSpec) -> VMMap:
     if mtype == MapType.PERF_EVENT_ARRAY and not max_entries:
         max_entries = rt.ncpus
     inner = spec.inner_map
-    m = rt.create_map(
-        spec.name,
-        mtype,
-        spec.key_size,
-        spec.value_size,
-        max_entries,
-        spec.flags,
-        map_extra=spec.map_extra,
-        inner=inner,
-        btf_key_type=spec.key_type_id,
-        btf_value_type=spec.value_type_id,
-    )
+    try:
+        m = rt.create_map(
+            spec.name,
+            mtype,
+            spec.key_size,
+            spec.value_size,
+            max_entries,
+            spec.flags,
+            map_extra=spec.map_extra,
+            inner=inner,
+            btf_key_type=spec.key_type_id,
+            btf_value_type=spec.value_type_id,
+        )
+    except MapError as e:  # name the map the way the kernel backend does
+        err = MapError(e.errno or 0, f"map_create of map {spec.name!r}", e.hint)
+        err.map = spec.name  # type: ignore[attr-defined]
+        raise err from None
     from ..verifier import spin_lock_offset
 
     lock = spin_lock_offset(rt.btf, spec.value_type_id)
@@ -663,13 +671,24 @@ def load_spec(
     verify: bool = True,
     unpriv: bool = False,
     programs: Iterable[str] | None = None,
+    **overrides: Any,
 ) -> VMRuntime:
     """Create every map and program of ``spec`` in a new :class:`VMRuntime`.
 
     Each program is verified on load, as the kernel does (``verify=False`` loads
     unverified code for experiments; the JIT then keeps every bounds check).
-    ``programs`` loads only the named programs (the others' prog-array slots stay empty).
+    ``programs`` loads only the named programs (default: every program whose
+    ``autoload`` is set; the others' prog-array slots stay empty). ``overrides`` are
+    the load-time overrides both backends take (:func:`bpfkit.obj.overrides.apply_overrides`:
+    ``value_size``, ``max_entries``, ``constants``, ``prog_type``, ``attach_type``,
+    ``autoload``).
     """
+    from ..obj.overrides import OVERRIDE_KEYS, apply_overrides
+
+    unknown = set(overrides) - set(OVERRIDE_KEYS)
+    if unknown:
+        raise TypeError(f"unknown VM load option(s): {', '.join(sorted(unknown))}")
+    spec = apply_overrides(spec, **overrides)
     wanted = set(programs) if programs is not None else None
     if wanted is not None:
         unknown = wanted - set(spec.programs)
@@ -685,11 +704,15 @@ def load_spec(
         unpriv=unpriv,
         btf=spec.btf,
     )
+    #: the spec as loaded (load-time overrides applied)
+    rt.spec = spec
     try:
         for mspec in spec.maps.values():
             _make_map(rt, mspec)
         for pspec in spec.programs.values():
             if wanted is not None and pspec.name not in wanted:
+                continue
+            if wanted is None and not pspec.autoload:
                 continue
             insns = relocate(pspec, rt)
             rt.load_program(
@@ -710,7 +733,7 @@ def load_spec(
                     if int(mspec.type) == MapType.PROG_ARRAY
                     else rt.maps.get(target)
                 )
-                if obj is None and wanted is not None and target in spec.programs:
+                if obj is None and target in spec.programs:
                     continue  # a program not selected for loading
                 if obj is None:
                     raise BpfError(f"map {mspec.name}: slot {index} names unknown {target!r}")
