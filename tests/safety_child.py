@@ -153,6 +153,13 @@ def _mem_bytes(spec, names: dict[str, int]) -> bytes:
 
 def run_raw(case: dict, c: Canaries) -> dict:
     """A conformance-style run on a plain Env with guarded stack and input."""
+    return run_raw_engines(case, c, [case["engine"]])[case["engine"]]
+
+
+def run_raw_engines(case: dict, c: Canaries, engines: list[str]) -> dict[str, dict]:
+    """The same program on each engine in turn, in one Env (same stack and input
+    addresses; the input is restored before each run). Values that point into an
+    engine's code (``lddw src=func``) are reported relative to it."""
     from bpfkit import jit
     from bpfkit.vm import interp
 
@@ -172,21 +179,106 @@ def run_raw(case: dict, c: Canaries) -> dict:
         else _mem_bytes(case.get("mem", []), names)
     )
     raw = raw[:size].ljust(size, b"\0")
-    ctypes.memmove(inp.addr, raw, size)
+    insns = _resolve(insns, [c.CANARY, c.BUF, stack.addr, inp.addr], [])
     region = env.space.add(inp.region())
     env.packet = region
     budget = case.get("budget", 20_000)
+    out: dict[str, dict] = {}
     try:
-        if case["engine"] == "jit":
-            prog = jit.JitProgram(insns, env, budget=budget)
-        else:
-            prog = interp.CompiledProgram(insns, env, budget=budget)
-        env.reset_stack()
-        r0, n = prog.run(region.base, size)
-        return {"r0": r0, "insns": n, "mem": bytes(region.mv[:size]).hex()}
+        for engine in engines:
+            try:
+                if engine == "jit":
+                    prog = jit.JitProgram(insns, env, budget=budget)
+                    code = prog.compiled.code
+                    span = (ctypes.addressof(code), ctypes.sizeof(code))
+                else:
+                    prog = interp.CompiledProgram(insns, env, budget=budget)
+                    span = (prog.code.base, prog.code.size)
+                ctypes.memmove(inp.addr, raw, size)
+                env.reset_stack()
+                r0, n = prog.run(region.base, size)
+                mem = bytes(region.mv[:size])
+                res = {"r0": _code_rel(r0, span), "insns": n, "mem": _mem_rel(mem, span)}
+                res["status"] = "ok"
+            except BpfError as e:
+                res = {"status": "contained", "error": type(e).__name__, "message": str(e)}
+            out[engine] = res
     finally:
         env.space.remove(region)
         env.packet = None
+    return out
+
+
+def _code_rel(v: int, span: tuple[int, int]):
+    base, size = span
+    return f"code+{v - base}" if base <= v < base + size else v
+
+
+def _mem_rel(mem: bytes, span: tuple[int, int]) -> str:
+    """``mem`` as hex, with every 8-byte window that points into the code zeroed."""
+    base, size = span
+    b = bytearray(mem)
+    for i in range(len(mem) - 7):
+        v = struct.unpack_from("<Q", mem, i)[0]
+        if base <= v < base + size:
+            b[i : i + 8] = b"CODE+%02d" % ((v - base) % 100)
+    return b.hex()
+
+
+# Placeholders a generated program uses for addresses only the child knows:
+# ``lddw rX, PLACE | k`` (src 0) becomes the k-th address of ``_places``; ``lddw rX, k``
+# with src PSEUDO_MAP_FD becomes the k-th map of the VM case's runtime.
+PLACE = 0xCA0A_0000_0000_0000
+
+
+def _resolve(insns, places: list[int], fds: list[int]):
+    from bpfkit.isa import opcodes as op
+
+    out = []
+    for insn in insns:
+        if insn.is_lddw and insn.src == 0 and insn.imm >> 16 == PLACE >> 16:
+            insn = insn.with_(imm=places[(insn.imm & 0xFFFF) % len(places)])
+        elif insn.is_lddw and insn.src in (op.PSEUDO_MAP_FD, op.PSEUDO_MAP_VALUE) and fds:
+            lo = fds[(insn.imm & 0xFFFF) % len(fds)]
+            insn = insn.with_(imm=(insn.imm >> 32 << 32) | lo)
+        out.append(insn)
+    return out
+
+
+def run_vm(case: dict, c: Canaries) -> dict:
+    """A typed run in a VM runtime (unverified) with maps the program may use."""
+    from bpfkit.uapi.enums import MapType, ProgType
+    from bpfkit.vm.runtime import VMRuntime
+
+    rt = VMRuntime(verify=False, budget=case.get("budget", 20_000), ncpus=2, seed=1)
+    try:
+        maps = [
+            rt.create_map("hash", MapType.HASH, 4, 16, 8),
+            rt.create_map("array", MapType.ARRAY, 4, 16, 4),
+            rt.create_map("ring", MapType.RINGBUF, 0, 0, 4096),
+            rt.create_map("lru", MapType.LRU_HASH, 8, 8, 4),
+            rt.create_map("pcpu", MapType.PERCPU_ARRAY, 4, 8, 2),
+            rt.create_map("queue", MapType.QUEUE, 0, 8, 4),
+            rt.create_map("progs", MapType.PROG_ARRAY, 4, 4, 2),
+            rt.create_map("perf", MapType.PERF_EVENT_ARRAY, 4, 4, 2),
+        ]
+        fds = [m.fd for m in maps]
+        insns = decode(bytes.fromhex(case["hex"]))
+        places = [c.CANARY, c.BUF, maps[1].base, maps[0].addr]
+        insns = _resolve(insns, places, fds)
+        ptype = ProgType[case.get("type", "KPROBE")]
+        prog = rt.load_program("p", ptype, insns)
+        maps[6].update((0).to_bytes(4, "little"), prog)
+        maps[7].open()
+        if ptype == ProgType.XDP:
+            res = prog.test_run(data=bytes(range(64)), engine=case["engine"])
+            mem = res.data_out
+        else:
+            res = prog.fire(bytes(range(168)), engine=case["engine"])
+            mem = res.ctx_out or b""
+        return {"r0": res.r0, "mem": mem.hex(), "trace": res.trace[:4]}
+    finally:
+        rt.close()
 
 
 def run_python(case: dict, c: Canaries) -> dict:
@@ -198,8 +290,17 @@ def run_python(case: dict, c: Canaries) -> dict:
 
 def run_case(case: dict, c: Canaries) -> dict:
     try:
-        out = run_python(case, c) if case["kind"] == "python" else run_raw(case, c)
-        out["status"] = "ok"
+        kind = case["kind"]
+        if kind == "both":  # a raw program on both engines, one environment
+            res = run_raw_engines(case, c, ["interp", "jit"])
+            out = {"status": "ok", "engines": res}
+        elif kind == "python":
+            out = run_python(case, c)
+        elif kind == "vm":
+            out = run_vm(case, c)
+        else:
+            out = run_raw(case, c)
+        out.setdefault("status", "ok")
     except BpfError as e:
         out = {"status": "contained", "error": type(e).__name__, "message": str(e)}
     except Exception as e:  # noqa: BLE001 - what the tests look for
@@ -210,8 +311,11 @@ def run_case(case: dict, c: Canaries) -> dict:
             "traceback": traceback.format_exc(limit=6),
         }
     out["canaries"] = c.check()
-    r0 = out.get("r0")
-    out["leak"] = c.leaks(r0, bytes.fromhex(out.get("mem", "")))
+    leak: set[str] = set()
+    for r in [out, *out.get("engines", {}).values()]:
+        r0 = r.get("r0")
+        leak.update(c.leaks(r0 if isinstance(r0, int) else None, bytes.fromhex(r.get("mem", ""))))
+    out["leak"] = sorted(leak)
     return out
 
 
@@ -240,9 +344,58 @@ def run_in_child(cases: list[dict], timeout: float = 600) -> list[dict]:
     return results
 
 
+class ChildServer:
+    """A child process serving cases one at a time (JSON lines), for property tests:
+    startup is paid once; a crash fails the case that caused it and the next case
+    gets a fresh child."""
+
+    def __init__(self) -> None:
+        self.proc = None
+
+    def _start(self) -> None:
+        import os
+        import subprocess
+
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+
+    def run(self, case: dict) -> dict:
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
+        proc = self.proc
+        proc.stdin.write(json.dumps(case) + "\n")
+        proc.stdin.flush()
+        line = proc.stdout.readline()
+        if not line:
+            proc.stdin.close()
+            err = proc.stderr.read()[-3000:]
+            rc = proc.wait()
+            self.proc = None
+            raise AssertionError(f"the child process died (exit {rc}) running {case}\n{err}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+        self.proc = None
+
+
 def main() -> None:
-    req = json.load(sys.stdin)
     c = Canaries()
+    if sys.argv[1:] == ["--serve"]:
+        for line in sys.stdin:
+            out = run_case(json.loads(line), c)
+            print(json.dumps(out), flush=True)
+            c.guarded.clear()
+        return
+    req = json.load(sys.stdin)
     for i, case in enumerate(req["cases"]):
         out = run_case(case, c)
         out["i"] = i

@@ -163,6 +163,8 @@ class CompiledProgram:
             "SBASE": env.stack.base,
             "SSIZE": env.stack.size,
             "FAULT": self._fault,
+            "HF": self._helper_fault,
+            "RuntimeFault": RuntimeFault,
             "BF": self._budget_fault,
             "CALLX": self._callx,
             "AT": self._atomic,
@@ -190,6 +192,11 @@ class CompiledProgram:
 
     def _fault(self, msg: str, pc: int) -> RuntimeFault:
         return RuntimeFault(msg, pc=pc, insn=self._insn_at(pc))
+
+    def _helper_fault(self, e: RuntimeFault, pc: int) -> RuntimeFault:
+        """A fault a helper raised, named with the pc of its call (a fault that already
+        has a pc — in a callback — keeps it)."""
+        return with_pc(e, pc, self._insn_at(pc))
 
     def _budget_fault(self, n: int, pc: int) -> RuntimeFault:
         return RuntimeFault(
@@ -263,7 +270,10 @@ class CompiledProgram:
         helper = self.env.helpers.get(target) if 0 <= target < (1 << 31) else None
         if helper is None:
             raise self._fault(f"callx to {target:#x}, which is neither a function nor a helper", pc)
-        return helper.fn(self.env, r1, r2, r3, r4, r5) & M, n
+        try:
+            return helper.fn(self.env, r1, r2, r3, r4, r5) & M, n
+        except RuntimeFault as e:
+            raise self._helper_fault(e, pc) from None
 
     # -- compilation --
     def function(self, slot: int) -> Callable:
@@ -282,7 +292,23 @@ class CompiledProgram:
         self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0
     ) -> tuple[int, int]:
         """Run from the entry: returns ``(r0, executed instructions)``."""
-        return self.entry(r1, r2, r3, r4, r5, self.env.frame_pointer, 0, 0)
+        try:
+            return self.entry(r1, r2, r3, r4, r5, self.env.frame_pointer, 0, 0)
+        except RuntimeFault as e:
+            if e.pc is None or e.insn:
+                raise
+            raise RuntimeFault(
+                e.reason, pc=e.pc, insn=self._insn_at(e.pc), address=e.address, insns=e.insns
+            ) from None
+
+
+def with_pc(e: RuntimeFault, pc: int, insn: str = "") -> RuntimeFault:
+    """``e`` naming ``pc`` and its instruction if it names none yet (helper faults)."""
+    if e.pc is not None:
+        return e
+    out = RuntimeFault(e.reason, pc=pc, insn=insn or None, address=e.address, insns=e.insns)
+    out.__cause__ = e.__cause__
+    return out
 
 
 def _plain_goto(lines: list[str]) -> str | None:
@@ -774,7 +800,12 @@ class _FunctionCompiler:
             name = f"H{insn.imm}"
             if name not in self.p._ns:
                 self.p._ns[name] = functools.partial(h.fn, self.p.env)
-            return [f"r0 = {name}({args}) & M", _FORGET_REGIONS]
+            return [
+                "try:",
+                f"    r0 = {name}({args}) & M",
+                f"except RuntimeFault as e: raise HF(e, {slot}) from None",
+                _FORGET_REGIONS,
+            ]
         if insn.is_local_call:
             tgt = slot + 1 + insn.imm
             if not self.valid_target(tgt):
@@ -841,11 +872,6 @@ def run_program(
         t0 = time.perf_counter_ns()
         r0, n = prog.run(r1, len(mem))
         dt = time.perf_counter_ns() - t0
-    except RuntimeFault as e:
-        if e.pc is not None and not e.insn:
-            e.insn = prog._insn_at(e.pc)
-            e.args = (f"{e.reason} at pc {e.pc} ({e.insn})",)
-        raise
     except RecursionError:
         raise RuntimeFault("call stack exhausted") from None
     finally:

@@ -56,6 +56,20 @@ __all__ = ["Task", "VMEnv", "VMRuntime", "VMProgram", "load_spec", "possible_cpu
 
 M64 = (1 << 64) - 1
 CALLBACK_NEST = 8
+#: helpers a repeated run must go through Python for: tail calls, callbacks
+_PYTHON_LOOP_HELPERS = frozenset(
+    i
+    for i, name in HELPER_NAMES.items()
+    if name
+    in (
+        "tail_call",
+        "loop",
+        "for_each_map_elem",
+        "find_vma",
+        "timer_set_callback",
+        "user_ringbuf_drain",
+    )
+)
 
 
 def possible_cpus() -> int:
@@ -113,6 +127,9 @@ class VMEnv(Env):
         self.run: RunState | None = None
         self.compiled: Any = None
         self.cb_depth = 0
+        #: instructions callbacks (bpf_loop, for_each_map_elem ...) executed in this
+        #: run: one budget for all of them, however they nest
+        self.cb_insns = 0
         self.resolve_lddw = runtime.resolve_lddw
         #: the runtime's native words (maps, CPU, PRNG) for the JIT's native helpers
         self.native_data = runtime.native.address
@@ -135,7 +152,10 @@ class VMEnv(Env):
         self.cb_depth += 1
         try:
             r10 = self.stack.end - self.cb_depth * STACK_REGION_SIZE
-            r0, _n = interp.function(slot)(r1, r2, r3, r4, r5, r10, 0, 0)
+            # the count goes on from the run's earlier callbacks: the budget bounds
+            # them all together (2^23 bpf_loop iterations of a 2^23-iteration bpf_loop
+            # fault at the budget instead of running 2^46 callbacks)
+            r0, self.cb_insns = interp.function(slot)(r1, r2, r3, r4, r5, r10, 0, self.cb_insns + 1)
         finally:
             self.cb_depth -= 1
         return r0 & M64
@@ -316,6 +336,7 @@ class VMProgram:
             env = prog.env
             env.run = run
             env.packet = packet
+            env.cb_insns = 0
             compiled = prog.engine(engine)
             env.compiled = compiled
             ctypes.memset(env.stack.end - STACK_REGION_SIZE, 0, STACK_REGION_SIZE)
@@ -334,8 +355,11 @@ class VMProgram:
     @property
     def native_repeat_ok(self) -> bool:
         """Whether repeated runs may loop in native code: no tail calls (which unwind
-        through Python to the dispatch loop of :meth:`execute`)."""
-        return not any((i.is_helper_call and i.imm == 12) or i.is_callx for i in self.insns)
+        through Python to the dispatch loop of :meth:`execute`), no callbacks (whose
+        instruction budget is per run)."""
+        return not any(
+            (i.is_helper_call and i.imm in _PYTHON_LOOP_HELPERS) or i.is_callx for i in self.insns
+        )
 
     def execute_repeat(self, run: RunState, r1: int, repeat: int, engine: str = "jit") -> tuple:
         """``repeat`` invocations in the engine's native loop: (last r0, mean ns per run).
@@ -346,6 +370,7 @@ class VMProgram:
         env = self.env
         run.tail_calls = 0
         env.run = run
+        env.cb_insns = 0
         env.packet = run.packet.data_region if run.packet is not None else None
         compiled = self.engine(engine)
         env.compiled = compiled
