@@ -802,6 +802,35 @@ def open_program(ref: int | str | os.PathLike[str]) -> bsys.FD:
 # ---------------------------------------------------------------------------
 
 
+def _makedirs(path: str) -> list[str]:
+    """``os.makedirs(path, exist_ok=True)``; returns the directories it created, outermost first."""
+    made: list[str] = []
+    p = os.path.abspath(path)
+    while not os.path.isdir(p):
+        made.append(p)
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    made.reverse()
+    for i, m in enumerate(made):
+        try:
+            os.mkdir(m)
+        except BaseException:
+            remove_dirs(made[:i])
+            raise
+    return made
+
+
+def remove_dirs(dirs: list[str]) -> None:
+    """Remove directories (innermost first) that are empty; leave the others."""
+    for m in reversed(dirs):
+        try:
+            os.rmdir(m)
+        except OSError:
+            pass
+
+
 def _pin_name(name: str) -> str:
     """A bpffs file name for an object name (bpffs refuses '.'; '/' would be a directory)."""
     return name.replace("/", "_").replace(".", "_")
@@ -845,22 +874,36 @@ class KernelObject(Object):
         """
         d = os.fspath(directory)
         out: dict[str, str] = {}
-        if programs:
-            os.makedirs(d, exist_ok=True)
-            for name, p in self.programs.items():
-                path = os.path.join(d, _pin_name(name))
-                p.pin(path)  # type: ignore[attr-defined]
-                out[name] = path
-        if maps:
-            md = os.path.join(d, "maps")
-            os.makedirs(md, exist_ok=True)
-            for name, m in self.maps.items():
-                if getattr(m, "pinned", None):
-                    out[f"map:{name}"] = m.pinned  # type: ignore[attr-defined]
-                    continue
-                path = os.path.join(md, _pin_name(name))
-                m.pin(path)  # type: ignore[attr-defined]
-                out[f"map:{name}"] = path
+        made_dirs: list[str] = []
+        pinned: list[Any] = []
+        try:
+            if programs:
+                made_dirs += _makedirs(d)
+                for name, p in self.programs.items():
+                    path = os.path.join(d, _pin_name(name))
+                    p.pin(path)  # type: ignore[attr-defined]
+                    pinned.append(p)
+                    out[name] = path
+            if maps:
+                md = os.path.join(d, "maps")
+                made_dirs += _makedirs(md)
+                for name, m in self.maps.items():
+                    if getattr(m, "pinned", None):
+                        out[f"map:{name}"] = m.pinned  # type: ignore[attr-defined]
+                        continue
+                    path = os.path.join(md, _pin_name(name))
+                    m.pin(path)  # type: ignore[attr-defined]
+                    pinned.append(m)
+                    out[f"map:{name}"] = path
+        except BaseException:
+            # All or nothing: remove the pins and the directories this call made.
+            for obj in reversed(pinned):
+                try:
+                    obj.unpin()
+                except OSError:
+                    pass
+            remove_dirs(made_dirs)
+            raise
         return out
 
     def attach_all(self) -> list[Link]:

@@ -652,14 +652,17 @@ def load_spec(
             if wanted is None and not pspec.autoload:
                 continue
             insns = relocate(pspec, rt)
-            rt.load_program(
-                pspec.name,
-                pspec.prog_type,
-                insns,
-                section=pspec.section,
-                license=pspec.license or spec.license,
-                spec=pspec,
-            )
+            try:
+                rt.load_program(
+                    pspec.name,
+                    pspec.prog_type,
+                    insns,
+                    section=pspec.section,
+                    license=pspec.license or spec.license,
+                    spec=pspec,
+                )
+            except VerifierError as e:
+                raise e.for_program(pspec.name) from None
         for mspec in spec.maps.values():
             if not mspec.values:
                 continue
