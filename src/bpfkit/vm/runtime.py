@@ -77,6 +77,8 @@ class Task:
     uid: int = 0
     gid: int = 0
     comm: bytes = b""
+    #: its cgroup v2 path (``bpf_current_task_under_cgroup``); None: read from /proc
+    cgroup: str | None = None
 
     @classmethod
     def current(cls) -> Task:
