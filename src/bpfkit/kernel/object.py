@@ -923,22 +923,24 @@ class KernelObject(Object):
         if self._closed:
             return
         self._closed = True
-        for link in list(self._links):
-            try:
-                link.close()
-            except Exception:  # noqa: BLE001 - closing must go on
-                pass
+        self._close_links()
         for m in self.maps.values():
             m.close()  # type: ignore[attr-defined]
         for p in self.programs.values():
             p.close()  # type: ignore[attr-defined]
         self.loaded.close()
 
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass
+    # No finaliser: dropping the object drops its references, and each program, map and
+    # link closes when the last reference to it goes (an FD and a Link close themselves
+    # when collected). So ``p = bpfkit.load(...).programs["x"]`` stays usable, and a link
+    # the caller holds stays attached; the links only the object kept are detached.
+
+    def _close_links(self) -> None:
+        for link in list(getattr(self, "_links", ())):
+            try:
+                link.close()
+            except Exception:  # noqa: BLE001 - closing must go on
+                pass
 
 
 def load_kernel_object(spec: ObjectSpec, **options: Any) -> KernelObject:
