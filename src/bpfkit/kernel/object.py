@@ -20,7 +20,8 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..api import (
+from ..errors import BpfError, KernelError, NotSupported
+from ..objects import (
     ANY,
     BloomFilter,
     Map,
@@ -34,7 +35,6 @@ from ..api import (
     make_codec,
     map_codecs,
 )
-from ..errors import BpfError, KernelError, NotSupported
 from ..uapi.enums import Cmd, MapType
 from ..uapi.progtypes import TestRun, prog_type_info
 from . import sys as bsys
