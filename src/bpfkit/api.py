@@ -82,9 +82,16 @@ def load(
     code for experiments) and ``unpriv``. ``backend="kernel"`` loads it into the running
     kernel; its own options are those of :class:`bpfkit.kernel.loader.LoadOptions`
     (``pin_root``, ``kconfig``, ``log_level``, ``core_btf``, ``attach_targets``, ...).
+
+    A path ending in ``.c`` is BPF C: it is compiled with clang first (see
+    :func:`bpfkit.build`; :class:`~bpfkit.errors.NotSupported` without clang).
     """
     from .obj.spec import ObjectSpec
 
+    if isinstance(source, str | os.PathLike) and os.fspath(source).endswith(".c"):
+        from .obj.build import build_object
+
+        source = build_object(source)  # C source: compiled with clang first
     if not isinstance(source, ObjectSpec):
         from .obj import load_object
 

@@ -3,10 +3,11 @@
 :func:`bpfkit.load` (in :mod:`bpfkit.api`, above the backends) returns an :class:`Object`
 whose ``.programs`` and ``.maps`` behave the same on every backend; the VM
 (:mod:`bpfkit.vm.object`) and the kernel (:mod:`bpfkit.kernel.object`) import this module
-and nothing above it, so the front door and the backends do not import each other. A keyed map is a ``MutableMapping`` whose
-keys and values are decoded through the object's BTF (ints, dicts for structs, lists for
-arrays and per-CPU values, bytes for ``char[]``) and always accept raw bytes; the
-keyless kinds (queue/stack, bloom filter, ring buffer, perf event array) have their own
+and nothing above it, so the front door and the backends do not import each other.
+
+A keyed map is a ``MutableMapping`` whose keys and values are decoded through the
+object's BTF (ints, dicts for structs, lists for arrays and per-CPU values, bytes for
+``char[]``) and always accept raw bytes; the keyless kinds (queue/stack, bloom filter, ring buffer, perf event array) have their own
 small interfaces. A program has ``test_run(...)`` (``BPF_PROG_TEST_RUN``) and ``run(...)``
 (fire a tracing program with a given context).
 

@@ -1,5 +1,5 @@
-"""Kernel subcommands: ``load``, ``attach``, ``prog list|show``, ``map list|dump|update|delete``,
-``features``.
+"""Kernel subcommands: ``load``, ``attach``, ``prog list|show|tracelog``,
+``map list|dump|update|delete``, ``features``.
 
 Programs and maps are named by id (a number), by a pinned path in bpffs, or (``map``
 commands) by name when exactly one loaded map has it. Keys and values are typed through
@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -67,7 +68,7 @@ def _prog_fd(ref: str):
     return open_program(int(ref) if ref.isdigit() else ref)
 
 
-def _prog_json(info, *, xlated: bool = False) -> dict[str, Any]:
+def _prog_json(info) -> dict[str, Any]:
     d: dict[str, Any] = {
         "id": info.id,
         "type": _enum_name(info.type),
@@ -84,11 +85,6 @@ def _prog_json(info, *, xlated: bool = False) -> dict[str, Any]:
         "run_time_ns": info.run_time_ns,
         "verified_insns": info.verified_insns,
     }
-    if xlated and info.xlated:
-        from ..isa.disasm import disassemble
-        from ..isa.instruction import decode
-
-        d["xlated"] = disassemble(decode(info.xlated, strict=False), helper_names=True).splitlines()
     return d
 
 
@@ -345,10 +341,32 @@ def load_cmd(
 
 
 # ---- attach ---------------------------------------------------------------------------
-class _PinnedProgram:
-    """A program opened from bpffs or by id, attachable by an explicit kind."""
+#: the attach kind a program type implies (a pinned program has no section to say it)
+_KIND_OF_TYPE = {
+    "kprobe": "kprobe",
+    "tracepoint": "tracepoint",
+    "raw_tracepoint": "raw_tracepoint",
+    "raw_tracepoint_writable": "raw_tracepoint",
+    "xdp": "xdp",
+    "sched_cls": "tc",
+    "sched_act": "tc",
+    "cgroup_skb": "cgroup",
+    "cgroup_sock": "cgroup",
+    "cgroup_sock_addr": "cgroup",
+    "sock_ops": "cgroup",
+    "cgroup_device": "cgroup",
+    "cgroup_sysctl": "cgroup",
+    "cgroup_sockopt": "cgroup",
+    "socket_filter": "socket",
+    "sk_reuseport": "sk_reuseport",
+    "perf_event": "perf_event",
+}
 
-    def __init__(self, fd, kind: str, target: str | None) -> None:
+
+class _PinnedProgram:
+    """A program opened from bpffs or by id; its attach kind is given or inferred from its type."""
+
+    def __init__(self, fd, kind: str | None, target: str | None) -> None:
         from ..kernel import sys as bsys
 
         self._fd = fd
@@ -356,6 +374,12 @@ class _PinnedProgram:
         self.name = info.name
         self.type = info.type
         self.type_name = _enum_name(info.type)
+        if not kind:
+            kind = _KIND_OF_TYPE.get(self.type_name)
+            if kind is None:
+                raise click.UsageError(
+                    f"cannot tell how to attach a {self.type_name} program: give --kind"
+                )
         self.spec = SimpleNamespace(
             attach_kind=kind,
             attach_target=target,
@@ -373,7 +397,11 @@ class _PinnedProgram:
 @click.command("attach")
 @click.argument("prog")
 @click.option("--program", "program", help="Program of the object (default: the first).")
-@click.option("--kind", help="Attach kind for a pinned program or id (tracepoint, xdp, ...).")
+@click.option(
+    "--kind",
+    help="Attach kind (tracepoint, xdp, kretprobe, usdt, ...); default: the section's, or for a "
+    "pinned program or id the one its type implies.",
+)
 @click.option(
     "--target",
     help="Where: interface, cgroup dir, 'category/name', 'path:symbol', 'path:provider:name' "
@@ -455,8 +483,6 @@ def attach_cmd(
         if kind:
             p.spec = dataclasses.replace(p.spec, attach_kind=kind)  # type: ignore[attr-defined]
     else:
-        if not kind:
-            raise click.UsageError("a pinned program or id needs --kind")
         p = _PinnedProgram(_prog_fd(prog), kind, target)
     kw: dict[str, Any] = {}
     if mode:
@@ -548,24 +574,90 @@ def prog_list(as_json: bool) -> None:
 
 @prog_group.command("show")
 @click.argument("ref")
-@click.option("--xlated", is_flag=True, help="Include the translated instructions.")
+@click.option(
+    "--xlated",
+    is_flag=True,
+    help="Include the translated instructions (helper names, map ids, C lines; as bpftool).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded()
 def prog_show(ref: str, xlated: bool, as_json: bool) -> None:
     """One program by id or pinned path."""
     from ..kernel import sys as bsys
+    from ..kernel.xlated import format_xlated, xlated_listing
 
     with _prog_fd(ref) as fd:
-        d = _prog_json(bsys.prog_info(fd, xlated=xlated), xlated=xlated)
+        d = _prog_json(bsys.prog_info(fd))
+        listing = xlated_listing(fd) if xlated else []
     if as_json:
+        if xlated:
+            d["xlated"] = [ln.to_json() for ln in listing]
         emit(d)
         return
     click.echo(f"{d['id']}: {d['type']} name {d['name'] or '-'} tag {d['tag']}")
     click.echo(
         f"  xlated {d['xlated_bytes']}B jited {d['jited_bytes']}B maps {d['map_ids']} btf {d['btf_id']}"
     )
-    for line in d.get("xlated", []):
-        click.echo(f"  {line}")
+    if xlated:
+        click.echo(format_xlated(listing), nl=False)
+
+
+_TRACE_LINE = re.compile(
+    r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
+    r"(?:(?P<flags>[^\s\d][^\s]*)\s+)?(?P<ts>\d+\.\d+):\s+(?P<func>[^:]+):\s?(?P<msg>.*)$"
+)
+
+
+def parse_trace_line(line: str) -> dict[str, Any]:
+    """A ``trace_pipe`` line as a dict (task, pid, cpu, flags, timestamp, function, message);
+    a line of another shape is returned as its ``message``."""
+    m = _TRACE_LINE.match(line)
+    if m is None:
+        return {"message": line}
+    return {
+        "task": m["task"],
+        "pid": int(m["pid"]),
+        "cpu": int(m["cpu"]),
+        "flags": m["flags"],
+        "timestamp": float(m["ts"]),
+        "function": m["func"],
+        "message": m["msg"],
+    }
+
+
+@prog_group.command("tracelog")
+@click.option("-c", "--count", type=click.IntRange(min=1), help="Stop after N lines.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Stop after S seconds.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (JSON Lines).")
+@guarded()
+def prog_tracelog(count: int | None, timeout: float | None, as_json: bool) -> None:
+    """Print what programs write with bpf_trace_printk (the kernel's trace_pipe), as it comes.
+
+    Runs until interrupted, or -c N lines, or --timeout S seconds.
+    """
+    from ..kernel.tracefs import TracePipe
+
+    stop = {"now": False}
+    old = signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("now", True))
+    seen = 0
+    end = None if timeout is None else time.monotonic() + timeout
+    try:
+        with TracePipe() as tp:
+            while not stop["now"] and (count is None or seen < count):
+                left = 0.2 if end is None else min(0.2, end - time.monotonic())
+                if left <= 0:
+                    break
+                for line in tp.read(left):
+                    if count is not None and seen >= count:
+                        break
+                    seen += 1
+                    if as_json:
+                        click.echo(json.dumps(parse_trace_line(line)))
+                    else:
+                        click.echo(line)
+                sys.stdout.flush()
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 # ---- map ------------------------------------------------------------------------------

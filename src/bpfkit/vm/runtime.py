@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BpfError, NotSupported, RuntimeFault, VerifierError
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
+from ..isa.loader import runnable_slots
 from ..uapi.enums import HELPER_NAMES, MapType, ProgType
 from ..uapi.progtypes import allowed_helper_ids, prog_type_info
 from .env import STACK_REGION_SIZE, Env
@@ -36,6 +37,9 @@ from .maps import (
     HashOfMapsMap,
     MapContext,
     MapError,
+    PerfEventArrayMap,
+    ProgArrayMap,
+    QueueMap,
     RingBufMap,
     VMMap,
     create_map,
@@ -191,6 +195,7 @@ class VMProgram:
             if runtime.verify:
                 self._verify(insns)
             insns, self.max_ctx_offset = self.handler.convert(insns)
+        runnable_slots(insns)  # what every engine refuses (r10 written ...), at load
         self.insns = insns
         self.env = VMEnv(runtime, self, registry_for(int(self.prog_type)))
         self._engines: dict[str, Any] = {}
@@ -225,7 +230,40 @@ class VMProgram:
             record_accesses=True,
             global_funcs=global_funcs_of(spec, rt.btf, int(self.prog_type)) if spec else None,
         )
-        self.safe = frozenset(safe_indices(insns, self.verification.accesses or {}))
+        self.safe = frozenset(
+            safe_indices(insns, self.verification.accesses or {}, self._trusted(maps))
+        )
+
+    def _trusted(self, maps: dict[int, Any]) -> dict[int, int]:
+        """What the verifier's proof of an access is worth in the VM, per pointer type
+        (READ/WRITE): the JIT drops the check of an access only where its proof holds.
+
+        - context: only if every context region of the type is as large as the
+          verifier's limit (``ctx_proven``; not for syscall programs' caller memory);
+        - map values: the verifier bounds an access by the value size, but knows
+          neither the map's ``BPF_F_RDONLY_PROG``/``BPF_F_WRONLY_PROG`` permissions nor
+          that a hash element dies with its delete (a pointer kept past it must fault,
+          as it does in the interpreter). Trusted only when every map the program can
+          reach is an array (values live as long as the map), and only for the kinds
+          of access every such map's values allow programs.
+        """
+        from ..jit.safety import proven_types
+        from ..verifier import state as vstate
+
+        trusted = proven_types()
+        handler = self.handler
+        if handler is None or not handler.ctx_proven:
+            trusted.pop(vstate.PTR_TO_CTX, None)
+        mv = vstate.PTR_TO_MAP_VALUE
+        for fd in maps:
+            m = self.runtime.map_by_fd(fd)
+            if isinstance(m, RingBufMap | PerfEventArrayMap | ProgArrayMap | QueueMap):
+                continue  # programs get no pointers to their values
+            if not isinstance(m, ArrayMap):
+                trusted.pop(mv, None)  # elements that can be freed, or maps of maps
+                break
+            trusted[mv] &= m.region.perms
+        return trusted
 
     @property
     def fd(self) -> int:

@@ -1,0 +1,12 @@
+"""Packet capture: capture files (pcap, pcapng), the pcap-filter compiler, fast filtering.
+
+``CaptureReader``/``read_packets`` stream pcap and pcapng files, ``PcapWriter`` writes
+pcap; :func:`compile_filter` turns a tcpdump expression into a classic BPF program with
+libpcap's semantics (see ``bpfkit.pcap.filter``); ``bpfkit.pcap.scan`` runs a program
+over a whole capture natively.
+"""
+
+from .capfile import CaptureReader, Packet, PcapWriter, read_packets
+from .filter import compile_filter
+
+__all__ = ["CaptureReader", "Packet", "PcapWriter", "compile_filter", "read_packets"]
