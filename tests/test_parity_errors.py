@@ -80,7 +80,7 @@ def test_cli_shows_the_line_and_the_log(objs):
 def test_log_level_prints_the_log_of_a_loaded_program(objs):
     r = _cli(
         "load",
-        str(objs["kernel_bad"].parent / "parity_overrides.o"),
+        str(objs["parity_overrides"]),
         "--program",
         "knobs",
         "--value-size",
@@ -93,7 +93,7 @@ def test_log_level_prints_the_log_of_a_loaded_program(objs):
     assert "call bpf_map_update_elem" in prog["log"] and "processed" in prog["log"]
     r = _cli(
         "load",
-        str(objs["kernel_bad"].parent / "parity_overrides.o"),
+        str(objs["parity_overrides"]),
         "--program",
         "knobs",
         "--value-size",
