@@ -19,7 +19,8 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..api import (
+from ..errors import BpfError, KernelError, NotSupported
+from ..objects import (
     ANY,
     BloomFilter,
     Map,
@@ -33,7 +34,6 @@ from ..api import (
     make_codec,
     map_codecs,
 )
-from ..errors import BpfError, KernelError, NotSupported
 from ..uapi.enums import Cmd, MapType
 from ..uapi.progtypes import TestRun, prog_type_info
 from . import sys as bsys
@@ -687,6 +687,35 @@ def open_program(ref: int | str | os.PathLike[str]) -> bsys.FD:
 # ---------------------------------------------------------------------------
 
 
+def _makedirs(path: str) -> list[str]:
+    """``os.makedirs(path, exist_ok=True)``; returns the directories it created, outermost first."""
+    made: list[str] = []
+    p = os.path.abspath(path)
+    while not os.path.isdir(p):
+        made.append(p)
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    made.reverse()
+    for i, m in enumerate(made):
+        try:
+            os.mkdir(m)
+        except BaseException:
+            remove_dirs(made[:i])
+            raise
+    return made
+
+
+def remove_dirs(dirs: list[str]) -> None:
+    """Remove directories (innermost first) that are empty; leave the others."""
+    for m in reversed(dirs):
+        try:
+            os.rmdir(m)
+        except OSError:
+            pass
+
+
 def _pin_name(name: str) -> str:
     """A bpffs file name for an object name (bpffs refuses '.'; '/' would be a directory)."""
     return name.replace("/", "_").replace(".", "_")
@@ -730,22 +759,36 @@ class KernelObject(Object):
         """
         d = os.fspath(directory)
         out: dict[str, str] = {}
-        if programs:
-            os.makedirs(d, exist_ok=True)
-            for name, p in self.programs.items():
-                path = os.path.join(d, _pin_name(name))
-                p.pin(path)  # type: ignore[attr-defined]
-                out[name] = path
-        if maps:
-            md = os.path.join(d, "maps")
-            os.makedirs(md, exist_ok=True)
-            for name, m in self.maps.items():
-                if getattr(m, "pinned", None):
-                    out[f"map:{name}"] = m.pinned  # type: ignore[attr-defined]
-                    continue
-                path = os.path.join(md, _pin_name(name))
-                m.pin(path)  # type: ignore[attr-defined]
-                out[f"map:{name}"] = path
+        made_dirs: list[str] = []
+        pinned: list[Any] = []
+        try:
+            if programs:
+                made_dirs += _makedirs(d)
+                for name, p in self.programs.items():
+                    path = os.path.join(d, _pin_name(name))
+                    p.pin(path)  # type: ignore[attr-defined]
+                    pinned.append(p)
+                    out[name] = path
+            if maps:
+                md = os.path.join(d, "maps")
+                made_dirs += _makedirs(md)
+                for name, m in self.maps.items():
+                    if getattr(m, "pinned", None):
+                        out[f"map:{name}"] = m.pinned  # type: ignore[attr-defined]
+                        continue
+                    path = os.path.join(md, _pin_name(name))
+                    m.pin(path)  # type: ignore[attr-defined]
+                    pinned.append(m)
+                    out[f"map:{name}"] = path
+        except BaseException:
+            # All or nothing: remove the pins and the directories this call made.
+            for obj in reversed(pinned):
+                try:
+                    obj.unpin()
+                except OSError:
+                    pass
+            remove_dirs(made_dirs)
+            raise
         return out
 
     def attach_all(self) -> list[Link]:
@@ -765,22 +808,24 @@ class KernelObject(Object):
         if self._closed:
             return
         self._closed = True
-        for link in list(self._links):
-            try:
-                link.close()
-            except Exception:  # noqa: BLE001 - closing must go on
-                pass
+        self._close_links()
         for m in self.maps.values():
             m.close()  # type: ignore[attr-defined]
         for p in self.programs.values():
             p.close()  # type: ignore[attr-defined]
         self.loaded.close()
 
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass
+    # No finaliser: dropping the object drops its references, and each program, map and
+    # link closes when the last reference to it goes (an FD and a Link close themselves
+    # when collected). So ``p = bpfkit.load(...).programs["x"]`` stays usable, and a link
+    # the caller holds stays attached; the links only the object kept are detached.
+
+    def _close_links(self) -> None:
+        for link in list(getattr(self, "_links", ())):
+            try:
+                link.close()
+            except Exception:  # noqa: BLE001 - closing must go on
+                pass
 
 
 def load_kernel_object(spec: ObjectSpec, **options: Any) -> KernelObject:
