@@ -1842,15 +1842,18 @@ class Checker:
         """1 always taken, 0 never, -1 unknown."""
         if a.type == SCALAR and b.type == SCALAR:
             return scalar.branch_taken(jop, a, b, is32)
+        if is32:
+            # the low 32 bits of a valid pointer may well be zero: a 32-bit comparison
+            # of a pointer is never decided (the rule of current kernels, 6.12.118 and
+            # 6.18 among them; older ones decided it — deciding it is what may accept
+            # what a kernel rejects, so bpfkit never does)
+            return -1
         # pointer vs the constant zero: pointers the kernel knows are not NULL (map
         # values, memory, ...; not the context or the stack) are never zero
         for p, z, jo in ((a, b, jop), (b, a, scalar.FLIP.get(jop, jop))):
             if z.type != SCALAR or not p.is_pointer():
                 continue
-            if is32:
-                zero = (z.var_off.mask | z.var_off.value) & M32 == 0
-            else:
-                zero = z.is_null_const()
+            zero = z.is_null_const()
             if zero and not p.maybe_null and p.type in _NOT_NULL_TYPES:
                 if jo == op.JEQ:
                     return 0

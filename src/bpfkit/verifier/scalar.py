@@ -450,6 +450,8 @@ def fold(aop: int, is64: bool, a: int, b: int) -> int | None:
                 return (s64(a) >> b) & M64
         return None
     a &= M32
+    if b >= 32 and aop in (op.LSH, op.RSH, op.ARSH):
+        return None  # the kernel does not compute it (its 64-bit umax is >= 32)
     b &= M32
     if aop == op.ADD:
         return (a + b) & M32
@@ -473,8 +475,32 @@ def fold(aop: int, is64: bool, a: int, b: int) -> int | None:
     return None
 
 
+def safe_to_compute(aop: int, is64: bool, src: Reg) -> bool:
+    """Whether the kernel computes the result's range (``is_safe_to_compute_dst_reg_range``):
+    add, sub, mul and the bitwise operations always; shifts by a constant below the width
+    (judged on the source's 64-bit maximum, also for 32-bit shifts); nothing else —
+    division and modulo results are unknown, 64 bits wide, even of known operands."""
+    if aop in (op.ADD, op.SUB, op.MUL, op.AND, op.OR, op.XOR, op.NEG):
+        return True
+    if aop in (op.LSH, op.RSH, op.ARSH):
+        if is64:
+            const = src.var_off.mask == 0 and src.smin == src.smax and src.umin == src.umax
+            return const and src.umax < 64
+        const = (
+            src.var_off.mask & M32 == 0
+            and src.s32min == src.s32max
+            and src.u32min == src.u32max
+        )
+        return const and src.umax < 32
+    return False
+
+
 def alu(aop: int, is64: bool, dst: Reg, src: Reg, signed_divmod: bool = False) -> None:
     """``dst = dst <aop> src`` for scalars; ``dst`` is a private copy and is updated."""
+    if not safe_to_compute(aop, is64, src):
+        # the kernel's __mark_reg_unknown: all 64 bits unknown, even after a 32-bit op
+        dst.mark_unknown_bounds()
+        return
     if dst.var_off.mask == 0 and src.var_off.mask == 0:
         # both known: fold (the same result the interval/tnum rules reach, faster)
         v = fold(aop, is64, dst.var_off.value, src.var_off.value)
