@@ -343,6 +343,8 @@ _MAP_SIDE: dict[int, frozenset[str]] = {
     _CGRP_STORAGE: frozenset({"cgrp_storage_get", "cgrp_storage_delete", "kptr_xchg"}),
     _M.BLOOM_FILTER: frozenset({"map_peek_elem", "map_push_elem"}),
 }
+#: the map side under its former name (other modules extend it)
+MAP_ONLY_HELPERS = _MAP_SIDE
 #: helper -> the only map types it takes (the helper side)
 _FUNC_SIDE: dict[str, frozenset[int]] = {}
 for _names, _types in (
