@@ -1586,9 +1586,16 @@ class Checker:
             frame.stack[spi] = Slot(ST_SPILL * 8, value)
             return
         if aligned_slot and value is not None and value.type == SCALAR and self.priv:
-            # spill a scalar (an 8-byte or a narrow aligned spill keeps its value)
+            # spill a scalar (an 8-byte or a narrow aligned spill keeps its value); a
+            # value that fits the spill stays linked to its register (the kernel's
+            # assign_scalar_id_before_mov: it gets an id first), a wider one does not
             v = value
-            if size < 8:
+            fits = value.umax.bit_length() <= 8 * size
+            if fits and not value.id and value.var_off.mask and value_regno >= 0:
+                v = value.clone()
+                v.id = self.new_id()
+                self.set_reg(st, value_regno, v)
+            if not fits:
                 v = value.clone()
                 v.id = 0
                 scalar.truncate(v, size)
@@ -1627,15 +1634,18 @@ class Checker:
                 )
             if size <= ssize and full % 8 == 0:
                 r = sp.clone()
-                r.id = 0
+                if sp.umax.bit_length() > 8 * size:
+                    r.id = 0  # a narrowing fill breaks the link
                 scalar.truncate(r, size)
                 return r
-        zeros = 0
+        zeros = spills = 0
         for i in range(size):
             c = slot.types[(slot_idx - i) % 8] if slot is not None else ST_INVALID
             if c == ST_ZERO:
                 zeros += 1
-            elif c in (ST_MISC, ST_SPILL):
+            elif c == ST_SPILL:
+                spills += 1
+            elif c == ST_MISC:
                 continue
             elif c == ST_INVALID and self.priv:
                 continue
@@ -1647,6 +1657,8 @@ class Checker:
                 )
         if zeros == size:
             return Reg.const(0)
+        if spills == size and slot.spilled is not None and slot.spilled.is_null_const():
+            return Reg.const(0)  # part of a spilled zero
         return Reg.unknown()
 
     def stack_range_init(
@@ -1928,12 +1940,8 @@ class Checker:
                         f.regs[i] = new
                 for spi, slot in list(f.stack.items()):
                     sp = slot.spilled
-                    if (
-                        sp is not None
-                        and sp.type == SCALAR
-                        and sp.id == old.id
-                        and slot.spill_size() == 8
-                    ):
+                    if sp is not None and sp.type == SCALAR and sp.id == old.id:
+                        # a narrow spill keeps its id only when the value fits it
                         f.stack[spi] = Slot(slot.types, new)
 
     def mark_ptr_or_null(self, st: State, pid: int, is_null: bool) -> None:
@@ -2045,8 +2053,11 @@ class Checker:
         fr = st.cur
         r0 = fr.regs[0]
         if len(st.frames) > 1:
-            if r0.type == NOT_INIT:
-                raise self.fail("r0 is not set when the function returns.", "R0 !read_ok")
+            # a static function may return without setting r0 (a void function): the
+            # caller gets r0 uninitialised and fails only if it reads it (the kernel's
+            # prepare_func_exit; issue 11: BCC tools have such functions)
+            if fr.callback and r0.type == NOT_INIT:
+                raise self.fail("r0 is not set when the callback returns.", "R0 !read_ok")
             if fr.callback:
                 if r0.type == SCALAR:
                     self.precise(st, 0)
