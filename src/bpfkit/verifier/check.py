@@ -517,7 +517,8 @@ class Checker:
                     # the rounds converge (the kernel widens its imprecise scalars)
                     _widen(prev, state)
             for old in active.get(sig, ()):
-                if old.branches > 0 and states_equal(old, state, allow_uninit):
+                # the kernel's infinite-loop test compares states exactly (EXACT)
+                if old.branches > 0 and states_equal(old, state, allow_uninit, True):
                     raise self.fail(
                         f"Instruction {pc} starts a loop that never makes "
                         "progress (infinite loop).",
@@ -714,8 +715,11 @@ class Checker:
                                 )
                             self.set_reg(st, dstno, scalar_zext_unknown())
                             return
+                        # a value that fits 32 bits stays linked to its source
+                        src = self._link_if(st, insn.src, src, src.umax.bit_length() <= 32)
                         r = src.clone()
-                        r.id = 0
+                        if src.umax.bit_length() > 32:
+                            r.id = 0
                         scalar.truncate(r, 4)
                         self.set_reg(st, dstno, r)
                 else:
@@ -727,8 +731,12 @@ class Checker:
                             )
                         self.set_reg(st, dstno, Reg.unknown() if is64 else scalar_zext_unknown())
                         return
+                    # no sign to extend: the copy stays linked to its source
+                    no_sext = src.umax < (1 << (insn.off - 1))
+                    src = self._link_if(st, insn.src, src, no_sext)
                     r = src.clone()
-                    r.id = 0
+                    if not no_sext:
+                        r.id = 0
                     scalar.sext(r, insn.off, is64)
                     self.set_reg(st, dstno, r)
             else:
@@ -783,6 +791,15 @@ class Checker:
         r.id = 0
         scalar.alu(aop, is64, r, src, signed_divmod=insn.off == 1)
         self.set_reg(st, dstno, r)
+
+    def _link_if(self, st: State, regno: int, src: Reg, cond: bool) -> Reg:
+        """The kernel's assign_scalar_id_before_mov: when ``cond``, a scalar that is not
+        a constant gets an id (in its register) so that the copy made next is linked."""
+        if cond and src.type == SCALAR and not src.id and src.var_off.mask:
+            src = src.clone()
+            src.id = self.new_id()
+            self.set_reg(st, regno, src)
+        return src
 
     def ptr_alu(
         self, st: State, insn: Instruction, aop: int, is64: bool, dst: Reg, src: Reg, dstno: int

@@ -767,35 +767,63 @@ def bswap(r: Reg, bits: int, to_be: bool, is64_insn: bool) -> None:
 
 
 def sext(r: Reg, bits: int, is64: bool) -> None:
-    """Sign-extend the low ``bits`` bits (``movsx``): to 64 bits or, for alu32, to 32."""
+    """Sign-extend the low ``bits`` bits (``movsx``, ``ldsx``): to 64 bits or, for alu32,
+    to 32 — the kernel's ``coerce_reg_to_size_sx`` / ``coerce_subreg_to_size_sx``, no
+    more precise than they are."""
+    size = bits // 8
     top = 1 << (bits - 1)
     mask = (1 << bits) - 1
-    if r.is_const() or (r.var_off.mask & mask) == 0:
-        v = r.var_off.value & mask
-        if v & top:
-            v -= 1 << bits
-        r.set_const(v if is64 else v & M32)
+
+    def ext(v: int) -> int:
+        v &= mask
+        return v - (1 << bits) if v & top else v
+
+    if not r.var_off.mask:
+        v = ext(r.var_off.value)
+        r.set_const(v & (M64 if is64 else M32))
+        if not is64:
+            zext32(r)
+            sync(r)
         return
-    # When the value already lies in the target signed range, it is unchanged.
-    lo, hi = -top, top - 1
-    if lo <= r.smin and r.smax <= hi:
-        src_s = (r.smin, r.smax)
-    elif r.umax <= hi:
-        src_s = (r.umin, r.umax)
-    else:
-        src_s = None
-    r.mark_unknown_bounds()
-    if src_s:
-        r.smin, r.smax = src_s
-    else:
-        r.smin, r.smax = lo, hi
-    r.s32min, r.s32max = max(r.smin, S32_MIN), min(r.smax, S32_MAX)
-    if not is64:
-        r.u32min, r.u32max = (r.smin & M32, r.smax & M32) if r.smin >= 0 else (0, U32_MAX)
-        r.var_off = _tnew(Tnum, (0, M32))
-        r.smin, r.smax = S64_MIN, S64_MAX
-        _update_from_tnum32(r)
-        zext32(r)
+    if is64:
+        hi_max = (r.smax & M64) >> bits
+        hi_min = (r.smin & M64) >> bits
+        if hi_max == hi_min:
+            a, b = ext(r.smax), ext(r.smin)
+            lo, hi = min(a, b), max(a, b)
+            if (lo >= 0) == (hi >= 0):
+                r.smin = r.s32min = lo
+                r.smax = r.s32max = hi
+                r.umin = r.u32min = lo & M64
+                r.umax = r.u32max = hi & M64
+                r.u32min &= M32
+                r.u32max &= M32
+                r.var_off = tnum.trange(lo & M64, hi & M64)
+                return
+        # set_sext64_default_val
+        r.smin = r.s32min = -top
+        r.smax = r.s32max = top - 1
+        r.umin = r.u32min = 0
+        r.umax = M64
+        r.u32max = M32
+        r.var_off = tnum.UNKNOWN
+        return
+    hi_max = (r.s32max & M32) >> bits
+    hi_min = (r.s32min & M32) >> bits
+    done = False
+    if hi_max == hi_min:
+        a, b = ext(r.s32max), ext(r.s32min)
+        lo, hi = min(a, b), max(a, b)
+        if (lo >= 0) == (hi >= 0):
+            r.s32min, r.s32max = lo, hi
+            r.u32min, r.u32max = lo & M32, hi & M32
+            r.var_off = tnum.subreg(tnum.trange(lo & M32, hi & M32))
+            done = True
+    if not done:  # set_sext32_default_val
+        r.s32min, r.s32max = -top, top - 1
+        r.u32min, r.u32max = 0, M32
+        r.var_off = tnum.subreg(tnum.UNKNOWN)
+    zext32(r)
     sync(r)
 
 
