@@ -770,7 +770,6 @@ def sext(r: Reg, bits: int, is64: bool) -> None:
     """Sign-extend the low ``bits`` bits (``movsx``, ``ldsx``): to 64 bits or, for alu32,
     to 32 — the kernel's ``coerce_reg_to_size_sx`` / ``coerce_subreg_to_size_sx``, no
     more precise than they are."""
-    size = bits // 8
     top = 1 << (bits - 1)
     mask = (1 << bits) - 1
 
