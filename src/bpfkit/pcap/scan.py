@@ -745,14 +745,26 @@ def _scan_pcap_native(path: str, program_for, out, progress) -> ScanResult:
             writer.close()
         elif writer is not None:
             writer.flush()
+    result = ScanResult(packets, matched, linktype, "pcap", "jit")
     if error:
-        raise CaptureError(error)
-    return ScanResult(packets, matched, linktype, "pcap", "jit")
+        err = CaptureError(error)
+        err.result = result  # type: ignore[attr-defined]
+        raise err
+    return result
+
+
+def _partial(reader: CaptureReader, result):
+    """Iterate ``reader``; a CaptureError carries the counts so far as ``.result``."""
+    try:
+        yield from reader
+    except CaptureError as e:
+        e.result = result()  # type: ignore[attr-defined]
+        raise
 
 
 def _scan_python(path: str, program_for, engine: str, out, progress) -> ScanResult:
     matchers: dict[int, object] = {}
-    packets = matched = 0
+    counts = [0, 0]  # packets, matched
     writer: PcapWriter | None = None
     with CaptureReader(path) as reader:
         fmt = reader.format
@@ -763,7 +775,8 @@ def _scan_python(path: str, program_for, engine: str, out, progress) -> ScanResu
                 out, first_lt, reader.snaplen or 262144, nanosecond=reader.nanosecond
             )
         try:
-            for pkt in reader:
+            partial = lambda: ScanResult(counts[0], counts[1], first_lt, fmt, engine)  # noqa: E731
+            for pkt in _partial(reader, partial):
                 m = matchers.get(pkt.linktype)
                 if m is None:
                     prog = program_for(pkt.linktype)
@@ -773,14 +786,14 @@ def _scan_python(path: str, program_for, engine: str, out, progress) -> ScanResu
                     else:
                         m = python_matcher(prog)
                     matchers[pkt.linktype] = m
-                packets += 1
+                counts[0] += 1
                 if m(pkt.data, pkt.wirelen):
-                    matched += 1
+                    counts[1] += 1
                     if writer is not None:
                         writer.write_packet(pkt)
-                if progress is not None and not packets & 0xFFFF:
+                if progress is not None and not counts[0] & 0xFFFF:
                     progress(reader.offset, size)
         finally:
             if writer is not None:
                 writer.close()
-    return ScanResult(packets, matched, first_lt, fmt, engine)
+    return ScanResult(counts[0], counts[1], first_lt, fmt, engine)
