@@ -636,6 +636,9 @@ def load(
 ) -> Object:
     """Load an ELF object (path, bytes or parsed ``ObjectSpec``) into a backend.
 
+    A path ending in ``.c`` is BPF C: it is compiled with clang first (see
+    :func:`bpfkit.build`; :class:`~bpfkit.errors.NotSupported` without clang).
+
     ``backend="vm"`` runs it in-process; options: ``ncpus``, ``cpu``, ``task``,
     ``seed``, ``budget``, ``programs`` (names to load), ``verify`` (default True: every
     program is verified on load and a rejection raises ``VerifierError``, as the
@@ -645,6 +648,10 @@ def load(
     """
     from .obj.spec import ObjectSpec
 
+    if isinstance(source, str | os.PathLike) and os.fspath(source).endswith(".c"):
+        from .obj.build import build_object
+
+        source = build_object(source)  # C source: compiled with clang first
     if not isinstance(source, ObjectSpec):
         from .obj import load_object
 

@@ -152,9 +152,10 @@ class FilterSyntaxError(SourceError):
 class ClassicError(BpfError):
     """A classic (cBPF) program the kernel's checker would refuse; names insn and rule."""
 
-    def __init__(self, message: str, insn: int | None = None):
+    def __init__(self, message: str, insn: int | None = None, rule: str | None = None):
         self.reason = message
         self.insn = insn
+        self.rule = rule
         super().__init__(f"insn {insn}: {message}" if insn is not None else message)
 
 

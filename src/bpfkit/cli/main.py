@@ -32,6 +32,7 @@ def _register() -> None:
         "run_cmds",
         "obj_cmds",
         "kernel_cmds",
+        "tool_cmds",
         "verify_cmds",
         "filter_cmds",
         "seccomp_cmds",

@@ -5,9 +5,14 @@ from __future__ import annotations
 import threading
 import time
 
-import llvmlite.binding as llvm
-
 from ..errors import NotSupported
+
+try:
+    import llvmlite.binding as llvm
+except ImportError as _e:  # the optional extra is not installed
+    raise NotSupported(
+        "the JIT needs llvmlite, which is not installed: pip install 'bpfkit[jit]'"
+    ) from _e
 
 _lock = threading.Lock()
 _target: llvm.Target | None = None

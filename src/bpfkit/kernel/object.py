@@ -762,6 +762,23 @@ class KernelProgram(_KernelFd, Program):
         )
 
     # ---- attaching ------------------------------------------------------------------
+    def attach_usdt(
+        self, binary: str, provider: str, name: str, pid: int | None = None, *, cookie: int = 0
+    ) -> Link:
+        """Attach to USDT probe ``provider:name`` of ``binary`` (a ``usdt.bpf.h`` handler);
+        see :func:`bpfkit.kernel.usdt.attach_usdt`. Kept attached while the object is open."""
+        from .usdt import attach_usdt
+
+        return self._keep(attach_usdt(self, binary, provider, name, pid, cookie=cookie))
+
+    def _keep(self, link: Link) -> Link:
+        owner = self._owner() if self._owner is not None else None
+        if owner is not None:
+            # The object keeps it attached (until close()) even if the caller drops it.
+            owner._links = [lk for lk in owner._links if not lk.closed]
+            owner._links.append(link)
+        return link
+
     def attach(self, target: Any = None, **kw: Any) -> Link:
         """Attach by section kind (``kprobe/x``, ``tracepoint/a/b``, ``xdp`` + ``target``...).
 
@@ -770,13 +787,7 @@ class KernelProgram(_KernelFd, Program):
         """
         from .attach import attach_program
 
-        link = attach_program(self, target, **kw)
-        owner = self._owner() if self._owner is not None else None
-        if owner is not None:
-            # The object keeps it attached (until close()) even if the caller drops it.
-            owner._links = [lk for lk in owner._links if not lk.closed]
-            owner._links.append(link)
-        return link
+        return self._keep(attach_program(self, target, **kw))
 
 
 def open_program(ref: int | str | os.PathLike[str]) -> bsys.FD:
@@ -802,8 +813,9 @@ class KernelObject(Object):
     backend = "kernel"
 
     def __init__(self, spec: ObjectSpec, options: LoadOptions | None = None, **kw: Any) -> None:
-        self.spec = spec
         self.loaded = load_spec(spec, options or LoadOptions(**kw))
+        #: the spec as loaded (load-time overrides applied)
+        self.spec = self.loaded.spec
         self._links: list[Link] = []
         btf = spec.btf
         self.maps: dict[str, MapBase] = {

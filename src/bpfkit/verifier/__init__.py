@@ -189,6 +189,8 @@ def verify(
     record_accesses: bool = False,
     global_funcs: Mapping[int, GlobalFunc] | None = None,
     cache: bool = True,
+    attach_type: int | None = None,
+    prog_flags: int = 0,
 ) -> VerifyResult:
     """Verify ``insns`` as a program of ``prog_type``; raises ``VerifierError`` if unsafe.
 
@@ -199,6 +201,9 @@ def verify(
     bounds checks the verifier proved unnecessary). ``global_funcs`` (entry slot ->
     :class:`GlobalFunc`, see :func:`global_funcs_of`) are verified on their own, as the
     kernel verifies global functions; other subprograms are verified in their callers.
+    ``attach_type`` is the program's expected attach type (``BPF_CGROUP_INET4_CONNECT``
+    ...: return ranges, context fields and helpers depend on it, as in the kernel);
+    ``prog_flags`` the load flags (``BPF_F_STRICT_ALIGNMENT``, ``BPF_F_SLEEPABLE`` ...).
     Results are kept in a process-wide cache keyed by every input (``cache=False``
     verifies again, e.g. to time it).
     """
@@ -232,11 +237,23 @@ def verify(
         gpl,
         record_accesses,
         repr(sorted((global_funcs or {}).items())),
+        attach_type,
+        prog_flags,
     )
     out = _CACHE.get(key) if cache else None
     if out is None:
         out = _check(
-            insns, pt, mdict, unpriv, log_level, budget, gpl, record_accesses, global_funcs
+            insns,
+            pt,
+            mdict,
+            unpriv,
+            log_level,
+            budget,
+            gpl,
+            record_accesses,
+            global_funcs,
+            attach_type,
+            prog_flags,
         )
         _CACHE[key] = out
         while len(_CACHE) > _CACHE_MAX:
@@ -254,6 +271,7 @@ def verify(
 #: verification results by everything they depend on: loading the same object again
 #: (a test fixture, a second runtime) does not verify its programs again
 _CACHE: dict[tuple, tuple] = {}
+BPF_F_SLEEPABLE = 1 << 4
 _CACHE_MAX = 256
 
 
@@ -267,6 +285,8 @@ def _check(
     gpl: bool,
     record_accesses: bool,
     global_funcs: Mapping[int, GlobalFunc] | None,
+    attach_type: int | None = None,
+    prog_flags: int = 0,
 ) -> tuple:
     """Run the checker: (stats, log text, accesses, Reject or None, state text)."""
     log = Log(log_level)
@@ -283,6 +303,8 @@ def _check(
             log=log,
             gpl=gpl,
             global_funcs=global_funcs,
+            attach_type=attach_type,
+            prog_flags=prog_flags,
         )
         log.branches = checker.stack
         stats = checker.run()
@@ -507,6 +529,10 @@ def verify_spec(obj: Any, program: str | None = None, **kw: Any) -> VerifyResult
                 idx = names.index(rel.map)
                 insns[rel.index] = insn.with_(imm=(insn.imm & ~0xFFFFFFFF) | idx)
     kw.setdefault("prog_type", prog.prog_type)
+    if prog.expected_attach_type is not None:
+        kw.setdefault("attach_type", int(prog.expected_attach_type))
+    if getattr(prog, "sleepable", False):
+        kw["prog_flags"] = kw.get("prog_flags", 0) | BPF_F_SLEEPABLE
     kw.setdefault("license", prog.license or obj.license or "GPL")
     kw.setdefault(
         "global_funcs", global_funcs_of(prog, getattr(obj, "btf", None), int(kw["prog_type"]))

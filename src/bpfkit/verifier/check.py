@@ -185,8 +185,13 @@ class Checker:
         log,
         gpl: bool = True,
         global_funcs: dict | None = None,
+        attach_type: int | None = None,
+        prog_flags: int = 0,
     ) -> None:
         self.prog = prog
+        #: the expected attach type (None: the program type's default)
+        self.attach_type = attach_type
+        self.prog_flags = prog_flags
         #: global (non-static) functions: entry slot -> GlobalFunc; verified on their own
         self.global_funcs: dict = dict(global_funcs or {})
         self.global_queue: list[int] = []

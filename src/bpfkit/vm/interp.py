@@ -9,7 +9,10 @@ modulo by zero leaves the dividend, ``INT_MIN / -1`` wraps.
 
 Every memory access goes through the run's :class:`~bpfkit.vm.memory.AddressSpace`,
 except stack accesses at a constant offset of ``r10`` inside the current frame, which
-are safe by construction and use the stack buffer directly.
+use the stack buffer directly. They rest on r10 being the true frame pointer: no
+instruction may write r10 (refused at load by :func:`~bpfkit.isa.loader.runnable_slots`),
+each function checks on entry that its frame lies inside the stack region, and a call
+deeper than ``MAX_CALL_FRAMES`` faults.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import DecodeError, NotSupported, RuntimeFault
+from ..errors import NotSupported, RuntimeFault
 from ..isa import opcodes as op
-from ..isa.instruction import Instruction, check
-from .env import Env
+from ..isa.instruction import Instruction
+from ..isa.loader import runnable_slots
+from .env import STACK_REGION_SIZE, Env
 from .memory import READ, WRITE, Region
 
 M = (1 << 64) - 1
@@ -126,21 +130,12 @@ class CompiledProgram:
         self.env = env
         self.budget = budget
         self._trace = trace
-        # slot -> instruction index (None for the second half of an lddw)
-        self.slot_insn: list[int | None] = []
-        for i, insn in enumerate(self.insns):
-            reason = check(insn) if insn.ref is None else f"unresolved label {insn.ref!r}"
-            if reason:
-                raise DecodeError(
-                    f"instruction {i}: {reason} (opcode {insn.opcode:#04x})",
-                    len(self.slot_insn) * 8,
-                )
-            self.slot_insn.append(i)
-            if insn.is_lddw:
-                self.slot_insn.append(None)
+        # slot -> instruction index (None for the second half of an lddw); refuses
+        # malformed instructions and any write to r10 (the stack fast path rests on it)
+        self.slot_insn: list[int | None] = runnable_slots(self.insns)
         self.nslots = len(self.slot_insn)
-        if not self.nslots:
-            raise DecodeError("empty program")
+        if env.stack.size < STACK_REGION_SIZE:
+            raise ValueError(f"the environment's stack is smaller than {STACK_REGION_SIZE} bytes")
         # A code region gives function pointers (lddw src=func) real, unique addresses.
         self.code = Region.alloc("code", self.nslots * 8, perms=0)
         self._funcs: dict[int, Callable] = {}
@@ -166,6 +161,7 @@ class CompiledProgram:
             "bswap64": bswap64,
             "STK": env.stack.mv,
             "SBASE": env.stack.base,
+            "SSIZE": env.stack.size,
             "FAULT": self._fault,
             "BF": self._budget_fault,
             "CALLX": self._callx,
@@ -432,7 +428,6 @@ class _FunctionCompiler:
     def source(self) -> str:
         leaders, blocks = self.discover()
         self.blocks = blocks
-        self.writes_r10 = any(self._writes_r10(s) for b in blocks.values() for s in b)
         # Loop headers: targets of backward edges. Every cycle passes through one, so the
         # budget check at dispatch entries bounds every loop.
         entries = {self.entry}
@@ -463,6 +458,10 @@ class _FunctionCompiler:
             f"def f{self.entry}(r1, r2, r3, r4, r5, r10, depth, n):",
             "    r0 = r6 = r7 = r8 = r9 = 0",
             "    fo = r10 - SBASE",
+            # the frame [r10 - 512, r10) must lie in the stack region (the fast path's
+            # premise; holds by construction: r10 is never written, calls are bounded)
+            f"    if not {op.STACK_SIZE} <= fo <= SSIZE: "
+            f"raise FAULT('frame pointer %#x is outside the stack' % r10, {self.entry})",
             "    hb = wb = 1",
             "    hl = wl = 0",
             "    hm = wm = None",
@@ -493,11 +492,6 @@ class _FunctionCompiler:
             + [f"{pad}else:"]
             + self.dispatch(bodies, mid, hi, ind + 1)
         )
-
-    def _writes_r10(self, slot: int) -> bool:
-        insn = self.insn(slot)
-        c = insn.cls
-        return insn.dst == 10 and (c in (op.ALU, op.ALU64) or c == op.LDX or insn.is_lddw)
 
     @staticmethod
     def _count(pending: int) -> list[str]:
@@ -702,7 +696,7 @@ class _FunctionCompiler:
         raise AssertionError(insn)  # pragma: no cover
 
     def _stack_fast(self, base_reg: int, off: int, size: int) -> bool:
-        return base_reg == 10 and not self.writes_r10 and -op.STACK_SIZE <= off <= -size
+        return base_reg == 10 and -op.STACK_SIZE <= off <= -size
 
     def ldx(self, insn: Instruction, slot: int) -> list[str]:
         size = op.SIZE_BYTES[insn.opcode & 0x18]
