@@ -12,7 +12,6 @@ the tag in the frame, as on a capture file) do not match live VLAN traffic.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import select
 import socket
@@ -20,13 +19,12 @@ import struct
 import time
 from collections.abc import Iterator, Sequence
 
-from ..classic.insn import SockFilter, encode
+from ..classic.insn import SockFilter
 from ..errors import KernelError
 from .capfile import Packet
 
 ETH_P_ALL = 0x0003
 SOL_SOCKET = 1
-SO_ATTACH_FILTER = 26
 SO_TIMESTAMPNS = 35
 SCM_TIMESTAMPNS = SO_TIMESTAMPNS
 SIOCGIFHWADDR = 0x8927
@@ -34,10 +32,6 @@ ARPHRD_ETHER, ARPHRD_LOOPBACK, ARPHRD_NONE = 1, 772, 0xFFFE
 
 # Link types whose frames arrive as-is on a SOCK_RAW packet socket.
 _ARPHRD_LINKTYPE = {ARPHRD_ETHER: "EN10MB", ARPHRD_LOOPBACK: "EN10MB", ARPHRD_NONE: "RAW"}
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 def interface_linktype(ifname: str) -> str:
@@ -61,28 +55,13 @@ def interface_linktype(ifname: str) -> str:
     return lt
 
 
-def attach_classic(sock: socket.socket, prog: Sequence[SockFilter]) -> None:
-    """``setsockopt(SO_ATTACH_FILTER)`` with a classic program (kernel checks it)."""
-    try:
-        from ..kernel.socket import (
-            attach_classic_filter,  # the classic machine's attach, once present
-        )
-    except ImportError:
-        attach_classic_filter = None
-    if attach_classic_filter is not None:
-        attach_classic_filter(sock, list(prog))
-        return
-    raw = encode(prog)
-    buf = ctypes.create_string_buffer(raw, len(raw))
-    fprog = _SockFprog(len(prog), ctypes.addressof(buf))
-    try:
-        sock.setsockopt(SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))
-    except OSError as e:
-        raise KernelError(
-            e.errno or errno.EINVAL,
-            "setsockopt(SO_ATTACH_FILTER)",
-            "the kernel refused the program",
-        ) from None
+def attach_classic(sock: socket.socket, prog: Sequence[SockFilter]):
+    """Attach ``prog`` to ``sock`` with ``SO_ATTACH_FILTER`` (the kernel runs its classic
+    checker and refuses with EINVAL); the returned link detaches it when closed or
+    collected, so keep it as long as the socket."""
+    from ..kernel.socket import attach_classic_filter
+
+    return attach_classic_filter(sock, list(prog))
 
 
 class LiveCapture:
@@ -100,8 +79,7 @@ class LiveCapture:
                 errno.EPERM, "socket(AF_PACKET)", "live capture needs CAP_NET_RAW"
             ) from None
         try:
-            if program is not None:
-                attach_classic(self.sock, program)
+            self._link = attach_classic(self.sock, program) if program is not None else None
             self.sock.setsockopt(SOL_SOCKET, SO_TIMESTAMPNS, 1)
             self.sock.bind((ifname, ETH_P_ALL))
         except OSError as e:
@@ -139,6 +117,7 @@ class LiveCapture:
 
     def close(self) -> None:
         self.sock.close()
+        self._link = None
 
     def __enter__(self) -> LiveCapture:
         return self
