@@ -87,10 +87,10 @@ def compile_cmd(
 
 def _load_program(arg: str, as_json: bool):
     """``@FILE`` → a fixed program; otherwise a per-link-type compiler of the expression."""
-    from ..pcap.progtext import read_program
-    from ..pcap.scan import validate
-
     if arg.startswith("@"):
+        from ..pcap.progtext import read_program
+        from ..pcap.scan import validate
+
         path = arg[1:]
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
@@ -100,13 +100,13 @@ def _load_program(arg: str, as_json: bool):
         prog = read_program(text, origin=path)
         validate(prog)
         return lambda _linktype: prog
-    from ..pcap.filter import compile_filter
+    from ..pcap.codecache import cached_program
 
     cache: dict[int, list] = {}
 
     def program_for(linktype: int):
         if linktype not in cache:
-            cache[linktype] = compile_filter(arg, linktype)
+            cache[linktype] = cached_program(arg, linktype)
         return cache[linktype]
 
     return program_for

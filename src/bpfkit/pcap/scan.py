@@ -9,7 +9,7 @@ by ``X >= 32`` gives 0, a division by ``X == 0`` rejects, and there are no ancil
 Engines:
 
 * ``jit`` — the classic program and the loop over a pcap file's records become one LLVM
-  function (``A``, ``X`` and ``M[]`` in registers), run over the file read in 4 MiB
+  function (``A``, ``X`` and ``M[]`` in registers), run over the file read in 256 KiB
   chunks (constant memory, any file size). Each record's header is checked against the
   chunk's end before its packet is filtered, and each load against the record's captured
   length, so a hostile file cannot make it read outside the buffer. Matching records are
@@ -37,8 +37,8 @@ from ..errors import CaptureError, ClassicError
 from .capfile import PCAP_MAGIC_NS, PCAP_MAGIC_US, CaptureReader, PcapWriter
 
 M32 = 0xFFFFFFFF
-OUT_CHUNK = 4 << 20
-IN_CHUNK = 4 << 20
+OUT_CHUNK = 256 << 10
+IN_CHUNK = 256 << 10  # small enough that a chunk is still in the cache when filtered
 MAX_SCAN_RECORD = 16 << 20
 
 # state slots and stop reasons of the native scan
@@ -488,7 +488,6 @@ def build_ir(prog: Sequence[SockFilter], swap: bool, limit: int) -> str:
     lines = [
         "declare i32 @llvm.bswap.i32(i32)",
         "declare i16 @llvm.bswap.i16(i16)",
-        "declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)",
         _lower_filter(prog),
         "define i32 @bpfkit_pcap_one(ptr %data, i64 %caplen, i32 %wirelen) nounwind {",
         "entry:",
@@ -497,7 +496,7 @@ def build_ir(prog: Sequence[SockFilter], swap: bool, limit: int) -> str:
         "  ret i32 %r",
         "}",
         "define i64 @bpfkit_pcap_scan(ptr %base, i64 %pos0, i64 %end, ptr %out, i64 %outcap, "
-        "ptr %state) nounwind {",
+        "ptr %state, ptr %memcpy) nounwind {",
         "entry:",
         "  %hasout = icmp ne ptr %out, null",
         "  br label %loop",
@@ -539,7 +538,7 @@ def build_ir(prog: Sequence[SockFilter], swap: bool, limit: int) -> str:
         "  br i1 %docopy, label %copy, label %next",
         "copy:",
         "  %dst = getelementptr i8, ptr %out, i64 %olen",
-        "  call void @llvm.memcpy.p0.p0.i64(ptr %dst, ptr %hp, i64 %rlen, i1 false)",
+        "  %cp = call ptr %memcpy(ptr %dst, ptr %hp, i64 %rlen)",
         "  br label %next",
         "next:",
         "  %olen2 = phi i64 [%olen, %run], [%need, %copy]",
@@ -577,7 +576,11 @@ _SCAN_FN = ctypes.CFUNCTYPE(
     ctypes.c_void_p,
     ctypes.c_int64,
     ctypes.c_void_p,
+    ctypes.c_void_p,
 )
+# The scan copies matching records with the C library's memcpy, passed in by address so
+# that the machine code needs no relocation (and can be cached, see codecache).
+_MEMCPY = ctypes.cast(ctypes.CDLL(None).memcpy, ctypes.c_void_p).value
 _ONE_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_char_p, ctypes.c_int64, ctypes.c_uint32)
 
 
@@ -586,9 +589,14 @@ class NativeFilter:
     """A compiled program: ``scan`` over pcap records, ``one`` for a single packet."""
 
     module: object
-    scan: object
+    scan_fn: object
     one: object
     compile_ns: int
+    cached: bool = False
+
+    def scan(self, base, pos: int, end: int, out, outcap: int, state) -> int:
+        """Filter the records in ``base[pos:end]`` (see build_ir)."""
+        return self.scan_fn(base, pos, end, out, outcap, state, _MEMCPY)
 
     def match(self, data: bytes, wirelen: int) -> bool:
         return bool(self.one(data, len(data), wirelen & M32))
@@ -626,12 +634,10 @@ def _llvm_compile(ir: str):
 
 
 def jit_available() -> bool:
-    """Whether llvmlite (the native engine) can be used here."""
-    try:
-        import llvmlite.binding  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether llvmlite (the native engine's compiler) is installed (without loading it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("llvmlite") is not None
 
 
 def compile_native(
@@ -644,13 +650,26 @@ def compile_native(
     hit = _cache.get(key)
     if hit is not None:
         return hit
+    from . import codecache
+
     t0 = time.perf_counter_ns()
-    engine = _llvm_compile(build_ir(prog, swap, limit))
+    ir = build_ir(prog, swap, limit)
+    names = ("bpfkit_pcap_scan", "bpfkit_pcap_one")
+    code = codecache.load_cached_code(ir, names)
+    cached = code is not None
+    if code is None:
+        try:
+            code = codecache.compile_and_cache(ir, names)
+        except OSError:  # no executable mappings here: MCJIT below
+            code = None
+    if code is not None:
+        scan_addr, one_addr = code.address(names[0]), code.address(names[1])
+    else:
+        code = _llvm_compile(ir)
+        scan_addr = code.get_function_address(names[0])
+        one_addr = code.get_function_address(names[1])
     nf = NativeFilter(
-        engine,
-        _SCAN_FN(engine.get_function_address("bpfkit_pcap_scan")),
-        _ONE_FN(engine.get_function_address("bpfkit_pcap_one")),
-        time.perf_counter_ns() - t0,
+        code, _SCAN_FN(scan_addr), _ONE_FN(one_addr), time.perf_counter_ns() - t0, cached
     )
     if len(_cache) > 32:
         _cache.clear()
@@ -708,8 +727,9 @@ def filter_capture(
 
 
 def _scan_pcap_native(path: str, program_for, out, progress) -> ScanResult:
-    """Read the file in large chunks (constant memory) and let native code walk the
-    records of each chunk; a record cut by a chunk's end is moved to the next chunk."""
+    """Stream the file in chunks (constant memory, small enough to stay in the CPU cache
+    while filtered) and let native code walk each chunk's records; a record cut by a
+    chunk's end is carried into the next chunk, in front of its data."""
     with CaptureReader(path) as reader:
         header = reader.header
         swap = reader.byteorder != "<"
@@ -730,60 +750,63 @@ def _scan_pcap_native(path: str, program_for, out, progress) -> ScanResult:
     packets = matched = 0
     outcap = OUT_CHUNK + 16 + limit if writer is not None else 0
     obuf = ctypes.create_string_buffer(outcap) if writer is not None else None
-    cap = IN_CHUNK + 16 + limit
-    ibuf = ctypes.create_string_buffer(cap)
-    iview = memoryview(ibuf).cast("B")
-    base = ctypes.addressof(ibuf)
+    reserve = 16 + limit  # the longest record that can be carried over
     state = (ctypes.c_int64 * 4)()
     error = None
-    chunk_start = 24  # file offset of ibuf[0]
-    filled = pos = 0
-    eof = False
+    # one buffer: ``reserve`` bytes for the unfinished record carried over from the
+    # previous chunk, then the chunk read from the file
+    ibuf = ctypes.create_string_buffer(reserve + IN_CHUNK)
+    iview = memoryview(ibuf).cast("B")
+    base = ctypes.addressof(ibuf)
+    chunk_start = 24  # file offset of the chunk's first byte (at ibuf[reserve])
+    carry = b""  # the unfinished record of the previous chunk
     try:
         with open(path, "rb", buffering=0) as f:
             f.seek(24)
             while True:
-                while filled < cap and not eof:
-                    got = f.readinto(iview[filled:])
-                    if not got:
-                        eof = True
-                    else:
-                        filled += got
-                n = nf.scan(base, pos, filled, obuf, outcap, state)
-                matched += n
-                packets += state[ST_PACKETS]
-                if writer is not None and state[ST_OUTLEN]:
-                    writer.write(memoryview(obuf)[: state[ST_OUTLEN]])
-                pos = state[ST_POS]
+                got = 0
+                while got < IN_CHUNK:
+                    k = f.readinto(iview[reserve + got : reserve + IN_CHUNK])
+                    if not k:
+                        break
+                    got += k
+                eof = got < IN_CHUNK
+                start = reserve - len(carry)
+                if carry:
+                    ctypes.memmove(base + start, carry, len(carry))
+                end = reserve + got
+                pos = start
+                while True:
+                    n = nf.scan(base, pos, end, obuf, outcap, state)
+                    matched += n
+                    packets += state[ST_PACKETS]
+                    if writer is not None and state[ST_OUTLEN]:
+                        writer.write(memoryview(obuf)[: state[ST_OUTLEN]])
+                    pos = state[ST_POS]
+                    if state[ST_REASON] != R_FULL:
+                        break
                 reason = state[ST_REASON]
+                where = chunk_start - len(carry) + (pos - start)
                 if progress is not None:
-                    progress(chunk_start + pos, size)
-                if reason == R_FULL:
-                    continue
+                    progress(where, size)
                 if reason == R_CORRUPT:
                     error = (
-                        f"{path}: corrupt record at byte offset {chunk_start + pos}: captured "
-                        f"length is more than {limit} (after packet {packets})"
+                        f"{path}: corrupt record at byte offset {where}: captured length is "
+                        f"more than {limit} (after packet {packets})"
                     )
+                elif eof and reason == R_TRUNC_HDR:
+                    error = (
+                        f"{path}: truncated record header at byte offset {where} "
+                        f"(after packet {packets})"
+                    )
+                elif eof and reason == R_TRUNC_DATA:
+                    error = (
+                        f"{path}: truncated packet at byte offset {where} (after packet {packets})"
+                    )
+                if error or eof:
                     break
-                if eof:
-                    if reason == R_TRUNC_HDR:
-                        error = (
-                            f"{path}: truncated record header at byte offset {chunk_start + pos} "
-                            f"(after packet {packets})"
-                        )
-                    elif reason == R_TRUNC_DATA:
-                        error = (
-                            f"{path}: truncated packet at byte offset {chunk_start + pos} "
-                            f"(after packet {packets})"
-                        )
-                    break
-                # keep the unfinished record (if any) and read on
-                rest = filled - pos
-                if rest:
-                    iview[:rest] = iview[pos:filled]
-                chunk_start += pos
-                filled, pos = rest, 0
+                carry = ctypes.string_at(base + pos, end - pos) if pos < end else b""
+                chunk_start += got
     finally:
         iview.release()
         if own:
