@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -153,9 +152,10 @@ def main() -> None:
                     file=sys.stderr,
                 )
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title="bpfkit filter run / tcpdump -r FILE -w /dev/null EXPR (best of %d)" % a.repeat)
+    t = Table(title=f"bpfkit filter run / tcpdump -r FILE -w /dev/null EXPR (best of {a.repeat})")
     for col in (
         "capture",
         "expression",
@@ -171,7 +171,7 @@ def main() -> None:
     for cap, expr, m, wt, wb, ct, cb in rows:
         t.add_row(
             cap,
-            expr,
+            escape(expr),
             str(m),
             f"{wt:.3f}",
             f"{wb:.3f}",
