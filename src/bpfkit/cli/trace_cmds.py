@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ._common import EXIT_FAIL, EXIT_USAGE
+from ._common import EXIT_FAIL, EXIT_USAGE, fail
 
 
 def _error(e: Exception, as_json: bool, code: int) -> None:
@@ -34,13 +34,13 @@ def _error(e: Exception, as_json: bool, code: int) -> None:
             if caret:
                 click.echo(caret, err=True)
         else:
-            click.echo(f"ERROR: {e}", err=True)
+            fail(str(e), code)
     sys.exit(code)
 
 
 @click.command(
     "trace",
-    context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False},
+    context_settings={"ignore_unknown_options": False, "allow_interspersed_args": True},
 )
 @click.argument("args", nargs=-1)
 @click.option("-e", "program", metavar="PROGRAM", help="Program text (instead of a file).")

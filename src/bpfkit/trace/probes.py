@@ -11,10 +11,10 @@ import fnmatch
 import functools
 import os
 import re
-from dataclasses import dataclass, field
 
 from ..errors import NotSupported, ScriptError
 from . import types as T
+from .record import LIST, Record
 
 ALIASES = {
     "t": "tracepoint",
@@ -74,8 +74,7 @@ HARDWARE_EVENTS = {
 }
 
 
-@dataclass
-class TpField:
+class TpField(Record):
     """One field of a tracepoint's record."""
 
     name: str
@@ -87,8 +86,7 @@ class TpField:
     data_loc: bool = False  # ``__data_loc`` dynamic array (offset in the low 16 bits)
 
 
-@dataclass
-class ProbePoint:
+class ProbePoint(Record):
     """One concrete attach point (after wildcard expansion)."""
 
     provider: str
@@ -99,7 +97,7 @@ class ProbePoint:
     offset: int = 0  # uprobe offset
     line: int = 0
     col: int = 0
-    fields: list[TpField] = field(default_factory=list)
+    fields: list[TpField] = LIST
 
     @property
     def name(self) -> str:

@@ -14,7 +14,6 @@ import signal
 import struct
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ..errors import BpfError, KernelError, NotSupported, ScriptError
@@ -24,6 +23,7 @@ from . import types as T
 from .output import Formatter, c_format, json_escape
 from .parser import parse
 from .probes import ProbePoint, expand, parse_point
+from .record import LIST, Record
 from .semantic import Analyzer, Instance
 
 _PERCPU_KINDS = ("count", "sum", "min", "max", "avg", "stats", "hist", "lhist")
@@ -32,8 +32,7 @@ RINGBUF_SIZE = 1 << 20
 STACK_DEPTH = 127
 
 
-@dataclass
-class Compiled:
+class Compiled(Record):
     """A parsed and type-checked script, ready to load."""
 
     program: A.Program
@@ -43,12 +42,11 @@ class Compiled:
     uses_stacks: bool = False
 
 
-@dataclass
-class Options:
+class Options(Record):
     """What the command line (or a caller) chose."""
 
     json: bool = False
-    params: list[str] = field(default_factory=list)
+    params: list[str] = LIST
     unsafe: bool = False
     cpid: int = 0
     debug: bool = False

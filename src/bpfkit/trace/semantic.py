@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NotSupported, ScriptError
@@ -18,6 +17,7 @@ from . import ast as A
 from . import types as T
 from .builtins import AGG_FUNCS, FUNCTIONS, UNSAFE, arg_index
 from .probes import ProbePoint, field_type
+from .record import DICT, Record
 
 #: Macro constants that tools take from C headers (kernel UAPI facts: socket.h, sched.h).
 KNOWN_CONSTANTS = {
@@ -50,8 +50,7 @@ _FMT_RE = re.compile(
 )
 
 
-@dataclass
-class MapInfo:
+class MapInfo(Record):
     """What the program keeps in one map."""
 
     name: str
@@ -67,13 +66,12 @@ class MapInfo:
         return max(8, sum(T.storage_size(k) for k in self.keys))
 
 
-@dataclass
-class Instance:
+class Instance(Record):
     """One probe at one concrete attach point, with its variables' types."""
 
     probe: A.Probe
     point: ProbePoint
-    vars: dict[str, T.Ty] = field(default_factory=dict)
+    vars: dict[str, T.Ty] = DICT
 
 
 def parse_printf_format(fmt: str) -> list[re.Match]:
