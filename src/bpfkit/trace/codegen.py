@@ -10,7 +10,6 @@ pointer lives in r9); r6 holds the context; r0-r5 are scratch between helper cal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ScriptError
@@ -40,50 +39,59 @@ JOIN_ARGS, JOIN_LEN = 16, 256
 H = HELPER_IDS
 
 
-@dataclass(frozen=True)
 class Imm:
     """A constant."""
 
-    value: int
+    __slots__ = ("value",)
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Imm({self.value})"
 
 
-@dataclass(frozen=True)
 class Mem:
     """``size`` bytes at ``base + off`` (base: the frame pointer or the scratch pointer)."""
 
-    base: Any
-    off: int
-    size: int
+    __slots__ = ("base", "off", "size")
+
+    def __init__(self, base: Any, off: int, size: int) -> None:
+        self.base, self.off, self.size = base, off, size
 
     def at(self, delta: int, size: int) -> Mem:
         return Mem(self.base, self.off + delta, size)
 
+    def __repr__(self) -> str:
+        return f"Mem({self.base}, {self.off}, {self.size})"
 
-@dataclass(frozen=True)
+
 class Addr:
     """A record or array in kernel/user memory; its address is the scalar ``where``."""
 
-    where: Imm | Mem
-    space: str
-    ty: T.Ty
+    __slots__ = ("where", "space", "ty")
+
+    def __init__(self, where: Imm | Mem, space: str, ty: T.Ty) -> None:
+        self.where, self.space, self.ty = where, space, ty
 
 
-@dataclass(frozen=True)
 class Ctx:
     """Bytes of the program's context at a constant offset (tracepoint fields)."""
 
-    off: int
-    ty: T.Ty
+    __slots__ = ("off", "ty")
+
+    def __init__(self, off: int, ty: T.Ty) -> None:
+        self.off, self.ty = off, ty
 
 
-@dataclass
 class Event:
     """What userspace needs to decode one kind of event."""
 
-    kind: int
-    fmt: str = ""
-    args: tuple = ()  # (type, offset) per argument
-    extra: Any = None
+    def __init__(self, kind: int, fmt: str = "", args: tuple = (), extra: Any = None) -> None:
+        self.kind = kind
+        self.fmt = fmt
+        self.args = args  # (type, offset) per argument
+        self.extra = extra
 
 
 class CompileContext:
@@ -156,6 +164,7 @@ class ProgramGen:
         self.vars: dict[str, Mem] = {}
         self._n = 0
         self.loops: list[tuple[str, str]] = []
+        self.into: Mem | None = None  # where the next str() may write its result
 
     # ---- plumbing -------------------------------------------------------------------------
     def emit(self, *items: Any) -> None:
@@ -252,9 +261,7 @@ class ProgramGen:
             self.vars[name] = self.tmp(T.storage_size(ty))
         var_mark = self.frame.mark()
         if inst.probe.pred is not None:
-            v = self.scalar(inst.probe.pred)
-            self.load(v, R0)
-            self.emit(b.jeq(R0, 0, "exit"))
+            self.branch(inst.probe.pred, False, "exit")
             self.frame.release(var_mark)
         self.stmts(inst.probe.body)
         self.emit(Label("exit"), b.mov64(R0, 0), b.exit_())
@@ -277,7 +284,7 @@ class ProgramGen:
         for m in self.vars.values():
             self.zero(m)
         self.out = self.out + body
-        return b.assemble(self.out)
+        return b.assemble(peephole(self.out))
 
     # ---- statements ---------------------------------------------------------------------------
     def stmts(self, body: list[A.Stmt]) -> None:
@@ -321,10 +328,55 @@ class ProgramGen:
                 self.emit(b.ja(end if s.kind == "break" else top))
 
     def cond_jump_false(self, cond: A.Expr, target: str) -> None:
+        self.branch(cond, False, target)
+
+    def branch(self, cond: A.Expr, when: bool, target: str) -> None:
+        """Jump to ``target`` if ``cond`` is ``when`` (true/false), else fall through.
+
+        Comparisons become one conditional jump and ``&&``/``||``/``!`` become control
+        flow, rather than a 0/1 value in a slot that is then tested.
+        """
         m = self.frame.mark()
-        v = self.scalar(cond)
-        self.load(v, R0)
-        self.emit(b.jeq(R0, 0, target))
+        if isinstance(cond, A.Unop) and cond.op == "!":
+            self.branch(cond.expr, not when, target)
+        elif isinstance(cond, A.Binop) and cond.op in ("&&", "||"):
+            # (a && b) false <=> a false or b false; (a || b) true <=> a true or b true
+            if (cond.op == "&&") != when:
+                self.branch(cond.left, when, target)
+                self.branch(cond.right, when, target)
+            else:
+                skip = self.label("sc")
+                self.branch(cond.left, not when, skip)
+                self.branch(cond.right, when, target)
+                self.emit(Label(skip))
+        elif (isinstance(cond, A.Binop) and cond.op in _JUMPS and cond.left.ty is not None
+              and cond.left.ty.kind not in ("str", "buf")):  # fmt: skip
+            a = self.scalar(cond.left)
+            c = self.scalar(cond.right)
+            opname = cond.op if when else _NEGATE[cond.op]
+            lt, rt = cond.left.ty, cond.right.ty
+            sgn = bool(getattr(lt, "signed", False) and getattr(rt, "signed", False))
+            if isinstance(a, Imm) and isinstance(c, Imm):
+                r = _fold(opname, a.value, c.value, sgn)
+                if r:
+                    self.emit(b.ja(target))
+            else:
+                self.load(a, R0)
+                j = _JUMPS[opname][1 if sgn else 0]
+                cv = c.value if isinstance(c, Imm) else None
+                if cv is not None and -(1 << 31) <= _s64(cv) < (1 << 31):
+                    self.emit(j(R0, _s64(cv), target))
+                else:
+                    self.load(c, R1)
+                    self.emit(j(R0, R1, target))
+        else:
+            v = self.scalar(cond)
+            if isinstance(v, Imm):
+                if bool(v.value) == when:
+                    self.emit(b.ja(target))
+            else:
+                self.load(v, R0)
+                self.emit((b.jne if when else b.jeq)(R0, 0, target))
         self.frame.release(m)
 
     def assign(self, s: A.Assign) -> None:
@@ -454,14 +506,30 @@ class ProgramGen:
         self.emit(Label(done))
 
     def counter_add(self, mi: MapInfo, key: Mem, v: Imm | Mem) -> None:
-        """``*value += v`` on this CPU's value, creating it if absent."""
-        vs = self.tmp(8)
-        self.load(v, R0)
-        self.store(R0, vs)
+        """``*value += v`` on this CPU's value, creating it if absent.
+
+        A constant is added as an immediate; the value slot is written only on a miss
+        (the per-event path is lookup, load, add, store).
+        """
+        small = isinstance(v, Imm) and -(1 << 31) <= v.value < (1 << 31)
+        if small:
+            vs = self.tmp(8)
+        elif isinstance(v, Mem):
+            vs = v
+        else:
+            vs = self.tmp(8)
+            self.load(v, R0)
+            self.store(R0, vs)
         self.lookup(mi, key)
         miss, done = self.label("miss"), self.label("done")
-        self.emit(b.jeq(R0, 0, miss), b.ldx(8, R1, R0, 0), b.ldx(8, R2, vs.base, vs.off),
-                  b.add64(R1, R2), b.stx(8, R0, 0, R1), b.ja(done), Label(miss))  # fmt: skip
+        self.emit(b.jeq(R0, 0, miss), b.ldx(8, R1, R0, 0))
+        if small:
+            self.emit(b.add64(R1, v.value))  # type: ignore[union-attr]
+        else:
+            self.emit(b.ldx(8, R2, vs.base, vs.off), b.add64(R1, R2))
+        self.emit(b.stx(8, R0, 0, R1), b.ja(done), Label(miss))
+        if small:
+            self.emit(b.st(8, vs.base, vs.off, v.value))  # type: ignore[union-attr]
         self.emit(b.ld_map_fd(R1, self.cc.map_fds[mi.name]))
         self.addr_of(key, R2)
         self.addr_of(vs, R3)
@@ -499,7 +567,18 @@ class ProgramGen:
                 self.materialize(item, dst.at(off, n), it)
                 off += n
             return
+        if isinstance(e, A.Builtin) and e.name == "comm" and dst.size >= 16:
+            # straight into the destination (the helper pads with NULs): no copy
+            self.addr_of(dst, R1)
+            self.emit(b.mov64(R2, 16))
+            self.helper("get_current_comm")
+            if dst.size > 16:
+                self.zero(dst.at(16, dst.size - 16))
+            return
+        if isinstance(e, A.Call) and e.name == "str" and dst.size == T.storage_size(e.ty):
+            self.into = dst  # c_str reads the string straight into dst
         v = self.expr(e)
+        self.into = None
         if ty.is_scalar or (et is not None and et.is_scalar):
             if isinstance(v, (Addr, Ctx)):
                 raise self.err(e, f"{et} is not a value here")
@@ -1054,8 +1133,9 @@ class ProgramGen:
         size = e.ty.size  # type: ignore[union-attr]
         if at.kind == "str" and len(e.args) == 1:  # type: ignore[union-attr]
             return self.as_mem(a)
+        into, self.into = self.into, None
         v = self.expr(a)
-        m = self.tmp(T.storage_size(e.ty))  # type: ignore[arg-type]
+        m = into if into is not None else self.tmp(T.storage_size(e.ty))  # type: ignore[arg-type]
         self.zero(m)
         limit = size
         if len(e.args) == 2:
@@ -1247,6 +1327,48 @@ class ProgramGen:
         self.emit(Label(done))
         self.send(rec)
         return Imm(0)
+
+
+#: comparison -> (unsigned jump, signed jump)
+_JUMPS = {
+    "==": (b.jeq, b.jeq), "!=": (b.jne, b.jne), "<": (b.jlt, b.jslt), "<=": (b.jle, b.jsle),
+    ">": (b.jgt, b.jsgt), ">=": (b.jge, b.jsge),
+}  # fmt: skip
+_NEGATE = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
+
+
+def _s64(v: int) -> int:
+    v &= (1 << 64) - 1
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def peephole(items: list) -> list:
+    """Drop a reload of the slot just stored (``*(fp-8) = r0; r0 = *(fp-8)``).
+
+    Only across adjacent instructions (no label between, so no other path reaches the
+    load); a load into another register becomes a move.
+    """
+    out: list = []
+    stx8 = op.STX | op.MEM | op.DW
+    ldx8 = op.LDX | op.MEM | op.DW
+    for it in items:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and not isinstance(prev, Label)
+            and not isinstance(it, Label)
+            and getattr(prev, "opcode", None) == stx8
+            and getattr(it, "opcode", None) == ldx8
+            and prev.dst == it.src
+            and prev.off == it.off
+            and prev.dst in (int(FP), int(R9))
+            and prev.src != it.src
+        ):
+            if it.dst != prev.src:
+                out.append(b.mov64(b.Reg(it.dst), b.Reg(prev.src)))
+            continue
+        out.append(it)
+    return out
 
 
 def _fold(opname: str, a: int, c: int, signed: bool) -> int | None:
