@@ -57,6 +57,23 @@ def _error(e: Exception, as_json: bool, code: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Same as -f json.")
 @click.option("--timeout", type=float, help="Stop after this many seconds (bpfkit extension).")
 @click.option("--dry-run", is_flag=True, help="Parse and type-check only (bpfkit extension).")
+@click.option(
+    "--vm", is_flag=True, help="Run on bpfkit's userspace VM (no root), fired by --replay's events."
+)
+@click.option(
+    "--replay",
+    "replay",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="JSON Lines events to fire on the VM (from --record, or written by hand).",
+)
+@click.option(
+    "--record",
+    "record",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Record every probe invocation (context, task, memory read) to FILE.",
+)
 def trace_cmd(
     args: tuple[str, ...],
     program: str | None,
@@ -71,6 +88,9 @@ def trace_cmd(
     as_json: bool,
     timeout: float | None,
     dry_run: bool,
+    vm: bool,
+    replay: str | None,
+    record: str | None,
 ) -> None:
     """Run a bpftrace script: ``bpfkit trace FILE.bt [ARGS]`` or ``bpfkit trace -e PROGRAM``.
 
@@ -112,6 +132,12 @@ def trace_cmd(
         source = program
     from ..trace.runtime import Child, Options, Session, compile_script
 
+    if replay is not None and not vm:
+        _error(BpfError("--replay needs --vm (events are fired on the VM)"), json_mode, EXIT_USAGE)
+    if vm and (command or record):
+        what = "-c" if command else "--record"
+        _error(BpfError(f"{what} runs on the kernel: it cannot be combined with --vm"), json_mode,
+               EXIT_USAGE)  # fmt: skip
     child = None
     out = None
     try:
@@ -122,8 +148,19 @@ def trace_cmd(
             if not argv:
                 raise BpfError("-c needs a command")
             child = Child(argv)
+        events = None
+        if vm:
+            from ..trace.replay import Replay
+
+            events = Replay.load(replay) if replay is not None else Replay({}, [])
+            formats = events.header.get("formats")
+            if isinstance(formats, dict):
+                from ..trace.probes import use_formats
+
+                use_formats(formats)
+        has_cpid = child is not None or bool(events is not None and events.header.get("cpid"))
         compiled = compile_script(source, origin, params=params, unsafe=unsafe,
-                                  has_cpid=child is not None)  # fmt: skip
+                                  has_cpid=has_cpid)  # fmt: skip
         if dry_run:
             if json_mode:
                 import json
@@ -138,9 +175,15 @@ def trace_cmd(
             return
         opts = Options(json=json_mode, params=params, unsafe=unsafe,
                        cpid=child.pid if child else 0, debug=debug, verbose=verbose,
-                       timeout=timeout)  # fmt: skip
-        out = open(output, "w") if output else None  # noqa: SIM115 - closed below
-        sess = Session(compiled, opts, out)
+                       timeout=timeout, record=record)  # fmt: skip
+        if events is not None:
+            from ..trace.vm import VMSession
+
+            out = open(output, "w") if output else None  # noqa: SIM115 - closed below
+            sess: Session = VMSession(compiled, opts, events, out)
+        else:
+            out = open(output, "w") if output else None  # noqa: SIM115 - closed below
+            sess = Session(compiled, opts, out)
         try:
             sess.setup()
             sess.run(child)

@@ -32,6 +32,16 @@ ARG_REGS = ("di", "si", "dx", "cx", "r8", "r9")
 # Event kinds (the high 32 bits of an event's first word).
 EV_PRINTF, EV_EXIT, EV_PRINT_MAP, EV_CLEAR, EV_ZERO, EV_TIME = 1, 2, 3, 4, 5, 6
 EV_PRINT_VAL, EV_JOIN, EV_SYSTEM, EV_CAT = 7, 8, 9, 10
+# --record: one EV_RECORD per probe invocation that passes its predicate (what the
+# context and the task were), one EV_MEM per memory read (what the read returned).
+EV_RECORD, EV_MEM = 11, 12
+#: the largest memory read --record keeps whole (longer ones are cut)
+RECORD_MEM_MAX = 1024
+#: bytes past a tracepoint's fixed record kept for its ``__data_loc`` strings
+RECORD_DATA_LOC = 256
+#: record layout: header, seq, instance, cpu, pid_tgid, uid_gid, nsecs, cgroup, task,
+#: comm[16], ctx_len, then the context bytes
+REC_CTX = 96
 
 STACK_LIMIT = 512
 SCRATCH_SIZE = 32768
@@ -98,7 +108,10 @@ class CompileContext:
     """What every program of a script shares: maps' fds and the tables of events."""
 
     def __init__(self, analyzer: Analyzer, map_fds: dict[str, int], *, events_fd: int,
-                 scratch_fd: int, stack_fd: int, start_ns: int, cpid: int = 0) -> None:  # fmt: skip
+                 scratch_fd: int, stack_fd: int, start_ns: int, cpid: int = 0,
+                 record: bool = False, instances: list[Instance] | None = None) -> None:  # fmt: skip
+        self.record = record
+        self.instances = instances or []
         self.an = analyzer
         self.map_fds = map_fds
         self.events_fd = events_fd
@@ -165,6 +178,7 @@ class ProgramGen:
         self._n = 0
         self.loops: list[tuple[str, str]] = []
         self.into: Mem | None = None  # where the next str() may write its result
+        self.memrec: Mem | None = None  # --record: the EV_MEM record buffer
 
     # ---- plumbing -------------------------------------------------------------------------
     def emit(self, *items: Any) -> None:
@@ -184,7 +198,86 @@ class ProgramGen:
         return self.an.err(node, msg)
 
     def helper(self, name: str) -> None:
+        if self.cc.record and name.startswith("probe_read") and self.memrec is not None:
+            self.recorded_read(name)
+            return
         self.emit(b.call(H[name]))
+
+    # ---- --record ---------------------------------------------------------------------------
+    def recorded_read(self, name: str) -> None:
+        """A ``probe_read*`` call (r1 dst, r2 size, r3 src set) and an EV_MEM record of it.
+
+        The record: header, seq, cpu, src, size, the helper's result, then up to
+        :data:`RECORD_MEM_MAX` bytes of what landed in dst.
+        """
+        rec = self.memrec
+        assert rec is not None
+        eid = self.cc.event(Event(EV_MEM))
+        self.emit(b.stx(8, rec.base, rec.off + 8, R1), b.stx(8, rec.base, rec.off + 24, R3),
+                  b.stx(8, rec.base, rec.off + 32, R2))  # fmt: skip
+        self.emit(b.call(H[name]))
+        self.emit(b.stx(8, rec.base, rec.off + 40, R0))
+        self.header(rec, EV_MEM, eid)
+        # seq (word 1 of the scratch value) and cpu; dst is read back from slot 8
+        self.helper_plain("get_smp_processor_id")
+        self.emit(b.stx(8, rec.base, rec.off + 16, R0))
+        self.emit(b.ldx(8, R3, rec.base, rec.off + 8))  # dst
+        self.emit(b.ldx(8, R0, R9, 0), b.stx(8, rec.base, rec.off + 8, R0))  # seq
+        self.emit(b.ldx(8, R2, rec.base, rec.off + 32))
+        ok = self.label("mm")
+        self.emit(b.jle(R2, RECORD_MEM_MAX, ok), b.mov64(R2, RECORD_MEM_MAX), Label(ok))
+        self.addr_of(rec.at(48, RECORD_MEM_MAX), R1)
+        self.emit(b.call(H["probe_read_kernel"]))
+        self.emit(b.ldx(8, R3, rec.base, rec.off + 32))
+        ok2 = self.label("mm")
+        self.emit(b.jle(R3, RECORD_MEM_MAX, ok2), b.mov64(R3, RECORD_MEM_MAX), Label(ok2))
+        self.emit(b.add64(R3, 48))
+        self.emit(b.ld_map_fd(R1, self.cc.events_fd))
+        self.addr_of(rec, R2)
+        self.emit(b.mov64(R4, 0))
+        self.emit(b.call(H["ringbuf_output"]))
+        # the read's result back in r0, as the caller expects
+        self.emit(b.ldx(8, R0, rec.base, rec.off + 40))
+
+    def helper_plain(self, name: str) -> None:
+        self.emit(b.call(H[name]))
+
+    def record_event(self) -> None:
+        """EV_RECORD: the invocation's task, time and context (after the predicate)."""
+        pp = self.inst.point
+        p = pp.provider
+        idx = next(i for i, x in enumerate(self.cc.instances) if x is self.inst)
+        if p == "tracepoint":
+            fixed = max((f.offset + f.size for f in pp.fields), default=8)
+            size = fixed + (RECORD_DATA_LOC if any(f.data_loc for f in pp.fields) else 0)
+        elif p == "rawtracepoint":
+            size = 8 * 12
+        elif p in ("profile", "interval", "software", "hardware"):
+            size = 184
+        else:
+            size = 168  # pt_regs
+        size = (size + 7) & ~7
+        m = self.frame.mark()
+        rec = self.tmp(REC_CTX + size)
+        eid = self.cc.event(Event(EV_RECORD))
+        self.header(rec, EV_RECORD, eid)
+        self.emit(b.ldx(8, R0, R9, 0), b.stx(8, rec.base, rec.off + 8, R0))
+        self.emit(b.st(8, rec.base, rec.off + 16, idx))
+        for off, name in ((24, "get_smp_processor_id"), (32, "get_current_pid_tgid"),
+                          (40, "get_current_uid_gid"), (48, "ktime_get_ns"),
+                          (56, "get_current_cgroup_id"), (64, "get_current_task")):  # fmt: skip
+            self.emit(b.call(H[name]), b.stx(8, rec.base, rec.off + off, R0))
+        self.addr_of(rec.at(72, 16), R1)
+        self.emit(b.mov64(R2, 16), b.call(H["get_current_comm"]))
+        self.emit(b.st(8, rec.base, rec.off + 88, size))
+        ctx = rec.at(REC_CTX, size)
+        if p in ("tracepoint", "rawtracepoint"):
+            self.addr_of(ctx, R1)
+            self.emit(b.mov64(R2, size), b.mov64(R3, R6), b.call(H["probe_read_kernel"]))
+        else:
+            self.copy_ctx(ctx, 0, size)
+        self.send(rec)
+        self.frame.release(m)
 
     def addr_of(self, m: Mem, reg: Any) -> None:
         """``reg = &m``."""
@@ -257,17 +350,23 @@ class ProgramGen:
     def generate(self) -> list:
         inst = self.inst
         body_start = len(self.out)
+        record = self.cc.record and inst.point.provider not in ("BEGIN", "END")
+        if record:
+            self.frame.scratch = 8  # word 0 of the scratch value: the invocation counter
+            self.memrec = self.tmp(48 + RECORD_MEM_MAX)
         for name, ty in inst.vars.items():
             self.vars[name] = self.tmp(T.storage_size(ty))
         var_mark = self.frame.mark()
         if inst.probe.pred is not None:
             self.branch(inst.probe.pred, False, "exit")
             self.frame.release(var_mark)
+        if record:
+            self.record_event()
         self.stmts(inst.probe.body)
         self.emit(Label("exit"), b.mov64(R0, 0), b.exit_())
         body = self.out[body_start:]
         pro: list[Any] = [b.mov64(R6, R1)]
-        if self.cc.uses_scratch or self.frame.max_scratch:
+        if self.frame.max_scratch or record:
             pro += [
                 b.st(8, FP, -8, 0),
                 b.ld_map_fd(R1, self.cc.scratch_fd),
@@ -280,6 +379,8 @@ class ProgramGen:
                 Label("have_scratch"),
                 b.mov64(R9, R0),
             ]
+            if record:  # a new invocation: bump this CPU's counter
+                pro += [b.ldx(8, R1, R9, 0), b.add64(R1, 1), b.stx(8, R9, 0, R1)]
         self.out = pro
         for m in self.vars.values():
             self.zero(m)

@@ -221,21 +221,47 @@ def _events_dir() -> str:
     return os.path.join(tracefs_root(), "events")
 
 
+#: tracepoint formats given instead of tracefs ("category:name" -> the format file's text):
+#: a replayed stream carries the formats of its tracepoints, so ``--vm`` needs no tracefs
+#: (which only root can read).
+FORMATS: dict[str, str] = {}
+
+
+def use_formats(formats: dict[str, str]) -> None:
+    """Take tracepoint formats from ``formats`` (a recorded stream's header) first."""
+    FORMATS.clear()
+    FORMATS.update({k: v for k, v in formats.items() if isinstance(v, str)})
+    for f in (tracepoint_categories, tracepoint_names, tracepoint_format, tracepoint_format_text):
+        f.cache_clear()
+
+
+def _tracefs_categories() -> list[str]:
+    try:
+        d = _events_dir()
+        return sorted(c for c in os.listdir(d) if os.path.isdir(os.path.join(d, c)))
+    except (OSError, NotSupported):
+        if FORMATS:
+            return []
+        raise
+
+
 @functools.cache
 def tracepoint_categories() -> list[str]:
-    """Every tracepoint category (tracefs ``events/*``)."""
-    d = _events_dir()
-    return sorted(c for c in os.listdir(d) if os.path.isdir(os.path.join(d, c)))
+    """Every tracepoint category (tracefs ``events/*``, and the given formats')."""
+    given = {k.split(":", 1)[0] for k in FORMATS}
+    return sorted(given | set(_tracefs_categories()))
 
 
 @functools.cache
 def tracepoint_names(category: str) -> list[str]:
     """Every tracepoint of ``category``."""
-    d = os.path.join(_events_dir(), category)
+    given = {k.split(":", 1)[1] for k in FORMATS if k.split(":", 1)[0] == category}
     try:
-        return sorted(n for n in os.listdir(d) if os.path.isfile(os.path.join(d, n, "format")))
-    except OSError:
-        return []
+        d = os.path.join(_events_dir(), category)
+        found = {n for n in os.listdir(d) if os.path.isfile(os.path.join(d, n, "format"))}
+    except (OSError, NotSupported):
+        found = set()
+    return sorted(given | found)
 
 
 def expand_tracepoints(category: str, name: str) -> list[tuple[str, str]]:
@@ -263,14 +289,23 @@ _FIELD_RE = re.compile(
 
 
 @functools.cache
-def tracepoint_format(category: str, name: str) -> list[TpField]:
-    """The fields of a tracepoint's record (common fields excluded)."""
-    path = os.path.join(_events_dir(), category, name, "format")
+def tracepoint_format_text(category: str, name: str) -> str:
+    """A tracepoint's ``format`` file (or the given format)."""
+    given = FORMATS.get(f"{category}:{name}")
+    if given is not None:
+        return given
     try:
+        path = os.path.join(_events_dir(), category, name, "format")
         with open(path) as f:
-            text = f.read()
+            return f.read()
     except OSError as e:
         raise NotSupported(f"cannot read the format of tracepoint {category}:{name}: {e}") from None
+
+
+@functools.cache
+def tracepoint_format(category: str, name: str) -> list[TpField]:
+    """The fields of a tracepoint's record (common fields excluded)."""
+    text = tracepoint_format_text(category, name)
     out = []
     for m in _FIELD_RE.finditer(text):
         decl = m.group("decl").strip()

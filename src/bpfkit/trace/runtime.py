@@ -52,6 +52,7 @@ class Options(Record):
     debug: bool = False
     verbose: bool = False
     timeout: float | None = None
+    record: str | None = None  # --record FILE: the event stream for --vm --replay
 
 
 def compile_script(source: str, origin: str | None = None, *, params: list[str] | None = None,
@@ -162,7 +163,13 @@ class Session:
             stack_fd=stack_fd,
             start_ns=self.start_ns,
             cpid=self.opts.cpid,
+            record=bool(self.opts.record),
+            instances=self.c.instances,
         )
+        if self.opts.record:
+            from .replay import Recorder
+
+            self.recorder = Recorder([i.point.name for i in self.c.instances])
         for inst in self.c.instances:
             self._check_attachable(inst.point)
             an.inst = inst
@@ -307,6 +314,12 @@ class Session:
         data = bytes(rec)
         eid, kind = struct.unpack_from("<II", data)
         if self.exiting:
+            return 0
+        if kind == CG.EV_RECORD:
+            self.recorder.event(data)
+            return 0
+        if kind == CG.EV_MEM:
+            self.recorder.mem(data)
             return 0
         ev = self.cc.events[eid] if eid < len(self.cc.events) else None
         if ev is None:
@@ -479,6 +492,8 @@ class Session:
             self.write("\n\n")
             self.print_all_maps()
             self.out.flush()
+            if self.opts.record:
+                self.write_record(self.opts.record)
         finally:
             for s, h in zip((signal.SIGINT, signal.SIGTERM), old, strict=True):
                 signal.signal(s, h)
@@ -486,6 +501,21 @@ class Session:
             if child is not None:
                 child.kill()
         return 0
+
+    def write_record(self, path: str) -> None:
+        """Write the recorded event stream (``--record``)."""
+        from .probes import tracepoint_format_text
+
+        formats = {f"{i.point.target}:{i.point.func}":
+                   tracepoint_format_text(i.point.target, i.point.func)
+                   for i in self.c.instances if i.point.provider == "tracepoint"}  # fmt: skip
+        header = {"start_ns": self.start_ns, "ncpus": self.ncpus, "cpid": self.opts.cpid,
+                  "params": self.opts.params, "formats": formats}  # fmt: skip
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                self.recorder.write(f, header)
+        except OSError as e:
+            raise BpfError(f"cannot write {path}: {e.strerror}") from None
 
     def close(self) -> None:
         for link in self.links:
