@@ -43,12 +43,13 @@ class Recorder:
         self._current: dict[int, tuple[int, dict[str, Any]]] = {}
         self._pending: dict[int, list[tuple[int, dict[str, Any]]]] = {}
 
-    def event(self, data: bytes) -> None:
+    def event(self, data: bytes, after_exit: bool = False) -> None:
         (_, _, seq, idx, cpu, pid_tgid, uid_gid, nsecs, cgroup, task, comm,
          ctx_len) = _REC.unpack_from(data)  # fmt: skip
         ctx = bytes(data[_REC.size : _REC.size + ctx_len])
         ev: dict[str, Any] = {
             "probe": self.names[idx] if idx < len(self.names) else str(idx),
+            "instance": idx,
             "cpu": cpu,
             "pid": pid_tgid >> 32,
             "tid": pid_tgid & 0xFFFFFFFF,
@@ -61,6 +62,8 @@ class Recorder:
             "ctx": ctx.hex(),
             "mem": [],
         }
+        if after_exit:  # the kernel ran it after exit(), before the probes detached
+            ev["after_exit"] = True
         pending = self._pending.pop(cpu, [])
         ev["mem"] += [m for s, m in pending if s == seq]
         self._current[cpu] = (seq, ev)
@@ -129,9 +132,61 @@ class Replay:
                 obj["nsecs"] = nsecs
             if not isinstance(obj.get("comm", ""), str):
                 raise ScriptError('"comm" must be a string', n, 1, line, path)
+            why = _check_payload(obj)
+            if why:
+                raise ScriptError(why, n, 1, line, path)
             obj["line"] = n
             events.append(obj)
         return cls(header, events)
+
+
+def _is_hex(v: object) -> bool:
+    if not isinstance(v, str):
+        return False
+    try:
+        bytes.fromhex(v)
+    except ValueError:
+        return False
+    return True
+
+
+def _int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_payload(ev: dict[str, Any]) -> str | None:
+    """Why an event's ``ctx``/``args``/``regs``/``mem`` cannot be used (``None``: fine)."""
+    if "ctx" in ev and not _is_hex(ev["ctx"]):
+        return '"ctx" is not hex'
+    args = ev.get("args")
+    if args is not None:
+        vals = args.values() if isinstance(args, dict) else args if isinstance(args, list) else None
+        if vals is None or not all(_int(v) or isinstance(v, str) for v in vals):
+            return '"args" must be an object of fields or a list of integers'
+    if "retval" in ev and not _int(ev["retval"]):
+        return '"retval" must be an integer'
+    regs = ev.get("regs")
+    if regs is not None and not (isinstance(regs, dict) and all(_int(v) for v in regs.values())):
+        return '"regs" must be an object of integers'
+    mem = ev.get("mem")
+    if mem is None:
+        return None
+    if isinstance(mem, dict):
+        for k, v in mem.items():
+            try:
+                int(k, 0)
+            except ValueError:
+                return f'"mem" key {k!r} is not an address'
+            if not (isinstance(v, str) or (isinstance(v, dict) and _is_hex(v.get("hex")))):
+                return '"mem" values are strings or {"hex": ...}'
+        return None
+    if not isinstance(mem, list):
+        return '"mem" must be a list of reads or an object of addresses'
+    for m in mem:
+        if not (isinstance(m, dict) and all(_int(m.get(k)) for k in ("addr", "size", "ret"))
+                and _is_hex(m.get("data"))):  # fmt: skip
+            return '"mem" reads need addr, size, ret and hex data'
+    return None
 
 
 def event_memory(ev: dict[str, Any]) -> dict[int, list[tuple[int, int, bytes]]]:
@@ -156,6 +211,13 @@ def event_memory(ev: dict[str, Any]) -> dict[int, list[tuple[int, int, bytes]]]:
 
 def pack_context(ev: dict[str, Any], pp: Any) -> bytes | dict | list | None:
     """The context to fire ``pp``'s program with, from ``ctx`` or the synthetic fields."""
+    try:
+        return _pack_context(ev, pp)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise BpfError(f"event line {ev.get('line')}: {pp.name}: {e}") from None
+
+
+def _pack_context(ev: dict[str, Any], pp: Any) -> bytes | dict | list | None:
     if isinstance(ev.get("ctx"), str):
         try:
             return bytes.fromhex(ev["ctx"])
@@ -163,6 +225,10 @@ def pack_context(ev: dict[str, Any], pp: Any) -> bytes | dict | list | None:
             raise BpfError(f'event line {ev.get("line")}: "ctx" is not hex') from None
     p = pp.provider
     args = ev.get("args")
+    want = dict if p == "tracepoint" else list
+    if args is not None and not isinstance(args, want):
+        shape = "an object of fields" if want is dict else "a list of argument values"
+        raise BpfError(f'event line {ev.get("line")}: "args" of {pp.name} must be {shape}')
     if p == "tracepoint":
         size = max((f.offset + f.size for f in pp.fields), default=8)
         buf = bytearray(size)

@@ -313,13 +313,13 @@ class Session:
     def on_event(self, rec: Any) -> int:
         data = bytes(rec)
         eid, kind = struct.unpack_from("<II", data)
-        if self.exiting:
-            return 0
-        if kind == CG.EV_RECORD:
-            self.recorder.event(data)
+        if kind == CG.EV_RECORD:  # recorded until the probes detach, even after exit()
+            self.recorder.event(data, after_exit=self.exiting)
             return 0
         if kind == CG.EV_MEM:
             self.recorder.mem(data)
+            return 0
+        if self.exiting:
             return 0
         ev = self.cc.events[eid] if eid < len(self.cc.events) else None
         if ev is None:
@@ -483,8 +483,7 @@ class Session:
             for link in self.links:
                 link.close()
             self.links.clear()
-            if not self.exiting:
-                self.drain(reader)
+            self.drain(reader)  # after exit(): only what --record keeps
             self.exiting = False
             self.run_special(self.end)
             self.drain(reader)
@@ -510,7 +509,8 @@ class Session:
                    tracepoint_format_text(i.point.target, i.point.func)
                    for i in self.c.instances if i.point.provider == "tracepoint"}  # fmt: skip
         header = {"start_ns": self.start_ns, "ncpus": self.ncpus, "cpid": self.opts.cpid,
-                  "params": self.opts.params, "formats": formats}  # fmt: skip
+                  "params": self.opts.params, "formats": formats,
+                  "probes": [i.point.name for i in self.c.instances]}  # fmt: skip
         try:
             with open(path, "w", encoding="utf-8") as f:
                 self.recorder.write(f, header)

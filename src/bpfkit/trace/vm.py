@@ -263,11 +263,11 @@ class VMSession(Session):
         self.now = int(ev.get("nsecs", self.now))
         self.event = ev
         for inst, prog in targets:
+            if self.exiting and not ev.get("after_exit"):
+                return
             self.memory = event_memory(ev)
             self._fire(prog, pack_context(ev, inst.point))
             self.drain()
-            if self.exiting:
-                return
 
     def run(self, child: Any = None) -> int:
         """BEGIN, the stream, END, the maps: the exit status."""
@@ -293,8 +293,10 @@ class VMSession(Session):
             if pp.provider == "interval" and pp.name not in streamed and pp.unit in _PERIOD_NS:
                 period = pp.value * _PERIOD_NS[pp.unit]
                 timers.append([self.start_ns + period, period, inst, prog])
+        names = [i.point.name for i in self.c.instances]
+        recorded = self.replay.header.get("probes") == names  # instance numbers are ours
         for ev in self.replay.events:
-            if self.exiting:
+            if self.exiting and not ev.get("after_exit"):
                 break
             t = int(ev.get("nsecs", self.now))
             while timers and not self.exiting:
@@ -305,9 +307,13 @@ class VMSession(Session):
                 tick = {"nsecs": due[0], "pid": 0, "tid": 0, "comm": "swapper/0"}
                 self.fire_event(tick, [(due[2], due[3])])
                 due[0] += due[1]
-            if self.exiting:
+            if self.exiting and not ev.get("after_exit"):
                 break
-            targets = by_name.get(ev["probe"])
+            idx = ev.get("instance")
+            if recorded and isinstance(idx, int) and 0 <= idx < len(self.progs):
+                targets = [self.progs[idx]]  # the very program that recorded it
+            else:
+                targets = by_name.get(ev["probe"], [])
             if targets:
                 self.fire_event(ev, targets)
         self.exiting = False
