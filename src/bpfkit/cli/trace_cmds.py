@@ -45,7 +45,9 @@ def _error(e: Exception, as_json: bool, code: int) -> None:
 @click.argument("args", nargs=-1)
 @click.option("-e", "program", metavar="PROGRAM", help="Program text (instead of a file).")
 @click.option("-c", "command", metavar="CMD", help="Run CMD; trace until it exits (cpid).")
-@click.option("-p", "pid", type=int, help="PID for uprobes/usdt (accepted, not yet used).")
+@click.option(
+    "-p", "pid", type=int, help="Trace process PID: uprobes/usdt only in it; stop when it ends."
+)
 @click.option("-f", "fmt", type=click.Choice(["text", "json"]), default="text",
               help="Output format.")  # fmt: skip
 @click.option("-o", "output", type=click.Path(dir_okay=False, writable=True),
@@ -134,8 +136,15 @@ def trace_cmd(
 
     if replay is not None and not vm:
         _error(BpfError("--replay needs --vm (events are fired on the VM)"), json_mode, EXIT_USAGE)
-    if vm and (command or record):
-        what = "-c" if command else "--record"
+    if pid is not None:
+        from ..trace.runtime import process_alive
+
+        if pid <= 0 or not process_alive(pid):
+            _error(BpfError(f"-p {pid}: no such process"), json_mode, EXIT_USAGE)
+        if command:
+            _error(BpfError("-p and -c cannot be combined"), json_mode, EXIT_USAGE)
+    if vm and (command or record or pid is not None):
+        what = "-c" if command else "--record" if record else "-p"
         _error(BpfError(f"{what} runs on the kernel: it cannot be combined with --vm"), json_mode,
                EXIT_USAGE)  # fmt: skip
     child = None
@@ -175,7 +184,7 @@ def trace_cmd(
             return
         opts = Options(json=json_mode, params=params, unsafe=unsafe,
                        cpid=child.pid if child else 0, debug=debug, verbose=verbose,
-                       timeout=timeout, record=record)  # fmt: skip
+                       timeout=timeout, record=record, pid=pid)  # fmt: skip
         if events is not None:
             from ..trace.vm import VMSession
 

@@ -173,6 +173,11 @@ class ProgramGen:
         self.an = cc.an
         self.inst = inst
         self.out: list[Any] = []
+        #: the script position (line, column) each item of ``out`` was compiled from
+        self.where: list[tuple[int, int]] = []
+        self.pos = (inst.probe.line, inst.probe.col)
+        #: after :meth:`generate`: the position of every instruction slot
+        self.slot_pos: list[tuple[int, int]] = []
         self.frame = Frame()
         self.vars: dict[str, Mem] = {}
         self._n = 0
@@ -183,6 +188,7 @@ class ProgramGen:
     # ---- plumbing -------------------------------------------------------------------------
     def emit(self, *items: Any) -> None:
         self.out.extend(items)
+        self.where.extend([self.pos] * len(items))
 
     def label(self, hint: str = "L") -> str:
         self._n += 1
@@ -365,6 +371,8 @@ class ProgramGen:
         self.stmts(inst.probe.body)
         self.emit(Label("exit"), b.mov64(R0, 0), b.exit_())
         body = self.out[body_start:]
+        body_where = self.where[body_start:]
+        self.pos = (inst.probe.line, inst.probe.col)
         pro: list[Any] = [b.mov64(R6, R1)]
         if self.frame.max_scratch or record:
             pro += [
@@ -381,17 +389,25 @@ class ProgramGen:
             ]
             if record:  # a new invocation: bump this CPU's counter
                 pro += [b.ldx(8, R1, R9, 0), b.add64(R1, 1), b.stx(8, R9, 0, R1)]
-        self.out = pro
+        self.out, self.where = [], []
+        self.emit(*pro)
         for m in self.vars.values():
             self.zero(m)
-        self.out = self.out + body
-        return b.assemble(peephole(self.out))
+        items = peephole(list(zip(self.out + body, self.where + body_where, strict=True)))
+        insns = b.assemble([it for it, _ in items])
+        self.slot_pos = []
+        for it, pos in items:
+            if not isinstance(it, Label):
+                self.slot_pos += [pos] * it.slots
+        return insns
 
     # ---- statements ---------------------------------------------------------------------------
     def stmts(self, body: list[A.Stmt]) -> None:
         for s in body:
             m = self.frame.mark()
+            saved, self.pos = self.pos, (s.line, s.col) if s.line else self.pos
             self.stmt(s)
+            self.pos = saved
             self.frame.release(m)
 
     def stmt(self, s: A.Stmt) -> None:
@@ -722,7 +738,13 @@ class ProgramGen:
     # ---- expressions ----------------------------------------------------------------------------
     def expr(self, e: A.Expr, stmt: bool = False) -> Any:
         fn = getattr(self, "g_" + type(e).__name__)
-        return fn(e, stmt) if isinstance(e, A.Call) else fn(e)
+        saved = self.pos
+        if e.line:
+            self.pos = (e.line, e.col)
+        try:
+            return fn(e, stmt) if isinstance(e, A.Call) else fn(e)
+        finally:
+            self.pos = saved
 
     def g_Int(self, e: A.Int) -> Imm:
         return Imm(e.value)
@@ -788,6 +810,8 @@ class ProgramGen:
         ai = arg_index(n)
         if ai is not None:
             idx, _ = ai
+            if pp.provider == "usdt" and pp.usdt is not None:
+                return self.usdt_arg(pp.usdt.args[idx])
             if pp.provider == "rawtracepoint":
                 self.emit(b.ldx(8, R0, R6, idx * 8))
             else:
@@ -834,6 +858,48 @@ class ProgramGen:
         if n == "args":
             return Ctx(0, e.ty)  # type: ignore[arg-type]
         raise self.err(e, f"{n} is not supported by bpfkit yet")
+
+    def usdt_arg(self, a: Any) -> Imm | Mem:
+        """A USDT argument as this site's note describes it (``size@location``)."""
+        if not a.supported:  # symbol(%rip): a global at its link address + the load bias
+            from .semantic import usdt_rip_symbol
+
+            site = self.inst.point.usdt
+            target = usdt_rip_symbol(site, a)
+            assert target is not None
+            m = self.tmp(8)
+            self.emit(b.st(8, m.base, m.off, 0))
+
+            def rip() -> None:
+                self.emit(b.ldx(8, R3, R6, PT_REGS["ip"]))
+                self.load(Imm(target - site.address), R0)
+                self.emit(b.add64(R3, R0))
+
+            self.probe_read(m, a.size, rip, "user")
+            self.emit(b.ldx(8, R0, m.base, m.off))
+            self.extend(R0, a.size, a.signed)
+            return self.store(R0, m)
+        if a.kind == "const":
+            v = a.value & ((1 << (8 * a.size)) - 1)
+            if a.signed and v >= 1 << (8 * a.size - 1):
+                v -= 1 << (8 * a.size)
+            return Imm(v)
+        if a.kind == "reg":
+            self.emit(b.ldx(8, R0, R6, a.reg_off))
+            self.extend(R0, a.size, a.signed)
+            return self.store(R0)
+        m = self.tmp(8)  # reg_deref: the traced process's memory at register + offset
+        self.emit(b.st(8, m.base, m.off, 0))
+
+        def setup() -> None:
+            self.emit(b.ldx(8, R3, R6, a.reg_off))
+            if a.value:
+                self.emit(b.add64(R3, a.value))
+
+        self.probe_read(m, a.size, setup, "user")
+        self.emit(b.ldx(8, R0, m.base, m.off))
+        self.extend(R0, a.size, a.signed)
+        return self.store(R0, m)
 
     def stack_id(self, kind: str) -> Mem:
         self.cc.uses_stacks = True
@@ -1293,7 +1359,16 @@ class ProgramGen:
     def c_ksym(self, e: A.Call) -> Any:
         return self.scalar(e.args[0])
 
-    c_usym = c_ksym
+    def c_usym(self, e: A.Call) -> Mem:
+        """(address, pid): userspace resolves the address in that process's mappings."""
+        v = self.scalar(e.args[0])
+        m = self.tmp(16)
+        self.load(v, R0)
+        self.emit(b.stx(8, m.base, m.off, R0))
+        self.helper("get_current_pid_tgid")
+        self.emit(b.rsh64(R0, 32), b.stx(8, m.base, m.off + 8, R0))
+        return m
+
     c_strerror = c_ksym
     c_cgroup_path = c_ksym
     c_kptr = c_ksym
@@ -1446,14 +1521,16 @@ def _s64(v: int) -> int:
 def peephole(items: list) -> list:
     """Drop a reload of the slot just stored (``*(fp-8) = r0; r0 = *(fp-8)``).
 
+    ``items`` are (instruction or label, script position) pairs.
+
     Only across adjacent instructions (no label between, so no other path reaches the
     load); a load into another register becomes a move.
     """
     out: list = []
     stx8 = op.STX | op.MEM | op.DW
     ldx8 = op.LDX | op.MEM | op.DW
-    for it in items:
-        prev = out[-1] if out else None
+    for it, pos in items:
+        prev = out[-1][0] if out else None
         if (
             prev is not None
             and not isinstance(prev, Label)
@@ -1466,9 +1543,9 @@ def peephole(items: list) -> list:
             and prev.src != it.src
         ):
             if it.dst != prev.src:
-                out.append(b.mov64(b.Reg(it.dst), b.Reg(prev.src)))
+                out.append((b.mov64(b.Reg(it.dst), b.Reg(prev.src)), pos))
             continue
-        out.append(it)
+        out.append((it, pos))
     return out
 
 
@@ -1497,6 +1574,14 @@ def _fold(opname: str, a: int, c: int, signed: bool) -> int | None:
 def generate(cc: CompileContext, inst: Instance) -> list:
     """The instructions of one probe instance."""
     return ProgramGen(cc, inst).generate()
+
+
+def generate_mapped(cc: CompileContext, inst: Instance) -> tuple[list, list[tuple[int, int]]]:
+    """The instructions and, for every instruction slot, the script (line, column) it
+    was compiled from (a verifier's complaint about slot N points at the script)."""
+    g = ProgramGen(cc, inst)
+    insns = g.generate()
+    return insns, g.slot_pos
 
 
 __all__ = ["CompileContext", "Event", "generate", "PT_REGS", "op"]

@@ -107,7 +107,7 @@ class Formatter:
         if k == "ksym":
             return self.rt.symbols.ksym(u)
         if k == "usym":
-            return self.rt.symbols.usym(u)
+            return self.rt.symbols.usym(u, int.from_bytes(data[8:16], "little"))
         if k in ("kstack", "ustack"):
             return self.rt.stack_text(k, u, ty)
         if k == "inet":

@@ -11,8 +11,9 @@ import fnmatch
 import functools
 import os
 import re
+from typing import Any
 
-from ..errors import NotSupported, ScriptError
+from ..errors import BpfError, NotSupported, ScriptError
 from . import types as T
 from .record import LIST, Record
 
@@ -98,6 +99,7 @@ class ProbePoint(Record):
     line: int = 0
     col: int = 0
     fields: list[TpField] = LIST
+    usdt: Any = None  # the USDT site (``bpfkit.obj.usdt.UsdtProbe``) of a usdt point
 
     @property
     def name(self) -> str:
@@ -390,7 +392,59 @@ def expand(pp: ProbePoint, source: str | None = None) -> list[ProbePoint]:
             q.fields = tracepoint_format(c, n)
             out.append(q)
         return out
+    if pp.provider == "usdt":
+        return expand_usdt(pp, source)
+    if pp.provider in ("uprobe", "uretprobe") and _is_glob(pp.func):
+        return expand_uprobes(pp, source)
     return [pp]
+
+
+def _resolve_binary(pp: ProbePoint, source: str | None) -> str:
+    from ..kernel.uprobe import find_binary
+
+    try:
+        return find_binary(pp.target)
+    except BpfError as e:
+        raise _err(f"{pp.provider} target {pp.target!r}: {e}", pp.line, pp.col, source) from None
+
+
+def expand_usdt(pp: ProbePoint, source: str | None = None) -> list[ProbePoint]:
+    """One point per site of every USDT probe of the binary matching ``provider:name``
+    (globs allowed; ``usdt:binary:name`` matches the name under any provider)."""
+    from ..obj.usdt import read_usdt
+
+    path = _resolve_binary(pp, source)
+    prov, _, name = pp.func.rpartition(":")
+    try:
+        sites = read_usdt(path)
+    except (BpfError, OSError) as e:
+        raise _err(f"cannot read the USDT probes of {path}: {e}", pp.line, pp.col, source) from None
+    out = []
+    for site in sites:
+        if prov and not fnmatch.fnmatchcase(site.provider, prov):
+            continue
+        if not fnmatch.fnmatchcase(site.name, name):
+            continue
+        q = ProbePoint("usdt", path, f"{site.provider}:{site.name}", offset=site.offset,
+                       line=pp.line, col=pp.col, usdt=site)  # fmt: skip
+        out.append(q)
+    if not out:
+        have = sorted({f"{s.provider}:{s.name}" for s in sites})
+        raise _err(f"no USDT probe {pp.func} in {path}"
+                   + (f" (it has {', '.join(have)})" if have else " (it has none)"),
+                   pp.line, pp.col, source)  # fmt: skip
+    return out
+
+
+def expand_uprobes(pp: ProbePoint, source: str | None = None) -> list[ProbePoint]:
+    """One point per function symbol of the binary matching the glob."""
+    from .symbols import function_names
+
+    path = _resolve_binary(pp, source)
+    names = [n for n in function_names(path) if fnmatch.fnmatchcase(n, pp.func)]
+    if not names:
+        raise _err(f"no functions of {path} match {pp.func!r}", pp.line, pp.col, source)
+    return [ProbePoint(pp.provider, path, n, line=pp.line, col=pp.col) for n in names]
 
 
 def list_probes(pattern: str | None = None) -> list[str]:

@@ -74,6 +74,26 @@ class Instance(Record):
     vars: dict[str, T.Ty] = DICT
 
 
+_RIP_SYM = re.compile(r"^-?\d+@([A-Za-z_.$][\w.$]*)([+-](?:0x[0-9a-fA-F]+|\d+))?\(%rip\)$")
+
+
+def usdt_rip_symbol(site: Any, arg: Any) -> int | None:
+    """A ``symbol(%rip)`` USDT argument's link-time address (a global variable), or None.
+
+    The program finds the process's copy from the probe's address: the load bias is
+    ``ip - site.address``.
+    """
+    m = _RIP_SYM.match(arg.spec)
+    if m is None:
+        return None
+    from .symbols import elf_symbol_address
+
+    addr = elf_symbol_address(site.path, m.group(1))
+    if addr is None:
+        return None
+    return addr + (int(m.group(2), 0) if m.group(2) else 0)
+
+
 def parse_printf_format(fmt: str) -> list[re.Match]:
     """The conversion specifiers of a printf format, found as bpftrace 0.17 finds them.
 
@@ -535,6 +555,14 @@ class Analyzer:
         ai = arg_index(n)
         if ai is not None:
             idx, stack = ai
+            if prov == "usdt" and not stack and pp.usdt is not None:
+                args = pp.usdt.args
+                if idx >= len(args):
+                    raise self.err(e, f"{n}: usdt probe {pp.func} has {len(args)} argument(s)")
+                a = args[idx]
+                if not a.supported and usdt_rip_symbol(pp.usdt, a) is None:
+                    raise self.err(e, f"{n}: argument {a.spec!r} of {pp.func}: {a.reason}")
+                return T.U64  # bpftrace types them uint64 (the value is still sign-extended)
             if prov in ("uprobe", "kprobe", "usdt") and not stack:
                 if prov != "usdt" and idx > 5:
                     raise self.err(e, f"{n}: only arg0-arg5 are in registers")
@@ -602,7 +630,7 @@ class Analyzer:
             if op not in ("==", "!=") or lt.kind != rt.kind:
                 raise self.err(e, f"cannot apply '{op}' to {lt} and {rt}")
             return T.S64
-        ok = {"int", "ptr", "ksym", "usym", "func", "username", "probe"}
+        ok = {"int", "ptr", "ksym", "func", "username", "probe"}
         if lt.kind not in ok or rt.kind not in ok:
             raise self.err(e, f"cannot apply '{op}' to {lt} and {rt}")
         if op in ("==", "!=", "<", "<=", ">", ">="):
@@ -943,7 +971,7 @@ class Analyzer:
 
     def f_usym(self, e: A.Call) -> T.Ty:
         self._int_arg(e.args[0], "usym")
-        return T.Ty("usym")
+        return T.Ty("usym", 16)
 
     def f_kaddr(self, e: A.Call) -> T.Ty:
         name = self._str_lit(e.args[0], "kaddr() symbol")

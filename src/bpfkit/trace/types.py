@@ -73,7 +73,7 @@ class Ty:
     @property
     def is_scalar(self) -> bool:
         """Held in a register: integers, pointers and 8-byte tagged values."""
-        return self.kind in ("int", "ptr", "ksym", "usym", "kstack", "ustack", "username",
+        return self.kind in ("int", "ptr", "ksym", "kstack", "ustack", "username",
                              "probe", "timestamp", "cgroup_path", "strerror", "func")  # fmt: skip
 
     @property
@@ -141,6 +141,8 @@ def storage_size(t: Ty) -> int:
         return 24
     if t.kind == "mac":
         return 8
+    if t.kind == "usym":  # the address and the pid whose mappings resolve it
+        return 16
     return (t.size + 7) & ~7
 
 

@@ -20,7 +20,7 @@ import errno
 import sys
 from typing import IO, Any
 
-from ..errors import BpfError, ScriptError, VerifierError
+from ..errors import BpfError, VerifierError
 from . import codegen as CG
 from .replay import Replay, event_memory, pack_context
 from .runtime import (
@@ -145,14 +145,16 @@ class VMSession(Session):
         for n, inst in enumerate(self.c.instances):
             an.inst = inst
             an.analyze_instance(inst)
-            insns = CG.generate(self.cc, inst)
+            insns, where = CG.generate_mapped(self.cc, inst)
             if self.opts.debug:
                 self._show_insns(inst, insns)
             try:
                 prog = rt.load_program(f"{n}:{_prog_name(inst.point)}", _prog_type(inst.point),
                                        insns)  # fmt: skip
             except VerifierError as e:
-                raise self.verifier_error(inst, e, insns) from None
+                if self.opts.verbose and e.log:
+                    print(e.log, file=sys.stderr)
+                raise self.verifier_error(inst, e, where, "bpfkit's verifier") from None
             if self.opts.verbose and prog.verification is not None:
                 log = getattr(prog.verification, "log", None)
                 if log:
@@ -210,12 +212,6 @@ class VMSession(Session):
         ):  # fmt: skip
             reg.register(name, read(kernel, string))
         return reg
-
-    def verifier_error(self, inst: Any, e: VerifierError, insns: list) -> ScriptError:
-        err = ScriptError(f"bpfkit's verifier rejected {inst.point.name}: {e}",
-                          inst.probe.line, inst.probe.col, None, self.c.analyzer.origin)  # fmt: skip
-        err.exit_code = 1  # type: ignore[attr-defined]
-        return err
 
     def attach(self) -> int:
         n = 0
