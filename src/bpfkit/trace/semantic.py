@@ -156,10 +156,24 @@ class Analyzer:
                     out.setdefault(v.name, v.value)
         return out
 
-    def record_type(self, name: str, node: A.Node) -> T.Ty:
-        """``struct foo`` from the kernel's BTF (or a script definition)."""
+    @functools.cached_property
+    def cdefs(self) -> Any:
+        """The script's own C definitions (:class:`~bpfkit.trace.cdecl.Definitions`)."""
+        from .cdecl import Definitions
+
+        defs = Definitions(self)
+        for d in self.program.structs:
+            defs.add(d)
+        return defs
+
+    def record_type(self, name: str, node: A.Node, script: bool = True) -> T.Ty:
+        """``struct foo``: the script's definition if it has one, else the kernel's BTF."""
         from ..btf.types import Struct, Union
 
+        if script and self.program.structs:
+            ty = self.cdefs.records.get(name)
+            if ty is not None:
+                return ty
         kind, _, tag = name.partition(" ")
         if kind not in ("struct", "union"):
             raise self.err(node, f"unknown type {name!r}")
@@ -175,7 +189,7 @@ class Analyzer:
         from ..btf import types as B
 
         btf = self.btf
-        t = btf.skip_mods(type_id) if type_id else btf.get(0)
+        t = btf.resolve(type_id) if type_id else btf.get(0)
         if isinstance(t, B.Int):
             if t.bits and t.bits < t.size * 8 and t.bits not in (8, 16, 32, 64):
                 return T.Int(t.size, t.signed)
@@ -183,7 +197,7 @@ class Analyzer:
         if isinstance(t, B.Enum):
             return T.Int(t.size, bool(t.signed))
         if isinstance(t, B.Ptr):
-            tgt = btf.skip_mods(t.type) if t.type else btf.get(0)
+            tgt = btf.resolve(t.type) if t.type else btf.get(0)
             if isinstance(tgt, (B.Struct, B.Fwd)):
                 return T.Ty("ptr", 8, elem=self._record_of(tgt), space=space)
             if isinstance(tgt, B.Void) or t.type == 0:
@@ -194,7 +208,7 @@ class Analyzer:
         if isinstance(t, (B.Struct, B.Fwd)):
             return self._record_of(t)
         if isinstance(t, B.Array):
-            et = btf.skip_mods(t.type)
+            et = btf.resolve(t.type)
             if isinstance(et, B.Int) and et.size == 1 and (et.is_char or et.signed or True):
                 if isinstance(et, B.Int) and et.is_char:
                     return T.Str(t.nelems)
@@ -220,9 +234,19 @@ class Analyzer:
     def record_member(self, rec: T.Ty, name: str, node: A.Node) -> tuple[int, T.Ty, int, int]:
         """(byte offset, type, bit offset within the loaded word, bit size) of a member."""
         from ..btf import types as B
+        from .cdecl import CLayout
 
-        if not rec.btf_id and rec.name.startswith(("struct ", "union ")):
+        if (
+            not rec.btf_id
+            and not isinstance(rec.fields, CLayout)
+            and rec.name.startswith(("struct ", "union "))
+        ):
             rec = self.record_type(rec.name, node)
+        if isinstance(rec.fields, CLayout):
+            m = rec.fields.members.get(name)
+            if m is None:
+                raise self.err(node, f"{rec.name} has no field named {name!r}")
+            return m
         if not rec.btf_id:
             raise self.err(node, f"{rec.name} has no field {name!r} (type not known)")
         found = self._find_member(rec.btf_id, name, 0)
@@ -231,7 +255,7 @@ class Analyzer:
         bit_off, m = found
         ty = self.btf_to_ty(m.type)
         if m.bitfield_size:
-            t = self.btf.skip_mods(m.type)
+            t = self.btf.resolve(m.type)
             size = t.size if isinstance(t, (B.Int, B.Enum)) else 4
             byte = (bit_off // 8) & ~(size - 1)
             return byte, T.Int(size, ty.signed), bit_off - byte * 8, m.bitfield_size
@@ -240,7 +264,7 @@ class Analyzer:
     def _find_member(self, type_id: int, name: str, base: int) -> tuple[int, Any] | None:
         from ..btf import types as B
 
-        t = self.btf.skip_mods(type_id)
+        t = self.btf.resolve(type_id)
         if isinstance(t, B.Fwd):
             rec = self._record_of(t)
             t = self.btf.get(rec.btf_id)
@@ -280,6 +304,8 @@ class Analyzer:
     # ---- driver ------------------------------------------------------------------------------
     def analyze(self, instances: list[Instance]) -> None:
         """Two passes: the first learns every map's types, the second checks with them."""
+        if self.program.structs:
+            self.cdefs  # noqa: B018 - lay out the script's C definitions (errors first)
         self.final = False
         for inst in instances:
             self.analyze_instance(inst)
@@ -536,6 +562,9 @@ class Analyzer:
             if c is not None:
                 e.const = c  # type: ignore[attr-defined]
             return body.ty  # type: ignore[return-value]
+        if self.program.structs and e.name in self.cdefs.enums:
+            e.const = self.cdefs.enums[e.name]  # type: ignore[attr-defined]
+            return T.S64
         if e.name in KNOWN_CONSTANTS:
             e.const = KNOWN_CONSTANTS[e.name]  # type: ignore[attr-defined]
             return T.S64
@@ -704,7 +733,7 @@ class Analyzer:
             raise self.err(e, "tuple members are reached with .0, .1 ...")
         else:
             raise self.err(e, f"{base} has no fields (can't reach {e.name!r})")
-        if rec.fields is not None:  # tracepoint args
+        if isinstance(rec.fields, dict):  # tracepoint args
             f = rec.fields.get(e.name)
             if f is None:
                 pp = self.inst.point  # type: ignore[union-attr]
