@@ -42,6 +42,16 @@ def _trace(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+def _run_today(name: str) -> bool:
+    """A third of the tools attach per run (rotating daily) unless ``BPFKIT_SLOW=1``."""
+    import datetime
+    import zlib
+
+    if os.environ.get("BPFKIT_SLOW") == "1":
+        return True
+    return zlib.crc32(name.encode()) % 3 == datetime.date.today().toordinal() % 3
+
+
 def _kprobes() -> bool:
     from bpfkit.kernel.kprobe import kprobes_supported
 
@@ -73,6 +83,8 @@ def test_tool(path: str) -> None:
         assert r.returncode == 2 and f"'{m.group(1)}' not found" in r.stderr
         return
     assert r.returncode == 0, r.stderr
+    if not _run_today(name):
+        pytest.skip("attached in another day's rotation (BPFKIT_SLOW=1 runs every tool)")
     r = _trace("--timeout", "0.5", path)
     assert "Traceback" not in r.stderr
     if uses_kprobes and not _kprobes():
