@@ -156,9 +156,10 @@ class VMSession(Session):
                     print(e.log, file=sys.stderr)
                 raise self.verifier_error(inst, e, where, "bpfkit's verifier") from None
             if self.opts.verbose and prog.verification is not None:
-                log = getattr(prog.verification, "log", None)
-                if log:
-                    print(log if isinstance(log, str) else "\n".join(log), file=sys.stderr)
+                v = prog.verification
+                stats = " ".join(f"{k} {val}" for k, val in v.stats.to_json().items())
+                print(v.log or f"{inst.point.name}: verified by bpfkit ({stats})",
+                      file=sys.stderr)  # fmt: skip
             prog.env.helpers = self._helpers(prog.env.helpers)
             self.progs.append((inst, prog))
 
