@@ -19,7 +19,7 @@ from ..isa.disasm import ALU_SYMBOLS
 from ..isa.instruction import Instruction
 from ..uapi.enums import HELPER_IDS, HELPER_NAMES, MapType, ProgType
 from . import ctxinfo, liveness, precision, scalar, tnum
-from .cfg import Program, Reject, check_stack_depth
+from .cfg import MAY_GOTO, Program, Reject, check_stack_depth
 from .helpers_proto import (
     ANYTHING,
     CONST_ALLOC_SIZE_OR_ZERO,
@@ -499,6 +499,25 @@ class Checker:
             is_cb_call = self._cb_calls[pc] = insn.is_helper_call and insn.imm in _CALLBACK_HELPERS
         sig = None
         active = self.active.get(pc)
+        if active and self._is_may_goto(pc):
+            # a may_goto loop: a state within one of an earlier round (another depth)
+            # ends here, the runtime's counter ends the loop (RANGE_WITHIN, no liveness)
+            for olds in active.values():
+                for old in olds:
+                    if (
+                        old.branches > 0
+                        and old.may_goto_depth != state.may_goto_depth
+                        and states_equal(old, state, allow_uninit)
+                    ):
+                        # every scalar was compared by range; what the earlier round
+                        # relies on so far is what this path inherits (the kernel's
+                        # propagate_precision; marking everything would stop widening)
+                        if self.priv:
+                            keys = precision.live_keys(old)
+                            if keys:
+                                precision.mark_chain(self.prog.at, state, keys)
+                        self.path_done(state)
+                        return True
         if active:
             sig = _signature(state)
             if is_cb_call:
@@ -518,7 +537,11 @@ class Checker:
                     _widen(prev, state)
             for old in active.get(sig, ()):
                 # the kernel's infinite-loop test compares states exactly (EXACT)
-                if old.branches > 0 and states_equal(old, state, allow_uninit, True):
+                if (
+                    old.branches > 0
+                    and old.may_goto_depth == state.may_goto_depth
+                    and states_equal(old, state, allow_uninit, True)
+                ):
                     raise self.fail(
                         f"Instruction {pc} starts a loop that never makes "
                         "progress (infinite loop).",
@@ -549,8 +572,10 @@ class Checker:
                 sls[:] = [x for x in sls if x not in evict]
                 self.cur_states -= len(evict)
         add = (
-            self.jmps - self.prev_jmps >= 2 and self.stats.insns_processed - self.prev_insns >= 8
-        ) or is_cb_call
+            (self.jmps - self.prev_jmps >= 2 and self.stats.insns_processed - self.prev_insns >= 8)
+            or is_cb_call
+            or self._is_may_goto(pc)  # a forced checkpoint (mark_force_checkpoint)
+        )
         if not add:
             return False
         self.prev_jmps = self.jmps
@@ -574,6 +599,10 @@ class Checker:
         n = len(sls or ()) + 1
         self.stats.max_states_per_insn = max(self.stats.max_states_per_insn, n)
         return False
+
+    def _is_may_goto(self, pc: int) -> bool:
+        insn = self.prog.at[pc]
+        return insn is not None and insn.opcode == MAY_GOTO
 
     # ------------------------------------------------------------------ main loop
     def explore(self, st: State, pc: int) -> None:
@@ -626,6 +655,8 @@ class Checker:
                         pc = self.do_local_call(st, insn, pc)
                     else:
                         pc = self.do_helper_call(st, insn, pc)
+                elif code == MAY_GOTO:
+                    pc = self.do_may_goto(st, insn, pc)
                 else:
                     pc = do_cond_jmp(st, insn, pc)
             elif cls == _CLS_LDX:
@@ -1830,6 +1861,34 @@ class Checker:
         self.push(other, target)
         return fall
 
+    def do_may_goto(self, st: State, insn: Instruction, pc: int) -> int:
+        """``may_goto``: the jump is explored first; the fall-through (the loop going on)
+        is queued one may_goto deeper, its imprecise scalars widened against the same
+        point on an earlier round so the rounds converge (the kernel's way)."""
+        other = st.copy()
+        other.hist.append(pc)
+        other.may_goto_depth += 1
+        prev = self._prev_entry(st, pc)
+        if prev is not None:
+            _widen_imprecise(prev, other)
+        self.push(other, pc + 1)
+        return pc + 1 + insn.off
+
+    def _prev_entry(self, st: State, pc: int) -> State | None:
+        """The checkpoint at ``pc`` on the current path (a loop's previous round)."""
+        p = st.parent
+        while p is not None:
+            if (
+                p.insn == pc
+                and p.branches > 0
+                and p.may_goto_depth < st.may_goto_depth  # not the checkpoint just made
+                and len(p.frames) == len(st.frames)
+            ):
+                if all(a.callsite == b.callsite for a, b in zip(p.frames, st.frames, strict=True)):
+                    return p
+            p = p.parent
+        return None
+
     @staticmethod
     def _linked_keys(st: State, dno: int, dst: Reg, sno: int, src: Reg) -> tuple:
         """Precision keys of the jump operands and of every scalar linked to them."""
@@ -2758,6 +2817,41 @@ def _widen_reg(old: Reg, cur: Reg) -> Reg:
     if range_within(old, cur) and tnum.contains(old.var_off, cur.var_off):
         return cur
     return Reg.unknown()
+
+
+def _widen_imprecise(old: State, cur: State) -> None:
+    """The kernel's widen_imprecise_scalars: a scalar of ``cur`` not the same as in the
+    loop's previous round ``old`` and not marked precise there becomes unknown."""
+    from .state import _IdMap, regs_exact
+
+    if old.all_prec:
+        return
+    ids = _IdMap()
+    prec = old.prec
+    for fi, (of, cf) in enumerate(zip(old.frames, cur.frames, strict=True)):
+        base = fi * 128
+        regs = list(cf.regs)
+        for i, (o, c) in enumerate(zip(of.regs, cf.regs, strict=True)):
+            if (
+                o.type == SCALAR
+                and c.type == SCALAR
+                and base + i not in prec
+                and not regs_exact(o, c, ids)
+            ):
+                regs[i] = Reg.unknown()
+        cf.regs = regs
+        for spi, slot in list(cf.stack.items()):
+            oslot = of.stack.get(spi)
+            if oslot is None or not oslot.is_spill() or not slot.is_spill():
+                continue
+            o, c = oslot.spilled, slot.spilled
+            if (
+                o.type == SCALAR
+                and c.type == SCALAR
+                and precision.slot_key(fi, spi) not in prec
+                and not regs_exact(o, c, ids)
+            ):
+                cf.stack[spi] = Slot(slot.types, Reg.unknown())
 
 
 def _widen(old: State, cur: State) -> None:

@@ -417,6 +417,7 @@ class State:
         "branches",
         "insn",
         "cb_depth",
+        "may_goto_depth",
         "hits",
         "misses",
         "hist",
@@ -434,6 +435,7 @@ class State:
         self.branches = 0
         self.insn = 0
         self.cb_depth = 0
+        self.may_goto_depth = 0  # may_goto fall-throughs taken on this path
         self.hits = 0
         self.misses = 0
         self.hist: list = []  # instructions since ``parent`` (precision backtracking)
@@ -457,6 +459,7 @@ class State:
         s.branches = 0
         s.insn = self.insn
         s.cb_depth = self.cb_depth
+        s.may_goto_depth = self.may_goto_depth
         s.hits = 0
         s.misses = 0
         s.hist = list(self.hist)
