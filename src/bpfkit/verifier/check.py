@@ -516,6 +516,14 @@ class Checker:
                             keys = precision.live_keys(old)
                             if keys:
                                 precision.mark_chain(self.prog.at, state, keys)
+                            # the checkpoints of this round lean on the earlier round's
+                            # continuation, not explored yet: their marks are not final,
+                            # so they compare every scalar (the kernel compares states
+                            # inside an unfinished loop exactly, for the same reason)
+                            p = state.parent
+                            while p is not None and p is not old:
+                                p.all_prec = True
+                                p = p.parent
                         self.path_done(state)
                         return True
         if active:
