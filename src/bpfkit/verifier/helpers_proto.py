@@ -546,6 +546,59 @@ UNPRIV: frozenset[str] = frozenset(
 )
 
 
+# ---- helpers the VM accepts but does not perform ---------------------------------------
+# Programs of real tools call helpers bpfkit's runtime does not implement (or implements
+# only partly); the kernel loads them, so the VM's verifier checks these calls with the
+# kernel's prototypes (kernel/trace/bpf_trace.c, kernel/bpf/helpers.c, net/core/filter.c)
+# and the VM faults only if one is called at run time (docs/runtime.md).
+_ACCEPTED_PROTOS = [
+    Proto(
+        "current_task_under_cgroup",
+        RET_INTEGER,
+        (CONST_MAP_PTR, ANYTHING),
+        map_types=frozenset({_M.CGROUP_ARRAY}),
+    ),
+    Proto("get_current_cgroup_id", RET_INTEGER, ()),
+    Proto("get_current_ancestor_cgroup_id", RET_INTEGER, (ANYTHING,)),
+    Proto(
+        "get_ns_current_pid_tgid",
+        RET_INTEGER,
+        (ANYTHING, ANYTHING, PTR_TO_UNINIT_MEM, CONST_SIZE),
+    ),
+    Proto("send_signal", RET_INTEGER, (ANYTHING,)),
+    Proto("send_signal_thread", RET_INTEGER, (ANYTHING,)),
+    Proto("get_func_ip", RET_INTEGER, (PTR_TO_CTX,), gpl_only=True),
+    Proto("get_attach_cookie", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("get_socket_cookie", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("get_socket_uid", RET_INTEGER, (PTR_TO_CTX,)),
+]
+PROTOS.update({p.id: p for p in _ACCEPTED_PROTOS})
+MAP_ONLY_HELPERS[_M.CGROUP_ARRAY] = frozenset({"current_task_under_cgroup", "skb_under_cgroup"})
+_TRACE_EXTRA = frozenset(
+    {
+        "current_task_under_cgroup",
+        "get_current_cgroup_id",
+        "get_current_ancestor_cgroup_id",
+        "get_ns_current_pid_tgid",
+        "send_signal",
+        "send_signal_thread",
+    }
+)
+_SKB_EXTRA = frozenset({"get_socket_cookie", "get_socket_uid"})
+for _t, _extra in (
+    (_PT.KPROBE, _TRACE_EXTRA | {"get_func_ip", "get_attach_cookie"}),
+    (_PT.TRACEPOINT, _TRACE_EXTRA | {"get_attach_cookie"}),
+    (_PT.PERF_EVENT, _TRACE_EXTRA | {"get_attach_cookie"}),
+    (_PT.RAW_TRACEPOINT, _TRACE_EXTRA),
+    (_PT.RAW_TRACEPOINT_WRITABLE, _TRACE_EXTRA),
+    (_PT.SOCKET_FILTER, _SKB_EXTRA),
+    (_PT.CGROUP_SKB, _SKB_EXTRA),
+    (_PT.SCHED_CLS, _SKB_EXTRA),
+    (_PT.SCHED_ACT, _SKB_EXTRA),
+):
+    ALLOWED[_t] = ALLOWED[_t] | _extra
+
+
 def proto_for(helper_id: int, prog_type: int, unpriv: bool = False) -> Proto | None:
     """The prototype of ``helper_id`` if a program of ``prog_type`` may call it."""
     p = PROTOS.get(helper_id)
