@@ -41,6 +41,7 @@ from .helpers_proto import (
     RET_RINGBUF_MEM_OR_NULL,
     RET_VOID,
     Proto,
+    helper_allowed,
     map_func_error,
     proto_for,
 )
@@ -1333,7 +1334,7 @@ class Checker:
                         f"r{value_regno}: storing a pointer into the context leaks it.",
                         f"R{value_regno} leaks addr into ctx",
                     )
-            acc = ctxinfo.check(self.prog_type, full, size, write, self.unpriv)
+            acc = ctxinfo.check(self.prog_type, full, size, write, self.unpriv, self.attach_type)
             if acc.ok and ldsx and acc.reg_type != SCALAR:
                 acc = ctxinfo.CtxAccess(False)  # a pointer field cannot be sign-extended
             if not acc.ok:
@@ -2228,19 +2229,21 @@ class Checker:
 
     def do_helper_call(self, st: State, insn: Instruction, pc: int) -> int:
         hid = insn.imm
-        proto = proto_for(hid, self.prog_type, self.unpriv)
-        name = HELPER_NAMES.get(hid, f"unknown#{hid}")
+        proto = proto_for(hid, self.prog_type, self.unpriv, self.attach_type)
+        name = HELPER_NAMES.get(hid) or _EXTRA_HELPERS.get(hid) or f"unknown#{hid}"
         if proto is None:
-            if hid not in HELPER_NAMES:
+            if not 0 < hid <= _MAX_HELPER:
                 raise self.fail(f"Helper {hid} does not exist.", f"invalid func unknown#{hid}")
-            if hid in PROTOS and self.prog_type in _KNOWN_TYPES:
+            if not helper_allowed(hid, self.prog_type, self.unpriv, self.attach_type):
                 raise self.fail(
                     f"A {_ptname(self.prog_type)} program cannot call helper bpf_{name}.",
                     f"program of this type cannot use helper bpf_{name}#{hid}",
                 )
+            # the kernel allows it; bpfkit does not model its arguments
             raise self.fail(
-                f"Helper bpf_{name} ({hid}) is not supported here.",
-                f"program of this type cannot use helper bpf_{name}#{hid}",
+                f"Helper bpf_{name} ({hid}) is not supported by bpfkit's verifier (the "
+                "kernel allows it here; its arguments are not modelled).",
+                f"helper bpf_{name}#{hid} is not supported",
             )
         if proto.gpl_only and not self.gpl:
             raise self.fail(
@@ -2740,6 +2743,8 @@ class _Meta:
 
 
 _ARRAYS = (MapType.ARRAY, MapType.PERCPU_ARRAY)
+_MAX_HELPER = 211  # bpf_cgrp_storage_delete: the last helper id (6.12 and 6.18)
+_EXTRA_HELPERS = {210: "cgrp_storage_get", 211: "cgrp_storage_delete"}
 _TAIL_CALL = 12
 #: helpers after which packet pointers are stale (the kernel's
 #: ``bpf_helper_changes_pkt_data``; a tail-called program could call any of them)
@@ -2772,7 +2777,7 @@ _PKT_CHANGING_IDS = frozenset(
     )
 )
 _CALLBACK_HELPERS = {p.id for p in PROTOS.values() if p.callback}
-_KNOWN_TYPES = set(ctxinfo.RULES)
+_KNOWN_TYPES = set(ctxinfo.RULES) | set(ctxinfo.RULES_ATTACH)
 
 
 def _ptname(pt: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..uapi.enums import HELPER_IDS, MapType, ProgType
+from .helper_sets import ALLOWED_IDS
 
 # Argument kinds.
 ANYTHING = "anything"
@@ -599,14 +600,41 @@ for _t, _extra in (
     ALLOWED[_t] = ALLOWED[_t] | _extra
 
 
-def proto_for(helper_id: int, prog_type: int, unpriv: bool = False) -> Proto | None:
-    """The prototype of ``helper_id`` if a program of ``prog_type`` may call it."""
+def allowed_ids(prog_type: int, attach_type: int | None = None) -> frozenset[int] | None:
+    """The helper ids the running kernel lets a privileged program of this type (and
+    attach type) call (``helper_sets.py``, probed from the kernel); None for a type
+    bpfkit has no table for. An attach type not probed gets what every probed attach
+    type of the program type allows."""
+    key = (int(prog_type), None if attach_type is None else int(attach_type))
+    ids = ALLOWED_IDS.get(key)
+    if ids is not None:
+        return ids
+    ids = ALLOWED_IDS.get((key[0], None))
+    if ids is not None:
+        return ids
+    cands = [v for (pt, _), v in ALLOWED_IDS.items() if pt == key[0]]
+    return frozenset.intersection(*cands) if cands else None
+
+
+def helper_allowed(
+    helper_id: int, prog_type: int, unpriv: bool = False, attach_type: int | None = None
+) -> bool:
+    """Whether the kernel lets a program of this type call ``helper_id`` at all."""
+    ids = allowed_ids(prog_type, attach_type)
+    if ids is None or helper_id not in ids:
+        return False
+    if unpriv:
+        p = PROTOS.get(helper_id)
+        return p is not None and p.name in UNPRIV
+    return True
+
+
+def proto_for(
+    helper_id: int, prog_type: int, unpriv: bool = False, attach_type: int | None = None
+) -> Proto | None:
+    """The prototype of ``helper_id`` if a program of ``prog_type`` may call it (None:
+    the kernel refuses it for the type, or bpfkit does not model it)."""
     p = PROTOS.get(helper_id)
-    if p is None:
-        return None
-    allowed = ALLOWED.get(prog_type)
-    if allowed is None or p.name not in allowed:
-        return None
-    if unpriv and p.name not in UNPRIV:
+    if p is None or not helper_allowed(helper_id, prog_type, unpriv, attach_type):
         return None
     return p
