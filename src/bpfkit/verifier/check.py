@@ -22,6 +22,8 @@ from . import ctxinfo, liveness, precision, scalar, tnum
 from .cfg import MAY_GOTO, Program, Reject, check_stack_depth
 from .helpers_proto import (
     ANYTHING,
+    ARG_BTF_SOCK_COMMON,
+    ARG_SOCK_COMMON,
     CONST_ALLOC_SIZE_OR_ZERO,
     CONST_MAP_PTR,
     CONST_SIZE,
@@ -29,16 +31,22 @@ from .helpers_proto import (
     PROTOS,
     PTR_TO_CONST_STR,
     PTR_TO_CTX,
+    PTR_TO_CTX_OR_NULL,
     PTR_TO_LONG,
     PTR_TO_MEM_OR_NULL,
     PTR_TO_RINGBUF_MEM,
     PTR_TO_SPIN_LOCK,
     PTR_TO_STACK_OR_NULL,
+    PTR_TO_U32_OUT,
     PTR_TO_UNINIT_MAP_VALUE,
     PTR_TO_UNINIT_MEM,
     PTR_TO_UNINIT_MEM_OR_NULL,
+    RET_MAP_VALUE,
     RET_MAP_VALUE_OR_NULL,
     RET_RINGBUF_MEM_OR_NULL,
+    RET_SOCK_COMMON_OR_NULL,
+    RET_SOCKET_OR_NULL,
+    RET_TCP_SOCK_OR_NULL,
     RET_VOID,
     Proto,
     helper_allowed,
@@ -71,10 +79,14 @@ from .state import (
     PTR_TO_PACKET_END,
     PTR_TO_PACKET_META,
     PTR_TO_SOCK_COMMON,
+    PTR_TO_SOCKET,
     PTR_TO_STACK,
+    PTR_TO_TCP_SOCK,
+    PTR_TO_XDP_SOCK,
     S32_MAX,
     S32_MIN,
     SCALAR,
+    SOCKET_TYPES,
     ST_INVALID,
     ST_MISC,
     ST_SPILL,
@@ -158,7 +170,7 @@ _MOV, _X = op.MOV, op.X
 _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
 #: pointer types the kernel's ``reg_not_null`` knows are not NULL (when not maybe-null)
 _NOT_NULL_TYPES = frozenset(
-    {PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_SOCK_COMMON, PTR_TO_MEM, CONST_PTR_TO_MAP}
+    {PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM, CONST_PTR_TO_MAP, *SOCKET_TYPES}
 )
 
 # alu_state bits of the kernel's ALU sanitation (BPF_ALU_*)
@@ -893,7 +905,7 @@ class Checker:
                     f"R{dstno} pointer arithmetic on map_ptr prohibited",
                 )
             return ptr
-        if ptr.type in (PTR_TO_PACKET_END, PTR_TO_FUNC, PTR_TO_SOCK_COMMON) or (
+        if ptr.type in (PTR_TO_PACKET_END, PTR_TO_FUNC, *SOCKET_TYPES) or (
             ptr.type == PTR_TO_MEM and ptr.rdonly and False
         ):
             raise self.fail(
@@ -1354,17 +1366,23 @@ class Checker:
                     r.id = 0
                 return r
             return Reg.unknown()
-        if t == PTR_TO_SOCK_COMMON and not base.maybe_null:
+        if t in SOCKET_TYPES and not base.maybe_null:
+            tn = base.type_name()
             if write:
                 raise self.fail(
                     f"r{regno}: a socket cannot be written.",
-                    f"R{regno} cannot write into sock_common",
+                    f"R{regno} cannot write into {tn}",
                 )
-            if not ctxinfo.sock_common_access(full, size, write):
+            check = {
+                PTR_TO_SOCK_COMMON: lambda o, n: ctxinfo.sock_common_access(o, n, False),
+                PTR_TO_SOCKET: ctxinfo.bpf_sock_access,
+                PTR_TO_TCP_SOCK: ctxinfo.tcp_sock_access,
+                PTR_TO_XDP_SOCK: ctxinfo.xdp_sock_access,
+            }[t]
+            if not check(full, size):
                 raise self.fail(
-                    f"r{regno}: struct bpf_sock has no {size}-byte field at offset {full} "
-                    "readable through skb->sk.",
-                    f"R{regno} invalid sock_common access off={full} size={size}",
+                    f"r{regno}: the {tn} has no readable {size}-byte field at offset {full}.",
+                    f"R{regno} invalid {tn} access off={full} size={size}",
                 )
             return Reg.unknown()
         if t in PACKET_TYPES:
@@ -1405,7 +1423,16 @@ class Checker:
                     f"misaligned packet access off 2+{_tn(vo)}+{base.off}+{off} size {size}",
                 )
             return
-        desc = {PTR_TO_MAP_KEY: "key ", PTR_TO_MAP_VALUE: "value ", T_CTX: "context "}.get(t, "")
+        desc = {
+            PTR_TO_MAP_KEY: "key ",
+            PTR_TO_MAP_VALUE: "value ",
+            T_CTX: "context ",
+            PTR_TO_STACK: "stack ",
+            PTR_TO_SOCKET: "sock ",
+            PTR_TO_SOCK_COMMON: "sock_common ",
+            PTR_TO_TCP_SOCK: "tcp_sock ",
+            PTR_TO_XDP_SOCK: "xdp_sock ",
+        }.get(t, "")
         at = tnum.add(vo, tnum.const(base.off + off))
         if not tnum.is_aligned(at, size):
             raise self.fail(
@@ -1857,6 +1884,18 @@ class Checker:
             other.hist.append(pc)
         o_dead = not self.refine_branch(other, insn, jop, is32, srcno, True, src)
         s_dead = not self.refine_branch(st, insn, jop, is32, srcno, False, src)
+        if (
+            not is32
+            and srcno >= 0
+            and jop in (op.JEQ, op.JNE)
+            and dst.is_pointer()
+            and src.is_pointer()
+            and dst.maybe_null != src.maybe_null
+        ):
+            # equal to a pointer known not NULL: not NULL either (that register only)
+            eq = other if jop == op.JEQ else st
+            rno = srcno if src.maybe_null else insn.dst
+            eq.cur.regs[rno] = _not_null(eq.cur.regs[rno])
         if (o_dead or s_dead) and scalars:
             self.precise(st, *scalars)
         if o_dead and s_dead:
@@ -2039,13 +2078,16 @@ class Checker:
             nonlocal ref_id
             if r.maybe_null and r.id == pid:
                 if is_null:
-                    ref_id = r.ref_obj_id or ref_id
+                    if r.ref_obj_id and r.ref_obj_id == r.id:  # the acquired pointer itself
+                        ref_id = r.ref_obj_id
                     return Reg.const(0)
                 n = r.clone()
                 n.maybe_null = False
                 inner = getattr(n.map, "inner", None) if n.type == PTR_TO_MAP_VALUE else None
                 if inner is not None:  # a map-in-map lookup: the inner map (its template)
                     return Reg.pointer(CONST_PTR_TO_MAP, map=inner)
+                if n.type == PTR_TO_MAP_VALUE and n.map.type in _SOCK_MAPS:
+                    return Reg.pointer(_SOCK_MAPS[n.map.type], id=n.id, ref_obj_id=n.ref_obj_id)
                 if n.type == PTR_TO_MAP_VALUE and n.map.spin_lock_off < 0:
                     n.id = 0
                 return n
@@ -2190,8 +2232,8 @@ class Checker:
             ref = st.refs[0]
             raise self.fail(
                 f"The program exits without releasing the reference acquired at "
-                f"instruction {ref.insn} (ringbuf reservation not submitted or "
-                "discarded).",
+                f"instruction {ref.insn} (a ringbuf reservation not submitted or "
+                "discarded, a socket not released).",
                 f"Unreleased reference id={ref.id} alloc_insn={ref.insn}",
             )
         if r0.type == NOT_INIT:
@@ -2288,6 +2330,20 @@ class Checker:
                     "bpf_spin_unlock of different lock",
                 )
             st.lock = None
+        if proto.name == "get_local_storage":
+            flags = regs[2]
+            if flags.type == SCALAR:
+                self.precise(st, 2)
+            if not flags.is_null_const():
+                raise self.fail(
+                    "bpf_get_local_storage's flags must be 0.",
+                    "get_local_storage() doesn't support non-zero flags",
+                )
+        if hid == _TAIL_CALL and st.refs:
+            raise self.fail(
+                "A tail call while holding a reference would leak it.",
+                "tail_call would lead to reference leak",
+            )
         if proto.releases:
             self.release_ref(st, meta.ref_obj_id)
         if proto.callback:
@@ -2318,8 +2374,23 @@ class Checker:
                 return Reg.pointer(
                     PTR_TO_MAP_VALUE, map=m, id=self.new_id() if m.spin_lock_off >= 0 else 0
                 )
+            if proto.name == "map_lookup_elem" and m.type in (MapType.SOCKMAP, MapType.SOCKHASH):
+                # a socket, referenced (is_acquire_function); a socket once NULL-checked
+                rid = self.new_id()
+                st.refs = st.refs + [Ref(rid, pc)]
+                return Reg.pointer(PTR_TO_MAP_VALUE, map=m, maybe_null=True, id=rid, ref_obj_id=rid)
             r = Reg.pointer(PTR_TO_MAP_VALUE, map=m, maybe_null=True, id=self.new_id())
             return r
+        if ret == RET_MAP_VALUE:  # bpf_get_local_storage: never NULL
+            return Reg.pointer(PTR_TO_MAP_VALUE, map=meta.map)
+        if ret in _SOCK_RETS:
+            rtype = _SOCK_RETS[ret]
+            if proto.acquires:
+                rid = self.new_id()
+                st.refs = st.refs + [Ref(rid, pc)]
+                return Reg.pointer(rtype, maybe_null=True, id=rid, ref_obj_id=rid)
+            ref = meta.ref_obj_id if proto.ptr_cast else 0
+            return Reg.pointer(rtype, maybe_null=True, id=self.new_id(), ref_obj_id=ref)
         if ret == RET_RINGBUF_MEM_OR_NULL:
             rid = self.new_id()
             st.refs = st.refs + [Ref(rid, pc)]
@@ -2402,6 +2473,44 @@ class Checker:
                     f"r{argno}: {name} cannot take a packet pointer.",
                     "helper access to the packet is not allowed",
                 )
+        if kind in (ARG_SOCK_COMMON, ARG_BTF_SOCK_COMMON) or (
+            kind == ARG_MAP_VALUE
+            and meta.map is not None
+            and meta.map.type in (MapType.SOCKMAP, MapType.SOCKHASH)
+        ):
+            # any kind of socket, not NULL (a sockmap's "value" is a socket)
+            if r.type not in SOCKET_TYPES or r.maybe_null:
+                expected = "sock_common, sock, tcp_sock, xdp_sock"
+                if kind != ARG_SOCK_COMMON:
+                    expected += ", ptr_, trusted_ptr_"
+                raise self._arg_type(argno, name, r, expected)
+            if proto.releases and not r.ref_obj_id:
+                raise self.fail(
+                    f"r{argno}: {name} releases a socket reference; this one was not "
+                    "acquired (only lookups acquire one).",
+                    f"R{argno} must be referenced when passed to release function",
+                )
+            meta.ref_obj_id = r.ref_obj_id
+            return
+        if kind == PTR_TO_CTX_OR_NULL:
+            if r.is_null_const():
+                return
+            kind = PTR_TO_CTX
+        if kind == PTR_TO_U32_OUT:
+            self.check_mem_arg(
+                st,
+                argno,
+                r,
+                4,
+                write=True,
+                zero_ok=False,
+                name=name,
+                allow_null=False,
+                what="result",
+            )
+            if r.type != SCALAR:
+                self.check_alignment(r, 0, 4)  # MEM_ALIGNED
+            return
         if kind == ANYTHING:
             if r.is_pointer() and self.unpriv:
                 raise self.fail(
@@ -2606,6 +2715,8 @@ class Checker:
                 allow_null=False,
                 what="result",
             )
+            if r.type != SCALAR:
+                self.check_alignment(r, 0, 8)  # MEM_ALIGNED
             return
         raise self.fail(f"Unsupported argument kind {kind}.", f"unsupported arg {kind}")
 
@@ -2746,6 +2857,17 @@ _ARRAYS = (MapType.ARRAY, MapType.PERCPU_ARRAY)
 _MAX_HELPER = 211  # bpf_cgrp_storage_delete: the last helper id (6.12 and 6.18)
 _EXTRA_HELPERS = {210: "cgrp_storage_get", 211: "cgrp_storage_delete"}
 _TAIL_CALL = 12
+_SOCK_RETS = {
+    RET_SOCKET_OR_NULL: PTR_TO_SOCKET,
+    RET_SOCK_COMMON_OR_NULL: PTR_TO_SOCK_COMMON,
+    RET_TCP_SOCK_OR_NULL: PTR_TO_TCP_SOCK,
+}
+#: maps whose lookups give sockets once NULL-checked
+_SOCK_MAPS = {
+    MapType.SOCKMAP: PTR_TO_SOCKET,
+    MapType.SOCKHASH: PTR_TO_SOCKET,
+    MapType.XSKMAP: PTR_TO_XDP_SOCK,
+}
 #: helpers after which packet pointers are stale (the kernel's
 #: ``bpf_helper_changes_pkt_data``; a tail-called program could call any of them)
 _PKT_CHANGING_IDS = frozenset(
@@ -2792,6 +2914,17 @@ def _mtname(mt: int) -> str:
         return MapType(mt).name.lower()
     except ValueError:
         return str(mt)
+
+
+def _not_null(r: Reg) -> Reg:
+    """The kernel's mark_ptr_not_null_reg: this register (not its copies) is not NULL."""
+    if not r.maybe_null:
+        return r
+    if r.type == PTR_TO_MAP_VALUE and r.map.type in _SOCK_MAPS:
+        return Reg.pointer(_SOCK_MAPS[r.map.type], id=r.id, ref_obj_id=r.ref_obj_id)
+    n = r.clone()
+    n.maybe_null = False
+    return n
 
 
 def _tn(t: Tnum) -> str:

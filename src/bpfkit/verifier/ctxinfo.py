@@ -294,6 +294,20 @@ def _lwt(off: int, size: int, write: bool) -> CtxAccess:
     return res
 
 
+def _sk_skb(off: int, size: int, write: bool) -> CtxAccess:
+    """``sk_skb_is_valid_access``: an skb without tc_classid, data_meta, tstamp,
+    wire_len, hwtstamp and mark; writes to tc_index and priority only."""
+    name = _field_at(off)
+    if name in ("tc_classid", "data_meta", "tstamp", "wire_len", "hwtstamp", "mark"):
+        return _NO
+    if write and name not in ("tc_index", "priority"):
+        return _NO
+    res = _skb_common(off, size, write)
+    if res.ok and name in ("data", "data_end"):
+        res.reg_type = _PKT[name]
+    return res
+
+
 # struct sk_msg_md: data, data_end (pointers), nine u32 fields, sk
 _SK_MSG_U32 = (16, 20, 24) + tuple(range(28, 60, 4)) + (60, 64, 68)
 
@@ -309,6 +323,20 @@ def _sk_msg(off: int, size: int, write: bool) -> CtxAccess:
     if off == 72:  # sk (the kernel's PTR_TO_SOCKET: modelled as its common part)
         return CtxAccess(size == 8, PTR_TO_SOCK_COMMON)
     return CtxAccess(off in _SK_MSG_U32 and size == 4)
+
+
+def tcp_sock_access(off: int, size: int) -> bool:
+    """``bpf_tcp_sock_is_valid_access``: reads up to bytes_acked, each field whole."""
+    if off < 0 or off >= 96 or off % size:
+        return False
+    if 80 <= off < 96:  # bytes_received, bytes_acked
+        return size == 8
+    return size == 4
+
+
+def xdp_sock_access(off: int, size: int) -> bool:
+    """``bpf_xdp_sock_is_valid_access``: queue_id."""
+    return off == 0 and size == 4
 
 
 PERF_EVENT_DATA_SIZE = PT_REGS_SIZE + 16  # regs, sample_period, addr
@@ -348,6 +376,7 @@ RULES = {
     ProgType.LWT_XMIT: _lwt,
     ProgType.LWT_SEG6LOCAL: _lwt,
     ProgType.SK_MSG: _sk_msg,
+    ProgType.SK_SKB: _sk_skb,
 }
 #: rules that depend on the expected attach type
 RULES_ATTACH = {ProgType.CGROUP_SOCK: _cgroup_sock}

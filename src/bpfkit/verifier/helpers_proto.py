@@ -32,12 +32,20 @@ PTR_TO_STACK_OR_NULL = "stack_or_null"
 PTR_TO_SPIN_LOCK = "spin_lock"
 PTR_TO_CONST_STR = "const_str"
 PTR_TO_LONG = "long"  # 8 writable, aligned bytes
+PTR_TO_U32_OUT = "u32_out"  # 4 writable, aligned bytes (ARG_PTR_TO_FIXED_SIZE_MEM)
+PTR_TO_CTX_OR_NULL = "ctx_or_null"
+ARG_SOCK_COMMON = "sock_common"  # a socket pointer of any kind, not NULL
+ARG_BTF_SOCK_COMMON = "btf_sock_common"  # the same (ARG_PTR_TO_BTF_ID_SOCK_COMMON)
 
 # Return kinds.
 RET_INTEGER = "integer"
 RET_VOID = "void"
 RET_MAP_VALUE_OR_NULL = "map_value_or_null"
 RET_RINGBUF_MEM_OR_NULL = "ringbuf_mem_or_null"
+RET_MAP_VALUE = "map_value"
+RET_SOCKET_OR_NULL = "socket_or_null"
+RET_SOCK_COMMON_OR_NULL = "sock_common_or_null"
+RET_TCP_SOCK_OR_NULL = "tcp_sock_or_null"
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,8 @@ class Proto:
     callback: str = ""  # "loop" or "for_each": argument 2 is a callback
     map_types: frozenset[int] = field(default_factory=frozenset)  # empty: any allowed
     ret_range: str = ""  # named return-range refinement
+    acquires: bool = False  # the result holds a reference that must be released
+    ptr_cast: bool = False  # the result carries the argument's reference
 
     @property
     def id(self) -> int:
@@ -285,6 +295,66 @@ _PROTOS = [
     Proto("redirect_map", RET_INTEGER, (CONST_MAP_PTR, ANYTHING, ANYTHING), map_types=_REDIRECT),
     Proto("spin_lock", RET_VOID, (PTR_TO_SPIN_LOCK,)),
     Proto("spin_unlock", RET_VOID, (PTR_TO_SPIN_LOCK,)),
+    # ---- skb and socket helpers (net/core/filter.c, kernel/bpf/cgroup.c) -------------
+    Proto("get_local_storage", RET_MAP_VALUE, (CONST_MAP_PTR, ANYTHING)),
+    Proto(
+        "check_mtu",
+        RET_INTEGER,
+        (PTR_TO_CTX, ANYTHING, PTR_TO_U32_OUT, ANYTHING, ANYTHING),
+        gpl_only=True,
+    ),
+    Proto("csum_update", RET_INTEGER, (PTR_TO_CTX, ANYTHING)),
+    Proto("csum_level", RET_INTEGER, (PTR_TO_CTX, ANYTHING)),
+    Proto("get_netns_cookie", RET_INTEGER, (PTR_TO_CTX_OR_NULL,)),
+    Proto("get_socket_cookie", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("get_socket_uid", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("get_hash_recalc", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("set_hash_invalid", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("set_hash", RET_INTEGER, (PTR_TO_CTX, ANYTHING)),
+    Proto("get_cgroup_classid", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("get_route_realm", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("skb_cgroup_id", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("skb_under_cgroup", RET_INTEGER, (PTR_TO_CTX, CONST_MAP_PTR, ANYTHING)),
+    Proto(
+        "skb_load_bytes_relative",
+        RET_INTEGER,
+        (PTR_TO_CTX, ANYTHING, PTR_TO_UNINIT_MEM, CONST_SIZE, ANYTHING),
+    ),
+    Proto("skb_pull_data", RET_INTEGER, (PTR_TO_CTX, ANYTHING), pkt_changing=True),
+    Proto("skb_change_head", RET_INTEGER, (PTR_TO_CTX, ANYTHING, ANYTHING), pkt_changing=True),
+    Proto("skb_change_tail", RET_INTEGER, (PTR_TO_CTX, ANYTHING, ANYTHING), pkt_changing=True),
+    Proto(
+        "skb_adjust_room",
+        RET_INTEGER,
+        (PTR_TO_CTX, ANYTHING, ANYTHING, ANYTHING),
+        pkt_changing=True,
+    ),
+    Proto("skb_vlan_push", RET_INTEGER, (PTR_TO_CTX, ANYTHING, ANYTHING), pkt_changing=True),
+    Proto("skb_vlan_pop", RET_INTEGER, (PTR_TO_CTX,), pkt_changing=True),
+    Proto("clone_redirect", RET_INTEGER, (PTR_TO_CTX, ANYTHING, ANYTHING), pkt_changing=True),
+    Proto("fib_lookup", RET_INTEGER, (PTR_TO_CTX, PTR_TO_MEM, CONST_SIZE, ANYTHING), gpl_only=True),
+    Proto(
+        "sk_lookup_tcp",
+        RET_SOCKET_OR_NULL,
+        (PTR_TO_CTX, PTR_TO_MEM, CONST_SIZE_OR_ZERO, ANYTHING, ANYTHING),
+        acquires=True,
+    ),
+    Proto(
+        "sk_lookup_udp",
+        RET_SOCKET_OR_NULL,
+        (PTR_TO_CTX, PTR_TO_MEM, CONST_SIZE_OR_ZERO, ANYTHING, ANYTHING),
+        acquires=True,
+    ),
+    Proto(
+        "skc_lookup_tcp",
+        RET_SOCK_COMMON_OR_NULL,
+        (PTR_TO_CTX, PTR_TO_MEM, CONST_SIZE_OR_ZERO, ANYTHING, ANYTHING),
+        acquires=True,
+    ),
+    Proto("sk_release", RET_INTEGER, (ARG_BTF_SOCK_COMMON,), releases=True),
+    Proto("sk_fullsock", RET_SOCKET_OR_NULL, (ARG_SOCK_COMMON,), ptr_cast=True),
+    Proto("tcp_sock", RET_TCP_SOCK_OR_NULL, (ARG_SOCK_COMMON,), ptr_cast=True),
+    Proto("get_listener_sock", RET_SOCKET_OR_NULL, (ARG_SOCK_COMMON,)),
 ]
 
 #: Prototype by helper id.

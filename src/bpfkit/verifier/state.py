@@ -30,6 +30,10 @@ PTR_TO_PACKET_END = 9
 PTR_TO_MEM = 10
 PTR_TO_FUNC = 11
 PTR_TO_SOCK_COMMON = 12  # __sk_buff->sk: struct bpf_sock's common part
+PTR_TO_SOCKET = 13  # a full socket (struct bpf_sock)
+PTR_TO_TCP_SOCK = 14  # struct bpf_tcp_sock
+PTR_TO_XDP_SOCK = 15  # struct bpf_xdp_sock (an xskmap lookup)
+SOCKET_TYPES = (PTR_TO_SOCK_COMMON, PTR_TO_SOCKET, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK)
 
 TYPE_NAMES = {
     NOT_INIT: "?",
@@ -45,6 +49,9 @@ TYPE_NAMES = {
     PTR_TO_MEM: "mem",
     PTR_TO_FUNC: "func",
     PTR_TO_SOCK_COMMON: "sock_common",
+    PTR_TO_SOCKET: "sock",
+    PTR_TO_TCP_SOCK: "tcp_sock",
+    PTR_TO_XDP_SOCK: "xdp_sock",
 }
 
 PACKET_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
