@@ -417,8 +417,12 @@ class Checker:
             if arg[0] == "ctx":
                 f.regs[i] = Reg.pointer(T_CTX)
             elif arg[0] == "mem":
+                nonnull = len(arg) > 2 and arg[2]  # __arg_nonnull
                 f.regs[i] = Reg.pointer(
-                    PTR_TO_MEM, maybe_null=True, id=self.new_id(), mem_size=arg[1]
+                    PTR_TO_MEM,
+                    maybe_null=not nonnull,
+                    id=0 if nonnull else self.new_id(),
+                    mem_size=arg[1],
                 )
             else:
                 f.regs[i] = Reg.unknown()
@@ -454,6 +458,11 @@ class Checker:
                         f"r{i}: argument {i} of {g.name}() must be the context pointer.",
                         f"arg#{i - 1} expects pointer to ctx",
                     )
+            elif len(arg) > 2 and arg[2] and (r.is_null_const() or r.maybe_null):
+                raise self.fail(
+                    f"r{i}: argument {i} of {g.name}() must not be NULL (__arg_nonnull).",
+                    f"arg#{i - 1} is expected to be non-NULL",
+                )
             elif not r.is_null_const():
                 for write in (False, True):
                     self.check_mem_arg(
