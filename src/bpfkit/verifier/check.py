@@ -1367,8 +1367,11 @@ class Checker:
                 )
             if write:
                 return Reg.unknown()
-            if acc.reg_type == PTR_TO_SOCK_COMMON:  # may be NULL: its own id for the check
-                return Reg.pointer(PTR_TO_SOCK_COMMON, maybe_null=True, id=self.new_id())
+            if acc.reg_type in SOCKET_TYPES:
+                # skb->sk and some others may be NULL: an id of their own for the check
+                if acc.reg_type == PTR_TO_SOCK_COMMON or acc.extra.get("null"):
+                    return Reg.pointer(acc.reg_type, maybe_null=True, id=self.new_id())
+                return Reg.pointer(acc.reg_type)
             if acc.reg_type != SCALAR:
                 r = Reg.pointer(acc.reg_type)
                 if acc.reg_type in PACKET_TYPES:

@@ -15,6 +15,7 @@ from .state import (
     PTR_TO_PACKET_END,
     PTR_TO_PACKET_META,
     PTR_TO_SOCK_COMMON,
+    PTR_TO_SOCKET,
     SCALAR,
 )
 
@@ -320,9 +321,51 @@ def _sk_msg(off: int, size: int, write: bool) -> CtxAccess:
         return CtxAccess(size == 8, PTR_TO_PACKET)
     if off == 8:
         return CtxAccess(size == 8, PTR_TO_PACKET_END)
-    if off == 72:  # sk (the kernel's PTR_TO_SOCKET: modelled as its common part)
-        return CtxAccess(size == 8, PTR_TO_SOCK_COMMON)
+    if off == 72:  # sk: a full socket
+        return CtxAccess(size == 8, PTR_TO_SOCKET)
     return CtxAccess(off in _SK_MSG_U32 and size == 4)
+
+
+def _narrow4(off: int, size: int) -> bool:
+    """``bpf_ctx_narrow_access_ok`` of a u32 field."""
+    return size in (1, 2, 4)
+
+
+def _sk_lookup(off: int, size: int, write: bool) -> CtxAccess:
+    """``sk_lookup_is_valid_access``: struct bpf_sk_lookup, reads only."""
+    if write or off < 0 or off >= 72 or off % size:
+        return _NO
+    if off == 0:  # sk: the selected socket, or NULL
+        return CtxAccess(size == 8, PTR_TO_SOCKET, extra={"null": True})
+    if 8 <= off < 36 or 40 <= off < 68:  # the u32 fields
+        field = off & ~3
+        return CtxAccess(_narrow4(field, size) and off + size <= field + 4)
+    if off in (36, 37):  # remote_port (a 4-byte read allowed too)
+        return CtxAccess(size <= 2 or (size == 4 and off == 36))
+    if off in (38, 39):  # the zero padding after it
+        return CtxAccess(size <= 2)
+    return _NO
+
+
+def _sk_reuseport(off: int, size: int, write: bool) -> CtxAccess:
+    """``sk_reuseport_is_valid_access``: struct sk_reuseport_md, reads only."""
+    if write or off < 0 or off >= 56 or off % size:
+        return _NO
+    if off == 0:
+        return CtxAccess(size == 8, PTR_TO_PACKET)
+    if off == 8:
+        return CtxAccess(size == 8, PTR_TO_PACKET_END)
+    if off == 32:  # hash
+        return CtxAccess(size == 4)
+    if off == 40:  # sk
+        return CtxAccess(size == 8, PTR_TO_SOCKET)
+    if off == 48:  # migrating_sk
+        return CtxAccess(size == 8, PTR_TO_SOCK_COMMON, extra={"null": True})
+    if 20 <= off < 24:  # eth_protocol: at least the skb's 2 bytes
+        return CtxAccess(size >= 2 and _narrow4(off, size))
+    if 16 <= off < 32:  # len, ip_protocol, bind_inany
+        return CtxAccess(_narrow4(off, size))
+    return _NO
 
 
 def tcp_sock_access(off: int, size: int) -> bool:
@@ -377,6 +420,8 @@ RULES = {
     ProgType.LWT_SEG6LOCAL: _lwt,
     ProgType.SK_MSG: _sk_msg,
     ProgType.SK_SKB: _sk_skb,
+    ProgType.SK_LOOKUP: _sk_lookup,
+    ProgType.SK_REUSEPORT: _sk_reuseport,
 }
 #: rules that depend on the expected attach type
 RULES_ATTACH = {ProgType.CGROUP_SOCK: _cgroup_sock}
