@@ -33,6 +33,7 @@ from .helpers_proto import (
     PTR_TO_CTX,
     PTR_TO_CTX_OR_NULL,
     PTR_TO_LONG,
+    PTR_TO_MAP_VALUE_OR_NULL,
     PTR_TO_MEM_OR_NULL,
     PTR_TO_RINGBUF_MEM,
     PTR_TO_SPIN_LOCK,
@@ -2504,6 +2505,10 @@ class Checker:
                 )
             meta.ref_obj_id = r.ref_obj_id
             return
+        if kind == PTR_TO_MAP_VALUE_OR_NULL:
+            if r.is_null_const():
+                return
+            kind = ARG_MAP_VALUE
         if kind == PTR_TO_CTX_OR_NULL:
             if r.is_null_const():
                 return

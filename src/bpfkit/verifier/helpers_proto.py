@@ -34,6 +34,7 @@ PTR_TO_CONST_STR = "const_str"
 PTR_TO_LONG = "long"  # 8 writable, aligned bytes
 PTR_TO_U32_OUT = "u32_out"  # 4 writable, aligned bytes (ARG_PTR_TO_FIXED_SIZE_MEM)
 PTR_TO_CTX_OR_NULL = "ctx_or_null"
+PTR_TO_MAP_VALUE_OR_NULL = "map_value_or_null"  # NULL, or the map's value size
 ARG_SOCK_COMMON = "sock_common"  # a socket pointer of any kind, not NULL
 ARG_BTF_SOCK_COMMON = "btf_sock_common"  # the same (ARG_PTR_TO_BTF_ID_SOCK_COMMON)
 
@@ -355,6 +356,18 @@ _PROTOS = [
     Proto("sk_fullsock", RET_SOCKET_OR_NULL, (ARG_SOCK_COMMON,), ptr_cast=True),
     Proto("tcp_sock", RET_TCP_SOCK_OR_NULL, (ARG_SOCK_COMMON,), ptr_cast=True),
     Proto("get_listener_sock", RET_SOCKET_OR_NULL, (ARG_SOCK_COMMON,)),
+    Proto(
+        "sk_select_reuseport",
+        RET_INTEGER,
+        (PTR_TO_CTX, CONST_MAP_PTR, PTR_TO_MAP_KEY, ANYTHING),
+    ),
+    # net/core/bpf_sk_storage.c
+    Proto(
+        "sk_storage_get",
+        RET_MAP_VALUE_OR_NULL,
+        (CONST_MAP_PTR, ARG_BTF_SOCK_COMMON, PTR_TO_MAP_VALUE_OR_NULL, ANYTHING),
+    ),
+    Proto("sk_storage_delete", RET_INTEGER, (CONST_MAP_PTR, ARG_BTF_SOCK_COMMON)),
 ]
 
 #: Prototype by helper id.
