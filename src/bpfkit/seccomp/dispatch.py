@@ -222,7 +222,7 @@ class _Builder:
         """Binary search over intervals (A holds nr)."""
         if len(ivs) == 1:
             return self.entry(ivs[0][2], ivs[0][3], True)
-        key = ("s", ivs[0][0], ivs[-1][1], len(ivs))
+        key = ("s", tuple(ivs))
         if key in self.memo:
             return self.memo[key]
         counts: dict[tuple, int] = {}
