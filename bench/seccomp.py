@@ -35,7 +35,6 @@ from bpfkit.seccomp.libseccomp import SYSTEM_PYTHON, available, export, job
 from bpfkit.seccomp.profile import Arg, Profile, Rule
 from bpfkit.seccomp.tables import ARCHES, table
 
-
 _KNOWN: list[str] = []
 
 
@@ -186,7 +185,7 @@ def main() -> None:
     ok, why = available()
     if not ok:
         raise SystemExit(f"needs libseccomp: {why}")
-    console = Console(stderr=args.json)
+    console = Console(stderr=args.json, width=None if Console().is_terminal else 150)
     profiles = [("docker-default", load_profile("docker-default", arch="x86_64"))]
     profiles += [(f"allow-{n}", generated(n, n)) for n in (60, 200, 350)]
     rows = [insn_stats(name, prof, "x86_64", args.cases, console) for name, prof in profiles]
@@ -213,15 +212,16 @@ def main() -> None:
         )
     console.print(t)
     h = Table(title=f"distribution, {rows[0]['profile']}: decisions by instructions executed")
-    for col in ("insns", "bpfkit", "libseccomp", ""):
+    for col in ("insns", "bpfkit", "", "libseccomp", ""):
         h.add_column(col, justify="right" if col else "left")
     top = max(max(a, b) for _, a, b in rows[0]["hist"]) or 1
     for label, a, b in rows[0]["hist"]:
         h.add_row(
             label,
             str(a),
+            "[green]" + "█" * (30 * a // top),
             str(b),
-            "[green]" + "█" * (40 * a // top) + "[/]\n[red]" + "█" * (40 * b // top) + "[/]",
+            "[red]" + "█" * (30 * b // top),
         )
     console.print(h)
     c = Table(title="compiling Docker's default profile (median)")
