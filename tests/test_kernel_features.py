@@ -3,6 +3,8 @@ so that a test skipped for a missing feature really is missing from this kernel.
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 
 import pytest
@@ -62,11 +64,35 @@ def test_program_and_map_types(cfg):
     assert F.prog_type("lirc_mode2").supported == on(cfg, "CONFIG_BPF_LIRC_MODE2")
     assert F.map_type("ringbuf").supported == version_at_least(5, 8)
     assert F.map_type(MapType.BLOOM_FILTER).supported == version_at_least(5, 16)
-    assert F.map_type("arena").supported == (version_at_least(6, 9) and on(cfg, "CONFIG_MMU"))
+    _check_arena(cfg)
     for name in ("hash", "array", "lru_hash", "lpm_trie", "array_of_maps", "queue", "sk_storage"):
         assert F.map_type(name), name
     assert F.feature("ringbuf") and F.feature("mmapable_arrays") and F.feature("batch_ops")
     assert F.feature("kernel_btf").supported == on(cfg, "CONFIG_DEBUG_INFO_BTF")
+
+
+def _check_arena(cfg):
+    """Arena maps: known from 6.9 with an MMU; created only if the kernel agrees — what it
+    answers decides, and a refusal is blamed on privileges only when some are missing."""
+    from bpfkit.errors import KernelError
+    from bpfkit.kernel import sys as bsys
+    from bpfkit.kernel.privileges import holds
+
+    arena = F.map_type("arena")
+    if not (version_at_least(6, 9) and on(cfg, "CONFIG_MMU")):
+        assert not arena.supported
+        return
+    try:  # the kernel's own answer to a valid arena (1 page, mmapable)
+        os.close(bsys.map_create(33, 0, 0, 1, bsys.F_MMAPABLE))
+        err = 0
+    except KernelError as e:
+        err = e.errno
+    assert arena.supported == (err == 0), arena
+    if err == errno.EPERM:
+        if holds("CAP_BPF"):
+            assert "not a privilege problem" in arena.reason and "needs" not in arena.reason
+        else:
+            assert "CAP_BPF" in arena.reason and "lacks" in arena.reason
 
 
 def test_btf_probes():

@@ -66,6 +66,43 @@ SKF_AD_MAX = 64
 SKF_NET_OFF = -0x100000
 SKF_LL_OFF = -0x200000
 
+#: ``SKF_AD_*`` offsets by the names libpcap's listing prints (``ld [proto]``).
+ANCILLARY_NAMES = {
+    SKF_AD_PROTOCOL: "proto",
+    SKF_AD_PKTTYPE: "type",
+    SKF_AD_IFINDEX: "ifidx",
+    SKF_AD_NLATTR: "nla",
+    SKF_AD_NLATTR_NEST: "nlan",
+    SKF_AD_MARK: "mark",
+    SKF_AD_QUEUE: "queue",
+    SKF_AD_HATYPE: "hatype",
+    SKF_AD_RXHASH: "rxhash",
+    SKF_AD_CPU: "cpu",
+    SKF_AD_ALU_XOR_X: "xor_x",
+    SKF_AD_VLAN_TAG: "vlan_tci",
+    SKF_AD_VLAN_TAG_PRESENT: "vlanp",
+    SKF_AD_PAY_OFFSET: "poff",
+    SKF_AD_RANDOM: "random",
+    SKF_AD_VLAN_TPID: "vlan_tpid",
+}
+
+_ALU_OPS = (ADD, SUB, MUL, DIV, MOD, AND, OR, XOR, LSH, RSH)
+_CONDS = (JEQ, JGE, JGT, JSET)
+
+#: The opcodes the kernel accepts in a socket filter (``chk_code_allowed`` in
+#: net/core/filter.c): every other 16-bit code is refused.
+ALLOWED_CODES = frozenset(
+    [ALU | o | s for o in _ALU_OPS for s in (K, X)]
+    + [ALU | NEG]
+    + [LD | sz | m for m in (ABS, IND) for sz in (W, H, B)]
+    + [LD | W | LEN, LD | IMM, LD | MEM, LDX | W | LEN, LDX | B | MSH, LDX | IMM, LDX | MEM]
+    + [ST, STX, MISC | TAX, MISC | TXA, RET | K, RET | RVAL_A, JMP | JA]
+    + [JMP | o | s for o in _CONDS for s in (K, X)]
+)
+
+#: Conditional jump opcodes (``jt``/``jf`` are used).
+COND_JUMPS = frozenset(JMP | o | s for o in _CONDS for s in (K, X))
+
 _SLOT = struct.Struct("<HBBI")
 SIZE = _SLOT.size  # 8 bytes per instruction
 
@@ -149,3 +186,33 @@ def decode(data: bytes | bytearray | memoryview) -> list[SockFilter]:
 def as_tuples(prog: Sequence[SockFilter]) -> list[list[int]]:
     """``[[code, jt, jf, k], ...]`` for JSON output."""
     return [[i.code, i.jt, i.jf, i.k] for i in prog]
+
+
+def uses_k(code: int) -> bool:
+    """Whether the instruction reads its ``k`` field (TAX, ``ret a``, ``add x`` ... do not)."""
+    cls = code & 0x07
+    if cls in (LD, LDX):
+        return code & 0xE0 != LEN
+    if cls in (ST, STX):
+        return True
+    if cls == ALU:
+        return code & 0xF0 != NEG and not code & X
+    if cls == JMP:
+        return code & 0xF0 == JA or not code & X
+    if cls == RET:
+        return code & 0x18 == K
+    return False
+
+
+def normalize(prog: Iterable[SockFilter]) -> list[SockFilter]:
+    """The program with the fields its instructions ignore zeroed (libpcap leaves garbage
+    there, e.g. ``tax`` with ``k=2``); a listing shows only what is used."""
+    out = []
+    for ins in prog:
+        ins = SockFilter(*ins)
+        if ins.code not in ALLOWED_CODES:
+            out.append(ins)
+            continue
+        jt, jf = (ins.jt, ins.jf) if ins.code in COND_JUMPS else (0, 0)
+        out.append(SockFilter(ins.code, jt, jf, ins.k if uses_k(ins.code) else 0))
+    return out

@@ -3,19 +3,65 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 import click
 
 from ..errors import BpfError, RuntimeFault, VerifierError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+#: the status a shell shows for a tool stopped by SIGPIPE (``bpfkit ... | head``)
+EXIT_PIPE = 128 + 13
+
+
+def quiet_broken_pipe() -> NoReturn:
+    """stdout's reader went away (``bpfkit ... | head``): stop quietly, like a tool SIGPIPE ends.
+
+    stdout is pointed at /dev/null so that nothing buffered fails again at exit.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+    sys.exit(EXIT_PIPE)
 
 
 class CliGroup(click.Group):
-    """A click group whose usage errors exit 2 with a one-line message (click's default)."""
+    """The top-level group: usage errors become one line (or one JSON object with
+    ``--json``) and exit 2; a closed output pipe ends the command quietly."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode:
+            return super().main(argv, prog_name, complete_var, False, **extra)
+        as_json = "--json" in argv
+        try:
+            rv = super().main(argv, prog_name or "bpfkit", complete_var, False, **extra)
+            sys.stdout.flush()
+        except click.ClickException as e:
+            where = e.ctx.command_path if getattr(e, "ctx", None) is not None else "bpfkit"  # type: ignore[attr-defined]
+            msg = " ".join(e.format_message().split())
+            if isinstance(e, click.UsageError):
+                msg += f" (see '{where} --help')"
+            fail(msg, EXIT_USAGE if isinstance(e, click.UsageError) else e.exit_code, as_json)
+        except click.Abort:
+            click.echo("bpfkit: interrupted", err=True)
+            sys.exit(130)
+        except BrokenPipeError:
+            quiet_broken_pipe()
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -31,12 +77,16 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def fail(message: str, code: int = EXIT_USAGE, as_json: bool = False, **extra: Any) -> None:
+def fail(message: str, code: int = EXIT_USAGE, as_json: bool = False, **extra: Any) -> NoReturn:
     """Report an error (JSON or one line on stderr) and exit with ``code``."""
-    if as_json:
-        emit({"error": message, **extra})
-    else:
-        click.echo(f"bpfkit: error: {message}", err=True)
+    message = " ".join(str(message).split()) or "failed"
+    try:
+        if as_json:
+            emit({"error": message, **extra})
+        else:
+            click.echo(f"bpfkit: error: {message}", err=True)
+    except BrokenPipeError:
+        quiet_broken_pipe()
     sys.exit(code)
 
 
@@ -51,6 +101,8 @@ def guarded(as_json_param: str = "as_json") -> Callable:
             as_json = bool(kwargs.get(as_json_param))
             try:
                 return fn(*args, **kwargs)
+            except BrokenPipeError:
+                quiet_broken_pipe()
             except RuntimeFault as e:
                 fail(
                     str(e),

@@ -1,5 +1,5 @@
-"""Kernel subcommands: ``load``, ``attach``, ``prog list|show``, ``map list|dump|update|delete``,
-``features``.
+"""Kernel subcommands: ``load``, ``attach``, ``prog list|show|tracelog``,
+``map list|dump|update|delete``, ``features``.
 
 Programs and maps are named by id (a number), by a pinned path in bpffs, or (``map``
 commands) by name when exactly one loaded map has it. Keys and values are typed through
@@ -12,15 +12,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
+import sys
 import time
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from ..errors import BpfError, KernelError, NotSupported
-from ._common import EXIT_USAGE, emit, fail, guarded
+from ..errors import BpfError, KernelError, NotSupported, VerifierError
+from ._common import EXIT_FAIL, EXIT_USAGE, emit, fail, guarded
 
 __all__ = ["COMMANDS"]
 
@@ -66,7 +68,7 @@ def _prog_fd(ref: str):
     return open_program(int(ref) if ref.isdigit() else ref)
 
 
-def _prog_json(info, *, xlated: bool = False) -> dict[str, Any]:
+def _prog_json(info) -> dict[str, Any]:
     d: dict[str, Any] = {
         "id": info.id,
         "type": _enum_name(info.type),
@@ -83,11 +85,6 @@ def _prog_json(info, *, xlated: bool = False) -> dict[str, Any]:
         "run_time_ns": info.run_time_ns,
         "verified_insns": info.verified_insns,
     }
-    if xlated and info.xlated:
-        from ..isa.disasm import disassemble
-        from ..isa.instruction import decode
-
-        d["xlated"] = disassemble(decode(info.xlated, strict=False), helper_names=True).splitlines()
     return d
 
 
@@ -113,10 +110,143 @@ def _parse_value(text: str, as_hex: bool, codec_encode) -> bytes:
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
-        value = text  # a bare word: let the codec complain if it cannot take it
-    if isinstance(value, str) and not isinstance(text, bytes):
-        value = value.encode()
-    return codec_encode(value)
+        value = text  # a bare word: a string for char[], else the codec says what it needs
+    try:
+        return codec_encode(value)
+    except TypeError:
+        if isinstance(value, str):  # a map without BTF: the text's bytes
+            return codec_encode(value.encode())
+        raise
+
+
+# ---- a rejected program ------------------------------------------------------------------
+def rejected(e: VerifierError, as_json: bool, log_level: int = 0) -> NoReturn:
+    """Report a verifier rejection: the program, the blamed C line, the log lines that say
+    why (the whole log with ``--log-level``), and exit 1."""
+    line = e.line or {}
+    src = str(line.get("source") or line.get("text") or "").strip()
+    where = None
+    if line.get("file") and line.get("line"):
+        where = {"file": line["file"], "line": line["line"], "source": src}
+    tail = e.log_tail()
+    if as_json:
+        extra: dict[str, Any] = {"program": e.program, "insn": e.insn, "line": where}
+        extra["log_tail"] = tail
+        if log_level:
+            extra["log"] = e.log
+        emit({"error": str(e), **extra})
+        sys.exit(EXIT_FAIL)
+    if log_level and e.log:
+        click.echo(e.log.rstrip(), err=True)
+    click.echo(f"bpfkit: error: {e}", err=True)
+    if where:
+        click.echo(f"  at {os.path.basename(str(where['file']))}:{where['line']}: {src}", err=True)
+    if tail and not log_level:
+        click.echo("  verifier log (last lines; --log-level 1 for all):", err=True)
+        for ln in tail:
+            click.echo(f"    {ln}", err=True)
+    sys.exit(EXIT_FAIL)
+
+
+# ---- load-time overrides (load, attach) ----------------------------------------------
+def _pairs(items: tuple[str, ...], flag: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            raise BpfError(f"{flag} takes NAME=VALUE, not {item!r}")
+        out.append((name, value))
+    return out
+
+
+def _count(value: str, flag: str) -> int:
+    try:
+        n = int(value, 0)
+    except ValueError:
+        raise BpfError(f"{flag}: {value!r} is not a number") from None
+    if not 0 <= n < 1 << 32:
+        raise BpfError(f"{flag}: {n} is out of range")
+    return n
+
+
+def override_options(
+    consts: tuple[str, ...],
+    max_entries: tuple[str, ...],
+    value_sizes: tuple[str, ...],
+    types: tuple[str, ...],
+) -> dict[str, Any]:
+    """``bpfkit.load`` keywords from ``--const``, ``--max-entries``, ``--value-size``, ``--type``.
+
+    A constant's value is JSON (``5``, ``true``, ``[1, 2]``, ``{"a": 1}``) or else a
+    string; ``--type T`` sets every program's type, ``--type PROG=T`` one program's.
+    """
+    opts: dict[str, Any] = {}
+    if consts:
+        values: dict[str, Any] = {}
+        for name, text in _pairs(consts, "--const"):
+            try:
+                values[name] = json.loads(text)
+            except json.JSONDecodeError:
+                values[name] = text
+        opts["constants"] = values
+    if max_entries:
+        opts["max_entries"] = {
+            n: _count(v, "--max-entries") for n, v in _pairs(max_entries, "--max-entries")
+        }
+    if value_sizes:
+        opts["value_size"] = {
+            n: _count(v, "--value-size") for n, v in _pairs(value_sizes, "--value-size")
+        }
+    if types:
+        per = {}
+        for t in types:
+            name, eq, value = t.partition("=")
+            if eq:
+                per[name] = value
+            elif len(types) > 1:
+                raise BpfError("give one --type T for every program, or --type PROG=T")
+            else:
+                opts["prog_type"] = t
+        if per:
+            opts["prog_type"] = per
+    return opts
+
+
+def _override_flags(fn):
+    """The ``--const/--max-entries/--value-size/--type`` options of load and attach."""
+    for opt in reversed(
+        [
+            click.option(
+                "--const",
+                "consts",
+                multiple=True,
+                metavar="NAME=VALUE",
+                help="Set a global variable (const volatile knob) before loading.",
+            ),
+            click.option(
+                "--max-entries",
+                multiple=True,
+                metavar="MAP=N",
+                help="Override a map's max_entries.",
+            ),
+            click.option(
+                "--value-size",
+                "value_sizes",
+                multiple=True,
+                metavar="MAP=N",
+                help="Override a map's value_size (stack-trace maps).",
+            ),
+            click.option(
+                "--type",
+                "types",
+                multiple=True,
+                metavar="[PROG=]TYPE",
+                help="Program type (or section name: xdp, tc, kprobe, cgroup/skb).",
+            ),
+        ]
+    ):
+        fn = opt(fn)
+    return fn
 
 
 # ---- load -----------------------------------------------------------------------------
@@ -130,26 +260,61 @@ def _parse_value(text: str, as_hex: bool, codec_encode) -> bytes:
 )
 @click.option("--program", "programs", multiple=True, help="Load only these programs.")
 @click.option("--log-level", type=click.IntRange(0, 2), default=0, help="Verifier log level.")
+@_override_flags
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded()
 def load_cmd(
-    obj: str, pin_dir: str | None, programs: tuple[str, ...], log_level: int, as_json: bool
+    obj: str,
+    pin_dir: str | None,
+    programs: tuple[str, ...],
+    log_level: int,
+    consts: tuple[str, ...],
+    max_entries: tuple[str, ...],
+    value_sizes: tuple[str, ...],
+    types: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Load OBJ into the kernel; with --pin it stays loaded after the command exits."""
     import bpfkit
 
+    from ..kernel.object import _makedirs, remove_dirs
+
     opts: dict[str, Any] = {"log_level": log_level}
+    opts.update(override_options(consts, max_entries, value_sizes, types))
     if programs:
         opts["programs"] = list(programs)
+    made: list[str] = []
     if pin_dir:
         opts["pin_root"] = os.path.join(pin_dir, "maps")
-        os.makedirs(opts["pin_root"], exist_ok=True)
-    with bpfkit.load(obj, backend="kernel", **opts) as o:
-        pinned = o.pin(pin_dir) if pin_dir else {}  # type: ignore[attr-defined]
+        made = _makedirs(opts["pin_root"])
+    try:
+        o = bpfkit.load(obj, backend="kernel", **opts)
+    except VerifierError as e:
+        remove_dirs(made)
+        rejected(e, as_json, log_level)
+    except BaseException:
+        remove_dirs(made)  # a failed load leaves no folders behind (nor pins: the loader's)
+        raise
+    with o:
+        try:
+            pinned = o.pin(pin_dir) if pin_dir else {}  # type: ignore[attr-defined]
+        except BaseException:
+            for m in o.maps.values():  # maps the load pinned by name under DIR/maps
+                if getattr(m, "pinned", None) and m.pinned.startswith(opts["pin_root"]):  # type: ignore[attr-defined]
+                    m.unpin()  # type: ignore[attr-defined]
+            remove_dirs(made)
+            raise
         out = {
             "object": obj,
             "programs": [
-                {**_prog_json(p.info()), "section": p.section, "pinned": pinned.get(n)}  # type: ignore[attr-defined]
+                {
+                    **_prog_json(p.info()),  # type: ignore[attr-defined]
+                    "section": p.section,
+                    "insns": len(p.instructions),  # type: ignore[attr-defined]
+                    "slots": sum(i.slots for i in p.instructions),  # type: ignore[attr-defined]
+                    "pinned": pinned.get(n),
+                    **({"log": p.log} if log_level else {}),  # type: ignore[attr-defined]
+                }
                 for n, p in o.programs.items()
             ],
             "maps": [
@@ -167,6 +332,8 @@ def load_cmd(
             f"prog {p['id']}: {p['name']} ({p['type']}) tag {p['tag']}"
             + (f" pinned {p['pinned']}" if p["pinned"] else "")
         )
+        if p.get("log"):
+            click.echo(p["log"].rstrip())
     for m in out["maps"]:
         click.echo(
             f"map {m['id']}: {m['name']} ({m['type']})"
@@ -177,10 +344,32 @@ def load_cmd(
 
 
 # ---- attach ---------------------------------------------------------------------------
-class _PinnedProgram:
-    """A program opened from bpffs or by id, attachable by an explicit kind."""
+#: the attach kind a program type implies (a pinned program has no section to say it)
+_KIND_OF_TYPE = {
+    "kprobe": "kprobe",
+    "tracepoint": "tracepoint",
+    "raw_tracepoint": "raw_tracepoint",
+    "raw_tracepoint_writable": "raw_tracepoint",
+    "xdp": "xdp",
+    "sched_cls": "tc",
+    "sched_act": "tc",
+    "cgroup_skb": "cgroup",
+    "cgroup_sock": "cgroup",
+    "cgroup_sock_addr": "cgroup",
+    "sock_ops": "cgroup",
+    "cgroup_device": "cgroup",
+    "cgroup_sysctl": "cgroup",
+    "cgroup_sockopt": "cgroup",
+    "socket_filter": "socket",
+    "sk_reuseport": "sk_reuseport",
+    "perf_event": "perf_event",
+}
 
-    def __init__(self, fd, kind: str, target: str | None) -> None:
+
+class _PinnedProgram:
+    """A program opened from bpffs or by id; its attach kind is given or inferred from its type."""
+
+    def __init__(self, fd, kind: str | None, target: str | None) -> None:
         from ..kernel import sys as bsys
 
         self._fd = fd
@@ -188,6 +377,12 @@ class _PinnedProgram:
         self.name = info.name
         self.type = info.type
         self.type_name = _enum_name(info.type)
+        if not kind:
+            kind = _KIND_OF_TYPE.get(self.type_name)
+            if kind is None:
+                raise click.UsageError(
+                    f"cannot tell how to attach a {self.type_name} program: give --kind"
+                )
         self.spec = SimpleNamespace(
             attach_kind=kind,
             attach_target=target,
@@ -205,8 +400,17 @@ class _PinnedProgram:
 @click.command("attach")
 @click.argument("prog")
 @click.option("--program", "program", help="Program of the object (default: the first).")
-@click.option("--kind", help="Attach kind for a pinned program or id (tracepoint, xdp, ...).")
-@click.option("--target", help="Where: interface, cgroup dir, 'category/name', 'path:symbol', ...")
+@click.option(
+    "--kind",
+    help="Attach kind (tracepoint, xdp, kretprobe, usdt, ...); default: the section's, or for a "
+    "pinned program or id the one its type implies.",
+)
+@click.option(
+    "--target",
+    help="Where: interface, cgroup dir, 'category/name', 'path:symbol', 'path:provider:name' "
+    "(usdt), ...",
+)
+@click.option("--pid", type=int, default=None, help="uprobe/usdt: only this process.")
 @click.option("--mode", help="xdp: generic|native|offload; tc: tcx|clsact.")
 @click.option("--direction", type=click.Choice(["ingress", "egress"]), help="tc direction.")
 @click.option(
@@ -223,6 +427,7 @@ class _PinnedProgram:
 @click.option(
     "--duration", type=float, default=None, help="Stay attached this many seconds, then detach."
 )
+@_override_flags
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded()
 def attach_cmd(
@@ -230,11 +435,16 @@ def attach_cmd(
     program: str | None,
     kind: str | None,
     target: str | None,
+    pid: int | None,
     mode: str | None,
     direction: str | None,
     pin_link: str | None,
     pin_dir: str | None,
     duration: float | None,
+    consts: tuple[str, ...],
+    max_entries: tuple[str, ...],
+    value_sizes: tuple[str, ...],
+    types: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Attach PROG (an ELF object, a pinned program, or a program id) to its hook."""
@@ -251,29 +461,46 @@ def attach_cmd(
             is_elf = f.read(4) == b"\x7fELF"
     except OSError:
         pass  # an id, or a pin in bpffs (which cannot be read as a file)
+    overrides = override_options(consts, max_entries, value_sizes, types)
+    from ..kernel.object import _makedirs, remove_dirs
+
+    made: list[str] = []
+    if overrides and not is_elf:
+        raise BpfError("--const/--max-entries/--value-size/--type need an ELF object")
     if is_elf:
-        opts: dict[str, Any] = {}
+        opts: dict[str, Any] = dict(overrides)
         if program:
             opts["programs"] = [program]
         if pin_dir:
             opts["pin_root"] = os.path.join(pin_dir, "maps")
-            os.makedirs(opts["pin_root"], exist_ok=True)
-        obj = bpfkit.load(prog, backend="kernel", **opts)
+            made = _makedirs(opts["pin_root"])
+        try:
+            obj = bpfkit.load(prog, backend="kernel", **opts)
+        except VerifierError as e:
+            remove_dirs(made)
+            rejected(e, as_json)
+        except BaseException:
+            remove_dirs(made)
+            raise
         p = obj.program(program)
         if kind:
             p.spec = dataclasses.replace(p.spec, attach_kind=kind)  # type: ignore[attr-defined]
     else:
-        if not kind:
-            raise click.UsageError("a pinned program or id needs --kind")
         p = _PinnedProgram(_prog_fd(prog), kind, target)
     kw: dict[str, Any] = {}
     if mode:
         kw["mode"] = mode
     if direction:
         kw["direction"] = direction
+    if pid is not None:
+        kw["pid"] = pid
     try:
         if pin_dir and obj is not None:
-            obj.pin(pin_dir)  # type: ignore[attr-defined]
+            try:
+                obj.pin(pin_dir)  # type: ignore[attr-defined]
+            except BaseException:
+                remove_dirs(made)
+                raise
         link = attach_program(p, target, **kw)
         out: dict[str, Any] = {
             "program": p.name,
@@ -350,24 +577,90 @@ def prog_list(as_json: bool) -> None:
 
 @prog_group.command("show")
 @click.argument("ref")
-@click.option("--xlated", is_flag=True, help="Include the translated instructions.")
+@click.option(
+    "--xlated",
+    is_flag=True,
+    help="Include the translated instructions (helper names, map ids, C lines; as bpftool).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded()
 def prog_show(ref: str, xlated: bool, as_json: bool) -> None:
     """One program by id or pinned path."""
     from ..kernel import sys as bsys
+    from ..kernel.xlated import format_xlated, xlated_listing
 
     with _prog_fd(ref) as fd:
-        d = _prog_json(bsys.prog_info(fd, xlated=xlated), xlated=xlated)
+        d = _prog_json(bsys.prog_info(fd))
+        listing = xlated_listing(fd) if xlated else []
     if as_json:
+        if xlated:
+            d["xlated"] = [ln.to_json() for ln in listing]
         emit(d)
         return
     click.echo(f"{d['id']}: {d['type']} name {d['name'] or '-'} tag {d['tag']}")
     click.echo(
         f"  xlated {d['xlated_bytes']}B jited {d['jited_bytes']}B maps {d['map_ids']} btf {d['btf_id']}"
     )
-    for line in d.get("xlated", []):
-        click.echo(f"  {line}")
+    if xlated:
+        click.echo(format_xlated(listing), nl=False)
+
+
+_TRACE_LINE = re.compile(
+    r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
+    r"(?:(?P<flags>[^\s\d][^\s]*)\s+)?(?P<ts>\d+\.\d+):\s+(?P<func>[^:]+):\s?(?P<msg>.*)$"
+)
+
+
+def parse_trace_line(line: str) -> dict[str, Any]:
+    """A ``trace_pipe`` line as a dict (task, pid, cpu, flags, timestamp, function, message);
+    a line of another shape is returned as its ``message``."""
+    m = _TRACE_LINE.match(line)
+    if m is None:
+        return {"message": line}
+    return {
+        "task": m["task"],
+        "pid": int(m["pid"]),
+        "cpu": int(m["cpu"]),
+        "flags": m["flags"],
+        "timestamp": float(m["ts"]),
+        "function": m["func"],
+        "message": m["msg"],
+    }
+
+
+@prog_group.command("tracelog")
+@click.option("-c", "--count", type=click.IntRange(min=1), help="Stop after N lines.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Stop after S seconds.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (JSON Lines).")
+@guarded()
+def prog_tracelog(count: int | None, timeout: float | None, as_json: bool) -> None:
+    """Print what programs write with bpf_trace_printk (the kernel's trace_pipe), as it comes.
+
+    Runs until interrupted, or -c N lines, or --timeout S seconds.
+    """
+    from ..kernel.tracefs import TracePipe
+
+    stop = {"now": False}
+    old = signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("now", True))
+    seen = 0
+    end = None if timeout is None else time.monotonic() + timeout
+    try:
+        with TracePipe() as tp:
+            while not stop["now"] and (count is None or seen < count):
+                left = 0.2 if end is None else min(0.2, end - time.monotonic())
+                if left <= 0:
+                    break
+                for line in tp.read(left):
+                    if count is not None and seen >= count:
+                        break
+                    seen += 1
+                    if as_json:
+                        click.echo(json.dumps(parse_trace_line(line)))
+                    else:
+                        click.echo(line)
+                sys.stdout.flush()
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 # ---- map ------------------------------------------------------------------------------
@@ -400,28 +693,78 @@ def map_list(as_json: bool) -> None:
         )
 
 
+#: how a histogram map's integer keys number its buckets
+HIST_KEYS = {
+    "pow2": "key k counts [2^k, 2^(k+1)) (and 0 in k = 0): log2(value) as an index",
+    "bcc": "BCC's slots: slot s counts [2^(s-1), 2^s), slot 0 counts 0",
+    "bpftrace": "bpftrace's hist() buckets",
+}
+
+
+def _histogram(entries: list[tuple[Any, Any]], keys: str):
+    """A :class:`bpfkit.hist.Log2Hist` of a map of bucket counts (per-CPU counts summed)."""
+    from ..hist import Log2Hist
+
+    counts: dict[int, int] = {}
+    for k, v in entries:
+        if isinstance(v, list):
+            v = sum(v)
+        if isinstance(k, bool) or not isinstance(k, int) or not isinstance(v, int):
+            raise BpfError("a histogram needs integer keys (buckets) and integer counts")
+        counts[k] = counts.get(k, 0) + v
+    if keys == "bcc":
+        return Log2Hist.from_bcc_slots(counts)
+    if keys == "pow2":
+        return Log2Hist.from_buckets({k + 2: c for k, c in counts.items() if c and k >= 0})
+    return Log2Hist.from_buckets({k: c for k, c in counts.items() if c})
+
+
 @map_group.command("dump")
 @click.argument("ref")
 @click.option("--raw", is_flag=True, help="Hex keys and values instead of decoded ones.")
+@click.option(
+    "--hist",
+    "hist_keys",
+    type=click.Choice(sorted(HIST_KEYS)),
+    help="Draw the map as a log2 histogram of bucket counts; the keys are "
+    + "; ".join(f"{k}: {v}" for k, v in HIST_KEYS.items()),
+)
+@click.option(
+    "--hist-style",
+    type=click.Choice(["bpftrace", "bcc"]),
+    default="bpftrace",
+    show_default=True,
+    help="How --hist draws it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded()
-def map_dump(ref: str, raw: bool, as_json: bool) -> None:
+def map_dump(ref: str, raw: bool, hist_keys: str | None, hist_style: str, as_json: bool) -> None:
     """Every entry of a map (id, pinned path or unique name)."""
     from ..api import Map
 
     m = _map_ref(ref)
+    hist = None
     try:
         if not isinstance(m, Map):
             raise NotSupported(f"{m.type_name} maps have no keys to dump")
         if raw:
             entries = [{"key": k.hex(), "value": v.hex()} for k, v in m.raw_items()]
         else:
-            entries = [{"key": _jsonable(k), "value": _jsonable(v)} for k, v in m.items()]
+            items = list(m.items())
+            entries = [{"key": _jsonable(k), "value": _jsonable(v)} for k, v in items]
+            if hist_keys:
+                hist = _histogram(items, hist_keys)
         info = _map_json(m.kernel_info())  # type: ignore[attr-defined]
     finally:
         m.close()  # type: ignore[attr-defined]
     if as_json:
-        emit({"map": info, "entries": entries})
+        out: dict[str, Any] = {"map": info, "entries": entries}
+        if hist is not None:
+            out["hist"] = hist.to_json()
+        emit(out)
+        return
+    if hist is not None:
+        click.echo(hist.text(style=hist_style), nl=False)
         return
     for e in entries:
         click.echo(f"{json.dumps(e['key'])}: {json.dumps(e['value'])}")

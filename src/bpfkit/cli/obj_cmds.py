@@ -96,8 +96,8 @@ def _print_tables(spec: ObjectSpec, path: str) -> None:
         console.width = max(console.width, 200)  # pipes and files: do not fold the tables
     title = f"{path}" + (f" — license {spec.license!r}" if spec.license else "")
     pt = Table(title=f"Programs in {title}", title_justify="left")
-    for col in ("name", "section", "type", "attach", "target", "insns", "license"):
-        pt.add_column(col, justify="right" if col == "insns" else "left")
+    for col in ("name", "section", "type", "attach", "target", "insns", "slots", "license"):
+        pt.add_column(col, justify="right" if col in ("insns", "slots") else "left")
     for p in spec.programs.values():
         j = p.to_json()
         pt.add_row(
@@ -107,6 +107,7 @@ def _print_tables(spec: ObjectSpec, path: str) -> None:
             j["attach_type"] or "-",
             p.attach_target or "-",
             str(len(p.instructions)),
+            str(j["slots"]),
             p.license or "-",
         )
     console.print(pt)
@@ -118,8 +119,10 @@ def _print_tables(spec: ObjectSpec, path: str) -> None:
             key = f"{m.key_type} ({m.key_size})" if m.key_type else str(m.key_size)
             val = f"{m.value_type} ({m.value_size})" if m.value_type else str(m.value_size)
             notes = [m.kind]
-            if m.pinning:
+            if m.pinning == 1:
                 notes.append("pinned")
+            elif m.pinning:
+                notes.append(f"pinning {int(m.pinning)} (not libbpf's)")
             if m.frozen:
                 notes.append("frozen")
             if m.inner_map is not None:
@@ -175,4 +178,27 @@ def inspect_cmd(obj: str, as_json: bool) -> None:
         _print_tables(spec, obj)
 
 
-COMMANDS = [build_cmd, inspect_cmd]
+@click.command("usdt")
+@click.argument("binary", type=click.Path(dir_okay=False, exists=True))
+@click.option("--provider", default=None, help="Only probes of this provider.")
+@click.option("--name", default=None, help="Only probes of this name.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded()
+def usdt_cmd(binary: str, provider: str | None, name: str | None, as_json: bool) -> None:
+    """List the USDT probes (.note.stapsdt) of a binary: sites, semaphores, arguments."""
+    from ..obj.usdt import read_usdt
+
+    probes = [
+        p
+        for p in read_usdt(binary)
+        if (provider is None or p.provider == provider) and (name is None or p.name == name)
+    ]
+    if as_json:
+        emit({"binary": binary, "probes": [p.to_json() for p in probes]})
+        return
+    for p in probes:
+        sema = f" semaphore {p.semaphore:#x}" if p.semaphore else ""
+        click.echo(f"usdt:{binary}:{p.provider}:{p.name} at {p.address:#x}{sema} {p.arg_text}")
+
+
+COMMANDS = [build_cmd, inspect_cmd, usdt_cmd]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from ..errors import AsmError, BpfError, DecodeError, NotSupported
+from ..errors import AsmError, BpfError, DecodeError, NotSupported, VerifierError
+from . import opcodes as op
 from .asm import assemble_text
-from .instruction import Instruction, decode
+from .instruction import Instruction, check, decode
 
 __all__ = [
     "FORMATS",
@@ -16,6 +18,8 @@ __all__ = [
     "parse_hex",
     "read_bytes",
     "read_program",
+    "runnable_slots",
+    "writes_frame_pointer",
 ]
 
 FORMATS = ("asm", "raw", "elf")
@@ -79,6 +83,49 @@ def read_program(
     if not data:
         raise DecodeError("empty program")
     return decode(data)
+
+
+def writes_frame_pointer(insn: Instruction) -> bool:
+    """Whether ``insn`` writes r10: an ALU operation, load or ``lddw`` into r10, or an
+    atomic fetch / ``xchg`` whose source register (which gets the old value) is r10.
+
+    ``cmpxchg`` writes r0; calls write r0 and clobber r1-r5; legacy packet loads write r0.
+    """
+    c = insn.cls
+    if c in (op.ALU, op.ALU64, op.LDX) or insn.is_lddw:
+        return insn.dst == 10
+    if c == op.STX and (insn.opcode & 0xE0) == op.ATOMIC:
+        return bool(insn.imm & op.FETCH) and insn.imm != op.CMPXCHG and insn.src == 10
+    return False
+
+
+def runnable_slots(insns: Sequence[Instruction]) -> list[int | None]:
+    """Validate a program for an engine; its slot → instruction-index map (None for the
+    second slot of an ``lddw``).
+
+    Every engine (the interpreter, the JIT) loads programs through here, verified or
+    not: each instruction must be well-formed (:class:`DecodeError` naming its index
+    and byte offset), and none may write the frame pointer r10 (:class:`VerifierError`
+    naming the instruction, the kernel's "frame pointer is read only"). The engines'
+    unchecked stack accesses rest on that: r10 is always the true frame pointer, so a
+    constant offset in ``[-512, 0)`` of it stays inside the current frame, and every
+    callee's frame (caller's r10 - 512, at most 8 frames deep) inside the stack region.
+    """
+    slot_insn: list[int | None] = []
+    for i, insn in enumerate(insns):
+        reason = check(insn) if insn.ref is None else f"unresolved label {insn.ref!r}"
+        if reason:
+            raise DecodeError(
+                f"instruction {i}: {reason} (opcode {insn.opcode:#04x})", len(slot_insn) * 8
+            )
+        if writes_frame_pointer(insn):
+            raise VerifierError(f"frame pointer is read only ({insn} writes r10)", insn=i)
+        slot_insn.append(i)
+        if insn.is_lddw:
+            slot_insn.append(None)
+    if not slot_insn:
+        raise DecodeError("empty program")
+    return slot_insn
 
 
 _HEX_SEP = re.compile(r"[\s,;:]+")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..errors import DecodeError
 from ..isa import opcodes as op
-from ..isa.instruction import Instruction, check
+from ..isa.instruction import Instruction
+from ..isa.loader import runnable_slots
 
 
 @dataclass
@@ -45,21 +45,10 @@ class Layout:
 
 
 def layout(insns: Sequence[Instruction]) -> Layout:
-    """Validate ``insns`` like the interpreter does and map slots to instructions."""
+    """Validate ``insns`` like the interpreter does (well-formed, r10 never written) and
+    map slots to instructions."""
     insns = list(insns)
-    slot_insn: list[int | None] = []
-    for i, insn in enumerate(insns):
-        reason = check(insn) if insn.ref is None else f"unresolved label {insn.ref!r}"
-        if reason:
-            raise DecodeError(
-                f"instruction {i}: {reason} (opcode {insn.opcode:#04x})", len(slot_insn) * 8
-            )
-        slot_insn.append(i)
-        if insn.is_lddw:
-            slot_insn.append(None)
-    if not slot_insn:
-        raise DecodeError("empty program")
-    return Layout(insns, slot_insn)
+    return Layout(insns, runnable_slots(insns))
 
 
 @dataclass
@@ -68,7 +57,6 @@ class Function:
 
     entry: int
     blocks: dict[int, list[int]] = field(default_factory=dict)
-    writes_r10: bool = False
 
 
 def _is_ja(insn: Instruction) -> bool:
@@ -137,13 +125,7 @@ def function(lay: Layout, entry: int) -> Function:
             if s in leaders or not 0 <= s < n or succ[s] is None:
                 break
         fn.blocks[lead] = slots
-    fn.writes_r10 = any(_writes_r10(lay.at(s)) for b in fn.blocks.values() for s in b)
     return fn
-
-
-def _writes_r10(insn: Instruction) -> bool:
-    c = insn.cls
-    return insn.dst == 10 and (c in (op.ALU, op.ALU64) or c == op.LDX or insn.is_lddw)
 
 
 def func_targets(lay: Layout, fn: Function) -> set[int]:

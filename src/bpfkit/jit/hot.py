@@ -11,7 +11,8 @@ trampoline (same id, same arguments), so the observable behaviour is the interpr
   the element to the most recent end of the map's order) whose element has its value
   Regions (``S_REG``: every element a program inserted has them, and a first lookup of
   an element only Python inserted registers them in Python); a missing key is NULL.
-- ``bpf_map_update_elem``: flag errors, arrays (``E2BIG``, ``EEXIST`` for NOEXIST, the
+- ``bpf_map_update_elem``: flag errors (a map read-only for programs, ``D_PERMS``
+  without WRITE, goes to Python, which faults), arrays (``E2BIG``, ``EEXIST`` for NOEXIST, the
   copy), existing hash keys (``EEXIST`` for NOEXIST, the LRU touch, the copy into the
   current CPU's part), ``ENOENT`` for EXIST on a missing key, ``E2BIG`` when a non-LRU
   map is full, and inserts: the slot ``ValueStore`` would take (free stack, then fresh),
@@ -20,7 +21,8 @@ trampoline (same id, same arguments), so the observable behaviour is the interpr
   journal record Python replays into its dict and insertion order (``HashMap._sync``);
   and in a full LRU map the least recently used element evicted first, exactly as
   ``HashMap._new_slot`` does.
-- ``bpf_map_delete_elem``: ``EINVAL`` for arrays, ``ENOENT`` for a missing hash key,
+- ``bpf_map_delete_elem``: Python for a map read-only for programs, ``EINVAL`` for
+  arrays, ``ENOENT`` for a missing hash key,
   else the element removed (bucket emptied or deleted, slot pushed on the free stack,
   its Regions' permissions dropped in the run's table and the region-cache seeds, LRU
   unlinked); a delete of an element whose insert Python has not replayed yet cancels
@@ -881,6 +883,12 @@ k:
                                 i64 {nm.K_PERCPU_ARRAY}, label %chk
                                 i64 {nm.K_HASH}, label %chk ]
 chk:
+  ; a map read-only for programs: Python faults ("write into map forbidden")
+  %perms = call i64 @hk_ld(ptr %d, i64 {nm.D_PERMS})
+  %pw = and i64 %perms, {abi.WRITE}
+  %ro = icmp eq i64 %pw, 0
+  br i1 %ro, label %fb, label %chk1
+chk1:
   br i1 %bad, label %einval, label %kinds
 kinds:
   %ish = icmp eq i64 %kind, {nm.K_HASH}
@@ -1010,6 +1018,11 @@ m:
   br i1 %nd, label %fb, label %k
 k:
   %kind = call i64 @hk_ld(ptr %d, i64 {nm.D_KIND})
+  %perms = call i64 @hk_ld(ptr %d, i64 {nm.D_PERMS})
+  %pw = and i64 %perms, {abi.WRITE}
+  %ro = icmp eq i64 %pw, 0
+  br i1 %ro, label %fb, label %k1
+k1:
   switch i64 %kind, label %fb [ i64 {nm.K_ARRAY}, label %einval
                                 i64 {nm.K_PERCPU_ARRAY}, label %einval
                                 i64 {nm.K_HASH}, label %hash ]
@@ -1323,7 +1336,7 @@ def _compiled():
     if _module is None:
         from .engine import compile_module
 
-        _module = compile_module(_IR, opt_level=2)
+        _module = compile_module(_IR, opt_level=2, cache=True)
     return _module
 
 

@@ -15,8 +15,10 @@ Faults store their details in the run context and return the ``left`` sentinel
 ``FAULT_SENTINEL``, which every caller propagates up to the shared run loop.
 
 Memory: accesses are checked against the run's region table unless they are stack
-accesses at a constant offset of an unmodified ``r10`` inside the frame, or the caller
-passed the instruction as proven safe. Each base register has a one-region cache per
+accesses at a constant offset of ``r10`` inside the frame (r10 is never written:
+``cfg.layout`` refuses such programs; the entry's frame pointer is the end of a stack
+region of ``MAX_CALL_FRAMES`` frames, and each call, depth-checked, goes one frame
+down), or the caller passed the instruction as proven safe. Each base register has a one-region cache per
 permission (base, ``span - 7``) so a check is a subtraction and a compare; a miss calls
 the shared slow path (binary search of the table, then Python).
 """
@@ -365,7 +367,7 @@ def runtime_address(name: str) -> int:
     if _runtime_module is None:
         from .engine import compile_module
 
-        _runtime_module = compile_module(_RUNTIME_IR + _RUN_IR + _EPILOGUE, opt_level=2)
+        _runtime_module = compile_module(_RUNTIME_IR + _RUN_IR + _EPILOGUE, opt_level=2, cache=True)
     return _runtime_module.address(name)
 
 
@@ -388,7 +390,6 @@ class _FnGen:
         self.cold: list[str] = []  # cold blocks appended after the body
         self.static_labels: dict[tuple[int, int], str] = {}
         self.cached: set[int] = set()  # base registers with a region cache
-        self.fast_stack = not fn.writes_r10
         self.cur: dict[int, str] = {}  # register → SSA value within the current BPF block
         # integer SSA value → its inttoptr, valid while ``cur`` is (reset with it)
         self.ptrs: dict[str, str] = {}
@@ -447,7 +448,7 @@ class _FnGen:
     def rd(self, r: int) -> str:
         t = self.cur.get(r)
         if t is None:
-            if r == 10 and self.fast_stack:  # r10 is never written: the frame pointer
+            if r == 10:  # r10 is never written (cfg.layout refuses it): the frame pointer
                 return "%fp"
             t = self.cur[r] = self.v()
             self.e(f"{t} = load i64, ptr %r{r}")
@@ -548,7 +549,7 @@ class _FnGen:
         base = insn.src if c == op.LDX else insn.dst
         atomic = c == op.STX and (insn.opcode & 0xE0) == op.ATOMIC
         size = op.SIZE_BYTES[insn.opcode & 0x18]
-        if base == 10 and self.fast_stack and -op.STACK_SIZE <= insn.off <= -size:
+        if base == 10 and -op.STACK_SIZE <= insn.off <= -size:
             return None
         del atomic
         return base
@@ -886,7 +887,7 @@ class _FnGen:
         checked = self.needs_check(self.lay.at(slot), slot) is not None
         # the integer address only where a check or an alignment test uses it
         a = self.op(f"add i64 {b}, {off}") if off and (checked or atomic) else b
-        if base == 10 and self.fast_stack:
+        if base == 10:
             p0 = "%fpp"
         else:
             p0 = self.ptrs.get(b)

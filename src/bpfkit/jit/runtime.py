@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from ..errors import BpfError, NotSupported, RuntimeFault
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
-from ..vm.env import Env
-from ..vm.interp import DEFAULT_BUDGET, RunResult
+from ..vm.env import STACK_REGION_SIZE, Env
+from ..vm.interp import DEFAULT_BUDGET, RunResult, with_pc
 from ..vm.maps import native as nm
 from ..vm.maps import ringbuf as rbm
 from ..vm.memory import READ, WRITE, Region
@@ -413,6 +413,8 @@ class JitProgram:
             raise BpfError("a JitProgram cannot be re-entered while it runs")
         if self._upgrade is not None:  # the tier-up compile finished: switch (same layout)
             self.compiled, self._upgrade = self._upgrade, None
+        if self.env.stack.size < STACK_REGION_SIZE:  # the unchecked stack accesses' premise
+            raise BpfError(f"the environment's stack is smaller than {STACK_REGION_SIZE} bytes")
         self._running = True
         w = self._w
         try:
@@ -604,6 +606,9 @@ class JitProgram:
         )
         lay = self.compiled.layout
         if kind == abi.F_PYTHON:
+            if isinstance(self._exc, RuntimeFault):  # a helper's fault: name its call
+                at = w[abi.SITE] & M32
+                return with_pc(self._exc, at, lay.describe(at))
             if self._exc is not None:
                 return self._exc
             at = w[abi.SITE] & M32  # a native helper flagged the fault itself

@@ -21,7 +21,9 @@ from ..errors import NotSupported
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
 
-__all__ = ["proven_safe", "safe_indices"]
+__all__ = ["proven_safe", "proven_types", "safe_indices"]
+
+READ, WRITE = 1, 2
 
 
 def proven_safe(
@@ -49,27 +51,55 @@ def proven_safe(
     return safe_indices(insns, res.accesses or {})
 
 
-def safe_indices(insns: Sequence[Instruction], accesses: Mapping[int, set[int]]) -> set[int]:
+def proven_types() -> dict[int, int]:
+    """Each pointer type whose accesses the verifier bounds-checks against memory the VM
+    registers as a region (the stack, the context, the packet, a map value, helper
+    memory) → READ | WRITE: what :func:`safe_indices` trusts by default."""
+    from ..verifier import state as vstate
+
+    return {
+        t: READ | WRITE
+        for t in (
+            vstate.PTR_TO_STACK,
+            vstate.PTR_TO_CTX,
+            vstate.PTR_TO_PACKET,
+            vstate.PTR_TO_PACKET_META,
+            vstate.PTR_TO_MAP_VALUE,
+            vstate.PTR_TO_MEM,
+        )
+    }
+
+
+def safe_indices(
+    insns: Sequence[Instruction],
+    accesses: Mapping[int, set[int]],
+    trusted: Mapping[int, int] | None = None,
+) -> set[int]:
     """Instruction indices whose every recorded access went through a bounds-checked pointer.
 
     ``accesses`` is ``VerifyResult.accesses`` (slot index → pointer types) of an
-    accepted program.
+    accepted program. ``trusted`` maps a pointer type to the kinds of access (READ,
+    WRITE) whose proof holds in the environment the code will run in (default:
+    :func:`proven_types`): a load needs READ for every type it went through, a store
+    WRITE, an atomic both. The VM narrows it where its memory differs from what the
+    verifier assumes (a map element that can be freed, a read-only map, a context
+    shorter than the verifier's limit).
     """
-    from ..verifier import state as vstate
-
-    safe_types = {
-        vstate.PTR_TO_STACK,
-        vstate.PTR_TO_CTX,
-        vstate.PTR_TO_PACKET,
-        vstate.PTR_TO_PACKET_META,
-        vstate.PTR_TO_MAP_VALUE,
-        vstate.PTR_TO_MEM,
-    }
+    if trusted is None:
+        trusted = proven_types()
     out: set[int] = set()
     slot = 0
     for i, insn in enumerate(insns):
         kinds = accesses.get(slot)
-        if insn.cls in (op.LDX, op.ST, op.STX) and kinds and kinds <= safe_types:
-            out.add(i)
+        c = insn.cls
+        if c in (op.LDX, op.ST, op.STX) and kinds:
+            if c == op.LDX:
+                need = READ
+            elif c == op.STX and (insn.opcode & 0xE0) == op.ATOMIC:
+                need = READ | WRITE
+            else:
+                need = WRITE
+            if all(trusted.get(k, 0) & need == need for k in kinds):
+                out.add(i)
         slot += insn.slots
     return out

@@ -2,7 +2,8 @@
 
 ``kprobe/do_unlinkat`` → :func:`~bpfkit.kernel.kprobe.attach_kprobe`,
 ``tracepoint/syscalls/sys_enter_execve`` → :func:`~bpfkit.kernel.tracepoint.attach_tracepoint`,
-``uprobe//usr/bin/bash:readline`` → :func:`~bpfkit.kernel.uprobe.attach_uprobe`, and so on.
+``uprobe//usr/bin/bash:readline`` → :func:`~bpfkit.kernel.uprobe.attach_uprobe`,
+``usdt/PATH:PROVIDER:NAME`` → :func:`~bpfkit.kernel.usdt.attach_usdt`, and so on.
 Hooks that need a place the section cannot name take it as ``target``: an interface
 for ``xdp`` and ``tc``, a cgroup directory for ``cgroup*``, a socket for ``socket``.
 """
@@ -22,6 +23,15 @@ def _need(target: Any, kind: str, what: str) -> Any:
     if target is None:
         raise BpfError(f"attaching a {kind} program needs a target: {what}")
     return target
+
+
+def _usdt_target(where: str) -> tuple[str, str, str]:
+    """``path:provider:name`` (libbpf's ``SEC("usdt/PATH:PROVIDER:NAME")``) split."""
+    path, _, rest = where.rpartition(":")
+    path, _, provider = path.rpartition(":")
+    if not (path and provider and rest):
+        raise BpfError(f"a USDT target is 'path:provider:name', not {where!r}")
+    return path, provider, rest
 
 
 def attach_program(program: Any, target: Any = None, **kw: Any) -> Link:
@@ -54,6 +64,12 @@ def attach_program(program: Any, target: Any = None, **kw: Any) -> Link:
         if sym.startswith("0x") or sym.isdigit():
             offset, sym = int(sym, 0), ""
         return attach_uprobe(program, path, sym or None, offset, retprobe=kind == "uretprobe", **kw)
+    if kind == "usdt":
+        from .usdt import attach_usdt
+
+        where = _need(target or sec_target, kind, "'path:provider:name'")
+        path, provider, name = _usdt_target(where)
+        return attach_usdt(program, path, provider, name, kw.pop("pid", None), **kw)
     if kind == "tracepoint":
         from .tracepoint import attach_tracepoint
 

@@ -102,6 +102,83 @@ def _err_reason(e: BaseException) -> str:
     return str(e)
 
 
+def _is_eperm(e: BaseException) -> bool:
+    return isinstance(e, OSError) and e.errno == errno.EPERM
+
+
+def _refused(what: str, caps: tuple[str, ...], e: BaseException, why: str = "") -> str:
+    """The reason for an ``EPERM``: privileges only when this process lacks them."""
+    from .privileges import effective_capabilities
+
+    have = effective_capabilities()
+    missing = [c for c in caps if c not in have]
+    if missing:
+        return f"needs {', '.join(missing)}, which this process lacks ({_err_reason(e)})"
+    return (
+        f"the kernel refuses {what} with EPERM although this process holds "
+        f"{', '.join(caps)} (not a privilege problem)" + (f": {why}" if why else "")
+    )
+
+
+# What map_create() checks for each map type (kernel/bpf/syscall.c): nothing for the
+# unprivileged types, CAP_NET_ADMIN for sockets/devices, CAP_BPF for the rest.
+_NET_ADMIN_MAPS = frozenset(
+    {MapType.SOCKMAP, MapType.SOCKHASH, MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.XSKMAP}
+)
+_UNPRIV_MAPS = frozenset(
+    {
+        MapType.ARRAY,
+        MapType.PERCPU_ARRAY,
+        MapType.PROG_ARRAY,
+        MapType.PERF_EVENT_ARRAY,
+        MapType.CGROUP_ARRAY,
+        MapType.ARRAY_OF_MAPS,
+        MapType.HASH,
+        MapType.PERCPU_HASH,
+        MapType.HASH_OF_MAPS,
+        MapType.RINGBUF,
+        MapType.USER_RINGBUF,
+        MapType.CGROUP_STORAGE,
+        MapType.PERCPU_CGROUP_STORAGE,
+    }
+)
+
+
+def _map_caps(mtype: int) -> tuple[str, ...]:
+    if mtype in _NET_ADMIN_MAPS:
+        return ("CAP_NET_ADMIN",)
+    # kernel.unprivileged_bpf_disabled makes every map type need CAP_BPF
+    return ("CAP_BPF",)
+
+
+# Program types the kernel checks CAP_PERFMON / CAP_NET_ADMIN for (bpf_prog_load).
+_PERFMON_PROGS = frozenset(
+    {
+        ProgType.KPROBE,
+        ProgType.TRACEPOINT,
+        ProgType.PERF_EVENT,
+        ProgType.RAW_TRACEPOINT,
+        ProgType.RAW_TRACEPOINT_WRITABLE,
+        ProgType.TRACING,
+        ProgType.LSM,
+        ProgType.STRUCT_OPS,
+        ProgType.EXT,
+    }
+)
+
+
+def _prog_caps(ptype: int) -> tuple[str, ...]:
+    if ptype in _PERFMON_PROGS:
+        return ("CAP_BPF", "CAP_PERFMON")
+    if ptype in (ProgType.SOCKET_FILTER, ProgType.CGROUP_SKB):
+        return ("CAP_BPF",)
+    return ("CAP_BPF", "CAP_NET_ADMIN")
+
+
+# Program types that run through a BPF trampoline (whatever their target).
+_TRAMPOLINE_PROGS = frozenset({ProgType.EXT, ProgType.LSM})
+
+
 # ---------------------------------------------------------------------------
 # Program types
 # ---------------------------------------------------------------------------
@@ -156,13 +233,25 @@ def prog_type(name_or_type: str | int) -> Probe:
         return Probe(name, True)
     if log.strip() and ptype not in (ProgType.LSM,):
         return Probe(name, True)  # the verifier saw it: the type exists, the probe was too small
-    if ptype == ProgType.LSM and "EPERM" in reason:
-        return Probe(
-            name,
-            False,
-            "the kernel refuses LSM programs (EPERM): BPF LSM not in lsm=, or no BPF trampolines",
-        )
+    if reason.startswith("EPERM"):
+        return Probe(name, False, _prog_refused(name, ptype))
     return Probe(name, False, reason or "rejected")
+
+
+def _prog_refused(name: str, ptype: int) -> str:
+    """Why a minimal program of ``ptype`` got EPERM before the verifier ran."""
+    e = OSError(errno.EPERM, "BPF_PROG_LOAD: Operation not permitted")
+    why = "refused before the verifier runs (no log)"
+    if ptype in _TRAMPOLINE_PROGS:
+        fentry = attach_kind("fentry")
+        if not fentry.supported and "trampolines" in fentry.reason:
+            why = (
+                f"{name} programs run through BPF trampolines, which this kernel lacks "
+                "(fentry programs are refused the same way)"
+            )
+        elif ptype == ProgType.LSM:
+            why = "BPF LSM not active (lsm=) or no BPF trampolines"
+    return _refused(f"{name} programs", _prog_caps(ptype), e, why)
 
 
 # ---------------------------------------------------------------------------
@@ -221,12 +310,31 @@ def map_type(name_or_type: str | int) -> Probe:
             # Without a vmlinux value type the kernel refuses, but knows the type.
             ok = prog_type(ProgType.STRUCT_OPS).supported
             return Probe(name, ok, "" if ok else _err_reason(e))
+        if _is_eperm(e):
+            return Probe(name, False, _map_refused(name, mtype, e))
         return Probe(name, False, _err_reason(e))
     finally:
         for c in closers:
             os.close(c)
     os.close(fd)
     return Probe(name, True)
+
+
+def _map_refused(name: str, mtype: int, e: KernelError) -> str:
+    """Why creating a map of ``mtype`` got EPERM: privileges, or the kernel itself."""
+    why = ""
+    # A map the type's allocator must reject (no sizes, no entries): EINVAL means the
+    # allocator ran, so the refusal above came from the attributes; EPERM again means
+    # the kernel stops before the map type's own checks.
+    try:
+        os.close(bsys.map_create(mtype, 0, 0, 0, 0))
+    except KernelError as e2:
+        if _is_eperm(e2):
+            why = (
+                f"even an invalid {name} map gets EPERM, so the kernel stops before the map "
+                "type's own checks: this kernel disables the type"
+            )
+    return _refused(f"{name} maps", _map_caps(mtype), e, why)
 
 
 # ---------------------------------------------------------------------------
@@ -477,7 +585,13 @@ def attach_kind(kind: str) -> Probe:
         if ok:
             return Probe(kind, True)
         if reason.startswith("EPERM"):
-            reason = "EPERM even with every capability: no BPF trampolines on this kernel"
+            e = OSError(errno.EPERM, "BPF_PROG_LOAD: Operation not permitted")
+            why = "no BPF trampolines on this kernel"
+            if prog_type(ProgType.TRACING).supported:
+                why += " (tp_btf programs, which need none, load)"
+            return Probe(
+                kind, False, _refused("fentry programs", ("CAP_BPF", "CAP_PERFMON"), e, why)
+            )
         return Probe(kind, False, f"the kernel refuses fentry programs ({reason})")
     if kind == "perf_event":
         from .perf_event import (

@@ -82,11 +82,20 @@ def _has_syscall_wrapper() -> bool:
     return os.uname().machine in ("x86_64", "aarch64", "s390x", "riscv64")
 
 
+def _has_bpf_cookie() -> int:
+    from .features import feature
+
+    try:
+        return int(feature("bpf_cookie").supported)
+    except BpfError:
+        return 0
+
+
 def linux_facts() -> dict[str, int]:
     """The ``LINUX_*`` externs libbpf-built programs may declare."""
     return {
         "LINUX_KERNEL_VERSION": kernel_version_code(),
-        "LINUX_HAS_BPF_COOKIE": 1,
+        "LINUX_HAS_BPF_COOKIE": _has_bpf_cookie(),
         "LINUX_HAS_SYSCALL_WRAPPER": int(_has_syscall_wrapper()),
     }
 

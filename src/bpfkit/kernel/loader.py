@@ -32,7 +32,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..btf.values import encode_value
 from ..errors import BpfError, KernelError, NotSupported, VerifierError
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
@@ -133,6 +132,14 @@ class LoadOptions:
     max_entries: Mapping[str, int] | None = None
     #: per-program attach targets replacing the section's (``fentry`` function, ...)
     attach_targets: Mapping[str, str] | None = None
+    #: per-map overrides of ``value_size`` (stack-trace maps that ship with 0)
+    value_size: Mapping[str, int] | None = None
+    #: program type for every program, or by program name (type or section name)
+    prog_type: str | int | Mapping[str, str | int] | None = None
+    #: expected attach type for every program, or by program name
+    attach_type: str | int | Mapping[str, str | int] | None = None
+    #: per-program autoload (loaded when ``programs`` is not given)
+    autoload: Mapping[str, bool] | None = None
 
 
 @dataclass
@@ -325,11 +332,23 @@ def _explain(e: VerifierError, core_notes: dict[int, str]) -> None:
 
 class _Loader:
     def __init__(self, spec: ObjectSpec, opts: LoadOptions) -> None:
-        self.spec = spec
+        from ..obj.overrides import apply_overrides
+
+        self.spec = spec = apply_overrides(
+            spec,
+            value_size=opts.value_size,
+            max_entries=opts.max_entries,
+            constants=opts.constants,
+            prog_type=opts.prog_type,
+            attach_type=opts.attach_type,
+            autoload=opts.autoload,
+        )
         self.opts = opts
         self.out = LoadedObject(spec)
         self.ncpus = bsys.possible_cpus()
         self._core_target: Btf | None = None
+        #: pins this load made (removed again if the load fails)
+        self.created_pins: list[str] = []
 
     # ---- BTF ------------------------------------------------------------------
     def load_btf(self) -> None:
@@ -360,13 +379,17 @@ class _Loader:
     def create_maps(self) -> None:
         spec, out = self.spec, self.out
         kcfg = kconfig_contents(spec, dict(self.opts.kconfig or {}))
-        contents = self._initial_contents()
         for ms in spec.maps.values():
-            max_entries = (self.opts.max_entries or {}).get(ms.name, ms.max_entries)
+            max_entries = ms.max_entries
             if ms.type == MapType.PERF_EVENT_ARRAY and not max_entries:
                 max_entries = self.ncpus
             name = kernel_map_name(ms, spec.name)
             pin_path = None
+            if ms.pinning not in (Pinning.NONE, Pinning.BY_NAME):
+                out.notes.append(
+                    f"map {ms.name}: pinning {int(ms.pinning)} is not libbpf's "
+                    "(0 none, 1 by name); not pinned"
+                )
             if ms.pinning == Pinning.BY_NAME:
                 root = self.opts.pin_root or DEFAULT_PIN_ROOT
                 pin_path = os.path.join(root, ms.name.replace(".", "_"))
@@ -387,11 +410,22 @@ class _Loader:
                     )
                     continue
             inner_fd = None
-            if ms.inner_map is not None:
-                im = ms.inner_map
-                inner_fd, _ = _create(im, "", im.max_entries, self.out.btf_fd, None, out.notes)
             try:
+                if ms.inner_map is not None:
+                    im = ms.inner_map
+                    inner_fd, _ = _create(im, "", im.max_entries, self.out.btf_fd, None, out.notes)
                 fd, with_btf = _create(ms, name, max_entries, self.out.btf_fd, inner_fd, out.notes)
+            except KernelError as e:  # name the map the kernel refused
+                what = "the inner map of map" if inner_fd is None and ms.inner_map else "map"
+                dims = (
+                    f"{ms.type_name.lower()}, key {ms.key_size}, value {ms.value_size}, "
+                    f"max_entries {max_entries}"
+                )
+                err = KernelError(
+                    e.errno or 0, f"BPF_MAP_CREATE of {what} {ms.name!r} ({dims})", e.hint
+                )
+                err.map = ms.name  # type: ignore[attr-defined]
+                raise err from None
             finally:
                 if inner_fd is not None:
                     inner_fd.close()
@@ -404,7 +438,7 @@ class _Loader:
                 btf=with_btf,
             )
             out.maps[ms.name] = lm
-            data = kcfg if ms.kind == "kconfig" else contents.get(ms.name, ms.contents)
+            data = kcfg if ms.kind == "kconfig" else ms.contents
             if data is not None and ms.value_size:
                 bsys.map_update(
                     fd, bytes(4), bytes(data).ljust(ms.value_size, b"\0")[: ms.value_size]
@@ -419,34 +453,7 @@ class _Loader:
                         e.errno or 0, f"BPF_OBJ_PIN of map {ms.name!r} at {pin_path}", e.hint
                     ) from None
                 lm.pinned = pin_path
-
-    def _initial_contents(self) -> dict[str, bytes]:
-        """Global-data contents with the ``constants`` option applied."""
-        consts = self.opts.constants or {}
-        if not consts:
-            return {}
-        spec = self.spec
-        bufs: dict[str, bytearray] = {}
-        for name, value in consts.items():
-            var = spec.variables.get(name)
-            if var is None:
-                raise BpfError(f"no global variable {name!r} (have {', '.join(spec.variables)})")
-            ms = spec.maps[var.map]
-            buf = bufs.setdefault(
-                var.map, bytearray(bytes(ms.contents or b"").ljust(ms.value_size, b"\0"))
-            )
-            if isinstance(value, bytes | bytearray | memoryview):
-                raw = bytes(value)
-            elif spec.btf is not None and var.type_id:
-                raw = encode_value(spec.btf, var.type_id, value)
-            elif isinstance(value, int):
-                raw = (value & ((1 << (8 * var.size)) - 1)).to_bytes(var.size, "little")
-            else:
-                raise BpfError(f"give bytes for variable {name!r} (no BTF type to encode it)")
-            if len(raw) > var.size:
-                raise BpfError(f"variable {name!r} is {var.size} bytes, {len(raw)} given")
-            buf[var.offset : var.offset + len(raw)] = raw
-        return {k: bytes(v) for k, v in bufs.items()}
+                self.created_pins.append(pin_path)
 
     # ---- programs ---------------------------------------------------------------
     def core_target(self) -> Btf:
@@ -604,8 +611,7 @@ class _Loader:
                     logs.clear()
                     continue
                 _explain(e, core_notes)
-                e.program = ps.name  # type: ignore[attr-defined]
-                raise
+                raise e.for_program(ps.name) from None
             except KernelError as e:
                 err = KernelError(e.errno or 0, f"BPF_PROG_LOAD of {ps.name!r}", e.hint)
                 err.log = getattr(e, "log", "")  # type: ignore[attr-defined]
@@ -669,6 +675,11 @@ class _Loader:
             self.fill_slots()
         except BaseException:
             self.out.close()
+            for path in reversed(self.created_pins):  # a failed load leaves no pins behind
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
             raise
         return self.out
 

@@ -23,6 +23,8 @@ __all__ = [
     "BuildResult",
     "BuildError",
     "PREFERRED_CLANG",
+    "build",
+    "build_object",
 ]
 
 PREFERRED_CLANG = "clang-19"
@@ -190,3 +192,36 @@ def compile_c(
             command=cmd,
         )
     return BuildResult(out_path, compiler, cmd, proc.stderr)
+
+
+def build(
+    src: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    includes: Sequence[str] = (),
+    defines: Sequence[str] = (),
+    mcpu: str | None = None,
+    clang: str | None = None,
+) -> Path:
+    """Compile BPF C ``src`` into an object (``out``, default next to it) and return its path.
+
+    Needs clang (clang-19 preferred): without one this raises
+    :class:`~bpfkit.errors.NotSupported` saying what to install; a compile error raises
+    :class:`BuildError` with clang's diagnostics.
+    """
+    from ..errors import NotSupported
+
+    try:
+        compiler = find_clang(clang)
+    except BuildError as e:
+        raise NotSupported(f"building C needs clang: {e}") from None
+    return compile_c(src, out, includes=includes, defines=defines, mcpu=mcpu, clang=compiler).object
+
+
+def build_object(src: str | os.PathLike, **options: object) -> bytes:
+    """Compile BPF C ``src`` into a temporary object and return the object's bytes."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bpfkit-build-") as d:
+        path = build(src, Path(d) / (Path(src).stem + ".o"), **options)  # type: ignore[arg-type]
+        return path.read_bytes()

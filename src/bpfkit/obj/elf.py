@@ -54,6 +54,12 @@ class STB:
     LOCAL, GLOBAL, WEAK = range(3)
 
 
+class STV:
+    """Symbol visibilities (the low two bits of ``st_other``)."""
+
+    DEFAULT, INTERNAL, HIDDEN, PROTECTED = range(4)
+
+
 _SHT_NAMES = {
     "SHT_NULL": 0,
     "SHT_PROGBITS": 1,
@@ -161,7 +167,8 @@ class ElfFile:
             raise
         except Exception as e:  # noqa: BLE001 - pyelftools raises many kinds
             raise ElfError(f"malformed ELF header: {_reason(e)}") from None
-        if machine not in ("EM_BPF", EM_BPF):
+        # Old LLVM left e_machine as EM_NONE; libbpf accepts both.
+        if machine not in ("EM_BPF", EM_BPF, "EM_NONE", 0):
             raise ElfError(f"not a BPF object (machine {machine})")
         if etype != "ET_REL":
             raise ElfError(f"not a relocatable object (type {etype})")

@@ -20,9 +20,9 @@ from ..btf.types import Btf
 from ..errors import BtfError, DecodeError, ElfError
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction, decode
-from ..uapi.btf import BtfKind, VarLinkage
+from ..uapi.btf import BtfKind, FuncLinkage, VarLinkage
 from ..uapi.enums import MapType
-from .elf import SHN_LORESERVE, SHN_UNDEF, STB, STT, ElfFile, Section, Symbol
+from .elf import SHN_LORESERVE, SHN_UNDEF, STB, STT, STV, ElfFile, Section, Symbol
 from .maps import (
     BPF_F_MMAPABLE,
     BPF_F_RDONLY_PROG,
@@ -198,10 +198,30 @@ class _Loader:
             return
         btf = parse_btf(sec.data)
         self._fixup_datasecs(btf)
+        self._mark_static(btf)
         self.btf = btf
         ext = self.elf.by_name(".BTF.ext")
         if ext is not None and ext.data:
             self.ext = parse_btf_ext(ext.data, btf)
+
+    def _mark_static(self, btf: Btf) -> None:
+        """Give ``__hidden`` (and internal) global functions static BTF linkage, as libbpf
+        does (``mark_btf_static``): outside the object nobody can call them, so the
+        verifier checks them as static subprograms, with their callers' argument types,
+        not as global functions whose arguments it must not trust."""
+        hidden = {
+            s.name
+            for s in self.elf.symbols
+            if s.type == STT.FUNC
+            and s.bind in (STB.GLOBAL, STB.WEAK)
+            and (s.other & 3) in (STV.HIDDEN, STV.INTERNAL)
+            and s.name
+        }
+        if not hidden:
+            return
+        for t in btf.types:
+            if t.kind == BtfKind.FUNC and t.name in hidden:
+                t.linkage = FuncLinkage.STATIC  # type: ignore[attr-defined]
 
     def _fixup_datasecs(self, btf: Btf) -> None:
         """Set DATASEC sizes and variable offsets from the ELF, as the kernel needs them."""

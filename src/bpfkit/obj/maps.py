@@ -102,9 +102,9 @@ def parse_map_def(
             elif m.name == "map_extra":
                 spec.map_extra = v
             elif m.name == "pinning":
-                if v not in (Pinning.NONE, Pinning.BY_NAME):
-                    raise ElfError(f"map {name!r}: unsupported pinning {v}")
-                spec.pinning = Pinning(v)
+                # Other loaders define more values (iproute2, Cilium): keep and report the
+                # number; only BY_NAME pins, and the kernel loader notes the others.
+                spec.pinning = Pinning(v) if v in (Pinning.NONE, Pinning.BY_NAME) else v
             elif m.name == "key_size":
                 key_size = v
             elif m.name == "value_size":

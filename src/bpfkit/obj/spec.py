@@ -227,6 +227,8 @@ class ProgramSpec:
             "attach_type": _enum_name(self.expected_attach_type),
             "attach_target": self.attach_target,
             "insns": len(self.instructions),
+            # 8-byte instruction slots (an lddw takes two): libbpf's and bpftool's insn_cnt
+            "slots": sum(i.slots for i in self.instructions),
             "license": self.license,
         }
 
@@ -286,7 +288,7 @@ class MapSpec:
             "kind": self.kind,
         }
         if self.pinning:
-            d["pinning"] = "by_name"
+            d["pinning"] = "by_name" if self.pinning == Pinning.BY_NAME else int(self.pinning)
         if self.numa_node:
             d["numa_node"] = self.numa_node
         if self.inner_map is not None:

@@ -58,6 +58,11 @@ class MapDesc:
         """Programs may not write the map (BPF_F_RDONLY_PROG)."""
         return bool(self.flags & (1 << 7))
 
+    @property
+    def wronly_prog(self) -> bool:
+        """Programs may not read the map (BPF_F_WRONLY_PROG; BPF_F_RDONLY_PROG wins)."""
+        return bool(self.flags & (1 << 8)) and not self.rdonly_prog
+
     @classmethod
     def of(cls, m: Any, name: str = "map") -> MapDesc:
         """Normalise a ``MapDesc``, a map spec-like object or a dict."""
@@ -189,6 +194,8 @@ def verify(
     record_accesses: bool = False,
     global_funcs: Mapping[int, GlobalFunc] | None = None,
     cache: bool = True,
+    attach_type: int | None = None,
+    prog_flags: int = 0,
 ) -> VerifyResult:
     """Verify ``insns`` as a program of ``prog_type``; raises ``VerifierError`` if unsafe.
 
@@ -199,6 +206,9 @@ def verify(
     bounds checks the verifier proved unnecessary). ``global_funcs`` (entry slot ->
     :class:`GlobalFunc`, see :func:`global_funcs_of`) are verified on their own, as the
     kernel verifies global functions; other subprograms are verified in their callers.
+    ``attach_type`` is the program's expected attach type (``BPF_CGROUP_INET4_CONNECT``
+    ...: return ranges, context fields and helpers depend on it, as in the kernel);
+    ``prog_flags`` the load flags (``BPF_F_STRICT_ALIGNMENT``, ``BPF_F_SLEEPABLE`` ...).
     Results are kept in a process-wide cache keyed by every input (``cache=False``
     verifies again, e.g. to time it).
     """
@@ -232,11 +242,23 @@ def verify(
         gpl,
         record_accesses,
         repr(sorted((global_funcs or {}).items())),
+        attach_type,
+        prog_flags,
     )
     out = _CACHE.get(key) if cache else None
     if out is None:
         out = _check(
-            insns, pt, mdict, unpriv, log_level, budget, gpl, record_accesses, global_funcs
+            insns,
+            pt,
+            mdict,
+            unpriv,
+            log_level,
+            budget,
+            gpl,
+            record_accesses,
+            global_funcs,
+            attach_type,
+            prog_flags,
         )
         _CACHE[key] = out
         while len(_CACHE) > _CACHE_MAX:
@@ -254,6 +276,9 @@ def verify(
 #: verification results by everything they depend on: loading the same object again
 #: (a test fixture, a second runtime) does not verify its programs again
 _CACHE: dict[tuple, tuple] = {}
+BPF_F_SLEEPABLE = 1 << 4
+#: ``verify_spec`` numbers the object's maps from here (not a plausible fd)
+SPEC_MAP_BASE = 1 << 24
 _CACHE_MAX = 256
 
 
@@ -267,6 +292,8 @@ def _check(
     gpl: bool,
     record_accesses: bool,
     global_funcs: Mapping[int, GlobalFunc] | None,
+    attach_type: int | None = None,
+    prog_flags: int = 0,
 ) -> tuple:
     """Run the checker: (stats, log text, accesses, Reject or None, state text)."""
     log = Log(log_level)
@@ -283,6 +310,8 @@ def _check(
             log=log,
             gpl=gpl,
             global_funcs=global_funcs,
+            attach_type=attach_type,
+            prog_flags=prog_flags,
         )
         log.branches = checker.stack
         stats = checker.run()
@@ -360,15 +389,18 @@ _ = field
 
 @dataclass
 class GlobalFunc:
-    """A global (non-static) function: verified on its own from its BTF prototype.
-
-    ``args`` holds one ``("scalar",)``, ``("ctx",)`` or ``("mem", size)`` per parameter;
+    """A function's BTF prototype as the verifier uses it. A global (non-static) function
+    is verified on its own from it. ``args`` holds one ``("scalar",)``, ``("ctx",)`` or ``("mem", size)`` per parameter;
     ``error`` says why the kernel would refuse the prototype (then the call fails).
     """
 
     name: str
     args: tuple = ()
     error: str = ""
+    #: a static function (``global_funcs_of`` lists them too): verified in its callers,
+    #: described only for the rules that look at its BTF prototype
+    static: bool = False
+    scalar_return: bool = True
 
 
 # the context struct a global function's ``struct X *ctx`` parameter names, per type
@@ -385,8 +417,9 @@ _CTX_STRUCTS = {
 
 
 def global_funcs_of(prog: Any, btf: Any, prog_type: int) -> dict[int, GlobalFunc]:
-    """The global functions of a linked program (entry slot -> :class:`GlobalFunc`),
-    from its BTF func info; the entry function itself is not one of them."""
+    """The functions of a linked program (entry slot -> :class:`GlobalFunc`) from its BTF
+    func info: the global ones, and the static ones marked ``static``; the entry function
+    itself is not one of them."""
     from ..btf.types import Enum, Func, FuncProto, Int, Ptr, Struct
 
     out: dict[int, GlobalFunc] = {}
@@ -399,16 +432,22 @@ def global_funcs_of(prog: Any, btf: Any, prog_type: int) -> dict[int, GlobalFunc
             fn = btf[fi.type_id]
         except (KeyError, IndexError):
             continue
-        if not isinstance(fn, Func) or int(fn.linkage) != 1:
+        if not isinstance(fn, Func):
             continue
         name = fn.name or fi.name or f"func@{fi.slot}"
         proto = btf.resolve(fn.type)
+        if int(fn.linkage) != 1:
+            # a static function: verified inline; only its return type matters here
+            ret = btf.resolve(proto.return_type) if isinstance(proto, FuncProto) else None
+            out[fi.slot] = GlobalFunc(name, static=True, scalar_return=_small_scalar(btf, ret))
+            continue
         g = GlobalFunc(name)
         if not isinstance(proto, FuncProto):
             g.error = f"Global function {name}() has no prototype."
             out[fi.slot] = g
             continue
         ret = btf.resolve(proto.return_type) if proto.return_type else None
+        g.scalar_return = _small_scalar(btf, ret)
         if not isinstance(ret, Int | Enum):
             g.error = f"Global function {name}() doesn't return scalar. Only those are supported."
         args: list[tuple] = []
@@ -435,6 +474,16 @@ def global_funcs_of(prog: Any, btf: Any, prog_type: int) -> dict[int, GlobalFunc
         g.args = tuple(args)
         out[fi.slot] = g
     return out
+
+
+def _small_scalar(btf: Any, t: Any) -> bool:
+    """An int of at most 8 bytes or an enum (the kernel's ``btf_type_is_small_int`` or
+    ``btf_is_any_enum``): a function returning one returns a scalar."""
+    from ..btf.types import Enum, Int
+
+    if isinstance(t, Enum):
+        return True
+    return isinstance(t, Int) and 0 < getattr(t, "size", 0) <= 8
 
 
 def spin_lock_offset(btf: Any, value_type_id: int | None) -> int:
@@ -491,22 +540,28 @@ def spec_lines(prog: Any) -> Callable[[int], dict | None]:
 def verify_spec(obj: Any, program: str | None = None, **kw: Any) -> VerifyResult:
     """Verify one program of an :class:`~bpfkit.obj.spec.ObjectSpec` (maps, type, lines).
 
-    Map references become the map's position in ``obj.maps``; the C source line of a
-    rejection comes from the program's BTF line info.
+    Map references become ``SPEC_MAP_BASE`` plus the map's position in ``obj.maps`` (a
+    map load without a relocation keeps its number, which names no map — as in the
+    kernel, where it is not a map fd); the C source line of a rejection comes from the
+    program's BTF line info.
     """
     prog = obj.program(program)
     names = list(obj.maps)
     maps: dict[int, MapDesc] = {}
     for i, name in enumerate(names):
-        maps[i] = map_desc(obj.maps[name], name, getattr(obj, "btf", None))
+        maps[SPEC_MAP_BASE + i] = map_desc(obj.maps[name], name, getattr(obj, "btf", None))
     insns = list(prog.instructions)
     for rel in prog.relocations:
         if rel.map is not None and rel.map in obj.maps and 0 <= rel.index < len(insns):
             insn = insns[rel.index]
             if insn.is_lddw:
-                idx = names.index(rel.map)
+                idx = SPEC_MAP_BASE + names.index(rel.map)
                 insns[rel.index] = insn.with_(imm=(insn.imm & ~0xFFFFFFFF) | idx)
     kw.setdefault("prog_type", prog.prog_type)
+    if prog.expected_attach_type is not None:
+        kw.setdefault("attach_type", int(prog.expected_attach_type))
+    if getattr(prog, "sleepable", False):
+        kw["prog_flags"] = kw.get("prog_flags", 0) | BPF_F_SLEEPABLE
     kw.setdefault("license", prog.license or obj.license or "GPL")
     kw.setdefault(
         "global_funcs", global_funcs_of(prog, getattr(obj, "btf", None), int(kw["prog_type"]))

@@ -19,6 +19,7 @@ from ..isa.instruction import Instruction, check
 
 BPF_MAXINSNS = 4096
 BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000
+MAX_CALL_FRAMES = 8
 
 
 class Reject(Exception):
@@ -301,9 +302,16 @@ def check_stack_depth(prog: Program, depths: dict[int, int], jit: bool = True) -
                 f"combined stack size of {len(chain) + 1} calls is {total}. Too large",
                 prog.subprogs[i],
             )
-        if len(chain) > 8:
-            return
         for c in prog.calls.get(i, []):
+            # the kernel walks every call site (reachable or not, recursive or not) and
+            # refuses a chain of MAX_CALL_FRAMES functions
+            if len(chain) + 1 >= MAX_CALL_FRAMES:
+                raise Reject(
+                    f"A chain of calls reaches {MAX_CALL_FRAMES} frames (or recurses); "
+                    f"the kernel allows at most {MAX_CALL_FRAMES - 1} nested calls.",
+                    f"the call stack of {len(chain) + 1} frames is too deep !",
+                    prog.subprogs[i],
+                )
             walk(c, total, chain + [i])
 
     walk(0, 0, [])

@@ -17,7 +17,7 @@ from operator import attrgetter
 from ..isa import opcodes as op
 from ..isa.disasm import ALU_SYMBOLS
 from ..isa.instruction import Instruction
-from ..uapi.enums import HELPER_NAMES, MapType, ProgType
+from ..uapi.enums import HELPER_IDS, HELPER_NAMES, MapType, ProgType
 from . import ctxinfo, liveness, precision, scalar, tnum
 from .cfg import Program, Reject, check_stack_depth
 from .helpers_proto import (
@@ -26,7 +26,6 @@ from .helpers_proto import (
     CONST_MAP_PTR,
     CONST_SIZE,
     CONST_SIZE_OR_ZERO,
-    MAP_ONLY_HELPERS,
     PROTOS,
     PTR_TO_CONST_STR,
     PTR_TO_CTX,
@@ -42,6 +41,7 @@ from .helpers_proto import (
     RET_RINGBUF_MEM_OR_NULL,
     RET_VOID,
     Proto,
+    map_func_error,
     proto_for,
 )
 from .helpers_proto import (
@@ -167,6 +167,9 @@ _ALU_NEG_VALUE = 4
 _ALU_IMMEDIATE = 8
 _ALU_NON_POINTER = 16
 
+#: Program types whose context is typed by kernel BTF (not modelled: rejected).
+BTF_CTX_TYPES = frozenset({ProgType.TRACING, ProgType.LSM, ProgType.STRUCT_OPS, ProgType.EXT})
+
 #: The program types an unprivileged loader may load.
 UNPRIV_PROG_TYPES = frozenset({ProgType.SOCKET_FILTER, ProgType.CGROUP_SKB})
 
@@ -185,10 +188,20 @@ class Checker:
         log,
         gpl: bool = True,
         global_funcs: dict | None = None,
+        attach_type: int | None = None,
+        prog_flags: int = 0,
     ) -> None:
         self.prog = prog
+        #: the expected attach type (None: the program type's default)
+        self.attach_type = attach_type
+        self.prog_flags = prog_flags
+        #: BPF_F_STRICT_ALIGNMENT without BPF_F_ANY_ALIGNMENT (x86 has efficient
+        #: unaligned access: nothing else turns strict alignment on)
+        self.strict_align = bool(prog_flags & 1) and not prog_flags & 2
+        #: every function's BTF prototype (entry slot -> GlobalFunc)
+        self.funcs: dict = dict(global_funcs or {})
         #: global (non-static) functions: entry slot -> GlobalFunc; verified on their own
-        self.global_funcs: dict = dict(global_funcs or {})
+        self.global_funcs: dict = {e: g for e, g in self.funcs.items() if not g.static}
         self.global_queue: list[int] = []
         self.in_global: int | None = None  # entry of the global function being verified
         self.prog_type = prog_type
@@ -289,6 +302,18 @@ class Checker:
                 f"program type {_ptname(self.prog_type)} needs CAP_BPF (EPERM)",
                 0,
             )
+        if self.prog_type in BTF_CTX_TYPES:
+            # their context and return values are typed by the kernel's BTF of the attach
+            # target: not modelled (nor run by the userspace VM)
+            name = _ptname(self.prog_type)
+            raise Reject(
+                f"Program type {name} is not supported by bpfkit's verifier (its context "
+                "is typed by the kernel's BTF of the attach target).",
+                f"program type {name} is not supported",
+                0,
+            )
+        self.check_func_returns()
+        self.changes_pkt = self._changes_pkt_subprogs()
         state = self.initial_state()
         self.log.state_line(0, state)
         self.explore_all(state, 0)
@@ -304,6 +329,55 @@ class Checker:
             self.depths.get(i, 0) for i in range(len(self.prog.subprogs))
         )
         return self.stats
+
+    def _changes_pkt_subprogs(self) -> set[int]:
+        """Subprograms that may change packet data: they call a helper that does (or a
+        tail call), directly or through the functions they call (the kernel's
+        ``changes_pkt_data``); a call of such a global function forgets packet pointers."""
+        prog = self.prog
+        out: set[int] = set()
+        edges: dict[int, set[int]] = {}
+        for pc, insn in enumerate(prog.at):
+            if insn is None:
+                continue
+            if insn.is_helper_call and insn.imm in _PKT_CHANGING_IDS:
+                out.add(prog.subprog_of(pc))
+            elif insn.is_local_call:
+                edges.setdefault(prog.subprog_of(pc), set()).add(prog.subprog_of(pc + 1 + insn.imm))
+        changed = True
+        while changed:
+            changed = False
+            for caller, callees in edges.items():
+                if caller not in out and callees & out:
+                    out.add(caller)
+                    changed = True
+        return out
+
+    def check_func_returns(self) -> None:
+        """Subprograms using ld_abs/ld_ind or a tail call must return an int (their BTF
+        prototype says so; the kernel's ``check_btf_func``): both can end the program
+        early with a return value of 0."""
+        prog = self.prog
+        for entry, f in sorted(self.funcs.items()):
+            if f.scalar_return or entry == 0:
+                continue
+            idx = prog.subprog_of(entry)
+            for pc in range(prog.subprogs[idx], prog.subprog_end(idx)):
+                insn = prog.at[pc]
+                if insn is None:
+                    continue
+                what = None
+                if insn.cls == op.LD and insn.opcode != _LDDW:
+                    what = "LD_ABS"
+                elif insn.is_helper_call and insn.imm == _TAIL_CALL:
+                    what = "tail_call"
+                if what:
+                    raise Reject(
+                        f"{f.name}() uses {what} but does not return an int (both can end "
+                        "the program early with a return value).",
+                        f"{what} is only allowed in functions that return 'int'.",
+                        None,
+                    )
 
     def explore_all(self, state: State, pc: int) -> None:
         """Explore every path from ``pc`` (depth first, branches from the stack)."""
@@ -380,6 +454,11 @@ class Checker:
                         allow_null=True,
                         what=f"argument {i} of {g.name}()",
                     )
+        if self.prog.subprog_of(target) in self.changes_pkt:
+            self._map_regs(
+                st, lambda r: Reg.unknown() if r.type in PACKET_TYPES + (PTR_TO_PACKET_END,) else r
+            )
+            regs = st.cur.regs
         for r in CALLER_SAVED:
             regs[r] = NOT_INIT_REG
         regs[0] = Reg.unknown()
@@ -438,7 +517,8 @@ class Checker:
                     # the rounds converge (the kernel widens its imprecise scalars)
                     _widen(prev, state)
             for old in active.get(sig, ()):
-                if old.branches > 0 and states_equal(old, state, allow_uninit):
+                # the kernel's infinite-loop test compares states exactly (EXACT)
+                if old.branches > 0 and states_equal(old, state, allow_uninit, True):
                     raise self.fail(
                         f"Instruction {pc} starts a loop that never makes "
                         "progress (infinite loop).",
@@ -559,8 +639,7 @@ class Checker:
                     self.do_lddw(st, insn)
                     pc += 2
                 else:
-                    self.do_ld_abs(st, insn)
-                    pc += 1
+                    pc = self.do_ld_abs(st, insn, pc)
             hx = self.hx
             st.hist.append(ipc if hx is None else (ipc, hx))
             if logging:
@@ -636,8 +715,11 @@ class Checker:
                                 )
                             self.set_reg(st, dstno, scalar_zext_unknown())
                             return
+                        # a value that fits 32 bits stays linked to its source
+                        src = self._link_if(st, insn.src, src, src.umax.bit_length() <= 32)
                         r = src.clone()
-                        r.id = 0
+                        if src.umax.bit_length() > 32:
+                            r.id = 0
                         scalar.truncate(r, 4)
                         self.set_reg(st, dstno, r)
                 else:
@@ -649,8 +731,12 @@ class Checker:
                             )
                         self.set_reg(st, dstno, Reg.unknown() if is64 else scalar_zext_unknown())
                         return
+                    # no sign to extend: the copy stays linked to its source
+                    no_sext = src.umax < (1 << (insn.off - 1))
+                    src = self._link_if(st, insn.src, src, no_sext)
                     r = src.clone()
-                    r.id = 0
+                    if not no_sext:
+                        r.id = 0
                     scalar.sext(r, insn.off, is64)
                     self.set_reg(st, dstno, r)
             else:
@@ -705,6 +791,15 @@ class Checker:
         r.id = 0
         scalar.alu(aop, is64, r, src, signed_divmod=insn.off == 1)
         self.set_reg(st, dstno, r)
+
+    def _link_if(self, st: State, regno: int, src: Reg, cond: bool) -> Reg:
+        """The kernel's assign_scalar_id_before_mov: when ``cond``, a scalar that is not
+        a constant gets an id (in its register) so that the copy made next is linked."""
+        if cond and src.type == SCALAR and not src.id and src.var_off.mask:
+            src = src.clone()
+            src.id = self.new_id()
+            self.set_reg(st, regno, src)
+        return src
 
     def ptr_alu(
         self, st: State, insn: Instruction, aop: int, is64: bool, dst: Reg, src: Reg, dstno: int
@@ -996,7 +1091,9 @@ class Checker:
         signed = (insn.opcode & 0xE0) == op.MEMSX
         base = self.read_reg(st, insn.src)
         self.check_dst(insn.dst)
-        val = self.mem_access(st, insn.src, base, insn.off, size, write=False, value=None)
+        val = self.mem_access(
+            st, insn.src, base, insn.off, size, write=False, value=None, ldsx=signed
+        )
         if val.type == SCALAR and size < 8:
             val = val.clone()
             if signed:
@@ -1052,7 +1149,9 @@ class Checker:
                 f"Atomic operations on {base.type_name()} memory are not allowed.",
                 f"BPF_ATOMIC stores into R{insn.dst} {base.type_name()} is not allowed",
             )
-        loaded = self.mem_access(st, insn.dst, base, insn.off, size, write=False, value=None)
+        loaded = self.mem_access(
+            st, insn.dst, base, insn.off, size, write=False, value=None, strict_once=True
+        )
         if loaded.is_pointer() and self.unpriv:
             raise self.fail(
                 "An atomic operation on a stack slot holding a pointer would leak it.",
@@ -1088,10 +1187,16 @@ class Checker:
         value: Reg | None,
         value_regno: int = -1,
         imm_store: bool = False,
+        ldsx: bool = False,
+        strict_once: bool = False,
     ) -> Reg:
-        """Check one load or store through ``base``; returns the loaded value."""
+        """Check one load or store through ``base``; returns the loaded value
+        (``ldsx``: a sign-extending load; ``strict_once``: alignment is checked whatever
+        the program's flags, as for atomics)."""
         t = base.type
         full = off + base.off
+        if t != PTR_TO_STACK and size > 1 and (self.strict_align or strict_once):
+            self.check_alignment(base, off, size)
         if t == PTR_TO_STACK:
             return self.stack_access(
                 st, regno, base, off, size, write, value, value_regno, imm_store
@@ -1113,10 +1218,8 @@ class Checker:
                 raise self._bad_type(regno, base)
             m = base.map
             limit = m.value_size if t == PTR_TO_MAP_VALUE else m.key_size
-            if write and t == PTR_TO_MAP_VALUE and m.rdonly_prog:
-                raise self.fail(
-                    f"Map '{m.name}' is read-only for programs.", "write into map forbidden"
-                )
+            if t == PTR_TO_MAP_VALUE:
+                self.map_access_type(m, off, size, write)
             if write and t == PTR_TO_MAP_KEY:
                 raise self.fail(
                     "Writing through a map key pointer is not allowed.",
@@ -1192,6 +1295,8 @@ class Checker:
                         f"R{value_regno} leaks addr into ctx",
                     )
             acc = ctxinfo.check(self.prog_type, full, size, write, self.unpriv)
+            if acc.ok and ldsx and acc.reg_type != SCALAR:
+                acc = ctxinfo.CtxAccess(False)  # a pointer field cannot be sign-extended
             if not acc.ok:
                 what = "write" if write else "read"
                 raise self.fail(
@@ -1245,6 +1350,41 @@ class Checker:
                 )
             return Reg.unknown()
         raise self._bad_type(regno, base)
+
+    def check_alignment(self, base: Reg, off: int, size: int) -> None:
+        """Strict alignment (``BPF_F_STRICT_ALIGNMENT``, atomics): the kernel's
+        ``check_ptr_alignment``; packet data is assumed to start 2 bytes past an
+        aligned address (NET_IP_ALIGN)."""
+        t = base.type
+        vo = base.var_off
+        if t in (PTR_TO_PACKET, PTR_TO_PACKET_META):
+            at = tnum.add(vo, tnum.const(2 + base.off + off))
+            if not tnum.is_aligned(at, size):
+                raise self.fail(
+                    f"Misaligned {size}-byte packet access (strict alignment).",
+                    f"misaligned packet access off 2+{_tn(vo)}+{base.off}+{off} size {size}",
+                )
+            return
+        desc = {PTR_TO_MAP_KEY: "key ", PTR_TO_MAP_VALUE: "value ", T_CTX: "context "}.get(t, "")
+        at = tnum.add(vo, tnum.const(base.off + off))
+        if not tnum.is_aligned(at, size):
+            raise self.fail(
+                f"Misaligned {size}-byte {desc}access (strict alignment).",
+                f"misaligned {desc}access off {_tn(vo)}+{base.off}+{off} size {size}",
+            )
+
+    def map_access_type(self, m, off: int, size: int, write: bool) -> None:
+        """BPF_F_RDONLY_PROG / BPF_F_WRONLY_PROG (the kernel's ``check_map_access_type``)."""
+        if write and m.rdonly_prog:
+            raise self.fail(
+                f"Map '{m.name}' is read-only for programs (BPF_F_RDONLY_PROG).",
+                f"write into map forbidden, value_size={m.value_size} off={off} size={size}",
+            )
+        if not write and m.wronly_prog:
+            raise self.fail(
+                f"Map '{m.name}' is write-only for programs (BPF_F_WRONLY_PROG).",
+                f"read from map forbidden, value_size={m.value_size} off={off} size={size}",
+            )
 
     def _bad_type(self, regno: int, base: Reg) -> Reject:
         name = self.reg_name(base)
@@ -1320,15 +1460,14 @@ class Checker:
     ) -> tuple[int, int]:
         """(lowest, highest+1) stack offsets the access can touch; checks the 512 bytes."""
         full = ptr.off + off
+        rw = "write to" if write else "read from"
         if ptr.var_off == tnum.ZERO:
             lo, hi = full, full + size
-            if lo < -MAX_BPF_STACK or hi > 0:
-                rw = "write to" if write else "read from"
+            if lo < -MAX_BPF_STACK or hi > 0 or lo > -1:
                 raise self.fail(
                     f"r{regno}: a {size}-byte {rw} the stack at offset {full} is "
                     "outside the 512-byte frame.",
-                    f"invalid {'write to' if write else 'read from'} stack R{regno} "
-                    f"off={full} size={size}",
+                    f"invalid {rw} stack R{regno} off={full} size={size}",
                 )
             return lo, hi
         if self.unpriv:
@@ -1343,11 +1482,11 @@ class Checker:
             )
         lo = full + ptr.smin
         hi = full + ptr.smax + size
-        if lo < -MAX_BPF_STACK or hi > 0:
+        if lo < -MAX_BPF_STACK or hi > 0 or lo > -1:
             raise self.fail(
                 f"r{regno}: a {size}-byte stack access at variable offset "
                 f"[{lo}, {hi - size}] can leave the 512-byte frame.",
-                f"invalid variable-offset {'write to' if write else 'read from'} stack "
+                f"invalid variable-offset {rw} stack "
                 f"R{regno} var_off={tnum.fmt(ptr.var_off)} off={full} size={size}",
             )
         return lo, hi
@@ -1464,9 +1603,16 @@ class Checker:
             frame.stack[spi] = Slot(ST_SPILL * 8, value)
             return
         if aligned_slot and value is not None and value.type == SCALAR and self.priv:
-            # spill a scalar (an 8-byte or a narrow aligned spill keeps its value)
+            # spill a scalar (an 8-byte or a narrow aligned spill keeps its value); a
+            # value that fits the spill stays linked to its register (the kernel's
+            # assign_scalar_id_before_mov: it gets an id first), a wider one does not
             v = value
-            if size < 8:
+            fits = value.umax.bit_length() <= 8 * size
+            if fits and not value.id and value.var_off.mask and value_regno >= 0:
+                v = value.clone()
+                v.id = self.new_id()
+                self.set_reg(st, value_regno, v)
+            if not fits:
                 v = value.clone()
                 v.id = 0
                 scalar.truncate(v, size)
@@ -1505,15 +1651,18 @@ class Checker:
                 )
             if size <= ssize and full % 8 == 0:
                 r = sp.clone()
-                r.id = 0
+                if sp.umax.bit_length() > 8 * size:
+                    r.id = 0  # a narrowing fill breaks the link
                 scalar.truncate(r, size)
                 return r
-        zeros = 0
+        zeros = spills = 0
         for i in range(size):
             c = slot.types[(slot_idx - i) % 8] if slot is not None else ST_INVALID
             if c == ST_ZERO:
                 zeros += 1
-            elif c in (ST_MISC, ST_SPILL):
+            elif c == ST_SPILL:
+                spills += 1
+            elif c == ST_MISC:
                 continue
             elif c == ST_INVALID and self.priv:
                 continue
@@ -1525,6 +1674,8 @@ class Checker:
                 )
         if zeros == size:
             return Reg.const(0)
+        if spills == size and slot.spilled is not None and slot.spilled.is_null_const():
+            return Reg.const(0)  # part of a spilled zero
         return Reg.unknown()
 
     def stack_range_init(
@@ -1534,6 +1685,8 @@ class Checker:
         if size == 0:
             if not zero_ok:
                 raise self.fail(f"r{regno}: zero-sized {what} access.", "invalid zero-sized read")
+            # no byte is touched, but the pointer must still point into the frame
+            self.stack_bounds(regno, ptr, 0, 0, write, what="helper")
             return
         lo, hi = self.stack_bounds(regno, ptr, 0, size, write, what="helper")
         frame = self.frame_of(st, ptr)
@@ -1565,11 +1718,18 @@ class Checker:
                 self._set_byte(frame, a, ST_MISC)
 
     # ------------------------------------------------------------------ legacy packet loads
-    def do_ld_abs(self, st: State, insn: Instruction) -> None:
+    def do_ld_abs(self, st: State, insn: Instruction, pc: int) -> int:
+        """A legacy packet load; returns the next pc. It ends the program with 0 when the
+        packet is too short: in a subprogram, that early return is a path of its own."""
         if self.prog_type not in ctxinfo.LD_ABS_TYPES:
             raise self.fail(
                 "Legacy packet loads (ld_abs/ld_ind) are not allowed for this program type.",
                 "BPF_LD_[ABS|IND] instructions not allowed for this program type",
+            )
+        if any(f.callback for f in st.frames[1:]):
+            raise self.fail(
+                "Legacy packet loads (ld_abs/ld_ind) are not allowed in a callback.",
+                "cannot use BPF_LD_[ABS|IND] within callback",
             )
         if st.refs:
             raise self.fail(
@@ -1593,6 +1753,16 @@ class Checker:
             st.cur.regs[r] = NOT_INIT_REG
         size = op.SIZE_BYTES[insn.opcode & 0x18]
         st.cur.regs[0] = scalar.load_sized(size, False)
+        if len(st.frames) == 1:
+            return pc + 1
+        # the load continues on a path of its own; this one returns 0 to the caller
+        other = st.copy()
+        other.hist.append(pc)
+        self.push(other, pc + 1)
+        st.cur.regs[0] = Reg.const(0)
+        nxt = self.do_exit(st)
+        assert nxt is not None
+        return nxt
 
     # ------------------------------------------------------------------ jumps
     def do_cond_jmp(self, st: State, insn: Instruction, pc: int) -> int:
@@ -1701,15 +1871,18 @@ class Checker:
         """1 always taken, 0 never, -1 unknown."""
         if a.type == SCALAR and b.type == SCALAR:
             return scalar.branch_taken(jop, a, b, is32)
+        if is32:
+            # the low 32 bits of a valid pointer may well be zero: a 32-bit comparison
+            # of a pointer is never decided (the rule of current kernels, 6.12.118 and
+            # 6.18 among them; older ones decided it — deciding it is what may accept
+            # what a kernel rejects, so bpfkit never does)
+            return -1
         # pointer vs the constant zero: pointers the kernel knows are not NULL (map
         # values, memory, ...; not the context or the stack) are never zero
         for p, z, jo in ((a, b, jop), (b, a, scalar.FLIP.get(jop, jop))):
             if z.type != SCALAR or not p.is_pointer():
                 continue
-            if is32:
-                zero = (z.var_off.mask | z.var_off.value) & M32 == 0
-            else:
-                zero = z.is_null_const()
+            zero = z.is_null_const()
             if zero and not p.maybe_null and p.type in _NOT_NULL_TYPES:
                 if jo == op.JEQ:
                     return 0
@@ -1784,12 +1957,8 @@ class Checker:
                         f.regs[i] = new
                 for spi, slot in list(f.stack.items()):
                     sp = slot.spilled
-                    if (
-                        sp is not None
-                        and sp.type == SCALAR
-                        and sp.id == old.id
-                        and slot.spill_size() == 8
-                    ):
+                    if sp is not None and sp.type == SCALAR and sp.id == old.id:
+                        # a narrow spill keeps its id only when the value fits it
                         f.stack[spi] = Slot(slot.types, new)
 
     def mark_ptr_or_null(self, st: State, pid: int, is_null: bool) -> None:
@@ -1901,8 +2070,11 @@ class Checker:
         fr = st.cur
         r0 = fr.regs[0]
         if len(st.frames) > 1:
-            if r0.type == NOT_INIT:
-                raise self.fail("r0 is not set when the function returns.", "R0 !read_ok")
+            # a static function may return without setting r0 (a void function): the
+            # caller gets r0 uninitialised and fails only if it reads it (the kernel's
+            # prepare_func_exit; issue 11: BCC tools have such functions)
+            if fr.callback and r0.type == NOT_INIT:
+                raise self.fail("r0 is not set when the callback returns.", "R0 !read_ok")
             if fr.callback:
                 if r0.type == SCALAR:
                     self.precise(st, 0)
@@ -1915,8 +2087,7 @@ class Checker:
                 if r0.smin < fr.cb_ret_lo or r0.smax > fr.cb_ret_hi or r0.umax > fr.cb_ret_hi:
                     raise self.fail(
                         f"A callback must return a value in [{fr.cb_ret_lo}, {fr.cb_ret_hi}].",
-                        f"At callback return the register R0 has "
-                        f"{'unknown scalar value' if not r0.is_const() else r0.smin}"
+                        f"At callback return the register R0 has{_scalar_range(r0)}"
                         f" should have been in [{fr.cb_ret_lo}, {fr.cb_ret_hi}]",
                     )
             if r0.type == PTR_TO_STACK and r0.frameno == fr.frameno:
@@ -1969,7 +2140,7 @@ class Checker:
             raise self.fail(
                 "Returning a pointer in r0 leaks a kernel address.", "R0 leaks addr as return value"
             )
-        rng = ctxinfo.RETURN_RANGE.get(self.prog_type)
+        rng = ctxinfo.return_range(self.prog_type, self.attach_type)
         if rng is not None:
             if r0.type == SCALAR:
                 self.precise(st, 0)
@@ -1980,11 +2151,11 @@ class Checker:
                 )
             lo, hi = rng
             if r0.smin < lo or r0.smax > hi:
-                val = f"{r0.smin}" if r0.is_const() else "unknown scalar value"
                 raise self.fail(
                     f"The return value must be in [{lo}, {hi}] for a "
                     f"{_ptname(self.prog_type)} program.",
-                    f"At program exit the register R0 has {val} should have been in [{lo}, {hi}]",
+                    f"At program exit the register R0 has{_scalar_range(r0)} should have "
+                    f"been in [{lo}, {hi}]",
                 )
         return None
 
@@ -2020,17 +2191,12 @@ class Checker:
             self.check_arg(st, proto, i + 1, kind, meta)
         # map compatibility
         if meta.map is not None:
-            only = MAP_ONLY_HELPERS.get(meta.map.type)
-            if (
-                only is not None
-                and proto.name not in only
-                or proto.map_types
-                and meta.map.type not in proto.map_types
-            ):
+            why = map_func_error(meta.map.type, proto.name, self.prog_type, self.attach_type)
+            if why:
                 raise self.fail(
                     f"bpf_{name} cannot be used with map '{meta.map.name}' of type "
                     f"{_mtname(meta.map.type)}.",
-                    f"cannot pass map_type {meta.map.type} into func bpf_{name}#{hid}",
+                    why,
                 )
         # side effects
         if proto.name == "spin_lock":
@@ -2077,8 +2243,11 @@ class Checker:
                 and meta.const_key is not None
                 and meta.const_key < m.max_entries
             ):
-                # an array lookup with a constant in-bounds key cannot fail
-                return Reg.pointer(PTR_TO_MAP_VALUE, map=m)
+                # an array lookup with a constant in-bounds key cannot fail; a value with
+                # a spin lock still gets an id (the lock's identity, as in the kernel)
+                return Reg.pointer(
+                    PTR_TO_MAP_VALUE, map=m, id=self.new_id() if m.spin_lock_off >= 0 else 0
+                )
             r = Reg.pointer(PTR_TO_MAP_VALUE, map=m, maybe_null=True, id=self.new_id())
             return r
         if ret == RET_RINGBUF_MEM_OR_NULL:
@@ -2157,6 +2326,12 @@ class Checker:
             raise self.fail(
                 f"Argument {argno} (r{argno}) of {name} is not initialised.", f"R{argno} !read_ok"
             )
+        if r.type in (PTR_TO_PACKET, PTR_TO_PACKET_META) and kind != ANYTHING:
+            if not proto.pkt_access:
+                raise self.fail(
+                    f"r{argno}: {name} cannot take a packet pointer.",
+                    "helper access to the packet is not allowed",
+                )
         if kind == ANYTHING:
             if r.is_pointer() and self.unpriv:
                 raise self.fail(
@@ -2252,6 +2427,12 @@ class Checker:
                 )
             meta.msize_max = r.umax
             mr = meta.mem_regno
+            if mr and meta.mem_null and r.umax > 0:
+                # NULL is a valid buffer only when the size is known to be 0
+                raise self.fail(
+                    f"r{mr}: NULL is passed to {name} with a size that may not be 0.",
+                    f"R{mr} type=scalar expected=fp",
+                )
             if mr and not meta.mem_null:
                 self.check_mem_arg(
                     st,
@@ -2422,10 +2603,7 @@ class Checker:
             self.mem_access(st, regno, r, 0, size, write=False, value=None)
             return
         if t == PTR_TO_MAP_VALUE:
-            if write and r.map.rdonly_prog:
-                raise self.fail(
-                    f"Map '{r.map.name}' is read-only for programs.", "write into map forbidden"
-                )
+            self.map_access_type(r.map, r.off, size, write)
             self.region_access(
                 regno,
                 r,
@@ -2495,6 +2673,37 @@ class _Meta:
 
 
 _ARRAYS = (MapType.ARRAY, MapType.PERCPU_ARRAY)
+_TAIL_CALL = 12
+#: helpers after which packet pointers are stale (the kernel's
+#: ``bpf_helper_changes_pkt_data``; a tail-called program could call any of them)
+_PKT_CHANGING_IDS = frozenset(
+    HELPER_IDS[n]
+    for n in (
+        "clone_redirect",
+        "l3_csum_replace",
+        "l4_csum_replace",
+        "lwt_push_encap",
+        "lwt_seg6_action",
+        "lwt_seg6_adjust_srh",
+        "lwt_seg6_store_bytes",
+        "msg_pop_data",
+        "msg_pull_data",
+        "msg_push_data",
+        "skb_adjust_room",
+        "skb_change_head",
+        "skb_change_proto",
+        "skb_change_tail",
+        "skb_pull_data",
+        "skb_store_bytes",
+        "skb_vlan_pop",
+        "skb_vlan_push",
+        "store_hdr_opt",
+        "xdp_adjust_head",
+        "xdp_adjust_meta",
+        "xdp_adjust_tail",
+        "tail_call",
+    )
+)
 _CALLBACK_HELPERS = {p.id for p in PROTOS.values() if p.callback}
 _KNOWN_TYPES = set(ctxinfo.RULES)
 
@@ -2511,6 +2720,21 @@ def _mtname(mt: int) -> str:
         return MapType(mt).name.lower()
     except ValueError:
         return str(mt)
+
+
+def _tn(t: Tnum) -> str:
+    """A tnum as the kernel's alignment messages print it (a constant as a number)."""
+    return str(s64(t.value)) if not t.mask else tnum.fmt(t)
+
+
+def _scalar_range(r: Reg) -> str:
+    """`` smin=A smax=B`` as the kernel's ``verbose_invalid_scalar`` prints a range."""
+    out = ""
+    if r.smin > -(1 << 63):
+        out += f" smin={r.smin}"
+    if r.smax < (1 << 63) - 1:
+        out += f" smax={r.smax}"
+    return out or " unknown scalar value"
 
 
 def _s32_wrap(v: int) -> int:

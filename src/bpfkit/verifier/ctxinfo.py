@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..uapi.enums import ProgType
+from ..uapi.enums import AttachType, ProgType
 from .state import (
     PTR_TO_PACKET,
     PTR_TO_PACKET_END,
@@ -271,10 +271,63 @@ PKT_WRITE = {ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.XDP}
 #: Program types with an skb context (legacy ``ld_abs``/``ld_ind`` allowed).
 LD_ABS_TYPES = {ProgType.SOCKET_FILTER, ProgType.SCHED_CLS, ProgType.SCHED_ACT}
 
-#: Return-value ranges the kernel enforces at the main program's exit.
-RETURN_RANGE: dict[int, tuple[int, int]] = {
-    ProgType.CGROUP_SKB: (0, 1),
-}
+#: ``enum bpf_prog_type`` / ``enum bpf_attach_type`` values newer than bpfkit.uapi's
+#: tables (tools/include/uapi/linux/bpf.h of 6.12)
+PROG_NETFILTER = 32
+ATTACH_NETFILTER = 45
+ATTACH_TCX_INGRESS = 46
+ATTACH_TCX_EGRESS = 47
+ATTACH_UNIX_CONNECT = 49
+ATTACH_UNIX_SENDMSG = 50
+ATTACH_UNIX_RECVMSG = 51
+ATTACH_UNIX_GETPEERNAME = 52
+ATTACH_UNIX_GETSOCKNAME = 53
+ATTACH_KPROBE_SESSION = 56
+
+_AT = AttachType
+#: sock_addr hooks whose program must return 1 (recvmsg, getpeername, getsockname)
+_SOCK_ADDR_ONE = frozenset(
+    {
+        _AT.CGROUP_UDP4_RECVMSG,
+        _AT.CGROUP_UDP6_RECVMSG,
+        ATTACH_UNIX_RECVMSG,
+        _AT.CGROUP_INET4_GETPEERNAME,
+        _AT.CGROUP_INET6_GETPEERNAME,
+        ATTACH_UNIX_GETPEERNAME,
+        _AT.CGROUP_INET4_GETSOCKNAME,
+        _AT.CGROUP_INET6_GETSOCKNAME,
+        ATTACH_UNIX_GETSOCKNAME,
+    }
+)
+_ZERO_ONE = frozenset(
+    {
+        ProgType.CGROUP_SOCK,
+        ProgType.SOCK_OPS,
+        ProgType.CGROUP_DEVICE,
+        ProgType.CGROUP_SYSCTL,
+        ProgType.CGROUP_SOCKOPT,
+        ProgType.SK_LOOKUP,
+        PROG_NETFILTER,
+    }
+)
+
+
+def return_range(prog_type: int, attach_type: int | None) -> tuple[int, int] | None:
+    """The values the main program may return (the kernel's ``check_return_code``),
+    or None when any value is allowed."""
+    if prog_type == ProgType.CGROUP_SOCK_ADDR:
+        if attach_type in _SOCK_ADDR_ONE:
+            return (1, 1)
+        if attach_type in (_AT.CGROUP_INET4_BIND, _AT.CGROUP_INET6_BIND):
+            return (0, 3)
+        return (0, 1)
+    if prog_type == ProgType.CGROUP_SKB:
+        return (0, 3) if attach_type == _AT.CGROUP_INET_EGRESS else (0, 1)
+    if prog_type in _ZERO_ONE:
+        return (0, 1)
+    if prog_type == ProgType.KPROBE and attach_type == ATTACH_KPROBE_SESSION:
+        return (0, 1)
+    return None
 
 
 #: Fields an unprivileged loader (no CAP_BPF) may not read / write, per program type.

@@ -532,6 +532,8 @@ def regsafe(
     """
     if alu_exact and old.type == SCALAR:
         return cur.type == SCALAR and same_scalar(old, cur) and ids.check_scalar(old.id, cur.id)
+    if exact:
+        return regs_exact(old, cur, ids)
     if old is cur and not old.id and not old.ref_obj_id:
         return True
     if old.type == NOT_INIT:
@@ -570,6 +572,34 @@ def regsafe(
             return False
     if old.ref_obj_id or cur.ref_obj_id:
         return ids.check(old.ref_obj_id, cur.ref_obj_id)
+    return True
+
+
+def regs_exact(old: Reg, cur: Reg, ids: _IdMap) -> bool:
+    """The same register, ids up to renaming (the kernel's ``regs_exact``: the infinite
+    loop test)."""
+    if old.type != cur.type:
+        return False
+    if old.type == NOT_INIT:
+        return True
+    if not same_scalar(old, cur):
+        return False
+    if (
+        old.off != cur.off
+        or old.map is not cur.map
+        or old.mem_size != cur.mem_size
+        or old.frameno != cur.frameno
+        or old.subprog != cur.subprog
+        or old.rdonly != cur.rdonly
+        or old.ringbuf != cur.ringbuf
+        or old.range != cur.range
+        or old.maybe_null != cur.maybe_null
+    ):
+        return False
+    if (old.id or cur.id) and not ids.check(old.id, cur.id):
+        return False
+    if (old.ref_obj_id or cur.ref_obj_id) and not ids.check(old.ref_obj_id, cur.ref_obj_id):
+        return False
     return True
 
 

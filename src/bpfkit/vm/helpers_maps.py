@@ -14,6 +14,7 @@ from .helpers import HelperRegistry
 from .maps import MAX_TAIL_CALL_CNT, ProgArrayMap, RingBufMap, VMMap
 from .maps.perf_event import PerfEventArrayMap
 from .maps.ringbuf import FORCE_WAKEUP, NO_WAKEUP
+from .memory import WRITE
 
 __all__ = ["HELPERS", "TailCall", "BPF_MAX_LOOPS"]
 
@@ -54,12 +55,24 @@ def map_lookup_elem(env, r1, r2, *_):
     return m.prog_lookup(r2)
 
 
+def _writable(m: VMMap, helper: str) -> VMMap:
+    """``m``, if programs may change it: the kernel refuses ``update``/``delete``/
+    ``push``/``pop`` on a map read-only for programs ("write into map forbidden")."""
+    if not m.prog_perms & WRITE:
+        raise RuntimeFault(
+            f"write into map forbidden: bpf_{helper} on map {m.name!r}, "
+            "which is read-only for programs (BPF_F_RDONLY_PROG)",
+            address=m.addr,
+        )
+    return m
+
+
 @HELPERS.register("map_update_elem")
 def map_update_elem(env, r1, r2, r3, r4, *_):
     m = _map(env, r1)
     if m is None:
         raise _bad_map(r1)
-    return m.prog_update(r2, r3, r4) & M64
+    return _writable(m, "map_update_elem").prog_update(r2, r3, r4) & M64
 
 
 @HELPERS.register("map_delete_elem")
@@ -67,7 +80,7 @@ def map_delete_elem(env, r1, r2, *_):
     m = _map(env, r1)
     if m is None:
         raise _bad_map(r1)
-    return m.prog_delete(r2) & M64
+    return _writable(m, "map_delete_elem").prog_delete(r2) & M64
 
 
 @HELPERS.register("map_push_elem")
@@ -75,7 +88,7 @@ def map_push_elem(env, r1, r2, r3, *_):
     m = _map(env, r1)
     if m is None:
         raise _bad_map(r1)
-    return m.prog_push(r2, r3) & M64
+    return _writable(m, "map_push_elem").prog_push(r2, r3) & M64
 
 
 @HELPERS.register("map_pop_elem")
@@ -83,7 +96,7 @@ def map_pop_elem(env, r1, r2, *_):
     m = _map(env, r1)
     if m is None:
         raise _bad_map(r1)
-    return m.prog_pop(r2) & M64
+    return _writable(m, "map_pop_elem").prog_pop(r2) & M64
 
 
 @HELPERS.register("map_peek_elem")

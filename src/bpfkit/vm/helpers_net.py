@@ -104,7 +104,7 @@ def skb_load_bytes(env, r1, r2, r3, r4, *_):
     off, n = r2 & M32, r4 & M32
     space = env.runtime.space
     if off > 0x7FFFFFFF or off + n > pkt.length:
-        space.write(r3, bytes(n))
+        space.zero(r3, n)
         return neg(errno.EFAULT)
     space.write(r3, pkt.read(off, n))
     return 0

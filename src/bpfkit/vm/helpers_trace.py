@@ -149,7 +149,7 @@ def _probe_read(env, dst: int, size: int, src: int, kernel: bool = False) -> int
     try:
         data = space.read(src, size)
     except RuntimeFault:
-        space.write(dst, bytes(size))
+        space.zero(dst, size)
         return neg(_fault_errno(src, kernel))
     space.write(dst, data)
     return 0
@@ -162,7 +162,7 @@ def _probe_read_str(env, dst: int, size: int, src: int, kernel: bool = False) ->
         return 0
     r = space.find(src, 1)
     if r is None:
-        space.write(dst, bytes(size))
+        space.zero(dst, size)
         return neg(_fault_errno(src, kernel))
     o = src - r.base
     chunk = bytes(r.mv[o : min(r.size, o + size - 1)])
@@ -173,7 +173,7 @@ def _probe_read_str(env, dst: int, size: int, src: int, kernel: bool = False) ->
     if len(chunk) == size - 1:
         space.write(dst, chunk + b"\0")
         return size
-    space.write(dst, bytes(size))
+    space.zero(dst, size)
     return neg(errno.EFAULT)
 
 
@@ -206,8 +206,7 @@ def get_current_uid_gid(env, *_):
 def get_current_comm(env, r1, r2, *_):
     if not r2:
         return neg(errno.EINVAL)
-    comm = env.runtime.task.comm[: r2 - 1]
-    env.runtime.space.write(r1, comm + bytes(r2 - len(comm)))
+    env.runtime.space.write_padded(r1, env.runtime.task.comm[: r2 - 1], r2)
     return 0
 
 
@@ -277,10 +276,10 @@ def get_stack(env, r1, r2, r3, r4, *_):
     if not err and not frames:
         err = errno.EFAULT
     if err:
-        space.write(r2, bytes(size))
+        space.zero(r2, size)
         return neg(err)
     data = struct.pack(f"<{len(frames)}Q", *(f & M64 for f in frames))
-    space.write(r2, data + bytes(size - len(data)))
+    space.write_padded(r2, data, size)
     return len(data)
 
 

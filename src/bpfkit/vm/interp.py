@@ -9,7 +9,10 @@ modulo by zero leaves the dividend, ``INT_MIN / -1`` wraps.
 
 Every memory access goes through the run's :class:`~bpfkit.vm.memory.AddressSpace`,
 except stack accesses at a constant offset of ``r10`` inside the current frame, which
-are safe by construction and use the stack buffer directly.
+use the stack buffer directly. They rest on r10 being the true frame pointer: no
+instruction may write r10 (refused at load by :func:`~bpfkit.isa.loader.runnable_slots`),
+each function checks on entry that its frame lies inside the stack region, and a call
+deeper than ``MAX_CALL_FRAMES`` faults.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import DecodeError, NotSupported, RuntimeFault
+from ..errors import NotSupported, RuntimeFault
 from ..isa import opcodes as op
-from ..isa.instruction import Instruction, check
-from .env import Env
+from ..isa.instruction import Instruction
+from ..isa.loader import runnable_slots
+from .env import STACK_REGION_SIZE, Env
 from .memory import READ, WRITE, Region
 
 M = (1 << 64) - 1
@@ -126,21 +130,12 @@ class CompiledProgram:
         self.env = env
         self.budget = budget
         self._trace = trace
-        # slot -> instruction index (None for the second half of an lddw)
-        self.slot_insn: list[int | None] = []
-        for i, insn in enumerate(self.insns):
-            reason = check(insn) if insn.ref is None else f"unresolved label {insn.ref!r}"
-            if reason:
-                raise DecodeError(
-                    f"instruction {i}: {reason} (opcode {insn.opcode:#04x})",
-                    len(self.slot_insn) * 8,
-                )
-            self.slot_insn.append(i)
-            if insn.is_lddw:
-                self.slot_insn.append(None)
+        # slot -> instruction index (None for the second half of an lddw); refuses
+        # malformed instructions and any write to r10 (the stack fast path rests on it)
+        self.slot_insn: list[int | None] = runnable_slots(self.insns)
         self.nslots = len(self.slot_insn)
-        if not self.nslots:
-            raise DecodeError("empty program")
+        if env.stack.size < STACK_REGION_SIZE:
+            raise ValueError(f"the environment's stack is smaller than {STACK_REGION_SIZE} bytes")
         # A code region gives function pointers (lddw src=func) real, unique addresses.
         self.code = Region.alloc("code", self.nslots * 8, perms=0)
         self._funcs: dict[int, Callable] = {}
@@ -166,7 +161,10 @@ class CompiledProgram:
             "bswap64": bswap64,
             "STK": env.stack.mv,
             "SBASE": env.stack.base,
+            "SSIZE": env.stack.size,
             "FAULT": self._fault,
+            "HF": self._helper_fault,
+            "RuntimeFault": RuntimeFault,
             "BF": self._budget_fault,
             "CALLX": self._callx,
             "AT": self._atomic,
@@ -194,6 +192,11 @@ class CompiledProgram:
 
     def _fault(self, msg: str, pc: int) -> RuntimeFault:
         return RuntimeFault(msg, pc=pc, insn=self._insn_at(pc))
+
+    def _helper_fault(self, e: RuntimeFault, pc: int) -> RuntimeFault:
+        """A fault a helper raised, named with the pc of its call (a fault that already
+        has a pc — in a callback — keeps it)."""
+        return with_pc(e, pc, self._insn_at(pc))
 
     def _budget_fault(self, n: int, pc: int) -> RuntimeFault:
         return RuntimeFault(
@@ -267,7 +270,10 @@ class CompiledProgram:
         helper = self.env.helpers.get(target) if 0 <= target < (1 << 31) else None
         if helper is None:
             raise self._fault(f"callx to {target:#x}, which is neither a function nor a helper", pc)
-        return helper.fn(self.env, r1, r2, r3, r4, r5) & M, n
+        try:
+            return helper.fn(self.env, r1, r2, r3, r4, r5) & M, n
+        except RuntimeFault as e:
+            raise self._helper_fault(e, pc) from None
 
     # -- compilation --
     def function(self, slot: int) -> Callable:
@@ -286,7 +292,23 @@ class CompiledProgram:
         self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0
     ) -> tuple[int, int]:
         """Run from the entry: returns ``(r0, executed instructions)``."""
-        return self.entry(r1, r2, r3, r4, r5, self.env.frame_pointer, 0, 0)
+        try:
+            return self.entry(r1, r2, r3, r4, r5, self.env.frame_pointer, 0, 0)
+        except RuntimeFault as e:
+            if e.pc is None or e.insn:
+                raise
+            raise RuntimeFault(
+                e.reason, pc=e.pc, insn=self._insn_at(e.pc), address=e.address, insns=e.insns
+            ) from None
+
+
+def with_pc(e: RuntimeFault, pc: int, insn: str = "") -> RuntimeFault:
+    """``e`` naming ``pc`` and its instruction if it names none yet (helper faults)."""
+    if e.pc is not None:
+        return e
+    out = RuntimeFault(e.reason, pc=pc, insn=insn or None, address=e.address, insns=e.insns)
+    out.__cause__ = e.__cause__
+    return out
 
 
 def _plain_goto(lines: list[str]) -> str | None:
@@ -432,7 +454,6 @@ class _FunctionCompiler:
     def source(self) -> str:
         leaders, blocks = self.discover()
         self.blocks = blocks
-        self.writes_r10 = any(self._writes_r10(s) for b in blocks.values() for s in b)
         # Loop headers: targets of backward edges. Every cycle passes through one, so the
         # budget check at dispatch entries bounds every loop.
         entries = {self.entry}
@@ -463,6 +484,10 @@ class _FunctionCompiler:
             f"def f{self.entry}(r1, r2, r3, r4, r5, r10, depth, n):",
             "    r0 = r6 = r7 = r8 = r9 = 0",
             "    fo = r10 - SBASE",
+            # the frame [r10 - 512, r10) must lie in the stack region (the fast path's
+            # premise; holds by construction: r10 is never written, calls are bounded)
+            f"    if not {op.STACK_SIZE} <= fo <= SSIZE: "
+            f"raise FAULT('frame pointer %#x is outside the stack' % r10, {self.entry})",
             "    hb = wb = 1",
             "    hl = wl = 0",
             "    hm = wm = None",
@@ -493,11 +518,6 @@ class _FunctionCompiler:
             + [f"{pad}else:"]
             + self.dispatch(bodies, mid, hi, ind + 1)
         )
-
-    def _writes_r10(self, slot: int) -> bool:
-        insn = self.insn(slot)
-        c = insn.cls
-        return insn.dst == 10 and (c in (op.ALU, op.ALU64) or c == op.LDX or insn.is_lddw)
 
     @staticmethod
     def _count(pending: int) -> list[str]:
@@ -702,7 +722,7 @@ class _FunctionCompiler:
         raise AssertionError(insn)  # pragma: no cover
 
     def _stack_fast(self, base_reg: int, off: int, size: int) -> bool:
-        return base_reg == 10 and not self.writes_r10 and -op.STACK_SIZE <= off <= -size
+        return base_reg == 10 and -op.STACK_SIZE <= off <= -size
 
     def ldx(self, insn: Instruction, slot: int) -> list[str]:
         size = op.SIZE_BYTES[insn.opcode & 0x18]
@@ -776,11 +796,24 @@ class _FunctionCompiler:
         if insn.is_helper_call:
             h = self.p.env.helpers.get(insn.imm)
             if h is None:
-                return [f"raise FAULT('call to unknown helper {insn.imm}', {slot})"]
+                from ..uapi.enums import HELPER_NAMES
+
+                known = HELPER_NAMES.get(insn.imm)
+                msg = (
+                    f"call to helper bpf_{known} ({insn.imm}), which the VM does not perform"
+                    if known
+                    else f"call to unknown helper {insn.imm}"
+                )
+                return [f"raise FAULT({msg!r}, {slot})"]
             name = f"H{insn.imm}"
             if name not in self.p._ns:
                 self.p._ns[name] = functools.partial(h.fn, self.p.env)
-            return [f"r0 = {name}({args}) & M", _FORGET_REGIONS]
+            return [
+                "try:",
+                f"    r0 = {name}({args}) & M",
+                f"except RuntimeFault as e: raise HF(e, {slot}) from None",
+                _FORGET_REGIONS,
+            ]
         if insn.is_local_call:
             tgt = slot + 1 + insn.imm
             if not self.valid_target(tgt):
@@ -847,11 +880,6 @@ def run_program(
         t0 = time.perf_counter_ns()
         r0, n = prog.run(r1, len(mem))
         dt = time.perf_counter_ns() - t0
-    except RuntimeFault as e:
-        if e.pc is not None and not e.insn:
-            e.insn = prog._insn_at(e.pc)
-            e.args = (f"{e.reason} at pc {e.pc} ({e.insn})",)
-        raise
     except RecursionError:
         raise RuntimeFault("call stack exhausted") from None
     finally:

@@ -151,6 +151,28 @@ class AddressSpace:
         o = addr - r.base
         r.mv[o : o + len(data)] = data
 
+    def zero(self, addr: int, size: int) -> None:
+        """Write ``size`` zero bytes at ``addr`` (checked before anything is allocated:
+        ``size`` comes from a program's register and may be anything)."""
+        if not size:
+            return
+        r = self.find(addr, size)
+        if r is None or not r.perms & WRITE:
+            raise _fault("write", addr, size)
+        ctypes.memset(addr, 0, size)
+
+    def write_padded(self, addr: int, data: bytes, size: int) -> None:
+        """Write ``data`` then zeros up to ``size`` bytes (data is cut at ``size``)."""
+        if not size:
+            return
+        r = self.find(addr, size)
+        if r is None or not r.perms & WRITE:
+            raise _fault("write", addr, size)
+        data = data[:size]
+        o = addr - r.base
+        r.mv[o : o + len(data)] = data
+        ctypes.memset(addr + len(data), 0, size - len(data))
+
     def view(self, addr: int, size: int, write: bool = False) -> memoryview:
         """A memoryview over ``[addr, addr + size)`` in one region (zero-copy)."""
         r = self.find(addr, max(size, 1))

@@ -6,7 +6,7 @@ import errno
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..api import (
+from ..objects import (
     ANY,
     KEYLESS_TYPES,
     BloomFilter,
@@ -250,8 +250,9 @@ class VMObject(Object):
     backend = "vm"
 
     def __init__(self, spec: ObjectSpec, **options: Any) -> None:
-        self.spec = spec
         self.runtime: VMRuntime = load_spec(spec, **options)
+        #: the spec as loaded (load-time overrides applied)
+        self.spec = self.runtime.spec or spec
         btf = spec.btf
         self.maps: dict[str, MapBase] = {
             name: wrap_map(m, btf) for name, m in self.runtime.maps.items()

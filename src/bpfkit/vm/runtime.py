@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BpfError, NotSupported, RuntimeFault, VerifierError
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
+from ..isa.loader import runnable_slots
 from ..uapi.enums import HELPER_NAMES, MapType, ProgType
 from ..uapi.progtypes import allowed_helper_ids, prog_type_info
 from .env import STACK_REGION_SIZE, Env
@@ -35,6 +36,10 @@ from .maps import (
     FdArrayMap,
     HashOfMapsMap,
     MapContext,
+    MapError,
+    PerfEventArrayMap,
+    ProgArrayMap,
+    QueueMap,
     RingBufMap,
     VMMap,
     create_map,
@@ -51,6 +56,20 @@ __all__ = ["Task", "VMEnv", "VMRuntime", "VMProgram", "load_spec", "possible_cpu
 
 M64 = (1 << 64) - 1
 CALLBACK_NEST = 8
+#: helpers a repeated run must go through Python for: tail calls, callbacks
+_PYTHON_LOOP_HELPERS = frozenset(
+    i
+    for i, name in HELPER_NAMES.items()
+    if name
+    in (
+        "tail_call",
+        "loop",
+        "for_each_map_elem",
+        "find_vma",
+        "timer_set_callback",
+        "user_ringbuf_drain",
+    )
+)
 
 
 def possible_cpus() -> int:
@@ -76,6 +95,8 @@ class Task:
     uid: int = 0
     gid: int = 0
     comm: bytes = b""
+    #: its cgroup v2 path (``bpf_current_task_under_cgroup``); None: read from /proc
+    cgroup: str | None = None
 
     @classmethod
     def current(cls) -> Task:
@@ -108,6 +129,9 @@ class VMEnv(Env):
         self.run: RunState | None = None
         self.compiled: Any = None
         self.cb_depth = 0
+        #: instructions callbacks (bpf_loop, for_each_map_elem ...) executed in this
+        #: run: one budget for all of them, however they nest
+        self.cb_insns = 0
         self.resolve_lddw = runtime.resolve_lddw
         #: the runtime's native words (maps, CPU, PRNG) for the JIT's native helpers
         self.native_data = runtime.native.address
@@ -130,7 +154,10 @@ class VMEnv(Env):
         self.cb_depth += 1
         try:
             r10 = self.stack.end - self.cb_depth * STACK_REGION_SIZE
-            r0, _n = interp.function(slot)(r1, r2, r3, r4, r5, r10, 0, 0)
+            # the count goes on from the run's earlier callbacks: the budget bounds
+            # them all together (2^23 bpf_loop iterations of a 2^23-iteration bpf_loop
+            # fault at the budget instead of running 2^46 callbacks)
+            r0, self.cb_insns = interp.function(slot)(r1, r2, r3, r4, r5, r10, 0, self.cb_insns + 1)
         finally:
             self.cb_depth -= 1
         return r0 & M64
@@ -188,6 +215,7 @@ class VMProgram:
             if runtime.verify:
                 self._verify(insns)
             insns, self.max_ctx_offset = self.handler.convert(insns)
+        runnable_slots(insns)  # what every engine refuses (r10 written ...), at load
         self.insns = insns
         self.env = VMEnv(runtime, self, registry_for(int(self.prog_type)))
         self._engines: dict[str, Any] = {}
@@ -222,7 +250,40 @@ class VMProgram:
             record_accesses=True,
             global_funcs=global_funcs_of(spec, rt.btf, int(self.prog_type)) if spec else None,
         )
-        self.safe = frozenset(safe_indices(insns, self.verification.accesses or {}))
+        self.safe = frozenset(
+            safe_indices(insns, self.verification.accesses or {}, self._trusted(maps))
+        )
+
+    def _trusted(self, maps: dict[int, Any]) -> dict[int, int]:
+        """What the verifier's proof of an access is worth in the VM, per pointer type
+        (READ/WRITE): the JIT drops the check of an access only where its proof holds.
+
+        - context: only if every context region of the type is as large as the
+          verifier's limit (``ctx_proven``; not for syscall programs' caller memory);
+        - map values: the verifier bounds an access by the value size, but knows
+          neither the map's ``BPF_F_RDONLY_PROG``/``BPF_F_WRONLY_PROG`` permissions nor
+          that a hash element dies with its delete (a pointer kept past it must fault,
+          as it does in the interpreter). Trusted only when every map the program can
+          reach is an array (values live as long as the map), and only for the kinds
+          of access every such map's values allow programs.
+        """
+        from ..jit.safety import proven_types
+        from ..verifier import state as vstate
+
+        trusted = proven_types()
+        handler = self.handler
+        if handler is None or not handler.ctx_proven:
+            trusted.pop(vstate.PTR_TO_CTX, None)
+        mv = vstate.PTR_TO_MAP_VALUE
+        for fd in maps:
+            m = self.runtime.map_by_fd(fd)
+            if isinstance(m, RingBufMap | PerfEventArrayMap | ProgArrayMap | QueueMap):
+                continue  # programs get no pointers to their values
+            if not isinstance(m, ArrayMap):
+                trusted.pop(mv, None)  # elements that can be freed, or maps of maps
+                break
+            trusted[mv] &= m.region.perms
+        return trusted
 
     @property
     def fd(self) -> int:
@@ -277,6 +338,7 @@ class VMProgram:
             env = prog.env
             env.run = run
             env.packet = packet
+            env.cb_insns = 0
             compiled = prog.engine(engine)
             env.compiled = compiled
             ctypes.memset(env.stack.end - STACK_REGION_SIZE, 0, STACK_REGION_SIZE)
@@ -295,8 +357,11 @@ class VMProgram:
     @property
     def native_repeat_ok(self) -> bool:
         """Whether repeated runs may loop in native code: no tail calls (which unwind
-        through Python to the dispatch loop of :meth:`execute`)."""
-        return not any((i.is_helper_call and i.imm == 12) or i.is_callx for i in self.insns)
+        through Python to the dispatch loop of :meth:`execute`), no callbacks (whose
+        instruction budget is per run)."""
+        return not any(
+            (i.is_helper_call and i.imm in _PYTHON_LOOP_HELPERS) or i.is_callx for i in self.insns
+        )
 
     def execute_repeat(self, run: RunState, r1: int, repeat: int, engine: str = "jit") -> tuple:
         """``repeat`` invocations in the engine's native loop: (last r0, mean ns per run).
@@ -307,6 +372,7 @@ class VMProgram:
         env = self.env
         run.tail_calls = 0
         env.run = run
+        env.cb_insns = 0
         env.packet = run.packet.data_region if run.packet is not None else None
         compiled = self.engine(engine)
         env.compiled = compiled
@@ -434,6 +500,8 @@ class VMRuntime:
         self.unpriv = unpriv
         #: the object's BTF (spin locks in map values), when loaded from an object
         self.btf = btf
+        #: the object's spec as loaded, when loaded from one (:func:`load_spec`)
+        self.spec: ObjectSpec | None = None
 
     # ---- the machine --------------------------------------------------------------------
     @property
@@ -533,18 +601,23 @@ def _make_map(rt: VMRuntime, spec: MapSpec) -> VMMap:
     if mtype == MapType.PERF_EVENT_ARRAY and not max_entries:
         max_entries = rt.ncpus
     inner = spec.inner_map
-    m = rt.create_map(
-        spec.name,
-        mtype,
-        spec.key_size,
-        spec.value_size,
-        max_entries,
-        spec.flags,
-        map_extra=spec.map_extra,
-        inner=inner,
-        btf_key_type=spec.key_type_id,
-        btf_value_type=spec.value_type_id,
-    )
+    try:
+        m = rt.create_map(
+            spec.name,
+            mtype,
+            spec.key_size,
+            spec.value_size,
+            max_entries,
+            spec.flags,
+            map_extra=spec.map_extra,
+            inner=inner,
+            btf_key_type=spec.key_type_id,
+            btf_value_type=spec.value_type_id,
+        )
+    except MapError as e:  # name the map the way the kernel backend does
+        err = MapError(e.errno or 0, f"map_create of map {spec.name!r}", e.hint)
+        err.map = spec.name  # type: ignore[attr-defined]
+        raise err from None
     from ..verifier import spin_lock_offset
 
     lock = spin_lock_offset(rt.btf, spec.value_type_id)
@@ -600,13 +673,24 @@ def load_spec(
     verify: bool = True,
     unpriv: bool = False,
     programs: Iterable[str] | None = None,
+    **overrides: Any,
 ) -> VMRuntime:
     """Create every map and program of ``spec`` in a new :class:`VMRuntime`.
 
     Each program is verified on load, as the kernel does (``verify=False`` loads
     unverified code for experiments; the JIT then keeps every bounds check).
-    ``programs`` loads only the named programs (the others' prog-array slots stay empty).
+    ``programs`` loads only the named programs (default: every program whose
+    ``autoload`` is set; the others' prog-array slots stay empty). ``overrides`` are
+    the load-time overrides both backends take (:func:`bpfkit.obj.overrides.apply_overrides`:
+    ``value_size``, ``max_entries``, ``constants``, ``prog_type``, ``attach_type``,
+    ``autoload``).
     """
+    from ..obj.overrides import OVERRIDE_KEYS, apply_overrides
+
+    unknown = set(overrides) - set(OVERRIDE_KEYS)
+    if unknown:
+        raise TypeError(f"unknown VM load option(s): {', '.join(sorted(unknown))}")
+    spec = apply_overrides(spec, **overrides)
     wanted = set(programs) if programs is not None else None
     if wanted is not None:
         unknown = wanted - set(spec.programs)
@@ -622,21 +706,28 @@ def load_spec(
         unpriv=unpriv,
         btf=spec.btf,
     )
+    #: the spec as loaded (load-time overrides applied)
+    rt.spec = spec
     try:
         for mspec in spec.maps.values():
             _make_map(rt, mspec)
         for pspec in spec.programs.values():
             if wanted is not None and pspec.name not in wanted:
                 continue
+            if wanted is None and not pspec.autoload:
+                continue
             insns = relocate(pspec, rt)
-            rt.load_program(
-                pspec.name,
-                pspec.prog_type,
-                insns,
-                section=pspec.section,
-                license=pspec.license or spec.license,
-                spec=pspec,
-            )
+            try:
+                rt.load_program(
+                    pspec.name,
+                    pspec.prog_type,
+                    insns,
+                    section=pspec.section,
+                    license=pspec.license or spec.license,
+                    spec=pspec,
+                )
+            except VerifierError as e:
+                raise e.for_program(pspec.name) from None
         for mspec in spec.maps.values():
             if not mspec.values:
                 continue
@@ -647,7 +738,7 @@ def load_spec(
                     if int(mspec.type) == MapType.PROG_ARRAY
                     else rt.maps.get(target)
                 )
-                if obj is None and wanted is not None and target in spec.programs:
+                if obj is None and target in spec.programs:
                     continue  # a program not selected for loading
                 if obj is None:
                     raise BpfError(f"map {mspec.name}: slot {index} names unknown {target!r}")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from ...uapi.enums import MapType
 from ..memory import READ, Region
 from .base import ANY, NOEXIST, KeyScratch, VMMap, _err, round8
-from .native import K_ARRAY, K_PERCPU_ARRAY, new_descriptor
+from .native import D_PERMS, K_ARRAY, K_PERCPU_ARRAY, new_descriptor
 
 __all__ = ["ArrayMap", "PercpuArrayMap"]
 
@@ -50,6 +50,7 @@ class ArrayMap(VMMap):
                 self.elem_size,
                 self.base,
             )
+            d[D_PERMS] = self.region.perms  # native updates need WRITE (else: Python)
 
     def check(self) -> None:
         super().check()
@@ -75,6 +76,12 @@ class ArrayMap(VMMap):
     def set_prog_readonly(self) -> None:
         """Make values read-only to programs (``BPF_F_RDONLY_PROG``, ``.rodata``)."""
         self.region.perms = READ
+        if self.native_desc is not None:
+            self.native_desc[D_PERMS] = READ
+
+    @property
+    def prog_perms(self) -> int:
+        return self.region.perms
 
     # -- syscall face --
     def lookup(self, key: bytes, flags: int = 0) -> bytes:

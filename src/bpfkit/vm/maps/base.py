@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from ...errors import KernelError
 from ...uapi.enums import MapType
-from ..memory import READ, RW, AddressSpace, Region
+from ..memory import READ, RW, WRITE, AddressSpace, Region
 
 __all__ = [
     "ANY",
@@ -265,11 +265,28 @@ class VMMap:
                 "map_create",
                 f"{self.type.name.lower()} needs key_size > 0, value_size > 0 and max_entries > 0",
             )
+        if self.flags & F_RDONLY_PROG and self.flags & F_WRONLY_PROG:
+            raise _err(
+                errno.EINVAL,
+                "map_create",
+                "BPF_F_RDONLY_PROG and BPF_F_WRONLY_PROG exclude each other",
+            )
 
     @property
     def value_perms(self) -> int:
-        """What programs may do with values (``BPF_F_RDONLY_PROG`` makes them read-only)."""
-        return READ if self.flags & F_RDONLY_PROG else RW
+        """What programs may do with values: ``BPF_F_RDONLY_PROG`` makes them read-only,
+        ``BPF_F_WRONLY_PROG`` write-only (the kernel's ``bpf_map_flags_to_cap``)."""
+        if self.flags & F_RDONLY_PROG:
+            return READ
+        if self.flags & F_WRONLY_PROG:
+            return WRITE
+        return RW
+
+    @property
+    def prog_perms(self) -> int:
+        """What programs may do with this map's values now (``value_perms``, or less:
+        ``.rodata`` is read-only to programs once frozen)."""
+        return self.value_perms
 
     @property
     def syscall_value_size(self) -> int:

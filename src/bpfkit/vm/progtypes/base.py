@@ -86,10 +86,22 @@ class ProgTypeVM:
         out = convert_ctx_access(insns, self.access, self.name, info)
         return out, info["max_ctx_offset"]
 
+    #: Whether the verifier's proof of a context access holds in the VM (the JIT then
+    #: drops the access's check): true when every context region of this type is at
+    #: least as large as the verifier lets a program read (:meth:`ctx_region_size`).
+    ctx_proven = True
+
+    def ctx_region_size(self, supplied: int) -> int:
+        """Bytes of the context region given ``supplied`` bytes of context: never less
+        than the whole context, the most the verifier lets a program of this type read
+        or write (the bytes past what was supplied are zeros)."""
+        return max(supplied, self.kernel_ctx_size)
+
     # ---- running ----------------------------------------------------------------------
     def alloc_ctx(self, prog, init: bytes = b"", size: int | None = None) -> Region:
-        """A context Region in the program's address space, ``init`` copied in."""
-        n = self.kernel_ctx_size if size is None else size
+        """A context Region in the program's address space, ``init`` copied in: of
+        ``size`` bytes (``ctx_region_size`` of the init if not given)."""
+        n = self.ctx_region_size(len(init)) if size is None else size
         r = Region.alloc(f"ctx:{self.name}", max(n, 1), init=init)
         r.size, r.end = n, r.base + n
         if n:

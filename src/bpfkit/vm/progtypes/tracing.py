@@ -86,11 +86,13 @@ class _Fired(ProgTypeVM):
         **opts,
     ) -> RunOutcome:
         raw = self.ctx_data(ctx)
-        c = self.alloc_ctx(prog, raw, size=len(raw))
+        # the whole context (zeros past what was supplied): a verified program may read
+        # any field of it, and the JIT reads proven fields without a check
+        c = self.alloc_ctx(prog, raw)
         run = RunState(kernel_stack=kernel_stack, user_stack=user_stack)
         try:
-            r0, dt = self.repeat_runs(prog, run, c.base if c.size else 0, repeat, engine)
-            ctx_out = bytes(c.mv[: c.size])
+            r0, dt = self.repeat_runs(prog, run, c.base, repeat, engine)
+            ctx_out = bytes(c.mv[: len(raw)])
         finally:
             prog.runtime.space.remove(c)
         return RunOutcome(r0 & 0xFFFFFFFF, r0, b"", ctx_out, dt, run.output, None, max(1, repeat))

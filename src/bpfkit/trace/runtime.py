@@ -1,0 +1,667 @@
+"""Run a bpftrace script on the kernel: maps, programs, attachments, events, printing.
+
+:func:`compile_script` parses and type-checks (no privileges needed); :class:`Session`
+creates the maps, generates and loads one program per probe instance, attaches them,
+runs ``BEGIN``, streams events (``printf``, ``time``, ``print`` ...) to the output as they
+arrive, and at the end (``exit()``, the ``-c`` command ending, Ctrl-C or a timeout) runs
+``END`` and prints every map as bpftrace does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import sys
+import time
+from typing import IO, Any
+
+from ..errors import BpfError, KernelError, NotSupported, ScriptError
+from . import ast as A
+from . import codegen as CG
+from . import types as T
+from .output import Formatter, c_format, json_escape
+from .parser import parse
+from .probes import ProbePoint, expand, parse_point
+from .record import LIST, Record
+from .semantic import Analyzer, Instance
+
+_PERCPU_KINDS = ("count", "sum", "min", "max", "avg", "stats", "hist", "lhist")
+MAX_ENTRIES = 4096
+RINGBUF_SIZE = 1 << 20
+STACK_DEPTH = 127
+
+
+class Compiled(Record):
+    """A parsed and type-checked script, ready to load."""
+
+    program: A.Program
+    analyzer: Analyzer
+    instances: list[Instance]
+    source: str
+    uses_stacks: bool = False
+    uses_usyms: bool = False
+
+
+class Options(Record):
+    """What the command line (or a caller) chose."""
+
+    json: bool = False
+    params: list[str] = LIST
+    unsafe: bool = False
+    cpid: int = 0
+    debug: bool = False
+    verbose: bool = False
+    timeout: float | None = None
+    record: str | None = None  # --record FILE: the event stream for --vm --replay
+    pid: int | None = None  # -p PID: uprobes on that process; stop when it ends
+
+
+def compile_script(source: str, origin: str | None = None, *, params: list[str] | None = None,
+                   unsafe: bool = False, has_cpid: bool = False) -> Compiled:  # fmt: skip
+    """Parse, expand attach points and type-check (raises :class:`ScriptError`)."""
+    prog = parse(source, origin)
+    instances: list[Instance] = []
+    lines = source.split("\n")
+    for probe in prog.probes:
+        for ap in probe.points:
+            src = lines[ap.line - 1] if 0 < ap.line <= len(lines) else None
+            pp = parse_point(ap.text, ap.line, ap.col, src)
+            try:
+                pts = expand(pp, src)
+            except ScriptError as e:
+                e.origin = origin
+                raise
+            for q in pts:
+                instances.append(Instance(probe, q))
+    an = Analyzer(prog, source=source, origin=origin, params=params, unsafe=unsafe,
+                  has_cpid=has_cpid)  # fmt: skip
+    an.analyze(instances)
+    uses_stacks = any(w in source for w in ("kstack", "ustack", "stack"))
+    uses_usyms = "usym" in source or "ustack" in source
+    return Compiled(prog, an, instances, source, uses_stacks, uses_usyms)
+
+
+def _value_size(mi: Any) -> int:
+    vt = mi.value
+    if vt.kind in ("min", "max", "avg", "stats"):
+        return 16
+    if vt.is_agg:
+        return 8
+    return T.storage_size(vt)
+
+
+def _key_size(mi: Any) -> int:
+    return mi.key_size + (8 if mi.value.kind in ("hist", "lhist") else 0)
+
+
+def _prog_type(pp: ProbePoint) -> int:
+    from ..uapi.enums import ProgType
+
+    p = pp.provider
+    if p in ("BEGIN", "END", "rawtracepoint"):
+        return ProgType.RAW_TRACEPOINT
+    if p == "tracepoint":
+        return ProgType.TRACEPOINT
+    if p in ("uprobe", "uretprobe", "kprobe", "kretprobe", "usdt"):
+        return ProgType.KPROBE
+    if p in ("profile", "interval", "software", "hardware"):
+        return ProgType.PERF_EVENT
+    raise NotSupported(f"{p} probes are not supported by bpfkit")
+
+
+class Session:
+    """One run of a compiled script on the kernel."""
+
+    def __init__(self, compiled: Compiled, opts: Options, out: IO[str] | None = None) -> None:
+        from ..kernel import sys as bsys
+        from .symbols import Symbols
+
+        self.c = compiled
+        self.opts = opts
+        self.out = out or sys.stdout
+        self.bsys = bsys
+        self.fmt = Formatter(self, opts.json)
+        self.symbols = Symbols()
+        self.fds: list[Any] = []
+        self.map_fds: dict[str, Any] = {}
+        self.progs: list[tuple[Instance, Any]] = []
+        self.links: list[Any] = []
+        self.begin: list[Any] = []
+        self.end: list[Any] = []
+        self.exiting = False
+        self.ncpus = bsys.possible_cpus()
+        self.cleared: set[str] = set()
+        self.start_ns = time.monotonic_ns()
+        self.stack_fd: Any = None
+
+    # ---- setup --------------------------------------------------------------------------------
+    def _map(self, mtype: int, key: int, value: int, entries: int, name: str) -> Any:
+        fd = self.bsys.FD(self.bsys.map_create(mtype, key, value, entries, name=name[:15]))
+        self.fds.append(fd)
+        return fd
+
+    def setup(self) -> None:
+        """Create maps, generate and load every program."""
+        from ..uapi.enums import MapType
+
+        an = self.c.analyzer
+        for name, mi in sorted(an.maps.items()):
+            per_cpu = mi.value.kind in _PERCPU_KINDS
+            mt = MapType.PERCPU_HASH if per_cpu else MapType.HASH
+            self.map_fds[name] = self._map(mt, _key_size(mi), _value_size(mi), MAX_ENTRIES,
+                                           name or "at")  # fmt: skip
+        self.events_fd = self._map(MapType.RINGBUF, 0, 0, RINGBUF_SIZE, "events")
+        self.scratch_fd = self._map(MapType.PERCPU_ARRAY, 4, CG.SCRATCH_SIZE, 1, "scratch")
+        stack_fd = 0
+        if self.c.uses_stacks:
+            self.stack_fd = self._map(MapType.STACK_TRACE, 4, 8 * STACK_DEPTH, MAX_ENTRIES,
+                                      "stacks")  # fmt: skip
+            stack_fd = self.stack_fd.fileno()
+        self.cc = CG.CompileContext(
+            an,
+            {n: fd.fileno() for n, fd in self.map_fds.items()},
+            events_fd=self.events_fd.fileno(),
+            scratch_fd=self.scratch_fd.fileno(),
+            stack_fd=stack_fd,
+            start_ns=self.start_ns,
+            cpid=self.opts.cpid,
+            record=bool(self.opts.record),
+            instances=self.c.instances,
+        )
+        if self.opts.record:
+            from .replay import Recorder
+
+            self.recorder = Recorder([i.point.name for i in self.c.instances])
+        for inst in self.c.instances:
+            self._check_attachable(inst.point)
+            an.inst = inst
+            an.analyze_instance(inst)
+            insns, where = CG.generate_mapped(self.cc, inst)
+            if self.opts.debug:
+                self._show_insns(inst, insns)
+            log: list[str] = []
+            try:
+                fd = self.bsys.prog_load(
+                    _prog_type(inst.point), insns, "GPL", name=_prog_name(inst.point),
+                    log_level=2 if self.opts.verbose else 0, log_out=log,
+                )  # fmt: skip
+            except Exception as e:
+                from ..errors import VerifierError
+
+                if isinstance(e, VerifierError):
+                    if self.opts.verbose and e.log:
+                        print(e.log, file=sys.stderr)
+                    raise self.verifier_error(inst, e, where, "the kernel's verifier") from None
+                raise
+            if self.opts.verbose and log:
+                print(log[-1], file=sys.stderr)
+            pfd = self.bsys.FD(fd)
+            self.fds.append(pfd)
+            self.progs.append((inst, pfd))
+
+    def verifier_error(self, inst: Instance, e: Any, where: list[tuple[int, int]],
+                       who: str) -> ScriptError:  # fmt: skip
+        """A verifier's rejection as a script error at the line the instruction came from."""
+        line, col = inst.probe.line, inst.probe.col
+        if e.insn is not None and 0 <= e.insn < len(where) and where[e.insn][0]:
+            line, col = where[e.insn]
+        src = self.c.source.split("\n")
+        text = src[line - 1] if 0 < line <= len(src) else None
+        reason = _verifier_reason(getattr(e, "log", "")) or getattr(e, "reason", None) or str(e)
+        at = f" (instruction {e.insn})" if e.insn is not None else ""
+        err = ScriptError(f"{who} rejected {inst.point.name}{at}: {reason}", line, col, text,
+                          self.c.analyzer.origin)  # fmt: skip
+        err.exit_code = 1  # type: ignore[attr-defined]
+        return err
+
+    def _show_insns(self, inst: Instance, insns: list) -> None:
+        from ..isa.disasm import format_insn
+
+        print(f"; {inst.point.name}: {len(insns)} instructions", file=sys.stderr)
+        pc = 0
+        for insn in insns:
+            print(f"{pc:5}: {format_insn(insn, 'kernel')}", file=sys.stderr)
+            pc += insn.slots
+
+    def _binary(self, target: str) -> str:
+        """A uprobe's file; with ``-p``, a bare library name is the one that process maps."""
+        if self.opts.pid and "/" not in target:
+            from .symbols import process_maps
+
+            for _lo, _hi, _off, path in process_maps(self.opts.pid):
+                base = os.path.basename(path)
+                if (
+                    base == target
+                    or base.startswith(f"{target}.")
+                    or base.startswith(f"lib{target}.")
+                    or base.startswith(f"{target}-")
+                ):
+                    return path
+        return target
+
+    def _check_attachable(self, pp: ProbePoint) -> None:
+        p = pp.provider
+        if p in ("kprobe", "kretprobe"):
+            from ..kernel.kprobe import kprobes_supported
+
+            ok, why = kprobes_supported()
+            if not ok:
+                raise NotSupported(f"{pp.name}: this kernel cannot attach kprobes ({why})")
+        if p in ("kfunc", "kretfunc"):
+            from ..kernel.features import attach_kind
+
+            probe = attach_kind("fentry")
+            if not probe:
+                raise NotSupported(f"{pp.name}: kfunc/fentry probes need BPF trampolines: "
+                                   f"{probe.reason}")  # fmt: skip
+            raise NotSupported(f"{pp.name}: kfunc probes are not supported by bpfkit yet")
+        if p in ("watchpoint", "asyncwatchpoint", "iter"):
+            raise NotSupported(f"{p} probes are not supported by bpfkit")
+
+    def attach(self) -> int:
+        """Attach every program (BEGIN/END only remembered); how many probes."""
+        from ..kernel import perf_event as pe
+
+        n = 0
+        for inst, fd in self.progs:
+            pp = inst.point
+            p = pp.provider
+            n += 1
+            if p == "BEGIN":
+                self.begin.append(fd)
+            elif p == "END":
+                self.end.append(fd)
+            elif p == "tracepoint":
+                from ..kernel.tracepoint import attach_tracepoint
+
+                self.links.append(attach_tracepoint(fd, pp.target, pp.func))
+            elif p == "rawtracepoint":
+                from ..kernel.raw_tracepoint import attach_raw_tracepoint
+
+                self.links.append(attach_raw_tracepoint(fd, pp.func))
+            elif p in ("uprobe", "uretprobe"):
+                from ..kernel.uprobe import attach_uprobe
+
+                self.links.append(attach_uprobe(fd, self._binary(pp.target), pp.func or None,
+                                                pp.offset, retprobe=p == "uretprobe",
+                                                pid=self.opts.pid or -1))  # fmt: skip
+            elif p == "usdt":
+                from ..kernel.uprobe import attach_uprobe
+
+                site = pp.usdt
+                self.links.append(attach_uprobe(fd, site.path, offset=site.offset,
+                                                pid=self.opts.pid or -1,
+                                                ref_ctr_offset=site.semaphore_offset))  # fmt: skip
+            elif p == "kprobe" or p == "kretprobe":
+                from ..kernel.kprobe import attach_kprobe
+
+                self.links.append(attach_kprobe(fd, pp.func, retprobe=p == "kretprobe"))
+            elif p == "interval":
+                period = pp.value * {"s": 10**9, "ms": 10**6, "us": 10**3}.get(pp.unit, 0)
+                attr = pe.PerfEventAttr(type=pe.PERF_TYPE_SOFTWARE,
+                                        config=pe.PERF_COUNT_SW_CPU_CLOCK)  # fmt: skip
+                if pp.unit == "hz":
+                    attr.sample_period = pp.value
+                    attr.flags |= 1 << 10
+                else:
+                    attr.sample_period = period
+                ev = pe.perf_event_open(attr, -1, pe.online_cpus()[0])
+                self.links.append(pe.attach_perf_event(fd, ev))
+            elif p == "profile":
+                if pp.unit == "hz":
+                    self.links.append(pe.sample_cpu_clock(fd, frequency=pp.value))
+                else:
+                    mul = {"s": 10**9, "ms": 10**6, "us": 10**3}[pp.unit]
+                    self.links.append(pe.sample_cpu_clock(fd, period=pp.value * mul))
+            elif p in ("software", "hardware"):
+                from .probes import HARDWARE_EVENTS, SOFTWARE_EVENTS
+
+                table = SOFTWARE_EVENTS if p == "software" else HARDWARE_EVENTS
+                config, default = table[pp.target]
+                for cpu in pe.online_cpus():
+                    attr = pe.PerfEventAttr(
+                        type=pe.PERF_TYPE_SOFTWARE if p == "software" else pe.PERF_TYPE_HARDWARE,
+                        config=config, sample_period=pp.value or default,
+                    )  # fmt: skip
+                    try:
+                        ev = pe.perf_event_open(attr, -1, cpu)
+                    except KernelError as e:
+                        raise NotSupported(f"{pp.name}: {e}") from None
+                    self.links.append(pe.attach_perf_event(fd, ev))
+            else:
+                raise NotSupported(f"cannot attach {pp.name}")
+        return n
+
+    # ---- running -----------------------------------------------------------------------------
+    def write(self, s: str) -> None:
+        self.out.write(s)
+
+    def message(self, kind: str, text: str) -> None:
+        if self.opts.json:
+            self.write(f'{{"type": "{kind}", "data": "{json_escape(text)}"}}\n')
+        else:
+            self.write(text)
+
+    def run_special(self, fds: list[Any]) -> None:
+        for fd in fds:
+            self.bsys.prog_test_run(fd, ctx=b"\0" * 8, ctx_out_size=0, repeat=0)
+
+    def on_event(self, rec: Any) -> int:
+        data = bytes(rec)
+        eid, kind = struct.unpack_from("<II", data)
+        if kind == CG.EV_RECORD:  # recorded until the probes detach, even after exit()
+            self.recorder.event(data, after_exit=self.exiting)
+            return 0
+        if kind == CG.EV_MEM:
+            self.recorder.mem(data)
+            return 0
+        if self.exiting:
+            return 0
+        ev = self.cc.events[eid] if eid < len(self.cc.events) else None
+        if ev is None:
+            return 0
+        if kind == CG.EV_PRINTF:
+            self.message("printf", c_format(ev.fmt, self._args(ev, data)))
+        elif kind == CG.EV_EXIT:
+            self.exiting = True
+            return -1
+        elif kind == CG.EV_TIME:
+            self.message("time", time.strftime(ev.fmt))
+        elif kind == CG.EV_PRINT_MAP:
+            top, div = ev.extra
+            self.print_map(ev.fmt, top, div)
+        elif kind in (CG.EV_CLEAR, CG.EV_ZERO):
+            self.clear_map(ev.fmt, zero=kind == CG.EV_ZERO)
+        elif kind == CG.EV_PRINT_VAL:
+            t, off = ev.args[0]
+            n = T.storage_size(t)
+            if self.opts.json:
+                self.write(f'{{"type": "value", "data": '
+                           f"{self.fmt.json_value(t, data[off:off + n])}}}\n")  # fmt: skip
+            else:
+                self.write(self.fmt.text(t, data[off : off + n]) + "\n")
+        elif kind == CG.EV_JOIN:
+            parts = []
+            for i in range(CG.JOIN_ARGS):
+                s = data[8 + i * CG.JOIN_LEN : 8 + (i + 1) * CG.JOIN_LEN]
+                if not s or s[0] == 0:
+                    break
+                parts.append(s.split(b"\0", 1)[0].decode("utf-8", "replace"))
+            self.message("join", ev.fmt.join(parts) + "\n")
+        elif kind == CG.EV_SYSTEM:
+            import subprocess
+
+            cmd = c_format(ev.fmt, self._args(ev, data))
+            self.out.flush()
+            r = subprocess.run(cmd, shell=True, capture_output=True, text=True, check=False)
+            self.message("system", r.stdout)
+        elif kind == CG.EV_CAT:
+            path = c_format(ev.fmt, self._args(ev, data))
+            try:
+                with open(path) as f:
+                    self.message("cat", f.read())
+            except OSError as e:
+                print(f"ERROR: failed to open file '{path}': {e.strerror}", file=sys.stderr)
+        return 0
+
+    def _args(self, ev: Any, data: bytes) -> list[Any]:
+        vals = []
+        for t, off in ev.args:
+            n = T.storage_size(t)
+            v = self.fmt.raw(t, data[off : off + n])
+            if t.kind in ("tuple", "array"):
+                v = self.fmt.text(t, data[off : off + n])
+            vals.append(v)
+        return vals
+
+    def strftime(self, fmt: str, ns: int) -> str:
+        boot = time.time() - time.monotonic()
+        return time.strftime(fmt, time.localtime(boot + ns / 1e9))
+
+    def stack_text(self, kind: str, v: int, ty: T.Ty) -> str:
+        sid = v & 0xFFFFFFFF
+        if self.stack_fd is None or sid >= 0x80000000:
+            return ""
+        raw = self.bsys.map_lookup(self.stack_fd, struct.pack("<I", sid), 8 * STACK_DEPTH)
+        if raw is None:
+            return ""
+        depth = ty.extra[1] if ty.extra else STACK_DEPTH
+        lines = ["\n"]
+        for i in range(min(depth, STACK_DEPTH)):
+            addr = struct.unpack_from("<Q", raw, i * 8)[0]
+            if not addr:
+                break
+            perf = bool(ty.extra and ty.extra[0] == "perf")
+            sym = (self.symbols.ksym(addr, offset=True) if kind == "kstack"
+                   else self.symbols.usym(addr, v >> 32, offset=True, module=perf))  # fmt: skip
+            if perf:
+                lines.append(f"\t{addr:x} {sym}\n")
+            else:
+                lines.append(" " * 8 + sym + "\n")
+        return "".join(lines)
+
+    # ---- maps ----------------------------------------------------------------------------------
+    def entries(self, name: str) -> list[tuple[bytes, list[bytes]]]:
+        mi = self.c.analyzer.maps[name]
+        fd = self.map_fds[name]
+        ks = _key_size(mi)
+        vs = _value_size(mi)
+        per_cpu = mi.value.kind in _PERCPU_KINDS
+        stride = (vs + 7) & ~7
+        out = []
+        for key in list(self.bsys.map_keys(fd, ks)):
+            raw = self.bsys.map_lookup(fd, key, stride * self.ncpus if per_cpu else vs)
+            if raw is None:
+                continue
+            vals = [raw[i * stride : i * stride + vs] for i in range(self.ncpus)] if per_cpu \
+                else [raw]  # fmt: skip
+            out.append((key, vals))
+        return out
+
+    def print_map(self, name: str, top: int = 0, div: int = 0) -> None:
+        mi = self.c.analyzer.maps[name]
+        self.write(self.fmt.print_map(name, mi, self.entries(name), top, div))
+
+    def clear_map(self, name: str, zero: bool = False) -> None:
+        mi = self.c.analyzer.maps[name]
+        fd = self.map_fds[name]
+        if not mi.keys and mi.value.kind in ("count", "sum"):
+            zero = True  # bpftrace keeps a cleared keyless counter as 0
+        ks = _key_size(mi)
+        per_cpu = mi.value.kind in _PERCPU_KINDS
+        vs = _value_size(mi)
+        for key in list(self.bsys.map_keys(fd, ks)):
+            try:
+                if zero:
+                    n = ((vs + 7) & ~7) * self.ncpus if per_cpu else vs
+                    self.bsys.map_update(fd, key, b"\0" * n)
+                else:
+                    self.bsys.map_delete(fd, key)
+            except KernelError:
+                pass
+
+    def print_all_maps(self) -> None:
+        for name in sorted(self.c.analyzer.maps, key=_map_sort_key):
+            self.print_map(name)
+
+    def drain(self, reader: Any) -> None:
+        reader.consume(self.on_event)
+
+    def run(self, child: Any = None) -> int:
+        """Attach, run until the end, print; the exit status."""
+        from ..kernel.ringbuf import RingBufReader
+
+        reader = RingBufReader(self.events_fd)
+        stop = {"sig": False}
+
+        def handler(signum: int, frame: Any) -> None:
+            stop["sig"] = True
+
+        old = [signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)]
+        try:
+            n = self.attach()
+            if self.opts.json:
+                self.write(f'{{"type": "attached_probes", "data": {{"probes": {n}}}}}\n')
+            else:
+                self.write(f"Attaching {n} probe{'s' if n != 1 else ''}...\n")
+            self.out.flush()
+            self.run_special(self.begin)
+            if child is not None:
+                child.start()
+            deadline = None if self.opts.timeout is None else time.monotonic() + self.opts.timeout
+            while not self.exiting and not stop["sig"]:
+                reader.wait(0.1 if child is not None or deadline or self.opts.pid else 0.25)
+                self.drain(reader)
+                self.out.flush()
+                if self.c.uses_usyms:  # keep the traced process's mappings for printing
+                    for p in (child.pid if child else 0, self.opts.pid or 0):
+                        if p:
+                            self.symbols.remember(p)
+                if child is not None and child.exited():
+                    break
+                if self.opts.pid and not process_alive(self.opts.pid):
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+            for link in self.links:
+                link.close()
+            self.links.clear()
+            self.drain(reader)  # after exit(): only what --record keeps
+            self.exiting = False
+            self.run_special(self.end)
+            self.drain(reader)
+            self.exiting = True
+            self.write("\n\n")
+            self.print_all_maps()
+            self.out.flush()
+            if self.opts.record:
+                self.write_record(self.opts.record)
+        finally:
+            for s, h in zip((signal.SIGINT, signal.SIGTERM), old, strict=True):
+                signal.signal(s, h)
+            reader.close()
+            if child is not None:
+                child.kill()
+        return 0
+
+    def write_record(self, path: str) -> None:
+        """Write the recorded event stream (``--record``)."""
+        from .probes import tracepoint_format_text
+
+        formats = {f"{i.point.target}:{i.point.func}":
+                   tracepoint_format_text(i.point.target, i.point.func)
+                   for i in self.c.instances if i.point.provider == "tracepoint"}  # fmt: skip
+        header = {"start_ns": self.start_ns, "ncpus": self.ncpus, "cpid": self.opts.cpid,
+                  "params": self.opts.params, "formats": formats,
+                  "probes": [i.point.name for i in self.c.instances]}  # fmt: skip
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                self.recorder.write(f, header)
+        except OSError as e:
+            raise BpfError(f"cannot write {path}: {e.strerror}") from None
+
+    def close(self) -> None:
+        for link in self.links:
+            try:
+                link.close()
+            except BpfError:
+                pass
+        for fd in self.fds:
+            fd.close()
+
+
+def _verifier_reason(log: str) -> str | None:
+    """The line of a kernel verifier log that says why (not a state dump or statistics)."""
+    import re
+
+    skip = re.compile(r"(cur|old) state:|processed \d|verification time|stack depth|R\d|\d+: |"
+                      r"from \d+ to \d+|mark_precise|last_idx|regs=|parent |; ")  # fmt: skip
+    for line in reversed(log.splitlines()):
+        t = line.strip()
+        if t and not skip.match(t):
+            return t
+    return None
+
+
+def _map_sort_key(name: str) -> str:
+    return name
+
+
+def _prog_name(pp: ProbePoint) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_]", "_", pp.name)[:15]
+
+
+class Child:
+    """The ``-c`` command: forked first (its pid is ``cpid``), exec'd once probes attach.
+
+    The forked child names itself ``bpfkit``, asks to be killed if the tracer dies, and
+    stops itself (``SIGSTOP``) before anything is attached; ``SIGCONT`` lets it ``exec``.
+    So the only event it can show before the command runs is its ``execve`` (under the
+    name ``bpfkit``); a pipe handshake would add the end of a ``read``.
+    """
+
+    def __init__(self, argv: list[str]) -> None:
+        pid = os.fork()
+        if pid == 0:  # the child: stop until the go, then exec
+            try:
+                _child_prepare()
+                os.kill(os.getpid(), signal.SIGSTOP)
+                os.execvp(argv[0], argv)
+            except OSError as e:
+                os.write(2, f"bpfkit: cannot run {argv[0]}: {e.strerror}\n".encode())
+            os._exit(127)
+        self.pid = pid
+        self.status: int | None = None
+        self.started = False
+        _, st = os.waitpid(pid, os.WUNTRACED)  # stopped (or, if it failed, gone)
+        if not os.WIFSTOPPED(st):
+            self.status = st
+
+    def start(self) -> None:
+        if not self.started and self.status is None:
+            os.kill(self.pid, signal.SIGCONT)
+        self.started = True
+
+    def exited(self) -> bool:
+        if self.status is not None:
+            return True
+        pid, st = os.waitpid(self.pid, os.WNOHANG)
+        if pid:
+            self.status = st
+            return True
+        return False
+
+    def kill(self) -> None:
+        if self.status is None:
+            try:
+                os.kill(self.pid, signal.SIGTERM if self.started else signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            except OSError:
+                pass
+            self.status = -1
+
+
+def _child_prepare() -> None:
+    """In the forked child: name it ``bpfkit``; die with the tracer (``PR_SET_PDEATHSIG``)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(15, b"bpfkit", 0, 0, 0)  # PR_SET_NAME
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (``-p``)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    state = stat.rsplit(b")", 1)[-1].split()[:1]
+    return state != [b"Z"] and state != [b"X"]
