@@ -36,6 +36,30 @@ OBJECTS = {
     "kernel_trace (tracepoint+raw_tp attached)": ROOT / "tests" / "c" / "kernel_trace.c",
     "kernel_core (CO-RE vs vmlinux)": ROOT / "tests" / "c" / "kernel_core.c",
 }
+#: a 13,000-instruction program (a fully unrolled loop of map updates), generated here
+LARGE = "large (13k insns, generated)"
+LARGE_SRC = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __type(key, __u32); __type(value, __u64);
+         __uint(max_entries, 1024); } arr SEC(".maps");
+static __always_inline void step(__u32 i)
+{
+	__u32 k = i & 1023;
+	__u64 *v = bpf_map_lookup_elem(&arr, &k);
+	if (v)
+		*v += i * 7 + 3;
+}
+SEC("xdp")
+int large(struct xdp_md *ctx)
+{
+#pragma clang loop unroll(full)
+	for (__u32 i = 0; i < 1300; i++)
+		step(i);
+	return XDP_PASS;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
 ATTACH = {"on_execve", "on_sys_enter", "on_exec_btf"}  # attachable on any kernel with tracing
 SKIP = {"on_openat", "on_openat_fentry", "on_uprobe", "on_uretprobe", "on_sample"}
 
@@ -105,8 +129,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--only", help="only the objects whose label contains this text")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bpfkit-bench-"))
+    (tmp / "large.c").write_text(LARGE_SRC)
+    objects = {**OBJECTS, LARGE: tmp / "large.c"}
+    if args.only:
+        objects = {k: v for k, v in objects.items() if args.only in k}
     fs = mount_bpffs()
     bpftool = shutil.which("bpftool")
     auto = bool(bpftool) and bpftool_supports_autoattach()
@@ -123,7 +152,7 @@ def main() -> None:
             ),
             args.repeat,
         )
-        for label, src in OBJECTS.items():
+        for label, src in objects.items():
             obj = tmp / (src.stem + ".o")
             compile_c(src, obj, defines=["BPFKIT_BENCH"])
             bpfkit_once(obj)()  # warm: vmlinux BTF index, imports
@@ -191,14 +220,15 @@ def main() -> None:
     )
     print(
         f"{'object':44} {'progs':>5} {'maps':>4} {'insns':>6} {'bpfkit warm':>11} "
-        f"{'bpfkit cold':>11} {'bpfkit cli':>11} {'bpftool':>9}"
+        f"{'bpfkit cold':>11} {'bpfkit cli':>11} {'bpftool':>9} {'cli/bpftool':>11}"
     )
     for r in rows:
         tool = r["bpftool_loadall_ms"]
+        ratio = f"{r['bpfkit_cli_ms'] / tool:10.2f}x" if tool else "-"
         print(
             f"{r['object']:44} {r['programs']:5} {r['maps']:4} {r['insns']:6} "
             f"{r['bpfkit_in_process_ms']:9.2f}ms {r['bpfkit_cold_ms']:9.1f}ms "
-            f"{r['bpfkit_cli_ms']:9.1f}ms {tool if tool is not None else '-':>7}ms"
+            f"{r['bpfkit_cli_ms']:9.1f}ms {tool if tool is not None else '-':>7}ms {ratio:>11}"
         )
 
 

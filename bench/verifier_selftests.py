@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import re
 import statistics
 import sys
 import time
@@ -47,9 +48,7 @@ def main() -> int:
     wall = time.perf_counter() - t0
     outcomes = collections.Counter(r.outcome for r in rows)
     causes = collections.Counter(r.cause for r in rows if r.outcome == "false_reject")
-    nooracle = collections.Counter(
-        r.kernel.why.split(":")[0][:60] for r in rows if r.outcome == "no_oracle"
-    )
+    nooracle = collections.Counter(_why(r.kernel.why) for r in rows if r.outcome == "no_oracle")
     msg_rows = [r for r in rows if r.msg_match is not None]
     msg_ok = sum(1 for r in msg_rows if r.msg_match)
     # processed instructions and time, where both accepted
@@ -146,6 +145,12 @@ def main() -> int:
         )
     con.print(f"wall {wall:.1f} s")
     return 0
+
+
+def _why(text: str) -> str:
+    """A no-oracle reason without the program's name, for grouping."""
+    text = re.sub(r"prog '[^']*': ", "", text)
+    return re.sub(r"\s+", " ", text)[:70]
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 import shutil
 import subprocess
 
@@ -80,6 +81,12 @@ EXPRESSIONS = [
     "ether[0] & 1 = 0 and ip[16] >= 224",
     "udp[4:2] - 8 = len - 42",
 ]
+
+
+def examples(default: int) -> int:
+    """Hypothesis examples for an oracle test: ``BPFKIT_CLASSIC_EXAMPLES`` overrides the
+    default (a long sweep), which keeps the suite's share of CI time small."""
+    return int(os.environ.get("BPFKIT_CLASSIC_EXAMPLES") or default)
 
 
 def tcpdump_path() -> str | None:
@@ -153,8 +160,11 @@ def allowed_insn(draw, n: int = 0, length: int | None = None) -> SockFilter:
     return SockFilter(code, draw(st.integers(0, 255)), draw(st.integers(0, 255)), draw(any_k()))
 
 
-def _packet_off(draw, big: bool) -> int:
-    """A packet offset: mostly small, with ``big`` also SKF_NET_OFF/SKF_LL_OFF and any u32."""
+def _packet_off(draw, big: bool, known: list[int] | None = None) -> int:
+    """A packet offset: mostly small; with ``big`` also SKF_NET_OFF/SKF_LL_OFF and any u32;
+    with ``known`` (and not ``big``) sometimes one of those offsets."""
+    if known and not big and draw(st.integers(0, 3)) == 0:
+        return draw(st.sampled_from(known)) & 0xFFFFFFFF
     kind = draw(st.integers(0, 5)) if big else 0
     if kind <= 2:
         return draw(st.integers(0, 70))
@@ -173,6 +183,8 @@ def classic_program(
     negative_offsets: bool = True,
     seccomp: bool = False,
     init_slots: bool = True,
+    ancillary_set: list[int] | None = None,
+    known_offsets: list[int] | None = None,
 ) -> list[SockFilter]:
     """A classic program the kernel's checker accepts (socket or seccomp rules).
 
@@ -220,18 +232,20 @@ def classic_program(
             mode = draw(st.sampled_from(["abs", "abs", "ind", "imm", "len", "anc"]))
             size = draw(st.sampled_from([c.W, c.H, c.B]))
             if mode == "abs":
-                k = _packet_off(draw, negative_offsets)
+                k = _packet_off(draw, negative_offsets, known_offsets)
                 if k >= c.SKF_AD_OFF & 0xFFFFFFFF:
                     k &= 0xFFFF  # unknown ancillary offsets are refused by the checker
                 prog.append(c.stmt(c.LD | size | c.ABS, k))
             elif mode == "ind":
-                prog.append(c.stmt(c.LD | size | c.IND, _packet_off(draw, negative_offsets)))
+                prog.append(
+                    c.stmt(c.LD | size | c.IND, _packet_off(draw, negative_offsets, known_offsets))
+                )
             elif mode == "imm":
                 prog.append(c.stmt(c.LD | c.IMM, draw(any_k())))
             elif mode == "len":
                 prog.append(c.stmt(c.LD | c.W | c.LEN))
             elif ancillary:
-                off = draw(st.sampled_from(_ANC))
+                off = draw(st.sampled_from(ancillary_set or _ANC))
                 prog.append(c.stmt(c.LD | size | c.ABS, (c.SKF_AD_OFF + off) & 0xFFFFFFFF))
             else:
                 prog.append(c.stmt(c.LD | c.IMM, draw(any_k())))
@@ -243,7 +257,9 @@ def classic_program(
             elif mode == "len":
                 prog.append(c.stmt(c.LDX | c.W | c.LEN))
             else:
-                prog.append(c.stmt(c.LDX | c.B | c.MSH, _packet_off(draw, negative_offsets)))
+                prog.append(
+                    c.stmt(c.LDX | c.B | c.MSH, _packet_off(draw, negative_offsets, known_offsets))
+                )
         elif kind == "jmp":
             if left < 1:
                 prog.append(c.stmt(c.MISC | c.TAX))
@@ -317,3 +333,154 @@ def random_program(draw, max_len: int = 12) -> list[SockFilter]:
         return prog
     n = draw(st.integers(1, max_len))
     return [draw(allowed_insn()) for _ in range(n)]
+
+
+# ---- packets ---------------------------------------------------------------------
+_MACS = [
+    b"\xff" * 6,
+    bytes.fromhex("010203040506"),
+    bytes.fromhex("001122334455"),
+    bytes.fromhex("01005e000001"),
+    bytes.fromhex("3333000000fb"),
+    bytes(6),
+]
+_IP4 = [
+    bytes([10, 0, 0, 1]),
+    bytes([1, 2, 3, 4]),
+    bytes([192, 168, 7, 9]),
+    bytes([224, 0, 0, 251]),
+    bytes([255, 255, 255, 255]),
+    bytes([10, 9, 8, 7]),
+]
+_IP6 = [
+    bytes(15) + b"\x01",
+    bytes.fromhex("fe80000000000000021122fffe334455"),
+    bytes.fromhex("ff020000000000000000000000000001"),
+    bytes.fromhex("20010db8" + "00" * 11 + "05"),
+]
+_PORTS = [80, 53, 22, 443, 1234, 4321, 1500, 2000, 65535, 0]
+
+
+def _l4(rnd, proto: int) -> bytes:
+    sport, dport = rnd.choice(_PORTS), rnd.choice(_PORTS)
+    payload = bytes(rnd.randrange(256) for _ in range(rnd.choice([0, 1, 4, 12, 40])))
+    if rnd.random() < 0.2:
+        payload = b"GET / HTTP/1.1\r\n" + payload
+    if proto == 6:
+        flags = rnd.choice([0x02, 0x12, 0x10, 0x11, 0x04, 0x18])
+        doff = rnd.choice([5, 5, 8])
+        hdr = (
+            sport.to_bytes(2, "big")
+            + dport.to_bytes(2, "big")
+            + bytes(8)
+            + bytes([doff << 4, flags])
+            + bytes(6)
+        )
+        return hdr + bytes(4 * (doff - 5)) + payload
+    if proto == 17:
+        return (
+            sport.to_bytes(2, "big")
+            + dport.to_bytes(2, "big")
+            + (8 + len(payload)).to_bytes(2, "big")
+            + bytes(2)
+            + payload
+        )
+    if proto in (1, 58):
+        return bytes([rnd.choice([0, 8, 3, 128, 129]), 0, 0, 0, 0, 1, 0, 1]) + payload
+    if proto == 132:
+        return sport.to_bytes(2, "big") + dport.to_bytes(2, "big") + bytes(8) + payload
+    return payload
+
+
+def make_packet(rnd) -> bytes:
+    """One Ethernet frame: IPv4/IPv6/ARP, maybe VLAN or MPLS tagged, maybe a fragment,
+    maybe truncated — the shapes pcap-filter expressions test."""
+    dst, src = rnd.choice(_MACS), rnd.choice(_MACS)
+    tags = b""
+    if rnd.random() < 0.15:
+        tags += rnd.choice([b"\x81\x00", b"\x88\xa8"]) + rnd.choice([100, 7, 4095]).to_bytes(
+            2, "big"
+        )
+    kind = rnd.choice(["ip", "ip", "ip", "ip6", "ip6", "arp", "mpls", "other"])
+    proto = rnd.choice([6, 6, 17, 17, 1, 132, 47, 58])
+    if kind == "ip":
+        l4 = _l4(rnd, proto)
+        ihl = rnd.choice([5, 5, 5, 6])
+        frag = rnd.choice([0, 0, 0, 0x2000, 0x0010, 0x4000])
+        total = 4 * ihl + len(l4)
+        hdr = (
+            bytes([0x40 | ihl, 0])
+            + total.to_bytes(2, "big")
+            + bytes(2)
+            + frag.to_bytes(2, "big")
+            + bytes([64, proto])
+            + bytes(2)
+            + rnd.choice(_IP4)
+            + rnd.choice(_IP4)
+        )
+        body = b"\x08\x00" + hdr + bytes(4 * (ihl - 5)) + l4
+    elif kind == "ip6":
+        l4 = _l4(rnd, proto if proto != 1 else 58)
+        nh = proto if proto != 1 else 58
+        hdr = (
+            b"\x60\x00\x00\x00"
+            + len(l4).to_bytes(2, "big")
+            + bytes([nh, 64])
+            + rnd.choice(_IP6)
+            + rnd.choice(_IP6)
+        )
+        body = b"\x86\xdd" + hdr + l4
+    elif kind == "arp":
+        body = (
+            b"\x08\x06"
+            + bytes.fromhex("0001080006040001")
+            + src
+            + rnd.choice(_IP4)
+            + bytes(6)
+            + rnd.choice(_IP4)
+        )
+    elif kind == "mpls":
+        label = rnd.choice([42, 16, 1000])
+        body = b"\x88\x47" + ((label << 12) | 0x100 | 64).to_bytes(4, "big") + b"\x45" + bytes(19)
+    else:
+        body = rnd.choice([b"\x88\xcc", b"\x80\x35", b"\x00\x2e"]) + bytes(rnd.randrange(60))
+    frame = dst + src + tags + body
+    if rnd.random() < 0.1:
+        frame = frame[: rnd.randrange(1, len(frame) + 1)]
+    return frame
+
+
+def make_meta(rnd):
+    """Random skb metadata for ancillary loads."""
+    from bpfkit.classic.interp import PacketMeta
+
+    return PacketMeta(
+        protocol=rnd.choice([0x0800, 0x86DD, 0x0806, 0]),
+        pkttype=rnd.randrange(8),
+        ifindex=rnd.choice([1, 2, 77]),
+        mark=rnd.choice([0, 1, 0xDEADBEEF]),
+        queue=rnd.randrange(4),
+        hatype=rnd.choice([1, 772]),
+        rxhash=rnd.getrandbits(32),
+        cpu=rnd.randrange(4),
+        vlan_tci=rnd.choice([0, 100, 0x1FFF]),
+        vlan_tpid=rnd.choice([0, 0x8100]),
+        net_offset=14,
+        dev=rnd.random() < 0.9,
+    )
+
+
+def libpcap_filter(prog, data: bytes, wire_len: int | None = None) -> int:
+    """libpcap's own interpreter (``bpf_filter``) on one packet: BSD semantics, no
+    Linux ancillary loads or negative offsets."""
+    lib = libpcap()
+    assert lib is not None
+    arr = (_BpfInsn * len(prog))(*[_BpfInsn(*i) for i in prog])
+    lib.bpf_filter.restype = ctypes.c_uint
+    lib.bpf_filter.argtypes = [
+        ctypes.POINTER(_BpfInsn),
+        ctypes.c_char_p,
+        ctypes.c_uint,
+        ctypes.c_uint,
+    ]
+    return lib.bpf_filter(arr, data, len(data) if wire_len is None else wire_len, len(data))

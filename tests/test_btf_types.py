@@ -411,7 +411,7 @@ def _record_value() -> dict:
         "point": {"x": 1, "y": 65535},
         "s": -1,
         "b": 1 << 40,
-        "name": b"abc\0\0\0",
+        "name": "abc",
         "matrix": [[1, -2, 3], [-4, 5, -128]],
         "ratio": 0.5,
         "precise": -2.25,
@@ -445,7 +445,7 @@ def test_value_partial_dicts_and_enum_names() -> None:
     rid = btf.find("record", BtfKind.STRUCT).id
     raw = encode_value(btf, rid, {"s": "S_C", "b": "B_B", "name": "hi"})
     back = decode_value(btf, rid, raw)
-    assert back["s"] == 7 and back["b"] == (1 << 64) - 1 and back["name"] == b"hi\0\0\0\0"
+    assert back["s"] == 7 and back["b"] == (1 << 64) - 1 and back["name"] == "hi"
     assert back["id"] == 0 and back["bits"]["neg"] == 0
 
 

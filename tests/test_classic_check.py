@@ -16,7 +16,7 @@ from classic_oracles import (
     seccomp_verdict,
     socket_verdict,
 )
-from classic_strategies import classic_program, random_program
+from classic_strategies import classic_program, examples, random_program
 from hypothesis import HealthCheck, given, settings
 
 from bpfkit.classic import insn as c
@@ -115,7 +115,7 @@ def test_translated_jump_must_fit_16_bits() -> None:
     assert socket_verdict(_long_jump(2340, 8)) == errno.EINVAL
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_program(max_len=14))
 def test_random_programs_agree_with_so_attach_filter(prog: list[SockFilter]) -> None:
     require_socket_filters()
@@ -124,7 +124,7 @@ def test_random_programs_agree_with_so_attach_filter(prog: list[SockFilter]) -> 
     assert is_valid(prog) == (verdict != errno.EINVAL), prog
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(classic_program(max_len=30))
 def test_generated_programs_are_valid(prog: list[SockFilter]) -> None:
     require_socket_filters()
@@ -132,7 +132,7 @@ def test_generated_programs_are_valid(prog: list[SockFilter]) -> None:
     assert socket_verdict(prog) == 0
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_program(max_len=10))
 def test_random_programs_agree_with_seccomp(prog: list[SockFilter]) -> None:
     require_seccomp()
@@ -141,7 +141,7 @@ def test_random_programs_agree_with_seccomp(prog: list[SockFilter]) -> None:
     assert is_valid(prog, mode="seccomp") == (verdict == 0), prog
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(classic_program(max_len=12, seccomp=True))
 def test_seccomp_shaped_programs_agree_with_seccomp(prog: list[SockFilter]) -> None:
     require_seccomp()

@@ -94,7 +94,7 @@ def test_globals_kconfig_ksyms_kfuncs_and_map_in_map(maps_obj):
     assert out[OUT["INNER"]] == 42  # outer[1] = inner_b, from the spec's initial values
     assert out[OUT["HAS_KFUNC"]] == 0  # weak kfunc the kernel lacks
     assert maps_obj.maps[".bss"][0] == {"counter": 1}
-    assert maps_obj.maps[".data"][0] == {"greeting": b"hello\0\0\0"}
+    assert maps_obj.maps[".data"][0] == {"greeting": "hello"}  # char[]: a C string
 
 
 def test_constants_and_rodata(objs, bpffs):

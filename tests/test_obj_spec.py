@@ -285,7 +285,7 @@ def test_struct_ops_maps() -> None:
     assert demo.values == {0: "demo_init", 1: "demo_release"}
     assert link.values == {0: "demo_init"} and link.flags == BPF_F_LINK
     value = decode_value(spec.btf, demo.value_type_id, demo.contents)
-    assert value["flags"] == 5 and value["name"].rstrip(b"\0") == b"demo"
+    assert value["flags"] == 5 and value["name"] == "demo"
 
 
 # ---- global data, variables, externs ----------------------------------------------------
@@ -313,7 +313,7 @@ def test_variables_and_their_values() -> None:
     assert cfg.map == ".rodata" and cfg.type_name == "const volatile struct config"
     raw = spec.maps[".rodata"].contents[cfg.offset : cfg.offset + cfg.size]
     val = decode_value(spec.btf, cfg.type_id, raw)
-    assert val == {"limit": 1000, "port": 8080, "enabled": 1, "name": b"eth0\0"}
+    assert val == {"limit": 1000, "port": 8080, "enabled": 1, "name": "eth0"}
     assert encode_value(spec.btf, cfg.type_id, val) == raw
     arr = v["rodata_arr"]
     raw = spec.maps[".rodata"].contents[arr.offset : arr.offset + arr.size]

@@ -32,8 +32,9 @@ def test_kernel_errors_carry_the_hint_for_this_process():
     """An EPERM's hint follows CapEff: a privilege problem only when a capability lacks."""
     from bpfkit.errors import KernelError
     from bpfkit.kernel import sys as bsys
+    from bpfkit.uapi.enums import Cmd
 
-    assert bsys.hint_for(bsys.Cmd.MAP_CREATE, errno.EPERM) == eperm_hint()
+    assert bsys.hint_for(Cmd.MAP_CREATE, errno.EPERM) == eperm_hint()
     held = all(c in effective_capabilities() for c in ALL_BPF_CAPS)
     try:
         bsys.map_create(33, 0, 0, 1, bsys.F_MMAPABLE)  # arena: refused on some kernels

@@ -19,9 +19,12 @@ import pytest
 
 TOOLS = sorted(glob.glob("/usr/sbin/*.bt"))
 
-# Features bpfkit does not have yet, named honestly (the test checks the error says so).
+# Tools this kernel cannot run as written, failing as they fail under bpftrace (the test
+# checks the error says why). runqlen.bt: with BTF its C definition of struct cfs_rq is
+# skipped (#ifndef BPFTRACE_HAVE_BTF) and Linux 6.13 renamed cfs_rq.nr_running to
+# nr_queued (test_trace_cdecl checks bpftrace's error is the same and runs a variant).
 NOT_YET = {
-    "runqlen.bt": "cfs_rq",  # redefines struct cfs_rq in C in the script (C struct parsing)
+    "runqlen.bt": "no field named 'nr_running'",
 }
 
 
@@ -37,6 +40,16 @@ def _trace(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "bpfkit", "trace", *args],
         capture_output=True, text=True, env=_env(), timeout=timeout, check=False,
     )  # fmt: skip
+
+
+def _run_today(name: str) -> bool:
+    """A third of the tools attach per run (rotating daily) unless ``BPFKIT_SLOW=1``."""
+    import datetime
+    import zlib
+
+    if os.environ.get("BPFKIT_SLOW") == "1":
+        return True
+    return zlib.crc32(name.encode()) % 3 == datetime.date.today().toordinal() % 3
 
 
 def _kprobes() -> bool:
@@ -70,6 +83,8 @@ def test_tool(path: str) -> None:
         assert r.returncode == 2 and f"'{m.group(1)}' not found" in r.stderr
         return
     assert r.returncode == 0, r.stderr
+    if not _run_today(name):
+        pytest.skip("attached in another day's rotation (BPFKIT_SLOW=1 runs every tool)")
     r = _trace("--timeout", "0.5", path)
     assert "Traceback" not in r.stderr
     if uses_kprobes and not _kprobes():

@@ -339,3 +339,58 @@ def test_tracelog_streams_printk_lines(tmp_path: Path) -> None:
         assert got["function"] == "bpf_trace_printk" and got["message"] == "uxmark 4242"
         assert isinstance(got["pid"], int) and isinstance(got["timestamp"], float)
         assert re.fullmatch(r"\S+", got["task"])
+
+
+# ---- hostile input -------------------------------------------------------------------------
+def _small_btf() -> bytes:
+    from bpfkit.btf.cparse import parse_c
+    from bpfkit.btf.parser import encode_btf
+
+    decls = parse_c(
+        "struct in { __u16 a; char n[6]; }; typedef struct in in_t;"
+        "struct s { __u32 x: 3, y: 5; in_t i[2]; union { int p; void *q; }; enum { E = 1 } e; };"
+    )
+    return encode_btf(decls.btf)
+
+
+@pytest.mark.parametrize("fmt", ["raw", "c"])
+def test_btf_dump_of_damaged_btf_never_crashes(fmt: str, tmp_path: Path) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    blob = _small_btf()
+    path = tmp_path / "x.btf"
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.tuples(st.integers(0, len(blob) - 1), st.integers(0, 255)), max_size=6))
+    def check(flips: list[tuple[int, int]]) -> None:
+        data = bytearray(blob)
+        for pos, val in flips:
+            data[pos] = val
+        path.write_bytes(bytes(data))
+        res = CliRunner().invoke(cli, ["btf", "dump", str(path), "--format", fmt])
+        assert res.exit_code in (0, 2), res.output + res.stderr
+        assert "Traceback" not in res.output + res.stderr
+        if res.exit_code == 2:
+            assert res.stderr.startswith("bpfkit: error: ")
+
+    check()
+
+
+@pytest.mark.kernel
+def test_map_dump_draws_histograms(bpffs: str) -> None:
+    loaded = bpfkit_json("load", str(ROOT / "examples" / "latency_hist.c"), "--pin", f"{bpffs}/h")
+    pin = loaded["maps"][0]["pinned"]
+    for key, count in ((3, 5), (10, 2)):  # [8, 16) us five times, [1K, 2K) twice
+        bpfkit_json("map", "update", pin, "--key", str(key), "--value", str(count))
+    text = bpfkit("map", "dump", pin, "--hist", "pow2")
+    assert re.search(r"^\[8, 16\)\s+5 \|@{52}\|$", text, re.M)
+    assert re.search(r"^\[1K, 2K\)\s+2 \|@{20}\s+\|$", text, re.M)
+    bcc = bpfkit("map", "dump", pin, "--hist", "pow2", "--hist-style", "bcc")
+    assert re.search(r"^\s+8 -> 15\s+: 5\s+\|\*{40}\|$", bcc, re.M)
+    hist = bpfkit_json("map", "dump", pin, "--hist", "pow2")["hist"]
+    assert {(b["min"], b["max"], b["count"]) for b in hist if b["count"]} == {
+        (8, 15, 5),
+        (1024, 2047, 2),
+    }
+    bpfkit_json("unpin", "-r", f"{bpffs}/h")

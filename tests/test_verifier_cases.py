@@ -54,6 +54,20 @@ def C(name: str, text: str, expect: str = "accept", **kw) -> Case:
 
 
 CASES: list[Case] = [
+    # ---- pointers compared with 32-bit jumps are never decided (issue 11) ----------
+    C(
+        "jmp32_ptr_not_decided",
+        LOOKUP + "if r0 == 0 goto +4\nif w0 == 0 goto +2\nr0 = 0\nexit\n"
+        "r0 = *(u64 *)(r10 + 8)\nr0 = 0\nexit",
+        "invalid read from stack",
+        maps=HASH,
+    ),
+    C(
+        "jmp64_ptr_decided",
+        LOOKUP + "if r0 == 0 goto +4\nif r0 == 0 goto +2\nr0 = 0\nexit\n"
+        "r0 = *(u64 *)(r10 + 8)\nr0 = 0\nexit",
+        maps=HASH,
+    ),
     # ---- structure -------------------------------------------------------------
     C("min", "r0 = 0\nexit"),
     C("fall_off_end", "r0 = 0", "last insn is not an exit or jmp"),

@@ -393,7 +393,8 @@ TARGETED: list[U] = [
     # a second null check of a known non-null map value is decided, hence allowed
     U("cmp_map_value_again", VALUE + "if r6 == 0 goto +1\nr0 = 0\n" + OUT, maps=HASH),
     U("cmp_map_value_again_ne", VALUE + "if r6 != 0 goto +1\nr0 = 0\n" + OUT, maps=HASH),
-    U("cmp_map_value_again_32", VALUE + "if w6 == 0 goto +1\nr0 = 0\n" + OUT, maps=HASH),
+    # ... but not a 32-bit one: the low half of a valid pointer may be zero (issue 11)
+    U("cmp_map_value_again_32", VALUE + "if w6 == 0 goto +1\nr0 = 0\n" + OUT, CMP, maps=HASH),
     U("cmp_map_value_vs_5", VALUE + "if r6 == 5 goto +1\nr0 = 0\n" + OUT, CMP, maps=HASH),
     U("cmp_maybe_null_vs_5", LOOKUP + "if r0 == 5 goto +0\nr0 = 0\nexit", CMP, maps=HASH),
     U("cmp_maybe_null_32", LOOKUP + "if w0 == 0 goto +0\nr0 = 0\nexit", CMP, maps=HASH),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import re
 
 
 class BpfError(Exception):
@@ -51,6 +52,9 @@ class BtfError(BpfError):
     """Malformed or unsupported BTF."""
 
 
+_INSN_LINE = re.compile(r"^\d+: \(")
+
+
 class VerifierError(BpfError):
     """A program rejected by a verifier (ours or the kernel's); keeps the full log."""
 
@@ -67,8 +71,32 @@ class VerifierError(BpfError):
         self.log = log
         self.line = line
         self.state = state
+        #: the program rejected, once a loader names it (:meth:`for_program`)
+        self.program: str | None = None
         where = f"insn {insn}: " if insn is not None else ""
         super().__init__(f"{where}{message}")
+
+    def for_program(self, name: str) -> VerifierError:
+        """Name the rejected program (in ``program`` and the message); returns ``self``."""
+        self.program = name
+        head = f"program {name}: "
+        msg = str(self)
+        if not msg.startswith(head):
+            self.args = (head + msg,)
+        return self
+
+    def log_tail(self) -> list[str]:
+        """The log lines that explain the rejection: after the last instruction the
+        verifier printed, up to its closing statistics (the whole block of messages)."""
+        lines = [ln for ln in (self.log or "").splitlines() if ln.strip()]
+        end = len(lines)
+        while end and (lines[end - 1].startswith(("processed ", "verification time"))):
+            end -= 1
+        start = end
+        while start and not _INSN_LINE.match(lines[start - 1]):
+            start -= 1
+        tail = lines[max(start - 1, 0) : end] if start else lines[max(end - 3, 0) : end]
+        return tail or ([self.reason] if self.reason else [])
 
 
 class RuntimeFault(BpfError):

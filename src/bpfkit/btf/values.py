@@ -1,19 +1,24 @@
 """Decode and encode values of a BTF type, so maps and globals read as Python data.
 
 Mapping: integers and enums are ``int`` (``bool`` for a BTF bool), pointers ``int``,
-floats ``float``, structs and unions ``dict`` by member name (members of anonymous
-nested structs/unions are merged into the parent), arrays ``list`` except arrays of
-``char``, which are ``bytes``; a DATASEC is a ``dict`` by variable name; anything else
-(void, forward declarations, functions) falls back to ``bytes``.
+floats ``float``, structs and unions :class:`~bpfkit.btf.codec.Record` (a ``dict`` by
+member name with attribute access; members of anonymous nested structs/unions are merged
+into the parent), arrays ``list`` except arrays of ``char``, which are ``str`` when they
+hold a C string and ``bytes`` otherwise (:func:`~bpfkit.btf.codec.c_string`); a DATASEC
+is a ``Record`` by variable name; anything else (void, forward declarations, functions)
+falls back to ``bytes``. Encoding takes the same, any mapping for a struct, and ``str``
+or ``bytes`` for ``char[]``.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import BtfError
 from ..uapi.btf import BtfKind
+from .codec import Record, c_string
 from .types import Btf, BtfType
 
 __all__ = ["decode_value", "encode_value", "MAX_VALUE_SIZE"]
@@ -62,7 +67,7 @@ def _dec(btf: Btf, tid: int, data: bytes, depth: int) -> Any:
         return struct.unpack(fmt, data[: t.size])[0] if fmt else bytes(data[: t.size])  # type: ignore[attr-defined]
     if k == BtfKind.ARRAY:
         if _is_char_array(btf, t):
-            return bytes(data[: t.nelems])  # type: ignore[attr-defined]
+            return c_string(bytes(data[: t.nelems]))  # type: ignore[attr-defined]
         esize = btf.size_of(t.type)  # type: ignore[attr-defined]
         n = t.nelems  # type: ignore[attr-defined]
         if esize == 0 and n > _MAX_ZERO_ELEMS:
@@ -72,7 +77,7 @@ def _dec(btf: Btf, tid: int, data: bytes, depth: int) -> Any:
             for i in range(n)
         ]
     if k in (BtfKind.STRUCT, BtfKind.UNION):
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = Record()
         for m in t.members:  # type: ignore[attr-defined]
             mt = btf.resolve(m.type)
             if m.bitfield_size or (mt.kind == BtfKind.INT and mt.bits != mt.size * 8):  # type: ignore[attr-defined]
@@ -89,7 +94,7 @@ def _dec(btf: Btf, tid: int, data: bytes, depth: int) -> Any:
                 out[m.name] = v
         return out
     if k == BtfKind.DATASEC:
-        out = {}
+        out = Record()
         for v in t.vars:  # type: ignore[attr-defined]
             var = btf.get(v.type)
             if var.kind != BtfKind.VAR:
@@ -207,6 +212,8 @@ def _enc(btf: Btf, tid: int, value: Any, buf: bytearray, off: int, depth: int) -
         for i, item in enumerate(value):
             _enc(btf, t.type, item, buf, off + i * esize, depth + 1)  # type: ignore[attr-defined]
     elif k in (BtfKind.STRUCT, BtfKind.UNION):
+        if isinstance(value, Mapping) and not isinstance(value, dict):
+            value = dict(value)
         if not isinstance(value, dict):
             raise BtfError(f"{what} needs a dict, got {type(value).__name__}")
         used = _enc_members(btf, t, value, buf, off, depth)

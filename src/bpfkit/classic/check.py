@@ -26,7 +26,7 @@ from ..errors import ClassicError
 from . import insn as c
 from .insn import SockFilter
 
-__all__ = ["check", "SECCOMP_DATA_SIZE", "SECCOMP_CODES", "RULES"]
+__all__ = ["check", "check_seccomp", "is_valid", "SECCOMP_DATA_SIZE", "SECCOMP_CODES", "RULES"]
 
 M32 = 0xFFFFFFFF
 SECCOMP_DATA_SIZE = 64  # sizeof(struct seccomp_data)
@@ -259,3 +259,8 @@ def is_valid(prog: Sequence[SockFilter], *, mode: Literal["socket", "seccomp"] =
     except ClassicError:
         return False
     return True
+
+
+def check_seccomp(prog: Sequence[SockFilter]) -> None:
+    """``check(prog, mode="seccomp")``: what ``seccomp(SECCOMP_SET_MODE_FILTER)`` accepts."""
+    check(prog, mode="seccomp")

@@ -11,6 +11,7 @@ from ..isa.asm import assemble_text
 from ..isa.disasm import disassemble, format_insn
 from ..isa.instruction import encode, slot_positions
 from ..isa.loader import as_text, guess_format, read_bytes, read_program
+from . import _classic
 from ._common import EXIT_USAGE, emit, fail, guarded
 
 
@@ -36,9 +37,12 @@ def _hex_lines(code: bytes) -> str:
     help="Assembler dialect.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--classic", is_flag=True, help="A classic BPF program (listing, -dd, -ddd or raw).")
 @guarded()
-def asm_cmd(file: str, output: str | None, dialect: str, as_json: bool) -> None:
+def asm_cmd(file: str, output: str | None, dialect: str, as_json: bool, classic: bool) -> None:
     """Assemble FILE into raw little-endian bytecode."""
+    if classic:
+        return _classic.asm(file, output, as_json)
     insns = assemble_text(as_text(read_bytes(file)), dialect)
     code = encode(insns)
     if output is not None:
@@ -91,11 +95,14 @@ def _elf_listing(path: str, program: str | None, dialect: str, as_json: bool) ->
     help="Output dialect (kernel: as the kernel's verifier log prints instructions).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--classic", is_flag=True, help="A classic BPF program (listing, -dd, -ddd or raw).")
 @guarded()
 def disasm_cmd(
-    file: str, fmt: str | None, program: str | None, dialect: str, as_json: bool
+    file: str, fmt: str | None, program: str | None, dialect: str, as_json: bool, classic: bool
 ) -> None:
     """Disassemble FILE (raw bytecode, assembler text or an ELF object)."""
+    if classic:
+        return _classic.disasm(file, fmt, as_json)
     if fmt is None:
         fmt = guess_format(read_bytes(file))
     if fmt == "elf":

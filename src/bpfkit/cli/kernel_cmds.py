@@ -17,12 +17,12 @@ import signal
 import sys
 import time
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from ..errors import BpfError, KernelError, NotSupported
-from ._common import EXIT_USAGE, emit, fail, guarded
+from ..errors import BpfError, KernelError, NotSupported, VerifierError
+from ._common import EXIT_FAIL, EXIT_USAGE, emit, fail, guarded
 
 __all__ = ["COMMANDS"]
 
@@ -110,10 +110,42 @@ def _parse_value(text: str, as_hex: bool, codec_encode) -> bytes:
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
-        value = text  # a bare word: let the codec complain if it cannot take it
-    if isinstance(value, str) and not isinstance(text, bytes):
-        value = value.encode()
-    return codec_encode(value)
+        value = text  # a bare word: a string for char[], else the codec says what it needs
+    try:
+        return codec_encode(value)
+    except TypeError:
+        if isinstance(value, str):  # a map without BTF: the text's bytes
+            return codec_encode(value.encode())
+        raise
+
+
+# ---- a rejected program ------------------------------------------------------------------
+def rejected(e: VerifierError, as_json: bool, log_level: int = 0) -> NoReturn:
+    """Report a verifier rejection: the program, the blamed C line, the log lines that say
+    why (the whole log with ``--log-level``), and exit 1."""
+    line = e.line or {}
+    src = str(line.get("source") or line.get("text") or "").strip()
+    where = None
+    if line.get("file") and line.get("line"):
+        where = {"file": line["file"], "line": line["line"], "source": src}
+    tail = e.log_tail()
+    if as_json:
+        extra: dict[str, Any] = {"program": e.program, "insn": e.insn, "line": where}
+        extra["log_tail"] = tail
+        if log_level:
+            extra["log"] = e.log
+        emit({"error": str(e), **extra})
+        sys.exit(EXIT_FAIL)
+    if log_level and e.log:
+        click.echo(e.log.rstrip(), err=True)
+    click.echo(f"bpfkit: error: {e}", err=True)
+    if where:
+        click.echo(f"  at {os.path.basename(str(where['file']))}:{where['line']}: {src}", err=True)
+    if tail and not log_level:
+        click.echo("  verifier log (last lines; --log-level 1 for all):", err=True)
+        for ln in tail:
+            click.echo(f"    {ln}", err=True)
+    sys.exit(EXIT_FAIL)
 
 
 # ---- load-time overrides (load, attach) ----------------------------------------------
@@ -245,15 +277,33 @@ def load_cmd(
     """Load OBJ into the kernel; with --pin it stays loaded after the command exits."""
     import bpfkit
 
+    from ..kernel.object import _makedirs, remove_dirs
+
     opts: dict[str, Any] = {"log_level": log_level}
     opts.update(override_options(consts, max_entries, value_sizes, types))
     if programs:
         opts["programs"] = list(programs)
+    made: list[str] = []
     if pin_dir:
         opts["pin_root"] = os.path.join(pin_dir, "maps")
-        os.makedirs(opts["pin_root"], exist_ok=True)
-    with bpfkit.load(obj, backend="kernel", **opts) as o:
-        pinned = o.pin(pin_dir) if pin_dir else {}  # type: ignore[attr-defined]
+        made = _makedirs(opts["pin_root"])
+    try:
+        o = bpfkit.load(obj, backend="kernel", **opts)
+    except VerifierError as e:
+        remove_dirs(made)
+        rejected(e, as_json, log_level)
+    except BaseException:
+        remove_dirs(made)  # a failed load leaves no folders behind (nor pins: the loader's)
+        raise
+    with o:
+        try:
+            pinned = o.pin(pin_dir) if pin_dir else {}  # type: ignore[attr-defined]
+        except BaseException:
+            for m in o.maps.values():  # maps the load pinned by name under DIR/maps
+                if getattr(m, "pinned", None) and m.pinned.startswith(opts["pin_root"]):  # type: ignore[attr-defined]
+                    m.unpin()  # type: ignore[attr-defined]
+            remove_dirs(made)
+            raise
         out = {
             "object": obj,
             "programs": [
@@ -263,6 +313,7 @@ def load_cmd(
                     "insns": len(p.instructions),  # type: ignore[attr-defined]
                     "slots": sum(i.slots for i in p.instructions),  # type: ignore[attr-defined]
                     "pinned": pinned.get(n),
+                    **({"log": p.log} if log_level else {}),  # type: ignore[attr-defined]
                 }
                 for n, p in o.programs.items()
             ],
@@ -281,6 +332,8 @@ def load_cmd(
             f"prog {p['id']}: {p['name']} ({p['type']}) tag {p['tag']}"
             + (f" pinned {p['pinned']}" if p["pinned"] else "")
         )
+        if p.get("log"):
+            click.echo(p["log"].rstrip())
     for m in out["maps"]:
         click.echo(
             f"map {m['id']}: {m['name']} ({m['type']})"
@@ -409,6 +462,9 @@ def attach_cmd(
     except OSError:
         pass  # an id, or a pin in bpffs (which cannot be read as a file)
     overrides = override_options(consts, max_entries, value_sizes, types)
+    from ..kernel.object import _makedirs, remove_dirs
+
+    made: list[str] = []
     if overrides and not is_elf:
         raise BpfError("--const/--max-entries/--value-size/--type need an ELF object")
     if is_elf:
@@ -417,8 +473,15 @@ def attach_cmd(
             opts["programs"] = [program]
         if pin_dir:
             opts["pin_root"] = os.path.join(pin_dir, "maps")
-            os.makedirs(opts["pin_root"], exist_ok=True)
-        obj = bpfkit.load(prog, backend="kernel", **opts)
+            made = _makedirs(opts["pin_root"])
+        try:
+            obj = bpfkit.load(prog, backend="kernel", **opts)
+        except VerifierError as e:
+            remove_dirs(made)
+            rejected(e, as_json)
+        except BaseException:
+            remove_dirs(made)
+            raise
         p = obj.program(program)
         if kind:
             p.spec = dataclasses.replace(p.spec, attach_kind=kind)  # type: ignore[attr-defined]
@@ -433,7 +496,11 @@ def attach_cmd(
         kw["pid"] = pid
     try:
         if pin_dir and obj is not None:
-            obj.pin(pin_dir)  # type: ignore[attr-defined]
+            try:
+                obj.pin(pin_dir)  # type: ignore[attr-defined]
+            except BaseException:
+                remove_dirs(made)
+                raise
         link = attach_program(p, target, **kw)
         out: dict[str, Any] = {
             "program": p.name,
@@ -626,28 +693,78 @@ def map_list(as_json: bool) -> None:
         )
 
 
+#: how a histogram map's integer keys number its buckets
+HIST_KEYS = {
+    "pow2": "key k counts [2^k, 2^(k+1)) (and 0 in k = 0): log2(value) as an index",
+    "bcc": "BCC's slots: slot s counts [2^(s-1), 2^s), slot 0 counts 0",
+    "bpftrace": "bpftrace's hist() buckets",
+}
+
+
+def _histogram(entries: list[tuple[Any, Any]], keys: str):
+    """A :class:`bpfkit.hist.Log2Hist` of a map of bucket counts (per-CPU counts summed)."""
+    from ..hist import Log2Hist
+
+    counts: dict[int, int] = {}
+    for k, v in entries:
+        if isinstance(v, list):
+            v = sum(v)
+        if isinstance(k, bool) or not isinstance(k, int) or not isinstance(v, int):
+            raise BpfError("a histogram needs integer keys (buckets) and integer counts")
+        counts[k] = counts.get(k, 0) + v
+    if keys == "bcc":
+        return Log2Hist.from_bcc_slots(counts)
+    if keys == "pow2":
+        return Log2Hist.from_buckets({k + 2: c for k, c in counts.items() if c and k >= 0})
+    return Log2Hist.from_buckets({k: c for k, c in counts.items() if c})
+
+
 @map_group.command("dump")
 @click.argument("ref")
 @click.option("--raw", is_flag=True, help="Hex keys and values instead of decoded ones.")
+@click.option(
+    "--hist",
+    "hist_keys",
+    type=click.Choice(sorted(HIST_KEYS)),
+    help="Draw the map as a log2 histogram of bucket counts; the keys are "
+    + "; ".join(f"{k}: {v}" for k, v in HIST_KEYS.items()),
+)
+@click.option(
+    "--hist-style",
+    type=click.Choice(["bpftrace", "bcc"]),
+    default="bpftrace",
+    show_default=True,
+    help="How --hist draws it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded()
-def map_dump(ref: str, raw: bool, as_json: bool) -> None:
+def map_dump(ref: str, raw: bool, hist_keys: str | None, hist_style: str, as_json: bool) -> None:
     """Every entry of a map (id, pinned path or unique name)."""
     from ..api import Map
 
     m = _map_ref(ref)
+    hist = None
     try:
         if not isinstance(m, Map):
             raise NotSupported(f"{m.type_name} maps have no keys to dump")
         if raw:
             entries = [{"key": k.hex(), "value": v.hex()} for k, v in m.raw_items()]
         else:
-            entries = [{"key": _jsonable(k), "value": _jsonable(v)} for k, v in m.items()]
+            items = list(m.items())
+            entries = [{"key": _jsonable(k), "value": _jsonable(v)} for k, v in items]
+            if hist_keys:
+                hist = _histogram(items, hist_keys)
         info = _map_json(m.kernel_info())  # type: ignore[attr-defined]
     finally:
         m.close()  # type: ignore[attr-defined]
     if as_json:
-        emit({"map": info, "entries": entries})
+        out: dict[str, Any] = {"map": info, "entries": entries}
+        if hist is not None:
+            out["hist"] = hist.to_json()
+        emit(out)
+        return
+    if hist is not None:
+        click.echo(hist.text(style=hist_style), nl=False)
         return
     for e in entries:
         click.echo(f"{json.dumps(e['key'])}: {json.dumps(e['value'])}")

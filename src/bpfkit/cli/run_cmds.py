@@ -110,6 +110,7 @@ def _run_raw(insns, mem: bytes, engine: str, budget: int, trace: bool, repeat: i
     "confines every memory access).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--classic", is_flag=True, help="A classic BPF program (listing, -dd, -ddd or raw).")
 @guarded()
 def run_cmd(
     file,
@@ -126,11 +127,16 @@ def run_cmd(
     trace,
     no_verify,
     as_json,
+    classic,
 ) -> None:
     """Run a program and print r0 (bare programs: r1 = memory, r2 = its length)."""
     from ..isa.loader import read_program
 
     mem = _read_input(mem_hex, mem_file)
+    if classic:
+        from . import _classic
+
+        return _classic.run(file, fmt, mem, engine, repeat, as_json)
     if fmt == "elf" or (fmt is None and _is_elf(file)):
         from . import _objrun
 

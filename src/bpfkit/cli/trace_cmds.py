@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ._common import EXIT_FAIL, EXIT_USAGE
+from ._common import EXIT_FAIL, EXIT_USAGE, fail
 
 
 def _error(e: Exception, as_json: bool, code: int) -> None:
@@ -34,18 +34,20 @@ def _error(e: Exception, as_json: bool, code: int) -> None:
             if caret:
                 click.echo(caret, err=True)
         else:
-            click.echo(f"ERROR: {e}", err=True)
+            fail(str(e), code)
     sys.exit(code)
 
 
 @click.command(
     "trace",
-    context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False},
+    context_settings={"ignore_unknown_options": False, "allow_interspersed_args": True},
 )
 @click.argument("args", nargs=-1)
 @click.option("-e", "program", metavar="PROGRAM", help="Program text (instead of a file).")
 @click.option("-c", "command", metavar="CMD", help="Run CMD; trace until it exits (cpid).")
-@click.option("-p", "pid", type=int, help="PID for uprobes/usdt (accepted, not yet used).")
+@click.option(
+    "-p", "pid", type=int, help="Trace process PID: uprobes/usdt only in it; stop when it ends."
+)
 @click.option("-f", "fmt", type=click.Choice(["text", "json"]), default="text",
               help="Output format.")  # fmt: skip
 @click.option("-o", "output", type=click.Path(dir_okay=False, writable=True),
@@ -57,6 +59,23 @@ def _error(e: Exception, as_json: bool, code: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Same as -f json.")
 @click.option("--timeout", type=float, help="Stop after this many seconds (bpfkit extension).")
 @click.option("--dry-run", is_flag=True, help="Parse and type-check only (bpfkit extension).")
+@click.option(
+    "--vm", is_flag=True, help="Run on bpfkit's userspace VM (no root), fired by --replay's events."
+)
+@click.option(
+    "--replay",
+    "replay",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="JSON Lines events to fire on the VM (from --record, or written by hand).",
+)
+@click.option(
+    "--record",
+    "record",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Record every probe invocation (context, task, memory read) to FILE.",
+)
 def trace_cmd(
     args: tuple[str, ...],
     program: str | None,
@@ -71,6 +90,9 @@ def trace_cmd(
     as_json: bool,
     timeout: float | None,
     dry_run: bool,
+    vm: bool,
+    replay: str | None,
+    record: str | None,
 ) -> None:
     """Run a bpftrace script: ``bpfkit trace FILE.bt [ARGS]`` or ``bpfkit trace -e PROGRAM``.
 
@@ -112,6 +134,19 @@ def trace_cmd(
         source = program
     from ..trace.runtime import Child, Options, Session, compile_script
 
+    if replay is not None and not vm:
+        _error(BpfError("--replay needs --vm (events are fired on the VM)"), json_mode, EXIT_USAGE)
+    if pid is not None:
+        from ..trace.runtime import process_alive
+
+        if pid <= 0 or not process_alive(pid):
+            _error(BpfError(f"-p {pid}: no such process"), json_mode, EXIT_USAGE)
+        if command:
+            _error(BpfError("-p and -c cannot be combined"), json_mode, EXIT_USAGE)
+    if vm and (command or record or pid is not None):
+        what = "-c" if command else "--record" if record else "-p"
+        _error(BpfError(f"{what} runs on the kernel: it cannot be combined with --vm"), json_mode,
+               EXIT_USAGE)  # fmt: skip
     child = None
     out = None
     try:
@@ -122,8 +157,19 @@ def trace_cmd(
             if not argv:
                 raise BpfError("-c needs a command")
             child = Child(argv)
+        events = None
+        if vm:
+            from ..trace.replay import Replay
+
+            events = Replay.load(replay) if replay is not None else Replay({}, [])
+            formats = events.header.get("formats")
+            if isinstance(formats, dict):
+                from ..trace.probes import use_formats
+
+                use_formats(formats)
+        has_cpid = child is not None or bool(events is not None and events.header.get("cpid"))
         compiled = compile_script(source, origin, params=params, unsafe=unsafe,
-                                  has_cpid=child is not None)  # fmt: skip
+                                  has_cpid=has_cpid)  # fmt: skip
         if dry_run:
             if json_mode:
                 import json
@@ -138,9 +184,15 @@ def trace_cmd(
             return
         opts = Options(json=json_mode, params=params, unsafe=unsafe,
                        cpid=child.pid if child else 0, debug=debug, verbose=verbose,
-                       timeout=timeout)  # fmt: skip
-        out = open(output, "w") if output else None  # noqa: SIM115 - closed below
-        sess = Session(compiled, opts, out)
+                       timeout=timeout, record=record, pid=pid)  # fmt: skip
+        if events is not None:
+            from ..trace.vm import VMSession
+
+            out = open(output, "w") if output else None  # noqa: SIM115 - closed below
+            sess: Session = VMSession(compiled, opts, events, out)
+        else:
+            out = open(output, "w") if output else None  # noqa: SIM115 - closed below
+            sess = Session(compiled, opts, out)
         try:
             sess.setup()
             sess.run(child)

@@ -61,9 +61,17 @@ def _run(
     help="1: instructions and branch states; 2: the state after every instruction.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--classic", is_flag=True, help="A classic BPF program (listing, -dd, -ddd or raw).")
+@click.option("--seccomp", is_flag=True, help="With --classic: seccomp's rules as well.")
 @guarded()
-def verify_cmd(file, program, prog_type, fmt, dialect, unpriv, log_level, as_json) -> None:
+def verify_cmd(
+    file, program, prog_type, fmt, dialect, unpriv, log_level, as_json, classic, seccomp
+) -> None:
     """Prove a program safe (exit 0) or explain why it is rejected (exit 1)."""
+    if classic or seccomp:
+        from . import _classic
+
+        return _classic.verify(file, fmt, seccomp, as_json)
     try:
         res = _run(file, program, prog_type, fmt, dialect, unpriv, log_level)
     except VerifierError as e:

@@ -1,4 +1,9 @@
-"""LLVM through llvmlite: parse IR, optimize, generate native x86-64 code in-process (MCJIT)."""
+"""LLVM through llvmlite: parse IR, optimize, generate native x86-64 code in-process (MCJIT).
+
+Modules compiled with ``cache=True`` (the JIT's built-in runtime and native helpers, the
+same in every process) keep their machine code on disk, so a fresh process loads them
+instead of compiling them again (:mod:`bpfkit.jit.cache`).
+"""
 
 from __future__ import annotations
 
@@ -143,38 +148,54 @@ def _optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine, opt_level: int) -> No
     mpm.run(mod, pb)
 
 
-def compile_module(ir: str, *, opt_level: int = 2) -> NativeModule:
+def compile_module(ir: str, *, opt_level: int = 2, cache: bool = False) -> NativeModule:
     """Parse, verify, optimize and compile ``ir`` to native code.
 
     ``opt_level`` 0 is the quickest compile (registers promoted, fast instruction
     selection and register allocation), 1 a light cleanup with fast instruction
     selection, 2 (the default) a short -O2-like pipeline, 3 LLVM's full ``-O2`` pipeline.
+    With ``cache`` the machine code is kept on disk, keyed by everything it depends on
+    (``ir`` must then hold no process-specific addresses: name external functions).
     """
     if not 0 <= opt_level <= 3:
         raise ValueError("opt_level must be 0, 1, 2 or 3")
+    from . import cache as jit_cache
+
     with _lock:
         t0 = time.perf_counter_ns()
         tm = target_machine(opt_level)
+        key = jit_cache.key(ir, opt_level, _host, LLVM_OPTIONS) if cache else None
+        cached = jit_cache.load(key) if key is not None else None
         mod = llvm.parse_assembly(ir)
         mod.triple = llvm.get_process_triple()
         mod.data_layout = str(tm.target_data)
-        if opt_level != 1:
+        if opt_level != 1 and cached is None:
             # level 1 is the first tier of large programs (compile time first): the
             # lowering's IR is the same at every level, and tests verify it at 0 and 2
             mod.verify()
         t1 = time.perf_counter_ns()
-        _optimize(mod, tm, opt_level)
+        if cached is None:
+            _optimize(mod, tm, opt_level)
         t2 = time.perf_counter_ns()
         # LLVM reads these options when it builds the code generator (at
         # finalize_object); they are process-wide, so they are set and reset under the lock
         options = _LEVEL1_CODEGEN if opt_level == 1 else ()
         for on, _off in options:
             llvm.set_option("bpfkit", on)
+        produced: list[bytes] = []
         try:
             engine = llvm.create_mcjit_compiler(mod, tm)
+            if key is not None:
+                engine.set_object_cache(
+                    notify_func=lambda _m, obj: produced.append(bytes(obj)),
+                    getbuffer_func=lambda _m: cached,
+                )
             engine.finalize_object()
         finally:
             for _on, off in options:
                 llvm.set_option("bpfkit", off)
         t3 = time.perf_counter_ns()
-    return NativeModule(engine, mod, {"parse": t1 - t0, "opt": t2 - t1, "codegen": t3 - t2})
+    if key is not None and cached is None and produced:
+        jit_cache.store(key, produced[-1])
+    timings = {"parse": t1 - t0, "opt": t2 - t1, "codegen": t3 - t2, "cached": cached is not None}
+    return NativeModule(engine, mod, timings)

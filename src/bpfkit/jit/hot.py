@@ -1336,7 +1336,7 @@ def _compiled():
     if _module is None:
         from .engine import compile_module
 
-        _module = compile_module(_IR, opt_level=2)
+        _module = compile_module(_IR, opt_level=2, cache=True)
     return _module
 
 

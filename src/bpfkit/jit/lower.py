@@ -367,7 +367,7 @@ def runtime_address(name: str) -> int:
     if _runtime_module is None:
         from .engine import compile_module
 
-        _runtime_module = compile_module(_RUNTIME_IR + _RUN_IR + _EPILOGUE, opt_level=2)
+        _runtime_module = compile_module(_RUNTIME_IR + _RUN_IR + _EPILOGUE, opt_level=2, cache=True)
     return _runtime_module.address(name)
 
 

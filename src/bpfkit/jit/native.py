@@ -84,8 +84,7 @@ _CLOCK_GETTIME = ctypes.cast(_libc.clock_gettime, ctypes.c_void_p).value or 0
 _CLOCK_IR = """
 define i64 @{name}(i64 %a1, i64 %a2, i64 %a3, i64 %a4, i64 %a5) nounwind {{
   %ts = alloca [2 x i64], align 8
-  %f = inttoptr i64 {addr} to ptr
-  %rc = call i32 %f(i32 {clock}, ptr %ts)
+  %rc = call i32 @clock_gettime(i32 {clock}, ptr %ts)
   %sp = getelementptr inbounds [2 x i64], ptr %ts, i64 0, i64 0
   %np = getelementptr inbounds [2 x i64], ptr %ts, i64 0, i64 1
   %s = load i64, ptr %sp
@@ -130,10 +129,15 @@ def clock_helper(name: str) -> NativeHelper:
     from .engine import compile_module
 
     if _clock_module is None:
-        ir = "".join(
-            _CLOCK_IR.format(name=n, addr=_CLOCK_GETTIME, clock=c) for n, c in _CLOCKS.items()
+        import llvmlite.binding as llvm
+
+        # clock_gettime by name (not by address): the same IR in every process, so its
+        # machine code can come from the JIT's disk cache
+        llvm.add_symbol("clock_gettime", _CLOCK_GETTIME)
+        ir = "declare i32 @clock_gettime(i32, ptr)\n" + "".join(
+            _CLOCK_IR.format(name=n, clock=c) for n, c in _CLOCKS.items()
         )
-        _clock_module = compile_module(ir, opt_level=2)
+        _clock_module = compile_module(ir, opt_level=2, cache=True)
     return NativeHelper(_clock_module.address(name), 5, None, False, name, keepalive=_clock_module)
 
 

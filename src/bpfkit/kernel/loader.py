@@ -347,6 +347,8 @@ class _Loader:
         self.out = LoadedObject(spec)
         self.ncpus = bsys.possible_cpus()
         self._core_target: Btf | None = None
+        #: pins this load made (removed again if the load fails)
+        self.created_pins: list[str] = []
 
     # ---- BTF ------------------------------------------------------------------
     def load_btf(self) -> None:
@@ -451,6 +453,7 @@ class _Loader:
                         e.errno or 0, f"BPF_OBJ_PIN of map {ms.name!r} at {pin_path}", e.hint
                     ) from None
                 lm.pinned = pin_path
+                self.created_pins.append(pin_path)
 
     # ---- programs ---------------------------------------------------------------
     def core_target(self) -> Btf:
@@ -608,8 +611,7 @@ class _Loader:
                     logs.clear()
                     continue
                 _explain(e, core_notes)
-                e.program = ps.name  # type: ignore[attr-defined]
-                raise
+                raise e.for_program(ps.name) from None
             except KernelError as e:
                 err = KernelError(e.errno or 0, f"BPF_PROG_LOAD of {ps.name!r}", e.hint)
                 err.log = getattr(e, "log", "")  # type: ignore[attr-defined]
@@ -673,6 +675,11 @@ class _Loader:
             self.fill_slots()
         except BaseException:
             self.out.close()
+            for path in reversed(self.created_pins):  # a failed load leaves no pins behind
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
             raise
         return self.out
 

@@ -15,12 +15,12 @@ import ctypes
 import errno
 import mmap
 import os
-import struct
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..api import (
+from ..errors import BpfError, KernelError, NotSupported
+from ..objects import (
     ANY,
     BloomFilter,
     Map,
@@ -34,7 +34,6 @@ from ..api import (
     make_codec,
     map_codecs,
 )
-from ..errors import BpfError, KernelError, NotSupported
 from ..uapi.enums import Cmd, MapType
 from ..uapi.progtypes import TestRun, prog_type_info
 from . import sys as bsys
@@ -141,121 +140,6 @@ class _KernelMapAttrs(_KernelFd):
         return d
 
 
-_INT_FMT = {
-    (1, False): "B",
-    (1, True): "b",
-    (2, False): "H",
-    (2, True): "h",
-    (4, False): "I",
-    (4, True): "i",
-    (8, False): "Q",
-    (8, True): "q",
-}
-
-
-class _FastStructDecoder:
-    """Decodes a flat BTF struct (ints, enums, pointers, floats, int/char arrays) with
-    one ``struct.unpack`` — the same values :func:`bpfkit.btf.values.decode_value` gives."""
-
-    def __init__(self, fmt: str, plan: list[tuple[str, int, int, int]]) -> None:
-        self.st = struct.Struct(fmt)
-        self.plan = plan  # (name, first value index, count, kind: 0 scalar 1 list 2 bool)
-
-    def __call__(self, data: bytes) -> dict[str, Any]:
-        vals = self.st.unpack_from(data)
-        out: dict[str, Any] = {}
-        for name, i, n, kind in self.plan:
-            if kind == 0:
-                out[name] = vals[i]
-            elif kind == 1:
-                out[name] = list(vals[i : i + n])
-            else:
-                out[name] = bool(vals[i])
-        return out
-
-
-def _fast_decoder(btf: Btf | None, type_id: int | None, size: int) -> _FastStructDecoder | None:
-    """A :class:`_FastStructDecoder` for ``type_id``, or ``None`` when it is not flat."""
-    from ..btf.types import Array, Enum, Float, Int, Ptr, Struct, Union
-
-    if btf is None or not type_id:
-        return None
-    try:
-        t = btf.resolve(type_id)
-        if not isinstance(t, Struct) or isinstance(t, Union) or t.size != size:
-            return None
-        fmt, plan, pos, idx = ["<"], [], 0, 0
-        for m in sorted(t.members, key=lambda m: m.bit_offset):
-            if not m.name or m.bitfield_size or m.bit_offset % 8:
-                return None
-            off = m.bit_offset // 8
-            if off < pos:
-                return None
-            if off > pos:
-                fmt.append(f"{off - pos}x")
-            mt = btf.resolve(m.type)
-            msize = btf.size_of(m.type)
-            if isinstance(mt, Int):
-                if mt.offset or mt.bits != mt.size * 8 or (mt.size, mt.signed) not in _INT_FMT:
-                    return None
-                fmt.append(_INT_FMT[(mt.size, mt.signed)])
-                plan.append((m.name, idx, 1, 2 if mt.is_bool else 0))
-                idx += 1
-            elif isinstance(mt, Enum):
-                if (mt.size, mt.signed) not in _INT_FMT:
-                    return None
-                fmt.append(_INT_FMT[(mt.size, mt.signed)])
-                plan.append((m.name, idx, 1, 0))
-                idx += 1
-            elif isinstance(mt, Ptr):
-                fmt.append("Q")
-                plan.append((m.name, idx, 1, 0))
-                idx += 1
-            elif isinstance(mt, Float) and mt.size in (4, 8):
-                fmt.append("f" if mt.size == 4 else "d")
-                plan.append((m.name, idx, 1, 0))
-                idx += 1
-            elif isinstance(mt, Array):
-                et = btf.resolve(mt.type)
-                if isinstance(et, Int) and et.size == 1 and et.is_char:
-                    fmt.append(f"{mt.nelems}s")
-                    plan.append((m.name, idx, 1, 0))
-                    idx += 1
-                elif (
-                    isinstance(et, Int)
-                    and not et.offset
-                    and et.bits == et.size * 8
-                    and not et.is_bool
-                    and (et.size, et.signed) in _INT_FMT
-                ):
-                    fmt.append(f"{mt.nelems}{_INT_FMT[(et.size, et.signed)]}")
-                    plan.append((m.name, idx, mt.nelems, 1))
-                    idx += mt.nelems
-                else:
-                    return None
-            else:
-                return None
-            pos = off + msize
-        if pos < size:
-            fmt.append(f"{size - pos}x")
-        dec = _FastStructDecoder("".join(fmt), plan)
-        if dec.st.size != size:
-            return None
-        return dec
-    except (BpfError, struct.error, AttributeError):
-        return None
-
-
-def _speed_up(codec: Any, btf: Btf | None, type_id: int | None, size: int) -> Any:
-    """Give a BTF struct codec the fast decoder when its type allows it."""
-    if type(codec).__name__ != "_BtfCodec":
-        return codec
-    dec = _fast_decoder(btf, type_id, size)
-    if dec is not None:
-        codec.decode = dec
-    return codec
-
-
 class KernelMap(_KernelMapAttrs, Map):
     """A keyed kernel map as a ``MutableMapping`` with BTF-typed keys and values."""
 
@@ -275,9 +159,10 @@ class KernelMap(_KernelMapAttrs, Map):
         pinned: str | None = None,
     ) -> None:
         self._init(fd, name, mtype, key_size, value_size, max_entries, flags, pinned)
-        kc, vc = map_codecs(btf, self.type, key_size, value_size, key_type_id, value_type_id)
-        self.key_codec = _speed_up(kc, btf, key_type_id, key_size)
-        self.value_codec = _speed_up(vc, btf, value_type_id, value_size)
+        # compiled once per type (bpfkit.btf.codec): one struct format for flat structs
+        self.key_codec, self.value_codec = map_codecs(
+            btf, self.type, key_size, value_size, key_type_id, value_type_id
+        )
         self._mmap: mmap.mmap | None = None
 
     # ---- raw operations ------------------------------------------------------------
@@ -802,6 +687,35 @@ def open_program(ref: int | str | os.PathLike[str]) -> bsys.FD:
 # ---------------------------------------------------------------------------
 
 
+def _makedirs(path: str) -> list[str]:
+    """``os.makedirs(path, exist_ok=True)``; returns the directories it created, outermost first."""
+    made: list[str] = []
+    p = os.path.abspath(path)
+    while not os.path.isdir(p):
+        made.append(p)
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    made.reverse()
+    for i, m in enumerate(made):
+        try:
+            os.mkdir(m)
+        except BaseException:
+            remove_dirs(made[:i])
+            raise
+    return made
+
+
+def remove_dirs(dirs: list[str]) -> None:
+    """Remove directories (innermost first) that are empty; leave the others."""
+    for m in reversed(dirs):
+        try:
+            os.rmdir(m)
+        except OSError:
+            pass
+
+
 def _pin_name(name: str) -> str:
     """A bpffs file name for an object name (bpffs refuses '.'; '/' would be a directory)."""
     return name.replace("/", "_").replace(".", "_")
@@ -845,22 +759,36 @@ class KernelObject(Object):
         """
         d = os.fspath(directory)
         out: dict[str, str] = {}
-        if programs:
-            os.makedirs(d, exist_ok=True)
-            for name, p in self.programs.items():
-                path = os.path.join(d, _pin_name(name))
-                p.pin(path)  # type: ignore[attr-defined]
-                out[name] = path
-        if maps:
-            md = os.path.join(d, "maps")
-            os.makedirs(md, exist_ok=True)
-            for name, m in self.maps.items():
-                if getattr(m, "pinned", None):
-                    out[f"map:{name}"] = m.pinned  # type: ignore[attr-defined]
-                    continue
-                path = os.path.join(md, _pin_name(name))
-                m.pin(path)  # type: ignore[attr-defined]
-                out[f"map:{name}"] = path
+        made_dirs: list[str] = []
+        pinned: list[Any] = []
+        try:
+            if programs:
+                made_dirs += _makedirs(d)
+                for name, p in self.programs.items():
+                    path = os.path.join(d, _pin_name(name))
+                    p.pin(path)  # type: ignore[attr-defined]
+                    pinned.append(p)
+                    out[name] = path
+            if maps:
+                md = os.path.join(d, "maps")
+                made_dirs += _makedirs(md)
+                for name, m in self.maps.items():
+                    if getattr(m, "pinned", None):
+                        out[f"map:{name}"] = m.pinned  # type: ignore[attr-defined]
+                        continue
+                    path = os.path.join(md, _pin_name(name))
+                    m.pin(path)  # type: ignore[attr-defined]
+                    pinned.append(m)
+                    out[f"map:{name}"] = path
+        except BaseException:
+            # All or nothing: remove the pins and the directories this call made.
+            for obj in reversed(pinned):
+                try:
+                    obj.unpin()
+                except OSError:
+                    pass
+            remove_dirs(made_dirs)
+            raise
         return out
 
     def attach_all(self) -> list[Link]:
@@ -880,22 +808,24 @@ class KernelObject(Object):
         if self._closed:
             return
         self._closed = True
-        for link in list(self._links):
-            try:
-                link.close()
-            except Exception:  # noqa: BLE001 - closing must go on
-                pass
+        self._close_links()
         for m in self.maps.values():
             m.close()  # type: ignore[attr-defined]
         for p in self.programs.values():
             p.close()  # type: ignore[attr-defined]
         self.loaded.close()
 
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass
+    # No finaliser: dropping the object drops its references, and each program, map and
+    # link closes when the last reference to it goes (an FD and a Link close themselves
+    # when collected). So ``p = bpfkit.load(...).programs["x"]`` stays usable, and a link
+    # the caller holds stays attached; the links only the object kept are detached.
+
+    def _close_links(self) -> None:
+        for link in list(getattr(self, "_links", ())):
+            try:
+                link.close()
+            except Exception:  # noqa: BLE001 - closing must go on
+                pass
 
 
 def load_kernel_object(spec: ObjectSpec, **options: Any) -> KernelObject:

@@ -77,14 +77,24 @@ def eperm_hint(have: frozenset[str] | None = None) -> str:
     """
     if have is None:
         have = effective_capabilities()
+    # Before 5.11 the kernel charged BPF memory to RLIMIT_MEMLOCK and said EPERM.
+    memlock = "; or raise RLIMIT_MEMLOCK (kernels before 5.11)" if _before_5_11() else ""
     if all(c in have for c in ALL_BPF_CAPS):
         return (
             f"not a privilege problem: this process holds {', '.join(ALL_BPF_CAPS)}, so "
             "the kernel refuses this itself (a feature it lacks or disables, lockdown, or "
-            "an LSM)"
+            f"an LSM){memlock}"
         )
     missing = [c for c in ALL_BPF_CAPS if c not in have]
     return (
         f"needs privileges: this process lacks {', '.join(missing)} (root, or CAP_BPF with "
-        "CAP_PERFMON for tracing and CAP_NET_ADMIN for networking programs)"
+        "CAP_PERFMON for tracing and CAP_NET_ADMIN for networking programs)" + memlock
     )
+
+
+def _before_5_11() -> bool:
+    try:
+        major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) < (5, 11)

@@ -257,26 +257,29 @@ class RingBufReader(bsys.Closing):
     def records(
         self, timeout: float | None = None, *, copy: bool = False
     ) -> Iterator[memoryview | bytes]:
-        """Yield records as they arrive; stops after ``timeout`` seconds without any."""
-        deadline = None
+        """Yield records as they arrive, until ``timeout`` seconds have passed in all
+        (an overall deadline: a ring that never runs dry still ends); ``None``: forever.
+
+        Views (``copy=False``) are valid until the next record batch is read.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             batch = self.read_batch()
             if batch:
-                deadline = None
                 for v in batch:
                     yield v.tobytes() if copy else v
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.commit()
+                    return
                 continue
             self.commit()
-            if timeout is not None:
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + timeout
-                if now >= deadline:
-                    return
-                if not self.wait(deadline - now):
-                    return
-            else:
+            if deadline is None:
                 self.wait(None)
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.wait(left)
 
     __iter__ = records
 

@@ -172,6 +172,7 @@ from .sys_objects import (  # noqa: F401
 from .sys_progs import (  # noqa: F401
     TestRunResult,
     _insn_bytes,
+    encode_for_load,
     parse_verifier_log,
     prog_bind_map,
     prog_load,

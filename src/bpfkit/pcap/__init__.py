@@ -6,7 +6,19 @@ libpcap's semantics (see ``bpfkit.pcap.filter``); ``bpfkit.pcap.scan`` runs a pr
 over a whole capture natively.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from .capfile import CaptureReader, Packet, PcapWriter, read_packets
-from .filter import compile_filter
 
 __all__ = ["CaptureReader", "Packet", "PcapWriter", "compile_filter", "read_packets"]
+
+
+def __getattr__(name: str) -> Any:
+    # the compiler (and lark) load only when used: `bpfkit filter run` may not need them
+    if name == "compile_filter":
+        from .filter import compile_filter
+
+        return compile_filter
+    raise AttributeError(name)

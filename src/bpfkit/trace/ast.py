@@ -6,43 +6,54 @@ caret under the offending text. Semantic analysis fills ``ty`` on expressions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-
-@dataclass(eq=False)
-class Node:
-    """Base of every node: where it starts in the source."""
-
-    line: int = field(default=0, kw_only=True)
-    col: int = field(default=0, kw_only=True)
+from .record import DICT as _DICT
+from .record import LIST as _LIST
+from .record import Record
 
 
-@dataclass(eq=False)
+class Node(Record):
+    """Base of every node: where it starts in the source (``line``/``col`` by name).
+
+    Nodes compare by identity (a node is a place in the source, not a value).
+    """
+
+    _skip = ("line", "col", "ty")
+    line: int = 0
+    col: int = 0
+
+    def __init__(self, *args: Any, line: int = 0, col: int = 0, **kw: Any) -> None:
+        if "ty" in kw:
+            self.ty = kw.pop("ty")
+        super().__init__(*args, **kw)
+        self.line = line
+        self.col = col
+
+    __eq__ = object.__eq__  # type: ignore[assignment]
+    __hash__ = object.__hash__  # type: ignore[assignment]
+
+
 class Expr(Node):
     """An expression; ``ty`` is set by the semantic pass."""
 
-    ty: Any = field(default=None, kw_only=True, repr=False)
+    ty: Any = None
 
 
-@dataclass(eq=False)
 class Int(Expr):
     value: int
 
 
-@dataclass(eq=False)
 class Str(Expr):
     value: str
 
 
-@dataclass(eq=False)
 class Var(Expr):
     """A scratch variable ``$name``."""
 
     name: str
 
 
-@dataclass(eq=False)
 class Positional(Expr):
     """``$1`` ... (``$#`` is ``n == 0`` with ``count=True``)."""
 
@@ -50,7 +61,6 @@ class Positional(Expr):
     count: bool = False
 
 
-@dataclass(eq=False)
 class MapRef(Expr):
     """``@name`` or ``@name[k1, k2]`` (``keys`` is ``None`` without brackets)."""
 
@@ -58,34 +68,29 @@ class MapRef(Expr):
     keys: list[Expr] | None = None
 
 
-@dataclass(eq=False)
 class Builtin(Expr):
     """``pid``, ``comm``, ``args``, ``arg0`` ..."""
 
     name: str
 
 
-@dataclass(eq=False)
 class Ident(Expr):
     """A bare identifier that is not a builtin: an enum constant or a macro name."""
 
     name: str
 
 
-@dataclass(eq=False)
 class Call(Expr):
     name: str
     args: list[Expr]
 
 
-@dataclass(eq=False)
 class Binop(Expr):
     op: str
     left: Expr
     right: Expr
 
 
-@dataclass(eq=False)
 class Unop(Expr):
     """``!``, ``~``, ``-``, ``*`` (dereference), ``&`` (address of)."""
 
@@ -93,7 +98,6 @@ class Unop(Expr):
     expr: Expr
 
 
-@dataclass(eq=False)
 class IncDec(Expr):
     """``x++``, ``++x``, ``x--``, ``--x`` on a scratch or map variable."""
 
@@ -102,14 +106,12 @@ class IncDec(Expr):
     target: Expr
 
 
-@dataclass(eq=False)
 class Ternary(Expr):
     cond: Expr
     then: Expr
     other: Expr
 
 
-@dataclass(eq=False)
 class Field(Expr):
     """``e.name`` or ``e->name``."""
 
@@ -118,7 +120,6 @@ class Field(Expr):
     arrow: bool
 
 
-@dataclass(eq=False)
 class Index(Expr):
     """``e[i]`` on an array, pointer or tuple."""
 
@@ -126,7 +127,6 @@ class Index(Expr):
     index: Expr
 
 
-@dataclass(eq=False)
 class TypeName(Node):
     """A type in a cast/sizeof: ``struct task_struct *``, ``uint32``, ``int8[4]``."""
 
@@ -139,25 +139,21 @@ class TypeName(Node):
         return s + (f"[{self.array}]" if self.array is not None else "")
 
 
-@dataclass(eq=False)
 class Cast(Expr):
     type: TypeName
     expr: Expr
 
 
-@dataclass(eq=False)
 class Tuple(Expr):
     items: list[Expr]
 
 
-@dataclass(eq=False)
 class Sizeof(Expr):
     """``sizeof(type)`` or ``sizeof(expr)``."""
 
     target: TypeName | Expr
 
 
-@dataclass(eq=False)
 class Offsetof(Expr):
     type: TypeName
     field: str
@@ -166,17 +162,14 @@ class Offsetof(Expr):
 # ---- statements -------------------------------------------------------------------------
 
 
-@dataclass(eq=False)
 class Stmt(Node):
     """A statement."""
 
 
-@dataclass(eq=False)
 class ExprStmt(Stmt):
     expr: Expr
 
 
-@dataclass(eq=False)
 class Assign(Stmt):
     """``target = value`` or ``target op= value`` (``op`` like ``"+"``)."""
 
@@ -185,26 +178,22 @@ class Assign(Stmt):
     op: str | None = None
 
 
-@dataclass(eq=False)
 class If(Stmt):
     cond: Expr
     then: list[Stmt]
-    other: list[Stmt] = field(default_factory=list)
+    other: list[Stmt] = _LIST
 
 
-@dataclass(eq=False)
 class Unroll(Stmt):
     count: Expr
     body: list[Stmt]
 
 
-@dataclass(eq=False)
 class While(Stmt):
     cond: Expr
     body: list[Stmt]
 
 
-@dataclass(eq=False)
 class Jump(Stmt):
     """``break``, ``continue`` or ``return``."""
 
@@ -214,21 +203,18 @@ class Jump(Stmt):
 # ---- the program ------------------------------------------------------------------------
 
 
-@dataclass(eq=False)
 class AttachPoint(Node):
     """One attach point as written (``tracepoint:syscalls:sys_enter_*``)."""
 
     text: str
 
 
-@dataclass(eq=False)
 class Probe(Node):
     points: list[AttachPoint]
     pred: Expr | None
     body: list[Stmt]
 
 
-@dataclass(eq=False)
 class CStruct(Node):
     """A C ``struct``/``union`` definition in the script's preamble (kept as text)."""
 
@@ -236,9 +222,8 @@ class CStruct(Node):
     text: str
 
 
-@dataclass(eq=False)
 class Program(Node):
     probes: list[Probe]
-    structs: list[CStruct] = field(default_factory=list)
-    includes: list[str] = field(default_factory=list)
-    defines: dict[str, str] = field(default_factory=dict)
+    structs: list[CStruct] = _LIST
+    includes: list[str] = _LIST
+    defines: dict[str, str] = _DICT

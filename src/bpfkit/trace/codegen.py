@@ -10,7 +10,6 @@ pointer lives in r9); r6 holds the context; r0-r5 are scratch between helper cal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ScriptError
@@ -33,6 +32,16 @@ ARG_REGS = ("di", "si", "dx", "cx", "r8", "r9")
 # Event kinds (the high 32 bits of an event's first word).
 EV_PRINTF, EV_EXIT, EV_PRINT_MAP, EV_CLEAR, EV_ZERO, EV_TIME = 1, 2, 3, 4, 5, 6
 EV_PRINT_VAL, EV_JOIN, EV_SYSTEM, EV_CAT = 7, 8, 9, 10
+# --record: one EV_RECORD per probe invocation that passes its predicate (what the
+# context and the task were), one EV_MEM per memory read (what the read returned).
+EV_RECORD, EV_MEM = 11, 12
+#: the largest memory read --record keeps whole (longer ones are cut)
+RECORD_MEM_MAX = 1024
+#: bytes past a tracepoint's fixed record kept for its ``__data_loc`` strings
+RECORD_DATA_LOC = 256
+#: record layout: header, seq, instance, cpu, pid_tgid, uid_gid, nsecs, cgroup, task,
+#: comm[16], ctx_len, then the context bytes
+REC_CTX = 96
 
 STACK_LIMIT = 512
 SCRATCH_SIZE = 32768
@@ -40,57 +49,69 @@ JOIN_ARGS, JOIN_LEN = 16, 256
 H = HELPER_IDS
 
 
-@dataclass(frozen=True)
 class Imm:
     """A constant."""
 
-    value: int
+    __slots__ = ("value",)
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Imm({self.value})"
 
 
-@dataclass(frozen=True)
 class Mem:
     """``size`` bytes at ``base + off`` (base: the frame pointer or the scratch pointer)."""
 
-    base: Any
-    off: int
-    size: int
+    __slots__ = ("base", "off", "size")
+
+    def __init__(self, base: Any, off: int, size: int) -> None:
+        self.base, self.off, self.size = base, off, size
 
     def at(self, delta: int, size: int) -> Mem:
         return Mem(self.base, self.off + delta, size)
 
+    def __repr__(self) -> str:
+        return f"Mem({self.base}, {self.off}, {self.size})"
 
-@dataclass(frozen=True)
+
 class Addr:
     """A record or array in kernel/user memory; its address is the scalar ``where``."""
 
-    where: Imm | Mem
-    space: str
-    ty: T.Ty
+    __slots__ = ("where", "space", "ty")
+
+    def __init__(self, where: Imm | Mem, space: str, ty: T.Ty) -> None:
+        self.where, self.space, self.ty = where, space, ty
 
 
-@dataclass(frozen=True)
 class Ctx:
     """Bytes of the program's context at a constant offset (tracepoint fields)."""
 
-    off: int
-    ty: T.Ty
+    __slots__ = ("off", "ty")
+
+    def __init__(self, off: int, ty: T.Ty) -> None:
+        self.off, self.ty = off, ty
 
 
-@dataclass
 class Event:
     """What userspace needs to decode one kind of event."""
 
-    kind: int
-    fmt: str = ""
-    args: tuple = ()  # (type, offset) per argument
-    extra: Any = None
+    def __init__(self, kind: int, fmt: str = "", args: tuple = (), extra: Any = None) -> None:
+        self.kind = kind
+        self.fmt = fmt
+        self.args = args  # (type, offset) per argument
+        self.extra = extra
 
 
 class CompileContext:
     """What every program of a script shares: maps' fds and the tables of events."""
 
     def __init__(self, analyzer: Analyzer, map_fds: dict[str, int], *, events_fd: int,
-                 scratch_fd: int, stack_fd: int, start_ns: int, cpid: int = 0) -> None:  # fmt: skip
+                 scratch_fd: int, stack_fd: int, start_ns: int, cpid: int = 0,
+                 record: bool = False, instances: list[Instance] | None = None) -> None:  # fmt: skip
+        self.record = record
+        self.instances = instances or []
         self.an = analyzer
         self.map_fds = map_fds
         self.events_fd = events_fd
@@ -152,14 +173,22 @@ class ProgramGen:
         self.an = cc.an
         self.inst = inst
         self.out: list[Any] = []
+        #: the script position (line, column) each item of ``out`` was compiled from
+        self.where: list[tuple[int, int]] = []
+        self.pos = (inst.probe.line, inst.probe.col)
+        #: after :meth:`generate`: the position of every instruction slot
+        self.slot_pos: list[tuple[int, int]] = []
         self.frame = Frame()
         self.vars: dict[str, Mem] = {}
         self._n = 0
         self.loops: list[tuple[str, str]] = []
+        self.into: Mem | None = None  # where the next str() may write its result
+        self.memrec: Mem | None = None  # --record: the EV_MEM record buffer
 
     # ---- plumbing -------------------------------------------------------------------------
     def emit(self, *items: Any) -> None:
         self.out.extend(items)
+        self.where.extend([self.pos] * len(items))
 
     def label(self, hint: str = "L") -> str:
         self._n += 1
@@ -175,7 +204,86 @@ class ProgramGen:
         return self.an.err(node, msg)
 
     def helper(self, name: str) -> None:
+        if self.cc.record and name.startswith("probe_read") and self.memrec is not None:
+            self.recorded_read(name)
+            return
         self.emit(b.call(H[name]))
+
+    # ---- --record ---------------------------------------------------------------------------
+    def recorded_read(self, name: str) -> None:
+        """A ``probe_read*`` call (r1 dst, r2 size, r3 src set) and an EV_MEM record of it.
+
+        The record: header, seq, cpu, src, size, the helper's result, then up to
+        :data:`RECORD_MEM_MAX` bytes of what landed in dst.
+        """
+        rec = self.memrec
+        assert rec is not None
+        eid = self.cc.event(Event(EV_MEM))
+        self.emit(b.stx(8, rec.base, rec.off + 8, R1), b.stx(8, rec.base, rec.off + 24, R3),
+                  b.stx(8, rec.base, rec.off + 32, R2))  # fmt: skip
+        self.emit(b.call(H[name]))
+        self.emit(b.stx(8, rec.base, rec.off + 40, R0))
+        self.header(rec, EV_MEM, eid)
+        # seq (word 1 of the scratch value) and cpu; dst is read back from slot 8
+        self.helper_plain("get_smp_processor_id")
+        self.emit(b.stx(8, rec.base, rec.off + 16, R0))
+        self.emit(b.ldx(8, R3, rec.base, rec.off + 8))  # dst
+        self.emit(b.ldx(8, R0, R9, 0), b.stx(8, rec.base, rec.off + 8, R0))  # seq
+        self.emit(b.ldx(8, R2, rec.base, rec.off + 32))
+        ok = self.label("mm")
+        self.emit(b.jle(R2, RECORD_MEM_MAX, ok), b.mov64(R2, RECORD_MEM_MAX), Label(ok))
+        self.addr_of(rec.at(48, RECORD_MEM_MAX), R1)
+        self.emit(b.call(H["probe_read_kernel"]))
+        self.emit(b.ldx(8, R3, rec.base, rec.off + 32))
+        ok2 = self.label("mm")
+        self.emit(b.jle(R3, RECORD_MEM_MAX, ok2), b.mov64(R3, RECORD_MEM_MAX), Label(ok2))
+        self.emit(b.add64(R3, 48))
+        self.emit(b.ld_map_fd(R1, self.cc.events_fd))
+        self.addr_of(rec, R2)
+        self.emit(b.mov64(R4, 0))
+        self.emit(b.call(H["ringbuf_output"]))
+        # the read's result back in r0, as the caller expects
+        self.emit(b.ldx(8, R0, rec.base, rec.off + 40))
+
+    def helper_plain(self, name: str) -> None:
+        self.emit(b.call(H[name]))
+
+    def record_event(self) -> None:
+        """EV_RECORD: the invocation's task, time and context (after the predicate)."""
+        pp = self.inst.point
+        p = pp.provider
+        idx = next(i for i, x in enumerate(self.cc.instances) if x is self.inst)
+        if p == "tracepoint":
+            fixed = max((f.offset + f.size for f in pp.fields), default=8)
+            size = fixed + (RECORD_DATA_LOC if any(f.data_loc for f in pp.fields) else 0)
+        elif p == "rawtracepoint":
+            size = 8 * 12
+        elif p in ("profile", "interval", "software", "hardware"):
+            size = 184
+        else:
+            size = 168  # pt_regs
+        size = (size + 7) & ~7
+        m = self.frame.mark()
+        rec = self.tmp(REC_CTX + size)
+        eid = self.cc.event(Event(EV_RECORD))
+        self.header(rec, EV_RECORD, eid)
+        self.emit(b.ldx(8, R0, R9, 0), b.stx(8, rec.base, rec.off + 8, R0))
+        self.emit(b.st(8, rec.base, rec.off + 16, idx))
+        for off, name in ((24, "get_smp_processor_id"), (32, "get_current_pid_tgid"),
+                          (40, "get_current_uid_gid"), (48, "ktime_get_ns"),
+                          (56, "get_current_cgroup_id"), (64, "get_current_task")):  # fmt: skip
+            self.emit(b.call(H[name]), b.stx(8, rec.base, rec.off + off, R0))
+        self.addr_of(rec.at(72, 16), R1)
+        self.emit(b.mov64(R2, 16), b.call(H["get_current_comm"]))
+        self.emit(b.st(8, rec.base, rec.off + 88, size))
+        ctx = rec.at(REC_CTX, size)
+        if p in ("tracepoint", "rawtracepoint"):
+            self.addr_of(ctx, R1)
+            self.emit(b.mov64(R2, size), b.mov64(R3, R6), b.call(H["probe_read_kernel"]))
+        else:
+            self.copy_ctx(ctx, 0, size)
+        self.send(rec)
+        self.frame.release(m)
 
     def addr_of(self, m: Mem, reg: Any) -> None:
         """``reg = &m``."""
@@ -248,19 +356,25 @@ class ProgramGen:
     def generate(self) -> list:
         inst = self.inst
         body_start = len(self.out)
+        record = self.cc.record and inst.point.provider not in ("BEGIN", "END")
+        if record:
+            self.frame.scratch = 8  # word 0 of the scratch value: the invocation counter
+            self.memrec = self.tmp(48 + RECORD_MEM_MAX)
         for name, ty in inst.vars.items():
             self.vars[name] = self.tmp(T.storage_size(ty))
         var_mark = self.frame.mark()
         if inst.probe.pred is not None:
-            v = self.scalar(inst.probe.pred)
-            self.load(v, R0)
-            self.emit(b.jeq(R0, 0, "exit"))
+            self.branch(inst.probe.pred, False, "exit")
             self.frame.release(var_mark)
+        if record:
+            self.record_event()
         self.stmts(inst.probe.body)
         self.emit(Label("exit"), b.mov64(R0, 0), b.exit_())
         body = self.out[body_start:]
+        body_where = self.where[body_start:]
+        self.pos = (inst.probe.line, inst.probe.col)
         pro: list[Any] = [b.mov64(R6, R1)]
-        if self.cc.uses_scratch or self.frame.max_scratch:
+        if self.frame.max_scratch or record:
             pro += [
                 b.st(8, FP, -8, 0),
                 b.ld_map_fd(R1, self.cc.scratch_fd),
@@ -273,17 +387,27 @@ class ProgramGen:
                 Label("have_scratch"),
                 b.mov64(R9, R0),
             ]
-        self.out = pro
+            if record:  # a new invocation: bump this CPU's counter
+                pro += [b.ldx(8, R1, R9, 0), b.add64(R1, 1), b.stx(8, R9, 0, R1)]
+        self.out, self.where = [], []
+        self.emit(*pro)
         for m in self.vars.values():
             self.zero(m)
-        self.out = self.out + body
-        return b.assemble(self.out)
+        items = peephole(list(zip(self.out + body, self.where + body_where, strict=True)))
+        insns = b.assemble([it for it, _ in items])
+        self.slot_pos = []
+        for it, pos in items:
+            if not isinstance(it, Label):
+                self.slot_pos += [pos] * it.slots
+        return insns
 
     # ---- statements ---------------------------------------------------------------------------
     def stmts(self, body: list[A.Stmt]) -> None:
         for s in body:
             m = self.frame.mark()
+            saved, self.pos = self.pos, (s.line, s.col) if s.line else self.pos
             self.stmt(s)
+            self.pos = saved
             self.frame.release(m)
 
     def stmt(self, s: A.Stmt) -> None:
@@ -321,10 +445,55 @@ class ProgramGen:
                 self.emit(b.ja(end if s.kind == "break" else top))
 
     def cond_jump_false(self, cond: A.Expr, target: str) -> None:
+        self.branch(cond, False, target)
+
+    def branch(self, cond: A.Expr, when: bool, target: str) -> None:
+        """Jump to ``target`` if ``cond`` is ``when`` (true/false), else fall through.
+
+        Comparisons become one conditional jump and ``&&``/``||``/``!`` become control
+        flow, rather than a 0/1 value in a slot that is then tested.
+        """
         m = self.frame.mark()
-        v = self.scalar(cond)
-        self.load(v, R0)
-        self.emit(b.jeq(R0, 0, target))
+        if isinstance(cond, A.Unop) and cond.op == "!":
+            self.branch(cond.expr, not when, target)
+        elif isinstance(cond, A.Binop) and cond.op in ("&&", "||"):
+            # (a && b) false <=> a false or b false; (a || b) true <=> a true or b true
+            if (cond.op == "&&") != when:
+                self.branch(cond.left, when, target)
+                self.branch(cond.right, when, target)
+            else:
+                skip = self.label("sc")
+                self.branch(cond.left, not when, skip)
+                self.branch(cond.right, when, target)
+                self.emit(Label(skip))
+        elif (isinstance(cond, A.Binop) and cond.op in _JUMPS and cond.left.ty is not None
+              and cond.left.ty.kind not in ("str", "buf")):  # fmt: skip
+            a = self.scalar(cond.left)
+            c = self.scalar(cond.right)
+            opname = cond.op if when else _NEGATE[cond.op]
+            lt, rt = cond.left.ty, cond.right.ty
+            sgn = bool(getattr(lt, "signed", False) and getattr(rt, "signed", False))
+            if isinstance(a, Imm) and isinstance(c, Imm):
+                r = _fold(opname, a.value, c.value, sgn)
+                if r:
+                    self.emit(b.ja(target))
+            else:
+                self.load(a, R0)
+                j = _JUMPS[opname][1 if sgn else 0]
+                cv = c.value if isinstance(c, Imm) else None
+                if cv is not None and -(1 << 31) <= _s64(cv) < (1 << 31):
+                    self.emit(j(R0, _s64(cv), target))
+                else:
+                    self.load(c, R1)
+                    self.emit(j(R0, R1, target))
+        else:
+            v = self.scalar(cond)
+            if isinstance(v, Imm):
+                if bool(v.value) == when:
+                    self.emit(b.ja(target))
+            else:
+                self.load(v, R0)
+                self.emit((b.jne if when else b.jeq)(R0, 0, target))
         self.frame.release(m)
 
     def assign(self, s: A.Assign) -> None:
@@ -454,14 +623,30 @@ class ProgramGen:
         self.emit(Label(done))
 
     def counter_add(self, mi: MapInfo, key: Mem, v: Imm | Mem) -> None:
-        """``*value += v`` on this CPU's value, creating it if absent."""
-        vs = self.tmp(8)
-        self.load(v, R0)
-        self.store(R0, vs)
+        """``*value += v`` on this CPU's value, creating it if absent.
+
+        A constant is added as an immediate; the value slot is written only on a miss
+        (the per-event path is lookup, load, add, store).
+        """
+        small = isinstance(v, Imm) and -(1 << 31) <= v.value < (1 << 31)
+        if small:
+            vs = self.tmp(8)
+        elif isinstance(v, Mem):
+            vs = v
+        else:
+            vs = self.tmp(8)
+            self.load(v, R0)
+            self.store(R0, vs)
         self.lookup(mi, key)
         miss, done = self.label("miss"), self.label("done")
-        self.emit(b.jeq(R0, 0, miss), b.ldx(8, R1, R0, 0), b.ldx(8, R2, vs.base, vs.off),
-                  b.add64(R1, R2), b.stx(8, R0, 0, R1), b.ja(done), Label(miss))  # fmt: skip
+        self.emit(b.jeq(R0, 0, miss), b.ldx(8, R1, R0, 0))
+        if small:
+            self.emit(b.add64(R1, v.value))  # type: ignore[union-attr]
+        else:
+            self.emit(b.ldx(8, R2, vs.base, vs.off), b.add64(R1, R2))
+        self.emit(b.stx(8, R0, 0, R1), b.ja(done), Label(miss))
+        if small:
+            self.emit(b.st(8, vs.base, vs.off, v.value))  # type: ignore[union-attr]
         self.emit(b.ld_map_fd(R1, self.cc.map_fds[mi.name]))
         self.addr_of(key, R2)
         self.addr_of(vs, R3)
@@ -499,7 +684,18 @@ class ProgramGen:
                 self.materialize(item, dst.at(off, n), it)
                 off += n
             return
+        if isinstance(e, A.Builtin) and e.name == "comm" and dst.size >= 16:
+            # straight into the destination (the helper pads with NULs): no copy
+            self.addr_of(dst, R1)
+            self.emit(b.mov64(R2, 16))
+            self.helper("get_current_comm")
+            if dst.size > 16:
+                self.zero(dst.at(16, dst.size - 16))
+            return
+        if isinstance(e, A.Call) and e.name == "str" and dst.size == T.storage_size(e.ty):
+            self.into = dst  # c_str reads the string straight into dst
         v = self.expr(e)
+        self.into = None
         if ty.is_scalar or (et is not None and et.is_scalar):
             if isinstance(v, (Addr, Ctx)):
                 raise self.err(e, f"{et} is not a value here")
@@ -542,7 +738,13 @@ class ProgramGen:
     # ---- expressions ----------------------------------------------------------------------------
     def expr(self, e: A.Expr, stmt: bool = False) -> Any:
         fn = getattr(self, "g_" + type(e).__name__)
-        return fn(e, stmt) if isinstance(e, A.Call) else fn(e)
+        saved = self.pos
+        if e.line:
+            self.pos = (e.line, e.col)
+        try:
+            return fn(e, stmt) if isinstance(e, A.Call) else fn(e)
+        finally:
+            self.pos = saved
 
     def g_Int(self, e: A.Int) -> Imm:
         return Imm(e.value)
@@ -608,6 +810,8 @@ class ProgramGen:
         ai = arg_index(n)
         if ai is not None:
             idx, _ = ai
+            if pp.provider == "usdt" and pp.usdt is not None:
+                return self.usdt_arg(pp.usdt.args[idx])
             if pp.provider == "rawtracepoint":
                 self.emit(b.ldx(8, R0, R6, idx * 8))
             else:
@@ -654,6 +858,48 @@ class ProgramGen:
         if n == "args":
             return Ctx(0, e.ty)  # type: ignore[arg-type]
         raise self.err(e, f"{n} is not supported by bpfkit yet")
+
+    def usdt_arg(self, a: Any) -> Imm | Mem:
+        """A USDT argument as this site's note describes it (``size@location``)."""
+        if not a.supported:  # symbol(%rip): a global at its link address + the load bias
+            from .semantic import usdt_rip_symbol
+
+            site = self.inst.point.usdt
+            target = usdt_rip_symbol(site, a)
+            assert target is not None
+            m = self.tmp(8)
+            self.emit(b.st(8, m.base, m.off, 0))
+
+            def rip() -> None:
+                self.emit(b.ldx(8, R3, R6, PT_REGS["ip"]))
+                self.load(Imm(target - site.address), R0)
+                self.emit(b.add64(R3, R0))
+
+            self.probe_read(m, a.size, rip, "user")
+            self.emit(b.ldx(8, R0, m.base, m.off))
+            self.extend(R0, a.size, a.signed)
+            return self.store(R0, m)
+        if a.kind == "const":
+            v = a.value & ((1 << (8 * a.size)) - 1)
+            if a.signed and v >= 1 << (8 * a.size - 1):
+                v -= 1 << (8 * a.size)
+            return Imm(v)
+        if a.kind == "reg":
+            self.emit(b.ldx(8, R0, R6, a.reg_off))
+            self.extend(R0, a.size, a.signed)
+            return self.store(R0)
+        m = self.tmp(8)  # reg_deref: the traced process's memory at register + offset
+        self.emit(b.st(8, m.base, m.off, 0))
+
+        def setup() -> None:
+            self.emit(b.ldx(8, R3, R6, a.reg_off))
+            if a.value:
+                self.emit(b.add64(R3, a.value))
+
+        self.probe_read(m, a.size, setup, "user")
+        self.emit(b.ldx(8, R0, m.base, m.off))
+        self.extend(R0, a.size, a.signed)
+        return self.store(R0, m)
 
     def stack_id(self, kind: str) -> Mem:
         self.cc.uses_stacks = True
@@ -1054,8 +1300,9 @@ class ProgramGen:
         size = e.ty.size  # type: ignore[union-attr]
         if at.kind == "str" and len(e.args) == 1:  # type: ignore[union-attr]
             return self.as_mem(a)
+        into, self.into = self.into, None
         v = self.expr(a)
-        m = self.tmp(T.storage_size(e.ty))  # type: ignore[arg-type]
+        m = into if into is not None else self.tmp(T.storage_size(e.ty))  # type: ignore[arg-type]
         self.zero(m)
         limit = size
         if len(e.args) == 2:
@@ -1112,7 +1359,16 @@ class ProgramGen:
     def c_ksym(self, e: A.Call) -> Any:
         return self.scalar(e.args[0])
 
-    c_usym = c_ksym
+    def c_usym(self, e: A.Call) -> Mem:
+        """(address, pid): userspace resolves the address in that process's mappings."""
+        v = self.scalar(e.args[0])
+        m = self.tmp(16)
+        self.load(v, R0)
+        self.emit(b.stx(8, m.base, m.off, R0))
+        self.helper("get_current_pid_tgid")
+        self.emit(b.rsh64(R0, 32), b.stx(8, m.base, m.off + 8, R0))
+        return m
+
     c_strerror = c_ksym
     c_cgroup_path = c_ksym
     c_kptr = c_ksym
@@ -1249,6 +1505,50 @@ class ProgramGen:
         return Imm(0)
 
 
+#: comparison -> (unsigned jump, signed jump)
+_JUMPS = {
+    "==": (b.jeq, b.jeq), "!=": (b.jne, b.jne), "<": (b.jlt, b.jslt), "<=": (b.jle, b.jsle),
+    ">": (b.jgt, b.jsgt), ">=": (b.jge, b.jsge),
+}  # fmt: skip
+_NEGATE = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
+
+
+def _s64(v: int) -> int:
+    v &= (1 << 64) - 1
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def peephole(items: list) -> list:
+    """Drop a reload of the slot just stored (``*(fp-8) = r0; r0 = *(fp-8)``).
+
+    ``items`` are (instruction or label, script position) pairs.
+
+    Only across adjacent instructions (no label between, so no other path reaches the
+    load); a load into another register becomes a move.
+    """
+    out: list = []
+    stx8 = op.STX | op.MEM | op.DW
+    ldx8 = op.LDX | op.MEM | op.DW
+    for it, pos in items:
+        prev = out[-1][0] if out else None
+        if (
+            prev is not None
+            and not isinstance(prev, Label)
+            and not isinstance(it, Label)
+            and getattr(prev, "opcode", None) == stx8
+            and getattr(it, "opcode", None) == ldx8
+            and prev.dst == it.src
+            and prev.off == it.off
+            and prev.dst in (int(FP), int(R9))
+            and prev.src != it.src
+        ):
+            if it.dst != prev.src:
+                out.append((b.mov64(b.Reg(it.dst), b.Reg(prev.src)), pos))
+            continue
+        out.append((it, pos))
+    return out
+
+
 def _fold(opname: str, a: int, c: int, signed: bool) -> int | None:
     mask = (1 << 64) - 1
     try:
@@ -1274,6 +1574,14 @@ def _fold(opname: str, a: int, c: int, signed: bool) -> int | None:
 def generate(cc: CompileContext, inst: Instance) -> list:
     """The instructions of one probe instance."""
     return ProgramGen(cc, inst).generate()
+
+
+def generate_mapped(cc: CompileContext, inst: Instance) -> tuple[list, list[tuple[int, int]]]:
+    """The instructions and, for every instruction slot, the script (line, column) it
+    was compiled from (a verifier's complaint about slot N points at the script)."""
+    g = ProgramGen(cc, inst)
+    insns = g.generate()
+    return insns, g.slot_pos
 
 
 __all__ = ["CompileContext", "Event", "generate", "PT_REGS", "op"]

@@ -8,12 +8,10 @@ map (``{"type": "map" | "hist" | "stats", "data": {"@name": ...}}``).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import struct
 from typing import Any
 
-from ..hist import LinearHist, Log2Hist
 from . import types as T
 from .semantic import parse_printf_format
 
@@ -109,12 +107,14 @@ class Formatter:
         if k == "ksym":
             return self.rt.symbols.ksym(u)
         if k == "usym":
-            return self.rt.symbols.usym(u)
+            return self.rt.symbols.usym(u, int.from_bytes(data[8:16], "little"))
         if k in ("kstack", "ustack"):
             return self.rt.stack_text(k, u, ty)
         if k == "inet":
             af = u
             addr = bytes(data[8:24])
+            import ipaddress
+
             try:
                 if af == 2:
                     return str(ipaddress.IPv4Address(addr[:4]))
@@ -284,6 +284,8 @@ class Formatter:
         return groups
 
     def _print_hist(self, label: str, mi: Any, entries: list, top: int, div: int) -> str:
+        from ..hist import LinearHist, Log2Hist
+
         vt = mi.value
         groups = self._group(mi, entries)
         items = []

@@ -593,7 +593,7 @@ class Parser:
                 e = A.Index(e, i, line=t.line, col=t.col)
             elif t.value in ("++", "--"):
                 self.next()
-                e = A.IncDec(t.value, False, e, line=t.line, col=t.col)
+                e = A.IncDec(t.value, False, e, line=e.line, col=e.col)
             else:
                 return e
 

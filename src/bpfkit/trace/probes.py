@@ -11,10 +11,11 @@ import fnmatch
 import functools
 import os
 import re
-from dataclasses import dataclass, field
+from typing import Any
 
-from ..errors import NotSupported, ScriptError
+from ..errors import BpfError, NotSupported, ScriptError
 from . import types as T
+from .record import LIST, Record
 
 ALIASES = {
     "t": "tracepoint",
@@ -74,8 +75,7 @@ HARDWARE_EVENTS = {
 }
 
 
-@dataclass
-class TpField:
+class TpField(Record):
     """One field of a tracepoint's record."""
 
     name: str
@@ -87,8 +87,7 @@ class TpField:
     data_loc: bool = False  # ``__data_loc`` dynamic array (offset in the low 16 bits)
 
 
-@dataclass
-class ProbePoint:
+class ProbePoint(Record):
     """One concrete attach point (after wildcard expansion)."""
 
     provider: str
@@ -99,7 +98,8 @@ class ProbePoint:
     offset: int = 0  # uprobe offset
     line: int = 0
     col: int = 0
-    fields: list[TpField] = field(default_factory=list)
+    fields: list[TpField] = LIST
+    usdt: Any = None  # the USDT site (``bpfkit.obj.usdt.UsdtProbe``) of a usdt point
 
     @property
     def name(self) -> str:
@@ -223,21 +223,47 @@ def _events_dir() -> str:
     return os.path.join(tracefs_root(), "events")
 
 
+#: tracepoint formats given instead of tracefs ("category:name" -> the format file's text):
+#: a replayed stream carries the formats of its tracepoints, so ``--vm`` needs no tracefs
+#: (which only root can read).
+FORMATS: dict[str, str] = {}
+
+
+def use_formats(formats: dict[str, str]) -> None:
+    """Take tracepoint formats from ``formats`` (a recorded stream's header) first."""
+    FORMATS.clear()
+    FORMATS.update({k: v for k, v in formats.items() if isinstance(v, str)})
+    for f in (tracepoint_categories, tracepoint_names, tracepoint_format, tracepoint_format_text):
+        f.cache_clear()
+
+
+def _tracefs_categories() -> list[str]:
+    try:
+        d = _events_dir()
+        return sorted(c for c in os.listdir(d) if os.path.isdir(os.path.join(d, c)))
+    except (OSError, NotSupported):
+        if FORMATS:
+            return []
+        raise
+
+
 @functools.cache
 def tracepoint_categories() -> list[str]:
-    """Every tracepoint category (tracefs ``events/*``)."""
-    d = _events_dir()
-    return sorted(c for c in os.listdir(d) if os.path.isdir(os.path.join(d, c)))
+    """Every tracepoint category (tracefs ``events/*``, and the given formats')."""
+    given = {k.split(":", 1)[0] for k in FORMATS}
+    return sorted(given | set(_tracefs_categories()))
 
 
 @functools.cache
 def tracepoint_names(category: str) -> list[str]:
     """Every tracepoint of ``category``."""
-    d = os.path.join(_events_dir(), category)
+    given = {k.split(":", 1)[1] for k in FORMATS if k.split(":", 1)[0] == category}
     try:
-        return sorted(n for n in os.listdir(d) if os.path.isfile(os.path.join(d, n, "format")))
-    except OSError:
-        return []
+        d = os.path.join(_events_dir(), category)
+        found = {n for n in os.listdir(d) if os.path.isfile(os.path.join(d, n, "format"))}
+    except (OSError, NotSupported):
+        found = set()
+    return sorted(given | found)
 
 
 def expand_tracepoints(category: str, name: str) -> list[tuple[str, str]]:
@@ -265,14 +291,23 @@ _FIELD_RE = re.compile(
 
 
 @functools.cache
-def tracepoint_format(category: str, name: str) -> list[TpField]:
-    """The fields of a tracepoint's record (common fields excluded)."""
-    path = os.path.join(_events_dir(), category, name, "format")
+def tracepoint_format_text(category: str, name: str) -> str:
+    """A tracepoint's ``format`` file (or the given format)."""
+    given = FORMATS.get(f"{category}:{name}")
+    if given is not None:
+        return given
     try:
+        path = os.path.join(_events_dir(), category, name, "format")
         with open(path) as f:
-            text = f.read()
+            return f.read()
     except OSError as e:
         raise NotSupported(f"cannot read the format of tracepoint {category}:{name}: {e}") from None
+
+
+@functools.cache
+def tracepoint_format(category: str, name: str) -> list[TpField]:
+    """The fields of a tracepoint's record (common fields excluded)."""
+    text = tracepoint_format_text(category, name)
     out = []
     for m in _FIELD_RE.finditer(text):
         decl = m.group("decl").strip()
@@ -357,7 +392,59 @@ def expand(pp: ProbePoint, source: str | None = None) -> list[ProbePoint]:
             q.fields = tracepoint_format(c, n)
             out.append(q)
         return out
+    if pp.provider == "usdt":
+        return expand_usdt(pp, source)
+    if pp.provider in ("uprobe", "uretprobe") and _is_glob(pp.func):
+        return expand_uprobes(pp, source)
     return [pp]
+
+
+def _resolve_binary(pp: ProbePoint, source: str | None) -> str:
+    from ..kernel.uprobe import find_binary
+
+    try:
+        return find_binary(pp.target)
+    except BpfError as e:
+        raise _err(f"{pp.provider} target {pp.target!r}: {e}", pp.line, pp.col, source) from None
+
+
+def expand_usdt(pp: ProbePoint, source: str | None = None) -> list[ProbePoint]:
+    """One point per site of every USDT probe of the binary matching ``provider:name``
+    (globs allowed; ``usdt:binary:name`` matches the name under any provider)."""
+    from ..obj.usdt import read_usdt
+
+    path = _resolve_binary(pp, source)
+    prov, _, name = pp.func.rpartition(":")
+    try:
+        sites = read_usdt(path)
+    except (BpfError, OSError) as e:
+        raise _err(f"cannot read the USDT probes of {path}: {e}", pp.line, pp.col, source) from None
+    out = []
+    for site in sites:
+        if prov and not fnmatch.fnmatchcase(site.provider, prov):
+            continue
+        if not fnmatch.fnmatchcase(site.name, name):
+            continue
+        q = ProbePoint("usdt", path, f"{site.provider}:{site.name}", offset=site.offset,
+                       line=pp.line, col=pp.col, usdt=site)  # fmt: skip
+        out.append(q)
+    if not out:
+        have = sorted({f"{s.provider}:{s.name}" for s in sites})
+        raise _err(f"no USDT probe {pp.func} in {path}"
+                   + (f" (it has {', '.join(have)})" if have else " (it has none)"),
+                   pp.line, pp.col, source)  # fmt: skip
+    return out
+
+
+def expand_uprobes(pp: ProbePoint, source: str | None = None) -> list[ProbePoint]:
+    """One point per function symbol of the binary matching the glob."""
+    from .symbols import function_names
+
+    path = _resolve_binary(pp, source)
+    names = [n for n in function_names(path) if fnmatch.fnmatchcase(n, pp.func)]
+    if not names:
+        raise _err(f"no functions of {path} match {pp.func!r}", pp.line, pp.col, source)
+    return [ProbePoint(pp.provider, path, n, line=pp.line, col=pp.col) for n in names]
 
 
 def list_probes(pattern: str | None = None) -> list[str]:

@@ -14,7 +14,6 @@ import signal
 import struct
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ..errors import BpfError, KernelError, NotSupported, ScriptError
@@ -24,6 +23,7 @@ from . import types as T
 from .output import Formatter, c_format, json_escape
 from .parser import parse
 from .probes import ProbePoint, expand, parse_point
+from .record import LIST, Record
 from .semantic import Analyzer, Instance
 
 _PERCPU_KINDS = ("count", "sum", "min", "max", "avg", "stats", "hist", "lhist")
@@ -32,8 +32,7 @@ RINGBUF_SIZE = 1 << 20
 STACK_DEPTH = 127
 
 
-@dataclass
-class Compiled:
+class Compiled(Record):
     """A parsed and type-checked script, ready to load."""
 
     program: A.Program
@@ -41,19 +40,21 @@ class Compiled:
     instances: list[Instance]
     source: str
     uses_stacks: bool = False
+    uses_usyms: bool = False
 
 
-@dataclass
-class Options:
+class Options(Record):
     """What the command line (or a caller) chose."""
 
     json: bool = False
-    params: list[str] = field(default_factory=list)
+    params: list[str] = LIST
     unsafe: bool = False
     cpid: int = 0
     debug: bool = False
     verbose: bool = False
     timeout: float | None = None
+    record: str | None = None  # --record FILE: the event stream for --vm --replay
+    pid: int | None = None  # -p PID: uprobes on that process; stop when it ends
 
 
 def compile_script(source: str, origin: str | None = None, *, params: list[str] | None = None,
@@ -77,7 +78,8 @@ def compile_script(source: str, origin: str | None = None, *, params: list[str] 
                   has_cpid=has_cpid)  # fmt: skip
     an.analyze(instances)
     uses_stacks = any(w in source for w in ("kstack", "ustack", "stack"))
-    return Compiled(prog, an, instances, source, uses_stacks)
+    uses_usyms = "usym" in source or "ustack" in source
+    return Compiled(prog, an, instances, source, uses_stacks, uses_usyms)
 
 
 def _value_size(mi: Any) -> int:
@@ -164,12 +166,18 @@ class Session:
             stack_fd=stack_fd,
             start_ns=self.start_ns,
             cpid=self.opts.cpid,
+            record=bool(self.opts.record),
+            instances=self.c.instances,
         )
+        if self.opts.record:
+            from .replay import Recorder
+
+            self.recorder = Recorder([i.point.name for i in self.c.instances])
         for inst in self.c.instances:
             self._check_attachable(inst.point)
             an.inst = inst
             an.analyze_instance(inst)
-            insns = CG.generate(self.cc, inst)
+            insns, where = CG.generate_mapped(self.cc, inst)
             if self.opts.debug:
                 self._show_insns(inst, insns)
             log: list[str] = []
@@ -182,18 +190,30 @@ class Session:
                 from ..errors import VerifierError
 
                 if isinstance(e, VerifierError):
-                    err = ScriptError(
-                        f"the kernel's verifier rejected {inst.point.name}: {e}",
-                        inst.probe.line, inst.probe.col, None, self.c.analyzer.origin,
-                    )  # fmt: skip
-                    err.exit_code = 1  # type: ignore[attr-defined]
-                    raise err from None
+                    if self.opts.verbose and e.log:
+                        print(e.log, file=sys.stderr)
+                    raise self.verifier_error(inst, e, where, "the kernel's verifier") from None
                 raise
             if self.opts.verbose and log:
                 print(log[-1], file=sys.stderr)
             pfd = self.bsys.FD(fd)
             self.fds.append(pfd)
             self.progs.append((inst, pfd))
+
+    def verifier_error(self, inst: Instance, e: Any, where: list[tuple[int, int]],
+                       who: str) -> ScriptError:  # fmt: skip
+        """A verifier's rejection as a script error at the line the instruction came from."""
+        line, col = inst.probe.line, inst.probe.col
+        if e.insn is not None and 0 <= e.insn < len(where) and where[e.insn][0]:
+            line, col = where[e.insn]
+        src = self.c.source.split("\n")
+        text = src[line - 1] if 0 < line <= len(src) else None
+        reason = _verifier_reason(getattr(e, "log", "")) or getattr(e, "reason", None) or str(e)
+        at = f" (instruction {e.insn})" if e.insn is not None else ""
+        err = ScriptError(f"{who} rejected {inst.point.name}{at}: {reason}", line, col, text,
+                          self.c.analyzer.origin)  # fmt: skip
+        err.exit_code = 1  # type: ignore[attr-defined]
+        return err
 
     def _show_insns(self, inst: Instance, insns: list) -> None:
         from ..isa.disasm import format_insn
@@ -203,6 +223,22 @@ class Session:
         for insn in insns:
             print(f"{pc:5}: {format_insn(insn, 'kernel')}", file=sys.stderr)
             pc += insn.slots
+
+    def _binary(self, target: str) -> str:
+        """A uprobe's file; with ``-p``, a bare library name is the one that process maps."""
+        if self.opts.pid and "/" not in target:
+            from .symbols import process_maps
+
+            for _lo, _hi, _off, path in process_maps(self.opts.pid):
+                base = os.path.basename(path)
+                if (
+                    base == target
+                    or base.startswith(f"{target}.")
+                    or base.startswith(f"lib{target}.")
+                    or base.startswith(f"{target}-")
+                ):
+                    return path
+        return target
 
     def _check_attachable(self, pp: ProbePoint) -> None:
         p = pp.provider
@@ -220,8 +256,6 @@ class Session:
                 raise NotSupported(f"{pp.name}: kfunc/fentry probes need BPF trampolines: "
                                    f"{probe.reason}")  # fmt: skip
             raise NotSupported(f"{pp.name}: kfunc probes are not supported by bpfkit yet")
-        if p == "usdt":
-            raise NotSupported(f"{pp.name}: usdt probes are not supported by bpfkit yet")
         if p in ("watchpoint", "asyncwatchpoint", "iter"):
             raise NotSupported(f"{p} probes are not supported by bpfkit")
 
@@ -249,8 +283,16 @@ class Session:
             elif p in ("uprobe", "uretprobe"):
                 from ..kernel.uprobe import attach_uprobe
 
-                self.links.append(attach_uprobe(fd, pp.target, pp.func or None, pp.offset,
-                                                retprobe=p == "uretprobe"))  # fmt: skip
+                self.links.append(attach_uprobe(fd, self._binary(pp.target), pp.func or None,
+                                                pp.offset, retprobe=p == "uretprobe",
+                                                pid=self.opts.pid or -1))  # fmt: skip
+            elif p == "usdt":
+                from ..kernel.uprobe import attach_uprobe
+
+                site = pp.usdt
+                self.links.append(attach_uprobe(fd, site.path, offset=site.offset,
+                                                pid=self.opts.pid or -1,
+                                                ref_ctr_offset=site.semaphore_offset))  # fmt: skip
             elif p == "kprobe" or p == "kretprobe":
                 from ..kernel.kprobe import attach_kprobe
 
@@ -308,6 +350,12 @@ class Session:
     def on_event(self, rec: Any) -> int:
         data = bytes(rec)
         eid, kind = struct.unpack_from("<II", data)
+        if kind == CG.EV_RECORD:  # recorded until the probes detach, even after exit()
+            self.recorder.event(data, after_exit=self.exiting)
+            return 0
+        if kind == CG.EV_MEM:
+            self.recorder.mem(data)
+            return 0
         if self.exiting:
             return 0
         ev = self.cc.events[eid] if eid < len(self.cc.events) else None
@@ -384,9 +432,10 @@ class Session:
             addr = struct.unpack_from("<Q", raw, i * 8)[0]
             if not addr:
                 break
+            perf = bool(ty.extra and ty.extra[0] == "perf")
             sym = (self.symbols.ksym(addr, offset=True) if kind == "kstack"
-                   else self.symbols.usym(addr, v >> 32, offset=True))  # fmt: skip
-            if ty.extra and ty.extra[0] == "perf":
+                   else self.symbols.usym(addr, v >> 32, offset=True, module=perf))  # fmt: skip
+            if perf:
                 lines.append(f"\t{addr:x} {sym}\n")
             else:
                 lines.append(" " * 8 + sym + "\n")
@@ -462,18 +511,23 @@ class Session:
                 child.start()
             deadline = None if self.opts.timeout is None else time.monotonic() + self.opts.timeout
             while not self.exiting and not stop["sig"]:
-                reader.wait(0.1 if child is not None or deadline else 0.25)
+                reader.wait(0.1 if child is not None or deadline or self.opts.pid else 0.25)
                 self.drain(reader)
                 self.out.flush()
+                if self.c.uses_usyms:  # keep the traced process's mappings for printing
+                    for p in (child.pid if child else 0, self.opts.pid or 0):
+                        if p:
+                            self.symbols.remember(p)
                 if child is not None and child.exited():
+                    break
+                if self.opts.pid and not process_alive(self.opts.pid):
                     break
                 if deadline is not None and time.monotonic() >= deadline:
                     break
             for link in self.links:
                 link.close()
             self.links.clear()
-            if not self.exiting:
-                self.drain(reader)
+            self.drain(reader)  # after exit(): only what --record keeps
             self.exiting = False
             self.run_special(self.end)
             self.drain(reader)
@@ -481,6 +535,8 @@ class Session:
             self.write("\n\n")
             self.print_all_maps()
             self.out.flush()
+            if self.opts.record:
+                self.write_record(self.opts.record)
         finally:
             for s, h in zip((signal.SIGINT, signal.SIGTERM), old, strict=True):
                 signal.signal(s, h)
@@ -488,6 +544,22 @@ class Session:
             if child is not None:
                 child.kill()
         return 0
+
+    def write_record(self, path: str) -> None:
+        """Write the recorded event stream (``--record``)."""
+        from .probes import tracepoint_format_text
+
+        formats = {f"{i.point.target}:{i.point.func}":
+                   tracepoint_format_text(i.point.target, i.point.func)
+                   for i in self.c.instances if i.point.provider == "tracepoint"}  # fmt: skip
+        header = {"start_ns": self.start_ns, "ncpus": self.ncpus, "cpid": self.opts.cpid,
+                  "params": self.opts.params, "formats": formats,
+                  "probes": [i.point.name for i in self.c.instances]}  # fmt: skip
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                self.recorder.write(f, header)
+        except OSError as e:
+            raise BpfError(f"cannot write {path}: {e.strerror}") from None
 
     def close(self) -> None:
         for link in self.links:
@@ -497,6 +569,19 @@ class Session:
                 pass
         for fd in self.fds:
             fd.close()
+
+
+def _verifier_reason(log: str) -> str | None:
+    """The line of a kernel verifier log that says why (not a state dump or statistics)."""
+    import re
+
+    skip = re.compile(r"(cur|old) state:|processed \d|verification time|stack depth|R\d|\d+: |"
+                      r"from \d+ to \d+|mark_precise|last_idx|regs=|parent |; ")  # fmt: skip
+    for line in reversed(log.splitlines()):
+        t = line.strip()
+        if t and not skip.match(t):
+            return t
+    return None
 
 
 def _map_sort_key(name: str) -> str:
@@ -510,29 +595,35 @@ def _prog_name(pp: ProbePoint) -> str:
 
 
 class Child:
-    """The ``-c`` command: forked first (its pid is ``cpid``), exec'd once probes attach."""
+    """The ``-c`` command: forked first (its pid is ``cpid``), exec'd once probes attach.
+
+    The forked child names itself ``bpfkit``, asks to be killed if the tracer dies, and
+    stops itself (``SIGSTOP``) before anything is attached; ``SIGCONT`` lets it ``exec``.
+    So the only event it can show before the command runs is its ``execve`` (under the
+    name ``bpfkit``); a pipe handshake would add the end of a ``read``.
+    """
 
     def __init__(self, argv: list[str]) -> None:
-        r, w = os.pipe()
         pid = os.fork()
-        if pid == 0:  # the child: wait for the go, then exec
+        if pid == 0:  # the child: stop until the go, then exec
             try:
-                os.close(w)
-                os.read(r, 1)
+                _child_prepare()
+                os.kill(os.getpid(), signal.SIGSTOP)
                 os.execvp(argv[0], argv)
             except OSError as e:
                 os.write(2, f"bpfkit: cannot run {argv[0]}: {e.strerror}\n".encode())
             os._exit(127)
-        os.close(r)
         self.pid = pid
-        self._go = w
         self.status: int | None = None
+        self.started = False
+        _, st = os.waitpid(pid, os.WUNTRACED)  # stopped (or, if it failed, gone)
+        if not os.WIFSTOPPED(st):
+            self.status = st
 
     def start(self) -> None:
-        if self._go >= 0:
-            os.write(self._go, b"g")
-            os.close(self._go)
-            self._go = -1
+        if not self.started and self.status is None:
+            os.kill(self.pid, signal.SIGCONT)
+        self.started = True
 
     def exited(self) -> bool:
         if self.status is not None:
@@ -544,13 +635,33 @@ class Child:
         return False
 
     def kill(self) -> None:
-        if self._go >= 0:
-            os.close(self._go)
-            self._go = -1
         if self.status is None:
             try:
-                os.kill(self.pid, signal.SIGTERM)
+                os.kill(self.pid, signal.SIGTERM if self.started else signal.SIGKILL)
                 os.waitpid(self.pid, 0)
             except OSError:
                 pass
             self.status = -1
+
+
+def _child_prepare() -> None:
+    """In the forked child: name it ``bpfkit``; die with the tracer (``PR_SET_PDEATHSIG``)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(15, b"bpfkit", 0, 0, 0)  # PR_SET_NAME
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (``-p``)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    state = stat.rsplit(b")", 1)[-1].split()[:1]
+    return state != [b"Z"] and state != [b"X"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NotSupported, ScriptError
@@ -18,6 +17,7 @@ from . import ast as A
 from . import types as T
 from .builtins import AGG_FUNCS, FUNCTIONS, UNSAFE, arg_index
 from .probes import ProbePoint, field_type
+from .record import DICT, Record
 
 #: Macro constants that tools take from C headers (kernel UAPI facts: socket.h, sched.h).
 KNOWN_CONSTANTS = {
@@ -50,8 +50,7 @@ _FMT_RE = re.compile(
 )
 
 
-@dataclass
-class MapInfo:
+class MapInfo(Record):
     """What the program keeps in one map."""
 
     name: str
@@ -67,13 +66,32 @@ class MapInfo:
         return max(8, sum(T.storage_size(k) for k in self.keys))
 
 
-@dataclass
-class Instance:
+class Instance(Record):
     """One probe at one concrete attach point, with its variables' types."""
 
     probe: A.Probe
     point: ProbePoint
-    vars: dict[str, T.Ty] = field(default_factory=dict)
+    vars: dict[str, T.Ty] = DICT
+
+
+_RIP_SYM = re.compile(r"^-?\d+@([A-Za-z_.$][\w.$]*)([+-](?:0x[0-9a-fA-F]+|\d+))?\(%rip\)$")
+
+
+def usdt_rip_symbol(site: Any, arg: Any) -> int | None:
+    """A ``symbol(%rip)`` USDT argument's link-time address (a global variable), or None.
+
+    The program finds the process's copy from the probe's address: the load bias is
+    ``ip - site.address``.
+    """
+    m = _RIP_SYM.match(arg.spec)
+    if m is None:
+        return None
+    from .symbols import elf_symbol_address
+
+    addr = elf_symbol_address(site.path, m.group(1))
+    if addr is None:
+        return None
+    return addr + (int(m.group(2), 0) if m.group(2) else 0)
 
 
 def parse_printf_format(fmt: str) -> list[re.Match]:
@@ -138,10 +156,24 @@ class Analyzer:
                     out.setdefault(v.name, v.value)
         return out
 
-    def record_type(self, name: str, node: A.Node) -> T.Ty:
-        """``struct foo`` from the kernel's BTF (or a script definition)."""
+    @functools.cached_property
+    def cdefs(self) -> Any:
+        """The script's own C definitions (:class:`~bpfkit.trace.cdecl.Definitions`)."""
+        from .cdecl import Definitions
+
+        defs = Definitions(self)
+        for d in self.program.structs:
+            defs.add(d)
+        return defs
+
+    def record_type(self, name: str, node: A.Node, script: bool = True) -> T.Ty:
+        """``struct foo``: the script's definition if it has one, else the kernel's BTF."""
         from ..btf.types import Struct, Union
 
+        if script and self.program.structs:
+            ty = self.cdefs.records.get(name)
+            if ty is not None:
+                return ty
         kind, _, tag = name.partition(" ")
         if kind not in ("struct", "union"):
             raise self.err(node, f"unknown type {name!r}")
@@ -157,7 +189,7 @@ class Analyzer:
         from ..btf import types as B
 
         btf = self.btf
-        t = btf.skip_mods(type_id) if type_id else btf.get(0)
+        t = btf.resolve(type_id) if type_id else btf.get(0)
         if isinstance(t, B.Int):
             if t.bits and t.bits < t.size * 8 and t.bits not in (8, 16, 32, 64):
                 return T.Int(t.size, t.signed)
@@ -165,7 +197,7 @@ class Analyzer:
         if isinstance(t, B.Enum):
             return T.Int(t.size, bool(t.signed))
         if isinstance(t, B.Ptr):
-            tgt = btf.skip_mods(t.type) if t.type else btf.get(0)
+            tgt = btf.resolve(t.type) if t.type else btf.get(0)
             if isinstance(tgt, (B.Struct, B.Fwd)):
                 return T.Ty("ptr", 8, elem=self._record_of(tgt), space=space)
             if isinstance(tgt, B.Void) or t.type == 0:
@@ -176,7 +208,7 @@ class Analyzer:
         if isinstance(t, (B.Struct, B.Fwd)):
             return self._record_of(t)
         if isinstance(t, B.Array):
-            et = btf.skip_mods(t.type)
+            et = btf.resolve(t.type)
             if isinstance(et, B.Int) and et.size == 1 and (et.is_char or et.signed or True):
                 if isinstance(et, B.Int) and et.is_char:
                     return T.Str(t.nelems)
@@ -202,9 +234,19 @@ class Analyzer:
     def record_member(self, rec: T.Ty, name: str, node: A.Node) -> tuple[int, T.Ty, int, int]:
         """(byte offset, type, bit offset within the loaded word, bit size) of a member."""
         from ..btf import types as B
+        from .cdecl import CLayout
 
-        if not rec.btf_id and rec.name.startswith(("struct ", "union ")):
+        if (
+            not rec.btf_id
+            and not isinstance(rec.fields, CLayout)
+            and rec.name.startswith(("struct ", "union "))
+        ):
             rec = self.record_type(rec.name, node)
+        if isinstance(rec.fields, CLayout):
+            m = rec.fields.members.get(name)
+            if m is None:
+                raise self.err(node, f"{rec.name} has no field named {name!r}")
+            return m
         if not rec.btf_id:
             raise self.err(node, f"{rec.name} has no field {name!r} (type not known)")
         found = self._find_member(rec.btf_id, name, 0)
@@ -213,7 +255,7 @@ class Analyzer:
         bit_off, m = found
         ty = self.btf_to_ty(m.type)
         if m.bitfield_size:
-            t = self.btf.skip_mods(m.type)
+            t = self.btf.resolve(m.type)
             size = t.size if isinstance(t, (B.Int, B.Enum)) else 4
             byte = (bit_off // 8) & ~(size - 1)
             return byte, T.Int(size, ty.signed), bit_off - byte * 8, m.bitfield_size
@@ -222,7 +264,7 @@ class Analyzer:
     def _find_member(self, type_id: int, name: str, base: int) -> tuple[int, Any] | None:
         from ..btf import types as B
 
-        t = self.btf.skip_mods(type_id)
+        t = self.btf.resolve(type_id)
         if isinstance(t, B.Fwd):
             rec = self._record_of(t)
             t = self.btf.get(rec.btf_id)
@@ -262,6 +304,8 @@ class Analyzer:
     # ---- driver ------------------------------------------------------------------------------
     def analyze(self, instances: list[Instance]) -> None:
         """Two passes: the first learns every map's types, the second checks with them."""
+        if self.program.structs:
+            self.cdefs  # noqa: B018 - lay out the script's C definitions (errors first)
         self.final = False
         for inst in instances:
             self.analyze_instance(inst)
@@ -518,6 +562,9 @@ class Analyzer:
             if c is not None:
                 e.const = c  # type: ignore[attr-defined]
             return body.ty  # type: ignore[return-value]
+        if self.program.structs and e.name in self.cdefs.enums:
+            e.const = self.cdefs.enums[e.name]  # type: ignore[attr-defined]
+            return T.S64
         if e.name in KNOWN_CONSTANTS:
             e.const = KNOWN_CONSTANTS[e.name]  # type: ignore[attr-defined]
             return T.S64
@@ -537,6 +584,14 @@ class Analyzer:
         ai = arg_index(n)
         if ai is not None:
             idx, stack = ai
+            if prov == "usdt" and not stack and pp.usdt is not None:
+                args = pp.usdt.args
+                if idx >= len(args):
+                    raise self.err(e, f"{n}: usdt probe {pp.func} has {len(args)} argument(s)")
+                a = args[idx]
+                if not a.supported and usdt_rip_symbol(pp.usdt, a) is None:
+                    raise self.err(e, f"{n}: argument {a.spec!r} of {pp.func}: {a.reason}")
+                return T.U64  # bpftrace types them uint64 (the value is still sign-extended)
             if prov in ("uprobe", "kprobe", "usdt") and not stack:
                 if prov != "usdt" and idx > 5:
                     raise self.err(e, f"{n}: only arg0-arg5 are in registers")
@@ -604,7 +659,7 @@ class Analyzer:
             if op not in ("==", "!=") or lt.kind != rt.kind:
                 raise self.err(e, f"cannot apply '{op}' to {lt} and {rt}")
             return T.S64
-        ok = {"int", "ptr", "ksym", "usym", "func", "username", "probe"}
+        ok = {"int", "ptr", "ksym", "func", "username", "probe"}
         if lt.kind not in ok or rt.kind not in ok:
             raise self.err(e, f"cannot apply '{op}' to {lt} and {rt}")
         if op in ("==", "!=", "<", "<=", ">", ">="):
@@ -678,7 +733,7 @@ class Analyzer:
             raise self.err(e, "tuple members are reached with .0, .1 ...")
         else:
             raise self.err(e, f"{base} has no fields (can't reach {e.name!r})")
-        if rec.fields is not None:  # tracepoint args
+        if isinstance(rec.fields, dict):  # tracepoint args
             f = rec.fields.get(e.name)
             if f is None:
                 pp = self.inst.point  # type: ignore[union-attr]
@@ -945,7 +1000,7 @@ class Analyzer:
 
     def f_usym(self, e: A.Call) -> T.Ty:
         self._int_arg(e.args[0], "usym")
-        return T.Ty("usym")
+        return T.Ty("usym", 16)
 
     def f_kaddr(self, e: A.Call) -> T.Ty:
         name = self._str_lit(e.args[0], "kaddr() symbol")

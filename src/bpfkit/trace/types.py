@@ -8,29 +8,62 @@ tracepoint's format) so fields can be looked up; aggregations (``count()``, ``hi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 AGGREGATIONS = ("count", "sum", "min", "max", "avg", "stats", "hist", "lhist")
 
 
-@dataclass(frozen=True)
 class Ty:
     """One type. ``kind`` is ``int``, ``str``, ``buf``, ``ptr``, ``record``, ``array``,
     ``tuple``, ``none``, ``ksym``, ``usym``, ``kstack``, ``ustack``, ``inet``, ``mac``,
-    ``username``, ``probe``, ``cgroup_path``, ``strerror``, ``timestamp`` or an aggregation."""
+    ``username``, ``probe``, ``cgroup_path``, ``strerror``, ``timestamp`` or an aggregation.
 
+    Immutable and hashable (``fields`` takes no part in equality). A plain class with
+    slots, not a dataclass, to keep ``bpfkit trace``'s start-up short.
+    """
+
+    __slots__ = ("kind", "size", "signed", "elem", "count", "name", "items", "btf_id",
+                 "space", "fields", "extra", "_key")  # fmt: skip
     kind: str
-    size: int = 8
-    signed: bool = False
-    elem: Ty | None = None  # pointee (ptr), element (array)
-    count: int = 0  # array length
-    name: str = ""  # record name ("struct task_struct", "args")
-    items: tuple[Ty, ...] = ()  # tuple members
-    btf_id: int = 0  # the record's BTF type id (0: not from BTF)
-    space: str = "kernel"  # where a pointer points: kernel, user, ctx
-    fields: Any = field(default=None, compare=False, hash=False)  # tracepoint args layout
-    extra: tuple = ()  # lhist (min, max, step); stack depth/mode
+    size: int
+    signed: bool
+    elem: Ty | None  # pointee (ptr), element (array)
+    count: int  # array length
+    name: str  # record name ("struct task_struct", "args")
+    items: tuple[Ty, ...]  # tuple members
+    btf_id: int  # the record's BTF type id (0: not from BTF)
+    space: str  # where a pointer points: kernel, user, ctx
+    fields: Any  # tracepoint args layout (not compared)
+    extra: tuple  # lhist (min, max, step); stack depth/mode
+
+    def __init__(self, kind: str, size: int = 8, signed: bool = False, elem: Ty | None = None,
+                 count: int = 0, name: str = "", items: tuple[Ty, ...] = (), btf_id: int = 0,
+                 space: str = "kernel", fields: Any = None, extra: tuple = ()) -> None:  # fmt: skip
+        st = object.__setattr__
+        st(self, "kind", kind)
+        st(self, "size", size)
+        st(self, "signed", signed)
+        st(self, "elem", elem)
+        st(self, "count", count)
+        st(self, "name", name)
+        st(self, "items", items)
+        st(self, "btf_id", btf_id)
+        st(self, "space", space)
+        st(self, "fields", fields)
+        st(self, "extra", extra)
+        st(self, "_key", (kind, size, signed, elem, count, name, items, btf_id, space, extra))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Ty is immutable (cannot set {name})")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ty) and self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __repr__(self) -> str:
+        return f"Ty({self._key!r})"
 
     # ---- shapes -----------------------------------------------------------------------
     @property
@@ -40,7 +73,7 @@ class Ty:
     @property
     def is_scalar(self) -> bool:
         """Held in a register: integers, pointers and 8-byte tagged values."""
-        return self.kind in ("int", "ptr", "ksym", "usym", "kstack", "ustack", "username",
+        return self.kind in ("int", "ptr", "ksym", "kstack", "ustack", "username",
                              "probe", "timestamp", "cgroup_path", "strerror", "func")  # fmt: skip
 
     @property
@@ -108,6 +141,8 @@ def storage_size(t: Ty) -> int:
         return 24
     if t.kind == "mac":
         return 8
+    if t.kind == "usym":  # the address and the pid whose mappings resolve it
+        return 16
     return (t.size + 7) & ~7
 
 

@@ -58,6 +58,11 @@ class MapDesc:
         """Programs may not write the map (BPF_F_RDONLY_PROG)."""
         return bool(self.flags & (1 << 7))
 
+    @property
+    def wronly_prog(self) -> bool:
+        """Programs may not read the map (BPF_F_WRONLY_PROG; BPF_F_RDONLY_PROG wins)."""
+        return bool(self.flags & (1 << 8)) and not self.rdonly_prog
+
     @classmethod
     def of(cls, m: Any, name: str = "map") -> MapDesc:
         """Normalise a ``MapDesc``, a map spec-like object or a dict."""
@@ -272,6 +277,8 @@ def verify(
 #: (a test fixture, a second runtime) does not verify its programs again
 _CACHE: dict[tuple, tuple] = {}
 BPF_F_SLEEPABLE = 1 << 4
+#: ``verify_spec`` numbers the object's maps from here (not a plausible fd)
+SPEC_MAP_BASE = 1 << 24
 _CACHE_MAX = 256
 
 
@@ -382,33 +389,55 @@ _ = field
 
 @dataclass
 class GlobalFunc:
-    """A global (non-static) function: verified on its own from its BTF prototype.
-
-    ``args`` holds one ``("scalar",)``, ``("ctx",)`` or ``("mem", size)`` per parameter;
+    """A function's BTF prototype as the verifier uses it. A global (non-static) function
+    is verified on its own from it. ``args`` holds one ``("scalar",)``, ``("ctx",)`` or ``("mem", size)`` per parameter;
     ``error`` says why the kernel would refuse the prototype (then the call fails).
     """
 
     name: str
     args: tuple = ()
     error: str = ""
+    #: a static function (``global_funcs_of`` lists them too): verified in its callers,
+    #: described only for the rules that look at its BTF prototype
+    static: bool = False
+    scalar_return: bool = True
 
 
-# the context struct a global function's ``struct X *ctx`` parameter names, per type
-_CTX_STRUCTS = {
-    ProgType.SOCKET_FILTER: "__sk_buff",
-    ProgType.SCHED_CLS: "__sk_buff",
-    ProgType.SCHED_ACT: "__sk_buff",
-    ProgType.CGROUP_SKB: "__sk_buff",
-    ProgType.XDP: "xdp_md",
-    ProgType.KPROBE: "pt_regs",
-    ProgType.PERF_EVENT: "bpf_perf_event_data",
-    ProgType.RAW_TRACEPOINT: "bpf_raw_tracepoint_args",
+# the context structs a global function's ``struct X *ctx`` parameter may name, per type
+# (the kernel's btf_is_prog_ctx_type)
+_SKB = ("__sk_buff",)
+_CTX_STRUCTS: dict[int, tuple[str, ...]] = {
+    ProgType.SOCKET_FILTER: _SKB,
+    ProgType.SCHED_CLS: _SKB,
+    ProgType.SCHED_ACT: _SKB,
+    ProgType.CGROUP_SKB: _SKB,
+    ProgType.LWT_IN: _SKB,
+    ProgType.LWT_OUT: _SKB,
+    ProgType.LWT_XMIT: _SKB,
+    ProgType.LWT_SEG6LOCAL: _SKB,
+    ProgType.SK_SKB: _SKB,
+    ProgType.FLOW_DISSECTOR: _SKB,
+    ProgType.XDP: ("xdp_md",),
+    ProgType.KPROBE: ("pt_regs", "user_pt_regs"),
+    ProgType.PERF_EVENT: ("bpf_perf_event_data",),
+    ProgType.RAW_TRACEPOINT: ("bpf_raw_tracepoint_args",),
+    ProgType.RAW_TRACEPOINT_WRITABLE: ("bpf_raw_tracepoint_args",),
+    ProgType.SK_MSG: ("sk_msg_md",),
+    ProgType.CGROUP_SOCK: ("bpf_sock",),
+    ProgType.SOCK_OPS: ("bpf_sock_ops",),
+    ProgType.CGROUP_SOCK_ADDR: ("bpf_sock_addr",),
+    ProgType.SK_LOOKUP: ("bpf_sk_lookup",),
+    ProgType.SK_REUSEPORT: ("sk_reuseport_md",),
+    ProgType.CGROUP_SYSCTL: ("bpf_sysctl",),
+    ProgType.CGROUP_SOCKOPT: ("bpf_sockopt",),
+    ProgType.CGROUP_DEVICE: ("bpf_cgroup_dev_ctx",),
 }
 
 
 def global_funcs_of(prog: Any, btf: Any, prog_type: int) -> dict[int, GlobalFunc]:
-    """The global functions of a linked program (entry slot -> :class:`GlobalFunc`),
-    from its BTF func info; the entry function itself is not one of them."""
+    """The functions of a linked program (entry slot -> :class:`GlobalFunc`) from its BTF
+    func info: the global ones, and the static ones marked ``static``; the entry function
+    itself is not one of them."""
     from ..btf.types import Enum, Func, FuncProto, Int, Ptr, Struct
 
     out: dict[int, GlobalFunc] = {}
@@ -421,42 +450,96 @@ def global_funcs_of(prog: Any, btf: Any, prog_type: int) -> dict[int, GlobalFunc
             fn = btf[fi.type_id]
         except (KeyError, IndexError):
             continue
-        if not isinstance(fn, Func) or int(fn.linkage) != 1:
+        if not isinstance(fn, Func):
             continue
         name = fn.name or fi.name or f"func@{fi.slot}"
         proto = btf.resolve(fn.type)
+        if int(fn.linkage) != 1:
+            # a static function: verified inline; only its return type matters here
+            ret = btf.resolve(proto.return_type) if isinstance(proto, FuncProto) else None
+            out[fi.slot] = GlobalFunc(name, static=True, scalar_return=_small_scalar(btf, ret))
+            continue
         g = GlobalFunc(name)
         if not isinstance(proto, FuncProto):
             g.error = f"Global function {name}() has no prototype."
             out[fi.slot] = g
             continue
         ret = btf.resolve(proto.return_type) if proto.return_type else None
+        g.scalar_return = _small_scalar(btf, ret)
         if not isinstance(ret, Int | Enum):
             g.error = f"Global function {name}() doesn't return scalar. Only those are supported."
         args: list[tuple] = []
+        tags = _arg_tags(btf, fi.type_id)
         for i, p in enumerate(proto.params):
             t = btf.resolve(p.type) if p.type else None
-            if isinstance(t, Int | Enum):
-                args.append(("scalar",))
-                continue
-            if isinstance(t, Ptr):
+            tg = tags.get(i, set())
+            err = ""
+            if not isinstance(t, Ptr):
+                if tg:
+                    err = f"arg#{i} has pointer tag, but is not a pointer type"
+                elif isinstance(t, Int | Enum):
+                    args.append(("scalar",))
+                    continue
+                else:
+                    err = (
+                        f"Arg#{i} type {type(t).__name__.upper()} in {name}() is not supported yet."
+                    )
+            else:
                 target = btf.resolve(t.type) if t.type else None
                 tname = getattr(target, "name", "")
-                if isinstance(target, Struct) and tname == _CTX_STRUCTS.get(prog_type):
-                    args.append(("ctx",))
-                    continue
-                size = btf.size_of(t.type) if target is not None else 0
-                if isinstance(target, Int | Enum | Struct) and size > 0:
-                    args.append(("mem", size))
-                    continue
-            g.error = g.error or (
-                f"arg#{i} of global function {name}() must be a number, the context or a "
-                "pointer to a sized type."
-            )
+                if "ctx" in tg or (
+                    isinstance(target, Struct) and tname in _CTX_STRUCTS.get(prog_type, ())
+                ):
+                    if tg - {"ctx"}:
+                        err = f"arg#{i} has invalid combination of tags"
+                    else:
+                        args.append(("ctx",))
+                        continue
+                elif tg & {"trusted", "arena"} or tname == "bpf_dynptr":
+                    err = (
+                        f"arg#{i} of {name}() is a kernel object pointer (BTF-typed, arena or "
+                        "dynptr): not supported by bpfkit's verifier"
+                    )
+                elif "nullable" in tg or tg - {"nonnull"}:
+                    err = f"arg#{i} has invalid combination of tags"
+                else:
+                    size = btf.size_of(t.type) if target is not None else 0
+                    if isinstance(target, Int | Enum | Struct) and size > 0:
+                        args.append(("mem", size, "nonnull" in tg))
+                        continue
+                    err = f"arg#{i} reference type of {name}() size cannot be determined"
+            g.error = g.error or err
             args.append(("scalar",))
         g.args = tuple(args)
         out[fi.slot] = g
     return out
+
+
+def _arg_tags(btf: Any, func_id: int) -> dict[int, set[str]]:
+    """``arg:`` decl tags of a function's parameters (``__arg_ctx``, ``__arg_nonnull``
+    ...): parameter index -> tag names."""
+    from ..btf.types import DeclTag
+
+    out: dict[int, set[str]] = {}
+    for t in btf.types:
+        if (
+            isinstance(t, DeclTag)
+            and t.type == func_id
+            and t.component_idx >= 0
+            and t.name.startswith("arg:")
+        ):
+            out.setdefault(t.component_idx, set()).add(t.name[4:])
+    return out
+
+
+def _small_scalar(btf: Any, t: Any) -> bool:
+    """An int of at most 8 bytes or an enum (the kernel's ``btf_type_is_small_int`` or
+    ``btf_is_any_enum``): a function returning one returns a scalar."""
+    from ..btf.types import Enum, Int
+
+    if isinstance(t, Enum):
+        return True
+    return isinstance(t, Int) and 0 < getattr(t, "size", 0) <= 8
 
 
 def spin_lock_offset(btf: Any, value_type_id: int | None) -> int:
@@ -513,20 +596,22 @@ def spec_lines(prog: Any) -> Callable[[int], dict | None]:
 def verify_spec(obj: Any, program: str | None = None, **kw: Any) -> VerifyResult:
     """Verify one program of an :class:`~bpfkit.obj.spec.ObjectSpec` (maps, type, lines).
 
-    Map references become the map's position in ``obj.maps``; the C source line of a
-    rejection comes from the program's BTF line info.
+    Map references become ``SPEC_MAP_BASE`` plus the map's position in ``obj.maps`` (a
+    map load without a relocation keeps its number, which names no map — as in the
+    kernel, where it is not a map fd); the C source line of a rejection comes from the
+    program's BTF line info.
     """
     prog = obj.program(program)
     names = list(obj.maps)
     maps: dict[int, MapDesc] = {}
     for i, name in enumerate(names):
-        maps[i] = map_desc(obj.maps[name], name, getattr(obj, "btf", None))
+        maps[SPEC_MAP_BASE + i] = map_desc(obj.maps[name], name, getattr(obj, "btf", None))
     insns = list(prog.instructions)
     for rel in prog.relocations:
         if rel.map is not None and rel.map in obj.maps and 0 <= rel.index < len(insns):
             insn = insns[rel.index]
             if insn.is_lddw:
-                idx = names.index(rel.map)
+                idx = SPEC_MAP_BASE + names.index(rel.map)
                 insns[rel.index] = insn.with_(imm=(insn.imm & ~0xFFFFFFFF) | idx)
     kw.setdefault("prog_type", prog.prog_type)
     if prog.expected_attach_type is not None:

@@ -19,6 +19,8 @@ from ..isa.instruction import Instruction, check
 
 BPF_MAXINSNS = 4096
 BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000
+MAX_CALL_FRAMES = 8
+MAY_GOTO = op.JMP | 0xE0  # BPF_JMP | BPF_JCOND (0xe5)
 
 
 class Reject(Exception):
@@ -90,6 +92,16 @@ def build(
                 f"unresolved label {insn.ref}",
                 pc,
             )
+        if insn.opcode == MAY_GOTO:
+            # may_goto (BPF_JMP | BPF_JCOND, src BPF_MAY_GOTO): a conditional jump the
+            # runtime takes once a loop has run long enough (kernel 6.9+)
+            if insn.src or insn.dst or insn.imm or insn.off == 0:
+                raise Reject(
+                    f"Instruction {pc} is a malformed may_goto.",
+                    f"invalid may_goto off {insn.off} imm {insn.imm}",
+                    pc,
+                )
+            continue
         why = check(insn)
         if why:
             raise Reject(
@@ -301,9 +313,16 @@ def check_stack_depth(prog: Program, depths: dict[int, int], jit: bool = True) -
                 f"combined stack size of {len(chain) + 1} calls is {total}. Too large",
                 prog.subprogs[i],
             )
-        if len(chain) > 8:
-            return
         for c in prog.calls.get(i, []):
+            # the kernel walks every call site (reachable or not, recursive or not) and
+            # refuses a chain of MAX_CALL_FRAMES functions
+            if len(chain) + 1 >= MAX_CALL_FRAMES:
+                raise Reject(
+                    f"A chain of calls reaches {MAX_CALL_FRAMES} frames (or recurses); "
+                    f"the kernel allows at most {MAX_CALL_FRAMES - 1} nested calls.",
+                    f"the call stack of {len(chain) + 1} frames is too deep !",
+                    prog.subprogs[i],
+                )
             walk(c, total, chain + [i])
 
     walk(0, 0, [])

@@ -17,31 +17,41 @@ from operator import attrgetter
 from ..isa import opcodes as op
 from ..isa.disasm import ALU_SYMBOLS
 from ..isa.instruction import Instruction
-from ..uapi.enums import HELPER_NAMES, MapType, ProgType
+from ..uapi.enums import HELPER_IDS, HELPER_NAMES, MapType, ProgType
 from . import ctxinfo, liveness, precision, scalar, tnum
-from .cfg import Program, Reject, check_stack_depth
+from .cfg import MAY_GOTO, Program, Reject, check_stack_depth
 from .helpers_proto import (
     ANYTHING,
+    ARG_BTF_SOCK_COMMON,
+    ARG_SOCK_COMMON,
     CONST_ALLOC_SIZE_OR_ZERO,
     CONST_MAP_PTR,
     CONST_SIZE,
     CONST_SIZE_OR_ZERO,
-    MAP_ONLY_HELPERS,
     PROTOS,
     PTR_TO_CONST_STR,
     PTR_TO_CTX,
+    PTR_TO_CTX_OR_NULL,
     PTR_TO_LONG,
+    PTR_TO_MAP_VALUE_OR_NULL,
     PTR_TO_MEM_OR_NULL,
     PTR_TO_RINGBUF_MEM,
     PTR_TO_SPIN_LOCK,
     PTR_TO_STACK_OR_NULL,
+    PTR_TO_U32_OUT,
     PTR_TO_UNINIT_MAP_VALUE,
     PTR_TO_UNINIT_MEM,
     PTR_TO_UNINIT_MEM_OR_NULL,
+    RET_MAP_VALUE,
     RET_MAP_VALUE_OR_NULL,
     RET_RINGBUF_MEM_OR_NULL,
+    RET_SOCK_COMMON_OR_NULL,
+    RET_SOCKET_OR_NULL,
+    RET_TCP_SOCK_OR_NULL,
     RET_VOID,
     Proto,
+    helper_allowed,
+    map_func_error,
     proto_for,
 )
 from .helpers_proto import (
@@ -70,10 +80,14 @@ from .state import (
     PTR_TO_PACKET_END,
     PTR_TO_PACKET_META,
     PTR_TO_SOCK_COMMON,
+    PTR_TO_SOCKET,
     PTR_TO_STACK,
+    PTR_TO_TCP_SOCK,
+    PTR_TO_XDP_SOCK,
     S32_MAX,
     S32_MIN,
     SCALAR,
+    SOCKET_TYPES,
     ST_INVALID,
     ST_MISC,
     ST_SPILL,
@@ -157,7 +171,7 @@ _MOV, _X = op.MOV, op.X
 _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
 #: pointer types the kernel's ``reg_not_null`` knows are not NULL (when not maybe-null)
 _NOT_NULL_TYPES = frozenset(
-    {PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_SOCK_COMMON, PTR_TO_MEM, CONST_PTR_TO_MAP}
+    {PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM, CONST_PTR_TO_MAP, *SOCKET_TYPES}
 )
 
 # alu_state bits of the kernel's ALU sanitation (BPF_ALU_*)
@@ -166,6 +180,9 @@ _ALU_SANITIZE_DST = 2
 _ALU_NEG_VALUE = 4
 _ALU_IMMEDIATE = 8
 _ALU_NON_POINTER = 16
+
+#: Program types whose context is typed by kernel BTF (not modelled: rejected).
+BTF_CTX_TYPES = frozenset({ProgType.TRACING, ProgType.LSM, ProgType.STRUCT_OPS, ProgType.EXT})
 
 #: The program types an unprivileged loader may load.
 UNPRIV_PROG_TYPES = frozenset({ProgType.SOCKET_FILTER, ProgType.CGROUP_SKB})
@@ -192,8 +209,13 @@ class Checker:
         #: the expected attach type (None: the program type's default)
         self.attach_type = attach_type
         self.prog_flags = prog_flags
+        #: BPF_F_STRICT_ALIGNMENT without BPF_F_ANY_ALIGNMENT (x86 has efficient
+        #: unaligned access: nothing else turns strict alignment on)
+        self.strict_align = bool(prog_flags & 1) and not prog_flags & 2
+        #: every function's BTF prototype (entry slot -> GlobalFunc)
+        self.funcs: dict = dict(global_funcs or {})
         #: global (non-static) functions: entry slot -> GlobalFunc; verified on their own
-        self.global_funcs: dict = dict(global_funcs or {})
+        self.global_funcs: dict = {e: g for e, g in self.funcs.items() if not g.static}
         self.global_queue: list[int] = []
         self.in_global: int | None = None  # entry of the global function being verified
         self.prog_type = prog_type
@@ -294,6 +316,18 @@ class Checker:
                 f"program type {_ptname(self.prog_type)} needs CAP_BPF (EPERM)",
                 0,
             )
+        if self.prog_type in BTF_CTX_TYPES:
+            # their context and return values are typed by the kernel's BTF of the attach
+            # target: not modelled (nor run by the userspace VM)
+            name = _ptname(self.prog_type)
+            raise Reject(
+                f"Program type {name} is not supported by bpfkit's verifier (its context "
+                "is typed by the kernel's BTF of the attach target).",
+                f"program type {name} is not supported",
+                0,
+            )
+        self.check_func_returns()
+        self.changes_pkt = self._changes_pkt_subprogs()
         state = self.initial_state()
         self.log.state_line(0, state)
         self.explore_all(state, 0)
@@ -309,6 +343,55 @@ class Checker:
             self.depths.get(i, 0) for i in range(len(self.prog.subprogs))
         )
         return self.stats
+
+    def _changes_pkt_subprogs(self) -> set[int]:
+        """Subprograms that may change packet data: they call a helper that does (or a
+        tail call), directly or through the functions they call (the kernel's
+        ``changes_pkt_data``); a call of such a global function forgets packet pointers."""
+        prog = self.prog
+        out: set[int] = set()
+        edges: dict[int, set[int]] = {}
+        for pc, insn in enumerate(prog.at):
+            if insn is None:
+                continue
+            if insn.is_helper_call and insn.imm in _PKT_CHANGING_IDS:
+                out.add(prog.subprog_of(pc))
+            elif insn.is_local_call:
+                edges.setdefault(prog.subprog_of(pc), set()).add(prog.subprog_of(pc + 1 + insn.imm))
+        changed = True
+        while changed:
+            changed = False
+            for caller, callees in edges.items():
+                if caller not in out and callees & out:
+                    out.add(caller)
+                    changed = True
+        return out
+
+    def check_func_returns(self) -> None:
+        """Subprograms using ld_abs/ld_ind or a tail call must return an int (their BTF
+        prototype says so; the kernel's ``check_btf_func``): both can end the program
+        early with a return value of 0."""
+        prog = self.prog
+        for entry, f in sorted(self.funcs.items()):
+            if f.scalar_return or entry == 0:
+                continue
+            idx = prog.subprog_of(entry)
+            for pc in range(prog.subprogs[idx], prog.subprog_end(idx)):
+                insn = prog.at[pc]
+                if insn is None:
+                    continue
+                what = None
+                if insn.cls == op.LD and insn.opcode != _LDDW:
+                    what = "LD_ABS"
+                elif insn.is_helper_call and insn.imm == _TAIL_CALL:
+                    what = "tail_call"
+                if what:
+                    raise Reject(
+                        f"{f.name}() uses {what} but does not return an int (both can end "
+                        "the program early with a return value).",
+                        f"{what} is only allowed in functions that return 'int'.",
+                        None,
+                    )
 
     def explore_all(self, state: State, pc: int) -> None:
         """Explore every path from ``pc`` (depth first, branches from the stack)."""
@@ -335,8 +418,12 @@ class Checker:
             if arg[0] == "ctx":
                 f.regs[i] = Reg.pointer(T_CTX)
             elif arg[0] == "mem":
+                nonnull = len(arg) > 2 and arg[2]  # __arg_nonnull
                 f.regs[i] = Reg.pointer(
-                    PTR_TO_MEM, maybe_null=True, id=self.new_id(), mem_size=arg[1]
+                    PTR_TO_MEM,
+                    maybe_null=not nonnull,
+                    id=0 if nonnull else self.new_id(),
+                    mem_size=arg[1],
                 )
             else:
                 f.regs[i] = Reg.unknown()
@@ -372,6 +459,11 @@ class Checker:
                         f"r{i}: argument {i} of {g.name}() must be the context pointer.",
                         f"arg#{i - 1} expects pointer to ctx",
                     )
+            elif len(arg) > 2 and arg[2] and (r.is_null_const() or r.maybe_null):
+                raise self.fail(
+                    f"r{i}: argument {i} of {g.name}() must not be NULL (__arg_nonnull).",
+                    f"arg#{i - 1} is expected to be non-NULL",
+                )
             elif not r.is_null_const():
                 for write in (False, True):
                     self.check_mem_arg(
@@ -385,6 +477,11 @@ class Checker:
                         allow_null=True,
                         what=f"argument {i} of {g.name}()",
                     )
+        if self.prog.subprog_of(target) in self.changes_pkt:
+            self._map_regs(
+                st, lambda r: Reg.unknown() if r.type in PACKET_TYPES + (PTR_TO_PACKET_END,) else r
+            )
+            regs = st.cur.regs
         for r in CALLER_SAVED:
             regs[r] = NOT_INIT_REG
         regs[0] = Reg.unknown()
@@ -425,6 +522,33 @@ class Checker:
             is_cb_call = self._cb_calls[pc] = insn.is_helper_call and insn.imm in _CALLBACK_HELPERS
         sig = None
         active = self.active.get(pc)
+        if active and self._is_may_goto(pc):
+            # a may_goto loop: a state within one of an earlier round (another depth)
+            # ends here, the runtime's counter ends the loop (RANGE_WITHIN, no liveness)
+            for olds in active.values():
+                for old in olds:
+                    if (
+                        old.branches > 0
+                        and old.may_goto_depth != state.may_goto_depth
+                        and states_equal(old, state, allow_uninit)
+                    ):
+                        # every scalar was compared by range; what the earlier round
+                        # relies on so far is what this path inherits (the kernel's
+                        # propagate_precision; marking everything would stop widening)
+                        if self.priv:
+                            keys = precision.live_keys(old)
+                            if keys:
+                                precision.mark_chain(self.prog.at, state, keys)
+                            # the checkpoints of this round lean on the earlier round's
+                            # continuation, not explored yet: their marks are not final,
+                            # so they compare every scalar (the kernel compares states
+                            # inside an unfinished loop exactly, for the same reason)
+                            p = state.parent
+                            while p is not None and p is not old:
+                                p.all_prec = True
+                                p = p.parent
+                        self.path_done(state)
+                        return True
         if active:
             sig = _signature(state)
             if is_cb_call:
@@ -443,7 +567,12 @@ class Checker:
                     # the rounds converge (the kernel widens its imprecise scalars)
                     _widen(prev, state)
             for old in active.get(sig, ()):
-                if old.branches > 0 and states_equal(old, state, allow_uninit):
+                # the kernel's infinite-loop test compares states exactly (EXACT)
+                if (
+                    old.branches > 0
+                    and old.may_goto_depth == state.may_goto_depth
+                    and states_equal(old, state, allow_uninit, True)
+                ):
                     raise self.fail(
                         f"Instruction {pc} starts a loop that never makes "
                         "progress (infinite loop).",
@@ -474,8 +603,10 @@ class Checker:
                 sls[:] = [x for x in sls if x not in evict]
                 self.cur_states -= len(evict)
         add = (
-            self.jmps - self.prev_jmps >= 2 and self.stats.insns_processed - self.prev_insns >= 8
-        ) or is_cb_call
+            (self.jmps - self.prev_jmps >= 2 and self.stats.insns_processed - self.prev_insns >= 8)
+            or is_cb_call
+            or self._is_may_goto(pc)  # a forced checkpoint (mark_force_checkpoint)
+        )
         if not add:
             return False
         self.prev_jmps = self.jmps
@@ -499,6 +630,10 @@ class Checker:
         n = len(sls or ()) + 1
         self.stats.max_states_per_insn = max(self.stats.max_states_per_insn, n)
         return False
+
+    def _is_may_goto(self, pc: int) -> bool:
+        insn = self.prog.at[pc]
+        return insn is not None and insn.opcode == MAY_GOTO
 
     # ------------------------------------------------------------------ main loop
     def explore(self, st: State, pc: int) -> None:
@@ -551,6 +686,8 @@ class Checker:
                         pc = self.do_local_call(st, insn, pc)
                     else:
                         pc = self.do_helper_call(st, insn, pc)
+                elif code == MAY_GOTO:
+                    pc = self.do_may_goto(st, insn, pc)
                 else:
                     pc = do_cond_jmp(st, insn, pc)
             elif cls == _CLS_LDX:
@@ -564,8 +701,7 @@ class Checker:
                     self.do_lddw(st, insn)
                     pc += 2
                 else:
-                    self.do_ld_abs(st, insn)
-                    pc += 1
+                    pc = self.do_ld_abs(st, insn, pc)
             hx = self.hx
             st.hist.append(ipc if hx is None else (ipc, hx))
             if logging:
@@ -641,8 +777,11 @@ class Checker:
                                 )
                             self.set_reg(st, dstno, scalar_zext_unknown())
                             return
+                        # a value that fits 32 bits stays linked to its source
+                        src = self._link_if(st, insn.src, src, src.umax.bit_length() <= 32)
                         r = src.clone()
-                        r.id = 0
+                        if src.umax.bit_length() > 32:
+                            r.id = 0
                         scalar.truncate(r, 4)
                         self.set_reg(st, dstno, r)
                 else:
@@ -654,8 +793,12 @@ class Checker:
                             )
                         self.set_reg(st, dstno, Reg.unknown() if is64 else scalar_zext_unknown())
                         return
+                    # no sign to extend: the copy stays linked to its source
+                    no_sext = src.umax < (1 << (insn.off - 1))
+                    src = self._link_if(st, insn.src, src, no_sext)
                     r = src.clone()
-                    r.id = 0
+                    if not no_sext:
+                        r.id = 0
                     scalar.sext(r, insn.off, is64)
                     self.set_reg(st, dstno, r)
             else:
@@ -711,6 +854,15 @@ class Checker:
         scalar.alu(aop, is64, r, src, signed_divmod=insn.off == 1)
         self.set_reg(st, dstno, r)
 
+    def _link_if(self, st: State, regno: int, src: Reg, cond: bool) -> Reg:
+        """The kernel's assign_scalar_id_before_mov: when ``cond``, a scalar that is not
+        a constant gets an id (in its register) so that the copy made next is linked."""
+        if cond and src.type == SCALAR and not src.id and src.var_off.mask:
+            src = src.clone()
+            src.id = self.new_id()
+            self.set_reg(st, regno, src)
+        return src
+
     def ptr_alu(
         self, st: State, insn: Instruction, aop: int, is64: bool, dst: Reg, src: Reg, dstno: int
     ) -> Reg:
@@ -763,7 +915,7 @@ class Checker:
                     f"R{dstno} pointer arithmetic on map_ptr prohibited",
                 )
             return ptr
-        if ptr.type in (PTR_TO_PACKET_END, PTR_TO_FUNC, PTR_TO_SOCK_COMMON) or (
+        if ptr.type in (PTR_TO_PACKET_END, PTR_TO_FUNC, *SOCKET_TYPES) or (
             ptr.type == PTR_TO_MEM and ptr.rdonly and False
         ):
             raise self.fail(
@@ -1001,7 +1153,9 @@ class Checker:
         signed = (insn.opcode & 0xE0) == op.MEMSX
         base = self.read_reg(st, insn.src)
         self.check_dst(insn.dst)
-        val = self.mem_access(st, insn.src, base, insn.off, size, write=False, value=None)
+        val = self.mem_access(
+            st, insn.src, base, insn.off, size, write=False, value=None, ldsx=signed
+        )
         if val.type == SCALAR and size < 8:
             val = val.clone()
             if signed:
@@ -1057,7 +1211,9 @@ class Checker:
                 f"Atomic operations on {base.type_name()} memory are not allowed.",
                 f"BPF_ATOMIC stores into R{insn.dst} {base.type_name()} is not allowed",
             )
-        loaded = self.mem_access(st, insn.dst, base, insn.off, size, write=False, value=None)
+        loaded = self.mem_access(
+            st, insn.dst, base, insn.off, size, write=False, value=None, strict_once=True
+        )
         if loaded.is_pointer() and self.unpriv:
             raise self.fail(
                 "An atomic operation on a stack slot holding a pointer would leak it.",
@@ -1093,10 +1249,16 @@ class Checker:
         value: Reg | None,
         value_regno: int = -1,
         imm_store: bool = False,
+        ldsx: bool = False,
+        strict_once: bool = False,
     ) -> Reg:
-        """Check one load or store through ``base``; returns the loaded value."""
+        """Check one load or store through ``base``; returns the loaded value
+        (``ldsx``: a sign-extending load; ``strict_once``: alignment is checked whatever
+        the program's flags, as for atomics)."""
         t = base.type
         full = off + base.off
+        if t != PTR_TO_STACK and size > 1 and (self.strict_align or strict_once):
+            self.check_alignment(base, off, size)
         if t == PTR_TO_STACK:
             return self.stack_access(
                 st, regno, base, off, size, write, value, value_regno, imm_store
@@ -1118,10 +1280,8 @@ class Checker:
                 raise self._bad_type(regno, base)
             m = base.map
             limit = m.value_size if t == PTR_TO_MAP_VALUE else m.key_size
-            if write and t == PTR_TO_MAP_VALUE and m.rdonly_prog:
-                raise self.fail(
-                    f"Map '{m.name}' is read-only for programs.", "write into map forbidden"
-                )
+            if t == PTR_TO_MAP_VALUE:
+                self.map_access_type(m, off, size, write)
             if write and t == PTR_TO_MAP_KEY:
                 raise self.fail(
                     "Writing through a map key pointer is not allowed.",
@@ -1196,7 +1356,9 @@ class Checker:
                         f"r{value_regno}: storing a pointer into the context leaks it.",
                         f"R{value_regno} leaks addr into ctx",
                     )
-            acc = ctxinfo.check(self.prog_type, full, size, write, self.unpriv)
+            acc = ctxinfo.check(self.prog_type, full, size, write, self.unpriv, self.attach_type)
+            if acc.ok and ldsx and acc.reg_type != SCALAR:
+                acc = ctxinfo.CtxAccess(False)  # a pointer field cannot be sign-extended
             if not acc.ok:
                 what = "write" if write else "read"
                 raise self.fail(
@@ -1206,25 +1368,34 @@ class Checker:
                 )
             if write:
                 return Reg.unknown()
-            if acc.reg_type == PTR_TO_SOCK_COMMON:  # may be NULL: its own id for the check
-                return Reg.pointer(PTR_TO_SOCK_COMMON, maybe_null=True, id=self.new_id())
+            if acc.reg_type in SOCKET_TYPES:
+                # skb->sk and some others may be NULL: an id of their own for the check
+                if acc.reg_type == PTR_TO_SOCK_COMMON or acc.extra.get("null"):
+                    return Reg.pointer(acc.reg_type, maybe_null=True, id=self.new_id())
+                return Reg.pointer(acc.reg_type)
             if acc.reg_type != SCALAR:
                 r = Reg.pointer(acc.reg_type)
                 if acc.reg_type in PACKET_TYPES:
                     r.id = 0
                 return r
             return Reg.unknown()
-        if t == PTR_TO_SOCK_COMMON and not base.maybe_null:
+        if t in SOCKET_TYPES and not base.maybe_null:
+            tn = base.type_name()
             if write:
                 raise self.fail(
                     f"r{regno}: a socket cannot be written.",
-                    f"R{regno} cannot write into sock_common",
+                    f"R{regno} cannot write into {tn}",
                 )
-            if not ctxinfo.sock_common_access(full, size, write):
+            check = {
+                PTR_TO_SOCK_COMMON: lambda o, n: ctxinfo.sock_common_access(o, n, False),
+                PTR_TO_SOCKET: ctxinfo.bpf_sock_access,
+                PTR_TO_TCP_SOCK: ctxinfo.tcp_sock_access,
+                PTR_TO_XDP_SOCK: ctxinfo.xdp_sock_access,
+            }[t]
+            if not check(full, size):
                 raise self.fail(
-                    f"r{regno}: struct bpf_sock has no {size}-byte field at offset {full} "
-                    "readable through skb->sk.",
-                    f"R{regno} invalid sock_common access off={full} size={size}",
+                    f"r{regno}: the {tn} has no readable {size}-byte field at offset {full}.",
+                    f"R{regno} invalid {tn} access off={full} size={size}",
                 )
             return Reg.unknown()
         if t in PACKET_TYPES:
@@ -1250,6 +1421,50 @@ class Checker:
                 )
             return Reg.unknown()
         raise self._bad_type(regno, base)
+
+    def check_alignment(self, base: Reg, off: int, size: int) -> None:
+        """Strict alignment (``BPF_F_STRICT_ALIGNMENT``, atomics): the kernel's
+        ``check_ptr_alignment``; packet data is assumed to start 2 bytes past an
+        aligned address (NET_IP_ALIGN)."""
+        t = base.type
+        vo = base.var_off
+        if t in (PTR_TO_PACKET, PTR_TO_PACKET_META):
+            at = tnum.add(vo, tnum.const(2 + base.off + off))
+            if not tnum.is_aligned(at, size):
+                raise self.fail(
+                    f"Misaligned {size}-byte packet access (strict alignment).",
+                    f"misaligned packet access off 2+{_tn(vo)}+{base.off}+{off} size {size}",
+                )
+            return
+        desc = {
+            PTR_TO_MAP_KEY: "key ",
+            PTR_TO_MAP_VALUE: "value ",
+            T_CTX: "context ",
+            PTR_TO_STACK: "stack ",
+            PTR_TO_SOCKET: "sock ",
+            PTR_TO_SOCK_COMMON: "sock_common ",
+            PTR_TO_TCP_SOCK: "tcp_sock ",
+            PTR_TO_XDP_SOCK: "xdp_sock ",
+        }.get(t, "")
+        at = tnum.add(vo, tnum.const(base.off + off))
+        if not tnum.is_aligned(at, size):
+            raise self.fail(
+                f"Misaligned {size}-byte {desc}access (strict alignment).",
+                f"misaligned {desc}access off {_tn(vo)}+{base.off}+{off} size {size}",
+            )
+
+    def map_access_type(self, m, off: int, size: int, write: bool) -> None:
+        """BPF_F_RDONLY_PROG / BPF_F_WRONLY_PROG (the kernel's ``check_map_access_type``)."""
+        if write and m.rdonly_prog:
+            raise self.fail(
+                f"Map '{m.name}' is read-only for programs (BPF_F_RDONLY_PROG).",
+                f"write into map forbidden, value_size={m.value_size} off={off} size={size}",
+            )
+        if not write and m.wronly_prog:
+            raise self.fail(
+                f"Map '{m.name}' is write-only for programs (BPF_F_WRONLY_PROG).",
+                f"read from map forbidden, value_size={m.value_size} off={off} size={size}",
+            )
 
     def _bad_type(self, regno: int, base: Reg) -> Reject:
         name = self.reg_name(base)
@@ -1325,15 +1540,14 @@ class Checker:
     ) -> tuple[int, int]:
         """(lowest, highest+1) stack offsets the access can touch; checks the 512 bytes."""
         full = ptr.off + off
+        rw = "write to" if write else "read from"
         if ptr.var_off == tnum.ZERO:
             lo, hi = full, full + size
-            if lo < -MAX_BPF_STACK or hi > 0:
-                rw = "write to" if write else "read from"
+            if lo < -MAX_BPF_STACK or hi > 0 or lo > -1:
                 raise self.fail(
                     f"r{regno}: a {size}-byte {rw} the stack at offset {full} is "
                     "outside the 512-byte frame.",
-                    f"invalid {'write to' if write else 'read from'} stack R{regno} "
-                    f"off={full} size={size}",
+                    f"invalid {rw} stack R{regno} off={full} size={size}",
                 )
             return lo, hi
         if self.unpriv:
@@ -1348,11 +1562,11 @@ class Checker:
             )
         lo = full + ptr.smin
         hi = full + ptr.smax + size
-        if lo < -MAX_BPF_STACK or hi > 0:
+        if lo < -MAX_BPF_STACK or hi > 0 or lo > -1:
             raise self.fail(
                 f"r{regno}: a {size}-byte stack access at variable offset "
                 f"[{lo}, {hi - size}] can leave the 512-byte frame.",
-                f"invalid variable-offset {'write to' if write else 'read from'} stack "
+                f"invalid variable-offset {rw} stack "
                 f"R{regno} var_off={tnum.fmt(ptr.var_off)} off={full} size={size}",
             )
         return lo, hi
@@ -1469,9 +1683,16 @@ class Checker:
             frame.stack[spi] = Slot(ST_SPILL * 8, value)
             return
         if aligned_slot and value is not None and value.type == SCALAR and self.priv:
-            # spill a scalar (an 8-byte or a narrow aligned spill keeps its value)
+            # spill a scalar (an 8-byte or a narrow aligned spill keeps its value); a
+            # value that fits the spill stays linked to its register (the kernel's
+            # assign_scalar_id_before_mov: it gets an id first), a wider one does not
             v = value
-            if size < 8:
+            fits = value.umax.bit_length() <= 8 * size
+            if fits and not value.id and value.var_off.mask and value_regno >= 0:
+                v = value.clone()
+                v.id = self.new_id()
+                self.set_reg(st, value_regno, v)
+            if not fits:
                 v = value.clone()
                 v.id = 0
                 scalar.truncate(v, size)
@@ -1510,15 +1731,18 @@ class Checker:
                 )
             if size <= ssize and full % 8 == 0:
                 r = sp.clone()
-                r.id = 0
+                if sp.umax.bit_length() > 8 * size:
+                    r.id = 0  # a narrowing fill breaks the link
                 scalar.truncate(r, size)
                 return r
-        zeros = 0
+        zeros = spills = 0
         for i in range(size):
             c = slot.types[(slot_idx - i) % 8] if slot is not None else ST_INVALID
             if c == ST_ZERO:
                 zeros += 1
-            elif c in (ST_MISC, ST_SPILL):
+            elif c == ST_SPILL:
+                spills += 1
+            elif c == ST_MISC:
                 continue
             elif c == ST_INVALID and self.priv:
                 continue
@@ -1530,6 +1754,8 @@ class Checker:
                 )
         if zeros == size:
             return Reg.const(0)
+        if spills == size and slot.spilled is not None and slot.spilled.is_null_const():
+            return Reg.const(0)  # part of a spilled zero
         return Reg.unknown()
 
     def stack_range_init(
@@ -1539,6 +1765,8 @@ class Checker:
         if size == 0:
             if not zero_ok:
                 raise self.fail(f"r{regno}: zero-sized {what} access.", "invalid zero-sized read")
+            # no byte is touched, but the pointer must still point into the frame
+            self.stack_bounds(regno, ptr, 0, 0, write, what="helper")
             return
         lo, hi = self.stack_bounds(regno, ptr, 0, size, write, what="helper")
         frame = self.frame_of(st, ptr)
@@ -1570,11 +1798,18 @@ class Checker:
                 self._set_byte(frame, a, ST_MISC)
 
     # ------------------------------------------------------------------ legacy packet loads
-    def do_ld_abs(self, st: State, insn: Instruction) -> None:
+    def do_ld_abs(self, st: State, insn: Instruction, pc: int) -> int:
+        """A legacy packet load; returns the next pc. It ends the program with 0 when the
+        packet is too short: in a subprogram, that early return is a path of its own."""
         if self.prog_type not in ctxinfo.LD_ABS_TYPES:
             raise self.fail(
                 "Legacy packet loads (ld_abs/ld_ind) are not allowed for this program type.",
                 "BPF_LD_[ABS|IND] instructions not allowed for this program type",
+            )
+        if any(f.callback for f in st.frames[1:]):
+            raise self.fail(
+                "Legacy packet loads (ld_abs/ld_ind) are not allowed in a callback.",
+                "cannot use BPF_LD_[ABS|IND] within callback",
             )
         if st.refs:
             raise self.fail(
@@ -1598,6 +1833,16 @@ class Checker:
             st.cur.regs[r] = NOT_INIT_REG
         size = op.SIZE_BYTES[insn.opcode & 0x18]
         st.cur.regs[0] = scalar.load_sized(size, False)
+        if len(st.frames) == 1:
+            return pc + 1
+        # the load continues on a path of its own; this one returns 0 to the caller
+        other = st.copy()
+        other.hist.append(pc)
+        self.push(other, pc + 1)
+        st.cur.regs[0] = Reg.const(0)
+        nxt = self.do_exit(st)
+        assert nxt is not None
+        return nxt
 
     # ------------------------------------------------------------------ jumps
     def do_cond_jmp(self, st: State, insn: Instruction, pc: int) -> int:
@@ -1652,6 +1897,18 @@ class Checker:
             other.hist.append(pc)
         o_dead = not self.refine_branch(other, insn, jop, is32, srcno, True, src)
         s_dead = not self.refine_branch(st, insn, jop, is32, srcno, False, src)
+        if (
+            not is32
+            and srcno >= 0
+            and jop in (op.JEQ, op.JNE)
+            and dst.is_pointer()
+            and src.is_pointer()
+            and dst.maybe_null != src.maybe_null
+        ):
+            # equal to a pointer known not NULL: not NULL either (that register only)
+            eq = other if jop == op.JEQ else st
+            rno = srcno if src.maybe_null else insn.dst
+            eq.cur.regs[rno] = _not_null(eq.cur.regs[rno])
         if (o_dead or s_dead) and scalars:
             self.precise(st, *scalars)
         if o_dead and s_dead:
@@ -1664,6 +1921,34 @@ class Checker:
             return self._switch(st, other, target)
         self.push(other, target)
         return fall
+
+    def do_may_goto(self, st: State, insn: Instruction, pc: int) -> int:
+        """``may_goto``: the jump is explored first; the fall-through (the loop going on)
+        is queued one may_goto deeper, its imprecise scalars widened against the same
+        point on an earlier round so the rounds converge (the kernel's way)."""
+        other = st.copy()
+        other.hist.append(pc)
+        other.may_goto_depth += 1
+        prev = self._prev_entry(st, pc)
+        if prev is not None:
+            _widen_imprecise(prev, other)
+        self.push(other, pc + 1)
+        return pc + 1 + insn.off
+
+    def _prev_entry(self, st: State, pc: int) -> State | None:
+        """The checkpoint at ``pc`` on the current path (a loop's previous round)."""
+        p = st.parent
+        while p is not None:
+            if (
+                p.insn == pc
+                and p.branches > 0
+                and p.may_goto_depth < st.may_goto_depth  # not the checkpoint just made
+                and len(p.frames) == len(st.frames)
+            ):
+                if all(a.callsite == b.callsite for a, b in zip(p.frames, st.frames, strict=True)):
+                    return p
+            p = p.parent
+        return None
 
     @staticmethod
     def _linked_keys(st: State, dno: int, dst: Reg, sno: int, src: Reg) -> tuple:
@@ -1706,15 +1991,18 @@ class Checker:
         """1 always taken, 0 never, -1 unknown."""
         if a.type == SCALAR and b.type == SCALAR:
             return scalar.branch_taken(jop, a, b, is32)
+        if is32:
+            # the low 32 bits of a valid pointer may well be zero: a 32-bit comparison
+            # of a pointer is never decided (the rule of current kernels, 6.12.118 and
+            # 6.18 among them; older ones decided it — deciding it is what may accept
+            # what a kernel rejects, so bpfkit never does)
+            return -1
         # pointer vs the constant zero: pointers the kernel knows are not NULL (map
         # values, memory, ...; not the context or the stack) are never zero
         for p, z, jo in ((a, b, jop), (b, a, scalar.FLIP.get(jop, jop))):
             if z.type != SCALAR or not p.is_pointer():
                 continue
-            if is32:
-                zero = (z.var_off.mask | z.var_off.value) & M32 == 0
-            else:
-                zero = z.is_null_const()
+            zero = z.is_null_const()
             if zero and not p.maybe_null and p.type in _NOT_NULL_TYPES:
                 if jo == op.JEQ:
                     return 0
@@ -1789,12 +2077,8 @@ class Checker:
                         f.regs[i] = new
                 for spi, slot in list(f.stack.items()):
                     sp = slot.spilled
-                    if (
-                        sp is not None
-                        and sp.type == SCALAR
-                        and sp.id == old.id
-                        and slot.spill_size() == 8
-                    ):
+                    if sp is not None and sp.type == SCALAR and sp.id == old.id:
+                        # a narrow spill keeps its id only when the value fits it
                         f.stack[spi] = Slot(slot.types, new)
 
     def mark_ptr_or_null(self, st: State, pid: int, is_null: bool) -> None:
@@ -1807,13 +2091,16 @@ class Checker:
             nonlocal ref_id
             if r.maybe_null and r.id == pid:
                 if is_null:
-                    ref_id = r.ref_obj_id or ref_id
+                    if r.ref_obj_id and r.ref_obj_id == r.id:  # the acquired pointer itself
+                        ref_id = r.ref_obj_id
                     return Reg.const(0)
                 n = r.clone()
                 n.maybe_null = False
                 inner = getattr(n.map, "inner", None) if n.type == PTR_TO_MAP_VALUE else None
                 if inner is not None:  # a map-in-map lookup: the inner map (its template)
                     return Reg.pointer(CONST_PTR_TO_MAP, map=inner)
+                if n.type == PTR_TO_MAP_VALUE and n.map.type in _SOCK_MAPS:
+                    return Reg.pointer(_SOCK_MAPS[n.map.type], id=n.id, ref_obj_id=n.ref_obj_id)
                 if n.type == PTR_TO_MAP_VALUE and n.map.spin_lock_off < 0:
                     n.id = 0
                 return n
@@ -1906,8 +2193,11 @@ class Checker:
         fr = st.cur
         r0 = fr.regs[0]
         if len(st.frames) > 1:
-            if r0.type == NOT_INIT:
-                raise self.fail("r0 is not set when the function returns.", "R0 !read_ok")
+            # a static function may return without setting r0 (a void function): the
+            # caller gets r0 uninitialised and fails only if it reads it (the kernel's
+            # prepare_func_exit; issue 11: BCC tools have such functions)
+            if fr.callback and r0.type == NOT_INIT:
+                raise self.fail("r0 is not set when the callback returns.", "R0 !read_ok")
             if fr.callback:
                 if r0.type == SCALAR:
                     self.precise(st, 0)
@@ -1920,8 +2210,7 @@ class Checker:
                 if r0.smin < fr.cb_ret_lo or r0.smax > fr.cb_ret_hi or r0.umax > fr.cb_ret_hi:
                     raise self.fail(
                         f"A callback must return a value in [{fr.cb_ret_lo}, {fr.cb_ret_hi}].",
-                        f"At callback return the register R0 has "
-                        f"{'unknown scalar value' if not r0.is_const() else r0.smin}"
+                        f"At callback return the register R0 has{_scalar_range(r0)}"
                         f" should have been in [{fr.cb_ret_lo}, {fr.cb_ret_hi}]",
                     )
             if r0.type == PTR_TO_STACK and r0.frameno == fr.frameno:
@@ -1956,8 +2245,8 @@ class Checker:
             ref = st.refs[0]
             raise self.fail(
                 f"The program exits without releasing the reference acquired at "
-                f"instruction {ref.insn} (ringbuf reservation not submitted or "
-                "discarded).",
+                f"instruction {ref.insn} (a ringbuf reservation not submitted or "
+                "discarded, a socket not released).",
                 f"Unreleased reference id={ref.id} alloc_insn={ref.insn}",
             )
         if r0.type == NOT_INIT:
@@ -1974,7 +2263,7 @@ class Checker:
             raise self.fail(
                 "Returning a pointer in r0 leaks a kernel address.", "R0 leaks addr as return value"
             )
-        rng = ctxinfo.RETURN_RANGE.get(self.prog_type)
+        rng = ctxinfo.return_range(self.prog_type, self.attach_type)
         if rng is not None:
             if r0.type == SCALAR:
                 self.precise(st, 0)
@@ -1985,29 +2274,31 @@ class Checker:
                 )
             lo, hi = rng
             if r0.smin < lo or r0.smax > hi:
-                val = f"{r0.smin}" if r0.is_const() else "unknown scalar value"
                 raise self.fail(
                     f"The return value must be in [{lo}, {hi}] for a "
                     f"{_ptname(self.prog_type)} program.",
-                    f"At program exit the register R0 has {val} should have been in [{lo}, {hi}]",
+                    f"At program exit the register R0 has{_scalar_range(r0)} should have "
+                    f"been in [{lo}, {hi}]",
                 )
         return None
 
     def do_helper_call(self, st: State, insn: Instruction, pc: int) -> int:
         hid = insn.imm
-        proto = proto_for(hid, self.prog_type, self.unpriv)
-        name = HELPER_NAMES.get(hid, f"unknown#{hid}")
+        proto = proto_for(hid, self.prog_type, self.unpriv, self.attach_type)
+        name = HELPER_NAMES.get(hid) or _EXTRA_HELPERS.get(hid) or f"unknown#{hid}"
         if proto is None:
-            if hid not in HELPER_NAMES:
+            if not 0 < hid <= _MAX_HELPER:
                 raise self.fail(f"Helper {hid} does not exist.", f"invalid func unknown#{hid}")
-            if hid in PROTOS and self.prog_type in _KNOWN_TYPES:
+            if not helper_allowed(hid, self.prog_type, self.unpriv, self.attach_type):
                 raise self.fail(
                     f"A {_ptname(self.prog_type)} program cannot call helper bpf_{name}.",
                     f"program of this type cannot use helper bpf_{name}#{hid}",
                 )
+            # the kernel allows it; bpfkit does not model its arguments
             raise self.fail(
-                f"Helper bpf_{name} ({hid}) is not supported here.",
-                f"program of this type cannot use helper bpf_{name}#{hid}",
+                f"Helper bpf_{name} ({hid}) is not supported by bpfkit's verifier (the "
+                "kernel allows it here; its arguments are not modelled).",
+                f"helper bpf_{name}#{hid} is not supported",
             )
         if proto.gpl_only and not self.gpl:
             raise self.fail(
@@ -2025,17 +2316,12 @@ class Checker:
             self.check_arg(st, proto, i + 1, kind, meta)
         # map compatibility
         if meta.map is not None:
-            only = MAP_ONLY_HELPERS.get(meta.map.type)
-            if (
-                only is not None
-                and proto.name not in only
-                or proto.map_types
-                and meta.map.type not in proto.map_types
-            ):
+            why = map_func_error(meta.map.type, proto.name, self.prog_type, self.attach_type)
+            if why:
                 raise self.fail(
                     f"bpf_{name} cannot be used with map '{meta.map.name}' of type "
                     f"{_mtname(meta.map.type)}.",
-                    f"cannot pass map_type {meta.map.type} into func bpf_{name}#{hid}",
+                    why,
                 )
         # side effects
         if proto.name == "spin_lock":
@@ -2057,6 +2343,20 @@ class Checker:
                     "bpf_spin_unlock of different lock",
                 )
             st.lock = None
+        if proto.name == "get_local_storage":
+            flags = regs[2]
+            if flags.type == SCALAR:
+                self.precise(st, 2)
+            if not flags.is_null_const():
+                raise self.fail(
+                    "bpf_get_local_storage's flags must be 0.",
+                    "get_local_storage() doesn't support non-zero flags",
+                )
+        if hid == _TAIL_CALL and st.refs:
+            raise self.fail(
+                "A tail call while holding a reference would leak it.",
+                "tail_call would lead to reference leak",
+            )
         if proto.releases:
             self.release_ref(st, meta.ref_obj_id)
         if proto.callback:
@@ -2082,10 +2382,28 @@ class Checker:
                 and meta.const_key is not None
                 and meta.const_key < m.max_entries
             ):
-                # an array lookup with a constant in-bounds key cannot fail
-                return Reg.pointer(PTR_TO_MAP_VALUE, map=m)
+                # an array lookup with a constant in-bounds key cannot fail; a value with
+                # a spin lock still gets an id (the lock's identity, as in the kernel)
+                return Reg.pointer(
+                    PTR_TO_MAP_VALUE, map=m, id=self.new_id() if m.spin_lock_off >= 0 else 0
+                )
+            if proto.name == "map_lookup_elem" and m.type in (MapType.SOCKMAP, MapType.SOCKHASH):
+                # a socket, referenced (is_acquire_function); a socket once NULL-checked
+                rid = self.new_id()
+                st.refs = st.refs + [Ref(rid, pc)]
+                return Reg.pointer(PTR_TO_MAP_VALUE, map=m, maybe_null=True, id=rid, ref_obj_id=rid)
             r = Reg.pointer(PTR_TO_MAP_VALUE, map=m, maybe_null=True, id=self.new_id())
             return r
+        if ret == RET_MAP_VALUE:  # bpf_get_local_storage: never NULL
+            return Reg.pointer(PTR_TO_MAP_VALUE, map=meta.map)
+        if ret in _SOCK_RETS:
+            rtype = _SOCK_RETS[ret]
+            if proto.acquires:
+                rid = self.new_id()
+                st.refs = st.refs + [Ref(rid, pc)]
+                return Reg.pointer(rtype, maybe_null=True, id=rid, ref_obj_id=rid)
+            ref = meta.ref_obj_id if proto.ptr_cast else 0
+            return Reg.pointer(rtype, maybe_null=True, id=self.new_id(), ref_obj_id=ref)
         if ret == RET_RINGBUF_MEM_OR_NULL:
             rid = self.new_id()
             st.refs = st.refs + [Ref(rid, pc)]
@@ -2162,6 +2480,54 @@ class Checker:
             raise self.fail(
                 f"Argument {argno} (r{argno}) of {name} is not initialised.", f"R{argno} !read_ok"
             )
+        if r.type in (PTR_TO_PACKET, PTR_TO_PACKET_META) and kind != ANYTHING:
+            if not proto.pkt_access:
+                raise self.fail(
+                    f"r{argno}: {name} cannot take a packet pointer.",
+                    "helper access to the packet is not allowed",
+                )
+        if kind in (ARG_SOCK_COMMON, ARG_BTF_SOCK_COMMON) or (
+            kind == ARG_MAP_VALUE
+            and meta.map is not None
+            and meta.map.type in (MapType.SOCKMAP, MapType.SOCKHASH)
+        ):
+            # any kind of socket, not NULL (a sockmap's "value" is a socket)
+            if r.type not in SOCKET_TYPES or r.maybe_null:
+                expected = "sock_common, sock, tcp_sock, xdp_sock"
+                if kind != ARG_SOCK_COMMON:
+                    expected += ", ptr_, trusted_ptr_"
+                raise self._arg_type(argno, name, r, expected)
+            if proto.releases and not r.ref_obj_id:
+                raise self.fail(
+                    f"r{argno}: {name} releases a socket reference; this one was not "
+                    "acquired (only lookups acquire one).",
+                    f"R{argno} must be referenced when passed to release function",
+                )
+            meta.ref_obj_id = r.ref_obj_id
+            return
+        if kind == PTR_TO_MAP_VALUE_OR_NULL:
+            if r.is_null_const():
+                return
+            kind = ARG_MAP_VALUE
+        if kind == PTR_TO_CTX_OR_NULL:
+            if r.is_null_const():
+                return
+            kind = PTR_TO_CTX
+        if kind == PTR_TO_U32_OUT:
+            self.check_mem_arg(
+                st,
+                argno,
+                r,
+                4,
+                write=True,
+                zero_ok=False,
+                name=name,
+                allow_null=False,
+                what="result",
+            )
+            if r.type != SCALAR:
+                self.check_alignment(r, 0, 4)  # MEM_ALIGNED
+            return
         if kind == ANYTHING:
             if r.is_pointer() and self.unpriv:
                 raise self.fail(
@@ -2257,6 +2623,12 @@ class Checker:
                 )
             meta.msize_max = r.umax
             mr = meta.mem_regno
+            if mr and meta.mem_null and r.umax > 0:
+                # NULL is a valid buffer only when the size is known to be 0
+                raise self.fail(
+                    f"r{mr}: NULL is passed to {name} with a size that may not be 0.",
+                    f"R{mr} type=scalar expected=fp",
+                )
             if mr and not meta.mem_null:
                 self.check_mem_arg(
                     st,
@@ -2360,6 +2732,8 @@ class Checker:
                 allow_null=False,
                 what="result",
             )
+            if r.type != SCALAR:
+                self.check_alignment(r, 0, 8)  # MEM_ALIGNED
             return
         raise self.fail(f"Unsupported argument kind {kind}.", f"unsupported arg {kind}")
 
@@ -2427,10 +2801,7 @@ class Checker:
             self.mem_access(st, regno, r, 0, size, write=False, value=None)
             return
         if t == PTR_TO_MAP_VALUE:
-            if write and r.map.rdonly_prog:
-                raise self.fail(
-                    f"Map '{r.map.name}' is read-only for programs.", "write into map forbidden"
-                )
+            self.map_access_type(r.map, r.off, size, write)
             self.region_access(
                 regno,
                 r,
@@ -2500,8 +2871,52 @@ class _Meta:
 
 
 _ARRAYS = (MapType.ARRAY, MapType.PERCPU_ARRAY)
+_MAX_HELPER = 211  # bpf_cgrp_storage_delete: the last helper id (6.12 and 6.18)
+_EXTRA_HELPERS = {210: "cgrp_storage_get", 211: "cgrp_storage_delete"}
+_TAIL_CALL = 12
+_SOCK_RETS = {
+    RET_SOCKET_OR_NULL: PTR_TO_SOCKET,
+    RET_SOCK_COMMON_OR_NULL: PTR_TO_SOCK_COMMON,
+    RET_TCP_SOCK_OR_NULL: PTR_TO_TCP_SOCK,
+}
+#: maps whose lookups give sockets once NULL-checked
+_SOCK_MAPS = {
+    MapType.SOCKMAP: PTR_TO_SOCKET,
+    MapType.SOCKHASH: PTR_TO_SOCKET,
+    MapType.XSKMAP: PTR_TO_XDP_SOCK,
+}
+#: helpers after which packet pointers are stale (the kernel's
+#: ``bpf_helper_changes_pkt_data``; a tail-called program could call any of them)
+_PKT_CHANGING_IDS = frozenset(
+    HELPER_IDS[n]
+    for n in (
+        "clone_redirect",
+        "l3_csum_replace",
+        "l4_csum_replace",
+        "lwt_push_encap",
+        "lwt_seg6_action",
+        "lwt_seg6_adjust_srh",
+        "lwt_seg6_store_bytes",
+        "msg_pop_data",
+        "msg_pull_data",
+        "msg_push_data",
+        "skb_adjust_room",
+        "skb_change_head",
+        "skb_change_proto",
+        "skb_change_tail",
+        "skb_pull_data",
+        "skb_store_bytes",
+        "skb_vlan_pop",
+        "skb_vlan_push",
+        "store_hdr_opt",
+        "xdp_adjust_head",
+        "xdp_adjust_meta",
+        "xdp_adjust_tail",
+        "tail_call",
+    )
+)
 _CALLBACK_HELPERS = {p.id for p in PROTOS.values() if p.callback}
-_KNOWN_TYPES = set(ctxinfo.RULES)
+_KNOWN_TYPES = set(ctxinfo.RULES) | set(ctxinfo.RULES_ATTACH)
 
 
 def _ptname(pt: int) -> str:
@@ -2516,6 +2931,32 @@ def _mtname(mt: int) -> str:
         return MapType(mt).name.lower()
     except ValueError:
         return str(mt)
+
+
+def _not_null(r: Reg) -> Reg:
+    """The kernel's mark_ptr_not_null_reg: this register (not its copies) is not NULL."""
+    if not r.maybe_null:
+        return r
+    if r.type == PTR_TO_MAP_VALUE and r.map.type in _SOCK_MAPS:
+        return Reg.pointer(_SOCK_MAPS[r.map.type], id=r.id, ref_obj_id=r.ref_obj_id)
+    n = r.clone()
+    n.maybe_null = False
+    return n
+
+
+def _tn(t: Tnum) -> str:
+    """A tnum as the kernel's alignment messages print it (a constant as a number)."""
+    return str(s64(t.value)) if not t.mask else tnum.fmt(t)
+
+
+def _scalar_range(r: Reg) -> str:
+    """`` smin=A smax=B`` as the kernel's ``verbose_invalid_scalar`` prints a range."""
+    out = ""
+    if r.smin > -(1 << 63):
+        out += f" smin={r.smin}"
+    if r.smax < (1 << 63) - 1:
+        out += f" smax={r.smax}"
+    return out or " unknown scalar value"
 
 
 def _s32_wrap(v: int) -> int:
@@ -2539,6 +2980,41 @@ def _widen_reg(old: Reg, cur: Reg) -> Reg:
     if range_within(old, cur) and tnum.contains(old.var_off, cur.var_off):
         return cur
     return Reg.unknown()
+
+
+def _widen_imprecise(old: State, cur: State) -> None:
+    """The kernel's widen_imprecise_scalars: a scalar of ``cur`` not the same as in the
+    loop's previous round ``old`` and not marked precise there becomes unknown."""
+    from .state import _IdMap, regs_exact
+
+    if old.all_prec:
+        return
+    ids = _IdMap()
+    prec = old.prec
+    for fi, (of, cf) in enumerate(zip(old.frames, cur.frames, strict=True)):
+        base = fi * 128
+        regs = list(cf.regs)
+        for i, (o, c) in enumerate(zip(of.regs, cf.regs, strict=True)):
+            if (
+                o.type == SCALAR
+                and c.type == SCALAR
+                and base + i not in prec
+                and not regs_exact(o, c, ids)
+            ):
+                regs[i] = Reg.unknown()
+        cf.regs = regs
+        for spi, slot in list(cf.stack.items()):
+            oslot = of.stack.get(spi)
+            if oslot is None or not oslot.is_spill() or not slot.is_spill():
+                continue
+            o, c = oslot.spilled, slot.spilled
+            if (
+                o.type == SCALAR
+                and c.type == SCALAR
+                and precision.slot_key(fi, spi) not in prec
+                and not regs_exact(o, c, ids)
+            ):
+                cf.stack[spi] = Slot(slot.types, Reg.unknown())
 
 
 def _widen(old: State, cur: State) -> None:

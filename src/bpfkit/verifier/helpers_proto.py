@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..uapi.enums import HELPER_IDS, MapType, ProgType
+from .helper_sets import ALLOWED_IDS
 
 # Argument kinds.
 ANYTHING = "anything"
@@ -31,12 +32,21 @@ PTR_TO_STACK_OR_NULL = "stack_or_null"
 PTR_TO_SPIN_LOCK = "spin_lock"
 PTR_TO_CONST_STR = "const_str"
 PTR_TO_LONG = "long"  # 8 writable, aligned bytes
+PTR_TO_U32_OUT = "u32_out"  # 4 writable, aligned bytes (ARG_PTR_TO_FIXED_SIZE_MEM)
+PTR_TO_CTX_OR_NULL = "ctx_or_null"
+PTR_TO_MAP_VALUE_OR_NULL = "map_value_or_null"  # NULL, or the map's value size
+ARG_SOCK_COMMON = "sock_common"  # a socket pointer of any kind, not NULL
+ARG_BTF_SOCK_COMMON = "btf_sock_common"  # the same (ARG_PTR_TO_BTF_ID_SOCK_COMMON)
 
 # Return kinds.
 RET_INTEGER = "integer"
 RET_VOID = "void"
 RET_MAP_VALUE_OR_NULL = "map_value_or_null"
 RET_RINGBUF_MEM_OR_NULL = "ringbuf_mem_or_null"
+RET_MAP_VALUE = "map_value"
+RET_SOCKET_OR_NULL = "socket_or_null"
+RET_SOCK_COMMON_OR_NULL = "sock_common_or_null"
+RET_TCP_SOCK_OR_NULL = "tcp_sock_or_null"
 
 
 @dataclass(frozen=True)
@@ -52,12 +62,40 @@ class Proto:
     callback: str = ""  # "loop" or "for_each": argument 2 is a callback
     map_types: frozenset[int] = field(default_factory=frozenset)  # empty: any allowed
     ret_range: str = ""  # named return-range refinement
+    acquires: bool = False  # the result holds a reference that must be released
+    ptr_cast: bool = False  # the result carries the argument's reference
 
     @property
     def id(self) -> int:
         """The kernel helper id."""
         return HELPER_IDS[self.name]
 
+    @property
+    def pkt_access(self) -> bool:
+        """The helper may take packet pointers (the proto's ``pkt_access``)."""
+        return self.name in PKT_ACCESS
+
+
+#: helpers whose prototype sets ``pkt_access``: the others refuse packet pointers
+PKT_ACCESS = frozenset(
+    {
+        "map_lookup_elem",
+        "map_update_elem",
+        "map_delete_elem",
+        "map_push_elem",
+        "map_lookup_percpu_elem",
+        "csum_diff",
+        "sk_lookup_tcp",
+        "sk_lookup_udp",
+        "skc_lookup_tcp",
+        "tcp_check_syncookie",
+        "tcp_gen_syncookie",
+        "tcp_raw_gen_syncookie_ipv4",
+        "tcp_raw_gen_syncookie_ipv6",
+        "tcp_raw_check_syncookie_ipv4",
+        "tcp_raw_check_syncookie_ipv6",
+    }
+)
 
 _M = MapType
 _QUEUE_STACK = frozenset({_M.QUEUE, _M.STACK})
@@ -115,6 +153,7 @@ _PROTOS = [
         RET_VOID,
         (PTR_TO_CTX, CONST_MAP_PTR, ANYTHING),
         map_types=frozenset({_M.PROG_ARRAY}),
+        pkt_changing=True,  # the kernel forgets packet pointers across it (6.13+)
     ),
     Proto(
         "ringbuf_output",
@@ -257,27 +296,221 @@ _PROTOS = [
     Proto("redirect_map", RET_INTEGER, (CONST_MAP_PTR, ANYTHING, ANYTHING), map_types=_REDIRECT),
     Proto("spin_lock", RET_VOID, (PTR_TO_SPIN_LOCK,)),
     Proto("spin_unlock", RET_VOID, (PTR_TO_SPIN_LOCK,)),
+    # ---- skb and socket helpers (net/core/filter.c, kernel/bpf/cgroup.c) -------------
+    Proto("get_local_storage", RET_MAP_VALUE, (CONST_MAP_PTR, ANYTHING)),
+    Proto(
+        "check_mtu",
+        RET_INTEGER,
+        (PTR_TO_CTX, ANYTHING, PTR_TO_U32_OUT, ANYTHING, ANYTHING),
+        gpl_only=True,
+    ),
+    Proto("csum_update", RET_INTEGER, (PTR_TO_CTX, ANYTHING)),
+    Proto("csum_level", RET_INTEGER, (PTR_TO_CTX, ANYTHING)),
+    Proto("get_netns_cookie", RET_INTEGER, (PTR_TO_CTX_OR_NULL,)),
+    Proto("get_socket_cookie", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("get_socket_uid", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("get_hash_recalc", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("set_hash_invalid", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("set_hash", RET_INTEGER, (PTR_TO_CTX, ANYTHING)),
+    Proto("get_cgroup_classid", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("get_route_realm", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("skb_cgroup_id", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("skb_under_cgroup", RET_INTEGER, (PTR_TO_CTX, CONST_MAP_PTR, ANYTHING)),
+    Proto(
+        "skb_load_bytes_relative",
+        RET_INTEGER,
+        (PTR_TO_CTX, ANYTHING, PTR_TO_UNINIT_MEM, CONST_SIZE, ANYTHING),
+    ),
+    Proto("skb_pull_data", RET_INTEGER, (PTR_TO_CTX, ANYTHING), pkt_changing=True),
+    Proto("skb_change_head", RET_INTEGER, (PTR_TO_CTX, ANYTHING, ANYTHING), pkt_changing=True),
+    Proto("skb_change_tail", RET_INTEGER, (PTR_TO_CTX, ANYTHING, ANYTHING), pkt_changing=True),
+    Proto(
+        "skb_adjust_room",
+        RET_INTEGER,
+        (PTR_TO_CTX, ANYTHING, ANYTHING, ANYTHING),
+        pkt_changing=True,
+    ),
+    Proto("skb_vlan_push", RET_INTEGER, (PTR_TO_CTX, ANYTHING, ANYTHING), pkt_changing=True),
+    Proto("skb_vlan_pop", RET_INTEGER, (PTR_TO_CTX,), pkt_changing=True),
+    Proto("clone_redirect", RET_INTEGER, (PTR_TO_CTX, ANYTHING, ANYTHING), pkt_changing=True),
+    Proto("fib_lookup", RET_INTEGER, (PTR_TO_CTX, PTR_TO_MEM, CONST_SIZE, ANYTHING), gpl_only=True),
+    Proto(
+        "sk_lookup_tcp",
+        RET_SOCKET_OR_NULL,
+        (PTR_TO_CTX, PTR_TO_MEM, CONST_SIZE_OR_ZERO, ANYTHING, ANYTHING),
+        acquires=True,
+    ),
+    Proto(
+        "sk_lookup_udp",
+        RET_SOCKET_OR_NULL,
+        (PTR_TO_CTX, PTR_TO_MEM, CONST_SIZE_OR_ZERO, ANYTHING, ANYTHING),
+        acquires=True,
+    ),
+    Proto(
+        "skc_lookup_tcp",
+        RET_SOCK_COMMON_OR_NULL,
+        (PTR_TO_CTX, PTR_TO_MEM, CONST_SIZE_OR_ZERO, ANYTHING, ANYTHING),
+        acquires=True,
+    ),
+    Proto("sk_release", RET_INTEGER, (ARG_BTF_SOCK_COMMON,), releases=True),
+    Proto("sk_fullsock", RET_SOCKET_OR_NULL, (ARG_SOCK_COMMON,), ptr_cast=True),
+    Proto("tcp_sock", RET_TCP_SOCK_OR_NULL, (ARG_SOCK_COMMON,), ptr_cast=True),
+    Proto("get_listener_sock", RET_SOCKET_OR_NULL, (ARG_SOCK_COMMON,)),
+    Proto(
+        "sk_select_reuseport",
+        RET_INTEGER,
+        (PTR_TO_CTX, CONST_MAP_PTR, PTR_TO_MAP_KEY, ANYTHING),
+    ),
+    # net/core/bpf_sk_storage.c
+    Proto(
+        "sk_storage_get",
+        RET_MAP_VALUE_OR_NULL,
+        (CONST_MAP_PTR, ARG_BTF_SOCK_COMMON, PTR_TO_MAP_VALUE_OR_NULL, ANYTHING),
+    ),
+    Proto("sk_storage_delete", RET_INTEGER, (CONST_MAP_PTR, ARG_BTF_SOCK_COMMON)),
 ]
 
 #: Prototype by helper id.
 PROTOS: dict[int, Proto] = {p.id: p for p in _PROTOS}
 
 #: Map types whose maps only the listed helpers may take (kernel ``check_map_func_compatibility``).
-MAP_ONLY_HELPERS: dict[int, frozenset[str]] = {
+
+_CGRP_STORAGE = 32  # BPF_MAP_TYPE_CGRP_STORAGE (newer than bpfkit.uapi's table)
+_SOCK_MAP_FUNCS = frozenset(
+    {"sk_redirect_map", "sock_map_update", "msg_redirect_map", "sk_select_reuseport"}
+)
+_SOCK_HASH_FUNCS = frozenset(
+    {"sk_redirect_hash", "sock_hash_update", "msg_redirect_hash", "sk_select_reuseport"}
+)
+#: map type -> the only helpers that may take it (the map side of the kernel's
+#: ``check_map_func_compatibility``); sockmap/sockhash updates are decided per type
+_MAP_SIDE: dict[int, frozenset[str]] = {
     _M.PROG_ARRAY: frozenset({"tail_call"}),
-    _M.PERF_EVENT_ARRAY: frozenset({"perf_event_output"}),
-    _M.RINGBUF: frozenset({"ringbuf_output", "ringbuf_reserve", "ringbuf_query"}),
+    _M.PERF_EVENT_ARRAY: frozenset(
+        {
+            "perf_event_read",
+            "perf_event_output",
+            "skb_output",
+            "perf_event_read_value",
+            "xdp_output",
+        }
+    ),
+    _M.RINGBUF: frozenset(
+        {
+            "ringbuf_output",
+            "ringbuf_reserve",
+            "ringbuf_query",
+            "ringbuf_reserve_dynptr",
+            "ringbuf_submit_dynptr",
+            "ringbuf_discard_dynptr",
+        }
+    ),
+    _M.USER_RINGBUF: frozenset({"user_ringbuf_drain"}),
     _M.STACK_TRACE: frozenset({"get_stackid"}),
-    _M.QUEUE: frozenset({"map_push_elem", "map_pop_elem", "map_peek_elem"}),
-    _M.STACK: frozenset({"map_push_elem", "map_pop_elem", "map_peek_elem"}),
-    _M.BLOOM_FILTER: frozenset({"map_push_elem", "map_peek_elem"}),
+    _M.CGROUP_ARRAY: frozenset({"skb_under_cgroup", "current_task_under_cgroup"}),
+    _M.CGROUP_STORAGE: frozenset({"get_local_storage"}),
+    _M.PERCPU_CGROUP_STORAGE: frozenset({"get_local_storage"}),
     _M.DEVMAP: frozenset({"redirect_map", "map_lookup_elem"}),
     _M.DEVMAP_HASH: frozenset({"redirect_map", "map_lookup_elem"}),
     _M.CPUMAP: frozenset({"redirect_map"}),
     _M.XSKMAP: frozenset({"redirect_map", "map_lookup_elem"}),
     _M.ARRAY_OF_MAPS: frozenset({"map_lookup_elem"}),
     _M.HASH_OF_MAPS: frozenset({"map_lookup_elem"}),
+    _M.SOCKMAP: _SOCK_MAP_FUNCS | {"map_lookup_elem"},
+    _M.SOCKHASH: _SOCK_HASH_FUNCS | {"map_lookup_elem"},
+    _M.REUSEPORT_SOCKARRAY: frozenset({"sk_select_reuseport"}),
+    _M.QUEUE: frozenset({"map_peek_elem", "map_pop_elem", "map_push_elem"}),
+    _M.STACK: frozenset({"map_peek_elem", "map_pop_elem", "map_push_elem"}),
+    _M.SK_STORAGE: frozenset({"sk_storage_get", "sk_storage_delete", "kptr_xchg"}),
+    _M.INODE_STORAGE: frozenset({"inode_storage_get", "inode_storage_delete", "kptr_xchg"}),
+    _M.TASK_STORAGE: frozenset({"task_storage_get", "task_storage_delete", "kptr_xchg"}),
+    _CGRP_STORAGE: frozenset({"cgrp_storage_get", "cgrp_storage_delete", "kptr_xchg"}),
+    _M.BLOOM_FILTER: frozenset({"map_peek_elem", "map_push_elem"}),
 }
+#: the map side under its former name (other modules extend it)
+MAP_ONLY_HELPERS = _MAP_SIDE
+#: helper -> the only map types it takes (the helper side)
+_FUNC_SIDE: dict[str, frozenset[int]] = {}
+for _names, _types in (
+    (("tail_call",), {_M.PROG_ARRAY}),
+    (
+        (
+            "perf_event_read",
+            "perf_event_output",
+            "perf_event_read_value",
+            "skb_output",
+            "xdp_output",
+        ),
+        {_M.PERF_EVENT_ARRAY},
+    ),
+    (
+        (
+            "ringbuf_output",
+            "ringbuf_reserve",
+            "ringbuf_query",
+            "ringbuf_reserve_dynptr",
+            "ringbuf_submit_dynptr",
+            "ringbuf_discard_dynptr",
+        ),
+        {_M.RINGBUF},
+    ),
+    (("user_ringbuf_drain",), {_M.USER_RINGBUF}),
+    (("get_stackid",), {_M.STACK_TRACE}),
+    (("current_task_under_cgroup", "skb_under_cgroup"), {_M.CGROUP_ARRAY}),
+    (("redirect_map",), {_M.DEVMAP, _M.DEVMAP_HASH, _M.CPUMAP, _M.XSKMAP}),
+    (("sk_redirect_map", "msg_redirect_map", "sock_map_update"), {_M.SOCKMAP}),
+    (("sk_redirect_hash", "msg_redirect_hash", "sock_hash_update"), {_M.SOCKHASH}),
+    (("get_local_storage",), {_M.CGROUP_STORAGE, _M.PERCPU_CGROUP_STORAGE}),
+    (("sk_select_reuseport",), {_M.REUSEPORT_SOCKARRAY, _M.SOCKMAP, _M.SOCKHASH}),
+    (("map_pop_elem",), {_M.QUEUE, _M.STACK}),
+    (("map_peek_elem", "map_push_elem"), {_M.QUEUE, _M.STACK, _M.BLOOM_FILTER}),
+    (("map_lookup_percpu_elem",), {_M.PERCPU_ARRAY, _M.PERCPU_HASH, _M.LRU_PERCPU_HASH}),
+    (("sk_storage_get", "sk_storage_delete"), {_M.SK_STORAGE}),
+    (("inode_storage_get", "inode_storage_delete"), {_M.INODE_STORAGE}),
+    (("task_storage_get", "task_storage_delete"), {_M.TASK_STORAGE}),
+    (("cgrp_storage_get", "cgrp_storage_delete"), {_CGRP_STORAGE}),
+):
+    for _n in _names:
+        _FUNC_SIDE[_n] = frozenset(_types)
+
+#: program types that may update or delete sockmap/sockhash entries (``may_update_sockmap``)
+_SOCKMAP_UPDATERS = frozenset(
+    {
+        ProgType.SOCKET_FILTER,
+        ProgType.SCHED_CLS,
+        ProgType.SCHED_ACT,
+        ProgType.XDP,
+        ProgType.SK_REUSEPORT,
+        ProgType.FLOW_DISSECTOR,
+        ProgType.SK_LOOKUP,
+    }
+)
+
+
+def map_func_error(map_type: int, name: str, prog_type: int, attach_type: int | None) -> str:
+    """Why helper ``name`` may not take a map of ``map_type`` (kernel wording), or ""."""
+    allowed = _MAP_SIDE.get(map_type)
+    ok = True
+    extra = ""
+    if allowed is not None and name not in allowed:
+        ok = False
+        if map_type in (_M.SOCKMAP, _M.SOCKHASH) and name in ("map_update_elem", "map_delete_elem"):
+            # may_update_sockmap
+            if prog_type in _SOCKMAP_UPDATERS:
+                ok = True
+            elif prog_type == ProgType.TRACING and attach_type == 28:  # BPF_TRACE_ITER
+                ok = True
+            elif prog_type == ProgType.SOCK_OPS and name == "map_delete_elem":
+                ok = True
+            else:
+                extra = "cannot update sockmap in this context\n"
+    types = _FUNC_SIDE.get(name)
+    if types is not None and map_type not in types:
+        ok = False
+    if ok:
+        return ""
+    return f"{extra}cannot pass map_type {map_type} into func bpf_{name}#{HELPER_IDS[name]}"
+
 
 # Helpers every program type may call (the kernel's base set, privileged loader).
 _BASE = frozenset(
@@ -397,14 +630,94 @@ UNPRIV: frozenset[str] = frozenset(
 )
 
 
-def proto_for(helper_id: int, prog_type: int, unpriv: bool = False) -> Proto | None:
-    """The prototype of ``helper_id`` if a program of ``prog_type`` may call it."""
+# ---- helpers the VM accepts but does not perform ---------------------------------------
+# Programs of real tools call helpers bpfkit's runtime does not implement (or implements
+# only partly); the kernel loads them, so the VM's verifier checks these calls with the
+# kernel's prototypes (kernel/trace/bpf_trace.c, kernel/bpf/helpers.c, net/core/filter.c)
+# and the VM faults only if one is called at run time (docs/runtime.md).
+_ACCEPTED_PROTOS = [
+    Proto(
+        "current_task_under_cgroup",
+        RET_INTEGER,
+        (CONST_MAP_PTR, ANYTHING),
+        map_types=frozenset({_M.CGROUP_ARRAY}),
+    ),
+    Proto("get_current_cgroup_id", RET_INTEGER, ()),
+    Proto("get_current_ancestor_cgroup_id", RET_INTEGER, (ANYTHING,)),
+    Proto(
+        "get_ns_current_pid_tgid",
+        RET_INTEGER,
+        (ANYTHING, ANYTHING, PTR_TO_UNINIT_MEM, CONST_SIZE),
+    ),
+    Proto("send_signal", RET_INTEGER, (ANYTHING,)),
+    Proto("send_signal_thread", RET_INTEGER, (ANYTHING,)),
+    Proto("get_func_ip", RET_INTEGER, (PTR_TO_CTX,), gpl_only=True),
+    Proto("get_attach_cookie", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("get_socket_cookie", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("get_socket_uid", RET_INTEGER, (PTR_TO_CTX,)),
+]
+PROTOS.update({p.id: p for p in _ACCEPTED_PROTOS})
+MAP_ONLY_HELPERS[_M.CGROUP_ARRAY] = frozenset({"current_task_under_cgroup", "skb_under_cgroup"})
+_TRACE_EXTRA = frozenset(
+    {
+        "current_task_under_cgroup",
+        "get_current_cgroup_id",
+        "get_current_ancestor_cgroup_id",
+        "get_ns_current_pid_tgid",
+        "send_signal",
+        "send_signal_thread",
+    }
+)
+_SKB_EXTRA = frozenset({"get_socket_cookie", "get_socket_uid"})
+for _t, _extra in (
+    (_PT.KPROBE, _TRACE_EXTRA | {"get_func_ip", "get_attach_cookie"}),
+    (_PT.TRACEPOINT, _TRACE_EXTRA | {"get_attach_cookie"}),
+    (_PT.PERF_EVENT, _TRACE_EXTRA | {"get_attach_cookie"}),
+    (_PT.RAW_TRACEPOINT, _TRACE_EXTRA),
+    (_PT.RAW_TRACEPOINT_WRITABLE, _TRACE_EXTRA),
+    (_PT.SOCKET_FILTER, _SKB_EXTRA),
+    (_PT.CGROUP_SKB, _SKB_EXTRA),
+    (_PT.SCHED_CLS, _SKB_EXTRA),
+    (_PT.SCHED_ACT, _SKB_EXTRA),
+):
+    ALLOWED[_t] = ALLOWED[_t] | _extra
+
+
+def allowed_ids(prog_type: int, attach_type: int | None = None) -> frozenset[int] | None:
+    """The helper ids the running kernel lets a privileged program of this type (and
+    attach type) call (``helper_sets.py``, probed from the kernel); None for a type
+    bpfkit has no table for. An attach type not probed gets what every probed attach
+    type of the program type allows."""
+    key = (int(prog_type), None if attach_type is None else int(attach_type))
+    ids = ALLOWED_IDS.get(key)
+    if ids is not None:
+        return ids
+    ids = ALLOWED_IDS.get((key[0], None))
+    if ids is not None:
+        return ids
+    cands = [v for (pt, _), v in ALLOWED_IDS.items() if pt == key[0]]
+    return frozenset.intersection(*cands) if cands else None
+
+
+def helper_allowed(
+    helper_id: int, prog_type: int, unpriv: bool = False, attach_type: int | None = None
+) -> bool:
+    """Whether the kernel lets a program of this type call ``helper_id`` at all."""
+    ids = allowed_ids(prog_type, attach_type)
+    if ids is None or helper_id not in ids:
+        return False
+    if unpriv:
+        p = PROTOS.get(helper_id)
+        return p is not None and p.name in UNPRIV
+    return True
+
+
+def proto_for(
+    helper_id: int, prog_type: int, unpriv: bool = False, attach_type: int | None = None
+) -> Proto | None:
+    """The prototype of ``helper_id`` if a program of ``prog_type`` may call it (None:
+    the kernel refuses it for the type, or bpfkit does not model it)."""
     p = PROTOS.get(helper_id)
-    if p is None:
-        return None
-    allowed = ALLOWED.get(prog_type)
-    if allowed is None or p.name not in allowed:
-        return None
-    if unpriv and p.name not in UNPRIV:
+    if p is None or not helper_allowed(helper_id, prog_type, unpriv, attach_type):
         return None
     return p

@@ -109,6 +109,9 @@ def backtrack(at, hist: list, keys: set[int], f: int):
             else:
                 for r in range(6):
                     keys.discard(base + r)
+                if x == EXIT:
+                    # ld_abs/ld_ind's early return (r0 = 0) from a subprogram
+                    f += 1
             continue
         # jumps, calls, exits
         if x == CB_ENTER or x == CB_EXIT:

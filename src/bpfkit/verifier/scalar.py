@@ -60,6 +60,7 @@ def _deduce32(r: Reg) -> None:
         if s32(lo) <= s32(hi):
             r.s32min = max(r.s32min, s32(lo))
             r.s32max = min(r.s32max, s32(hi))
+    r.s32min, r.s32max = _cross32(r.umin, r.umax, r.smin, r.smax, r.s32min, r.s32max)
     # signed <-> unsigned within 32 bits
     if s32(r.u32min) <= s32(r.u32max):
         r.s32min = max(r.s32min, s32(r.u32min))
@@ -67,6 +68,26 @@ def _deduce32(r: Reg) -> None:
     if (r.s32min & M32) <= (r.s32max & M32):
         r.u32min = max(r.u32min, r.s32min & M32)
         r.u32max = min(r.u32max, r.s32max & M32)
+    elif r.u32max < (r.s32min & M32):
+        r.s32min = s32(r.u32min)
+        r.u32max = min(r.u32max, r.s32max & M32)
+    elif (r.s32max & M32) < r.u32min:
+        r.s32max = s32(r.u32max)
+        r.u32min = max(r.u32min, r.s32min & M32)
+
+
+def _cross32(umin: int, umax: int, smin: int, smax: int, s32min: int, s32max: int):
+    """The kernel's __reg32_deduce_bounds for 64-bit ranges whose high halves differ by
+    one while the low halves cross from negative to non-negative: an s32 range."""
+    if ((umin >> 32) + 1) & M32 == (umax >> 32) & M32:
+        lo, hi = s32(umin & M32), s32(umax & M32)
+        if lo < 0 <= hi:
+            s32min, s32max = max(s32min, lo), min(s32max, hi)
+    if (((smin >> 32) & M32) + 1) & M32 == (smax >> 32) & M32:
+        lo, hi = s32(smin & M32), s32(smax & M32)
+        if lo < 0 <= hi:
+            s32min, s32max = max(s32min, lo), min(s32max, hi)
+    return s32min, s32max
 
 
 def _deduce64(r: Reg) -> None:
@@ -76,6 +97,12 @@ def _deduce64(r: Reg) -> None:
     if (r.smin & M64) <= (r.smax & M64):
         r.umin = max(r.umin, r.smin & M64)
         r.umax = min(r.umax, r.smax & M64)
+    elif r.umax < (r.smin & M64):  # only the non-negative part of the s64 range
+        r.smin = s64(r.umin)
+        r.umax = min(r.umax, r.smax & M64)
+    elif (r.smax & M64) < r.umin:  # only the negative part
+        r.smax = s64(r.umax)
+        r.umin = max(r.umin, r.smin & M64)
 
 
 def _deduce_64_from_32(r: Reg) -> None:
@@ -86,6 +113,12 @@ def _deduce_64_from_32(r: Reg) -> None:
     r.umax = min(r.umax, (r.umax & _HI32) | r.u32max)
     r.smin = max(r.smin, (r.smin & ~M32) | r.u32min)
     r.smax = min(r.smax, (r.smax & ~M32) | r.u32max)
+    lo, hi = r.s32min & M32, r.s32max & M32
+    if lo <= hi:  # s32 -> u64 and s64
+        r.umin = max(r.umin, (r.umin & _HI32) | lo)
+        r.umax = min(r.umax, (r.umax & _HI32) | hi)
+        r.smin = max(r.smin, (r.smin & ~M32) | lo)
+        r.smax = min(r.smax, (r.smax & ~M32) | hi)
     # A 64-bit value within s32 range whose 32-bit range is non-negative: the kernel
     # (__reg_deduce_mixed_bounds) takes the 32-bit range, and only then; a negative
     # s32min teaches it nothing about the 64-bit bounds, so neither may it teach us.
@@ -209,6 +242,7 @@ def _sync(key: tuple) -> tuple:
                         s32min = slo
                     if shi < s32max:
                         s32max = shi
+            s32min, s32max = _cross32(umin, umax, smin, smax, s32min, s32max)
             slo = u32min - _T32 if u32min & _S31 else u32min
             shi = u32max - _T32 if u32max & _S31 else u32max
             if slo <= shi:
@@ -222,6 +256,14 @@ def _sync(key: tuple) -> tuple:
                     u32min = lo
                 if hi < u32max:
                     u32max = hi
+            elif u32max < lo:  # the u32 range overlaps only the non-negative s32 part
+                s32min = u32min - _T32 if u32min & _S31 else u32min
+                if hi < u32max:
+                    u32max = hi
+            elif hi < u32min:  # ... only the negative part
+                s32max = u32max - _T32 if u32max & _S31 else u32max
+                if lo > u32min:
+                    u32min = lo
             # _deduce64
             slo = umin - _T64 if umin & _S63 else umin
             shi = umax - _T64 if umax & _S63 else umax
@@ -236,6 +278,14 @@ def _sync(key: tuple) -> tuple:
                     umin = lo
                 if hi < umax:
                     umax = hi
+            elif umax < lo:  # the u64 range overlaps only the non-negative s64 part
+                smin = umin - _T64 if umin & _S63 else umin
+                if hi < umax:
+                    umax = hi
+            elif hi < umin:  # ... only the negative part
+                smax = umax - _T64 if umax & _S63 else umax
+                if lo > umin:
+                    umin = lo
             if step:
                 break
             # _deduce_64_from_32 (the kernel's __reg_deduce_mixed_bounds)
@@ -251,6 +301,20 @@ def _sync(key: tuple) -> tuple:
             t = (smax & ~M32) | u32max
             if t < smax:
                 smax = t
+            lo, hi = s32min & M32, s32max & M32
+            if lo <= hi:  # s32 -> u64 and s64, when the s32 range is one u32 range
+                t = (umin & _HI32) | lo
+                if t > umin:
+                    umin = t
+                t = (umax & _HI32) | hi
+                if t < umax:
+                    umax = t
+                t = (smin & ~M32) | lo
+                if t > smin:
+                    smin = t
+                t = (smax & ~M32) | hi
+                if t < smax:
+                    smax = t
             if s32min >= 0 and S32_MIN <= smin and smax <= S32_MAX:
                 if s32min > smin:
                     smin = s32min
@@ -450,6 +514,8 @@ def fold(aop: int, is64: bool, a: int, b: int) -> int | None:
                 return (s64(a) >> b) & M64
         return None
     a &= M32
+    if b >= 32 and aop in (op.LSH, op.RSH, op.ARSH):
+        return None  # the kernel does not compute it (its 64-bit umax is >= 32)
     b &= M32
     if aop == op.ADD:
         return (a + b) & M32
@@ -473,8 +539,30 @@ def fold(aop: int, is64: bool, a: int, b: int) -> int | None:
     return None
 
 
+def safe_to_compute(aop: int, is64: bool, src: Reg) -> bool:
+    """Whether the kernel computes the result's range (``is_safe_to_compute_dst_reg_range``):
+    add, sub, mul and the bitwise operations always; shifts by a constant below the width
+    (judged on the source's 64-bit maximum, also for 32-bit shifts); nothing else —
+    division and modulo results are unknown, 64 bits wide, even of known operands."""
+    if aop in (op.ADD, op.SUB, op.MUL, op.AND, op.OR, op.XOR, op.NEG):
+        return True
+    if aop in (op.LSH, op.RSH, op.ARSH):
+        if is64:
+            const = src.var_off.mask == 0 and src.smin == src.smax and src.umin == src.umax
+            return const and src.umax < 64
+        const = (
+            src.var_off.mask & M32 == 0 and src.s32min == src.s32max and src.u32min == src.u32max
+        )
+        return const and src.umax < 32
+    return False
+
+
 def alu(aop: int, is64: bool, dst: Reg, src: Reg, signed_divmod: bool = False) -> None:
     """``dst = dst <aop> src`` for scalars; ``dst`` is a private copy and is updated."""
+    if not safe_to_compute(aop, is64, src):
+        # the kernel's __mark_reg_unknown: all 64 bits unknown, even after a 32-bit op
+        dst.mark_unknown_bounds()
+        return
     if dst.var_off.mask == 0 and src.var_off.mask == 0:
         # both known: fold (the same result the interval/tnum rules reach, faster)
         v = fold(aop, is64, dst.var_off.value, src.var_off.value)
@@ -679,35 +767,62 @@ def bswap(r: Reg, bits: int, to_be: bool, is64_insn: bool) -> None:
 
 
 def sext(r: Reg, bits: int, is64: bool) -> None:
-    """Sign-extend the low ``bits`` bits (``movsx``): to 64 bits or, for alu32, to 32."""
+    """Sign-extend the low ``bits`` bits (``movsx``, ``ldsx``): to 64 bits or, for alu32,
+    to 32 — the kernel's ``coerce_reg_to_size_sx`` / ``coerce_subreg_to_size_sx``, no
+    more precise than they are."""
     top = 1 << (bits - 1)
     mask = (1 << bits) - 1
-    if r.is_const() or (r.var_off.mask & mask) == 0:
-        v = r.var_off.value & mask
-        if v & top:
-            v -= 1 << bits
-        r.set_const(v if is64 else v & M32)
+
+    def ext(v: int) -> int:
+        v &= mask
+        return v - (1 << bits) if v & top else v
+
+    if not r.var_off.mask:
+        v = ext(r.var_off.value)
+        r.set_const(v & (M64 if is64 else M32))
+        if not is64:
+            zext32(r)
+            sync(r)
         return
-    # When the value already lies in the target signed range, it is unchanged.
-    lo, hi = -top, top - 1
-    if lo <= r.smin and r.smax <= hi:
-        src_s = (r.smin, r.smax)
-    elif r.umax <= hi:
-        src_s = (r.umin, r.umax)
-    else:
-        src_s = None
-    r.mark_unknown_bounds()
-    if src_s:
-        r.smin, r.smax = src_s
-    else:
-        r.smin, r.smax = lo, hi
-    r.s32min, r.s32max = max(r.smin, S32_MIN), min(r.smax, S32_MAX)
-    if not is64:
-        r.u32min, r.u32max = (r.smin & M32, r.smax & M32) if r.smin >= 0 else (0, U32_MAX)
-        r.var_off = _tnew(Tnum, (0, M32))
-        r.smin, r.smax = S64_MIN, S64_MAX
-        _update_from_tnum32(r)
-        zext32(r)
+    if is64:
+        hi_max = (r.smax & M64) >> bits
+        hi_min = (r.smin & M64) >> bits
+        if hi_max == hi_min:
+            a, b = ext(r.smax), ext(r.smin)
+            lo, hi = min(a, b), max(a, b)
+            if (lo >= 0) == (hi >= 0):
+                r.smin = r.s32min = lo
+                r.smax = r.s32max = hi
+                r.umin = r.u32min = lo & M64
+                r.umax = r.u32max = hi & M64
+                r.u32min &= M32
+                r.u32max &= M32
+                r.var_off = tnum.trange(lo & M64, hi & M64)
+                return
+        # set_sext64_default_val
+        r.smin = r.s32min = -top
+        r.smax = r.s32max = top - 1
+        r.umin = r.u32min = 0
+        r.umax = M64
+        r.u32max = M32
+        r.var_off = tnum.UNKNOWN
+        return
+    hi_max = (r.s32max & M32) >> bits
+    hi_min = (r.s32min & M32) >> bits
+    done = False
+    if hi_max == hi_min:
+        a, b = ext(r.s32max), ext(r.s32min)
+        lo, hi = min(a, b), max(a, b)
+        if (lo >= 0) == (hi >= 0):
+            r.s32min, r.s32max = lo, hi
+            r.u32min, r.u32max = lo & M32, hi & M32
+            r.var_off = tnum.subreg(tnum.trange(lo & M32, hi & M32))
+            done = True
+    if not done:  # set_sext32_default_val
+        r.s32min, r.s32max = -top, top - 1
+        r.u32min, r.u32max = 0, M32
+        r.var_off = tnum.subreg(tnum.UNKNOWN)
+    zext32(r)
     sync(r)
 
 
@@ -719,14 +834,14 @@ def truncate(r: Reg, size: int) -> None:
         # a known value (the steps below reach the same constant)
         r.set_const(r.umin & ((1 << (size * 8)) - 1))
         return
-    r.var_off = tnum.cast(r.var_off, size)
+    cast = tnum.cast(r.var_off, size)  # the low bits stay as known as they were
     top = (1 << (size * 8)) - 1
     if size < 8 and (r.umin >> (size * 8)) == (r.umax >> (size * 8)):
         lo, hi = r.umin & top, r.umax & top
     else:
         lo, hi = 0, top
     r.mark_unknown_bounds()
-    r.var_off = tnum.intersect(_tnew(Tnum, (0, top)), tnum.trange(lo, hi))
+    r.var_off = tnum.intersect(cast, tnum.trange(lo, hi))
     r.umin, r.umax = lo, hi
     sync(r)
 

@@ -39,7 +39,7 @@ from ..errors import BpfError
 
 TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
 #: bump when the way verdicts are obtained changes (invalidates the verdict cache)
-ORACLE_VERSION = 3
+ORACLE_VERSION = 4
 #: program flags the selftests' ``__flag(...)`` may name (include/uapi/linux/bpf.h)
 PROG_FLAGS = {
     "BPF_F_STRICT_ALIGNMENT": 1 << 0,
@@ -607,7 +607,8 @@ def _oracle_main() -> None:
         elif errs:
             _emit(name, "reject", err, "\n".join(errs), processed, tus)
         else:
-            _emit(name, "none", err, "", None, None, _last(libbpf_msgs) or os.strerror(-err))
+            why = f"{os.strerror(-err)} before verification ({_last(libbpf_msgs)})"
+            _emit(name, "none", err, "", None, None, why)
         lib.bpf_object__close(obj)
 
 

@@ -30,6 +30,10 @@ PTR_TO_PACKET_END = 9
 PTR_TO_MEM = 10
 PTR_TO_FUNC = 11
 PTR_TO_SOCK_COMMON = 12  # __sk_buff->sk: struct bpf_sock's common part
+PTR_TO_SOCKET = 13  # a full socket (struct bpf_sock)
+PTR_TO_TCP_SOCK = 14  # struct bpf_tcp_sock
+PTR_TO_XDP_SOCK = 15  # struct bpf_xdp_sock (an xskmap lookup)
+SOCKET_TYPES = (PTR_TO_SOCK_COMMON, PTR_TO_SOCKET, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK)
 
 TYPE_NAMES = {
     NOT_INIT: "?",
@@ -45,6 +49,9 @@ TYPE_NAMES = {
     PTR_TO_MEM: "mem",
     PTR_TO_FUNC: "func",
     PTR_TO_SOCK_COMMON: "sock_common",
+    PTR_TO_SOCKET: "sock",
+    PTR_TO_TCP_SOCK: "tcp_sock",
+    PTR_TO_XDP_SOCK: "xdp_sock",
 }
 
 PACKET_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
@@ -417,6 +424,7 @@ class State:
         "branches",
         "insn",
         "cb_depth",
+        "may_goto_depth",
         "hits",
         "misses",
         "hist",
@@ -434,6 +442,7 @@ class State:
         self.branches = 0
         self.insn = 0
         self.cb_depth = 0
+        self.may_goto_depth = 0  # may_goto fall-throughs taken on this path
         self.hits = 0
         self.misses = 0
         self.hist: list = []  # instructions since ``parent`` (precision backtracking)
@@ -457,6 +466,7 @@ class State:
         s.branches = 0
         s.insn = self.insn
         s.cb_depth = self.cb_depth
+        s.may_goto_depth = self.may_goto_depth
         s.hits = 0
         s.misses = 0
         s.hist = list(self.hist)
@@ -532,6 +542,8 @@ def regsafe(
     """
     if alu_exact and old.type == SCALAR:
         return cur.type == SCALAR and same_scalar(old, cur) and ids.check_scalar(old.id, cur.id)
+    if exact:
+        return regs_exact(old, cur, ids)
     if old is cur and not old.id and not old.ref_obj_id:
         return True
     if old.type == NOT_INIT:
@@ -570,6 +582,34 @@ def regsafe(
             return False
     if old.ref_obj_id or cur.ref_obj_id:
         return ids.check(old.ref_obj_id, cur.ref_obj_id)
+    return True
+
+
+def regs_exact(old: Reg, cur: Reg, ids: _IdMap) -> bool:
+    """The same register, ids up to renaming (the kernel's ``regs_exact``: the infinite
+    loop test)."""
+    if old.type != cur.type:
+        return False
+    if old.type == NOT_INIT:
+        return True
+    if not same_scalar(old, cur):
+        return False
+    if (
+        old.off != cur.off
+        or old.map is not cur.map
+        or old.mem_size != cur.mem_size
+        or old.frameno != cur.frameno
+        or old.subprog != cur.subprog
+        or old.rdonly != cur.rdonly
+        or old.ringbuf != cur.ringbuf
+        or old.range != cur.range
+        or old.maybe_null != cur.maybe_null
+    ):
+        return False
+    if (old.id or cur.id) and not ids.check(old.id, cur.id):
+        return False
+    if (old.ref_obj_id or cur.ref_obj_id) and not ids.check(old.ref_obj_id, cur.ref_obj_id):
+        return False
     return True
 
 

@@ -11,6 +11,7 @@ from functools import cache
 from ..uapi.progtypes import allowed_helper_ids
 from . import helpers_maps, helpers_net, helpers_trace
 from .helpers import BASE, HelperRegistry
+from .maps import cgroup_array
 
 __all__ = ["RUNTIME_HELPERS", "registry_for"]
 
@@ -23,7 +24,9 @@ def _merge(*registries: HelperRegistry) -> HelperRegistry:
     return out
 
 
-RUNTIME_HELPERS = _merge(BASE, helpers_maps.HELPERS, helpers_trace.HELPERS, helpers_net.HELPERS)
+RUNTIME_HELPERS = _merge(
+    BASE, helpers_maps.HELPERS, helpers_trace.HELPERS, helpers_net.HELPERS, cgroup_array.HELPERS
+)
 
 
 @cache

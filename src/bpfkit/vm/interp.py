@@ -875,7 +875,15 @@ class _FunctionCompiler:
         if insn.is_helper_call:
             h = self.p.env.helpers.get(insn.imm)
             if h is None:
-                return [f"raise FAULT('call to unknown helper {insn.imm}', {slot})"]
+                from ..uapi.enums import HELPER_NAMES
+
+                known = HELPER_NAMES.get(insn.imm)
+                msg = (
+                    f"call to helper bpf_{known} ({insn.imm}), which the VM does not perform"
+                    if known
+                    else f"call to unknown helper {insn.imm}"
+                )
+                return [f"raise FAULT({msg!r}, {slot})"]
             name = f"H{insn.imm}"
             if name not in self.p._ns:
                 self.p._ns[name] = functools.partial(h.fn, self.p.env)

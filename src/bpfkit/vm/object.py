@@ -6,7 +6,7 @@ import errno
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..api import (
+from ..objects import (
     ANY,
     KEYLESS_TYPES,
     BloomFilter,

@@ -95,6 +95,8 @@ class Task:
     uid: int = 0
     gid: int = 0
     comm: bytes = b""
+    #: its cgroup v2 path (``bpf_current_task_under_cgroup``); None: read from /proc
+    cgroup: str | None = None
 
     @classmethod
     def current(cls) -> Task:
@@ -715,14 +717,17 @@ def load_spec(
             if wanted is None and not pspec.autoload:
                 continue
             insns = relocate(pspec, rt)
-            rt.load_program(
-                pspec.name,
-                pspec.prog_type,
-                insns,
-                section=pspec.section,
-                license=pspec.license or spec.license,
-                spec=pspec,
-            )
+            try:
+                rt.load_program(
+                    pspec.name,
+                    pspec.prog_type,
+                    insns,
+                    section=pspec.section,
+                    license=pspec.license or spec.license,
+                    spec=pspec,
+                )
+            except VerifierError as e:
+                raise e.for_program(pspec.name) from None
         for mspec in spec.maps.values():
             if not mspec.values:
                 continue

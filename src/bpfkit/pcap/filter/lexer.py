@@ -251,7 +251,7 @@ def _v6_alternatives() -> list[re.Pattern[str]]:
     return [re.compile(a) for a in alts]
 
 
-_V6 = _v6_alternatives()
+_V6: list[re.Pattern[str]] = []  # compiled on first use (only for text with a ':')
 _MAC = [
     re.compile(":".join([_B] * 6)),
     re.compile("-".join([_B] * 6)),
@@ -265,8 +265,19 @@ _AID = re.compile(r"\$" + _B)
 _BOGUS_MAC = re.compile(rf"{_B}:+(?:{_B}:+)+")
 _ID = re.compile(r"[A-Za-z0-9](?:[-_.A-Za-z0-9]*[.A-Za-z0-9])?")
 _BSID = re.compile(r"\\[^ !()\n\t]+")
-_KEYWORD = re.compile("|".join(re.escape(k) for k in sorted(KEYWORDS, key=len, reverse=True)))
-_NAMED = re.compile("|".join(re.escape(k) for k in sorted(NAMED_NUMBERS, key=len, reverse=True)))
+_WORD = re.compile(r"[-A-Za-z0-9]+")
+_MAX_KEYWORD = max(map(len, KEYWORDS))
+_MAX_NAMED = max(map(len, NAMED_NUMBERS))
+
+
+def _longest_prefix(table: dict, word: str, longest: int) -> int:
+    """Length of the longest prefix of ``word`` that is a key of ``table`` (0: none)."""
+    for n in range(min(len(word), longest), 0, -1):
+        if word[:n] in table:
+            return n
+    return 0
+
+
 _WS = re.compile(r"[ \r\n\t]+")
 
 
@@ -332,9 +343,12 @@ def tokenize(text: str) -> list[Tok]:
         # candidates in rule order: (length, -rule index, kind)
         cands.clear()
 
-        m = _KEYWORD.match(text, pos)
-        if m:
-            add(m.end() - pos, 0, "kw")
+        m = _WORD.match(text, pos)
+        word = m.group() if m else ""
+        if word:
+            add(_longest_prefix(KEYWORDS, word, _MAX_KEYWORD), 0, "kw")
+        elif text.startswith(("&&", "||"), pos):
+            add(2, 0, "kw")
         ch = text[pos]
         if ch in CHARS:
             add(1, 2, "char")
@@ -348,14 +362,15 @@ def tokenize(text: str) -> list[Tok]:
         if m:
             add(m.end() - pos, 6, "num")
         add(_longest(_HID, text, pos), 7, "hid")
-        if ch in "0123456789abcdefABCDEF:":
+        if ch in "0123456789abcdefABCDEF:" and ":" in text:
+            if not _V6:
+                _V6.extend(_v6_alternatives())
             add(_longest(_V6, text, pos), 8, "v6")
         m = _BOGUS_MAC.match(text, pos)
         if m:
             add(m.end() - pos, 9, "bogusmac")
-        m = _NAMED.match(text, pos)
-        if m:
-            add(m.end() - pos, 10, "named")
+        if word:
+            add(_longest_prefix(NAMED_NUMBERS, word, _MAX_NAMED), 10, "named")
         m = _ID.match(text, pos)
         if m:
             add(m.end() - pos, 11, "id")

@@ -609,8 +609,17 @@ class Optimizer:
             if not self.use_conflict(ep.pred, succ.et.succ):
                 self.changed()
                 ep.succ = succ.et.succ
+        same, true_jeq = self.edge_index
+        jeqk = c.JMP | c.JEQ | c.K
         while True:
-            x = ep.edom
+            child = ep.succ
+            # only dominating edges whose test fold_edge can decide: the same opcode on the
+            # same A value, and either the same operand or a taken "jeq #k"
+            key = (child.s.code, child.val[A_ATOM])
+            cand = same.get((child.s.code, child.val[A_ATOM], child.oval), 0)
+            if child.s.code == jeqk:
+                cand |= true_jeq.get(key, 0)
+            x = ep.edom & cand
             moved = False
             while x:
                 low = x & -x
@@ -628,6 +637,8 @@ class Optimizer:
                 return
 
     def _pullup(self, b: Block, is_or: bool) -> None:
+        """libpcap's or_pullup (``is_or``) / and_pullup, with its pointer-to-field walks
+        written as (owner block, True for the jt field / False for jf) pairs."""
         ep = b.in_edges
         if ep is None:
             return
@@ -637,44 +648,50 @@ class Optimizer:
             if val != e.pred.val[A_ATOM]:
                 return
             e = e.next
-        # "chain" follows JF for or_pullup, JT for and_pullup; "exit" is the other side
-        chain = "ef" if is_or else "et"
-        exit_ = "et" if is_or else "ef"
-        first = b.in_edges.pred
-        diff_owner, diff_field = first, ("et" if first.et.succ is b else "ef")
+        # or_pullup walks the false chain and requires the same true exit; and_pullup
+        # walks the true chain and requires the same false exit
+        chain_jt = not is_or
+        bexit = b.ef.succ if chain_jt else b.et.succ
+        bid = b.id
+        first = ep.pred
+        diff_owner, diff_jt = first, first.et.succ is b
         at_top = True
-
-        def get(owner: Block, fld: str) -> Block | None:
-            return getattr(owner, fld).succ
-
         while True:
-            d = get(diff_owner, diff_field)
+            d = diff_owner.et.succ if diff_jt else diff_owner.ef.succ
             if d is None:
                 return
-            if get(d, exit_) is not get(b, exit_):
+            if (d.ef.succ if chain_jt else d.et.succ) is not bexit:
                 return
-            if not (d.dom >> b.id) & 1:
+            if not (d.dom >> bid) & 1:
                 return
             if d.val[A_ATOM] != val:
                 break
-            diff_owner, diff_field = d, chain
+            diff_owner, diff_jt = d, chain_jt
             at_top = False
-        d = get(diff_owner, diff_field)
-        same_owner, same_field = d, chain
+        same_owner = diff_owner.et.succ if diff_jt else diff_owner.ef.succ
+        same_jt = chain_jt
         while True:
-            sm = get(same_owner, same_field)
+            sm = same_owner.et.succ if same_jt else same_owner.ef.succ
             if sm is None:
                 return
-            if get(sm, exit_) is not get(b, exit_):
+            if (sm.ef.succ if chain_jt else sm.et.succ) is not bexit:
                 return
-            if not (sm.dom >> b.id) & 1:
+            if not (sm.dom >> bid) & 1:
                 return
             if sm.val[A_ATOM] == val:
                 break
-            same_owner, same_field = sm, chain
-        pull = get(same_owner, same_field)
-        getattr(same_owner, same_field).succ = get(pull, chain)
-        getattr(pull, chain).succ = get(diff_owner, diff_field)
+            same_owner = sm
+        pull = same_owner.et.succ if same_jt else same_owner.ef.succ
+        pull_next = pull.et.succ if chain_jt else pull.ef.succ
+        if same_jt:
+            same_owner.et.succ = pull_next
+        else:
+            same_owner.ef.succ = pull_next
+        diff_target = diff_owner.et.succ if diff_jt else diff_owner.ef.succ
+        if chain_jt:
+            pull.et.succ = diff_target
+        else:
+            pull.ef.succ = diff_target
         if at_top:
             e = b.in_edges
             while e is not None:
@@ -683,8 +700,10 @@ class Optimizer:
                 else:
                     e.pred.ef.succ = pull
                 e = e.next
+        elif diff_jt:
+            diff_owner.et.succ = pull
         else:
-            getattr(diff_owner, diff_field).succ = pull
+            diff_owner.ef.succ = pull
         self.done = False
 
     def opt_blks(self, do_stmts: bool) -> None:
@@ -696,6 +715,17 @@ class Optimizer:
                 self.opt_blk(p, do_stmts)
         if do_stmts:
             return
+        same: dict[tuple[int, int, int], int] = {}
+        true_jeq: dict[tuple[int, int], int] = {}
+        jeqk = c.JMP | c.JEQ | c.K
+        for level in range(maxlevel, -1, -1):
+            for p in self.levels[level]:
+                key3 = (p.s.code, p.val[A_ATOM], p.oval)
+                same[key3] = same.get(key3, 0) | (1 << p.et.id) | (1 << p.ef.id)
+                if p.s.code == jeqk:
+                    key2 = (p.s.code, p.val[A_ATOM])
+                    true_jeq[key2] = true_jeq.get(key2, 0) | (1 << p.et.id)
+        self.edge_index = (same, true_jeq)
         for level in range(1, maxlevel + 1):
             for p in self.levels[level]:
                 self.opt_j(p.et)
@@ -743,48 +773,49 @@ class Optimizer:
                 stack.append(p.et.succ)
         return mark
 
-    @staticmethod
-    def _eq_slist(x: list[Stmt], y: list[Stmt]) -> bool:
-        xs = [(s.code, s.k) for s in x if s.code != NOP]
-        ys = [(s.code, s.k) for s in y if s.code != NOP]
-        return xs == ys
-
     def intern_blocks(self) -> None:
-        blocks = self.blocks
-        n = len(blocks)
-        while True:
-            done1 = True
-            for b in blocks:
-                b.link = None
-            mark = self._mark_code()
-            for i in range(n - 2, -1, -1):
-                bi = blocks[i]
-                if bi.mark != mark:
-                    continue
-                for j in range(i + 1, n):
-                    bj = blocks[j]
-                    if bj.mark != mark:
-                        continue
-                    if (
-                        bi.s.code == bj.s.code
-                        and bi.s.k == bj.s.k
-                        and bi.et.succ is bj.et.succ
-                        and bi.ef.succ is bj.ef.succ
-                        and self._eq_slist(bi.stmts, bj.stmts)
-                    ):
-                        bi.link = bj.link if bj.link is not None else bj
-                        break
-            for p in blocks:
-                if p.et.succ is None:
-                    continue
-                if p.et.succ.link is not None:
-                    done1 = False
-                    p.et.succ = p.et.succ.link
-                if p.ef.succ.link is not None:
-                    done1 = False
-                    p.ef.succ = p.ef.succ.link
-            if done1:
-                return
+        """Merge identical blocks (same statements, test and successors).
+
+        libpcap iterates to a fixpoint, each round linking a block to the next
+        higher-numbered identical one; the outcome is that every class of blocks that are
+        identical once their successors are merged collapses onto its highest-numbered
+        member. This computes those classes bottom-up (successors first) in one pass."""
+        mark = self._mark_code()
+        order: list[Block] = []
+        seen: set[int] = set()
+        stack: list[tuple[Block, bool]] = [(self.root, False)]
+        while stack:
+            b, done = stack.pop()
+            if done:
+                order.append(b)
+                continue
+            if id(b) in seen:
+                continue
+            seen.add(id(b))
+            stack.append((b, True))
+            if (b.s.code & 0x07) != c.RET:
+                stack.append((b.ef.succ, False))
+                stack.append((b.et.succ, False))
+        cls: dict[int, int] = {}  # id(block) -> class number
+        keys: dict[tuple, int] = {}
+        best: list[Block] = []
+        for b in order:
+            if (b.s.code & 0x07) == c.RET:
+                succ = (None, None)
+            else:
+                succ = (cls[id(b.et.succ)], cls[id(b.ef.succ)])
+            key = (b.s.code, b.s.k, succ, tuple((s.code, s.k) for s in b.stmts if s.code != NOP))
+            n = keys.get(key)
+            if n is None:
+                n = keys[key] = len(best)
+                best.append(b)
+            elif b.id > best[n].id:
+                best[n] = b
+            cls[id(b)] = n
+        for b in order:
+            if b.mark == mark and b.et.succ is not None:
+                b.et.succ = best[cls[id(b.et.succ)]]
+                b.ef.succ = best[cls[id(b.ef.succ)]]
 
     def opt_root(self) -> Block:
         b = self.root
@@ -848,6 +879,7 @@ def icode_to_fcode(root: Block) -> list[c.SockFilter]:
 def _convert(root: Block, out: list[list[int]], n: int) -> bool:
     visited: set[int] = set()
     tail = n
+    ok = True
     # post-order: JF subtree, then JT subtree, then the block itself (placed before both)
     stack: list[tuple[Block, int]] = [(root, 0)]
     while stack:
@@ -875,8 +907,11 @@ def _convert(root: Block, out: list[list[int]], n: int) -> bool:
             off = p.et.succ.offset - (p.offset + slen) - 1
             if off >= 256:
                 if p.longjt == 0:
+                    # distances only grow as jumps are added, so every jump found too
+                    # long now stays too long: mark them all in this pass
                     p.longjt += 1
-                    return False
+                    ok = False
+                    continue
                 ins[1] = extra
                 extra += 1
                 out[dst + extra] = [c.JMP | c.JA, 0, 0, off - extra]
@@ -886,13 +921,14 @@ def _convert(root: Block, out: list[list[int]], n: int) -> bool:
             if off >= 256:
                 if p.longjf == 0:
                     p.longjf += 1
-                    return False
+                    ok = False
+                    continue
                 ins[2] = extra
                 extra += 1
                 out[dst + extra] = [c.JMP | c.JA, 0, 0, off - extra]
             else:
                 ins[2] = off
-    return True
+    return ok
 
 
 Walker = Callable[[Block], None]

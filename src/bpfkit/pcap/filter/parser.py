@@ -15,6 +15,7 @@ effects on the compiler state (``vlan``/``mpls`` move every later test past thei
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 
@@ -171,10 +172,33 @@ class _TokenLexer(Lexer):
 _parser: Lark | None = None
 
 
+def _cache_file() -> str | None:
+    """Where lark keeps the analysed grammar between runs (a private per-user directory)."""
+    import hashlib
+
+    import lark
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    d = os.path.join(base, "bpfkit")
+    try:
+        os.makedirs(d, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(d, os.W_OK):
+        return None
+    tag = hashlib.sha256((GRAMMAR + lark.__version__).encode()).hexdigest()[:16]
+    return os.path.join(d, f"pcap-filter-grammar-{tag}.lark")
+
+
 def _get_parser() -> Lark:
     global _parser
     if _parser is None:
-        _parser = Lark(GRAMMAR, parser="lalr", lexer=_TokenLexer, keep_all_tokens=True)
+        options = {"parser": "lalr", "lexer": _TokenLexer, "keep_all_tokens": True}
+        cache = _cache_file()
+        try:
+            _parser = Lark(GRAMMAR, cache=cache, **options) if cache else Lark(GRAMMAR, **options)
+        except Exception:  # a damaged cache file: rebuild without it
+            _parser = Lark(GRAMMAR, **options)
     return _parser
 
 

@@ -22,6 +22,7 @@ from .base import (
     VMMap,
 )
 from .bloom import BloomFilterMap
+from .cgroup_array import CgroupArrayMap
 from .devmap import CpuMap, DevMap, DevMapHash, XskMap
 from .fdarray import MAX_TAIL_CALL_CNT, FdArrayMap, ProgArrayMap
 from .hash import HashMap, PercpuHashMap
@@ -64,6 +65,7 @@ __all__ = [
     "ArrayOfMapsMap",
     "HashOfMapsMap",
     "StackTraceMap",
+    "CgroupArrayMap",
     "DevMap",
     "DevMapHash",
     "CpuMap",
@@ -89,6 +91,7 @@ MAP_CLASSES: dict[MapType, type[VMMap]] = {
         ArrayOfMapsMap,
         HashOfMapsMap,
         StackTraceMap,
+        CgroupArrayMap,
         DevMap,
         DevMapHash,
         CpuMap,

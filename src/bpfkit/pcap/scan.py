@@ -1,0 +1,867 @@
+"""Running a classic filter over a whole capture file: natively, or in Python.
+
+``filter_capture`` is what ``bpfkit filter run`` does. Its verdicts are libpcap's — those
+of ``tcpdump -r FILE EXPR`` — so a program runs with libpcap's user-space rules: a load
+outside the captured bytes rejects the packet, ``len`` is the length on the wire, a shift
+by ``X >= 32`` gives 0, a division by ``X == 0`` rejects, and there are no ancillary
+(``SKF_AD_*``) loads.
+
+Engines:
+
+* ``jit`` — the classic program and the loop over a pcap file's records become one LLVM
+  function (``A``, ``X`` and ``M[]`` in registers), run over the file read in 256 KiB
+  chunks (constant memory, any file size). Each record's header is checked against the
+  chunk's end before its packet is filtered, and each load against the record's captured
+  length, so a hostile file cannot make it read outside the buffer. Matching records are
+  copied into an output buffer for ``-w``.
+  pcapng files are walked in Python and each packet filtered by the same native code.
+* ``interp`` — Python: bpfkit's reference interpreter
+  (:func:`bpfkit.classic.interp.run_classic`) for programs where the kernel's semantics
+  and libpcap's coincide, and a small libpcap-rules evaluator for the rest (programs that
+  shift by ``X``, or whose index register or absolute offsets can reach 2**31).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from ..classic import insn as c
+from ..classic.insn import SockFilter
+from ..errors import CaptureError, ClassicError
+from .capfile import PCAP_MAGIC_NS, PCAP_MAGIC_US, CaptureReader, PcapWriter
+
+M32 = 0xFFFFFFFF
+OUT_CHUNK = 256 << 10
+IN_CHUNK = 256 << 10  # small enough that a chunk is still in the cache when filtered
+MAX_SCAN_RECORD = 16 << 20
+
+# state slots and stop reasons of the native scan
+ST_POS, ST_PACKETS, ST_OUTLEN, ST_REASON = range(4)
+R_END, R_FULL, R_TRUNC_HDR, R_TRUNC_DATA, R_CORRUPT = range(5)
+
+
+# -- validation -------------------------------------------------------------------------
+
+
+def validate(prog: Sequence[SockFilter]) -> None:
+    """libpcap's rules for a runnable program (``bpf_validate``), plus shifts by a
+    constant below 32; raises ClassicError naming the instruction."""
+    n = len(prog)
+    if n == 0:
+        raise ClassicError("empty program")
+    for pc, ins in enumerate(prog):
+        code, k = ins.code, ins.k
+        cls = code & 0x07
+        if cls in (c.LD, c.LDX):
+            mode = code & 0xE0
+            size = code & 0x18
+            if cls == c.LD and mode in (c.ABS, c.IND):
+                if size not in (c.W, c.H, c.B):
+                    raise ClassicError(f"unknown load size in {code:#06x}", pc)
+            elif mode == c.MEM:
+                if k >= c.MEMWORDS:
+                    raise ClassicError(f"scratch index {k} out of range", pc)
+            elif mode == c.MSH and cls == c.LDX:
+                if size != c.B:
+                    raise ClassicError(f"unknown opcode {code:#06x}", pc)
+            elif mode not in (c.IMM, c.LEN):
+                raise ClassicError(f"unknown opcode {code:#06x}", pc)
+            if code & ~0xFF:
+                raise ClassicError(f"unknown opcode {code:#06x}", pc)
+        elif cls in (c.ST, c.STX):
+            if code not in (c.ST, c.STX):
+                raise ClassicError(f"unknown opcode {code:#06x}", pc)
+            if k >= c.MEMWORDS:
+                raise ClassicError(f"scratch index {k} out of range", pc)
+        elif cls == c.ALU:
+            op = code & 0xF0
+            if op not in (
+                c.ADD,
+                c.SUB,
+                c.MUL,
+                c.DIV,
+                c.OR,
+                c.AND,
+                c.LSH,
+                c.RSH,
+                c.NEG,
+                c.MOD,
+                c.XOR,
+            ):
+                raise ClassicError(f"unknown ALU operation in {code:#06x}", pc)
+            if code & ~0xFF or (op == c.NEG and code & c.X):
+                raise ClassicError(f"unknown opcode {code:#06x}", pc)
+            if not code & c.X:
+                if op in (c.DIV, c.MOD) and k == 0:
+                    raise ClassicError("division by constant 0", pc)
+                if op in (c.LSH, c.RSH) and k >= 32:
+                    raise ClassicError(f"shift by {k} (more than 31)", pc)
+        elif cls == c.JMP:
+            op = code & 0xF0
+            if code & ~0xFF or op not in (c.JA, c.JEQ, c.JGT, c.JGE, c.JSET):
+                raise ClassicError(f"unknown jump in {code:#06x}", pc)
+            if op == c.JA:
+                if code != c.JMP | c.JA:
+                    raise ClassicError(f"unknown opcode {code:#06x}", pc)
+                if pc + 1 + k >= n:
+                    raise ClassicError(f"jump to {pc + 1 + k} is outside the program", pc)
+            elif pc + 1 + ins.jt >= n or pc + 1 + ins.jf >= n:
+                raise ClassicError("conditional jump outside the program", pc)
+        elif cls == c.RET:
+            if (code & 0x18) not in (c.K, c.X, c.RVAL_A) or code & ~0x1F:
+                raise ClassicError(f"unknown return in {code:#06x}", pc)
+        elif cls == c.MISC:
+            if code not in (c.MISC | c.TAX, c.MISC | c.TXA):
+                raise ClassicError(f"unknown opcode {code:#06x}", pc)
+    if (prog[-1].code & 0x07) != c.RET:
+        raise ClassicError("program does not end with a return", n - 1)
+
+
+# -- the Python engine ------------------------------------------------------------------
+
+
+def kernel_rules_agree(prog: Sequence[SockFilter]) -> bool:
+    """Whether the kernel's classic semantics (bpfkit's reference interpreter) give the
+    same verdicts as libpcap's for this program on every packet.
+
+    They differ only on shifts by ``X >= 32`` (kernel: by ``X & 31``; libpcap: 0) and on
+    offsets at or above 2**31 (kernel: ancillary data or a header-relative load; libpcap:
+    out of the packet), which need a shift by ``X``, a large absolute offset, or an index
+    register set from arbitrary values."""
+    for ins in prog:
+        code, k = ins.code, ins.k
+        cls = code & 0x07
+        if code in (c.ALU | c.LSH | c.X, c.ALU | c.RSH | c.X):
+            return False
+        if cls == c.LD and (code & 0xE0) == c.ABS and k >= 0x80000000:
+            return False
+        if cls == c.LD and (code & 0xE0) == c.IND and k >= 0x40000000:
+            return False
+        if code in (c.MISC | c.TAX, c.LDX | c.MEM, c.LDX | c.W | c.LEN):
+            return False
+        if code == c.LDX | c.IMM and k >= 0x40000000:
+            return False
+    return True
+
+
+def pcap_filter(prog: Sequence[SockFilter], data: bytes, wirelen: int) -> int:
+    """Run ``prog`` over one packet with libpcap's user-space rules; return its value."""
+    buflen = len(data)
+    a = x = 0
+    mem = [0] * c.MEMWORDS
+    pc = 0
+    while True:
+        ins = prog[pc]
+        code, k = ins.code, ins.k
+        cls = code & 0x07
+        pc += 1
+        if cls == c.RET:
+            rv = code & 0x18
+            return (a if rv == c.RVAL_A else x if rv == c.X else k) & M32
+        if cls == c.LD or cls == c.LDX:
+            mode = code & 0xE0
+            if mode == c.IMM:
+                v = k
+            elif mode == c.LEN:
+                v = wirelen & M32
+            elif mode == c.MEM:
+                v = mem[k]
+            elif mode == c.MSH:
+                if k >= buflen:
+                    return 0
+                v = (data[k] & 0xF) << 2
+            else:
+                size = {c.W: 4, c.H: 2, c.B: 1}[code & 0x18]
+                off = k if mode == c.ABS else x + k
+                if off + size > buflen:
+                    return 0
+                v = int.from_bytes(data[off : off + size], "big")
+            if cls == c.LD:
+                a = v
+            else:
+                x = v
+        elif cls == c.ST:
+            mem[k] = a
+        elif cls == c.STX:
+            mem[k] = x
+        elif cls == c.ALU:
+            op = code & 0xF0
+            s = x if code & c.X else k
+            if op == c.ADD:
+                a = (a + s) & M32
+            elif op == c.SUB:
+                a = (a - s) & M32
+            elif op == c.MUL:
+                a = (a * s) & M32
+            elif op == c.DIV:
+                if s == 0:
+                    return 0
+                a //= s
+            elif op == c.MOD:
+                if s == 0:
+                    return 0
+                a %= s
+            elif op == c.AND:
+                a &= s
+            elif op == c.OR:
+                a |= s
+            elif op == c.XOR:
+                a ^= s
+            elif op == c.LSH:
+                a = (a << s) & M32 if s < 32 else 0
+            elif op == c.RSH:
+                a = a >> s if s < 32 else 0
+            else:  # NEG
+                a = -a & M32
+        elif cls == c.JMP:
+            op = code & 0xF0
+            if op == c.JA:
+                pc += k
+                continue
+            s = x if code & c.X else k
+            if op == c.JEQ:
+                t = a == s
+            elif op == c.JGT:
+                t = a > s
+            elif op == c.JGE:
+                t = a >= s
+            else:
+                t = (a & s) != 0
+            pc += ins.jt if t else ins.jf
+        else:  # MISC
+            if (code & 0xF8) == c.TAX:
+                x = a
+            else:
+                a = x
+
+
+def python_matcher(prog: Sequence[SockFilter]):
+    """A ``(data, wirelen) -> bool`` verdict function with libpcap's semantics."""
+    if kernel_rules_agree(prog):
+        from ..classic.interp import run_classic
+
+        prog = [SockFilter(*i) for i in prog]
+
+        def match(data: bytes, wirelen: int) -> bool:
+            return run_classic(prog, data, wire_len=wirelen).ret != 0
+
+        return match
+
+    def match_pcap(data: bytes, wirelen: int) -> bool:
+        return pcap_filter(prog, data, wirelen) != 0
+
+    return match_pcap
+
+
+# -- the native engine ------------------------------------------------------------------
+
+_SIZES = {c.W: (4, "i32"), c.H: (2, "i16"), c.B: (1, "i8")}
+_CMP = {c.JEQ: "eq", c.JGT: "ugt", c.JGE: "uge"}
+_ALU = {c.ADD: "add", c.SUB: "sub", c.MUL: "mul", c.AND: "and", c.OR: "or", c.XOR: "xor"}
+
+
+class _IR:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.n = 0
+
+    def tmp(self) -> str:
+        self.n += 1
+        return f"%t{self.n}"
+
+    def emit(self, line: str) -> None:
+        self.lines.append("  " + line)
+
+    def label(self, name: str) -> None:
+        self.lines.append(f"{name}:")
+
+
+def _lower_filter(prog: Sequence[SockFilter]) -> str:
+    """``i1 @bpfkit_pcap_match(ptr data, i64 caplen, i32 wirelen)``: the program, inlined
+    into the scan loop (libpcap's rules; every load checked against ``caplen``)."""
+    ir = _IR()
+    ir.lines.append(
+        "define internal i1 @bpfkit_pcap_match(ptr %data, i64 %caplen, i32 %wirelen) "
+        "alwaysinline nounwind {"
+    )
+    ir.label("entry")
+    ir.emit("%A = alloca i32")
+    ir.emit("%X = alloca i32")
+    ir.emit("%M = alloca [16 x i32]")
+    ir.emit("store i32 0, ptr %A")
+    ir.emit("store i32 0, ptr %X")
+    for i in range(c.MEMWORDS):
+        p = ir.tmp()
+        ir.emit(f"{p} = getelementptr [16 x i32], ptr %M, i64 0, i64 {i}")
+        ir.emit(f"store i32 0, ptr {p}")
+    ir.emit("br label %i0")
+
+    def load_packet(off64: str, size_code: int, dest: str, next_label: str) -> None:
+        size, ty = _SIZES[size_code]
+        end = ir.tmp()
+        ir.emit(f"{end} = add i64 {off64}, {size}")
+        ok = ir.tmp()
+        ir.emit(f"{ok} = icmp ule i64 {end}, %caplen")
+        lbl = f"ld{ir.n}"
+        ir.emit(f"br i1 {ok}, label %{lbl}, label %reject")
+        ir.label(lbl)
+        p = ir.tmp()
+        ir.emit(f"{p} = getelementptr i8, ptr %data, i64 {off64}")
+        v = ir.tmp()
+        ir.emit(f"{v} = load {ty}, ptr {p}, align 1")
+        if size > 1:
+            sw = ir.tmp()
+            ir.emit(f"{sw} = call {ty} @llvm.bswap.{ty}({ty} {v})")
+            v = sw
+        if size < 4:
+            z = ir.tmp()
+            ir.emit(f"{z} = zext {ty} {v} to i32")
+            v = z
+        ir.emit(f"store i32 {v}, ptr {dest}")
+        ir.emit(f"br label %{next_label}")
+
+    n = len(prog)
+    for pc, ins in enumerate(prog):
+        code, k = ins.code, ins.k
+        cls = code & 0x07
+        nxt = f"i{pc + 1}" if pc + 1 < n else "reject"
+        ir.label(f"i{pc}")
+        if cls == c.RET:
+            rv = code & 0x18
+            if rv == c.K:
+                ir.emit(f"br label %{'accept' if k else 'reject'}")
+            else:
+                v = ir.tmp()
+                ir.emit(f"{v} = load i32, ptr {'%A' if rv == c.RVAL_A else '%X'}")
+                t = ir.tmp()
+                ir.emit(f"{t} = icmp ne i32 {v}, 0")
+                ir.emit(f"br i1 {t}, label %accept, label %reject")
+        elif cls in (c.LD, c.LDX):
+            dest = "%A" if cls == c.LD else "%X"
+            mode = code & 0xE0
+            if mode == c.IMM:
+                ir.emit(f"store i32 {k}, ptr {dest}")
+                ir.emit(f"br label %{nxt}")
+            elif mode == c.LEN:
+                ir.emit(f"store i32 %wirelen, ptr {dest}")
+                ir.emit(f"br label %{nxt}")
+            elif mode == c.MEM:
+                p = ir.tmp()
+                ir.emit(f"{p} = getelementptr [16 x i32], ptr %M, i64 0, i64 {k}")
+                v = ir.tmp()
+                ir.emit(f"{v} = load i32, ptr {p}")
+                ir.emit(f"store i32 {v}, ptr {dest}")
+                ir.emit(f"br label %{nxt}")
+            elif mode == c.MSH:
+                ok = ir.tmp()
+                ir.emit(f"{ok} = icmp ult i64 {k}, %caplen")
+                lbl = f"msh{pc}"
+                ir.emit(f"br i1 {ok}, label %{lbl}, label %reject")
+                ir.label(lbl)
+                p = ir.tmp()
+                ir.emit(f"{p} = getelementptr i8, ptr %data, i64 {k}")
+                b = ir.tmp()
+                ir.emit(f"{b} = load i8, ptr {p}")
+                z = ir.tmp()
+                ir.emit(f"{z} = zext i8 {b} to i32")
+                m = ir.tmp()
+                ir.emit(f"{m} = and i32 {z}, 15")
+                s = ir.tmp()
+                ir.emit(f"{s} = shl i32 {m}, 2")
+                ir.emit(f"store i32 {s}, ptr %X")
+                ir.emit(f"br label %{nxt}")
+            elif mode == c.ABS:
+                load_packet(str(k), code & 0x18, dest, nxt)
+            else:  # IND
+                xv = ir.tmp()
+                ir.emit(f"{xv} = load i32, ptr %X")
+                x64 = ir.tmp()
+                ir.emit(f"{x64} = zext i32 {xv} to i64")
+                off = ir.tmp()
+                ir.emit(f"{off} = add i64 {x64}, {k}")
+                load_packet(off, code & 0x18, dest, nxt)
+        elif cls in (c.ST, c.STX):
+            v = ir.tmp()
+            ir.emit(f"{v} = load i32, ptr {'%A' if cls == c.ST else '%X'}")
+            p = ir.tmp()
+            ir.emit(f"{p} = getelementptr [16 x i32], ptr %M, i64 0, i64 {k}")
+            ir.emit(f"store i32 {v}, ptr {p}")
+            ir.emit(f"br label %{nxt}")
+        elif cls == c.ALU:
+            op = code & 0xF0
+            a = ir.tmp()
+            ir.emit(f"{a} = load i32, ptr %A")
+            if code & c.X:
+                s = ir.tmp()
+                ir.emit(f"{s} = load i32, ptr %X")
+            else:
+                s = str(k if k < 0x80000000 else k - (1 << 32))
+            r = ir.tmp()
+            if op in _ALU:
+                ir.emit(f"{r} = {_ALU[op]} i32 {a}, {s}")
+            elif op == c.NEG:
+                ir.emit(f"{r} = sub i32 0, {a}")
+            elif op in (c.DIV, c.MOD):
+                if code & c.X:
+                    z = ir.tmp()
+                    ir.emit(f"{z} = icmp eq i32 {s}, 0")
+                    lbl = f"div{pc}"
+                    ir.emit(f"br i1 {z}, label %reject, label %{lbl}")
+                    ir.label(lbl)
+                ir.emit(f"{r} = {'udiv' if op == c.DIV else 'urem'} i32 {a}, {s}")
+            else:  # shifts
+                inst = "shl" if op == c.LSH else "lshr"
+                if code & c.X:
+                    m = ir.tmp()
+                    ir.emit(f"{m} = and i32 {s}, 31")
+                    sh = ir.tmp()
+                    ir.emit(f"{sh} = {inst} i32 {a}, {m}")
+                    lt = ir.tmp()
+                    ir.emit(f"{lt} = icmp ult i32 {s}, 32")
+                    ir.emit(f"{r} = select i1 {lt}, i32 {sh}, i32 0")
+                else:
+                    ir.emit(f"{r} = {inst} i32 {a}, {k}")
+            ir.emit(f"store i32 {r}, ptr %A")
+            ir.emit(f"br label %{nxt}")
+        elif cls == c.JMP:
+            op = code & 0xF0
+            if op == c.JA:
+                ir.emit(f"br label %i{pc + 1 + k}")
+                continue
+            a = ir.tmp()
+            ir.emit(f"{a} = load i32, ptr %A")
+            if code & c.X:
+                s = ir.tmp()
+                ir.emit(f"{s} = load i32, ptr %X")
+            else:
+                s = str(k if k < 0x80000000 else k - (1 << 32))
+            t = ir.tmp()
+            if op == c.JSET:
+                m = ir.tmp()
+                ir.emit(f"{m} = and i32 {a}, {s}")
+                ir.emit(f"{t} = icmp ne i32 {m}, 0")
+            else:
+                ir.emit(f"{t} = icmp {_CMP[op]} i32 {a}, {s}")
+            ir.emit(f"br i1 {t}, label %i{pc + 1 + ins.jt}, label %i{pc + 1 + ins.jf}")
+        else:  # MISC
+            if (code & 0xF8) == c.TAX:
+                v = ir.tmp()
+                ir.emit(f"{v} = load i32, ptr %A")
+                ir.emit(f"store i32 {v}, ptr %X")
+            else:
+                v = ir.tmp()
+                ir.emit(f"{v} = load i32, ptr %X")
+                ir.emit(f"store i32 {v}, ptr %A")
+            ir.emit(f"br label %{nxt}")
+    ir.label("accept")
+    ir.emit("ret i1 1")
+    ir.label("reject")
+    ir.emit("ret i1 0")
+    ir.lines.append("}")
+    return "\n".join(ir.lines)
+
+
+def _field(ir_lines: list[str], name: str, hp: str, off: int, swap: bool) -> str:
+    ir_lines.append(f"  %{name}.p = getelementptr i8, ptr {hp}, i64 {off}")
+    ir_lines.append(f"  %{name}.r = load i32, ptr %{name}.p, align 1")
+    if swap:
+        ir_lines.append(f"  %{name} = call i32 @llvm.bswap.i32(i32 %{name}.r)")
+    else:
+        ir_lines.append(f"  %{name} = or i32 %{name}.r, 0")
+    return f"%{name}"
+
+
+def build_ir(prog: Sequence[SockFilter], swap: bool, limit: int) -> str:
+    """The module: the filter, a one-packet entry and the pcap record loop.
+
+    ``i64 @bpfkit_pcap_scan(ptr base, i64 pos, i64 end, ptr out, i64 outcap, ptr state)``
+    filters records from ``pos`` until ``end`` (or until the next record would not fit
+    in ``out``), copies matching records to ``out`` when it is not null, and returns the
+    number matched; ``state`` receives the next position, the records seen, the bytes
+    written and why it stopped (``R_*``)."""
+    lines = [
+        "declare i32 @llvm.bswap.i32(i32)",
+        "declare i16 @llvm.bswap.i16(i16)",
+        _lower_filter(prog),
+        "define i32 @bpfkit_pcap_one(ptr %data, i64 %caplen, i32 %wirelen) nounwind {",
+        "entry:",
+        "  %m = call i1 @bpfkit_pcap_match(ptr %data, i64 %caplen, i32 %wirelen)",
+        "  %r = zext i1 %m to i32",
+        "  ret i32 %r",
+        "}",
+        "define i64 @bpfkit_pcap_scan(ptr %base, i64 %pos0, i64 %end, ptr %out, i64 %outcap, "
+        "ptr %state, ptr %memcpy) nounwind {",
+        "entry:",
+        "  %hasout = icmp ne ptr %out, null",
+        "  br label %loop",
+        "loop:",
+        "  %pos = phi i64 [%pos0, %entry], [%rend, %next]",
+        "  %npk = phi i64 [0, %entry], [%npk1, %next]",
+        "  %nm = phi i64 [0, %entry], [%nm2, %next]",
+        "  %olen = phi i64 [0, %entry], [%olen2, %next]",
+        "  %rem = sub i64 %end, %pos",
+        "  %eof = icmp eq i64 %rem, 0",
+        "  br i1 %eof, label %x_end, label %chk",
+        "chk:",
+        "  %short = icmp ult i64 %rem, 16",
+        "  br i1 %short, label %x_trunc_hdr, label %hdr",
+        "hdr:",
+        "  %hp = getelementptr i8, ptr %base, i64 %pos",
+    ]
+    cl = _field(lines, "cl", "%hp", 8, swap)
+    wl = _field(lines, "wl", "%hp", 12, swap)
+    lines += [
+        f"  %cl64 = zext i32 {cl} to i64",
+        f"  %big = icmp ugt i64 %cl64, {limit}",
+        "  br i1 %big, label %x_corrupt, label %hdr2",
+        "hdr2:",
+        "  %rlen = add i64 %cl64, 16",
+        "  %short2 = icmp ult i64 %rem, %rlen",
+        "  br i1 %short2, label %x_trunc_data, label %room",
+        "room:",
+        "  %need = add i64 %olen, %rlen",
+        "  %full = icmp ugt i64 %need, %outcap",
+        "  %stop = and i1 %hasout, %full",
+        "  br i1 %stop, label %x_full, label %run",
+        "run:",
+        "  %data = getelementptr i8, ptr %hp, i64 16",
+        f"  %m = call i1 @bpfkit_pcap_match(ptr %data, i64 %cl64, i32 {wl})",
+        "  %nm1 = zext i1 %m to i64",
+        "  %nm2 = add i64 %nm, %nm1",
+        "  %docopy = and i1 %m, %hasout",
+        "  br i1 %docopy, label %copy, label %next",
+        "copy:",
+        "  %dst = getelementptr i8, ptr %out, i64 %olen",
+        "  %cp = call ptr %memcpy(ptr %dst, ptr %hp, i64 %rlen)",
+        "  br label %next",
+        "next:",
+        "  %olen2 = phi i64 [%olen, %run], [%need, %copy]",
+        "  %rend = add i64 %pos, %rlen",
+        "  %npk1 = add i64 %npk, 1",
+        "  br label %loop",
+    ]
+    for name, reason in (
+        ("x_end", R_END),
+        ("x_trunc_hdr", R_TRUNC_HDR),
+        ("x_corrupt", R_CORRUPT),
+        ("x_trunc_data", R_TRUNC_DATA),
+        ("x_full", R_FULL),
+    ):
+        lines += [
+            f"{name}:",
+            "  store i64 %pos, ptr %state",
+            f"  %{name}.p1 = getelementptr i64, ptr %state, i64 {ST_PACKETS}",
+            f"  store i64 %npk, ptr %{name}.p1",
+            f"  %{name}.p2 = getelementptr i64, ptr %state, i64 {ST_OUTLEN}",
+            f"  store i64 %olen, ptr %{name}.p2",
+            f"  %{name}.p3 = getelementptr i64, ptr %state, i64 {ST_REASON}",
+            f"  store i64 {reason}, ptr %{name}.p3",
+            "  ret i64 %nm",
+        ]
+    lines.append("}")
+    return "\n".join(lines)
+
+
+_SCAN_FN = ctypes.CFUNCTYPE(
+    ctypes.c_int64,
+    ctypes.c_void_p,
+    ctypes.c_int64,
+    ctypes.c_int64,
+    ctypes.c_void_p,
+    ctypes.c_int64,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+)
+# The scan copies matching records with the C library's memcpy, passed in by address so
+# that the machine code needs no relocation (and can be cached, see codecache).
+_MEMCPY = ctypes.cast(ctypes.CDLL(None).memcpy, ctypes.c_void_p).value
+_ONE_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_char_p, ctypes.c_int64, ctypes.c_uint32)
+
+
+@dataclass
+class NativeFilter:
+    """A compiled program: ``scan`` over pcap records, ``one`` for a single packet."""
+
+    module: object
+    scan_fn: object
+    one: object
+    compile_ns: int
+    cached: bool = False
+
+    def scan(self, base, pos: int, end: int, out, outcap: int, state) -> int:
+        """Filter the records in ``base[pos:end]`` (see build_ir)."""
+        return self.scan_fn(base, pos, end, out, outcap, state, _MEMCPY)
+
+    def match(self, data: bytes, wirelen: int) -> bool:
+        return bool(self.one(data, len(data), wirelen & M32))
+
+
+_cache: dict[tuple, NativeFilter] = {}
+_llvm: dict[str, object] = {}
+
+
+def _llvm_compile(ir: str):
+    """IR → native code with LLVM's -O2 pipeline (an MCJIT engine owning its machine).
+
+    Deliberately light — llvmlite alone, not bpfkit's eBPF JIT package — because the
+    whole-process start-up time of ``bpfkit filter run`` is part of what it is measured by."""
+    import llvmlite.binding as llvm
+
+    if not _llvm:
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        _llvm["target"] = llvm.Target.from_default_triple()
+        _llvm["cpu"] = llvm.get_host_cpu_name()
+        _llvm["features"] = llvm.get_host_cpu_features().flatten()
+    tm = _llvm["target"].create_target_machine(
+        cpu=_llvm["cpu"], features=_llvm["features"], opt=2, codemodel="jitdefault"
+    )
+    mod = llvm.parse_assembly(ir)
+    mod.triple = llvm.get_process_triple()
+    mod.data_layout = str(tm.target_data)
+    mod.verify()
+    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=2))
+    pb.getModulePassManager().run(mod, pb)
+    engine = llvm.create_mcjit_compiler(mod, tm)
+    engine.finalize_object()
+    return engine
+
+
+def jit_available() -> bool:
+    """Whether llvmlite (the native engine's compiler) is installed (without loading it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("llvmlite") is not None
+
+
+def compile_native(
+    prog: Sequence[SockFilter], swap: bool = False, limit: int = MAX_SCAN_RECORD
+) -> NativeFilter:
+    """Compile ``prog`` (validated first) with a pcap record loop for one byte order."""
+    prog = [SockFilter(*i) for i in prog]
+    validate(prog)
+    key = (tuple(prog), swap, limit)
+    hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    from . import codecache
+
+    t0 = time.perf_counter_ns()
+    ir = build_ir(prog, swap, limit)
+    names = ("bpfkit_pcap_scan", "bpfkit_pcap_one")
+    code = codecache.load_cached_code(ir, names)
+    cached = code is not None
+    if code is None:
+        try:
+            code = codecache.compile_and_cache(ir, names)
+        except OSError:  # no executable mappings here: MCJIT below
+            code = None
+    if code is not None:
+        scan_addr, one_addr = code.address(names[0]), code.address(names[1])
+    else:
+        code = _llvm_compile(ir)
+        scan_addr = code.get_function_address(names[0])
+        one_addr = code.get_function_address(names[1])
+    nf = NativeFilter(
+        code, _SCAN_FN(scan_addr), _ONE_FN(one_addr), time.perf_counter_ns() - t0, cached
+    )
+    if len(_cache) > 32:
+        _cache.clear()
+    _cache[key] = nf
+    return nf
+
+
+# -- running over a file ------------------------------------------------------------------
+
+
+@dataclass
+class ScanResult:
+    """What a run over a capture did."""
+
+    packets: int
+    matched: int
+    linktype: int
+    format: str
+    engine: str
+
+
+ProgramFor = "Callable[[int], Sequence[SockFilter]]"
+
+
+def filter_capture(
+    path: str | os.PathLike[str],
+    program_for,
+    engine: str = "jit",
+    out: str | os.PathLike[str] | BinaryIO | None = None,
+    progress=None,
+) -> ScanResult:
+    """Filter every packet of a capture; write the matching ones to ``out`` (pcap).
+
+    ``program_for(linktype)`` returns the program for a link type (a compiled expression
+    is compiled per link type; a loaded program ignores it). ``progress(done_bytes,
+    total_bytes)`` is called now and then. Raises CaptureError for a damaged file after
+    writing the packets before the damage.
+    """
+    if engine not in ("jit", "interp"):
+        raise ValueError(f"unknown engine {engine!r}")
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if len(head) < 4:
+        raise CaptureError(f"{path}: empty or truncated file (no capture header)")
+    magic_le = struct.unpack("<I", head)[0]
+    magic_be = struct.unpack(">I", head)[0]
+    is_pcap = magic_le in (PCAP_MAGIC_US, PCAP_MAGIC_NS) or magic_be in (
+        PCAP_MAGIC_US,
+        PCAP_MAGIC_NS,
+    )
+    if engine == "jit" and is_pcap:
+        return _scan_pcap_native(path, program_for, out, progress)
+    return _scan_python(path, program_for, engine, out, progress)
+
+
+def _scan_pcap_native(path: str, program_for, out, progress) -> ScanResult:
+    """Stream the file in chunks (constant memory, small enough to stay in the CPU cache
+    while filtered) and let native code walk each chunk's records; a record cut by a
+    chunk's end is carried into the next chunk, in front of its data."""
+    with CaptureReader(path) as reader:
+        header = reader.header
+        swap = reader.byteorder != "<"
+        linktype = reader.linktype
+        snaplen = reader.snaplen
+    limit = min(max(snaplen, 262144), MAX_SCAN_RECORD)
+    nf = compile_native(program_for(linktype), swap, limit)
+    size = os.path.getsize(path)
+    writer = None
+    own = False
+    if out is not None:
+        if isinstance(out, (str, bytes, os.PathLike)):
+            writer = open(out, "wb", buffering=0)  # noqa: SIM115
+            own = True
+        else:
+            writer = out
+        writer.write(header)
+    packets = matched = 0
+    outcap = OUT_CHUNK + 16 + limit if writer is not None else 0
+    obuf = ctypes.create_string_buffer(outcap) if writer is not None else None
+    reserve = 16 + limit  # the longest record that can be carried over
+    state = (ctypes.c_int64 * 4)()
+    error = None
+    # one buffer: ``reserve`` bytes for the unfinished record carried over from the
+    # previous chunk, then the chunk read from the file
+    ibuf = ctypes.create_string_buffer(reserve + IN_CHUNK)
+    iview = memoryview(ibuf).cast("B")
+    base = ctypes.addressof(ibuf)
+    chunk_start = 24  # file offset of the chunk's first byte (at ibuf[reserve])
+    carry = b""  # the unfinished record of the previous chunk
+    try:
+        with open(path, "rb", buffering=0) as f:
+            f.seek(24)
+            while True:
+                got = 0
+                while got < IN_CHUNK:
+                    k = f.readinto(iview[reserve + got : reserve + IN_CHUNK])
+                    if not k:
+                        break
+                    got += k
+                eof = got < IN_CHUNK
+                start = reserve - len(carry)
+                if carry:
+                    ctypes.memmove(base + start, carry, len(carry))
+                end = reserve + got
+                pos = start
+                while True:
+                    n = nf.scan(base, pos, end, obuf, outcap, state)
+                    matched += n
+                    packets += state[ST_PACKETS]
+                    if writer is not None and state[ST_OUTLEN]:
+                        writer.write(memoryview(obuf)[: state[ST_OUTLEN]])
+                    pos = state[ST_POS]
+                    if state[ST_REASON] != R_FULL:
+                        break
+                reason = state[ST_REASON]
+                where = chunk_start - len(carry) + (pos - start)
+                if progress is not None:
+                    progress(where, size)
+                if reason == R_CORRUPT:
+                    error = (
+                        f"{path}: corrupt record at byte offset {where}: captured length is "
+                        f"more than {limit} (after packet {packets})"
+                    )
+                elif eof and reason == R_TRUNC_HDR:
+                    error = (
+                        f"{path}: truncated record header at byte offset {where} "
+                        f"(after packet {packets})"
+                    )
+                elif eof and reason == R_TRUNC_DATA:
+                    error = (
+                        f"{path}: truncated packet at byte offset {where} (after packet {packets})"
+                    )
+                if error or eof:
+                    break
+                carry = ctypes.string_at(base + pos, end - pos) if pos < end else b""
+                chunk_start += got
+    finally:
+        iview.release()
+        if own:
+            writer.close()
+        elif writer is not None:
+            writer.flush()
+    result = ScanResult(packets, matched, linktype, "pcap", "jit")
+    if error:
+        err = CaptureError(error)
+        err.result = result  # type: ignore[attr-defined]
+        raise err
+    return result
+
+
+def _partial(reader: CaptureReader, result):
+    """Iterate ``reader``; a CaptureError carries the counts so far as ``.result``."""
+    try:
+        yield from reader
+    except CaptureError as e:
+        e.result = result()  # type: ignore[attr-defined]
+        raise
+
+
+def _scan_python(path: str, program_for, engine: str, out, progress) -> ScanResult:
+    matchers: dict[int, object] = {}
+    counts = [0, 0]  # packets, matched
+    writer: PcapWriter | None = None
+    with CaptureReader(path) as reader:
+        fmt = reader.format
+        first_lt = reader.linktype
+        size = os.path.getsize(path)
+        if out is not None:
+            writer = PcapWriter(
+                out, first_lt, reader.snaplen or 262144, nanosecond=reader.nanosecond
+            )
+        try:
+            partial = lambda: ScanResult(counts[0], counts[1], first_lt, fmt, engine)  # noqa: E731
+            for pkt in _partial(reader, partial):
+                m = matchers.get(pkt.linktype)
+                if m is None:
+                    prog = program_for(pkt.linktype)
+                    validate(prog)
+                    if engine == "jit":
+                        m = compile_native(prog).match
+                    else:
+                        m = python_matcher(prog)
+                    matchers[pkt.linktype] = m
+                counts[0] += 1
+                if m(pkt.data, pkt.wirelen):
+                    counts[1] += 1
+                    if writer is not None:
+                        writer.write_packet(pkt)
+                if progress is not None and not counts[0] & 0xFFFF:
+                    progress(reader.offset, size)
+        finally:
+            if writer is not None:
+                writer.close()
+    return ScanResult(counts[0], counts[1], first_lt, fmt, engine)

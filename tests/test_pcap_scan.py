@@ -1,0 +1,125 @@
+"""The native scan: chunk boundaries, caches of programs and machine code, engines agree."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+from test_filter_libpcap import LIBPCAP, needs_libpcap
+
+from bpfkit.classic.insn import SockFilter
+from bpfkit.errors import CaptureError, ClassicError, FilterSyntaxError
+from bpfkit.pcap import CaptureReader, PcapWriter, codecache, compile_filter, scan
+from bpfkit.pcap.synth import packet_mix
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    scan._cache.clear()
+    yield tmp_path / "cache" / "bpfkit"
+    scan._cache.clear()
+
+
+def big_capture(path, n: int = 12000, seed: int = 4) -> None:
+    """Records of 14 to 1514 bytes (many of them padded to full size), so that records
+    straddle the scan's 256 KiB chunks in every possible way."""
+    rng = random.Random(seed)
+    with PcapWriter(path) as w:
+        for i, (f, wl) in enumerate(packet_mix(n, seed)):
+            if len(f) > 54 and rng.random() < 0.5:
+                pad = rng.randrange(0, 1514 - len(f) + 1)
+                f, wl = f + bytes(pad), wl + pad
+            w.write(f, i, wl)
+
+
+@pytest.mark.parametrize("expr", ["tcp port 80 or udp", "ip6 and not icmp6", ""])
+def test_chunk_boundaries(tmp_path, expr: str) -> None:
+    path = tmp_path / "big.pcap"
+    big_capture(path)
+    assert os.path.getsize(path) > 4 * scan.IN_CHUNK
+    outs = {}
+    for engine in ("jit", "interp"):
+        out = tmp_path / f"{engine}.pcap"
+        r = scan.filter_capture(path, lambda lt: compile_filter(expr, lt), engine=engine, out=out)
+        outs[engine] = [(p.ts_ns, p.data, p.wirelen) for p in CaptureReader(out)]
+        assert r.matched == len(outs[engine]) and r.packets == 12000
+    assert outs["jit"] == outs["interp"]
+
+
+def test_truncated_across_a_chunk(tmp_path) -> None:
+    path = tmp_path / "big.pcap"
+    big_capture(path)
+    blob = path.read_bytes()
+    for cut in (scan.IN_CHUNK + 24 + 7, 3 * scan.IN_CHUNK + 24 - 3, len(blob) - 5):
+        p = tmp_path / "cut.pcap"
+        p.write_bytes(blob[:cut])
+        want = sum(1 for _ in _safe_iter(p))
+        with pytest.raises(CaptureError) as info:
+            scan.filter_capture(p, lambda lt: compile_filter("", lt), engine="jit")
+        assert "truncated" in str(info.value)
+        assert info.value.result.packets == want
+
+
+def _safe_iter(path):
+    try:
+        yield from CaptureReader(path)
+    except CaptureError:
+        return
+
+
+def test_program_cache(private_cache) -> None:
+    prog = codecache.cached_program("tcp port 80", 1)
+    assert prog == compile_filter("tcp port 80")
+    files = list((private_cache / "filters").iterdir())
+    assert len(files) == 1
+    # a damaged entry is rebuilt
+    files[0].write_text("{not json")
+    assert codecache.cached_program("tcp port 80", "EN10MB") == prog
+    # errors are raised, not cached
+    with pytest.raises(FilterSyntaxError):
+        codecache.cached_program("tcp port", 1)
+    assert len(list((private_cache / "filters").iterdir())) == 1
+
+
+@needs_libpcap
+def test_machine_code_cache(private_cache, tmp_path) -> None:
+    """Code compiled once, stored, and loaded by the next run without LLVM gives the
+    same verdicts (libpcap's) as freshly compiled code."""
+    prog = compile_filter("tcp[tcpflags] & tcp-syn != 0 or ip6")
+    first = scan.compile_native(prog)
+    assert not first.cached
+    assert any((private_cache / "code").iterdir())
+    scan._cache.clear()
+    second = scan.compile_native(prog)
+    assert second.cached
+    want = LIBPCAP.matcher(LIBPCAP.compile("tcp[tcpflags] & tcp-syn != 0 or ip6"))
+    for f, wl in packet_mix(500, seed=8):
+        assert first.match(f, wl) == second.match(f, wl) == want(f, wl)
+    # a damaged cache file is a miss, not a crash
+    for p in (private_cache / "code").iterdir():
+        p.write_bytes(b"\x05\x00\x00\x00{bad}")
+    scan._cache.clear()
+    assert not scan.compile_native(prog).cached
+
+
+def test_elf_reader_refuses_relocations() -> None:
+    assert codecache._elf_text(b"not an object", ["f"]) is None
+
+
+@pytest.mark.parametrize(
+    "prog, rule",
+    [
+        ([], "empty"),
+        ([SockFilter(0x15, 3, 0, 1), SockFilter(6, 0, 0, 1)], "outside"),
+        ([SockFilter(0x60, 0, 0, 16), SockFilter(6, 0, 0, 1)], "scratch"),
+        ([SockFilter(0x34, 0, 0, 0), SockFilter(6, 0, 0, 1)], "division"),
+        ([SockFilter(0x64, 0, 0, 40), SockFilter(6, 0, 0, 1)], "shift"),
+        ([SockFilter(0xFF, 0, 0, 0), SockFilter(6, 0, 0, 1)], "opcode"),
+        ([SockFilter(0x28, 0, 0, 12)], "return"),
+    ],
+)
+def test_validation(prog, rule: str) -> None:
+    with pytest.raises(ClassicError, match=rule):
+        scan.validate(prog)
