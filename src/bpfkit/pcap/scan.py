@@ -15,10 +15,8 @@ Engines:
   length, so a hostile file cannot make it read outside the buffer. Matching records are
   copied into an output buffer for ``-w``.
   pcapng files are walked in Python and each packet filtered by the same native code.
-* ``interp`` — Python: bpfkit's reference interpreter
-  (:func:`bpfkit.classic.interp.run_classic`) for programs where the kernel's semantics
-  and libpcap's coincide, and a small libpcap-rules evaluator for the rest (programs that
-  shift by ``X``, or whose index register or absolute offsets can reach 2**31).
+* ``interp`` — Python: bpfkit's classic interpreter
+  (:func:`bpfkit.classic.interp.compile_classic`) with ``semantics="libpcap"``.
 """
 
 from __future__ import annotations
@@ -35,6 +33,7 @@ from ..classic import insn as c
 from ..classic.insn import SockFilter
 from ..errors import CaptureError, ClassicError
 from .capfile import PCAP_MAGIC_NS, PCAP_MAGIC_US, CaptureReader, PcapWriter
+from .output import safe_output
 
 M32 = 0xFFFFFFFF
 OUT_CHUNK = 256 << 10
@@ -126,137 +125,17 @@ def validate(prog: Sequence[SockFilter]) -> None:
 # -- the Python engine ------------------------------------------------------------------
 
 
-def kernel_rules_agree(prog: Sequence[SockFilter]) -> bool:
-    """Whether the kernel's classic semantics (bpfkit's reference interpreter) give the
-    same verdicts as libpcap's for this program on every packet.
-
-    They differ only on shifts by ``X >= 32`` (kernel: by ``X & 31``; libpcap: 0) and on
-    offsets at or above 2**31 (kernel: ancillary data or a header-relative load; libpcap:
-    out of the packet), which need a shift by ``X``, a large absolute offset, or an index
-    register set from arbitrary values."""
-    for ins in prog:
-        code, k = ins.code, ins.k
-        cls = code & 0x07
-        if code in (c.ALU | c.LSH | c.X, c.ALU | c.RSH | c.X):
-            return False
-        if cls == c.LD and (code & 0xE0) == c.ABS and k >= 0x80000000:
-            return False
-        if cls == c.LD and (code & 0xE0) == c.IND and k >= 0x40000000:
-            return False
-        if code in (c.MISC | c.TAX, c.LDX | c.MEM, c.LDX | c.W | c.LEN):
-            return False
-        if code == c.LDX | c.IMM and k >= 0x40000000:
-            return False
-    return True
-
-
-def pcap_filter(prog: Sequence[SockFilter], data: bytes, wirelen: int) -> int:
-    """Run ``prog`` over one packet with libpcap's user-space rules; return its value."""
-    buflen = len(data)
-    a = x = 0
-    mem = [0] * c.MEMWORDS
-    pc = 0
-    while True:
-        ins = prog[pc]
-        code, k = ins.code, ins.k
-        cls = code & 0x07
-        pc += 1
-        if cls == c.RET:
-            rv = code & 0x18
-            return (a if rv == c.RVAL_A else x if rv == c.X else k) & M32
-        if cls == c.LD or cls == c.LDX:
-            mode = code & 0xE0
-            if mode == c.IMM:
-                v = k
-            elif mode == c.LEN:
-                v = wirelen & M32
-            elif mode == c.MEM:
-                v = mem[k]
-            elif mode == c.MSH:
-                if k >= buflen:
-                    return 0
-                v = (data[k] & 0xF) << 2
-            else:
-                size = {c.W: 4, c.H: 2, c.B: 1}[code & 0x18]
-                off = k if mode == c.ABS else x + k
-                if off + size > buflen:
-                    return 0
-                v = int.from_bytes(data[off : off + size], "big")
-            if cls == c.LD:
-                a = v
-            else:
-                x = v
-        elif cls == c.ST:
-            mem[k] = a
-        elif cls == c.STX:
-            mem[k] = x
-        elif cls == c.ALU:
-            op = code & 0xF0
-            s = x if code & c.X else k
-            if op == c.ADD:
-                a = (a + s) & M32
-            elif op == c.SUB:
-                a = (a - s) & M32
-            elif op == c.MUL:
-                a = (a * s) & M32
-            elif op == c.DIV:
-                if s == 0:
-                    return 0
-                a //= s
-            elif op == c.MOD:
-                if s == 0:
-                    return 0
-                a %= s
-            elif op == c.AND:
-                a &= s
-            elif op == c.OR:
-                a |= s
-            elif op == c.XOR:
-                a ^= s
-            elif op == c.LSH:
-                a = (a << s) & M32 if s < 32 else 0
-            elif op == c.RSH:
-                a = a >> s if s < 32 else 0
-            else:  # NEG
-                a = -a & M32
-        elif cls == c.JMP:
-            op = code & 0xF0
-            if op == c.JA:
-                pc += k
-                continue
-            s = x if code & c.X else k
-            if op == c.JEQ:
-                t = a == s
-            elif op == c.JGT:
-                t = a > s
-            elif op == c.JGE:
-                t = a >= s
-            else:
-                t = (a & s) != 0
-            pc += ins.jt if t else ins.jf
-        else:  # MISC
-            if (code & 0xF8) == c.TAX:
-                x = a
-            else:
-                a = x
-
-
 def python_matcher(prog: Sequence[SockFilter]):
-    """A ``(data, wirelen) -> bool`` verdict function with libpcap's semantics."""
-    if kernel_rules_agree(prog):
-        from ..classic.interp import run_classic
+    """A ``(data, wirelen) -> bool`` verdict function with libpcap's semantics: bpfkit's
+    classic interpreter with ``semantics="libpcap"``."""
+    from ..classic.interp import compile_classic
 
-        prog = [SockFilter(*i) for i in prog]
+    run = compile_classic(prog, semantics="libpcap").ret
 
-        def match(data: bytes, wirelen: int) -> bool:
-            return run_classic(prog, data, wire_len=wirelen).ret != 0
+    def match(data: bytes, wirelen: int) -> bool:
+        return run(data, wirelen) != 0
 
-        return match
-
-    def match_pcap(data: bytes, wirelen: int) -> bool:
-        return pcap_filter(prog, data, wirelen) != 0
-
-    return match_pcap
+    return match
 
 
 # -- the native engine ------------------------------------------------------------------
@@ -711,10 +590,21 @@ def filter_capture(
     if engine not in ("jit", "interp"):
         raise ValueError(f"unknown engine {engine!r}")
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        head = f.read(4)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise CaptureError(f"{path}: {e.strerror or e}") from None
     if len(head) < 4:
         raise CaptureError(f"{path}: empty or truncated file (no capture header)")
+    if isinstance(out, (str, bytes, os.PathLike)):
+        # written aside and renamed at the end: -w may even name the input
+        with safe_output(out, keep_on=(CaptureError,)) as f:
+            return _filter(path, head, program_for, engine, f, progress)
+    return _filter(path, head, program_for, engine, out, progress)
+
+
+def _filter(path: str, head: bytes, program_for, engine: str, out, progress) -> ScanResult:
     magic_le = struct.unpack("<I", head)[0]
     magic_be = struct.unpack(">I", head)[0]
     is_pcap = magic_le in (PCAP_MAGIC_US, PCAP_MAGIC_NS) or magic_be in (
@@ -738,14 +628,8 @@ def _scan_pcap_native(path: str, program_for, out, progress) -> ScanResult:
     limit = min(max(snaplen, 262144), MAX_SCAN_RECORD)
     nf = compile_native(program_for(linktype), swap, limit)
     size = os.path.getsize(path)
-    writer = None
-    own = False
-    if out is not None:
-        if isinstance(out, (str, bytes, os.PathLike)):
-            writer = open(out, "wb", buffering=0)  # noqa: SIM115
-            own = True
-        else:
-            writer = out
+    writer = out
+    if writer is not None:
         writer.write(header)
     packets = matched = 0
     outcap = OUT_CHUNK + 16 + limit if writer is not None else 0
@@ -809,9 +693,7 @@ def _scan_pcap_native(path: str, program_for, out, progress) -> ScanResult:
                 chunk_start += got
     finally:
         iview.release()
-        if own:
-            writer.close()
-        elif writer is not None:
+        if writer is not None:
             writer.flush()
     result = ScanResult(packets, matched, linktype, "pcap", "jit")
     if error:
