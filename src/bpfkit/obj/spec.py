@@ -8,6 +8,7 @@ every relocation still symbolic. Nothing here holds a file descriptor.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any
@@ -161,6 +162,9 @@ class ProgramSpec:
     autoload: bool = True
     _slots: list[int] | None = field(default=None, repr=False, compare=False)
     _line_keys: list[int] | None = field(default=None, repr=False, compare=False)
+    #: the linked program as parsed (bytes and columns); ``instructions``,
+    #: ``relocations`` and ``line_info`` are built from it on first use
+    _raw: RawProgram | None = field(default=None, repr=False, compare=False)
 
     # ---- positions ----------------------------------------------------------
     @property
@@ -186,6 +190,9 @@ class ProgramSpec:
 
     def bytecode(self) -> bytes:
         """The instructions as raw little-endian bytecode."""
+        code = self._raw_parts()[0]
+        if code is not None:
+            return code
         from ..isa.instruction import _SLOT
 
         out = bytearray()
@@ -219,6 +226,34 @@ class ProgramSpec:
         """The program type's name (``XDP``, ``KPROBE``, ...)."""
         return getattr(self.prog_type, "name", str(self.prog_type))
 
+    def _counts(self) -> tuple[int, int]:
+        """(instructions, 8-byte slots), without decoding a program still in bytes."""
+        code = self._raw_parts()[0]
+        if code is not None and self._raw is not None:
+            return len(code) // 8 - len(self._raw.lddw), len(code) // 8
+        return len(self.instructions), sum(i.slots for i in self.instructions)
+
+    def _raw_parts(self) -> tuple[bytes | None, list[tuple] | None, RawLines | None]:
+        """The bytecode, relocation tuples and line columns still in their parsed form
+        (each ``None`` once it was turned into objects, which may have been changed)."""
+        raw = self._raw
+        if raw is None:
+            return None, None, None
+        return (
+            raw.code if _INSNS.__get__(self) is _PENDING else None,
+            raw.relocs if _RELOCS.__get__(self) is _PENDING else None,
+            raw.lines if _LINES.__get__(self) is _PENDING else None,
+        )
+
+    def _copy_with(self, **changes: Any) -> ProgramSpec:
+        """``dataclasses.replace`` that keeps parsed-form fields unparsed."""
+        new = object.__new__(ProgramSpec)
+        for slot in _SLOTS.values():
+            slot.__set__(new, slot.__get__(self))
+        for k, v in changes.items():
+            setattr(new, k, v)
+        return new
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -226,11 +261,115 @@ class ProgramSpec:
             "type": self.type_name.lower(),
             "attach_type": _enum_name(self.expected_attach_type),
             "attach_target": self.attach_target,
-            "insns": len(self.instructions),
+            "insns": self._counts()[0],
             # 8-byte instruction slots (an lddw takes two): libbpf's and bpftool's insn_cnt
-            "slots": sum(i.slots for i in self.instructions),
+            "slots": self._counts()[1],
             "license": self.license,
         }
+
+
+class _Pending:
+    """Marks a field still held in the program's parsed form (``ProgramSpec._raw``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<not yet decoded>"
+
+
+_PENDING = _Pending()
+
+
+@dataclass(slots=True)
+class RawLines:
+    """A program's line info as columns: slot in the linked program, the file and line
+    text (offsets of BTF strings, resolved by ``string``) and the packed line/column."""
+
+    slots: list[int]
+    files: Sequence[int]
+    lines: Sequence[int]
+    cols: Sequence[int]
+    string: Callable[[int], str]
+
+
+@dataclass(slots=True)
+class RawProgram:
+    """A linked program as the object parser leaves it: bytecode (``lddw`` second slots
+    zeroed, symbolic relocations already written, like ``bytecode()`` of the decoded
+    instructions), the slots where an ``lddw`` starts, relocations as tuples of
+    :class:`Relocation`'s fields, and line info columns."""
+
+    code: bytes
+    lddw: list[int]
+    relocs: list[tuple]
+    lines: RawLines | None = None
+
+    def index_of(self, slot: int) -> int:
+        """The instruction index of ``slot``."""
+        return slot - bisect.bisect_left(self.lddw, slot)
+
+
+def _decode_raw(raw: RawProgram) -> list[Instruction]:
+    from ..isa.instruction import decode
+
+    return decode(raw.code, strict=False)
+
+
+def _relocs_raw(raw: RawProgram) -> list[Relocation]:
+    return [Relocation(*t) for t in raw.relocs]
+
+
+def _lines_raw(raw: RawProgram) -> list[LineInfo]:
+    rl = raw.lines
+    if rl is None:
+        return []
+    lddw, string, left = raw.lddw, rl.string, bisect.bisect_left
+    return [
+        LineInfo(
+            slot - left(lddw, slot), slot, string(f), lc >> 10, lc & 0x3FF, string(ln), f, ln, lc
+        )
+        for slot, f, ln, lc in zip(rl.slots, rl.files, rl.lines, rl.cols, strict=True)
+    ]
+
+
+class _Lazy:
+    """A ``ProgramSpec`` field built from ``_raw`` on first read, then stored as usual."""
+
+    __slots__ = ("slot", "build")
+
+    def __init__(self, slot: Any, build: Callable[[RawProgram], list]) -> None:
+        self.slot = slot
+        self.build = build
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        if obj is None:
+            return self
+        v = self.slot.__get__(obj, cls)
+        if v is _PENDING:
+            v = self.build(obj._raw)
+            self.slot.__set__(obj, v)
+        return v
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        self.slot.__set__(obj, value)
+
+
+#: the slot storage of every ProgramSpec field (for copies that keep fields unparsed)
+_SLOTS = {name: ProgramSpec.__dict__[name] for name in ProgramSpec.__slots__}
+_INSNS, _RELOCS, _LINES = _SLOTS["instructions"], _SLOTS["relocations"], _SLOTS["line_info"]
+ProgramSpec.instructions = _Lazy(_INSNS, _decode_raw)  # type: ignore[assignment]
+ProgramSpec.relocations = _Lazy(_RELOCS, _relocs_raw)  # type: ignore[assignment]
+ProgramSpec.line_info = _Lazy(_LINES, _lines_raw)  # type: ignore[assignment]
+
+
+def program_from_raw(prog: ProgramSpec, raw: RawProgram) -> ProgramSpec:
+    """Make ``prog``'s instructions, relocations and line info those of ``raw``, decoded
+    only when first read."""
+    prog._raw = raw
+    _INSNS.__set__(prog, _PENDING)
+    _RELOCS.__set__(prog, _PENDING)
+    _LINES.__set__(prog, _PENDING)
+    return prog
 
 
 def _enum_name(v: Any) -> str | None:
