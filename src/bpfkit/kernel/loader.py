@@ -43,8 +43,6 @@ from ..uapi.btf import BtfKind
 from ..uapi.enums import MapType, ProgType
 from . import sys as bsys
 from .btf import BtfFeatures, PreparedBtf, prepare_object_btf, vmlinux_btf
-from .core import CoreError, apply_core, poison_reason
-from .kconfig import kconfig_contents, kernel_version_code
 
 if TYPE_CHECKING:
     from ..btf.types import Btf
@@ -347,6 +345,8 @@ def _explain(e: VerifierError, core_notes: dict[int, str]) -> None:
     m = re.search(r"unknown#(\d+)", e.reason or "")
     if not m:
         return
+    from .core import poison_reason
+
     hid = int(m.group(1))
     n = poison_reason(hid)
     if n is not None and n in core_notes:
@@ -413,7 +413,11 @@ class _Loader:
     # ---- maps -----------------------------------------------------------------
     def create_maps(self) -> None:
         spec, out = self.spec, self.out
-        kcfg = kconfig_contents(spec, dict(self.opts.kconfig or {}))
+        kcfg = None
+        if ".kconfig" in spec.maps:
+            from .kconfig import kconfig_contents
+
+            kcfg = kconfig_contents(spec, dict(self.opts.kconfig or {}))
         for ms in spec.maps.values():
             max_entries = ms.max_entries
             if ms.type == MapType.PERF_EVENT_ARRAY and not max_entries:
@@ -572,6 +576,8 @@ class _Loader:
         if ps.core_relocations:
             if spec.btf is None:
                 raise BpfError(f"program {ps.name}: CO-RE relocations without BTF")
+            from .core import CoreError, apply_core
+
             try:
                 insns, results = apply_core(
                     insns, ps.core_relocations, spec.btf, self.core_target(), program=ps.name
@@ -687,6 +693,8 @@ class _Loader:
         btf_kw = self._btf_info(ps)
         kver = ps.kernel_version or self.spec.kernel_version
         if not kver and int(ps.prog_type) == ProgType.KPROBE:
+            from .kconfig import kernel_version_code
+
             kver = kernel_version_code()
         license = ps.license or self.spec.license or "GPL"
         name = _NAME_OK.sub("_", ps.name)[:15]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import stat
 import struct
 import sys
 from array import array
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from ..btf.ext import BtfExt, parse_btf_ext
 from ..btf.parser import parse_btf
 from ..btf.types import Btf
-from ..errors import BpfError, BtfError, DecodeError, ElfError
+from ..errors import BtfError, DecodeError, ElfError
 from ..isa import opcodes as op
 from ..isa.instruction import lddw_slots
 from ..uapi.btf import BtfKind, FuncLinkage, VarLinkage
@@ -57,6 +58,7 @@ from .spec import (
 __all__ = ["load_object"]
 
 MAX_OBJECT_SIZE = 1 << 30
+MAX_STREAM = 64 << 20  # from a pipe or a device
 _I16 = struct.Struct("<h")
 _I32 = struct.Struct("<i")
 _U32 = struct.Struct("<I")
@@ -73,13 +75,8 @@ def load_object(source: str | os.PathLike | bytes | bytearray | memoryview) -> O
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     else:
-        from ..isa.loader import read_limited
-
         name = os.fspath(source)
-        try:  # by the file's size, never a 1 GiB buffer up front
-            data = read_limited(name, MAX_OBJECT_SIZE, "object")
-        except BpfError as e:
-            raise ElfError(str(e)) from None
+        data = _read_object(name)
     if len(data) > MAX_OBJECT_SIZE:
         raise ElfError("object larger than 1 GiB")
     try:
@@ -98,6 +95,34 @@ def load_object(source: str | os.PathLike | bytes | bytearray | memoryview) -> O
         KeyError,
     ) as e:  # defensive: malformed input must stay an ElfError
         raise ElfError(f"malformed object: {type(e).__name__}: {e}") from None
+
+
+def _read_object(path: str) -> bytes:
+    """The file's bytes, read by its size (never a 1 GiB buffer up front); a pipe or a
+    device in chunks up to the limit. Too big or unreadable: :class:`ElfError`."""
+    limit = MAX_OBJECT_SIZE
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if stat.S_ISREG(st.st_mode):
+                if st.st_size > limit:
+                    raise ElfError(f"object {path} is {st.st_size} bytes; the limit is {limit}")
+                data = f.read(limit + 1)
+            else:  # a pipe or a device: no size to check first, so a smaller limit
+                limit = min(limit, MAX_STREAM)
+                parts, total = [], 0
+                while total <= limit:
+                    chunk = f.read(min(1 << 20, limit + 1 - total))
+                    if not chunk:
+                        break
+                    parts.append(chunk)
+                    total += len(chunk)
+                data = b"".join(parts)
+    except OSError as e:
+        raise ElfError(f"cannot read {path}: {e.strerror or e}") from None
+    if len(data) > limit:
+        raise ElfError(f"object {path} holds more than {limit} bytes (the limit)")
+    return data
 
 
 @dataclass(slots=True, eq=False)
@@ -195,7 +220,8 @@ class _Loader:
         self._map_index: dict[int, tuple[list[int], list[int], list[MapSpec]]] = {}
         self._ext_keys: dict[tuple[str, str], list[int]] = {}
         self._line_tables: dict[int, tuple[list[int], array, array, array]] = {}
-        #: (symbol, opcode, imm) of a map or global-data reference -> what it resolved to
+        #: (symbol, opcode, imm) of a map or global-data reference (an lddw) -> (kind,
+        #: src, imm low, imm high, symbol name, map, offset) it resolved to
         self._refs: dict[tuple[int, int, int], tuple] = {}
         self.spec = ObjectSpec(name=os.path.basename(name) if name else "")
 
@@ -594,12 +620,22 @@ class _Loader:
             if calls:
                 events = sorted(events + calls)
             idx0 = base_idx - f.first
+            data, lddws, refs = cs.data, cs.lddw, self._refs
             for s in events:
                 cur_slot = s + delta
-                cur_idx = idx0 + cs.index_of(s)
+                cur_idx = idx0 + s - left(lddws, s)
                 rel = cs.relocs.get(s)
                 if rel is not None:
-                    relocs.append(self._relocate(f, cs, code, s, rel, cur_idx, cur_slot, place))
+                    # The same map or global again (most relocations): patch it here.
+                    hit = refs.get((rel.sym, data[s * 8], _I32.unpack_from(data, s * 8 + 4)[0]))
+                    if hit is not None:
+                        at = cur_slot * 8
+                        code[at + 1] = (code[at + 1] & 0x0F) | (hit[1] << 4)
+                        _U32.pack_into(code, at + 4, hit[2])
+                        _U32.pack_into(code, at + 12, hit[3])
+                        relocs.append((cur_idx, cur_slot, hit[0], hit[4], hit[5], hit[6], None))
+                    else:
+                        relocs.append(self._relocate(f, cs, code, s, rel, cur_idx, cur_slot, place))
                     continue
                 tslot = s + _I32.unpack_from(cs.data, s * 8 + 4)[0] + 1
                 g = cs.func_at(tslot)
@@ -636,11 +672,6 @@ class _Loader:
         opcode = data[s * 8]
         imm = _I32.unpack_from(data, s * 8 + 4)[0]
         at = cur_slot * 8
-        hit = self._refs.get((rel.sym, opcode, imm))
-        if hit is not None:  # the same map or global again
-            kind, src, lo, hi, sname, mname, off = hit
-            _patch(code, at, src, lo, hi)
-            return (cur_idx, cur_slot, kind, sname, mname, off, None)
         elf = self.elf
         sym = elf.symbol(rel.sym)
         sname = elf.symbol_name(sym)
