@@ -238,6 +238,22 @@ def value_size_of(map_type: int, value_size: int, ncpus: int) -> int:
     return value_size
 
 
+def line_strings(spec: ObjectSpec) -> list[str]:
+    """The file names and source lines the programs' line info refers to, in order of
+    first use (they go into the BTF loaded with the object)."""
+    strings: list[str] = []
+    for p in spec.programs.values():
+        lines = p._raw_parts()[2]
+        if lines is not None:  # the distinct offsets in record order, then their text
+            offs = dict.fromkeys(chain.from_iterable(zip(lines.files, lines.lines, strict=True)))
+            strings += map(lines.string, offs)
+            continue
+        for li in p.line_info:
+            strings.append(li.file)
+            strings.append(li.source)
+    return strings
+
+
 def _btf_ids(spec: MapSpec, btf_fd: bsys.FD | None) -> tuple[int, int]:
     if btf_fd is None or spec.type in _NO_BTF_TYPES:
         return 0, 0
@@ -383,21 +399,9 @@ class _Loader:
         spec = self.spec
         if spec.btf is None:
             return
-        strings: list[str] = []
-        for p in spec.programs.values():
-            lines = p._raw_parts()[2]
-            if lines is not None:  # the distinct offsets, in order of first use
-                offs = dict.fromkeys(
-                    chain.from_iterable(zip(lines.files, lines.lines, strict=True))
-                )
-                strings += map(lines.string, offs)
-                continue
-            for li in p.line_info:
-                strings.append(li.file)
-                strings.append(li.source)
         try:
             prepared = prepare_object_btf(
-                spec.btf, spec, extra_strings=strings, features=self.opts.btf_features
+                spec.btf, spec, extra_strings=line_strings(spec), features=self.opts.btf_features
             )
         except BpfError as e:
             self.out.notes.append(f"BTF not usable: {e}")
