@@ -12,6 +12,7 @@ kernel computes against libbpf's load of the same objects.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import subprocess
@@ -290,3 +291,76 @@ def test_program_tags_match_libbpf(objects, kernel, bpffs) -> None:
         assert mine == tool, key
         compared += len(mine)
     assert compared >= 8
+
+
+# ---- shared dataclass methods -------------------------------------------------------------
+
+
+@functools.cache
+def _shared_classes() -> list[type]:
+    from bpfkit.btf import ext as btf_ext
+    from bpfkit.btf import types as btf_types
+    from bpfkit.btf.fields import Data
+    from bpfkit.obj import elf, sections, spec
+
+    out = []
+    for mod in (btf_types, btf_ext, spec, elf, sections):
+        for v in vars(mod).values():
+            if isinstance(v, type) and issubclass(v, Data) and dataclasses.is_dataclass(v):
+                if v.__module__ == mod.__name__:
+                    out.append(v)
+    return out
+
+
+@functools.cache
+def _reference(cls: type) -> type:
+    """The class ``@dataclass`` would make with its own ``__eq__``/``__hash__``/``__repr__``."""
+    fs = [
+        (f.name, object, dataclasses.field(compare=f.compare, repr=f.repr))
+        for f in dataclasses.fields(cls)
+    ]
+    frozen = cls.__dataclass_params__.frozen
+    ref = dataclasses.make_dataclass(cls.__name__, fs, frozen=frozen, eq=True)
+    ref.__qualname__ = cls.__qualname__
+    return ref
+
+
+_VALUES = st.one_of(
+    st.integers(-3, 3), st.text(max_size=3), st.none(), st.lists(st.integers(0, 2), max_size=2)
+)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.data())
+def test_shared_methods_are_the_generated_ones(data) -> None:
+    """Equality, hash and repr of the classes built on ``bpfkit.btf.fields`` against
+    ``dataclasses.make_dataclass`` with the same fields."""
+    classes = _shared_classes()
+    assert len(classes) >= 30
+    for cls in classes:
+        ref = _reference(cls)
+        names = [f.name for f in dataclasses.fields(cls) if f.init]
+        a = {n: data.draw(_VALUES) for n in names}
+        b = dict(a)
+        if names and data.draw(st.booleans()):
+            b[data.draw(st.sampled_from(names))] = data.draw(_VALUES)
+        mine = [object.__new__(cls) for _ in range(2)]
+        refs = [ref(**a), ref(**b)]
+        for obj, vals in zip(mine, (a, b), strict=True):
+            for f in dataclasses.fields(cls):  # set every slot, past frozen and lazy fields
+                object.__setattr__(obj, f.name, vals.get(f.name))
+            for f in dataclasses.fields(ref):
+                if f.name not in vals:
+                    object.__setattr__(refs[0 if vals is a else 1], f.name, None)
+        assert repr(mine[0]) == repr(refs[0])
+        assert (mine[0] == mine[1]) == (refs[0] == refs[1])
+        assert (mine[0] == refs[0]) is False  # another class is never equal
+        if cls.__dataclass_params__.frozen:
+            try:
+                want = hash(refs[0])
+            except TypeError:
+                continue  # an unhashable field value
+            assert hash(mine[0]) == want
+        else:
+            with pytest.raises(TypeError):
+                hash(mine[0])

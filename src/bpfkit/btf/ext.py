@@ -24,6 +24,7 @@ from ..uapi.btf import (
     line_info_col,
     line_info_line,
 )
+from .fields import Record
 from .types import Btf
 
 __all__ = ["BtfExt", "FuncInfoRecord", "LineInfoRecord", "CoreReloRecord", "parse_btf_ext"]
@@ -35,16 +36,16 @@ _FUNC = struct.Struct("<II")
 _QUAD = struct.Struct("<IIII")
 
 
-@dataclass(frozen=True, slots=True)
-class FuncInfoRecord:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class FuncInfoRecord(Record):
     """``bpf_func_info``: the function (BTF FUNC id) starting at byte ``insn_off``."""
 
     insn_off: int
     type_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class LineInfoRecord:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class LineInfoRecord(Record):
     """``bpf_line_info`` with its strings resolved: file, source text, line, column."""
 
     insn_off: int
@@ -57,8 +58,8 @@ class LineInfoRecord:
     line_col: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class CoreReloRecord:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class CoreReloRecord(Record):
     """``bpf_core_relo``: adjust the instruction at ``insn_off`` for ``type_id`` via ``access``."""
 
     insn_off: int

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
+from ..btf.fields import Data
 from ..errors import ElfError
 
 __all__ = [
@@ -75,8 +76,8 @@ _REL = struct.Struct("<QQ")
 _RELA = struct.Struct("<QQq")
 
 
-@dataclass(slots=True)
-class Section:
+@dataclass(slots=True, eq=False, repr=False)
+class Section(Data):
     """One section header plus its bytes (``b""`` for NOBITS)."""
 
     index: int
@@ -96,8 +97,8 @@ class Section:
         return self.type == SHT.PROGBITS and bool(self.flags & SHF_EXECINSTR)
 
 
-@dataclass(slots=True)
-class Symbol:
+@dataclass(slots=True, eq=False, repr=False)
+class Symbol(Data):
     """One ``Elf64_Sym``."""
 
     index: int

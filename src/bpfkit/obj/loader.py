@@ -125,7 +125,7 @@ def _read_object(path: str) -> bytes:
     return data
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, repr=False)
 class _Func:
     """A function symbol's code inside an executable section."""
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any
 
+from ..btf.fields import Data, Record
 from ..isa.instruction import Instruction
 from ..uapi.btf import CoreReloKind
 from ..uapi.enums import MapType, ProgType
@@ -56,8 +57,8 @@ class Pinning(int, Enum):
     BY_NAME = 1
 
 
-@dataclass(frozen=True, slots=True)
-class Relocation:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Relocation(Record):
     """One symbolic relocation of a program's instruction ``index`` (list index).
 
     ``slot`` is the same instruction's 8-byte slot position; ``symbol`` the ELF symbol;
@@ -89,8 +90,8 @@ class Relocation:
         return d
 
 
-@dataclass(frozen=True, slots=True)
-class CoreRelocation:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class CoreRelocation(Record):
     """A CO-RE relocation from ``.BTF.ext`` for the kernel backend to apply."""
 
     index: int
@@ -101,8 +102,8 @@ class CoreRelocation:
     type_name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class FuncInfo:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class FuncInfo(Record):
     """``bpf_func_info`` for the linked program: function start (slot) and BTF FUNC id."""
 
     index: int
@@ -111,8 +112,8 @@ class FuncInfo:
     name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class LineInfo:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class LineInfo(Record):
     """The C source position of an instruction: file, line, column and the line's text."""
 
     index: int
@@ -129,8 +130,8 @@ class LineInfo:
         return {"file": self.file, "line": self.line, "column": self.column, "source": self.source}
 
 
-@dataclass(slots=True)
-class ProgramSpec:
+@dataclass(slots=True, eq=False, repr=False)
+class ProgramSpec(Data):
     """One program: a function of an executable section, with its subprograms linked in.
 
     ``instructions`` is directly runnable once the map/extern relocations are
@@ -280,29 +281,42 @@ class _Pending:
 _PENDING = _Pending()
 
 
-@dataclass(slots=True)
 class RawLines:
     """A program's line info as columns: slot in the linked program, the file and line
     text (offsets of BTF strings, resolved by ``string``) and the packed line/column."""
 
-    slots: list[int]
-    files: Sequence[int]
-    lines: Sequence[int]
-    cols: Sequence[int]
-    string: Callable[[int], str]
+    __slots__ = ("slots", "files", "lines", "cols", "string")
+
+    def __init__(
+        self,
+        slots: list[int],
+        files: Sequence[int],
+        lines: Sequence[int],
+        cols: Sequence[int],
+        string: Callable[[int], str],
+    ) -> None:
+        self.slots = slots
+        self.files = files
+        self.lines = lines
+        self.cols = cols
+        self.string = string
 
 
-@dataclass(slots=True)
 class RawProgram:
     """A linked program as the object parser leaves it: bytecode (``lddw`` second slots
     zeroed, symbolic relocations already written, like ``bytecode()`` of the decoded
     instructions), the slots where an ``lddw`` starts, relocations as tuples of
     :class:`Relocation`'s fields, and line info columns."""
 
-    code: bytes
-    lddw: list[int]
-    relocs: list[tuple]
-    lines: RawLines | None = None
+    __slots__ = ("code", "lddw", "relocs", "lines")
+
+    def __init__(
+        self, code: bytes, lddw: list[int], relocs: list[tuple], lines: RawLines | None = None
+    ) -> None:
+        self.code = code
+        self.lddw = lddw
+        self.relocs = relocs
+        self.lines = lines
 
     def index_of(self, slot: int) -> int:
         """The instruction index of ``slot``."""
@@ -378,8 +392,8 @@ def _enum_name(v: Any) -> str | None:
     return getattr(v, "name", str(v)).lower()
 
 
-@dataclass(slots=True)
-class MapSpec:
+@dataclass(slots=True, eq=False, repr=False)
+class MapSpec(Data):
     """One map to create: BTF-defined, legacy, global data, ``.kconfig`` or struct_ops.
 
     ``values`` holds the initial slots of a prog array or map-in-map as ``{index: name}``
@@ -439,8 +453,8 @@ class MapSpec:
         return d
 
 
-@dataclass(slots=True)
-class VariableSpec:
+@dataclass(slots=True, eq=False, repr=False)
+class VariableSpec(Data):
     """A global variable: where it lives (map name + offset), its size and BTF type."""
 
     name: str
@@ -462,8 +476,8 @@ class VariableSpec:
         }
 
 
-@dataclass(slots=True)
-class ExternSpec:
+@dataclass(slots=True, eq=False, repr=False)
+class ExternSpec(Data):
     """An extern the loader resolves: ``.kconfig`` value, ``__ksym`` variable or kfunc."""
 
     name: str
@@ -478,8 +492,8 @@ class ExternSpec:
         return {"name": self.name, "kind": self.kind, "type": self.type_name, "weak": self.weak}
 
 
-@dataclass(slots=True)
-class ObjectSpec:
+@dataclass(slots=True, eq=False, repr=False)
+class ObjectSpec(Data):
     """Everything in one ELF object, parsed and linked, with symbolic relocations."""
 
     programs: dict[str, ProgramSpec] = field(default_factory=dict)
