@@ -12,11 +12,10 @@ import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..classic import insn as c
 from ..classic.insn import SockFilter
 from ..classic.interp import run_classic
 from ..errors import ProfileError
-from .compiler import SECCOMP_DATA_SIZE, Decision
+from .compiler import Decision
 from .tables import Arch, get_arch, resolve
 
 if TYPE_CHECKING:
@@ -90,54 +89,12 @@ def check_filter(
     return run_filter(flt.program, seccomp_data(nr, token, args, instruction_pointer))
 
 
-# Opcodes the kernel's seccomp_check_filter accepts (after bpf_check_classic).
-_SECCOMP_OPS = {
-    c.LD | c.W | c.ABS,
-    c.LD | c.W | c.LEN,
-    c.LDX | c.W | c.LEN,
-    c.RET | c.K,
-    c.RET | c.RVAL_A,
-    c.ALU | c.ADD | c.K, c.ALU | c.ADD | c.X, c.ALU | c.SUB | c.K, c.ALU | c.SUB | c.X,
-    c.ALU | c.MUL | c.K, c.ALU | c.MUL | c.X, c.ALU | c.DIV | c.K, c.ALU | c.DIV | c.X,
-    c.ALU | c.AND | c.K, c.ALU | c.AND | c.X, c.ALU | c.OR | c.K, c.ALU | c.OR | c.X,
-    c.ALU | c.XOR | c.K, c.ALU | c.XOR | c.X, c.ALU | c.LSH | c.K, c.ALU | c.LSH | c.X,
-    c.ALU | c.RSH | c.K, c.ALU | c.RSH | c.X, c.ALU | c.NEG,
-    c.LD | c.IMM, c.LDX | c.IMM, c.MISC | c.TAX, c.MISC | c.TXA,
-    c.LD | c.MEM, c.LDX | c.MEM, c.ST, c.STX,
-    c.JMP | c.JA,
-    c.JMP | c.JEQ | c.K, c.JMP | c.JEQ | c.X, c.JMP | c.JGE | c.K, c.JMP | c.JGE | c.X,
-    c.JMP | c.JGT | c.K, c.JMP | c.JGT | c.X, c.JMP | c.JSET | c.K, c.JMP | c.JSET | c.X,
-}  # fmt: skip
-
-
 def validate(program: Sequence[SockFilter]) -> None:
-    """Refuse a program the kernel's seccomp would refuse (EINVAL): the structural rules.
+    """Refuse what ``seccomp(SECCOMP_SET_MODE_FILTER)`` would refuse (``ClassicError``).
 
-    Uses :mod:`bpfkit.classic.check` when it is available; otherwise checks length,
-    opcodes, aligned in-bounds ``seccomp_data`` loads, jumps inside the program and a
-    final ``ret``.
+    The kernel's ``bpf_check_classic`` and ``seccomp_check_filter`` rules, as
+    :func:`bpfkit.classic.check.check_seccomp` implements them.
     """
-    try:
-        from ..classic import check as classic_check  # type: ignore[attr-defined]
-    except ImportError:
-        classic_check = None
-    fn = getattr(classic_check, "check_seccomp", None) if classic_check is not None else None
-    if fn is not None:
-        fn(list(program))
-        return
-    n = len(program)
-    if not 0 < n <= c.MAXINSNS:
-        raise ProfileError(f"program has {n} instructions (1..{c.MAXINSNS})")
-    for pc, ins in enumerate(program):
-        if ins.code not in _SECCOMP_OPS:
-            raise ProfileError(f"insn {pc}: opcode {ins.code:#x} not allowed in seccomp")
-        if ins.code == c.LD | c.W | c.ABS and (ins.k % 4 or ins.k >= SECCOMP_DATA_SIZE):
-            raise ProfileError(f"insn {pc}: load at offset {ins.k} outside seccomp_data")
-        if ins.code & 0x07 == c.JMP:
-            if ins.code == c.JMP | c.JA:
-                if pc + 1 + ins.k >= n:
-                    raise ProfileError(f"insn {pc}: jump out of the program")
-            elif pc + 1 + max(ins.jt, ins.jf) >= n:
-                raise ProfileError(f"insn {pc}: jump out of the program")
-    if program[-1].code & 0x07 != c.RET:
-        raise ProfileError("the program does not end with a ret")
+    from ..classic.check import check_seccomp
+
+    check_seccomp(list(program))

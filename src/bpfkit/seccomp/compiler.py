@@ -1,20 +1,16 @@
 """Compile a seccomp profile to a classic BPF program (``struct sock_filter``).
 
-Decisions are libseccomp's (the rule database of :mod:`bpfkit.seccomp.db`); the program
-shape is bpfkit's own:
+Three steps:
 
-1. load ``seccomp_data.arch`` and compare it with each architecture's ``AUDIT_ARCH_*``
-   token; any other token gets the bad-architecture action (KILL_THREAD);
-2. load ``seccomp_data.nr`` and find its interval with a binary search over syscall
-   numbers (``jge`` splits; ``jeq`` for a few isolated numbers), so a decision costs
-   about log2(number of intervals) comparisons instead of one per syscall;
-   on x86_64 without x32, numbers with the x32 bit (0x40000000) other than -1 are a bad
-   architecture, as libseccomp makes them;
-3. for a syscall with argument conditions, walk its libseccomp decision tree: one
-   32-bit comparison per node, on the low or high word of an argument.
-
-Classic jumps reach at most 255 instructions forward; a longer conditional jump gets a
-nearby copy of the ``ret`` it targets, or a ``ja`` trampoline.
+1. the rules go into libseccomp's rule database (:mod:`bpfkit.seccomp.db`), one per
+   architecture, in the order runc adds them — i386's socketcall/ipc forms included;
+2. :mod:`bpfkit.seccomp.lsgen` generates the program libseccomp 2.5 would generate from
+   that database, byte for byte: its decisions, quirks included, are the reference;
+3. :mod:`bpfkit.seccomp.dispatch` replaces that program's linear syscall dispatch (one
+   ``jeq`` per syscall, in libseccomp's priority order) with a binary search over
+   syscall-number intervals, and keeps the argument-checking code unchanged, so every
+   decision stays libseccomp's while a decision costs about log2(intervals) comparisons
+   instead of up to one per syscall in the profile.
 """
 
 from __future__ import annotations
@@ -26,7 +22,7 @@ from ..classic import insn as c
 from ..classic.insn import SockFilter
 from ..errors import ProfileError
 from . import actions as act
-from .db import EQ, GE, GT, M32, MASKED_EQ, ArchDB, Cond, Node, SyscallEntry, level
+from .db import EQ, ArchDB, Cond, SyscallEntry
 from .profile import Profile
 from .tables import (
     IPC_NR_I386,
@@ -137,48 +133,6 @@ class ArchGroup:
             return False
         return bool(self.ordered) and self.ordered[0].num >= PSEUDO_MIN
 
-    def intervals(self, default: int, bad_arch: int) -> list[tuple[int, int, Target]]:
-        """``(lo, hi, target)`` covering every u32 number, adjacent equal targets merged."""
-        names = {a.name for a in self.arches}
-        points: list[tuple[int, int, Target]] = []
-        if self.loses_nr_load():
-            return [(0, 0xFFFFFFFF, ("ret", default))]
-        for nr in sorted(self.entries):
-            e = self.entries[nr]
-            if not e.valid or nr >= PSEUDO_MIN:
-                continue
-            t: Target = ("ret", e.action) if e.chains is None else ("chain", e)
-            points.append((nr, nr, t))
-        gaps: list[tuple[int, int, Target]] = []
-        if names == {"x86_64"}:
-            gaps = [(X32_SYSCALL_BIT, 0xFFFFFFFE, ("ret", bad_arch))]
-        elif names == {"x32"}:
-            gaps = [(0, X32_SYSCALL_BIT - 1, ("ret", bad_arch))]
-        fixed = sorted(
-            [p for p in points if not any(lo <= p[0] <= hi for lo, hi, _ in gaps)] + gaps
-        )
-        out: list[tuple[int, int, Target]] = []
-        cur = 0
-        for lo, hi, t in fixed:
-            if lo > cur:
-                out.append((cur, lo - 1, ("ret", default)))
-            out.append((lo, hi, t))
-            cur = hi + 1
-        if cur <= 0xFFFFFFFF:
-            out.append((cur, 0xFFFFFFFF, ("ret", default)))
-        merged: list[tuple[int, int, Target]] = []
-        for lo, hi, t in out:
-            if (
-                merged
-                and merged[-1][2][0] == "ret"
-                and t == merged[-1][2]
-                and merged[-1][1] + 1 == lo
-            ):
-                merged[-1] = (merged[-1][0], hi, t)
-            else:
-                merged.append((lo, hi, t))
-        return merged
-
 
 def _priority_insert(order: list[SyscallEntry], entries: Iterable[SyscallEntry]) -> None:
     """libseccomp's priority sort (gen_bpf.c): by priority, ties in insertion order."""
@@ -212,250 +166,6 @@ def _groups(dbs: Sequence[ArchDB]) -> list[ArchGroup]:
     return groups
 
 
-# --- code generation ---------------------------------------------------------------------
-
-
-@dataclass
-class _Block:
-    """Straight-line instructions ending in a ``ret``, ``ja`` or two-way conditional jump."""
-
-    key: object
-    body: list[SockFilter] = field(default_factory=list)
-    # the final instruction: ("ret", value) | ("jmp", op, k, t_block, f_block) | ("ja", block)
-    end: tuple = ()
-
-
-class _Gen:
-    def __init__(self, default: int, bad_arch: int):
-        self.default = default
-        self.bad_arch = bad_arch
-        self.blocks: dict[object, _Block] = {}
-
-    def ret(self, value: int) -> _Block:
-        key = ("ret", value & 0xFFFFFFFF)
-        b = self.blocks.get(key)
-        if b is None:
-            b = self.blocks[key] = _Block(key, [], ("ret", value & 0xFFFFFFFF))
-        return b
-
-    def block(self, key: object, body: list[SockFilter], end: tuple) -> _Block:
-        b = self.blocks.get(key)
-        if b is None:
-            b = self.blocks[key] = _Block(key, body, end)
-        return b
-
-    # -- argument trees --
-
-    def node(self, n: Node | None, fall: _Block, acc: tuple[int, int] | None) -> _Block:
-        """Code for node ``n`` and the rest of its level; ``fall`` ends the level."""
-        if n is None:
-            return fall
-        key = ("node", id(n), id(fall), acc)
-        if key in self.blocks:
-            return self.blocks[key]
-        off = arg_offset(n.arg, n.hi)
-        body: list[SockFilter] = []
-        if acc is not None and acc[0] == off and acc[1] == n.mask:
-            pass
-        elif acc is not None and acc[0] == off and acc[1] == M32:
-            body.append(c.stmt(c.ALU | c.AND | c.K, n.mask))
-        else:
-            body.append(c.stmt(c.LD | c.W | c.ABS, off))
-            if n.mask != M32:
-                body.append(c.stmt(c.ALU | c.AND | c.K, n.mask))
-        after = (off, n.mask)
-        nxt_after = self.node(n.lvl_nxt, fall, after) if n.lvl_nxt is not None else fall
-        nxt_any = self.node(n.lvl_nxt, fall, None) if n.lvl_nxt is not None else fall
-
-        def branch(sub: Node | None, flg: bool, action: int) -> _Block:
-            if sub is not None:
-                first = next(iter(level(sub)))
-                return self.node(first, nxt_any, after)
-            if flg:
-                return self.ret(action)
-            return nxt_after
-
-        t = branch(n.nxt_t, n.act_t_flg, n.act_t)
-        f = branch(n.nxt_f, n.act_f_flg, n.act_f)
-        op = {EQ: c.JEQ, MASKED_EQ: c.JEQ, GT: c.JGT, GE: c.JGE}[n.op]
-        return self.block(key, body, ("jmp", op, n.datum, t, f))
-
-    def target(self, t: Target) -> _Block:
-        if t[0] == "ret":
-            return self.ret(t[1])
-        e: SyscallEntry = t[1]
-        first = next(iter(level(e.chains)))
-        return self.node(first, self.ret(self.default), (OFF_NR, M32))
-
-    # -- syscall numbers --
-
-    def search(self, ivs: list[tuple[int, int, Target]], key: object) -> _Block:
-        """A decision over the intervals ``ivs`` (the accumulator holds ``nr``)."""
-        if len(ivs) == 1:
-            return self.target(ivs[0][2])
-        k = ("search", key, ivs[0][0], ivs[-1][1])
-        if k in self.blocks:
-            return self.blocks[k]
-        # a few isolated numbers in a sea of one target: compare them directly
-        counts: dict[Target, int] = {}
-        for _, _, t in ivs:
-            tk = _tkey(t)
-            counts[tk] = counts.get(tk, 0) + 1
-        sea = max(counts, key=lambda t: counts[t])
-        islands = [iv for iv in ivs if _tkey(iv[2]) != sea]
-        depth = (len(ivs) - 1).bit_length()
-        if islands and all(lo == hi for lo, hi, _ in islands) and len(islands) <= max(1, depth - 1):
-            sea_t = next(iv[2] for iv in ivs if _tkey(iv[2]) == sea)
-            nxt = self.target(sea_t)
-            for lo, _, t in reversed(islands):
-                nxt = self.block(
-                    ("jeq", key, lo, id(nxt)), [], ("jmp", c.JEQ, lo, self.target(t), nxt)
-                )
-            self.blocks[k] = nxt
-            return nxt
-        mid = len(ivs) // 2
-        right = self.search(ivs[mid:], key)
-        left = self.search(ivs[:mid], key)
-        return self.block(k, [], ("jmp", c.JGE, ivs[mid][0], right, left))
-
-
-def _tkey(t: Target) -> object:
-    return t if t[0] == "ret" else ("chain", id(t[1]))
-
-
-def _linear(
-    gen: _Gen, ivs: list[tuple[int, int, Target]], key: object, default: int
-) -> _Block | None:
-    """A few syscall numbers compared one by one (libseccomp's shape), when that is shorter."""
-    singles = [(lo, t) for lo, hi, t in ivs if lo == hi]
-    others = [iv for iv in ivs if iv[0] != iv[1]]
-    if len(singles) > LINEAR_MAX:
-        return None
-    if any(t != ("ret", default) for _, _, t in others):
-        return None
-    nxt = gen.ret(default)
-    for lo, t in reversed(singles):
-        nxt = gen.block(("lin", key, lo), [], ("jmp", c.JEQ, lo, gen.target(t), nxt))
-    return nxt
-
-
-def generate(groups: Sequence[ArchGroup], default: int, bad_arch: int) -> list[SockFilter]:
-    """The classic program for the architecture groups."""
-    gen = _Gen(default, bad_arch)
-    nxt = gen.ret(bad_arch)
-    for i, g in reversed(list(enumerate(groups))):
-        ivs = g.intervals(default, bad_arch)
-        tree = None
-        x86_only = {a.name for a in g.arches} == {"x86_64"}
-        if not x86_only:
-            tree = _linear(gen, ivs, i, default)
-        if tree is None:
-            tree = gen.search(ivs, i)
-        entry = gen.block(("arch-entry", i), [c.stmt(c.LD | c.W | c.ABS, OFF_NR)], ("ja", tree))
-        nxt = gen.block(("arch", i), [], ("jmp", c.JEQ, g.token, entry, nxt))
-    head = gen.block(("head",), [c.stmt(c.LD | c.W | c.ABS, OFF_ARCH)], ("ja", nxt))
-    return _layout(head)
-
-
-# --- layout: order blocks, resolve jumps, keep them in range ----------------------------
-
-
-def _layout(head: _Block) -> list[SockFilter]:
-    order: list[_Block] = []
-    seen: set[int] = set()
-
-    def succs(b: _Block) -> list[_Block]:
-        if b.end[0] == "jmp":
-            return [b.end[4], b.end[3]]  # false branch first: it tends to follow
-        if b.end[0] == "ja":
-            return [b.end[1]]
-        return []
-
-    # iterative DFS post-order
-    stack: list[tuple[_Block, int]] = [(head, 0)]
-    seen.add(id(head))
-    post: list[_Block] = []
-    while stack:
-        b, i = stack.pop()
-        ss = succs(b)
-        if i < len(ss):
-            stack.append((b, i + 1))
-            s = ss[i]
-            if id(s) not in seen:
-                seen.add(id(s))
-                stack.append((s, 0))
-        else:
-            post.append(b)
-    order = list(reversed(post))
-    # a ja to the very next block is dropped (fall through)
-    items: list[list] = []  # [block, ("insn", SockFilter) | ("jmp",...) | ("ja", tgt) | ("ret", v)]
-    for idx, b in enumerate(order):
-        for ins in b.body:
-            items.append([b, ("insn", ins)])
-        end = b.end
-        if end[0] == "ja" and idx + 1 < len(order) and order[idx + 1] is end[1]:
-            continue
-        items.append([b, end])
-    while True:
-        start: dict[int, int] = {}
-        for pos, (b, _) in enumerate(items):
-            start.setdefault(id(b), pos)
-        fixed = False
-        for pos, (b, it) in enumerate(items):
-            if it[0] != "jmp":
-                continue
-            _, op, k, t, f = it
-            far = []
-            for which, tgt in (("t", t), ("f", f)):
-                d = start[id(tgt)] - pos - 1
-                if d < 0:
-                    raise ProfileError("internal error: backward jump in the seccomp program")
-                if d > 255:
-                    far.append((which, tgt))
-            if not far:
-                continue
-            # insert stubs right after this jump: a copy of a ret, or a ja
-            new_t, new_f = t, f
-            stubs = []
-            for which, tgt in far:
-                stub = _Block(("stub", pos, which))
-                if tgt.end[0] == "ret" and not tgt.body:
-                    stub.end = tgt.end
-                else:
-                    stub.end = ("ja", tgt)
-                stubs.append([stub, stub.end])
-                if which == "t":
-                    new_t = stub
-                else:
-                    new_f = stub
-            items[pos] = [b, ("jmp", op, k, new_t, new_f)]
-            items[pos + 1 : pos + 1] = stubs
-            fixed = True
-            break
-        if not fixed:
-            break
-    start = {}
-    for pos, (b, _) in enumerate(items):
-        start.setdefault(id(b), pos)
-    prog: list[SockFilter] = []
-    for pos, (_, it) in enumerate(items):
-        kind = it[0]
-        if kind == "insn":
-            prog.append(it[1])
-        elif kind == "ret":
-            prog.append(c.stmt(c.RET | c.K, it[1]))
-        elif kind == "ja":
-            prog.append(c.stmt(c.JMP | c.JA, start[id(it[1])] - pos - 1))
-        else:
-            _, op, k, t, f = it
-            prog.append(c.jump(c.JMP | op | c.K, k, start[id(t)] - pos - 1, start[id(f)] - pos - 1))
-    if len(prog) > c.MAXINSNS:
-        raise ProfileError(
-            f"the compiled filter has {len(prog)} instructions; the kernel accepts at most {c.MAXINSNS}"
-        )
-    return prog
-
-
 # --- the front door --------------------------------------------------------------------
 
 
@@ -469,6 +179,7 @@ class Filter:
     bad_arch_action: int
     databases: list[ArchDB] = field(repr=False, default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    libseccomp_program: list[SockFilter] = field(repr=False, default_factory=list)
 
     def raw(self) -> bytes:
         """The ``sock_filter`` array, as libseccomp's ``seccomp_export_bpf`` writes it."""
@@ -509,12 +220,14 @@ class Decision:
 
 def compile_profile(profile: Profile, arch: str | Arch | None = None) -> Filter:
     """Compile ``profile`` for the native architecture ``arch`` (default: this machine)."""
-    native = get_arch(arch) if arch is not None else native_arch()
-    dbs = build_databases(profile, native)
-    groups = _groups(dbs)
-    prog = generate(groups, profile.default_action, profile.bad_arch_action)
+    from . import dispatch, lsgen
     from .check import validate
 
+    native = get_arch(arch) if arch is not None else native_arch()
+    dbs = build_databases(profile, native)
+    groups = [(g.token, {a.name for a in g.arches}, g.ordered) for g in _groups(dbs)]
+    ls_prog = lsgen.generate(groups, profile.default_action, profile.bad_arch_action)
+    prog = dispatch.redispatch(ls_prog) or ls_prog
     validate(prog)
     return Filter(
         prog,
@@ -523,6 +236,7 @@ def compile_profile(profile: Profile, arch: str | Arch | None = None) -> Filter:
         profile.bad_arch_action,
         list(dbs),
         list(profile.warnings),
+        ls_prog,
     )
 
 

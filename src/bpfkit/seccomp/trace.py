@@ -22,7 +22,7 @@ import select
 import signal
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import KernelError, NotSupported
@@ -390,8 +390,24 @@ def trace_command(
         return TraceResult(calls, res, tracer.status_off is not None, unknown)
 
 
-def trace_pid(pid: int, *, duration: float | None = None) -> TraceResult:
-    """Record the system calls of running process ``pid`` (and children it forks from now)."""
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for its parent does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def trace_pid(
+    pid: int, *, duration: float | None = None, ready: Callable[[], None] | None = None
+) -> TraceResult:
+    """Record the system calls of running process ``pid`` (and children it forks from now).
+
+    Stops when the process exits, after ``duration`` seconds, or on Ctrl-C; ``ready`` is
+    called once the tracer watches the process.
+    """
     _require_init_pidns()
     try:
         os.kill(pid, 0)
@@ -399,9 +415,11 @@ def trace_pid(pid: int, *, duration: float | None = None) -> TraceResult:
         raise NotSupported(f"no process {pid}") from None
     with _Tracer() as tracer:
         tracer.add_pid(pid)
+        if ready is not None:
+            ready()
         end = time.monotonic() + duration if duration else None
         try:
-            while os.path.exists(f"/proc/{pid}") and (end is None or time.monotonic() < end):
+            while _alive(pid) and (end is None or time.monotonic() < end):
                 select.select([], [], [], 0.1)
         except KeyboardInterrupt:
             pass
