@@ -115,7 +115,9 @@ def job(profile: Profile, native: str, optimize: int | None = None) -> dict:
 HANG = "libseccomp did not finish (timed out)"
 
 
-def export(jobs: Sequence[dict], timeout: float = 120.0, job_timeout: float = 20.0) -> list[OracleResult]:
+def export(
+    jobs: Sequence[dict], timeout: float = 120.0, job_timeout: float = 20.0
+) -> list[OracleResult]:
     """Run libseccomp on a batch of jobs (one subprocess).
 
     libseccomp 2.5.4 can loop forever merging some rule sets; when the batch times out,
