@@ -40,7 +40,8 @@ def test_table_matches_the_modules() -> None:
             continue
         mod = importlib.import_module(f"bpfkit.cli.{module}")
         assert getattr(mod, attr) is eager[name], name
-        assert eager[name].get_short_help_str(10**6) == short, name
+        real = eager[name].get_short_help_str(10**6)
+        assert real == short, f"bpfkit.cli.main.LAZY[{name!r}] short help should be {real!r}"
     # every command of a tabled module is in the table
     for name, cmd in eager.items():
         if (

@@ -135,10 +135,21 @@ def _progress(enabled: bool, label: str):
 
 
 @filter_group.command("run")
-@click.argument("program")
-@click.argument("capture", type=click.Path(dir_okay=False))
+@click.argument("args", nargs=-1)
 @click.option(
-    "-w", "--write", "out", type=click.Path(dir_okay=False), help="Write matching packets (pcap)."
+    "-r",
+    "--read",
+    "read",
+    type=click.Path(dir_okay=False),
+    help="The capture to read (as tcpdump -r); then every argument is the expression.",
+)
+@click.option(
+    "-w",
+    "--write",
+    "out",
+    type=click.Path(),
+    help="Write matching packets (pcap); '-' is stdout. An existing file is replaced only "
+    "when the run ends (it may be the input).",
 )
 @click.option(
     "--engine",
@@ -148,9 +159,26 @@ def _progress(enabled: bool, label: str):
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded()
-def run_cmd(program: str, capture: str, out: str | None, engine: str | None, as_json: bool) -> None:
-    """Filter CAPTURE (pcap or pcapng) with PROGRAM: an expression, or @FILE holding a
-    classic program (tcpdump -ddd/-dd output or bpfkit's JSON)."""
+def run_cmd(
+    args: tuple[str, ...], read: str | None, out: str | None, engine: str | None, as_json: bool
+) -> None:
+    """Filter a capture (pcap or pcapng) with a program: ``run EXPRESSION CAPTURE``, or
+    ``run -r CAPTURE EXPRESSION...`` as tcpdump takes it. The program is an expression, or
+    @FILE holding a classic program (tcpdump -ddd/-dd/-d output or bpfkit's JSON)."""
+    if read is not None:
+        capture, program = read, " ".join(args)
+    elif len(args) >= 2:
+        capture, program = args[-1], " ".join(args[:-1])
+    else:
+        fail(
+            "give the expression and the capture (run EXPR CAPTURE, or run -r CAPTURE EXPR)",
+            EXIT_USAGE,
+            as_json,
+        )
+    if out == "-" and as_json:
+        fail(
+            "-w - writes the packets to stdout: it cannot be used with --json", EXIT_USAGE, as_json
+        )
     from ..pcap.scan import filter_capture, jit_available
 
     if engine is None:
@@ -163,14 +191,15 @@ def run_cmd(program: str, capture: str, out: str | None, engine: str | None, as_
         return
     show = (
         not as_json and sys.stderr.isatty() and os.path.getsize(capture) > (64 << 20)
-        if os.path.exists(capture)
+        if os.path.isfile(capture)
         else False
     )
     bar, update = _progress(show, "filtering")
+    dest = sys.stdout.buffer if out == "-" else out
     try:
         if bar is not None:
             bar.start()
-        result = filter_capture(capture, program_for, engine=engine, out=out, progress=update)
+        result = filter_capture(capture, program_for, engine=engine, out=dest, progress=update)
     except FilterSyntaxError as e:
         _syntax_fail(e, as_json)
         return
@@ -188,7 +217,8 @@ def run_cmd(program: str, capture: str, out: str | None, engine: str | None, as_
     else:
         click.echo(
             f"{result.matched} of {result.packets} packets matched "
-            f"({result.format}, engine {result.engine}, {elapsed / 1e9:.3f} s)"
+            f"({result.format}, engine {result.engine}, {elapsed / 1e9:.3f} s)",
+            err=out == "-",
         )
 
 

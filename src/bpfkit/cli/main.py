@@ -70,8 +70,7 @@ LAZY: dict[str, tuple[str, str, str]] = {
     "verify": ("verify_cmds", "verify_cmd",
                "Prove a program safe (exit 0) or explain why it is rejected (exit 1)."),
     "filter": ("filter_cmds", "filter_group",
-               "Classic packet filters: compile tcpdump expressions, filter captures, capture "
-               "live."),
+               "tcpdump's filter language (pcap-filter(7)) and capture files."),
     "seccomp": ("seccomp_cmds", "seccomp_group",
                 "seccomp filters: compile OCI/Docker profiles, check decisions, run confined, "
                 "trace."),

@@ -10,10 +10,13 @@ from ..errors import BpfError, NotSupported
 from ._common import emit, guarded
 
 ENGINES = ("interp", "jit", "kernel")
+#: the most runs one ``--repeat`` asks for (each run is bounded by the budget; the
+#: product must stay a wait, not a hang)
+MAX_REPEAT = 1_000_000
 
 
 def _read_input(mem_hex: str | None, mem_file: str | None) -> bytes:
-    from ..isa.loader import parse_hex
+    from ..isa.loader import MAX_INPUT_FILE, parse_hex, read_limited
 
     if mem_hex is not None and mem_file is not None:
         raise click.UsageError(
@@ -22,8 +25,7 @@ def _read_input(mem_hex: str | None, mem_file: str | None) -> bytes:
     if mem_hex is not None:
         return parse_hex(mem_hex)
     if mem_file is not None:
-        with open(mem_file, "rb") as f:
-            return f.read()
+        return read_limited(mem_file, MAX_INPUT_FILE, "input file")
     return b""
 
 
@@ -84,7 +86,13 @@ def _run_raw(insns, mem: bytes, engine: str, budget: int, trace: bool, repeat: i
 )
 @click.option("--ctx-file", type=click.Path(dir_okay=False), help="Context bytes from a file.")
 @click.option("--engine", type=click.Choice(ENGINES), default="interp", show_default=True)
-@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1, max=MAX_REPEAT),
+    default=1,
+    show_default=True,
+    help=f"Runs (at most {MAX_REPEAT:,}); the duration is their mean.",
+)
 @click.option(
     "--budget",
     type=click.IntRange(min=1),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Sequence
 
 from ..errors import AsmError, BpfError, DecodeError, NotSupported, VerifierError
@@ -17,6 +19,9 @@ __all__ = [
     "guess_format",
     "parse_hex",
     "read_bytes",
+    "read_limited",
+    "MAX_INPUT_FILE",
+    "MAX_PROGRAM_FILE",
     "read_program",
     "runnable_slots",
     "writes_frame_pointer",
@@ -41,13 +46,51 @@ def guess_format(data: bytes) -> str:
     return "raw"
 
 
-def read_bytes(path: str) -> bytes:
-    """The file's contents; an unreadable file is a :class:`BpfError` naming it."""
+#: The largest program or object file read (an ELF object, assembler text, bytecode).
+MAX_PROGRAM_FILE = 1 << 30
+#: The largest input-memory, packet or context file read.
+MAX_INPUT_FILE = 64 << 20
+#: The most read from a file that is not a regular file (a pipe, ``/dev/zero``).
+MAX_STREAM = 64 << 20
+_CHUNK = 1 << 20
+
+
+def read_limited(path: str, limit: int, what: str = "file") -> bytes:
+    """The contents of ``path``, at most ``limit`` bytes, in memory proportional to what
+    the file holds: a regular file is read by its size (``stat``), anything else
+    (a pipe, ``/dev/zero``) in chunks until ``limit`` (at most ``MAX_STREAM``); more is
+    a :class:`BpfError`
+    naming the file and the limit, as is an unreadable file."""
     try:
         with open(path, "rb") as f:
-            return f.read()
+            try:
+                st = os.fstat(f.fileno())
+            except OSError:
+                st = None
+            if st is not None and stat.S_ISREG(st.st_mode):
+                if st.st_size > limit:
+                    raise BpfError(f"{what} {path} is {st.st_size} bytes; the limit is {limit}")
+            else:  # a pipe or a device: no size to check first, so a smaller limit
+                limit = min(limit, MAX_STREAM)
+            parts: list[bytes] = []
+            total = 0
+            while True:
+                chunk = f.read(min(_CHUNK, limit + 1 - total))
+                if not chunk:
+                    break
+                parts.append(chunk)
+                total += len(chunk)
+                if total > limit:
+                    raise BpfError(f"{what} {path} holds more than {limit} bytes (the limit)")
+            return b"".join(parts)
     except OSError as e:
         raise BpfError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def read_bytes(path: str) -> bytes:
+    """The file's contents (at most ``MAX_PROGRAM_FILE`` bytes); an unreadable or
+    oversized file is a :class:`BpfError` naming it."""
+    return read_limited(path, MAX_PROGRAM_FILE, "program file")
 
 
 def as_text(data: bytes) -> str:

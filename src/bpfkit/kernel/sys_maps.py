@@ -39,6 +39,9 @@ def map_create(
     value_type_btf_obj_fd: FdLike = 0,
 ) -> int:
     """Create a map; returns its (owned) file descriptor."""
+    from .map_memory import check_map_memory
+
+    check_map_memory(map_type, key_size, value_size, max_entries, flags, name)  # not the OOM
     attr = MapCreateAttr(
         map_type=int(map_type),
         key_size=key_size,

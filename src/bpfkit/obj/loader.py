@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ..btf.ext import BtfExt, parse_btf_ext
 from ..btf.parser import parse_btf
 from ..btf.types import Btf
-from ..errors import BtfError, DecodeError, ElfError
+from ..errors import BpfError, BtfError, DecodeError, ElfError
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction, decode
 from ..uapi.btf import BtfKind, FuncLinkage, VarLinkage
@@ -66,12 +66,13 @@ def load_object(source: str | os.PathLike | bytes | bytearray | memoryview) -> O
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     else:
+        from ..isa.loader import read_limited
+
         name = os.fspath(source)
-        try:
-            with open(name, "rb") as f:
-                data = f.read(MAX_OBJECT_SIZE + 1)
-        except OSError as e:
-            raise ElfError(f"cannot read {name}: {e.strerror or e}") from None
+        try:  # by the file's size, never a 1 GiB buffer up front
+            data = read_limited(name, MAX_OBJECT_SIZE, "object")
+        except BpfError as e:
+            raise ElfError(str(e)) from None
     if len(data) > MAX_OBJECT_SIZE:
         raise ElfError("object larger than 1 GiB")
     try:

@@ -10,9 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .capfile import CaptureReader, Packet, PcapWriter, read_packets
+from .capfile import CaptureReader, Packet, PcapngWriter, PcapWriter, read_packets
 
-__all__ = ["CaptureReader", "Packet", "PcapWriter", "compile_filter", "read_packets"]
+__all__ = [
+    "CaptureReader",
+    "Packet",
+    "PcapWriter",
+    "PcapngWriter",
+    "compile_filter",
+    "read_packets",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -403,16 +403,34 @@ class GlobalFunc:
     scalar_return: bool = True
 
 
-# the context struct a global function's ``struct X *ctx`` parameter names, per type
-_CTX_STRUCTS = {
-    ProgType.SOCKET_FILTER: "__sk_buff",
-    ProgType.SCHED_CLS: "__sk_buff",
-    ProgType.SCHED_ACT: "__sk_buff",
-    ProgType.CGROUP_SKB: "__sk_buff",
-    ProgType.XDP: "xdp_md",
-    ProgType.KPROBE: "pt_regs",
-    ProgType.PERF_EVENT: "bpf_perf_event_data",
-    ProgType.RAW_TRACEPOINT: "bpf_raw_tracepoint_args",
+# the context structs a global function's ``struct X *ctx`` parameter may name, per type
+# (the kernel's btf_is_prog_ctx_type)
+_SKB = ("__sk_buff",)
+_CTX_STRUCTS: dict[int, tuple[str, ...]] = {
+    ProgType.SOCKET_FILTER: _SKB,
+    ProgType.SCHED_CLS: _SKB,
+    ProgType.SCHED_ACT: _SKB,
+    ProgType.CGROUP_SKB: _SKB,
+    ProgType.LWT_IN: _SKB,
+    ProgType.LWT_OUT: _SKB,
+    ProgType.LWT_XMIT: _SKB,
+    ProgType.LWT_SEG6LOCAL: _SKB,
+    ProgType.SK_SKB: _SKB,
+    ProgType.FLOW_DISSECTOR: _SKB,
+    ProgType.XDP: ("xdp_md",),
+    ProgType.KPROBE: ("pt_regs", "user_pt_regs"),
+    ProgType.PERF_EVENT: ("bpf_perf_event_data",),
+    ProgType.RAW_TRACEPOINT: ("bpf_raw_tracepoint_args",),
+    ProgType.RAW_TRACEPOINT_WRITABLE: ("bpf_raw_tracepoint_args",),
+    ProgType.SK_MSG: ("sk_msg_md",),
+    ProgType.CGROUP_SOCK: ("bpf_sock",),
+    ProgType.SOCK_OPS: ("bpf_sock_ops",),
+    ProgType.CGROUP_SOCK_ADDR: ("bpf_sock_addr",),
+    ProgType.SK_LOOKUP: ("bpf_sk_lookup",),
+    ProgType.SK_REUSEPORT: ("sk_reuseport_md",),
+    ProgType.CGROUP_SYSCTL: ("bpf_sysctl",),
+    ProgType.CGROUP_SOCKOPT: ("bpf_sockopt",),
+    ProgType.CGROUP_DEVICE: ("bpf_cgroup_dev_ctx",),
 }
 
 
@@ -451,28 +469,66 @@ def global_funcs_of(prog: Any, btf: Any, prog_type: int) -> dict[int, GlobalFunc
         if not isinstance(ret, Int | Enum):
             g.error = f"Global function {name}() doesn't return scalar. Only those are supported."
         args: list[tuple] = []
+        tags = _arg_tags(btf, fi.type_id)
         for i, p in enumerate(proto.params):
             t = btf.resolve(p.type) if p.type else None
-            if isinstance(t, Int | Enum):
-                args.append(("scalar",))
-                continue
-            if isinstance(t, Ptr):
+            tg = tags.get(i, set())
+            err = ""
+            if not isinstance(t, Ptr):
+                if tg:
+                    err = f"arg#{i} has pointer tag, but is not a pointer type"
+                elif isinstance(t, Int | Enum):
+                    args.append(("scalar",))
+                    continue
+                else:
+                    err = (
+                        f"Arg#{i} type {type(t).__name__.upper()} in {name}() is not supported yet."
+                    )
+            else:
                 target = btf.resolve(t.type) if t.type else None
                 tname = getattr(target, "name", "")
-                if isinstance(target, Struct) and tname == _CTX_STRUCTS.get(prog_type):
-                    args.append(("ctx",))
-                    continue
-                size = btf.size_of(t.type) if target is not None else 0
-                if isinstance(target, Int | Enum | Struct) and size > 0:
-                    args.append(("mem", size))
-                    continue
-            g.error = g.error or (
-                f"arg#{i} of global function {name}() must be a number, the context or a "
-                "pointer to a sized type."
-            )
+                if "ctx" in tg or (
+                    isinstance(target, Struct) and tname in _CTX_STRUCTS.get(prog_type, ())
+                ):
+                    if tg - {"ctx"}:
+                        err = f"arg#{i} has invalid combination of tags"
+                    else:
+                        args.append(("ctx",))
+                        continue
+                elif tg & {"trusted", "arena"} or tname == "bpf_dynptr":
+                    err = (
+                        f"arg#{i} of {name}() is a kernel object pointer (BTF-typed, arena or "
+                        "dynptr): not supported by bpfkit's verifier"
+                    )
+                elif "nullable" in tg or tg - {"nonnull"}:
+                    err = f"arg#{i} has invalid combination of tags"
+                else:
+                    size = btf.size_of(t.type) if target is not None else 0
+                    if isinstance(target, Int | Enum | Struct) and size > 0:
+                        args.append(("mem", size, "nonnull" in tg))
+                        continue
+                    err = f"arg#{i} reference type of {name}() size cannot be determined"
+            g.error = g.error or err
             args.append(("scalar",))
         g.args = tuple(args)
         out[fi.slot] = g
+    return out
+
+
+def _arg_tags(btf: Any, func_id: int) -> dict[int, set[str]]:
+    """``arg:`` decl tags of a function's parameters (``__arg_ctx``, ``__arg_nonnull``
+    ...): parameter index -> tag names."""
+    from ..btf.types import DeclTag
+
+    out: dict[int, set[str]] = {}
+    for t in btf.types:
+        if (
+            isinstance(t, DeclTag)
+            and t.type == func_id
+            and t.component_idx >= 0
+            and t.name.startswith("arg:")
+        ):
+            out.setdefault(t.component_idx, set()).add(t.name[4:])
     return out
 
 

@@ -20,6 +20,7 @@ from ..isa.instruction import Instruction, check
 BPF_MAXINSNS = 4096
 BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000
 MAX_CALL_FRAMES = 8
+MAY_GOTO = op.JMP | 0xE0  # BPF_JMP | BPF_JCOND (0xe5)
 
 
 class Reject(Exception):
@@ -91,6 +92,16 @@ def build(
                 f"unresolved label {insn.ref}",
                 pc,
             )
+        if insn.opcode == MAY_GOTO:
+            # may_goto (BPF_JMP | BPF_JCOND, src BPF_MAY_GOTO): a conditional jump the
+            # runtime takes once a loop has run long enough (kernel 6.9+)
+            if insn.src or insn.dst or insn.imm or insn.off == 0:
+                raise Reject(
+                    f"Instruction {pc} is a malformed may_goto.",
+                    f"invalid may_goto off {insn.off} imm {insn.imm}",
+                    pc,
+                )
+            continue
         why = check(insn)
         if why:
             raise Reject(

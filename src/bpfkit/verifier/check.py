@@ -19,9 +19,11 @@ from ..isa.disasm import ALU_SYMBOLS
 from ..isa.instruction import Instruction
 from ..uapi.enums import HELPER_IDS, HELPER_NAMES, MapType, ProgType
 from . import ctxinfo, liveness, precision, scalar, tnum
-from .cfg import Program, Reject, check_stack_depth
+from .cfg import MAY_GOTO, Program, Reject, check_stack_depth
 from .helpers_proto import (
     ANYTHING,
+    ARG_BTF_SOCK_COMMON,
+    ARG_SOCK_COMMON,
     CONST_ALLOC_SIZE_OR_ZERO,
     CONST_MAP_PTR,
     CONST_SIZE,
@@ -29,18 +31,26 @@ from .helpers_proto import (
     PROTOS,
     PTR_TO_CONST_STR,
     PTR_TO_CTX,
+    PTR_TO_CTX_OR_NULL,
     PTR_TO_LONG,
+    PTR_TO_MAP_VALUE_OR_NULL,
     PTR_TO_MEM_OR_NULL,
     PTR_TO_RINGBUF_MEM,
     PTR_TO_SPIN_LOCK,
     PTR_TO_STACK_OR_NULL,
+    PTR_TO_U32_OUT,
     PTR_TO_UNINIT_MAP_VALUE,
     PTR_TO_UNINIT_MEM,
     PTR_TO_UNINIT_MEM_OR_NULL,
+    RET_MAP_VALUE,
     RET_MAP_VALUE_OR_NULL,
     RET_RINGBUF_MEM_OR_NULL,
+    RET_SOCK_COMMON_OR_NULL,
+    RET_SOCKET_OR_NULL,
+    RET_TCP_SOCK_OR_NULL,
     RET_VOID,
     Proto,
+    helper_allowed,
     map_func_error,
     proto_for,
 )
@@ -70,10 +80,14 @@ from .state import (
     PTR_TO_PACKET_END,
     PTR_TO_PACKET_META,
     PTR_TO_SOCK_COMMON,
+    PTR_TO_SOCKET,
     PTR_TO_STACK,
+    PTR_TO_TCP_SOCK,
+    PTR_TO_XDP_SOCK,
     S32_MAX,
     S32_MIN,
     SCALAR,
+    SOCKET_TYPES,
     ST_INVALID,
     ST_MISC,
     ST_SPILL,
@@ -157,7 +171,7 @@ _MOV, _X = op.MOV, op.X
 _PKT_ANY = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
 #: pointer types the kernel's ``reg_not_null`` knows are not NULL (when not maybe-null)
 _NOT_NULL_TYPES = frozenset(
-    {PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_SOCK_COMMON, PTR_TO_MEM, CONST_PTR_TO_MAP}
+    {PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_MEM, CONST_PTR_TO_MAP, *SOCKET_TYPES}
 )
 
 # alu_state bits of the kernel's ALU sanitation (BPF_ALU_*)
@@ -404,8 +418,12 @@ class Checker:
             if arg[0] == "ctx":
                 f.regs[i] = Reg.pointer(T_CTX)
             elif arg[0] == "mem":
+                nonnull = len(arg) > 2 and arg[2]  # __arg_nonnull
                 f.regs[i] = Reg.pointer(
-                    PTR_TO_MEM, maybe_null=True, id=self.new_id(), mem_size=arg[1]
+                    PTR_TO_MEM,
+                    maybe_null=not nonnull,
+                    id=0 if nonnull else self.new_id(),
+                    mem_size=arg[1],
                 )
             else:
                 f.regs[i] = Reg.unknown()
@@ -441,6 +459,11 @@ class Checker:
                         f"r{i}: argument {i} of {g.name}() must be the context pointer.",
                         f"arg#{i - 1} expects pointer to ctx",
                     )
+            elif len(arg) > 2 and arg[2] and (r.is_null_const() or r.maybe_null):
+                raise self.fail(
+                    f"r{i}: argument {i} of {g.name}() must not be NULL (__arg_nonnull).",
+                    f"arg#{i - 1} is expected to be non-NULL",
+                )
             elif not r.is_null_const():
                 for write in (False, True):
                     self.check_mem_arg(
@@ -499,6 +522,33 @@ class Checker:
             is_cb_call = self._cb_calls[pc] = insn.is_helper_call and insn.imm in _CALLBACK_HELPERS
         sig = None
         active = self.active.get(pc)
+        if active and self._is_may_goto(pc):
+            # a may_goto loop: a state within one of an earlier round (another depth)
+            # ends here, the runtime's counter ends the loop (RANGE_WITHIN, no liveness)
+            for olds in active.values():
+                for old in olds:
+                    if (
+                        old.branches > 0
+                        and old.may_goto_depth != state.may_goto_depth
+                        and states_equal(old, state, allow_uninit)
+                    ):
+                        # every scalar was compared by range; what the earlier round
+                        # relies on so far is what this path inherits (the kernel's
+                        # propagate_precision; marking everything would stop widening)
+                        if self.priv:
+                            keys = precision.live_keys(old)
+                            if keys:
+                                precision.mark_chain(self.prog.at, state, keys)
+                            # the checkpoints of this round lean on the earlier round's
+                            # continuation, not explored yet: their marks are not final,
+                            # so they compare every scalar (the kernel compares states
+                            # inside an unfinished loop exactly, for the same reason)
+                            p = state.parent
+                            while p is not None and p is not old:
+                                p.all_prec = True
+                                p = p.parent
+                        self.path_done(state)
+                        return True
         if active:
             sig = _signature(state)
             if is_cb_call:
@@ -518,7 +568,11 @@ class Checker:
                     _widen(prev, state)
             for old in active.get(sig, ()):
                 # the kernel's infinite-loop test compares states exactly (EXACT)
-                if old.branches > 0 and states_equal(old, state, allow_uninit, True):
+                if (
+                    old.branches > 0
+                    and old.may_goto_depth == state.may_goto_depth
+                    and states_equal(old, state, allow_uninit, True)
+                ):
                     raise self.fail(
                         f"Instruction {pc} starts a loop that never makes "
                         "progress (infinite loop).",
@@ -549,8 +603,10 @@ class Checker:
                 sls[:] = [x for x in sls if x not in evict]
                 self.cur_states -= len(evict)
         add = (
-            self.jmps - self.prev_jmps >= 2 and self.stats.insns_processed - self.prev_insns >= 8
-        ) or is_cb_call
+            (self.jmps - self.prev_jmps >= 2 and self.stats.insns_processed - self.prev_insns >= 8)
+            or is_cb_call
+            or self._is_may_goto(pc)  # a forced checkpoint (mark_force_checkpoint)
+        )
         if not add:
             return False
         self.prev_jmps = self.jmps
@@ -574,6 +630,10 @@ class Checker:
         n = len(sls or ()) + 1
         self.stats.max_states_per_insn = max(self.stats.max_states_per_insn, n)
         return False
+
+    def _is_may_goto(self, pc: int) -> bool:
+        insn = self.prog.at[pc]
+        return insn is not None and insn.opcode == MAY_GOTO
 
     # ------------------------------------------------------------------ main loop
     def explore(self, st: State, pc: int) -> None:
@@ -626,6 +686,8 @@ class Checker:
                         pc = self.do_local_call(st, insn, pc)
                     else:
                         pc = self.do_helper_call(st, insn, pc)
+                elif code == MAY_GOTO:
+                    pc = self.do_may_goto(st, insn, pc)
                 else:
                     pc = do_cond_jmp(st, insn, pc)
             elif cls == _CLS_LDX:
@@ -853,7 +915,7 @@ class Checker:
                     f"R{dstno} pointer arithmetic on map_ptr prohibited",
                 )
             return ptr
-        if ptr.type in (PTR_TO_PACKET_END, PTR_TO_FUNC, PTR_TO_SOCK_COMMON) or (
+        if ptr.type in (PTR_TO_PACKET_END, PTR_TO_FUNC, *SOCKET_TYPES) or (
             ptr.type == PTR_TO_MEM and ptr.rdonly and False
         ):
             raise self.fail(
@@ -1294,7 +1356,7 @@ class Checker:
                         f"r{value_regno}: storing a pointer into the context leaks it.",
                         f"R{value_regno} leaks addr into ctx",
                     )
-            acc = ctxinfo.check(self.prog_type, full, size, write, self.unpriv)
+            acc = ctxinfo.check(self.prog_type, full, size, write, self.unpriv, self.attach_type)
             if acc.ok and ldsx and acc.reg_type != SCALAR:
                 acc = ctxinfo.CtxAccess(False)  # a pointer field cannot be sign-extended
             if not acc.ok:
@@ -1306,25 +1368,34 @@ class Checker:
                 )
             if write:
                 return Reg.unknown()
-            if acc.reg_type == PTR_TO_SOCK_COMMON:  # may be NULL: its own id for the check
-                return Reg.pointer(PTR_TO_SOCK_COMMON, maybe_null=True, id=self.new_id())
+            if acc.reg_type in SOCKET_TYPES:
+                # skb->sk and some others may be NULL: an id of their own for the check
+                if acc.reg_type == PTR_TO_SOCK_COMMON or acc.extra.get("null"):
+                    return Reg.pointer(acc.reg_type, maybe_null=True, id=self.new_id())
+                return Reg.pointer(acc.reg_type)
             if acc.reg_type != SCALAR:
                 r = Reg.pointer(acc.reg_type)
                 if acc.reg_type in PACKET_TYPES:
                     r.id = 0
                 return r
             return Reg.unknown()
-        if t == PTR_TO_SOCK_COMMON and not base.maybe_null:
+        if t in SOCKET_TYPES and not base.maybe_null:
+            tn = base.type_name()
             if write:
                 raise self.fail(
                     f"r{regno}: a socket cannot be written.",
-                    f"R{regno} cannot write into sock_common",
+                    f"R{regno} cannot write into {tn}",
                 )
-            if not ctxinfo.sock_common_access(full, size, write):
+            check = {
+                PTR_TO_SOCK_COMMON: lambda o, n: ctxinfo.sock_common_access(o, n, False),
+                PTR_TO_SOCKET: ctxinfo.bpf_sock_access,
+                PTR_TO_TCP_SOCK: ctxinfo.tcp_sock_access,
+                PTR_TO_XDP_SOCK: ctxinfo.xdp_sock_access,
+            }[t]
+            if not check(full, size):
                 raise self.fail(
-                    f"r{regno}: struct bpf_sock has no {size}-byte field at offset {full} "
-                    "readable through skb->sk.",
-                    f"R{regno} invalid sock_common access off={full} size={size}",
+                    f"r{regno}: the {tn} has no readable {size}-byte field at offset {full}.",
+                    f"R{regno} invalid {tn} access off={full} size={size}",
                 )
             return Reg.unknown()
         if t in PACKET_TYPES:
@@ -1365,7 +1436,16 @@ class Checker:
                     f"misaligned packet access off 2+{_tn(vo)}+{base.off}+{off} size {size}",
                 )
             return
-        desc = {PTR_TO_MAP_KEY: "key ", PTR_TO_MAP_VALUE: "value ", T_CTX: "context "}.get(t, "")
+        desc = {
+            PTR_TO_MAP_KEY: "key ",
+            PTR_TO_MAP_VALUE: "value ",
+            T_CTX: "context ",
+            PTR_TO_STACK: "stack ",
+            PTR_TO_SOCKET: "sock ",
+            PTR_TO_SOCK_COMMON: "sock_common ",
+            PTR_TO_TCP_SOCK: "tcp_sock ",
+            PTR_TO_XDP_SOCK: "xdp_sock ",
+        }.get(t, "")
         at = tnum.add(vo, tnum.const(base.off + off))
         if not tnum.is_aligned(at, size):
             raise self.fail(
@@ -1817,6 +1897,18 @@ class Checker:
             other.hist.append(pc)
         o_dead = not self.refine_branch(other, insn, jop, is32, srcno, True, src)
         s_dead = not self.refine_branch(st, insn, jop, is32, srcno, False, src)
+        if (
+            not is32
+            and srcno >= 0
+            and jop in (op.JEQ, op.JNE)
+            and dst.is_pointer()
+            and src.is_pointer()
+            and dst.maybe_null != src.maybe_null
+        ):
+            # equal to a pointer known not NULL: not NULL either (that register only)
+            eq = other if jop == op.JEQ else st
+            rno = srcno if src.maybe_null else insn.dst
+            eq.cur.regs[rno] = _not_null(eq.cur.regs[rno])
         if (o_dead or s_dead) and scalars:
             self.precise(st, *scalars)
         if o_dead and s_dead:
@@ -1829,6 +1921,34 @@ class Checker:
             return self._switch(st, other, target)
         self.push(other, target)
         return fall
+
+    def do_may_goto(self, st: State, insn: Instruction, pc: int) -> int:
+        """``may_goto``: the jump is explored first; the fall-through (the loop going on)
+        is queued one may_goto deeper, its imprecise scalars widened against the same
+        point on an earlier round so the rounds converge (the kernel's way)."""
+        other = st.copy()
+        other.hist.append(pc)
+        other.may_goto_depth += 1
+        prev = self._prev_entry(st, pc)
+        if prev is not None:
+            _widen_imprecise(prev, other)
+        self.push(other, pc + 1)
+        return pc + 1 + insn.off
+
+    def _prev_entry(self, st: State, pc: int) -> State | None:
+        """The checkpoint at ``pc`` on the current path (a loop's previous round)."""
+        p = st.parent
+        while p is not None:
+            if (
+                p.insn == pc
+                and p.branches > 0
+                and p.may_goto_depth < st.may_goto_depth  # not the checkpoint just made
+                and len(p.frames) == len(st.frames)
+            ):
+                if all(a.callsite == b.callsite for a, b in zip(p.frames, st.frames, strict=True)):
+                    return p
+            p = p.parent
+        return None
 
     @staticmethod
     def _linked_keys(st: State, dno: int, dst: Reg, sno: int, src: Reg) -> tuple:
@@ -1971,13 +2091,16 @@ class Checker:
             nonlocal ref_id
             if r.maybe_null and r.id == pid:
                 if is_null:
-                    ref_id = r.ref_obj_id or ref_id
+                    if r.ref_obj_id and r.ref_obj_id == r.id:  # the acquired pointer itself
+                        ref_id = r.ref_obj_id
                     return Reg.const(0)
                 n = r.clone()
                 n.maybe_null = False
                 inner = getattr(n.map, "inner", None) if n.type == PTR_TO_MAP_VALUE else None
                 if inner is not None:  # a map-in-map lookup: the inner map (its template)
                     return Reg.pointer(CONST_PTR_TO_MAP, map=inner)
+                if n.type == PTR_TO_MAP_VALUE and n.map.type in _SOCK_MAPS:
+                    return Reg.pointer(_SOCK_MAPS[n.map.type], id=n.id, ref_obj_id=n.ref_obj_id)
                 if n.type == PTR_TO_MAP_VALUE and n.map.spin_lock_off < 0:
                     n.id = 0
                 return n
@@ -2122,8 +2245,8 @@ class Checker:
             ref = st.refs[0]
             raise self.fail(
                 f"The program exits without releasing the reference acquired at "
-                f"instruction {ref.insn} (ringbuf reservation not submitted or "
-                "discarded).",
+                f"instruction {ref.insn} (a ringbuf reservation not submitted or "
+                "discarded, a socket not released).",
                 f"Unreleased reference id={ref.id} alloc_insn={ref.insn}",
             )
         if r0.type == NOT_INIT:
@@ -2161,19 +2284,21 @@ class Checker:
 
     def do_helper_call(self, st: State, insn: Instruction, pc: int) -> int:
         hid = insn.imm
-        proto = proto_for(hid, self.prog_type, self.unpriv)
-        name = HELPER_NAMES.get(hid, f"unknown#{hid}")
+        proto = proto_for(hid, self.prog_type, self.unpriv, self.attach_type)
+        name = HELPER_NAMES.get(hid) or _EXTRA_HELPERS.get(hid) or f"unknown#{hid}"
         if proto is None:
-            if hid not in HELPER_NAMES:
+            if not 0 < hid <= _MAX_HELPER:
                 raise self.fail(f"Helper {hid} does not exist.", f"invalid func unknown#{hid}")
-            if hid in PROTOS and self.prog_type in _KNOWN_TYPES:
+            if not helper_allowed(hid, self.prog_type, self.unpriv, self.attach_type):
                 raise self.fail(
                     f"A {_ptname(self.prog_type)} program cannot call helper bpf_{name}.",
                     f"program of this type cannot use helper bpf_{name}#{hid}",
                 )
+            # the kernel allows it; bpfkit does not model its arguments
             raise self.fail(
-                f"Helper bpf_{name} ({hid}) is not supported here.",
-                f"program of this type cannot use helper bpf_{name}#{hid}",
+                f"Helper bpf_{name} ({hid}) is not supported by bpfkit's verifier (the "
+                "kernel allows it here; its arguments are not modelled).",
+                f"helper bpf_{name}#{hid} is not supported",
             )
         if proto.gpl_only and not self.gpl:
             raise self.fail(
@@ -2218,6 +2343,20 @@ class Checker:
                     "bpf_spin_unlock of different lock",
                 )
             st.lock = None
+        if proto.name == "get_local_storage":
+            flags = regs[2]
+            if flags.type == SCALAR:
+                self.precise(st, 2)
+            if not flags.is_null_const():
+                raise self.fail(
+                    "bpf_get_local_storage's flags must be 0.",
+                    "get_local_storage() doesn't support non-zero flags",
+                )
+        if hid == _TAIL_CALL and st.refs:
+            raise self.fail(
+                "A tail call while holding a reference would leak it.",
+                "tail_call would lead to reference leak",
+            )
         if proto.releases:
             self.release_ref(st, meta.ref_obj_id)
         if proto.callback:
@@ -2248,8 +2387,23 @@ class Checker:
                 return Reg.pointer(
                     PTR_TO_MAP_VALUE, map=m, id=self.new_id() if m.spin_lock_off >= 0 else 0
                 )
+            if proto.name == "map_lookup_elem" and m.type in (MapType.SOCKMAP, MapType.SOCKHASH):
+                # a socket, referenced (is_acquire_function); a socket once NULL-checked
+                rid = self.new_id()
+                st.refs = st.refs + [Ref(rid, pc)]
+                return Reg.pointer(PTR_TO_MAP_VALUE, map=m, maybe_null=True, id=rid, ref_obj_id=rid)
             r = Reg.pointer(PTR_TO_MAP_VALUE, map=m, maybe_null=True, id=self.new_id())
             return r
+        if ret == RET_MAP_VALUE:  # bpf_get_local_storage: never NULL
+            return Reg.pointer(PTR_TO_MAP_VALUE, map=meta.map)
+        if ret in _SOCK_RETS:
+            rtype = _SOCK_RETS[ret]
+            if proto.acquires:
+                rid = self.new_id()
+                st.refs = st.refs + [Ref(rid, pc)]
+                return Reg.pointer(rtype, maybe_null=True, id=rid, ref_obj_id=rid)
+            ref = meta.ref_obj_id if proto.ptr_cast else 0
+            return Reg.pointer(rtype, maybe_null=True, id=self.new_id(), ref_obj_id=ref)
         if ret == RET_RINGBUF_MEM_OR_NULL:
             rid = self.new_id()
             st.refs = st.refs + [Ref(rid, pc)]
@@ -2332,6 +2486,48 @@ class Checker:
                     f"r{argno}: {name} cannot take a packet pointer.",
                     "helper access to the packet is not allowed",
                 )
+        if kind in (ARG_SOCK_COMMON, ARG_BTF_SOCK_COMMON) or (
+            kind == ARG_MAP_VALUE
+            and meta.map is not None
+            and meta.map.type in (MapType.SOCKMAP, MapType.SOCKHASH)
+        ):
+            # any kind of socket, not NULL (a sockmap's "value" is a socket)
+            if r.type not in SOCKET_TYPES or r.maybe_null:
+                expected = "sock_common, sock, tcp_sock, xdp_sock"
+                if kind != ARG_SOCK_COMMON:
+                    expected += ", ptr_, trusted_ptr_"
+                raise self._arg_type(argno, name, r, expected)
+            if proto.releases and not r.ref_obj_id:
+                raise self.fail(
+                    f"r{argno}: {name} releases a socket reference; this one was not "
+                    "acquired (only lookups acquire one).",
+                    f"R{argno} must be referenced when passed to release function",
+                )
+            meta.ref_obj_id = r.ref_obj_id
+            return
+        if kind == PTR_TO_MAP_VALUE_OR_NULL:
+            if r.is_null_const():
+                return
+            kind = ARG_MAP_VALUE
+        if kind == PTR_TO_CTX_OR_NULL:
+            if r.is_null_const():
+                return
+            kind = PTR_TO_CTX
+        if kind == PTR_TO_U32_OUT:
+            self.check_mem_arg(
+                st,
+                argno,
+                r,
+                4,
+                write=True,
+                zero_ok=False,
+                name=name,
+                allow_null=False,
+                what="result",
+            )
+            if r.type != SCALAR:
+                self.check_alignment(r, 0, 4)  # MEM_ALIGNED
+            return
         if kind == ANYTHING:
             if r.is_pointer() and self.unpriv:
                 raise self.fail(
@@ -2536,6 +2732,8 @@ class Checker:
                 allow_null=False,
                 what="result",
             )
+            if r.type != SCALAR:
+                self.check_alignment(r, 0, 8)  # MEM_ALIGNED
             return
         raise self.fail(f"Unsupported argument kind {kind}.", f"unsupported arg {kind}")
 
@@ -2673,7 +2871,20 @@ class _Meta:
 
 
 _ARRAYS = (MapType.ARRAY, MapType.PERCPU_ARRAY)
+_MAX_HELPER = 211  # bpf_cgrp_storage_delete: the last helper id (6.12 and 6.18)
+_EXTRA_HELPERS = {210: "cgrp_storage_get", 211: "cgrp_storage_delete"}
 _TAIL_CALL = 12
+_SOCK_RETS = {
+    RET_SOCKET_OR_NULL: PTR_TO_SOCKET,
+    RET_SOCK_COMMON_OR_NULL: PTR_TO_SOCK_COMMON,
+    RET_TCP_SOCK_OR_NULL: PTR_TO_TCP_SOCK,
+}
+#: maps whose lookups give sockets once NULL-checked
+_SOCK_MAPS = {
+    MapType.SOCKMAP: PTR_TO_SOCKET,
+    MapType.SOCKHASH: PTR_TO_SOCKET,
+    MapType.XSKMAP: PTR_TO_XDP_SOCK,
+}
 #: helpers after which packet pointers are stale (the kernel's
 #: ``bpf_helper_changes_pkt_data``; a tail-called program could call any of them)
 _PKT_CHANGING_IDS = frozenset(
@@ -2705,7 +2916,7 @@ _PKT_CHANGING_IDS = frozenset(
     )
 )
 _CALLBACK_HELPERS = {p.id for p in PROTOS.values() if p.callback}
-_KNOWN_TYPES = set(ctxinfo.RULES)
+_KNOWN_TYPES = set(ctxinfo.RULES) | set(ctxinfo.RULES_ATTACH)
 
 
 def _ptname(pt: int) -> str:
@@ -2720,6 +2931,17 @@ def _mtname(mt: int) -> str:
         return MapType(mt).name.lower()
     except ValueError:
         return str(mt)
+
+
+def _not_null(r: Reg) -> Reg:
+    """The kernel's mark_ptr_not_null_reg: this register (not its copies) is not NULL."""
+    if not r.maybe_null:
+        return r
+    if r.type == PTR_TO_MAP_VALUE and r.map.type in _SOCK_MAPS:
+        return Reg.pointer(_SOCK_MAPS[r.map.type], id=r.id, ref_obj_id=r.ref_obj_id)
+    n = r.clone()
+    n.maybe_null = False
+    return n
 
 
 def _tn(t: Tnum) -> str:
@@ -2758,6 +2980,41 @@ def _widen_reg(old: Reg, cur: Reg) -> Reg:
     if range_within(old, cur) and tnum.contains(old.var_off, cur.var_off):
         return cur
     return Reg.unknown()
+
+
+def _widen_imprecise(old: State, cur: State) -> None:
+    """The kernel's widen_imprecise_scalars: a scalar of ``cur`` not the same as in the
+    loop's previous round ``old`` and not marked precise there becomes unknown."""
+    from .state import _IdMap, regs_exact
+
+    if old.all_prec:
+        return
+    ids = _IdMap()
+    prec = old.prec
+    for fi, (of, cf) in enumerate(zip(old.frames, cur.frames, strict=True)):
+        base = fi * 128
+        regs = list(cf.regs)
+        for i, (o, c) in enumerate(zip(of.regs, cf.regs, strict=True)):
+            if (
+                o.type == SCALAR
+                and c.type == SCALAR
+                and base + i not in prec
+                and not regs_exact(o, c, ids)
+            ):
+                regs[i] = Reg.unknown()
+        cf.regs = regs
+        for spi, slot in list(cf.stack.items()):
+            oslot = of.stack.get(spi)
+            if oslot is None or not oslot.is_spill() or not slot.is_spill():
+                continue
+            o, c = oslot.spilled, slot.spilled
+            if (
+                o.type == SCALAR
+                and c.type == SCALAR
+                and precision.slot_key(fi, spi) not in prec
+                and not regs_exact(o, c, ids)
+            ):
+                cf.stack[spi] = Slot(slot.types, Reg.unknown())
 
 
 def _widen(old: State, cur: State) -> None:

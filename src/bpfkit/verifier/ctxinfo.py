@@ -15,6 +15,7 @@ from .state import (
     PTR_TO_PACKET_END,
     PTR_TO_PACKET_META,
     PTR_TO_SOCK_COMMON,
+    PTR_TO_SOCKET,
     SCALAR,
 )
 
@@ -231,6 +232,156 @@ def sock_common_access(off: int, size: int, write: bool) -> bool:
     return size == 4
 
 
+def bpf_sock_access(off: int, size: int) -> bool:
+    """``bpf_sock_is_valid_access`` (reads): a full ``struct bpf_sock``."""
+    if off < 0 or off >= BPF_SOCK_SIZE or off % size:
+        return False
+    field = off & ~3
+    if field in (72, 4, 8, 12, 44, 76) or 24 <= field < 44 or 52 <= field < 72:
+        return size <= 4  # state, family, type, protocol, src_port, rx_queue, ips
+    if off in (48, 49):  # dst_port: a __be16 (a 4-byte load is allowed too)
+        return size <= 2 or (size == 4 and off == 48)
+    if 50 <= off < 52:  # hole
+        return False
+    return size == 4
+
+
+_SOCK_CREATE_ONLY = (0, 16, 20)  # bound_dev_if, mark, priority
+
+
+def _cgroup_sock(off: int, size: int, write: bool, attach: int | None) -> CtxAccess:
+    """``sock_filter_is_valid_access``: bpf_sock, some fields per attach type."""
+    if not bpf_sock_access(off, size) and not (write and off in _SOCK_CREATE_ONLY and size == 4):
+        return _NO
+    create = attach in (AttachType.CGROUP_INET_SOCK_CREATE, AttachType.CGROUP_INET_SOCK_RELEASE)
+    if off in _SOCK_CREATE_ONLY:
+        return CtxAccess(create and size == 4)
+    if 24 <= off < 28:  # src_ip4
+        return CtxAccess(not write and attach == AttachType.CGROUP_INET4_POST_BIND)
+    if 28 <= off < 44:  # src_ip6
+        return CtxAccess(not write and attach == AttachType.CGROUP_INET6_POST_BIND)
+    if 44 <= off < 48:  # src_port
+        return CtxAccess(
+            not write
+            and attach in (AttachType.CGROUP_INET4_POST_BIND, AttachType.CGROUP_INET6_POST_BIND)
+        )
+    return CtxAccess(not write)
+
+
+def _lwt(off: int, size: int, write: bool) -> CtxAccess:
+    """``lwt_is_valid_access``: an skb, no socket fields, writes only to mark, priority
+    and cb; data/data_end are packet pointers."""
+    name = _field_at(off)
+    if name in (
+        "tc_classid",
+        "family",
+        "remote_ip4",
+        "local_ip4",
+        "remote_ip6",
+        "local_ip6",
+        "remote_port",
+        "local_port",
+        "data_meta",
+        "tstamp",
+        "wire_len",
+        "hwtstamp",
+    ):
+        return _NO
+    if write and name not in ("mark", "priority", "cb"):
+        return _NO
+    res = _skb_common(off, size, write)
+    if res.ok and name in ("data", "data_end"):
+        res.reg_type = _PKT[name]
+    return res
+
+
+def _sk_skb(off: int, size: int, write: bool) -> CtxAccess:
+    """``sk_skb_is_valid_access``: an skb without tc_classid, data_meta, tstamp,
+    wire_len, hwtstamp and mark; writes to tc_index and priority only."""
+    name = _field_at(off)
+    if name in ("tc_classid", "data_meta", "tstamp", "wire_len", "hwtstamp", "mark"):
+        return _NO
+    if write and name not in ("tc_index", "priority"):
+        return _NO
+    res = _skb_common(off, size, write)
+    if res.ok and name in ("data", "data_end"):
+        res.reg_type = _PKT[name]
+    return res
+
+
+# struct sk_msg_md: data, data_end (pointers), nine u32 fields, sk
+_SK_MSG_U32 = (16, 20, 24) + tuple(range(28, 60, 4)) + (60, 64, 68)
+
+
+def _sk_msg(off: int, size: int, write: bool) -> CtxAccess:
+    """``sk_msg_is_valid_access``: reads only, each field at its own size."""
+    if write or off % size:
+        return _NO
+    if off == 0:
+        return CtxAccess(size == 8, PTR_TO_PACKET)
+    if off == 8:
+        return CtxAccess(size == 8, PTR_TO_PACKET_END)
+    if off == 72:  # sk: a full socket
+        return CtxAccess(size == 8, PTR_TO_SOCKET)
+    return CtxAccess(off in _SK_MSG_U32 and size == 4)
+
+
+def _narrow4(off: int, size: int) -> bool:
+    """``bpf_ctx_narrow_access_ok`` of a u32 field."""
+    return size in (1, 2, 4)
+
+
+def _sk_lookup(off: int, size: int, write: bool) -> CtxAccess:
+    """``sk_lookup_is_valid_access``: struct bpf_sk_lookup, reads only."""
+    if write or off < 0 or off >= 72 or off % size:
+        return _NO
+    if off == 0:  # sk: the selected socket, or NULL
+        return CtxAccess(size == 8, PTR_TO_SOCKET, extra={"null": True})
+    if 8 <= off < 36 or 40 <= off < 68:  # the u32 fields
+        field = off & ~3
+        return CtxAccess(_narrow4(field, size) and off + size <= field + 4)
+    if off in (36, 37):  # remote_port (a 4-byte read allowed too)
+        return CtxAccess(size <= 2 or (size == 4 and off == 36))
+    if off in (38, 39):  # the zero padding after it
+        return CtxAccess(size <= 2)
+    return _NO
+
+
+def _sk_reuseport(off: int, size: int, write: bool) -> CtxAccess:
+    """``sk_reuseport_is_valid_access``: struct sk_reuseport_md, reads only."""
+    if write or off < 0 or off >= 56 or off % size:
+        return _NO
+    if off == 0:
+        return CtxAccess(size == 8, PTR_TO_PACKET)
+    if off == 8:
+        return CtxAccess(size == 8, PTR_TO_PACKET_END)
+    if off == 32:  # hash
+        return CtxAccess(size == 4)
+    if off == 40:  # sk
+        return CtxAccess(size == 8, PTR_TO_SOCKET)
+    if off == 48:  # migrating_sk
+        return CtxAccess(size == 8, PTR_TO_SOCK_COMMON, extra={"null": True})
+    if 20 <= off < 24:  # eth_protocol: at least the skb's 2 bytes
+        return CtxAccess(size >= 2 and _narrow4(off, size))
+    if 16 <= off < 32:  # len, ip_protocol, bind_inany
+        return CtxAccess(_narrow4(off, size))
+    return _NO
+
+
+def tcp_sock_access(off: int, size: int) -> bool:
+    """``bpf_tcp_sock_is_valid_access``: reads up to bytes_acked, each field whole."""
+    if off < 0 or off >= 96 or off % size:
+        return False
+    if 80 <= off < 96:  # bytes_received, bytes_acked
+        return size == 8
+    return size == 4
+
+
+def xdp_sock_access(off: int, size: int) -> bool:
+    """``bpf_xdp_sock_is_valid_access``: queue_id."""
+    return off == 0 and size == 4
+
+
 PERF_EVENT_DATA_SIZE = PT_REGS_SIZE + 16  # regs, sample_period, addr
 
 
@@ -263,11 +414,36 @@ RULES = {
     ProgType.RAW_TRACEPOINT_WRITABLE: _raw_tp,
     ProgType.PERF_EVENT: _perf_event,
     ProgType.SYSCALL: _syscall,
+    ProgType.LWT_IN: _lwt,
+    ProgType.LWT_OUT: _lwt,
+    ProgType.LWT_XMIT: _lwt,
+    ProgType.LWT_SEG6LOCAL: _lwt,
+    ProgType.SK_MSG: _sk_msg,
+    ProgType.SK_SKB: _sk_skb,
+    ProgType.SK_LOOKUP: _sk_lookup,
+    ProgType.SK_REUSEPORT: _sk_reuseport,
 }
+#: rules that depend on the expected attach type
+RULES_ATTACH = {ProgType.CGROUP_SOCK: _cgroup_sock}
 
-#: Program types whose programs may read packet data directly, and write it.
-PKT_READ = {ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.XDP, ProgType.CGROUP_SKB}
-PKT_WRITE = {ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.XDP}
+#: Program types whose programs may read packet data directly, and write it (the
+#: kernel's may_access_direct_pkt_data).
+PKT_WRITE = {
+    ProgType.SCHED_CLS,
+    ProgType.SCHED_ACT,
+    ProgType.XDP,
+    ProgType.LWT_XMIT,
+    ProgType.SK_SKB,
+    ProgType.SK_MSG,
+}
+PKT_READ = PKT_WRITE | {
+    ProgType.CGROUP_SKB,
+    ProgType.LWT_IN,
+    ProgType.LWT_OUT,
+    ProgType.LWT_SEG6LOCAL,
+    ProgType.SK_REUSEPORT,
+    ProgType.FLOW_DISSECTOR,
+}
 #: Program types with an skb context (legacy ``ld_abs``/``ld_ind`` allowed).
 LD_ABS_TYPES = {ProgType.SOCKET_FILTER, ProgType.SCHED_CLS, ProgType.SCHED_ACT}
 
@@ -339,11 +515,23 @@ UNPRIV_NO_WRITE: dict[int, frozenset[str]] = {
 }
 
 
-def check(prog_type: int, off: int, size: int, write: bool, unpriv: bool = False) -> CtxAccess:
+def check(
+    prog_type: int,
+    off: int,
+    size: int,
+    write: bool,
+    unpriv: bool = False,
+    attach_type: int | None = None,
+) -> CtxAccess:
     """Whether a ``size``-byte access at context offset ``off`` is allowed (``unpriv``:
     for a loader without CAP_BPF, as ``cg_skb_is_valid_access`` checks it)."""
+    if size <= 0:
+        return _NO
+    arule = RULES_ATTACH.get(prog_type)
+    if arule is not None:
+        return arule(off, size, write, attach_type)
     rule = RULES.get(prog_type)
-    if rule is None or size <= 0:
+    if rule is None:
         return _NO
     if unpriv:
         deny = (UNPRIV_NO_WRITE if write else UNPRIV_NO_READ).get(prog_type)

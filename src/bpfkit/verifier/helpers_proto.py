@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..uapi.enums import HELPER_IDS, MapType, ProgType
+from .helper_sets import ALLOWED_IDS
 
 # Argument kinds.
 ANYTHING = "anything"
@@ -31,12 +32,21 @@ PTR_TO_STACK_OR_NULL = "stack_or_null"
 PTR_TO_SPIN_LOCK = "spin_lock"
 PTR_TO_CONST_STR = "const_str"
 PTR_TO_LONG = "long"  # 8 writable, aligned bytes
+PTR_TO_U32_OUT = "u32_out"  # 4 writable, aligned bytes (ARG_PTR_TO_FIXED_SIZE_MEM)
+PTR_TO_CTX_OR_NULL = "ctx_or_null"
+PTR_TO_MAP_VALUE_OR_NULL = "map_value_or_null"  # NULL, or the map's value size
+ARG_SOCK_COMMON = "sock_common"  # a socket pointer of any kind, not NULL
+ARG_BTF_SOCK_COMMON = "btf_sock_common"  # the same (ARG_PTR_TO_BTF_ID_SOCK_COMMON)
 
 # Return kinds.
 RET_INTEGER = "integer"
 RET_VOID = "void"
 RET_MAP_VALUE_OR_NULL = "map_value_or_null"
 RET_RINGBUF_MEM_OR_NULL = "ringbuf_mem_or_null"
+RET_MAP_VALUE = "map_value"
+RET_SOCKET_OR_NULL = "socket_or_null"
+RET_SOCK_COMMON_OR_NULL = "sock_common_or_null"
+RET_TCP_SOCK_OR_NULL = "tcp_sock_or_null"
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,8 @@ class Proto:
     callback: str = ""  # "loop" or "for_each": argument 2 is a callback
     map_types: frozenset[int] = field(default_factory=frozenset)  # empty: any allowed
     ret_range: str = ""  # named return-range refinement
+    acquires: bool = False  # the result holds a reference that must be released
+    ptr_cast: bool = False  # the result carries the argument's reference
 
     @property
     def id(self) -> int:
@@ -284,6 +296,78 @@ _PROTOS = [
     Proto("redirect_map", RET_INTEGER, (CONST_MAP_PTR, ANYTHING, ANYTHING), map_types=_REDIRECT),
     Proto("spin_lock", RET_VOID, (PTR_TO_SPIN_LOCK,)),
     Proto("spin_unlock", RET_VOID, (PTR_TO_SPIN_LOCK,)),
+    # ---- skb and socket helpers (net/core/filter.c, kernel/bpf/cgroup.c) -------------
+    Proto("get_local_storage", RET_MAP_VALUE, (CONST_MAP_PTR, ANYTHING)),
+    Proto(
+        "check_mtu",
+        RET_INTEGER,
+        (PTR_TO_CTX, ANYTHING, PTR_TO_U32_OUT, ANYTHING, ANYTHING),
+        gpl_only=True,
+    ),
+    Proto("csum_update", RET_INTEGER, (PTR_TO_CTX, ANYTHING)),
+    Proto("csum_level", RET_INTEGER, (PTR_TO_CTX, ANYTHING)),
+    Proto("get_netns_cookie", RET_INTEGER, (PTR_TO_CTX_OR_NULL,)),
+    Proto("get_socket_cookie", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("get_socket_uid", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("get_hash_recalc", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("set_hash_invalid", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("set_hash", RET_INTEGER, (PTR_TO_CTX, ANYTHING)),
+    Proto("get_cgroup_classid", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("get_route_realm", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("skb_cgroup_id", RET_INTEGER, (PTR_TO_CTX,)),
+    Proto("skb_under_cgroup", RET_INTEGER, (PTR_TO_CTX, CONST_MAP_PTR, ANYTHING)),
+    Proto(
+        "skb_load_bytes_relative",
+        RET_INTEGER,
+        (PTR_TO_CTX, ANYTHING, PTR_TO_UNINIT_MEM, CONST_SIZE, ANYTHING),
+    ),
+    Proto("skb_pull_data", RET_INTEGER, (PTR_TO_CTX, ANYTHING), pkt_changing=True),
+    Proto("skb_change_head", RET_INTEGER, (PTR_TO_CTX, ANYTHING, ANYTHING), pkt_changing=True),
+    Proto("skb_change_tail", RET_INTEGER, (PTR_TO_CTX, ANYTHING, ANYTHING), pkt_changing=True),
+    Proto(
+        "skb_adjust_room",
+        RET_INTEGER,
+        (PTR_TO_CTX, ANYTHING, ANYTHING, ANYTHING),
+        pkt_changing=True,
+    ),
+    Proto("skb_vlan_push", RET_INTEGER, (PTR_TO_CTX, ANYTHING, ANYTHING), pkt_changing=True),
+    Proto("skb_vlan_pop", RET_INTEGER, (PTR_TO_CTX,), pkt_changing=True),
+    Proto("clone_redirect", RET_INTEGER, (PTR_TO_CTX, ANYTHING, ANYTHING), pkt_changing=True),
+    Proto("fib_lookup", RET_INTEGER, (PTR_TO_CTX, PTR_TO_MEM, CONST_SIZE, ANYTHING), gpl_only=True),
+    Proto(
+        "sk_lookup_tcp",
+        RET_SOCKET_OR_NULL,
+        (PTR_TO_CTX, PTR_TO_MEM, CONST_SIZE_OR_ZERO, ANYTHING, ANYTHING),
+        acquires=True,
+    ),
+    Proto(
+        "sk_lookup_udp",
+        RET_SOCKET_OR_NULL,
+        (PTR_TO_CTX, PTR_TO_MEM, CONST_SIZE_OR_ZERO, ANYTHING, ANYTHING),
+        acquires=True,
+    ),
+    Proto(
+        "skc_lookup_tcp",
+        RET_SOCK_COMMON_OR_NULL,
+        (PTR_TO_CTX, PTR_TO_MEM, CONST_SIZE_OR_ZERO, ANYTHING, ANYTHING),
+        acquires=True,
+    ),
+    Proto("sk_release", RET_INTEGER, (ARG_BTF_SOCK_COMMON,), releases=True),
+    Proto("sk_fullsock", RET_SOCKET_OR_NULL, (ARG_SOCK_COMMON,), ptr_cast=True),
+    Proto("tcp_sock", RET_TCP_SOCK_OR_NULL, (ARG_SOCK_COMMON,), ptr_cast=True),
+    Proto("get_listener_sock", RET_SOCKET_OR_NULL, (ARG_SOCK_COMMON,)),
+    Proto(
+        "sk_select_reuseport",
+        RET_INTEGER,
+        (PTR_TO_CTX, CONST_MAP_PTR, PTR_TO_MAP_KEY, ANYTHING),
+    ),
+    # net/core/bpf_sk_storage.c
+    Proto(
+        "sk_storage_get",
+        RET_MAP_VALUE_OR_NULL,
+        (CONST_MAP_PTR, ARG_BTF_SOCK_COMMON, PTR_TO_MAP_VALUE_OR_NULL, ANYTHING),
+    ),
+    Proto("sk_storage_delete", RET_INTEGER, (CONST_MAP_PTR, ARG_BTF_SOCK_COMMON)),
 ]
 
 #: Prototype by helper id.
@@ -599,14 +683,41 @@ for _t, _extra in (
     ALLOWED[_t] = ALLOWED[_t] | _extra
 
 
-def proto_for(helper_id: int, prog_type: int, unpriv: bool = False) -> Proto | None:
-    """The prototype of ``helper_id`` if a program of ``prog_type`` may call it."""
+def allowed_ids(prog_type: int, attach_type: int | None = None) -> frozenset[int] | None:
+    """The helper ids the running kernel lets a privileged program of this type (and
+    attach type) call (``helper_sets.py``, probed from the kernel); None for a type
+    bpfkit has no table for. An attach type not probed gets what every probed attach
+    type of the program type allows."""
+    key = (int(prog_type), None if attach_type is None else int(attach_type))
+    ids = ALLOWED_IDS.get(key)
+    if ids is not None:
+        return ids
+    ids = ALLOWED_IDS.get((key[0], None))
+    if ids is not None:
+        return ids
+    cands = [v for (pt, _), v in ALLOWED_IDS.items() if pt == key[0]]
+    return frozenset.intersection(*cands) if cands else None
+
+
+def helper_allowed(
+    helper_id: int, prog_type: int, unpriv: bool = False, attach_type: int | None = None
+) -> bool:
+    """Whether the kernel lets a program of this type call ``helper_id`` at all."""
+    ids = allowed_ids(prog_type, attach_type)
+    if ids is None or helper_id not in ids:
+        return False
+    if unpriv:
+        p = PROTOS.get(helper_id)
+        return p is not None and p.name in UNPRIV
+    return True
+
+
+def proto_for(
+    helper_id: int, prog_type: int, unpriv: bool = False, attach_type: int | None = None
+) -> Proto | None:
+    """The prototype of ``helper_id`` if a program of ``prog_type`` may call it (None:
+    the kernel refuses it for the type, or bpfkit does not model it)."""
     p = PROTOS.get(helper_id)
-    if p is None:
-        return None
-    allowed = ALLOWED.get(prog_type)
-    if allowed is None or p.name not in allowed:
-        return None
-    if unpriv and p.name not in UNPRIV:
+    if p is None or not helper_allowed(helper_id, prog_type, unpriv, attach_type):
         return None
     return p

@@ -30,6 +30,10 @@ PTR_TO_PACKET_END = 9
 PTR_TO_MEM = 10
 PTR_TO_FUNC = 11
 PTR_TO_SOCK_COMMON = 12  # __sk_buff->sk: struct bpf_sock's common part
+PTR_TO_SOCKET = 13  # a full socket (struct bpf_sock)
+PTR_TO_TCP_SOCK = 14  # struct bpf_tcp_sock
+PTR_TO_XDP_SOCK = 15  # struct bpf_xdp_sock (an xskmap lookup)
+SOCKET_TYPES = (PTR_TO_SOCK_COMMON, PTR_TO_SOCKET, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK)
 
 TYPE_NAMES = {
     NOT_INIT: "?",
@@ -45,6 +49,9 @@ TYPE_NAMES = {
     PTR_TO_MEM: "mem",
     PTR_TO_FUNC: "func",
     PTR_TO_SOCK_COMMON: "sock_common",
+    PTR_TO_SOCKET: "sock",
+    PTR_TO_TCP_SOCK: "tcp_sock",
+    PTR_TO_XDP_SOCK: "xdp_sock",
 }
 
 PACKET_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
@@ -417,6 +424,7 @@ class State:
         "branches",
         "insn",
         "cb_depth",
+        "may_goto_depth",
         "hits",
         "misses",
         "hist",
@@ -434,6 +442,7 @@ class State:
         self.branches = 0
         self.insn = 0
         self.cb_depth = 0
+        self.may_goto_depth = 0  # may_goto fall-throughs taken on this path
         self.hits = 0
         self.misses = 0
         self.hist: list = []  # instructions since ``parent`` (precision backtracking)
@@ -457,6 +466,7 @@ class State:
         s.branches = 0
         s.insn = self.insn
         s.cb_depth = self.cb_depth
+        s.may_goto_depth = self.may_goto_depth
         s.hits = 0
         s.misses = 0
         s.hist = list(self.hist)

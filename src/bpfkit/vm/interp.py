@@ -17,6 +17,7 @@ deeper than ``MAX_CALL_FRAMES`` faults.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import struct
 import time
@@ -35,6 +36,10 @@ M32 = 0xFFFFFFFF
 SB = 1 << 63
 SB32 = 1 << 31
 DEFAULT_BUDGET = 1_000_000
+#: functions with more instructions than this are compiled in segments (see
+#: ``_FunctionCompiler.segmented_source``)
+SEGMENT_INSNS = 2048
+_REGS = "r0, r1, r2, r3, r4, r5, r6, r7, r8, r9"
 
 _UNPACK = {s: struct.Struct(f).unpack_from for s, f in ((1, "<B"), (2, "<H"), (4, "<I"), (8, "<Q"))}
 _UNPACK_S = {s: struct.Struct(f).unpack_from for s, f in ((1, "<b"), (2, "<h"), (4, "<i"))}
@@ -280,8 +285,10 @@ class CompiledProgram:
         """The compiled Python function for the BPF function starting at ``slot``."""
         fn = self._funcs.get(slot)
         if fn is None:
-            src = _FunctionCompiler(self, slot).source()
-            self.sources[slot] = src
+            fc = _FunctionCompiler(self, slot)
+            src = fc.source()
+            if not fc.segmented:
+                self.sources[slot] = src
             ns = self._ns
             code = compile(src, f"<bpf function at slot {slot}>", "exec")
             exec(code, ns)  # noqa: S102 - generated from validated bytecode only
@@ -392,6 +399,7 @@ class _FunctionCompiler:
         self.nslots = prog.nslots
         self.trace = prog._trace is not None
         self.fault_targets: dict[int, str] = {}
+        self.segmented = False
 
     def insn(self, slot: int) -> Instruction:
         return self.insns[self.slot_insn[slot]]  # type: ignore[index]
@@ -467,6 +475,9 @@ class _FunctionCompiler:
                         entries.add(tgt)
         self.entries = entries
         total = sum(len(v) for v in blocks.values())
+        self.segmented = total > SEGMENT_INSNS
+        if self.segmented:
+            return self.segmented_source()
         self.inline_budget = 2 * total + 128
         self.emitted = 0
         self.ids: dict[int, int] = {}
@@ -497,10 +508,78 @@ class _FunctionCompiler:
         lines.extend(self.dispatch([bodies[x] for x in order], 0, len(order), 2))
         return "\n".join(lines) + "\n"
 
+    # -- large functions: segments compiled when first entered --
+    def segmented_source(self) -> str:
+        """The driver of a large function: its blocks are split into segments of about
+        ``SEGMENT_INSNS`` instructions, each a Python function compiled (without block
+        inlining) the first time control enters it. Memory stays in proportion to the
+        code that runs; one ``compile`` of a whole large function takes tens of KB per
+        instruction."""
+        order = sorted(self.blocks)
+        self.order = order
+        self.ids = {lead: i for i, lead in enumerate(order)}
+        self.inline_budget = self.emitted = 0
+        starts, acc = [0], 0
+        for i, lead in enumerate(order):
+            acc += max(1, len(self.blocks[lead]))
+            if acc >= SEGMENT_INSNS and i + 1 < len(order):
+                starts.append(i + 1)
+                acc = 0
+        self.seg_starts = starts
+        self.seg_fns: list[Callable | None] = [None] * len(starts)
+        name = f"SEG{self.entry}"
+        self.p._ns[name] = self.segment
+        return (
+            "\n".join(
+                [
+                    f"def f{self.entry}(r1, r2, r3, r4, r5, r10, depth, n):",
+                    "    r0 = r6 = r7 = r8 = r9 = 0",
+                    f"    if not {op.STACK_SIZE} <= r10 - SBASE <= SSIZE: "
+                    f"raise FAULT('frame pointer %#x is outside the stack' % r10, {self.entry})",
+                    f"    b = {self.ids[self.entry]}",
+                    "    while b >= 0:",
+                    f"        b, {_REGS}, n = {name}(b)({_REGS}, r10, depth, n, b)",
+                    "    return r0, n",
+                ]
+            )
+            + "\n"
+        )
+
+    def segment(self, b: int) -> Callable:
+        """The compiled segment holding block ``b`` (compiled now if need be)."""
+        k = bisect.bisect_right(self.seg_starts, b) - 1
+        fn = self.seg_fns[k]
+        if fn is None:
+            lo = self.seg_starts[k]
+            hi = self.seg_starts[k + 1] if k + 1 < len(self.seg_starts) else len(self.order)
+            self.pending_entries = []
+            bodies = {i: self.entry_block(self.order[i]) for i in range(lo, hi)}
+            lines = [
+                f"def f{self.entry}_s{k}({_REGS}, r10, depth, n, b):",
+                "    fo = r10 - SBASE",
+                "    hb = wb = 1",
+                "    hl = wl = 0",
+                "    hm = wm = None",
+                "    while True:",
+                f"        if not {lo} <= b < {hi}: return b, {_REGS}, n",
+            ]
+            lines.extend(self.dispatch(bodies, lo, hi, 2))
+            code = compile("\n".join(lines) + "\n", f"<bpf function at slot {self.entry}>", "exec")
+            ns = self.p._ns
+            exec(code, ns)  # noqa: S102 - generated from validated bytecode only
+            fn = self.seg_fns[k] = ns.pop(f"f{self.entry}_s{k}")
+        return fn
+
+    def exit_code(self, r0: str) -> str:
+        """The statement that returns from the function with ``r0``."""
+        if self.segmented:
+            return f"return -1, {r0}, {_REGS[4:]}, n"
+        return f"return {r0}, n"
+
     def block_ref(self, lead: int) -> int:
         return self.ids.setdefault(lead, len(self.ids))
 
-    def dispatch(self, bodies: list[list[str]], lo: int, hi: int, ind: int) -> list[str]:
+    def dispatch(self, bodies, lo: int, hi: int, ind: int) -> list[str]:
         pad = "    " * ind
         if hi - lo == 1:
             return [pad + line for line in bodies[lo]]
@@ -587,7 +666,7 @@ class _FunctionCompiler:
             body.extend(self.trace_line(last))
             body.extend(self._count(pending))
             body.append(f"if n > {self.p.budget}: raise BF(n, {last})")
-            body.append("return r0, n")
+            body.append(self.exit_code("r0"))
             return body
         if not term:
             nxt = last + li.slots
@@ -787,7 +866,7 @@ class _FunctionCompiler:
             off = str(insn.imm)
         else:
             off = f"r{insn.src} + {insn.imm}"
-        return [f"v = PKT({off}, {size})", "if v is None: return 0, n", "r0 = v"]
+        return [f"v = PKT({off}, {size})", f"if v is None: {self.exit_code('0')}", "r0 = v"]
 
     def call(self, insn: Instruction, slot: int) -> list[str]:
         args = "r1, r2, r3, r4, r5"

@@ -334,6 +334,7 @@ class VMProgram:
         prog = self
         run.tail_calls = 0
         packet = run.packet.data_region if run.packet is not None else None
+        self.runtime.settle_maps()
         while True:
             env = prog.env
             env.run = run
@@ -373,6 +374,7 @@ class VMProgram:
         run.tail_calls = 0
         env.run = run
         env.cb_insns = 0
+        self.runtime.settle_maps()
         env.packet = run.packet.data_region if run.packet is not None else None
         compiled = self.engine(engine)
         env.compiled = compiled
@@ -547,6 +549,13 @@ class VMRuntime:
             map_type, key_size, value_size, max_entries, flags, name=name, ctx=self.ctx, **kw
         )
         return self.add_map(m, name)
+
+    def settle_maps(self) -> None:
+        """A run starts: slots of elements deleted in earlier runs may be reused (those
+        deleted during a run are not, while the map has others: a pointer a program
+        kept to a deleted element faults instead of reaching a new one)."""
+        for m in self.maps_by_addr.values():
+            m.settle()
 
     def map_by_fd(self, fd: int) -> VMMap | None:
         obj = self.ctx.resolve(fd)
