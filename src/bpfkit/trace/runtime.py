@@ -388,14 +388,15 @@ class Session:
                 if not s or s[0] == 0:
                     break
                 parts.append(s.split(b"\0", 1)[0].decode("utf-8", "replace"))
-            self.message("join", ev.fmt.join(parts) + "\n")
+            text = ev.fmt.join(parts)
+            self.message("join", text if self.opts.json else text + "\n")  # JSON: no newline
         elif kind == CG.EV_SYSTEM:
             import subprocess
 
             cmd = c_format(ev.fmt, self._args(ev, data))
             self.out.flush()
             r = subprocess.run(cmd, shell=True, capture_output=True, text=True, check=False)
-            self.message("system", r.stdout)
+            self.message("syscall", r.stdout)  # bpftrace's JSON type for system()
         elif kind == CG.EV_CAT:
             path = c_format(ev.fmt, self._args(ev, data))
             try:

@@ -215,14 +215,14 @@ class Symbols:
         addrs, names = _kallsyms()
         i = bisect.bisect_right(addrs, addr) - 1
         if i < 0 or not addrs:
-            return hex(addr)
+            return hex_addr(addr)
         return f"{names[i]}+{addr - addrs[i]}" if offset else names[i]
 
     def usym(self, addr: int, pid: int = 0, offset: bool = False, module: bool = False) -> str:
         """A user address as bpftrace prints it: ``name`` (``name+off``), else hex."""
         parts = self.usym_parts(addr, pid)
         if parts is None:
-            return hex(addr)
+            return hex_addr(addr) + (" ([unknown])" if module else "")
         name, off, path = parts
         text = f"{name}+{off}" if offset else name
         return f"{text} ({path})" if module else text
@@ -249,6 +249,12 @@ class Symbols:
             except OSError:
                 continue
         return ""
+
+
+def hex_addr(addr: int) -> str:
+    """An address as C++ streams print a pointer (bpftrace's unresolved symbols): ``0``
+    for NULL, else ``0x...``."""
+    return hex(addr) if addr else "0"
 
 
 def function_names(path: str) -> list[str]:
