@@ -1083,6 +1083,7 @@ def _scan_pcapng_native(path: str, program_for, out, progress) -> ScanResult:
                         break
                     # the Python reader takes this block (or says what is wrong with it)
                     where = file0 + (pos - start)
+                    reader.count = packets  # its messages say "after packet N"
                     blk = reader._block_at(where)
                     if blk is None:
                         break
