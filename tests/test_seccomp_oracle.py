@@ -228,6 +228,7 @@ def test_docker_default_agrees_with_libseccomp() -> None:
         flt = compile_profile(prof, native)
         res = export([job(prof, native)])[0]
         assert res.error is None, res.error
+        assert flt.libseccomp_program == res.program  # rebuilt byte for byte
         n = 0
         for arch in ("x86_64", "i386", "x32", "aarch64"):
             for nr in table(arch).values():
