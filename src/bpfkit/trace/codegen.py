@@ -856,6 +856,9 @@ class ProgramGen:
         if n == "probe":
             return Imm(self.cc.string_id(pp.name))
         if n == "func":
+            if e.ty is not None and e.ty.kind == "usym":  # uprobe: the address, named later
+                self.emit(b.ldx(8, R0, R6, PT_REGS["ip"]))
+                return self.usym_of(self.store(R0))
             return Imm(self.cc.string_id(pp.func or hex(pp.offset)))
         if n == "retval":
             self.emit(b.ldx(8, R0, R6, PT_REGS["ax"]))
@@ -1392,7 +1395,10 @@ class ProgramGen:
 
     def c_usym(self, e: A.Call) -> Mem:
         """(address, pid): userspace resolves the address in that process's mappings."""
-        v = self.scalar(e.args[0])
+        return self.usym_of(self.scalar(e.args[0]))
+
+    def usym_of(self, v: Imm | Mem) -> Mem:
+        """(address ``v``, this process's pid), as a usym value."""
         m = self.tmp(16)
         self.load(v, R0)
         self.emit(b.stx(8, m.base, m.off, R0))

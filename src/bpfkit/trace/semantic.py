@@ -663,6 +663,8 @@ class Analyzer:
         if n == "func":
             if prov not in ("uprobe", "uretprobe", "kprobe", "kretprobe", "kfunc", "kretfunc"):
                 raise self.err(e, f"func is not available in {prov} probes")
+            if prov == "uprobe":  # bpftrace: usym() of the instruction pointer
+                return T.Ty("usym", 16)
             return T.Ty("func")
         if n == "retval":
             if prov not in ("uretprobe", "kretprobe", "kretfunc"):
