@@ -35,6 +35,9 @@ EV_PRINT_VAL, EV_JOIN, EV_SYSTEM, EV_CAT = 7, 8, 9, 10
 # --record: one EV_RECORD per probe invocation that passes its predicate (what the
 # context and the task were), one EV_MEM per memory read (what the read returned).
 EV_RECORD, EV_MEM = 11, 12
+# --record: one EV_STACK per get_stackid call (which stack id it got; the frames are
+# read from the stack map when the run ends)
+EV_STACK = 13
 #: the largest memory read --record keeps whole (longer ones are cut)
 RECORD_MEM_MAX = 1024
 #: bytes past a tracepoint's fixed record kept for its ``__data_loc`` strings
@@ -244,6 +247,20 @@ class ProgramGen:
         self.emit(b.call(H["ringbuf_output"]))
         # the read's result back in r0, as the caller expects
         self.emit(b.ldx(8, R0, rec.base, rec.off + 40))
+
+    def record_stack(self, sid: Mem, user: bool) -> None:
+        """EV_STACK: header, seq, cpu, the ``get_stackid`` result (in ``sid``), user."""
+        mk = self.frame.mark()
+        rec = self.tmp(40)
+        eid = self.cc.event(Event(EV_STACK))
+        self.header(rec, EV_STACK, eid)
+        self.emit(b.ldx(8, R0, R9, 0), b.stx(8, rec.base, rec.off + 8, R0))
+        self.helper_plain("get_smp_processor_id")
+        self.emit(b.stx(8, rec.base, rec.off + 16, R0))
+        self.emit(b.ldx(8, R0, sid.base, sid.off), b.stx(8, rec.base, rec.off + 24, R0))
+        self.emit(b.st(8, rec.base, rec.off + 32, int(user)))
+        self.send(rec)
+        self.frame.release(mk)
 
     def helper_plain(self, name: str) -> None:
         self.emit(b.call(H[name]))
@@ -917,6 +934,10 @@ class ProgramGen:
         self.emit(b.mov64(R3, 256 if kind == "ustack" else 0))  # BPF_F_USER_STACK
         self.helper("get_stackid")
         m = self.tmp(8)
+        if self.cc.record and self.memrec is not None:
+            self.emit(b.stx(8, m.base, m.off, R0))
+            self.record_stack(m, kind == "ustack")
+            self.emit(b.ldx(8, R0, m.base, m.off))
         self.emit(b.mov32(R0, R0), b.stx(8, m.base, m.off, R0))
         if kind == "ustack":
             self.helper("get_current_pid_tgid")

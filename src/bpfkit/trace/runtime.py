@@ -175,6 +175,7 @@ class Session:
             from .replay import Recorder
 
             self.recorder = Recorder([i.point.name for i in self.c.instances])
+            self.symbols.log = {}  # every name printed goes into the stream's header
         for inst in self.c.instances:
             self._check_attachable(inst.point)
             an.inst = inst
@@ -348,6 +349,9 @@ class Session:
             return 0
         if kind == CG.EV_MEM:
             self.recorder.mem(data)
+            return 0
+        if kind == CG.EV_STACK:
+            self.recorder.stack(data)
             return 0
         if self.exiting:
             return 0
@@ -546,14 +550,26 @@ class Session:
         formats = {f"{i.point.target}:{i.point.func}":
                    tracepoint_format_text(i.point.target, i.point.func)
                    for i in self.c.instances if i.point.provider == "tracepoint"}  # fmt: skip
+        self.recorder.fill_stacks(self._stack_frames, self.symbols)
         header = {"start_ns": self.start_ns, "ncpus": self.ncpus, "cpid": self.opts.cpid,
                   "params": self.opts.params, "formats": formats,
-                  "probes": [i.point.name for i in self.c.instances]}  # fmt: skip
+                  "probes": [i.point.name for i in self.c.instances],
+                  "symbols": self.symbols.log or {}}  # fmt: skip
         try:
             with open(path, "w", encoding="utf-8") as f:
                 self.recorder.write(f, header)
         except OSError as e:
             raise BpfError(f"cannot write {path}: {e.strerror}") from None
+
+    def _stack_frames(self, sid: int) -> list[int]:
+        """The frames the kernel's stack map holds under id ``sid`` (``--record``)."""
+        if self.stack_fd is None or not 0 <= sid < 0x80000000:
+            return []
+        raw = self.bsys.map_lookup(self.stack_fd, struct.pack("<I", sid), 8 * STACK_DEPTH)
+        if raw is None:
+            return []
+        frames = list(struct.unpack(f"<{STACK_DEPTH}Q", bytes(raw)[: 8 * STACK_DEPTH]))
+        return frames[: frames.index(0)] if 0 in frames else frames
 
     def close(self) -> None:
         for link in self.links:

@@ -351,9 +351,27 @@ def _perf_map(pid: int) -> SymTable | None:
 class Symbols:
     """Caches for resolving addresses while printing."""
 
-    def __init__(self) -> None:
+    def __init__(self, known: dict[str, Any] | None = None) -> None:
         self._users: dict[int, str] | None = None
         self._maps: dict[int, list[tuple[int, int, int, str]]] = {}
+        #: names given instead of looking them up (a recorded stream's ``symbols``)
+        self.known = known if isinstance(known, dict) else {}
+        #: when a dict (``--record``): every name looked up, for the stream's header
+        self.log: dict[str, dict[str, Any]] | None = None
+
+    def _note(self, kind: str, key: str, value: Any) -> None:
+        if self.log is not None:
+            self.log.setdefault(kind, {})[key] = list(value) if value is not None else None
+
+    def _given(self, kind: str, key: str) -> tuple[bool, Any]:
+        table = self.known.get(kind)
+        if isinstance(table, dict) and key in table:
+            v = table[key]
+            ok = v is None or (isinstance(v, list) and len(v) >= 2 and isinstance(v[0], str)
+                               and isinstance(v[1], int))  # fmt: skip
+            if ok:
+                return True, tuple(v) if v is not None else None
+        return False, None
 
     def remember(self, pid: int) -> None:
         """Snapshot a live process's mappings (its addresses resolve after it exits)."""
@@ -371,6 +389,15 @@ class Symbols:
     def usym_parts(self, addr: int, pid: int) -> tuple[str, int, str] | None:
         """(symbol, offset, module) of a user address of process ``pid`` (BCC's lookup:
         the first module holding it; if it has no symbol there, only the perf map)."""
+        key = f"{pid}:{addr:#x}"
+        given, v = self._given("user", key)
+        if given:
+            return v if v is None or len(v) == 3 else (v[0], v[1], "")
+        found = self._usym_parts(addr, pid)
+        self._note("user", key, found)
+        return found
+
+    def _usym_parts(self, addr: int, pid: int) -> tuple[str, int, str] | None:
         if not pid:
             return None
         for fresh in (False, True):
@@ -400,7 +427,10 @@ class Symbols:
 
     def ksym(self, addr: int, offset: bool = False) -> str:
         """A kernel address as bpftrace prints it: ``name`` (``name+off``), else hex."""
-        hit = resolve_ksym(addr)
+        given, hit = self._given("kernel", f"{addr:#x}")
+        if not given:
+            hit = resolve_ksym(addr)
+            self._note("kernel", f"{addr:#x}", hit)
         if hit is None:
             return hex_addr(addr)
         return f"{hit[0]}+{hit[1]}" if offset else hit[0]

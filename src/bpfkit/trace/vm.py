@@ -93,7 +93,7 @@ class VMSession(Session):
         self.replay = replay
         self.bsys = _VMSys()
         self.fmt = Formatter(self, opts.json)
-        self.symbols = Symbols()
+        self.symbols = Symbols(replay.header.get("symbols"))  # names the recording gave
         self.fds: list[Any] = []
         self.map_fds: dict[str, Any] = {}
         self.progs: list[tuple[Any, Any]] = []
@@ -263,7 +263,8 @@ class VMSession(Session):
             if self.exiting and not ev.get("after_exit"):
                 return
             self.memory = event_memory(ev)
-            self._fire(prog, pack_context(ev, inst.point))
+            self._fire(prog, pack_context(ev, inst.point), kernel_stack=ev.get("kstack") or (),
+                       user_stack=ev.get("ustack") or ())  # fmt: skip
             self.drain()
 
     def run(self, child: Any = None) -> int:
