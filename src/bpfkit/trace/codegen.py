@@ -112,6 +112,7 @@ class CompileContext:
 
     def __init__(self, analyzer: Analyzer, map_fds: dict[str, int], *, events_fd: int,
                  scratch_fd: int, stack_fd: int, start_ns: int, cpid: int = 0,
+                 elapsed_fd: int = 0,
                  record: bool = False, instances: list[Instance] | None = None) -> None:  # fmt: skip
         self.record = record
         self.instances = instances or []
@@ -121,6 +122,7 @@ class CompileContext:
         self.scratch_fd = scratch_fd
         self.stack_fd = stack_fd
         self.start_ns = start_ns
+        self.elapsed_fd = elapsed_fd  # a 1-entry array: when the probes were attached
         self.cpid = cpid
         self.events: list[Event] = []
         self.strings: list[str] = []
@@ -857,9 +859,21 @@ class ProgramGen:
             self.helper(simple[n])
             return self.store(R0)
         if n == "elapsed":
+            m = self.tmp(8)  # the start: written by userspace just before attaching
+            self.emit(b.st(8, m.base, m.off, 0))
+            if self.cc.elapsed_fd:
+                self.emit(b.ld_map_fd(R1, self.cc.elapsed_fd))
+                self.addr_of(m, R2)
+                self.helper("map_lookup_elem")
+                none = self.label("el")
+                self.emit(b.jeq(R0, 0, none), b.ldx(8, R1, R0, 0), b.stx(8, m.base, m.off, R1))
+                self.emit(Label(none))
+            else:
+                self.load(Imm(self.cc.start_ns), R1)
+                self.emit(b.stx(8, m.base, m.off, R1))
             self.helper("ktime_get_ns")
-            self.emit(b.lddw(R1, self.cc.start_ns), b.sub64(R0, R1))
-            return self.store(R0)
+            self.emit(b.ldx(8, R1, m.base, m.off), b.sub64(R0, R1))
+            return self.store(R0, m)
         if n == "comm":
             m = self.tmp(16)
             self.addr_of(m, R1)
@@ -1429,6 +1443,11 @@ class ProgramGen:
 
     c_strerror = c_ksym
     c_cgroup_path = c_ksym
+
+    def c_pton(self, e: A.Call) -> Mem:
+        data = e.const_bytes  # type: ignore[attr-defined]
+        return self.const_bytes(data, len(data))
+
     c_kptr = c_ksym
     c_uptr = c_ksym
 

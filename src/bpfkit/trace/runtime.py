@@ -41,6 +41,7 @@ class Compiled(Record):
     source: str
     uses_stacks: bool = False
     uses_usyms: bool = False
+    uses_elapsed: bool = False
 
 
 class Options(Record):
@@ -81,7 +82,7 @@ def compile_script(source: str, origin: str | None = None, *, params: list[str] 
     an.analyze(instances)
     uses_stacks = any(w in source for w in ("kstack", "ustack", "stack"))
     uses_usyms = "usym" in source or "ustack" in source
-    return Compiled(prog, an, instances, source, uses_stacks, uses_usyms)
+    return Compiled(prog, an, instances, source, uses_stacks, uses_usyms, "elapsed" in source)
 
 
 def _value_size(mi: Any) -> int:
@@ -160,6 +161,9 @@ class Session:
             self.stack_fd = self._map(MapType.STACK_TRACE, 4, 8 * STACK_DEPTH, MAX_ENTRIES,
                                       "stacks")  # fmt: skip
             stack_fd = self.stack_fd.fileno()
+        self.elapsed_fd: Any = None
+        if self.c.uses_elapsed:  # elapsed counts from the attach (written in run())
+            self.elapsed_fd = self._map(MapType.ARRAY, 4, 8, 1, "elapsed")
         self.cc = CG.CompileContext(
             an,
             {n: fd.fileno() for n, fd in self.map_fds.items()},
@@ -168,6 +172,7 @@ class Session:
             stack_fd=stack_fd,
             start_ns=self.start_ns,
             cpid=self.opts.cpid,
+            elapsed_fd=self.elapsed_fd.fileno() if self.elapsed_fd is not None else 0,
             record=bool(self.opts.record),
             instances=self.c.instances,
         )
@@ -246,10 +251,17 @@ class Session:
         if p in ("watchpoint", "asyncwatchpoint", "iter"):
             raise NotSupported(f"{p} probes are not supported by bpfkit")
 
+    def start_clock(self) -> None:
+        """``elapsed`` counts from now (just before attaching, as bpftrace's does)."""
+        self.start_ns = time.monotonic_ns()
+        if self.elapsed_fd is not None:
+            self.bsys.map_update(self.elapsed_fd, b"\0" * 4, struct.pack("<Q", self.start_ns))
+
     def attach(self) -> int:
         """Attach every program (BEGIN/END only remembered); how many probes."""
         from ..kernel import perf_event as pe
 
+        self.start_clock()
         n = 0
         for inst, fd in self.progs:
             pp = inst.point

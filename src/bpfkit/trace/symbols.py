@@ -457,12 +457,72 @@ class Symbols:
                 pass
         return self._users.get(uid, "")
 
-    def cgroup_path(self, cgid: int) -> str:
-        root = "/sys/fs/cgroup"
-        for d, _, _ in os.walk(root):
+    def cgroup_path(self, cgid: int, pattern: str = "*") -> str:
+        """``cgroup_path()`` as bpftrace prints it: ``name:path`` in every cgroup hierarchy
+        mounted (``unified`` for cgroup v2, a v1 one by its mount directory's name),
+        unified first, then by name, joined by commas; ``pattern`` filters the names."""
+        import fnmatch
+
+        out = []
+        for name, root in cgroup_roots():
+            if fnmatch.fnmatchcase(name, pattern):
+                out.append((name, _cgroup_path_in(cgid, root)))
+        out.sort(key=lambda p: (p[0] != "unified", p[0]))
+        return ",".join(f"{n}:{p}" for n, p in out)
+
+
+def cgroup_roots() -> list[tuple[str, str]]:
+    """Mounted cgroup hierarchies from ``/proc/mounts``: (name, mount point)."""
+    out = []
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if (
+                    len(parts) >= 3
+                    and parts[0] in ("cgroup", "cgroup2")
+                    and os.path.isdir(parts[1])
+                ):
+                    name = "unified" if parts[0] == "cgroup2" else os.path.basename(parts[1])
+                    out.append((name, parts[1]))
+    except OSError:
+        pass
+    return out
+
+
+def _cgroup_path_in(cgid: int, root: str) -> str:
+    """The directory of ``root`` whose inode is ``cgid`` ("/" for the root; "" if none)."""
+    try:
+        if os.stat(root).st_ino == cgid:
+            return "/"
+    except OSError:
+        return ""
+    for d, subdirs, _ in os.walk(root):
+        for sd in subdirs:
+            path = os.path.join(d, sd)
             try:
-                if os.stat(d).st_ino == cgid:
-                    return d[len(root) :] or "/"
+                if os.stat(path).st_ino == cgid:
+                    return path[len(root) :]
             except OSError:
                 continue
-        return ""
+    return ""
+
+
+def resolve_cgroupid(path: str) -> int:
+    """A cgroup's id as ``cgroupid()`` takes it: its file handle (``name_to_handle_at``;
+    ``OSError`` when the path has none of 8 bytes, e.g. not in a cgroup file system)."""
+    import ctypes
+    import errno as _errno
+
+    class _Handle(ctypes.Structure):
+        _fields_ = [("bytes", ctypes.c_uint), ("type", ctypes.c_int),
+                    ("id", ctypes.c_uint64)]  # fmt: skip
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    h = _Handle(8, 0, 0)
+    mount_id = ctypes.c_int(0)
+    r = libc.name_to_handle_at(-100, os.fsencode(path), ctypes.byref(h), ctypes.byref(mount_id), 0)
+    if r != 0:
+        err = ctypes.get_errno() or _errno.EINVAL
+        raise OSError(err, os.strerror(err), path)
+    return int(h.id)
