@@ -35,6 +35,9 @@ EV_PRINT_VAL, EV_JOIN, EV_SYSTEM, EV_CAT = 7, 8, 9, 10
 # --record: one EV_RECORD per probe invocation that passes its predicate (what the
 # context and the task were), one EV_MEM per memory read (what the read returned).
 EV_RECORD, EV_MEM = 11, 12
+# --record: one EV_STACK per get_stackid call (which stack id it got; the frames are
+# read from the stack map when the run ends)
+EV_STACK = 13
 #: the largest memory read --record keeps whole (longer ones are cut)
 RECORD_MEM_MAX = 1024
 #: bytes past a tracepoint's fixed record kept for its ``__data_loc`` strings
@@ -109,6 +112,7 @@ class CompileContext:
 
     def __init__(self, analyzer: Analyzer, map_fds: dict[str, int], *, events_fd: int,
                  scratch_fd: int, stack_fd: int, start_ns: int, cpid: int = 0,
+                 elapsed_fd: int = 0,
                  record: bool = False, instances: list[Instance] | None = None) -> None:  # fmt: skip
         self.record = record
         self.instances = instances or []
@@ -118,6 +122,7 @@ class CompileContext:
         self.scratch_fd = scratch_fd
         self.stack_fd = stack_fd
         self.start_ns = start_ns
+        self.elapsed_fd = elapsed_fd  # a 1-entry array: when the probes were attached
         self.cpid = cpid
         self.events: list[Event] = []
         self.strings: list[str] = []
@@ -244,6 +249,20 @@ class ProgramGen:
         self.emit(b.call(H["ringbuf_output"]))
         # the read's result back in r0, as the caller expects
         self.emit(b.ldx(8, R0, rec.base, rec.off + 40))
+
+    def record_stack(self, sid: Mem, user: bool) -> None:
+        """EV_STACK: header, seq, cpu, the ``get_stackid`` result (in ``sid``), user."""
+        mk = self.frame.mark()
+        rec = self.tmp(40)
+        eid = self.cc.event(Event(EV_STACK))
+        self.header(rec, EV_STACK, eid)
+        self.emit(b.ldx(8, R0, R9, 0), b.stx(8, rec.base, rec.off + 8, R0))
+        self.helper_plain("get_smp_processor_id")
+        self.emit(b.stx(8, rec.base, rec.off + 16, R0))
+        self.emit(b.ldx(8, R0, sid.base, sid.off), b.stx(8, rec.base, rec.off + 24, R0))
+        self.emit(b.st(8, rec.base, rec.off + 32, int(user)))
+        self.send(rec)
+        self.frame.release(mk)
 
     def helper_plain(self, name: str) -> None:
         self.emit(b.call(H[name]))
@@ -840,9 +859,21 @@ class ProgramGen:
             self.helper(simple[n])
             return self.store(R0)
         if n == "elapsed":
+            m = self.tmp(8)  # the start: written by userspace just before attaching
+            self.emit(b.st(8, m.base, m.off, 0))
+            if self.cc.elapsed_fd:
+                self.emit(b.ld_map_fd(R1, self.cc.elapsed_fd))
+                self.addr_of(m, R2)
+                self.helper("map_lookup_elem")
+                none = self.label("el")
+                self.emit(b.jeq(R0, 0, none), b.ldx(8, R1, R0, 0), b.stx(8, m.base, m.off, R1))
+                self.emit(Label(none))
+            else:
+                self.load(Imm(self.cc.start_ns), R1)
+                self.emit(b.stx(8, m.base, m.off, R1))
             self.helper("ktime_get_ns")
-            self.emit(b.lddw(R1, self.cc.start_ns), b.sub64(R0, R1))
-            return self.store(R0)
+            self.emit(b.ldx(8, R1, m.base, m.off), b.sub64(R0, R1))
+            return self.store(R0, m)
         if n == "comm":
             m = self.tmp(16)
             self.addr_of(m, R1)
@@ -856,6 +887,9 @@ class ProgramGen:
         if n == "probe":
             return Imm(self.cc.string_id(pp.name))
         if n == "func":
+            if e.ty is not None and e.ty.kind == "usym":  # uprobe: the address, named later
+                self.emit(b.ldx(8, R0, R6, PT_REGS["ip"]))
+                return self.usym_of(self.store(R0))
             return Imm(self.cc.string_id(pp.func or hex(pp.offset)))
         if n == "retval":
             self.emit(b.ldx(8, R0, R6, PT_REGS["ax"]))
@@ -914,6 +948,10 @@ class ProgramGen:
         self.emit(b.mov64(R3, 256 if kind == "ustack" else 0))  # BPF_F_USER_STACK
         self.helper("get_stackid")
         m = self.tmp(8)
+        if self.cc.record and self.memrec is not None:
+            self.emit(b.stx(8, m.base, m.off, R0))
+            self.record_stack(m, kind == "ustack")
+            self.emit(b.ldx(8, R0, m.base, m.off))
         self.emit(b.mov32(R0, R0), b.stx(8, m.base, m.off, R0))
         if kind == "ustack":
             self.helper("get_current_pid_tgid")
@@ -1392,7 +1430,10 @@ class ProgramGen:
 
     def c_usym(self, e: A.Call) -> Mem:
         """(address, pid): userspace resolves the address in that process's mappings."""
-        v = self.scalar(e.args[0])
+        return self.usym_of(self.scalar(e.args[0]))
+
+    def usym_of(self, v: Imm | Mem) -> Mem:
+        """(address ``v``, this process's pid), as a usym value."""
         m = self.tmp(16)
         self.load(v, R0)
         self.emit(b.stx(8, m.base, m.off, R0))
@@ -1402,6 +1443,11 @@ class ProgramGen:
 
     c_strerror = c_ksym
     c_cgroup_path = c_ksym
+
+    def c_pton(self, e: A.Call) -> Mem:
+        data = e.const_bytes  # type: ignore[attr-defined]
+        return self.const_bytes(data, len(data))
+
     c_kptr = c_ksym
     c_uptr = c_ksym
 

@@ -211,7 +211,7 @@ class Formatter:
 
             return os.strerror(u & 0xFFFFFFFF)
         if k == "cgroup_path":
-            return self.rt.symbols.cgroup_path(u)
+            return self.rt.symbols.cgroup_path(u, ty.extra[0] if ty.extra else "*")
         if k == "tuple":
             out = []
             off = 0

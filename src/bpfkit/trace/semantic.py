@@ -663,6 +663,8 @@ class Analyzer:
         if n == "func":
             if prov not in ("uprobe", "uretprobe", "kprobe", "kretprobe", "kfunc", "kretfunc"):
                 raise self.err(e, f"func is not available in {prov} probes")
+            if prov == "uprobe":  # bpftrace: usym() of the instruction pointer
+                return T.Ty("usym", 16)
             return T.Ty("func")
         if n == "retval":
             if prov not in ("uretprobe", "kretprobe", "kretfunc"):
@@ -1097,13 +1099,14 @@ class Analyzer:
         return T.Int(t.size if t.is_int else 8, False)
 
     def f_cgroupid(self, e: A.Call) -> T.Ty:
-        import os
+        from .symbols import resolve_cgroupid
 
         path = self._str_lit(e.args[0], "cgroupid() path")
         try:
-            e.const = os.stat(path).st_ino  # type: ignore[attr-defined]
+            e.const = resolve_cgroupid(path)  # type: ignore[attr-defined]
         except OSError as ex:
-            raise self.err(e.args[0], f"cgroupid(): {ex.strerror}: {path}") from None
+            raise self.err(e.args[0], f"cgroupid(): failed to get the cgroup id of {path!r}: "
+                                      f"{ex.strerror}") from None  # fmt: skip
         return T.U64
 
     def f_strncmp(self, e: A.Call) -> T.Ty:
@@ -1181,7 +1184,8 @@ class Analyzer:
 
     def f_cgroup_path(self, e: A.Call) -> T.Ty:
         self._int_arg(e.args[0], "cgroup_path")
-        return T.Ty("cgroup_path")
+        pattern = self._str_lit(e.args[1], "cgroup_path() filter") if len(e.args) > 1 else "*"
+        return T.Ty("cgroup_path", extra=(pattern,))
 
     def f_path(self, e: A.Call) -> T.Ty:
         raise self.err(e, "path() needs fentry/kfunc probes (BPF trampolines), unavailable here")
