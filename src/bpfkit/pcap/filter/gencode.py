@@ -81,6 +81,7 @@ ISIS_L1_LSP, ISIS_L2_LSP = 18, 20
 ISIS_L1_CSNP, ISIS_L2_CSNP, ISIS_L1_PSNP, ISIS_L2_PSNP = 24, 25, 26, 27
 
 IPPROTO_ICMP, IPPROTO_IGMP, IPPROTO_TCP, IPPROTO_UDP = 1, 2, 6, 17
+IPPROTO_NONE = 59
 IPPROTO_IGRP, IPPROTO_FRAGMENT, IPPROTO_ESP, IPPROTO_AH = 9, 44, 50, 51
 IPPROTO_ICMPV6, IPPROTO_PIM, IPPROTO_VRRP, IPPROTO_SCTP = 58, 103, 112, 132
 PROTO_UNDEF = -1
@@ -663,6 +664,90 @@ class Compiler:
             raise CompileError("'radio' is not a valid protocol type")
         raise CompileError(f"'{proto}' is not supported by bpfkit")
 
+    def gen_protochain(self, v: int, proto: str) -> Block:
+        """``protochain v``: walk the IPv6 extension headers (and IPv4/IPv6 AH headers) in
+        a loop until the next-header value is ``v`` (match) or none is left.
+
+        One block whose statements hold the loop (block-local jumps, and a backward
+        ``ja`` — so the optimiser is turned off for the whole program, as libpcap does).
+        Only user-space engines run it: the kernel refuses backward jumps."""
+        reg2 = self.alloc_reg()  # first, as libpcap (which keeps it taken for "default")
+        if proto == "default":
+            b0 = self.gen_protochain(v, "ip")
+            b = self.gen_protochain(v, "ip6")
+            gen_or(b0, b)
+            return b
+        if proto not in ("ip", "ip6"):
+            raise CompileError("bad protocol applied for 'protochain'")
+        if self.off_linkpl.is_variable:
+            raise CompileError("'protochain' not supported with variable length headers")
+        self.no_optimize = True
+        base = self.off_linkpl.constant_part + self.off_nl
+        s: list[Stmt] = []
+
+        def add(code: int, k: int = 0) -> Stmt:
+            st = Stmt(code, k)
+            s.append(st)
+            return st
+
+        jeq = c.JMP | c.JEQ | c.K
+        if proto == "ip":
+            b0 = self.gen_linktype(ETHERTYPE_IP)
+            add(c.LD | c.ABS | c.B, base + 9)  # A = the protocol
+            add(c.LDX | c.MSH | c.B, base)  # X = the header's length
+        else:
+            b0 = self.gen_linktype(ETHERTYPE_IPV6)
+            add(c.LD | c.ABS | c.B, base + 6)  # A = the next header
+            add(c.LDX | c.IMM, 40)  # X = sizeof(struct ip6_hdr)
+        again = len(s)
+        fix5 = add(jeq, v)  # if A == v: the end (a match)
+        fix2 = add(jeq, IPPROTO_NONE)
+        fix5.jf = fix2
+        fix3 = None
+        if proto == "ip6":
+            chain = [add(jeq, k) for k in (0, 60, 43, IPPROTO_FRAGMENT)]  # hop, dst, rt, frag
+            fix2.jf = chain[0]
+            for prev, nxt in zip(chain, chain[1:], strict=False):
+                prev.jf = nxt
+            fix3 = chain[-1]
+            # advance: A = P[X + head]; X += (P[X + head + 1] + 1) * 8
+            advance = add(c.LD | c.IND | c.B, base)
+            add(c.ST, reg2)
+            add(c.LD | c.IND | c.B, base + 1)
+            add(c.ALU | c.ADD | c.K, 1)
+            add(c.ALU | c.MUL | c.K, 8)
+            add(c.ALU | c.ADD | c.X)
+            add(c.MISC | c.TAX)
+            add(c.LD | c.MEM, reg2)
+            add(c.JMP | c.JA, again - len(s) - 1)
+            for st in chain:
+                st.jt = advance
+        else:
+            fix2.jf = add(c.ALU | c.ADD | c.K, 0)  # nop
+        # the AH header: A = P[X]; X += (P[X + 1] + 2) * 4
+        fix4 = add(jeq, IPPROTO_AH)
+        if fix3 is not None:
+            fix3.jf = fix4
+        fix4.jt = add(c.MISC | c.TXA)
+        add(c.LD | c.IND | c.B, base)
+        st = add(c.ST, reg2)
+        st.jt = add(c.MISC | c.TXA)  # (libpcap sets this field on a store too; unused)
+        add(c.ALU | c.ADD | c.K, 1)
+        add(c.MISC | c.TAX)
+        add(c.LD | c.IND | c.B, base)
+        add(c.ALU | c.ADD | c.K, 2)
+        add(c.ALU | c.MUL | c.K, 4)
+        add(c.MISC | c.TAX)
+        add(c.LD | c.MEM, reg2)
+        add(c.JMP | c.JA, again - len(s) - 1)
+        end = add(c.ALU | c.ADD | c.K, 0)  # the end: a nop, then the block's test
+        fix2.jt = fix4.jf = fix5.jt = end
+        b = Block(JMP(c.JEQ), v)
+        b.stmts = s
+        self.free_reg(reg2)
+        gen_and(b0, b)
+        return b
+
     def gen_proto(self, v: int, proto: str, dir_: str) -> Block:
         if dir_ != "default":
             raise CompileError("direction applied to 'proto'")
@@ -868,7 +953,7 @@ class Compiler:
         if q.addr == "proto":
             return self.gen_proto(v, proto, dir_)
         if q.addr == "protochain":
-            raise CompileError("'protochain' is not supported by bpfkit")
+            return self.gen_protochain(v, proto)
         raise CompileError("syntax error in filter expression")
 
     def gen_mcode(self, s1: str, s2: str | None, masklen: int, q: Qual) -> Block:
@@ -1011,7 +1096,7 @@ class Compiler:
         if q.addr == "proto":
             return self.gen_proto(self.lookup_proto(name, proto), proto, dir_)
         if q.addr == "protochain":
-            raise CompileError("'protochain' is not supported by bpfkit")
+            return self.gen_protochain(self.lookup_proto(name, proto), proto)
         raise CompileError("syntax error in filter expression")
 
     def lookup_proto(self, name: str, proto: str) -> int:
