@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
 
+from ..btf.fields import Data
 from ..errors import ElfError
 
 __all__ = [
@@ -73,8 +76,8 @@ _REL = struct.Struct("<QQ")
 _RELA = struct.Struct("<QQq")
 
 
-@dataclass(slots=True)
-class Section:
+@dataclass(slots=True, eq=False, repr=False)
+class Section(Data):
     """One section header plus its bytes (``b""`` for NOBITS)."""
 
     index: int
@@ -94,8 +97,8 @@ class Section:
         return self.type == SHT.PROGBITS and bool(self.flags & SHF_EXECINSTR)
 
 
-@dataclass(slots=True)
-class Symbol:
+@dataclass(slots=True, eq=False, repr=False)
+class Symbol(Data):
     """One ``Elf64_Sym``."""
 
     index: int
@@ -108,14 +111,19 @@ class Symbol:
     shndx: int
 
 
-@dataclass(slots=True)
-class Rel:
-    """One relocation: byte ``offset`` in the target section, symbol index, type, addend."""
+class Rel(NamedTuple):
+    """One relocation: byte ``offset`` in the target section, symbol index, type, addend.
+
+    A named tuple: an object has one per map reference, and tuples are built fastest.
+    """
 
     offset: int
     sym: int
     type: int
     addend: int = 0
+
+
+_new_rel = partial(tuple.__new__, Rel)
 
 
 class ElfFile:
@@ -126,7 +134,8 @@ class ElfFile:
         self.sections: list[Section] = []
         self.symbols: list[Symbol] = []
         self.symtab_index: int | None = None
-        self.rels: dict[int, list[Rel]] = {}
+        self._rel_secs: dict[int, list[Section]] = {}
+        self._rel_cache: dict[int, list[Rel]] = {}
         self.rel_kinds: dict[int, str] = {}
         self._read_sections()
         self._read_symbols()
@@ -284,11 +293,29 @@ class ElfFile:
                 raise ElfError(
                     f"relocation section {s.name!r} size {s.size} is not a multiple of {rec.size}"
                 )
-            out = self.rels.setdefault(s.info, [])
+            self._rel_secs.setdefault(s.info, []).append(s)
             self.rel_kinds[s.info] = "rel" if s.type == SHT.REL else "rela"
-            if rec is _REL:
-                for off, info in _REL.iter_unpack(s.data):
-                    out.append(Rel(off, info >> 32, info & 0xFFFFFFFF))
-            else:
-                for off, info, addend in _RELA.iter_unpack(s.data):
-                    out.append(Rel(off, info >> 32, info & 0xFFFFFFFF, addend))
+
+    @property
+    def rels(self) -> dict[int, list[Rel]]:
+        """Every relocation, by the index of the section it applies to."""
+        return {i: self.rels_for(i) for i in self._rel_secs}
+
+    def rels_for(self, index: int) -> list[Rel]:
+        """The relocations of section ``index`` (decoded on first use: a large object's
+        ``.BTF.ext`` and DWARF carry thousands that loading never reads)."""
+        out = self._rel_cache.get(index)
+        if out is None:
+            out = self._rel_cache[index] = []
+            for s in self._rel_secs.get(index, ()):
+                if s.type == SHT.REL:
+                    out += [
+                        _new_rel((off, info >> 32, info & 0xFFFFFFFF, 0))
+                        for off, info in _REL.iter_unpack(s.data)
+                    ]
+                else:
+                    out += [
+                        _new_rel((off, info >> 32, info & 0xFFFFFFFF, addend))
+                        for off, info, addend in _RELA.iter_unpack(s.data)
+                    ]
+        return out
