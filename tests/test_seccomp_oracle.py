@@ -263,4 +263,4 @@ def test_a_rule_set_libseccomp_loops_forever_on_is_refused() -> None:
         compile_profile(prof, "aarch64")
     ok, _ = available()
     if ok:
-        assert export([job(prof, "aarch64")], timeout=5, job_timeout=5)[0].error == HANG
+        assert export([job(prof, "aarch64")], timeout=3, job_timeout=3)[0].error == HANG
