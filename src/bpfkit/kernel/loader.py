@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
+from ..btf.fields import Data
 from ..errors import BpfError, KernelError, NotSupported, VerifierError
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction, decode, lddw_slots
@@ -112,8 +113,8 @@ class PinConflict(BpfError):
     """A map pinned by name exists but does not match the object's definition."""
 
 
-@dataclass
-class LoadOptions:
+@dataclass(eq=False, repr=False)
+class LoadOptions(Data):
     """How to load an object (every field optional)."""
 
     #: directory (on a bpf filesystem) of maps with ``pinning = BY_NAME``
@@ -144,8 +145,8 @@ class LoadOptions:
     autoload: Mapping[str, bool] | None = None
 
 
-@dataclass
-class LoadedMap:
+@dataclass(eq=False, repr=False)
+class LoadedMap(Data):
     """A map in the kernel: its spec, owned fd, and where it is pinned."""
 
     name: str
@@ -158,8 +159,8 @@ class LoadedMap:
     btf: bool = False
 
 
-@dataclass
-class LoadedProgram:
+@dataclass(eq=False, repr=False)
+class LoadedProgram(Data):
     """A program in the kernel: its spec, owned fd, final bytecode and verifier log.
 
     ``insns`` are the instructions of ``code`` (decoded on first use, or those the
@@ -194,8 +195,8 @@ class LoadedProgram:
         return len(self.code) // 8
 
 
-@dataclass
-class LoadedObject:
+@dataclass(eq=False, repr=False)
+class LoadedObject(Data):
     """Every kernel object a load created; ``close()`` releases them."""
 
     spec: ObjectSpec
