@@ -5,8 +5,10 @@
 and ``ebpf`` the translation to eBPF (``bpf_convert_filter``); the pcap-filter compiler
 lives in ``bpfkit.pcap.filter``. See docs/classic.md.
 
-The names below are imported on first use, so that a command needing only the
-instruction format (``bpfkit filter run``) does not load the eBPF translation.
+The translation, the interpreter and the listings are imported on first use, so that a
+command needing only the instruction format (``bpfkit filter run``) does not load the
+eBPF translation. (``check`` is bound at once: its name is also its module's, and a later
+``import bpfkit.classic.check`` must not leave the module where the function should be.)
 """
 
 from __future__ import annotations
@@ -14,20 +16,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .check import check
+from .insn import SockFilter, decode, encode, jump, stmt
+
 if TYPE_CHECKING:
-    from .check import check
     from .ebpf import to_ebpf
-    from .insn import SockFilter, decode, encode, jump, stmt
     from .interp import ClassicResult, PacketMeta, compile_classic, run_classic
     from .listing import format_listing, load_program, parse_listing
 
 _WHERE = {
-    "SockFilter": "insn",
-    "decode": "insn",
-    "encode": "insn",
-    "jump": "insn",
-    "stmt": "insn",
-    "check": "check",
     "to_ebpf": "ebpf",
     "ClassicResult": "interp",
     "PacketMeta": "interp",

@@ -21,7 +21,10 @@ same results:
 what ``tcpdump -r FILE`` decides: a shift by ``X >= 32`` gives 0; an offset is never
 wrapped or taken as negative (``X + k`` past the captured bytes, any absolute offset at or
 above 2**31, ``SKF_AD_*``/``SKF_NET_OFF``/``SKF_LL_OFF`` included, rejects the packet: the
-program returns 0). Everything else is the same in both.
+program returns 0); ``ja`` adds its offset sign-extended, so it may jump backwards (a
+program still looping after as many backward jumps as the packet has bytes, plus
+``insn.LOOP_SLACK``, is stopped and the packet rejected). Everything
+else is the same in both.
 
 A program is translated once into one Python function (:func:`compile_classic`): every
 path through the program is straight-line code with constant offsets and the executed
@@ -40,7 +43,7 @@ from dataclasses import dataclass, field
 
 from ..errors import RuntimeFault
 from . import insn as c
-from .insn import SockFilter
+from .insn import LOOP_SLACK, SockFilter
 
 __all__ = [
     "PacketMeta",
@@ -274,13 +277,23 @@ class _Gen:
         if code & 0x07 == c.RET:
             return []
         if code == c.JMP | c.JA:
-            return [pc + 1 + ins.k]
+            return [self.ja_target(pc, ins.k)]
         if code & 0x07 == c.JMP and code in c.COND_JUMPS:
             return [pc + 1 + ins.jt, pc + 1 + ins.jf]
         return [pc + 1]
 
+    def ja_target(self, pc: int, k: int) -> int:
+        """libpcap's bpf_filter adds ``k`` sign-extended (so ``protochain`` can loop
+        backwards); the kernel takes it unsigned, forward only."""
+        return pc + 1 + (_s32(k) if self.pcap else k)
+
     def _plan(self) -> None:
         n = self.n
+        for pc in range(n):  # a backward jump's target runs as a continuation
+            if self.prog[pc].code == c.JMP | c.JA:
+                t = self.ja_target(pc, self.prog[pc].k)
+                if 0 <= t <= pc:
+                    self.funcs.add(t)
         preds = [0] * (n + 1)
         for pc in range(n):
             for t in set(self.succ(pc)):
@@ -346,7 +359,7 @@ class _Gen:
                 return
             if cls == c.JMP:
                 if code == c.JMP | c.JA:
-                    pc = pc + 1 + K
+                    pc = self.ja_target(pc, K)
                     continue
                 if code not in c.COND_JUMPS:
                     out.append(f"{sp}raise FAULT('unknown classic opcode {code:#06x}', {pc}, {cn})")
@@ -536,6 +549,19 @@ class _Gen:
             out.append(f"def B{pc}(D, L, PL, META, a, x, n{self.mlist}):")
             self.emit(pc, 1, "n", 0, 0, out, entry=True)
         # shared tails return (function, state...) continuations; run them in a loop
+        if self.pcap:  # backward jumps may loop: a bounded number of continuations
+            out += [
+                "def F(D, L, PL, META):",
+                "    r = F0(D, L, PL, META)",
+                f"    for _ in range(L + {LOOP_SLACK}):",
+                "        if r[0].__class__ is int:",
+                "            return r",
+                "        r = r[0](D, L, PL, META, *r[1:])",
+                "    if r[0].__class__ is int:",
+                "        return r",
+                "    return (0, r[3], r[1], r[2])",
+            ]
+            return "\n".join(out) + "\n"
         out += [
             "def F(D, L, PL, META):",
             "    r = F0(D, L, PL, META)",

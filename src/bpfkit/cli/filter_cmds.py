@@ -247,18 +247,19 @@ def capture_cmd(
     """Capture packets on IFACE through an AF_PACKET socket, the filter EXPRESSION
     compiled and attached in the kernel (SO_ATTACH_FILTER)."""
     from ..pcap.capfile import PcapWriter
-    from ..pcap.filter import compile_filter, linktype_number
-    from ..pcap.live import LiveCapture, interface_linktype
+    from ..pcap.filter import linktype_number
+    from ..pcap.live import LiveCapture, interface_linktype, live_program
 
     expr = " ".join(expression)
     linktype = interface_linktype(iface)
     try:
-        prog = compile_filter(expr, linktype, snaplen=snaplen) if expr else None
+        prog = live_program(expr, linktype, snaplen=snaplen) if expr else None
     except FilterSyntaxError as e:
         _syntax_fail(e, as_json)
         return
     writer = PcapWriter(out, linktype_number(linktype), snaplen, nanosecond=True) if out else None
     n = 0
+    received = dropped = 0
     try:
         with LiveCapture(iface, prog, snaplen) as cap:
             try:
@@ -282,13 +283,26 @@ def capture_cmd(
                         )
             except KeyboardInterrupt:
                 pass
+            received, dropped = cap.stats()
     finally:
         if writer is not None:
             writer.close()
     if as_json:
-        emit({"packets": n, "interface": iface, "linktype": linktype})
+        emit(
+            {
+                "packets": n,
+                "interface": iface,
+                "linktype": linktype,
+                "received": received,
+                "dropped": dropped,
+            }
+        )
     else:
-        click.echo(f"{n} packets captured on {iface}", err=writer is None)
+        click.echo(
+            f"{n} packets captured on {iface} ({received} received by filter, "
+            f"{dropped} dropped by kernel)",
+            err=writer is None,
+        )
 
 
 COMMANDS = [filter_group]

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from ..classic import insn as c
-from ..classic.insn import SockFilter
+from ..classic.insn import LOOP_SLACK, SockFilter
 from ..errors import CaptureError, ClassicError
 from .capfile import (
     PCAP_MAGIC_NS,
@@ -119,7 +119,9 @@ def validate(prog: Sequence[SockFilter]) -> None:
             if op == c.JA:
                 if code != c.JMP | c.JA:
                     raise ClassicError(f"unknown opcode {code:#06x}", pc)
-                if pc + 1 + k >= n:
+                # bpf_validate's unsigned sum: a backward jump (protochain's loop) wraps
+                # around into the program and passes, as it does for tcpdump -r
+                if (pc + 1 + k) & M32 >= n:
                     raise ClassicError(f"jump to {pc + 1 + k} is outside the program", pc)
             elif pc + 1 + ins.jt >= n or pc + 1 + ins.jf >= n:
                 raise ClassicError("conditional jump outside the program", pc)
@@ -184,6 +186,9 @@ def _lower_filter(prog: Sequence[SockFilter]) -> str:
     ir.emit("%A = alloca i32")
     ir.emit("%X = alloca i32")
     ir.emit("%M = alloca [16 x i32]")
+    ir.emit("%LOOPS = alloca i64")  # backward jumps left: the captured length + slack
+    ir.emit(f"%loops0 = add i64 %caplen, {LOOP_SLACK}")
+    ir.emit("store i64 %loops0, ptr %LOOPS")
     ir.emit("store i32 0, ptr %A")
     ir.emit("store i32 0, ptr %X")
     for i in range(c.MEMWORDS):
@@ -322,7 +327,18 @@ def _lower_filter(prog: Sequence[SockFilter]) -> str:
         elif cls == c.JMP:
             op = code & 0xF0
             if op == c.JA:
-                ir.emit(f"br label %i{pc + 1 + k}")
+                t = (pc + 1 + k) & M32  # validated: inside the program
+                if t <= pc:  # a backward jump (protochain): count it, stop a runaway loop
+                    left = ir.tmp()
+                    ir.emit(f"{left} = load i64, ptr %LOOPS")
+                    dec = ir.tmp()
+                    ir.emit(f"{dec} = sub i64 {left}, 1")
+                    ir.emit(f"store i64 {dec}, ptr %LOOPS")
+                    over = ir.tmp()
+                    ir.emit(f"{over} = icmp eq i64 {left}, 0")
+                    ir.emit(f"br i1 {over}, label %reject, label %i{t}")
+                else:
+                    ir.emit(f"br label %i{t}")
                 continue
             a = ir.tmp()
             ir.emit(f"{a} = load i32, ptr %A")
@@ -1083,6 +1099,7 @@ def _scan_pcapng_native(path: str, program_for, out, progress) -> ScanResult:
                         break
                     # the Python reader takes this block (or says what is wrong with it)
                     where = file0 + (pos - start)
+                    reader.count = packets  # its messages say "after packet N"
                     blk = reader._block_at(where)
                     if blk is None:
                         break

@@ -25,7 +25,7 @@ from ..isa import opcodes as op
 from ..isa.instruction import Instruction
 from ..isa.loader import runnable_slots
 from ..uapi.enums import HELPER_NAMES, MapType, ProgType
-from ..uapi.progtypes import allowed_helper_ids, prog_type_info
+from ..uapi.progtypes import prog_type_info
 from .env import STACK_REGION_SIZE, Env
 from .helpers_maps import TailCall
 from .helpers_runtime import registry_for
@@ -448,7 +448,9 @@ def _jit_compile(prog: VMProgram) -> Any:
 
 def check_helpers(insns: Sequence[Instruction], prog_type: ProgType | int) -> None:
     """A load error for a helper call the program type may not make (as the kernel's)."""
-    allowed = allowed_helper_ids(prog_type)
+    from .helpers_runtime import allowed_ids_for
+
+    allowed = allowed_ids_for(prog_type)
     if not allowed:
         return
     for i, insn in enumerate(insns):
