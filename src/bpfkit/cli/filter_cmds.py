@@ -222,6 +222,23 @@ def run_cmd(
         )
 
 
+class _Stop(KeyboardInterrupt):
+    """SIGTERM/SIGHUP during a capture: end it as Ctrl-C does."""
+
+
+def _stop_on_signals() -> None:
+    """Let SIGTERM and SIGHUP end a capture as Ctrl-C does — the packets so far written
+    out, the summary printed — as tcpdump does (the default action would lose the
+    writer's buffer and could cut the file inside a record)."""
+    import signal
+
+    def stop(signum: int, _frame: object) -> None:
+        raise _Stop(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+
+
 @filter_group.command("capture")
 @click.argument("iface")
 @click.argument("expression", nargs=-1)
@@ -260,6 +277,7 @@ def capture_cmd(
     writer = PcapWriter(out, linktype_number(linktype), snaplen, nanosecond=True) if out else None
     n = 0
     received = dropped = 0
+    _stop_on_signals()
     try:
         with LiveCapture(iface, prog, snaplen) as cap:
             try:
