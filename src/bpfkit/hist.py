@@ -17,6 +17,7 @@ bucket 0 holds values below ``min``, ``1..n`` the steps, and ``n + 1`` values at
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -65,9 +66,17 @@ def _linear_label(n: int) -> str:
     return str(n)
 
 
-def _bar_line(label: str, count: int, top: int) -> str:
-    width = int(count / top * _BAR_WIDTH) if top else 0
-    return f"{label:<16}{count:>8} |{'@' * width:<{_BAR_WIDTH}}|\n"
+def _f32(x: float) -> float:
+    """``x`` rounded to a C ``float``."""
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def _bar_line(label: str, count: int, top: int, shown: int | None = None) -> str:
+    """One bucket: ``shown`` (default ``count``) printed, the bar drawn from ``count``
+    (in single precision, as bpftrace computes ``count / (float)top * 52``)."""
+    width = int(_f32(_f32(_f32(count) / _f32(top)) * _BAR_WIDTH)) if top else 0
+    shown = count if shown is None else shown
+    return f"{label:<16}{shown:>8} |{'@' * width:<{_BAR_WIDTH}}|\n"
 
 
 @dataclass
@@ -103,7 +112,7 @@ class _Hist:
         vals = [self.counts.get(i, 0) for i in rng]
         top = max(vals)
         return "".join(
-            _bar_line(self._label(i), v // div if div > 1 else v, top)
+            _bar_line(self._label(i), v, top, v // div if div > 1 else v)
             for i, v in zip(rng, vals, strict=True)
         )
 

@@ -38,6 +38,18 @@ def _error(e: Exception, as_json: bool, code: int) -> None:
     sys.exit(code)
 
 
+def _quiet_exit(code: int) -> None:
+    """Exit without writing to a closed stdout again (Python flushes it at exit)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(code)
+
+
 @click.command(
     "trace",
     context_settings={"ignore_unknown_options": False, "allow_interspersed_args": True},
@@ -105,18 +117,32 @@ def trace_cmd(
     if list_:
         from ..trace.probes import list_probes
 
-        pattern = args[0] if args else program
         try:
-            names = list_probes(pattern)
+            if program is not None:  # the probes the program attaches (wildcards expanded)
+                from ..trace.runtime import compile_script
+
+                compiled = compile_script(program, None, params=list(args), unsafe=True,
+                                          has_cpid=True, pid=pid)  # fmt: skip
+                names = list(dict.fromkeys(i.point.name for i in compiled.instances))
+                if verbose:
+                    from ..trace.probes import _tracepoint_fields
+
+                    names = [x for n in names for x in [n, *_tracepoint_fields(n)]]
+            else:
+                names = list_probes(args[0] if args else None, pid=pid, verbose=verbose)
+        except ScriptError as e:
+            _error(e, json_mode, EXIT_USAGE)
         except BpfError as e:
-            _error(e, json_mode, EXIT_FAIL)
+            _error(e, json_mode, getattr(e, "exit_code", EXIT_USAGE))
         if json_mode:
             import json
 
             click.echo(json.dumps({"probes": names}))
         else:
-            for n in names:
-                click.echo(n)
+            try:
+                click.echo("\n".join(names) + ("\n" if names else ""), nl=False)
+            except BrokenPipeError:
+                _quiet_exit(128 + 13)
         return
     params = list(args)
     origin = None
@@ -169,7 +195,7 @@ def trace_cmd(
                 use_formats(formats)
         has_cpid = child is not None or bool(events is not None and events.header.get("cpid"))
         compiled = compile_script(source, origin, params=params, unsafe=unsafe,
-                                  has_cpid=has_cpid)  # fmt: skip
+                                  has_cpid=has_cpid, pid=pid)  # fmt: skip
         if dry_run:
             if json_mode:
                 import json
@@ -195,6 +221,10 @@ def trace_cmd(
             sess = Session(compiled, opts, out)
         try:
             sess.setup()
+            if events is None:
+                from ..trace.runtime import set_process_name
+
+                set_process_name()  # comm in BEGIN is "bpfkit", as bpftrace's is "bpftrace"
             sess.run(child)
         finally:
             sess.close()
@@ -209,7 +239,11 @@ def trace_cmd(
     except BpfError as e:
         if child is not None:
             child.kill()
-        _error(e, json_mode, EXIT_FAIL)
+        _error(e, json_mode, getattr(e, "exit_code", EXIT_FAIL))
+    except BrokenPipeError:  # the reader went away (| head): end quietly, as SIGPIPE would
+        if child is not None:
+            child.kill()
+        _quiet_exit(128 + 13)
     except OSError as e:
         if child is not None:
             child.kill()

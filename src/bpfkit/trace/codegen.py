@@ -35,6 +35,9 @@ EV_PRINT_VAL, EV_JOIN, EV_SYSTEM, EV_CAT = 7, 8, 9, 10
 # --record: one EV_RECORD per probe invocation that passes its predicate (what the
 # context and the task were), one EV_MEM per memory read (what the read returned).
 EV_RECORD, EV_MEM = 11, 12
+# --record: one EV_STACK per get_stackid call (which stack id it got; the frames are
+# read from the stack map when the run ends)
+EV_STACK = 13
 #: the largest memory read --record keeps whole (longer ones are cut)
 RECORD_MEM_MAX = 1024
 #: bytes past a tracepoint's fixed record kept for its ``__data_loc`` strings
@@ -109,6 +112,7 @@ class CompileContext:
 
     def __init__(self, analyzer: Analyzer, map_fds: dict[str, int], *, events_fd: int,
                  scratch_fd: int, stack_fd: int, start_ns: int, cpid: int = 0,
+                 elapsed_fd: int = 0,
                  record: bool = False, instances: list[Instance] | None = None) -> None:  # fmt: skip
         self.record = record
         self.instances = instances or []
@@ -118,6 +122,7 @@ class CompileContext:
         self.scratch_fd = scratch_fd
         self.stack_fd = stack_fd
         self.start_ns = start_ns
+        self.elapsed_fd = elapsed_fd  # a 1-entry array: when the probes were attached
         self.cpid = cpid
         self.events: list[Event] = []
         self.strings: list[str] = []
@@ -245,6 +250,20 @@ class ProgramGen:
         # the read's result back in r0, as the caller expects
         self.emit(b.ldx(8, R0, rec.base, rec.off + 40))
 
+    def record_stack(self, sid: Mem, user: bool) -> None:
+        """EV_STACK: header, seq, cpu, the ``get_stackid`` result (in ``sid``), user."""
+        mk = self.frame.mark()
+        rec = self.tmp(40)
+        eid = self.cc.event(Event(EV_STACK))
+        self.header(rec, EV_STACK, eid)
+        self.emit(b.ldx(8, R0, R9, 0), b.stx(8, rec.base, rec.off + 8, R0))
+        self.helper_plain("get_smp_processor_id")
+        self.emit(b.stx(8, rec.base, rec.off + 16, R0))
+        self.emit(b.ldx(8, R0, sid.base, sid.off), b.stx(8, rec.base, rec.off + 24, R0))
+        self.emit(b.st(8, rec.base, rec.off + 32, int(user)))
+        self.send(rec)
+        self.frame.release(mk)
+
     def helper_plain(self, name: str) -> None:
         self.emit(b.call(H[name]))
 
@@ -340,8 +359,14 @@ class ProgramGen:
         addr_reg_setup()
         self.addr_of(dst, R1)
         self.emit(b.mov64(R2, size))
-        kind = "user" if space == "user" else "kernel"
-        self.helper(f"probe_read_{kind}{'_str' if string else ''}")
+        self.helper(read_helper(space, string))
+
+    def space_of(self, ty: T.Ty | None) -> str:
+        """The memory a value of type ``ty`` points into (a pointer says; an integer is an
+        address of this probe's default space)."""
+        if ty is not None and ty.kind == "ptr":
+            return ty.space
+        return self.an.default_space()
 
     def scalar(self, e: A.Expr) -> Imm | Mem:
         """Evaluate a scalar expression into a constant or a slot."""
@@ -394,6 +419,7 @@ class ProgramGen:
         for m in self.vars.values():
             self.zero(m)
         items = peephole(list(zip(self.out + body, self.where + body_where, strict=True)))
+        items = drop_unreachable(items)
         insns = b.assemble([it for it, _ in items])
         self.slot_pos = []
         for it, pos in items:
@@ -833,9 +859,21 @@ class ProgramGen:
             self.helper(simple[n])
             return self.store(R0)
         if n == "elapsed":
+            m = self.tmp(8)  # the start: written by userspace just before attaching
+            self.emit(b.st(8, m.base, m.off, 0))
+            if self.cc.elapsed_fd:
+                self.emit(b.ld_map_fd(R1, self.cc.elapsed_fd))
+                self.addr_of(m, R2)
+                self.helper("map_lookup_elem")
+                none = self.label("el")
+                self.emit(b.jeq(R0, 0, none), b.ldx(8, R1, R0, 0), b.stx(8, m.base, m.off, R1))
+                self.emit(Label(none))
+            else:
+                self.load(Imm(self.cc.start_ns), R1)
+                self.emit(b.stx(8, m.base, m.off, R1))
             self.helper("ktime_get_ns")
-            self.emit(b.lddw(R1, self.cc.start_ns), b.sub64(R0, R1))
-            return self.store(R0)
+            self.emit(b.ldx(8, R1, m.base, m.off), b.sub64(R0, R1))
+            return self.store(R0, m)
         if n == "comm":
             m = self.tmp(16)
             self.addr_of(m, R1)
@@ -849,6 +887,9 @@ class ProgramGen:
         if n == "probe":
             return Imm(self.cc.string_id(pp.name))
         if n == "func":
+            if e.ty is not None and e.ty.kind == "usym":  # uprobe: the address, named later
+                self.emit(b.ldx(8, R0, R6, PT_REGS["ip"]))
+                return self.usym_of(self.store(R0))
             return Imm(self.cc.string_id(pp.func or hex(pp.offset)))
         if n == "retval":
             self.emit(b.ldx(8, R0, R6, PT_REGS["ax"]))
@@ -907,6 +948,10 @@ class ProgramGen:
         self.emit(b.mov64(R3, 256 if kind == "ustack" else 0))  # BPF_F_USER_STACK
         self.helper("get_stackid")
         m = self.tmp(8)
+        if self.cc.record and self.memrec is not None:
+            self.emit(b.stx(8, m.base, m.off, R0))
+            self.record_stack(m, kind == "ustack")
+            self.emit(b.ldx(8, R0, m.base, m.off))
         self.emit(b.mov32(R0, R0), b.stx(8, m.base, m.off, R0))
         if kind == "ustack":
             self.helper("get_current_pid_tgid")
@@ -1328,32 +1373,56 @@ class ProgramGen:
             return m
         else:
             where = v if isinstance(v, Imm) else v.at(0, 8)
-            space = at.space if at.kind == "ptr" else "kernel"  # type: ignore[union-attr]
+            space = self.space_of(at)
         self.load(where, R3)
         self.addr_of(m, R1)
         if limit == -1:
             self.emit(b.ldx(8, R2, lim_slot.base, lim_slot.off))
         else:
             self.emit(b.mov64(R2, limit))
-        self.helper(f"probe_read_{'user' if space == 'user' else 'kernel'}_str")
+        self.helper(read_helper(space, True))
         return m
 
     def c_buf(self, e: A.Call) -> Mem:
+        """``buf(data[, length])``: the length read (8 bytes), then the bytes.
+
+        A length that is not a constant is bounded at run time by the buffer's size.
+        """
         a = e.args[0]
         size = e.ty.size  # type: ignore[union-attr]
-        m = self.tmp(T.storage_size(e.ty) + 8)  # type: ignore[arg-type]
+        m = self.tmp(T.storage_size(e.ty))  # type: ignore[arg-type]
         self.zero(m)
-        self.emit(b.st(8, m.base, m.off, size))  # the length first
         data = m.at(8, m.size - 8)
+        n = self.an.const_int(e.args[1]) if len(e.args) == 2 else size
+        if n is None:  # bounded: 0 <= length <= size
+            nv = self.scalar(e.args[1])
+            self.load(nv, R0)
+            ok, neg = self.label("bl"), self.label("bl")
+            self.emit(b.jsge(R0, 0, neg), b.mov64(R0, 0), Label(neg))
+            self.emit(b.jle(R0, size, ok), b.mov64(R0, size), Label(ok))
+            self.emit(b.stx(8, m.base, m.off, R0))
+        else:
+            self.emit(b.st(8, m.base, m.off, max(0, min(n, size))))
         v = self.expr(a)
         if isinstance(v, Ctx):
             self.copy_ctx(data, v.off, min(v.ty.size, size))
         elif isinstance(v, Mem) and a.ty.kind in ("str", "buf", "array"):  # type: ignore[union-attr]
-            self.copy(data, v, min(v.size, size))
+            src = v.at(8, v.size - 8) if a.ty.kind == "buf" else v  # type: ignore[union-attr]
+            self.copy(data, src, min(src.size, data.size))
         else:
             where = v.where if isinstance(v, Addr) else (v if isinstance(v, Imm) else v.at(0, 8))
-            space = v.space if isinstance(v, Addr) else getattr(a.ty, "space", "kernel")
-            self.probe_read(data, size, lambda: self.load(where, R3), space)
+            space = v.space if isinstance(v, Addr) else self.space_of(a.ty)
+
+            def setup() -> None:
+                self.load(where, R3)
+                self.addr_of(data, R1)
+                self.emit(b.ldx(8, R2, m.base, m.off))
+
+            if n is None:
+                setup()
+                self.helper(read_helper(space))
+            else:
+                self.probe_read(data, max(0, min(n, size)), lambda: self.load(where, R3), space)
         return m
 
     def c_ksym(self, e: A.Call) -> Any:
@@ -1361,7 +1430,10 @@ class ProgramGen:
 
     def c_usym(self, e: A.Call) -> Mem:
         """(address, pid): userspace resolves the address in that process's mappings."""
-        v = self.scalar(e.args[0])
+        return self.usym_of(self.scalar(e.args[0]))
+
+    def usym_of(self, v: Imm | Mem) -> Mem:
+        """(address ``v``, this process's pid), as a usym value."""
         m = self.tmp(16)
         self.load(v, R0)
         self.emit(b.stx(8, m.base, m.off, R0))
@@ -1371,6 +1443,11 @@ class ProgramGen:
 
     c_strerror = c_ksym
     c_cgroup_path = c_ksym
+
+    def c_pton(self, e: A.Call) -> Mem:
+        data = e.const_bytes  # type: ignore[attr-defined]
+        return self.const_bytes(data, len(data))
+
     c_kptr = c_ksym
     c_uptr = c_ksym
 
@@ -1470,7 +1547,7 @@ class ProgramGen:
             self.copy(m, v, min(6, v.size))
         else:
             where = v if isinstance(v, Imm) else v.at(0, 8)
-            self.probe_read(m, 6, lambda: self.load(where, R3), getattr(a.ty, "space", "kernel"))
+            self.probe_read(m, 6, lambda: self.load(where, R3), self.space_of(a.ty))
         return m
 
     def c_join(self, e: A.Call) -> Imm:
@@ -1481,7 +1558,7 @@ class ProgramGen:
             raise self.err(e, "join() needs scratch memory")
         self.header(rec, EV_JOIN, eid)
         argv = self.scalar(e.args[0])
-        space = getattr(e.args[0].ty, "space", "kernel")
+        space = self.space_of(e.args[0].ty)
         ptr = self.tmp(8)
         done = self.label("jd")
         for i in range(JOIN_ARGS):
@@ -1499,7 +1576,7 @@ class ProgramGen:
             slot = rec.at(8 + i * JOIN_LEN, JOIN_LEN)
             self.addr_of(slot, R1)
             self.emit(b.mov64(R2, JOIN_LEN))
-            self.helper(f"probe_read_{'user' if space == 'user' else 'kernel'}_str")
+            self.helper(read_helper(space, True))
         self.emit(Label(done))
         self.send(rec)
         return Imm(0)
@@ -1547,6 +1624,44 @@ def peephole(items: list) -> list:
             continue
         out.append((it, pos))
     return out
+
+
+def read_helper(space: str, string: bool = False) -> str:
+    """The helper reading ``space`` memory: user, kernel, or either (bpftrace's choice where
+    the probe type does not say: the legacy ``probe_read``, which reads both on x86-64)."""
+    name = {"user": "probe_read_user", "kernel": "probe_read_kernel"}.get(space, "probe_read")
+    return name + ("_str" if string else "")
+
+
+def drop_unreachable(items: list) -> list:
+    """Drop instructions no path from the entry reaches (kept: every label).
+
+    Constant conditions fold to unconditional jumps (``if (0) {...}``, ``while (1)``),
+    leaving code behind them that the kernel's verifier refuses ("unreachable insn").
+    ``items`` are (instruction or label, script position) pairs.
+    """
+    where = {it.name: i for i, (it, _) in enumerate(items) if isinstance(it, Label)}
+    seen = [False] * len(items)
+    todo = [0]
+    ja, ex = (op.JMP | op.JA, op.JMP32 | op.JA), op.JMP | op.EXIT
+    while todo:
+        i = todo.pop()
+        while i < len(items) and not seen[i]:
+            seen[i] = True
+            it = items[i][0]
+            if isinstance(it, Label):
+                i += 1
+                continue
+            code = it.opcode
+            if code == ex:
+                break
+            ref = getattr(it, "ref", None)
+            if ref is not None and code & 0x07 in (op.JMP, op.JMP32) and not it.is_call:
+                todo.append(where[ref])
+                if code in ja:
+                    break
+            i += 1
+    return [x for x, keep in zip(items, seen, strict=True) if keep or isinstance(x[0], Label)]
 
 
 def _fold(opname: str, a: int, c: int, signed: bool) -> int | None:

@@ -9,6 +9,7 @@ map (``{"type": "map" | "hist" | "stats", "data": {"@name": ...}}``).
 from __future__ import annotations
 
 import json
+import re
 import struct
 from typing import Any
 
@@ -41,42 +42,118 @@ def json_escape(s: str) -> str:
 
 
 def c_format(fmt: str, values: list[Any]) -> str:
-    """Format like C ``printf``: ``%d`` is 32-bit, ``%ld`` 64-bit, ``%s`` strings ..."""
+    """Format as bpftrace 0.17 does: the text up to and including each specifier it
+    recognizes goes through C's ``snprintf`` with that one argument (so ``%%`` there is
+    ``%``, and the output stops at a NUL), the text after the last one is appended as it is.
+    ``%r``/``%rx`` print a buffer (printable bytes as they are / every byte as ``\\xNN``).
+    """
     out = []
     pos = 0
-    specs = parse_printf_format(fmt)
-    i = 0
-    # bpftrace passes each piece "literal text + one specifier" through snprintf (so
-    # "%%" there prints "%"), and appends the text after the last specifier as it is.
-    for m in specs:
-        out.append(fmt[pos : m.start()].replace("%%", "%"))
+    for i, m in enumerate(parse_printf_format(fmt)):
+        text, spec = fmt[pos : m.start()], fmt[m.start() : m.end()]
         pos = m.end()
+        conv = m.group("conv")
         v = values[i] if i < len(values) else 0
-        i += 1
-        flags, width, prec = m.group("flags"), m.group("width") or "", m.group("prec")
-        length, conv = m.group("len") or "", m.group("conv")
-        spec = "%" + flags + width + (f".{prec}" if prec is not None else "")
-        if conv in "diouxXc":
-            if isinstance(v, str):
-                out.append((spec + "s") % v)
+        if conv in ("r", "rx"):  # bpftrace prints the rendered buffer through %s
+            if spec not in ("%r", "%rx"):  # with flags: C's printf shows it as it is
+                out.append(text.replace("%%", "%") + spec)
                 continue
-            bits = 64 if length in ("l", "ll", "z", "j", "t") else 16 if length == "h" else (
-                8 if length == "hh" else 32)  # fmt: skip
-            x = int(v) & ((1 << bits) - 1)
-            if conv in "di" and x >= 1 << (bits - 1):
-                x -= 1 << bits
-            if conv == "c":
-                out.append((spec + "s") % chr(x & 0xFF))
-            else:
-                out.append((spec + ("d" if conv in "diu" else conv)) % x)
-        elif conv in "eEfgG":
-            out.append((spec + conv) % float(v))
-        elif conv == "p":
-            out.append((spec + "s") % hex(int(v)))
-        else:
-            out.append((spec + "s") % (v if isinstance(v, str) else str(v)))
+            data = v.data if isinstance(v, RawBuf) else str(v).encode()
+            v = hex_buffer(data, every=conv == "rx")
+            spec = "%s"
+        out.append(c_snprintf(text + spec, v).split("\0", 1)[0])
     out.append(fmt[pos:])
     return "".join(out)
+
+
+_C_SPEC = re.compile(r"%([-+ #0]*)([0-9]*)(?:\.([0-9]*))?(hh|h|ll|l|j|z|t|L|q)?([a-zA-Z%])")
+
+
+def c_snprintf(fmt: str, value: Any) -> str:
+    """C's ``snprintf(fmt, value)`` for one argument (glibc's output for ``%p``, ``%c``,
+    precision and flags); conversions after the first get 0."""
+    out = []
+    pos = 0
+    used = False
+    for m in _C_SPEC.finditer(fmt):
+        out.append(fmt[pos : m.start()])
+        pos = m.end()
+        flags, width, prec, length, conv = m.groups()
+        if conv == "%":
+            out.append("%")
+            continue
+        v = value if not used else 0
+        used = True
+        out.append(_c_conv(flags, int(width) if width else 0, prec, length or "", conv, v))
+    out.append(fmt[pos:])
+    return "".join(out)
+
+
+def _pad(s: str, flags: str, width: int, zero_ok: bool = False) -> str:
+    if len(s) >= width:
+        return s
+    if "-" in flags:
+        return s + " " * (width - len(s))
+    if zero_ok and "0" in flags:
+        sign = s[0] if s[:1] in ("-", "+", " ") else ""
+        pre = s[len(sign) : len(sign) + 2] if s[len(sign) : len(sign) + 2].lower() == "0x" else ""
+        body = s[len(sign) + len(pre) :]
+        return sign + pre + "0" * (width - len(s)) + body
+    return " " * (width - len(s)) + s
+
+
+def _c_conv(flags: str, width: int, prec: str | None, length: str, conv: str, v: Any) -> str:
+    if conv in "sS":
+        s = v if isinstance(v, str) else str(v)
+        if prec is not None:
+            s = s[: int(prec or 0)]
+        return _pad(s, flags, width)
+    if isinstance(v, str):  # a string where C expected a number (checked out before)
+        return _pad(v, flags, width)
+    x = int(v)
+    if conv == "c":
+        return _pad(chr(x & 0xFF), flags, width)
+    if conv == "p":
+        x &= (1 << 64) - 1
+        if x == 0:
+            return _pad("(nil)", flags, width)
+        digits = f"{x:x}"
+        if prec is not None and len(digits) < int(prec or 0):
+            digits = "0" * (int(prec or 0) - len(digits)) + digits
+        sign = "+" if "+" in flags else " " if " " in flags else ""
+        return _pad(sign + "0x" + digits, flags, width, zero_ok=prec is None)
+    bits = {"hh": 8, "h": 16, "": 32}.get(length, 64)
+    x &= (1 << bits) - 1
+    if conv in "di" and x >= 1 << (bits - 1):
+        x -= 1 << bits
+    neg = x < 0
+    a = -x if neg else x
+    digits = {"o": f"{a:o}", "x": f"{a:x}", "X": f"{a:X}"}.get(conv, str(a))
+    if prec is not None:
+        p = int(prec or 0)
+        if p == 0 and a == 0:
+            digits = ""
+        elif len(digits) < p:
+            digits = "0" * (p - len(digits)) + digits
+    if "#" in flags and conv == "o" and not digits.startswith("0"):
+        digits = "0" + digits
+    elif "#" in flags and a != 0 and conv in "xX":
+        digits = ("0x" if conv == "x" else "0X") + digits
+    sign = "-" if neg else "+" if "+" in flags and conv in "di" else (
+        " " if " " in flags and conv in "di" else "")  # fmt: skip
+    return _pad(sign + digits, flags, width, zero_ok=prec is None)
+
+
+class RawBuf:
+    """The bytes of a ``buf()`` value; shown as bpftrace shows a buffer."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __str__(self) -> str:
+        return hex_buffer(self.data)
 
 
 class Formatter:
@@ -100,7 +177,7 @@ class Formatter:
             return b.split(b"\0", 1)[0].decode("utf-8", "replace")
         if k == "buf":
             n = int.from_bytes(data[:8], "little")
-            return hex_buffer(bytes(data[8 : 8 + min(n, ty.size)]))
+            return RawBuf(bytes(data[8 : 8 + min(n, ty.size)]))
         u = int.from_bytes(data[:8], "little")
         if k == "ptr":
             return u
@@ -136,7 +213,7 @@ class Formatter:
 
             return os.strerror(u & 0xFFFFFFFF)
         if k == "cgroup_path":
-            return self.rt.symbols.cgroup_path(u)
+            return self.rt.symbols.cgroup_path(u, ty.extra[0] if ty.extra else "*")
         if k == "tuple":
             out = []
             off = 0
@@ -186,7 +263,10 @@ class Formatter:
         off = 0
         for kt in keys or []:
             n = T.storage_size(kt)
-            out.append(self.text(kt, data[off : off + n]))
+            text = self.text(kt, data[off : off + n])
+            if kt.kind in ("kstack", "ustack") and not (kt.extra and kt.extra[0] == "perf"):
+                text = text.replace("\n" + " " * 8, "\n" + " " * 4)  # keys: indented by 4
+            out.append(text)
             off += n
         return out
 
@@ -359,6 +439,9 @@ class Formatter:
         return "\n".join(elems) + "\n\n"
 
 
-def hex_buffer(b: bytes) -> str:
-    """bpftrace's ``buf()`` rendering: printable ASCII as is, other bytes as ``\\xNN``."""
+def hex_buffer(b: bytes, every: bool = False) -> str:
+    """bpftrace's ``buf()`` rendering: printable ASCII as is, other bytes as ``\\xNN``
+    (``every``: all bytes as ``\\xNN``, printf's ``%rx``)."""
+    if every:
+        return "".join(f"\\x{x:02x}" for x in b)
     return "".join(chr(x) if 32 <= x < 127 else f"\\x{x:02x}" for x in b)

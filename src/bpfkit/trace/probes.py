@@ -378,8 +378,9 @@ def _ctype_int(ct: str, size: int | None, signed: bool) -> T.Ty | None:
     return None
 
 
-def expand(pp: ProbePoint, source: str | None = None) -> list[ProbePoint]:
-    """Concrete attach points for one written point (wildcards expanded, fields read)."""
+def expand(pp: ProbePoint, source: str | None = None, pid: int | None = None) -> list[ProbePoint]:
+    """Concrete attach points for one written point (wildcards expanded, fields read;
+    uprobe targets found and their functions checked)."""
     if pp.provider == "tracepoint":
         matches = expand_tracepoints(pp.target, pp.func)
         if not matches:
@@ -393,27 +394,124 @@ def expand(pp: ProbePoint, source: str | None = None) -> list[ProbePoint]:
             out.append(q)
         return out
     if pp.provider == "usdt":
-        return expand_usdt(pp, source)
-    if pp.provider in ("uprobe", "uretprobe") and _is_glob(pp.func):
-        return expand_uprobes(pp, source)
+        return expand_usdt(pp, source, pid)
+    if pp.provider in ("uprobe", "uretprobe"):
+        if _is_glob(pp.func):
+            return expand_uprobes(pp, source, pid)
+        path = _resolve_binary(pp, source, pid)
+        if pp.func:
+            from .symbols import function_offset
+
+            if function_offset(path, pp.func) is None:
+                raise _err(f"no function {pp.func!r} in {path}", pp.line, pp.col, source)
+        return [ProbePoint(pp.provider, path, pp.func, offset=pp.offset, line=pp.line,
+                           col=pp.col)]  # fmt: skip
     return [pp]
 
 
-def _resolve_binary(pp: ProbePoint, source: str | None) -> str:
-    from ..kernel.uprobe import find_binary
-
+def _resolve_binary(pp: ProbePoint, source: str | None, pid: int | None = None) -> str:
     try:
-        return find_binary(pp.target)
+        paths = resolve_binary(pp.target, pid)
     except BpfError as e:
         raise _err(f"{pp.provider} target {pp.target!r}: {e}", pp.line, pp.col, source) from None
+    if len(paths) > 1:
+        import sys
+
+        print(f"WARNING: attaching to {pp.provider} target file '{paths[0]}' but matched "
+              f"{len(paths)} binaries", file=sys.stderr)  # fmt: skip
+    return paths[0]
 
 
-def expand_usdt(pp: ProbePoint, source: str | None = None) -> list[ProbePoint]:
+def resolve_binary(name: str, pid: int | None = None) -> list[str]:
+    """The files a uprobe/usdt target names, as bpftrace finds them (paths as found, not
+    resolved through symlinks, so probe names are bpftrace's): a path as it is; a bare
+    name in the current directory and then on ``PATH`` (every match: the first is used);
+    else a library by name (``libc``: in the ``-p`` process's mappings, else the first
+    ``libc.so*`` of ``/etc/ld.so.cache`` for this ABI)."""
+    if "/" in name:
+        if not os.path.isfile(name):
+            raise BpfError(f"no such file {name!r}")
+        return [name]
+    found = []
+    for d in ["", *os.environ.get("PATH", "").split(":")]:
+        cand = os.path.join(d, name) if d else name
+        if os.path.isfile(cand) and (os.access(cand, os.X_OK) or _is_elf(cand)):
+            found.append(cand)
+    if found:
+        return found
+    lib = which_so(name, pid)
+    if lib is None:
+        raise BpfError(f"{name!r} is neither a file, nor on PATH, nor a library in "
+                       "/etc/ld.so.cache")  # fmt: skip
+    return [lib]
+
+
+def _is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def which_so(name: str, pid: int | None = None) -> str | None:
+    """Library ``name`` (``libc``: a ``libc.so*``) as bpftrace 0.17 finds it: in the ``-p``
+    process's mappings, else the first entry of ``/etc/ld.so.cache`` for this ABI. A name
+    without ``lib`` is no library (bpftrace: ``c`` does not exist)."""
+    if not name.startswith("lib"):
+        return None
+    if pid:
+        from .symbols import process_maps
+
+        for _lo, _hi, _off, path in process_maps(pid):
+            base = "/" + os.path.basename(path)
+            if base.startswith((f"/{name}.", f"/{name}-")):
+                return path
+    prefix = f"{name}.so"
+    for key, value, flags in ld_so_cache():
+        # x86-64 libc6 entries: type ELF_LIBC6 (3), ABI x86-64 (0x300)
+        if key.startswith(prefix) and flags & 0xFF == 3 and flags & 0xF00 == 0x300:
+            return value
+    return None
+
+
+@functools.cache
+def ld_so_cache(path: str = "/etc/ld.so.cache") -> list[tuple[str, str, int]]:
+    """The entries of glibc's ``ld.so.cache`` (name, path, flags) in its order."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    magic = b"glibc-ld.so.cache1.1"
+    base = data.find(magic)
+    if base < 0:
+        return []
+    try:
+        nlibs = struct.unpack_from("<I", data, base + 20)[0]
+        out = []
+        for i in range(nlibs):
+            flags, key, value = struct.unpack_from("<iII", data, base + 48 + 24 * i)
+
+            def cstr(off: int) -> str:
+                end = data.index(b"\0", base + off)
+                return data[base + off : end].decode("utf-8", "replace")
+
+            out.append((cstr(key), cstr(value), flags))
+        return out
+    except (struct.error, ValueError):
+        return []
+
+
+def expand_usdt(pp: ProbePoint, source: str | None = None,
+                pid: int | None = None) -> list[ProbePoint]:  # fmt: skip
     """One point per site of every USDT probe of the binary matching ``provider:name``
     (globs allowed; ``usdt:binary:name`` matches the name under any provider)."""
     from ..obj.usdt import read_usdt
 
-    path = _resolve_binary(pp, source)
+    path = _resolve_binary(pp, source, pid)
     prov, _, name = pp.func.rpartition(":")
     try:
         sites = read_usdt(path)
@@ -436,19 +534,29 @@ def expand_usdt(pp: ProbePoint, source: str | None = None) -> list[ProbePoint]:
     return out
 
 
-def expand_uprobes(pp: ProbePoint, source: str | None = None) -> list[ProbePoint]:
+def expand_uprobes(pp: ProbePoint, source: str | None = None,
+                   pid: int | None = None) -> list[ProbePoint]:  # fmt: skip
     """One point per function symbol of the binary matching the glob."""
     from .symbols import function_names
 
-    path = _resolve_binary(pp, source)
+    path = _resolve_binary(pp, source, pid)
     names = [n for n in function_names(path) if fnmatch.fnmatchcase(n, pp.func)]
     if not names:
         raise _err(f"no functions of {path} match {pp.func!r}", pp.line, pp.col, source)
     return [ProbePoint(pp.provider, path, n, line=pp.line, col=pp.col) for n in names]
 
 
-def list_probes(pattern: str | None = None) -> list[str]:
-    """Probe names for ``-l`` (tracepoints, software and hardware events)."""
+def list_probes(pattern: str | None = None, pid: int | None = None,
+                verbose: bool = False) -> list[str]:  # fmt: skip
+    """Probe names for ``-l`` as bpftrace lists them: tracepoints, software and hardware
+    events and raw tracepoints; ``uprobe:FILE:GLOB`` the functions of a file (and its debug
+    file); ``usdt:FILE:[PROVIDER:]GLOB`` its USDT probes. ``verbose``: a tracepoint's
+    fields under it (``-lv``). A pattern without ``:`` matches anywhere (``*sleep*``)."""
+    if pattern:
+        prov, _, rest = pattern.partition(":")
+        prov = ALIASES.get(prov, prov)
+        if prov in ("uprobe", "uretprobe", "usdt") and rest:
+            return _list_user_probes(prov, rest, pid)
     out: list[str] = []
     try:
         for c in tracepoint_categories():
@@ -470,7 +578,58 @@ def list_probes(pattern: str | None = None) -> list[str]:
         if not _is_glob(pat) and ":" not in pattern:
             pat = f"*{pattern}*"
         out = [p for p in out if fnmatch.fnmatchcase(p, pat)]
+    if verbose:
+        out = [line for p in out for line in [p, *_tracepoint_fields(p)]]
     return out
+
+
+def _tracepoint_fields(name: str) -> list[str]:
+    """``-lv``: a tracepoint's fields as its format declares them (not the common ones)."""
+    if not name.startswith("tracepoint:"):
+        return []
+    _, cat, tp = name.split(":", 2)
+    try:
+        text = tracepoint_format_text(cat, tp)
+    except (OSError, NotSupported):
+        return []
+    out = []
+    for m in _FIELD_RE.finditer(text):
+        decl = m.group("decl").strip()
+        if not re.search(r"\bcommon_\w+(\[.*\])?$", decl):
+            out.append("    " + decl)
+    return out
+
+
+def _list_user_probes(prov: str, rest: str, pid: int | None) -> list[str]:
+    """``uprobe:FILE:GLOB`` / ``usdt:FILE:[PROVIDER:]GLOB`` for ``-l``."""
+    parts = rest.split(":")
+    if prov == "usdt":
+        if len(parts) not in (2, 3):
+            raise BpfError("usdt probe type requires 2 or 3 arguments")
+        target, want = parts[0], ":".join(parts[1:])
+    else:
+        if len(parts) < 2:
+            raise BpfError(f"{prov} probe type requires 2 arguments")
+        target, want = ":".join(parts[:-1]), parts[-1]
+        if not want:
+            raise BpfError(f"{prov} should be attached to a function and/or address")
+    path = resolve_binary(target, pid)[0]
+    if prov != "usdt":
+        from .symbols import function_names
+
+        return [f"{prov}:{path}:{n}" for n in function_names(path) if fnmatch.fnmatchcase(n, want)]
+    from ..obj.usdt import read_usdt
+
+    pv, _, name = want.rpartition(":")
+    seen: list[str] = []
+    for site in read_usdt(path):
+        if (not pv or fnmatch.fnmatchcase(site.provider, pv)) and fnmatch.fnmatchcase(
+            site.name, name
+        ):
+            n = f"usdt:{path}:{site.provider}:{site.name}"
+            if n not in seen:
+                seen.append(n)
+    return seen
 
 
 @functools.cache

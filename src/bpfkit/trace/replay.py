@@ -32,6 +32,7 @@ from ..errors import BpfError, ScriptError
 VERSION = 1
 _REC = struct.Struct("<IIQQQQQQQQ16sQ")  # header .. ctx_len (REC_CTX = 96 bytes)
 _MEM = struct.Struct("<IIQQQQq")  # header, seq, cpu, src, size, ret (48 bytes)
+_STACK = struct.Struct("<IIQQqQ")  # header, seq, cpu, get_stackid's result, user
 
 
 class Recorder:
@@ -80,6 +81,26 @@ class Recorder:
             lst = [p for p in self._pending.get(cpu, []) if p[0] == seq]
             lst.append((seq, m))
             self._pending[cpu] = lst
+
+    def stack(self, data: bytes) -> None:
+        """An EV_STACK record: a stack id this CPU's current invocation got."""
+        _, _, seq, cpu, sid, user = _STACK.unpack_from(data)
+        cur = self._current.get(cpu)
+        if cur is not None and cur[0] == seq:
+            cur[1].setdefault("stack_ids", []).append([sid, bool(user)])
+
+    def fill_stacks(self, frames_of: Any, symbols: Any) -> None:
+        """Replace each event's stack ids by the frames (``kstack``/``ustack``) the kernel's
+        stack map holds, and name every frame (into ``symbols``' log)."""
+        for ev in self.events:
+            for sid, user in ev.pop("stack_ids", []):
+                frames = frames_of(sid) if sid >= 0 else []
+                ev["ustack" if user else "kstack"] = frames
+                for a in frames:
+                    if user:
+                        symbols.usym_parts(a, ev["pid"])
+                    else:
+                        symbols.ksym(a)
 
     def write(self, f: IO[str], header: dict[str, Any]) -> None:
         f.write(json.dumps({"type": "header", "version": VERSION, **header}) + "\n")
@@ -168,6 +189,11 @@ def _check_payload(ev: dict[str, Any]) -> str | None:
     regs = ev.get("regs")
     if regs is not None and not (isinstance(regs, dict) and all(_int(v) for v in regs.values())):
         return '"regs" must be an object of integers'
+    for k in ("kstack", "ustack"):
+        st = ev.get(k)
+        if st is not None and not (isinstance(st, list) and all(
+                _int(a) and 0 <= a < 1 << 64 for a in st)):  # fmt: skip
+            return f'"{k}" must be a list of addresses (unsigned integers)'
     mem = ev.get("mem")
     if mem is None:
         return None

@@ -41,6 +41,7 @@ class Compiled(Record):
     source: str
     uses_stacks: bool = False
     uses_usyms: bool = False
+    uses_elapsed: bool = False
 
 
 class Options(Record):
@@ -58,8 +59,10 @@ class Options(Record):
 
 
 def compile_script(source: str, origin: str | None = None, *, params: list[str] | None = None,
-                   unsafe: bool = False, has_cpid: bool = False) -> Compiled:  # fmt: skip
-    """Parse, expand attach points and type-check (raises :class:`ScriptError`)."""
+                   unsafe: bool = False, has_cpid: bool = False,
+                   pid: int | None = None) -> Compiled:  # fmt: skip
+    """Parse, expand attach points and type-check (raises :class:`ScriptError`); ``pid``:
+    the ``-p`` process, whose mappings name a library target like ``libc``."""
     prog = parse(source, origin)
     instances: list[Instance] = []
     lines = source.split("\n")
@@ -68,7 +71,7 @@ def compile_script(source: str, origin: str | None = None, *, params: list[str] 
             src = lines[ap.line - 1] if 0 < ap.line <= len(lines) else None
             pp = parse_point(ap.text, ap.line, ap.col, src)
             try:
-                pts = expand(pp, src)
+                pts = expand(pp, src, pid)
             except ScriptError as e:
                 e.origin = origin
                 raise
@@ -79,7 +82,7 @@ def compile_script(source: str, origin: str | None = None, *, params: list[str] 
     an.analyze(instances)
     uses_stacks = any(w in source for w in ("kstack", "ustack", "stack"))
     uses_usyms = "usym" in source or "ustack" in source
-    return Compiled(prog, an, instances, source, uses_stacks, uses_usyms)
+    return Compiled(prog, an, instances, source, uses_stacks, uses_usyms, "elapsed" in source)
 
 
 def _value_size(mi: Any) -> int:
@@ -158,6 +161,9 @@ class Session:
             self.stack_fd = self._map(MapType.STACK_TRACE, 4, 8 * STACK_DEPTH, MAX_ENTRIES,
                                       "stacks")  # fmt: skip
             stack_fd = self.stack_fd.fileno()
+        self.elapsed_fd: Any = None
+        if self.c.uses_elapsed:  # elapsed counts from the attach (written in run())
+            self.elapsed_fd = self._map(MapType.ARRAY, 4, 8, 1, "elapsed")
         self.cc = CG.CompileContext(
             an,
             {n: fd.fileno() for n, fd in self.map_fds.items()},
@@ -166,6 +172,7 @@ class Session:
             stack_fd=stack_fd,
             start_ns=self.start_ns,
             cpid=self.opts.cpid,
+            elapsed_fd=self.elapsed_fd.fileno() if self.elapsed_fd is not None else 0,
             record=bool(self.opts.record),
             instances=self.c.instances,
         )
@@ -173,6 +180,7 @@ class Session:
             from .replay import Recorder
 
             self.recorder = Recorder([i.point.name for i in self.c.instances])
+            self.symbols.log = {}  # every name printed goes into the stream's header
         for inst in self.c.instances:
             self._check_attachable(inst.point)
             an.inst = inst
@@ -224,22 +232,6 @@ class Session:
             print(f"{pc:5}: {format_insn(insn, 'kernel')}", file=sys.stderr)
             pc += insn.slots
 
-    def _binary(self, target: str) -> str:
-        """A uprobe's file; with ``-p``, a bare library name is the one that process maps."""
-        if self.opts.pid and "/" not in target:
-            from .symbols import process_maps
-
-            for _lo, _hi, _off, path in process_maps(self.opts.pid):
-                base = os.path.basename(path)
-                if (
-                    base == target
-                    or base.startswith(f"{target}.")
-                    or base.startswith(f"lib{target}.")
-                    or base.startswith(f"{target}-")
-                ):
-                    return path
-        return target
-
     def _check_attachable(self, pp: ProbePoint) -> None:
         p = pp.provider
         if p in ("kprobe", "kretprobe"):
@@ -259,10 +251,17 @@ class Session:
         if p in ("watchpoint", "asyncwatchpoint", "iter"):
             raise NotSupported(f"{p} probes are not supported by bpfkit")
 
+    def start_clock(self) -> None:
+        """``elapsed`` counts from now (just before attaching, as bpftrace's does)."""
+        self.start_ns = time.monotonic_ns()
+        if self.elapsed_fd is not None:
+            self.bsys.map_update(self.elapsed_fd, b"\0" * 4, struct.pack("<Q", self.start_ns))
+
     def attach(self) -> int:
         """Attach every program (BEGIN/END only remembered); how many probes."""
         from ..kernel import perf_event as pe
 
+        self.start_clock()
         n = 0
         for inst, fd in self.progs:
             pp = inst.point
@@ -282,9 +281,16 @@ class Session:
                 self.links.append(attach_raw_tracepoint(fd, pp.func))
             elif p in ("uprobe", "uretprobe"):
                 from ..kernel.uprobe import attach_uprobe
+                from .symbols import function_offset
 
-                self.links.append(attach_uprobe(fd, self._binary(pp.target), pp.func or None,
-                                                pp.offset, retprobe=p == "uretprobe",
+                off = pp.offset
+                if pp.func:
+                    fo = function_offset(pp.target, pp.func)
+                    if fo is None:
+                        raise NotSupported(f"{pp.name}: no function {pp.func!r} in {pp.target}")
+                    off += fo
+                self.links.append(attach_uprobe(fd, pp.target, None, off,
+                                                retprobe=p == "uretprobe",
                                                 pid=self.opts.pid or -1))  # fmt: skip
             elif p == "usdt":
                 from ..kernel.uprobe import attach_uprobe
@@ -356,6 +362,9 @@ class Session:
         if kind == CG.EV_MEM:
             self.recorder.mem(data)
             return 0
+        if kind == CG.EV_STACK:
+            self.recorder.stack(data)
+            return 0
         if self.exiting:
             return 0
         ev = self.cc.events[eid] if eid < len(self.cc.events) else None
@@ -388,14 +397,15 @@ class Session:
                 if not s or s[0] == 0:
                     break
                 parts.append(s.split(b"\0", 1)[0].decode("utf-8", "replace"))
-            self.message("join", ev.fmt.join(parts) + "\n")
+            text = ev.fmt.join(parts)
+            self.message("join", text if self.opts.json else text + "\n")  # JSON: no newline
         elif kind == CG.EV_SYSTEM:
             import subprocess
 
             cmd = c_format(ev.fmt, self._args(ev, data))
             self.out.flush()
             r = subprocess.run(cmd, shell=True, capture_output=True, text=True, check=False)
-            self.message("system", r.stdout)
+            self.message("syscall", r.stdout)  # bpftrace's JSON type for system()
         elif kind == CG.EV_CAT:
             path = c_format(ev.fmt, self._args(ev, data))
             try:
@@ -552,14 +562,26 @@ class Session:
         formats = {f"{i.point.target}:{i.point.func}":
                    tracepoint_format_text(i.point.target, i.point.func)
                    for i in self.c.instances if i.point.provider == "tracepoint"}  # fmt: skip
+        self.recorder.fill_stacks(self._stack_frames, self.symbols)
         header = {"start_ns": self.start_ns, "ncpus": self.ncpus, "cpid": self.opts.cpid,
                   "params": self.opts.params, "formats": formats,
-                  "probes": [i.point.name for i in self.c.instances]}  # fmt: skip
+                  "probes": [i.point.name for i in self.c.instances],
+                  "symbols": self.symbols.log or {}}  # fmt: skip
         try:
             with open(path, "w", encoding="utf-8") as f:
                 self.recorder.write(f, header)
         except OSError as e:
             raise BpfError(f"cannot write {path}: {e.strerror}") from None
+
+    def _stack_frames(self, sid: int) -> list[int]:
+        """The frames the kernel's stack map holds under id ``sid`` (``--record``)."""
+        if self.stack_fd is None or not 0 <= sid < 0x80000000:
+            return []
+        raw = self.bsys.map_lookup(self.stack_fd, struct.pack("<I", sid), 8 * STACK_DEPTH)
+        if raw is None:
+            return []
+        frames = list(struct.unpack(f"<{STACK_DEPTH}Q", bytes(raw)[: 8 * STACK_DEPTH]))
+        return frames[: frames.index(0)] if 0 in frames else frames
 
     def close(self) -> None:
         for link in self.links:
@@ -597,33 +619,44 @@ def _prog_name(pp: ProbePoint) -> str:
 class Child:
     """The ``-c`` command: forked first (its pid is ``cpid``), exec'd once probes attach.
 
-    The forked child names itself ``bpfkit``, asks to be killed if the tracer dies, and
-    stops itself (``SIGSTOP``) before anything is attached; ``SIGCONT`` lets it ``exec``.
-    So the only event it can show before the command runs is its ``execve`` (under the
-    name ``bpfkit``); a pipe handshake would add the end of a ``read``.
+    As bpftrace 0.17 does it, so a script counting the child's events counts the same:
+    the forked child (named ``bpfkit``, killed if the tracer dies) blocks reading 8 bytes
+    from an eventfd; the go is a write to it; then it closes the eventfd and execs
+    the command (its path resolved before the fork). Before the command runs, a probe
+    sees the end of that ``read`` (8 bytes), the ``close`` and the ``execve``.
     """
 
     def __init__(self, argv: list[str]) -> None:
+        path = resolve_command(argv[0])
+        import ctypes  # noqa: F401 - loaded before the fork: the child only calls prctl
+
+        efd = os.eventfd(0, os.EFD_CLOEXEC)
         pid = os.fork()
-        if pid == 0:  # the child: stop until the go, then exec
+        if pid == 0:  # the child: wait for the go, then exec
             try:
                 _child_prepare()
-                os.kill(os.getpid(), signal.SIGSTOP)
-                os.execvp(argv[0], argv)
+                os.read(efd, 8)
+                os.close(efd)
+                os.execv(path, argv)
             except OSError as e:
                 os.write(2, f"bpfkit: cannot run {argv[0]}: {e.strerror}\n".encode())
             os._exit(127)
         self.pid = pid
+        self.efd = efd
         self.status: int | None = None
         self.started = False
-        _, st = os.waitpid(pid, os.WUNTRACED)  # stopped (or, if it failed, gone)
-        if not os.WIFSTOPPED(st):
-            self.status = st
+        _wait_blocked(pid)
 
     def start(self) -> None:
         if not self.started and self.status is None:
-            os.kill(self.pid, signal.SIGCONT)
+            os.eventfd_write(self.efd, 1)
         self.started = True
+        self._close_efd()
+
+    def _close_efd(self) -> None:
+        if self.efd >= 0:
+            os.close(self.efd)
+            self.efd = -1
 
     def exited(self) -> bool:
         if self.status is not None:
@@ -635,6 +668,7 @@ class Child:
         return False
 
     def kill(self) -> None:
+        self._close_efd()
         if self.status is None:
             try:
                 os.kill(self.pid, signal.SIGTERM if self.started else signal.SIGKILL)
@@ -644,16 +678,51 @@ class Child:
             self.status = -1
 
 
-def _child_prepare() -> None:
-    """In the forked child: name it ``bpfkit``; die with the tracer (``PR_SET_PDEATHSIG``)."""
+def resolve_command(name: str) -> str:
+    """The executable ``-c`` runs: ``name`` itself if it has a ``/``, else found in ``PATH``
+    (:class:`~bpfkit.errors.ScriptError`, exit 2, when there is none)."""
+    import shutil
+
+    path = name if "/" in name else shutil.which(name)
+    if not path or not os.path.isfile(path) or not os.access(path, os.X_OK):
+        err = BpfError(f"-c: '{name}' does not exist or is not executable")
+        err.exit_code = 2  # type: ignore[attr-defined] - bad input
+        raise err
+    return path
+
+
+def _wait_blocked(pid: int, timeout: float = 2.0) -> None:
+    """Wait until the forked child sleeps in its ``read`` (or has gone)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/syscall", "rb") as f:
+                if f.read().split(b" ", 1)[0] == b"0":  # read(2) on x86-64
+                    return
+        except OSError:
+            return
+        time.sleep(0.001)
+
+
+def _prctl(option: int, arg: int | bytes) -> None:
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(15, b"bpfkit", 0, 0, 0)  # PR_SET_NAME
-        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        libc.prctl(option, arg, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+def set_process_name(name: bytes = b"bpfkit") -> None:
+    """Name this thread ``bpfkit`` (``comm`` in ``BEGIN``, as bpftrace's is ``bpftrace``)."""
+    _prctl(15, name)  # PR_SET_NAME
+
+
+def _child_prepare() -> None:
+    """In the forked child: named ``bpfkit``, dies with the tracer (``PR_SET_PDEATHSIG``)."""
+    set_process_name()
+    _prctl(1, int(signal.SIGTERM))
 
 
 def process_alive(pid: int) -> bool:

@@ -46,8 +46,13 @@ _INT_NAMES = {
 }  # fmt: skip
 
 _FMT_RE = re.compile(
-    r"%(?P<flags>-?)(?P<width>[0-9]*)(?:\.(?P<prec>[0-9]+))?(?P<len>hh|h|ll|l|z|j)?(?P<conv>[diouxXcspr])"
+    r"%(?P<flags>-?)(?P<width>[0-9]*)(?:\.(?P<prec>[0-9]+))?"
+    r"(?:(?P<conv>rx|r|s|c)|(?P<len>hh|h|ll|l|j|z|t)?(?P<iconv>[duoxXp]))"
 )
+#: what a printf argument of each type is to bpftrace's format check
+_FMT_KIND = {"int": "integer", "ptr": "integer", "str": "string", "buf": "buffer"}
+_FMT_STRINGLIKE = ("ksym", "usym", "username", "kstack", "ustack", "inet", "timestamp", "mac",
+                   "cgroup_path", "strerror", "probe", "func")  # fmt: skip
 
 
 class MapInfo(Record):
@@ -97,10 +102,39 @@ def usdt_rip_symbol(site: Any, arg: Any) -> int | None:
 def parse_printf_format(fmt: str) -> list[re.Match]:
     """The conversion specifiers of a printf format, found as bpftrace 0.17 finds them.
 
-    bpftrace's pattern is ``%-?[0-9]*(\\.[0-9]+)?(d|u|ld|...)``: a ``%`` that does not
-    start one (``%%``) is literal text.
+    bpftrace's pattern is ``%-?[0-9]*(\\.[0-9]+)?(s|r|rx|c|d|u|o|x|X|p|ld|...)`` (the
+    lengths ``hh h l ll j z t``): only ``-`` as a flag, no ``%i``, ``%e`` or ``%+d``; text it
+    does not match is literal. Each match has the groups ``flags``, ``width``, ``prec``,
+    ``len`` and ``conv`` (``conv`` includes no length: ``%ld`` is ``conv == "d"``).
     """
-    return list(_FMT_RE.finditer(fmt))
+    return [_Spec(m) for m in _FMT_RE.finditer(fmt)]  # type: ignore[misc]
+
+
+class _Spec:
+    """A match of :data:`_FMT_RE` with ``group("conv")`` for both kinds of specifier."""
+
+    __slots__ = ("m",)
+
+    def __init__(self, m: re.Match) -> None:
+        self.m = m
+
+    def group(self, name: str) -> Any:
+        if name == "conv":
+            return self.m.group("conv") or self.m.group("iconv")
+        return self.m.group(name)
+
+    def start(self) -> int:
+        return self.m.start()
+
+    def end(self) -> int:
+        return self.m.end()
+
+
+def format_arg_kind(t: T.Ty) -> str:
+    """What bpftrace's printf check calls a value of type ``t``: integer, string, buffer ..."""
+    if t.kind in _FMT_STRINGLIKE:
+        return "string"
+    return _FMT_KIND.get(t.kind, t.kind)
 
 
 class Analyzer:
@@ -629,6 +663,8 @@ class Analyzer:
         if n == "func":
             if prov not in ("uprobe", "uretprobe", "kprobe", "kretprobe", "kfunc", "kretfunc"):
                 raise self.err(e, f"func is not available in {prov} probes")
+            if prov == "uprobe":  # bpftrace: usym() of the instruction pointer
+                return T.Ty("usym", 16)
             return T.Ty("func")
         if n == "retval":
             if prov not in ("uretprobe", "kretprobe", "kretfunc"):
@@ -747,8 +783,10 @@ class Analyzer:
             return f[1]
         off, ty, bit, bits = self.record_member(rec, e.name, e)
         e.member = (off, ty, bit, bits, None)  # type: ignore[attr-defined]
-        if ty.kind == "ptr":
-            ty = T.Ty("ptr", 8, elem=ty.elem, space=rec.space if rec.space != "ctx" else "kernel")
+        # a member is in the memory its struct was read from
+        space = base.space if base.kind == "ptr" else rec.space
+        if ty.kind in ("ptr", "record"):
+            ty = T.with_space(ty, space if space != "ctx" else "kernel")
         return ty
 
     def e_Index(self, e: A.Index) -> T.Ty:
@@ -779,9 +817,21 @@ class Analyzer:
             raise self.err(e, "cast to a struct value: cast to a pointer instead")
         if not (t.is_scalar or (t.kind == "array" and to.kind == "array")):
             raise self.err(e, f"cannot cast {t} to {to}")
-        if to.kind == "ptr" and t.kind == "ptr" and t.space != "kernel":
-            to = T.Ty("ptr", 8, elem=to.elem, space=t.space)
+        if to.kind == "ptr":
+            # a pointer keeps its memory; an integer points where this probe's addresses do
+            to = T.with_space(to, t.space if t.kind == "ptr" else self.default_space())
         return to
+
+    def default_space(self) -> str:
+        """Where an address of this probe points when its type does not say (bpftrace's
+        rule): user memory in uprobes and usdt probes, kernel memory in kprobes and
+        tracepoints, either elsewhere (``BEGIN``, ``profile`` ...: the legacy helpers)."""
+        prov = self.inst.point.provider if self.inst is not None else ""
+        if prov in ("uprobe", "uretprobe", "usdt"):
+            return "user"
+        if prov in ("kprobe", "kretprobe", "kfunc", "kretfunc", "tracepoint", "rawtracepoint"):
+            return "kernel"
+        return "any"
 
     def e_Tuple(self, e: A.Tuple) -> T.Ty:
         items = []
@@ -872,15 +922,20 @@ class Analyzer:
             self.expr(a)
             if a.ty.kind in ("none", "record") or a.ty.is_agg:  # type: ignore[union-attr]
                 raise self.err(a, f"{what}() cannot print {a.ty}")
-        if len(specs) != len(args):
-            raise self.err(
-                e, f"{what}: {len(specs)} format specifier(s) but {len(args)} argument(s)"
-            )
+        if len(args) < len(specs):
+            raise self.err(e, f"{what}: Not enough arguments for format string "
+                              f"({len(args)} supplied, {len(specs)} expected)")  # fmt: skip
+        if len(args) > len(specs):
+            raise self.err(e, f"{what}: Too many arguments for format string "
+                              f"({len(args)} supplied, {len(specs)} expected)")  # fmt: skip
         for m, a in zip(specs, args, strict=True):
             conv = m.group("conv")
-            t = a.ty
-            if conv in "diouxXc" and not t.is_scalar:  # type: ignore[union-attr]
-                raise self.err(a, f"{what}: %{conv} needs an integer, not {t}")
+            want = {"s": "string", "r": "buffer", "rx": "buffer"}.get(conv, "integer")
+            have = format_arg_kind(a.ty)  # type: ignore[arg-type]
+            if have != want:
+                token = (m.group("len") or "") + conv
+                raise self.err(a, f"{what}: %{token} specifier expects a value of type {want} "
+                                  f"({have} supplied)")  # fmt: skip
         e.fmt = fmt  # type: ignore[attr-defined]
 
     def f_printf(self, e: A.Call) -> T.Ty:
@@ -951,9 +1006,9 @@ class Analyzer:
                 raise self.err(a, "delete() needs a map")
             a.keys = [e.args[1]]
             e.args = [a]
-        if not isinstance(a, A.MapRef) or a.keys is None:
-            raise self.err(a, "delete() needs a map element like @name[key]")
-        self.map_keys(a)
+        if not isinstance(a, A.MapRef):
+            raise self.err(a, "delete() needs a map element like @name[key] or a map @name")
+        self.map_keys(a)  # a map without keys: delete(@x) removes its one element
         return T.NONE
 
     def f_str(self, e: A.Call) -> T.Ty:
@@ -1044,13 +1099,14 @@ class Analyzer:
         return T.Int(t.size if t.is_int else 8, False)
 
     def f_cgroupid(self, e: A.Call) -> T.Ty:
-        import os
+        from .symbols import resolve_cgroupid
 
         path = self._str_lit(e.args[0], "cgroupid() path")
         try:
-            e.const = os.stat(path).st_ino  # type: ignore[attr-defined]
+            e.const = resolve_cgroupid(path)  # type: ignore[attr-defined]
         except OSError as ex:
-            raise self.err(e.args[0], f"cgroupid(): {ex.strerror}: {path}") from None
+            raise self.err(e.args[0], f"cgroupid(): failed to get the cgroup id of {path!r}: "
+                                      f"{ex.strerror}") from None  # fmt: skip
         return T.U64
 
     def f_strncmp(self, e: A.Call) -> T.Ty:
@@ -1128,7 +1184,8 @@ class Analyzer:
 
     def f_cgroup_path(self, e: A.Call) -> T.Ty:
         self._int_arg(e.args[0], "cgroup_path")
-        return T.Ty("cgroup_path")
+        pattern = self._str_lit(e.args[1], "cgroup_path() filter") if len(e.args) > 1 else "*"
+        return T.Ty("cgroup_path", extra=(pattern,))
 
     def f_path(self, e: A.Call) -> T.Ty:
         raise self.err(e, "path() needs fentry/kfunc probes (BPF trampolines), unavailable here")

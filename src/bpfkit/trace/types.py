@@ -143,7 +143,17 @@ def storage_size(t: Ty) -> int:
         return 8
     if t.kind == "usym":  # the address and the pid whose mappings resolve it
         return 16
+    if t.kind == "buf":  # the length read (8 bytes), then the bytes
+        return 8 + ((t.size + 7) & ~7)
     return (t.size + 7) & ~7
+
+
+def with_space(t: Ty, space: str) -> Ty:
+    """``t`` (a pointer or a record) read from ``space`` memory: kernel, user or any."""
+    if t.space == space:
+        return t
+    return Ty(t.kind, t.size, t.signed, t.elem, t.count, t.name, t.items, t.btf_id, space,
+              t.fields, t.extra)  # fmt: skip
 
 
 def merge(a: Ty, b: Ty) -> Ty | None:

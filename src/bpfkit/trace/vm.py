@@ -93,7 +93,7 @@ class VMSession(Session):
         self.replay = replay
         self.bsys = _VMSys()
         self.fmt = Formatter(self, opts.json)
-        self.symbols = Symbols()
+        self.symbols = Symbols(replay.header.get("symbols"))  # names the recording gave
         self.fds: list[Any] = []
         self.map_fds: dict[str, Any] = {}
         self.progs: list[tuple[Any, Any]] = []
@@ -132,6 +132,12 @@ class VMSession(Session):
         if self.c.uses_stacks:
             self.stack_fd = mk("stacks", MapType.STACK_TRACE, 4, 8 * STACK_DEPTH, MAX_ENTRIES)
             stack_fd = self.stack_fd.fileno()
+        self.elapsed_fd: Any = None
+        if self.c.uses_elapsed:  # the stream's start: elapsed counts from it
+            from ..uapi.enums import MapType as _MT
+
+            self.elapsed_fd = mk("elapsed", _MT.ARRAY, 4, 8, 1)
+            self.elapsed_fd.m.update(b"\0" * 4, self.start_ns.to_bytes(8, "little"))
         self.cc = CG.CompileContext(
             an,
             {n: h.fileno() for n, h in self.map_fds.items()},
@@ -139,6 +145,7 @@ class VMSession(Session):
             scratch_fd=self.scratch_h.fileno(),
             stack_fd=stack_fd,
             start_ns=self.start_ns,
+            elapsed_fd=self.elapsed_fd.fileno() if self.elapsed_fd is not None else 0,
             cpid=int(self.replay.header.get("cpid", self.opts.cpid) or 0),
             instances=self.c.instances,
         )
@@ -263,7 +270,8 @@ class VMSession(Session):
             if self.exiting and not ev.get("after_exit"):
                 return
             self.memory = event_memory(ev)
-            self._fire(prog, pack_context(ev, inst.point))
+            self._fire(prog, pack_context(ev, inst.point), kernel_stack=ev.get("kstack") or (),
+                       user_stack=ev.get("ustack") or ())  # fmt: skip
             self.drain()
 
     def run(self, child: Any = None) -> int:
