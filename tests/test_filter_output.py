@@ -150,3 +150,25 @@ def test_nanosecond_pcapng_keeps_its_precision(tmp_path) -> None:
         ours = _packets(out)
         assert [(t // 1000, d, wl) for t, d, wl in ours] == td
         assert any(t % 1000 for t, _d, _wl in ours)
+
+
+@needs_tcpdump
+@pytest.mark.parametrize("engine", ["jit", "interp"])
+def test_read_from_stdin(capture, tcpdump_out, tmp_path, engine: str) -> None:
+    """``-r -`` reads standard input, as tcpdump does: a pipe from tcpdump -w - in, pcap
+    out; a pcapng stream too; a cut stream fails after the packets before the cut."""
+    from bpfkit.pcap import PcapngWriter
+
+    blob = capture.read_bytes()
+    r = _cli("run", "-r", "-", EXPR, "-w", "-", "--engine", engine, input=blob)
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "piped.pcap").write_bytes(r.stdout)
+    assert _packets(tmp_path / "piped.pcap") == tcpdump_out
+    ng = tmp_path / "in.pcapng"
+    with PcapngWriter(ng) as w:
+        for t, d, wl in _packets(capture):
+            w.write(d, t, wl)
+    r = _cli("run", "-r", "-", EXPR, "--json", "--engine", engine, input=ng.read_bytes())
+    assert r.returncode == 0 and f'"matched": {len(tcpdump_out)}' in r.stdout.decode()
+    r = _cli("run", "-r", "-", EXPR, "--engine", engine, input=blob[:5000], text=False)
+    assert r.returncode == 2 and b"<stdin>: truncated" in r.stderr

@@ -141,7 +141,8 @@ def _progress(enabled: bool, label: str):
     "--read",
     "read",
     type=click.Path(dir_okay=False),
-    help="The capture to read (as tcpdump -r); then every argument is the expression.",
+    help="The capture to read (as tcpdump -r; '-' is stdin); then every argument is the "
+    "expression.",
 )
 @click.option(
     "-w",
@@ -191,7 +192,7 @@ def run_cmd(
         return
     show = (
         not as_json and sys.stderr.isatty() and os.path.getsize(capture) > (64 << 20)
-        if os.path.isfile(capture)
+        if capture != "-" and os.path.isfile(capture)
         else False
     )
     bar, update = _progress(show, "filtering")
