@@ -54,6 +54,12 @@ def filter_group() -> None:
 )
 @click.option("--snaplen", type=click.IntRange(1, 0xFFFFFFFF), default=262144, show_default=True)
 @click.option("-O", "--no-optimize", is_flag=True, help="Do not optimise (tcpdump -O).")
+@click.option(
+    "--live",
+    is_flag=True,
+    help="For a live capture on Linux, as tcpdump -i IFACE -d (vlan through the kernel's "
+    "VLAN metadata; inbound/outbound/ifindex allowed).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded()
 def compile_cmd(
@@ -62,15 +68,17 @@ def compile_cmd(
     fmt: str,
     snaplen: int,
     no_optimize: bool,
+    live: bool,
     as_json: bool,
 ) -> None:
-    """Compile EXPRESSION to a classic BPF program, as tcpdump -d/-dd/-ddd print it."""
+    """Compile EXPRESSION to a classic BPF program, as tcpdump -d/-dd/-ddd print it
+    (for a capture file, or with --live for a live capture)."""
     from ..pcap.filter import compile_filter, linktype_name
     from ..pcap.progtext import format_program
 
     expr = " ".join(expression)
     try:
-        prog = compile_filter(expr, linktype, snaplen=snaplen, optimize=not no_optimize)
+        prog = compile_filter(expr, linktype, snaplen=snaplen, optimize=not no_optimize, live=live)
     except FilterSyntaxError as e:
         _syntax_fail(e, as_json)
         return
