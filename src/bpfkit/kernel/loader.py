@@ -522,23 +522,24 @@ class _Loader:
         """``relocate`` on bytecode (no CO-RE): map fds, kernel symbols and kfuncs patched
         into the parsed bytes, the same bytes ``relocate`` and encoding would give."""
         buf = bytearray(code)
+        fds: dict[str | None, int] = {}
+        map_ref, map_value, kconfig = RelocKind.MAP, RelocKind.MAP_VALUE, RelocKind.KCONFIG
+        fd_src, value_src = op.PSEUDO_MAP_FD << 4, op.PSEUDO_MAP_VALUE << 4
+        u32 = _U32
         for n, t in enumerate(relocs):
-            kind, slot = t[2], t[1]
-            at = slot * 8
-            if kind in (RelocKind.MAP, RelocKind.MAP_VALUE, RelocKind.KCONFIG):
-                fd = self._map_fd(ps, t[4])
-                if kind == RelocKind.MAP:
-                    src, hi = op.PSEUDO_MAP_FD, 0
+            kind, at = t[2], t[1] * 8
+            if kind == map_ref or kind == map_value or kind == kconfig:
+                fd = fds.get(t[4])
+                if fd is None:
+                    fd = fds[t[4]] = self._map_fd(ps, t[4]) & 0xFFFFFFFF
+                if kind == map_ref:
+                    src, hi = fd_src, 0
                 else:
-                    src = op.PSEUDO_MAP_VALUE
-                    hi = (
-                        t[5]
-                        if kind == RelocKind.KCONFIG
-                        else (_U32.unpack_from(buf, at + 12)[0] or t[5])
-                    )
-                buf[at + 1] = (buf[at + 1] & 0x0F) | (src << 4)
-                _U32.pack_into(buf, at + 4, fd & 0xFFFFFFFF)
-                _U32.pack_into(buf, at + 12, hi & 0xFFFFFFFF)
+                    src = value_src
+                    hi = t[5] if kind == kconfig else (u32.unpack_from(buf, at + 12)[0] or t[5])
+                buf[at + 1] = (buf[at + 1] & 0x0F) | src
+                u32.pack_into(buf, at + 4, fd)
+                u32.pack_into(buf, at + 12, hi & 0xFFFFFFFF)
             elif kind in (RelocKind.KSYM, RelocKind.KFUNC):
                 width = 16 if buf[at] == op.LDDW else 8
                 insn = decode(buf[at : at + width], strict=False)[0]
