@@ -9,7 +9,8 @@ and prints wall-clock and CPU (user+sys) seconds of each process and the ratio
 bpfkit/tcpdump (below 1: bpfkit is faster). The captures are generated once into --dir:
 ``small`` repeats bpfkit.pcap.synth's mix (about 86 bytes a packet: headers only, so the
 filter dominates), ``mtu`` pads almost half of the frames to 1514 bytes (about 430 bytes
-a packet: the reading dominates). Both tools' verdicts are compared on every pair.
+a packet: the reading dominates), ``ng`` is ``small`` written as pcapng (one interface,
+Enhanced Packet Blocks). Both tools' verdicts are compared on every pair.
 
     python3 bench/filter.py [--packets 1000000,3000000] [--repeat 3] [--dir DIR]
 """
@@ -66,7 +67,7 @@ def best(argv: list[str], repeat: int) -> tuple[float, float]:
 def generate(path: str, n: int, kind: str) -> None:
     from rich.progress import Progress
 
-    from bpfkit.pcap import PcapWriter
+    from bpfkit.pcap import PcapngWriter, PcapWriter
     from bpfkit.pcap.synth import packet_mix
 
     rng = random.Random(11)
@@ -77,7 +78,8 @@ def generate(path: str, n: int, kind: str) -> None:
             f, wl = f + bytes(pad), wl + pad
         mix.append((f, wl))
     tmp = path + ".part"
-    with Progress(transient=True) as prog, PcapWriter(tmp) as w:
+    writer = PcapngWriter if kind == "ng" else PcapWriter
+    with Progress(transient=True) as prog, writer(tmp) as w:
         task = prog.add_task(f"writing {os.path.basename(path)}", total=n)
         for i in range(n):
             f, wl = mix[i % len(mix)]
@@ -99,7 +101,7 @@ def matched(argv_out: list[str], out: str) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--packets", default="1000000,3000000", help="capture sizes (comma-separated)")
-    ap.add_argument("--kinds", default="small,mtu", help="capture kinds: small, mtu")
+    ap.add_argument("--kinds", default="small,mtu,ng", help="capture kinds: small, mtu, ng")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dir", default=os.path.join("/tmp", "bpfkit-bench-filter"))
     ap.add_argument(
@@ -118,7 +120,8 @@ def main() -> None:
         for n in sizes:
             if kind == "mtu" and n > 2_000_000:
                 n = n // 2  # keep the file near 1 GB
-            path = os.path.join(a.dir, f"{kind}-{n}.pcap")
+            ext = "pcapng" if kind == "ng" else "pcap"
+            path = os.path.join(a.dir, f"{kind}-{n}.{ext}")
             if not os.path.exists(path):
                 generate(path, n, kind)
             mb = os.path.getsize(path) / 1e6

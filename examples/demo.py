@@ -9,6 +9,11 @@
 5. Observing the live kernel: system-call latency as a log2 histogram
    (examples/syscall_latency.c on the sys_enter/sys_exit raw tracepoints), and the same
    programs fired by hand in the VM.
+6. Classic BPF: a tcpdump expression compiled by bpfkit (the program tcpdump prints),
+   a generated capture filtered natively, the same program translated to eBPF.
+7. seccomp: Docker's default profile compiled and checked; a command confined by a
+   profile that denies mkdir.
+8. bpftrace's language: a one-liner compiled by bpfkit and run in the kernel.
 
 Run: ``python3 examples/demo.py`` (after ``./scripts/setup``).
 """
@@ -251,6 +256,136 @@ def demo_observe(use_kernel: bool) -> None:
         )
 
 
+def demo_classic(use_kernel: bool) -> None:
+    import shutil
+    import subprocess
+
+    from bpfkit.classic.ebpf import to_ebpf
+    from bpfkit.classic.interp import run_classic
+    from bpfkit.classic.listing import format_listing
+    from bpfkit.pcap import PcapWriter, compile_filter
+    from bpfkit.pcap.scan import filter_capture
+    from bpfkit.pcap.synth import packet_mix
+
+    section("6. Classic BPF: tcpdump's filter language, capture files")
+    expr = "tcp port 80 or icmp"
+    prog = compile_filter(expr)
+    listing = format_listing(prog)
+    console.print(f"'{expr}' compiled to {len(prog)} classic instructions:")
+    console.print("\n".join(listing.splitlines()[:5]) + "\n...", style="cyan")
+    if shutil.which("tcpdump"):
+        ref = subprocess.run(["tcpdump", "-d", expr], capture_output=True, text=True).stdout
+        console.print(f"identical to tcpdump -d: [bold]{ref.strip() == listing.strip()}[/bold]")
+    with tempfile.TemporaryDirectory() as tmp:
+        cap = Path(tmp) / "mix.pcap"
+        with PcapWriter(cap) as w:
+            for data, wirelen in packet_mix(50_000, seed=7):
+                w.write(data, wirelen=wirelen)
+        t0 = time.perf_counter()
+        r = filter_capture(cap, lambda lt: compile_filter(expr, lt), engine="jit")
+        dt = time.perf_counter() - t0
+        console.print(
+            f"native scan: {r.matched:,} of {r.packets:,} generated packets match "
+            f"({dt * 1e3:.0f} ms, LLVM compile included)"
+        )
+        if shutil.which("tcpdump"):
+            out = subprocess.run(
+                ["tcpdump", "-r", str(cap), "-q", expr], capture_output=True, text=True
+            ).stdout
+            console.print(f"tcpdump -r agrees: [bold]{len(out.splitlines()) == r.matched}[/bold]")
+    # The same expression for a socket (the data starts at the IP header), translated to
+    # eBPF as the kernel's bpf_convert_filter does, run on every engine.
+    from bpfkit.obj.spec import ObjectSpec, ProgramSpec
+
+    raw = compile_filter(expr, "RAW")
+    ebpf = to_ebpf(raw)
+    spec = ObjectSpec(
+        programs={
+            "sock": ProgramSpec(
+                name="sock",
+                section="socket",
+                prog_type=ProgType.SOCKET_FILTER,
+                instructions=ebpf,
+                license="GPL",
+            )
+        }
+    )
+    table = Table("packet", "classic interpreter", "eBPF: interpreter", "JIT", "kernel")
+    backends = [("vm", bpfkit.load(spec))]
+    if use_kernel:
+        backends.append(("kernel", bpfkit.load(spec, backend="kernel")))
+    for name, pkt in (
+        ("TCP to port 80", ipv4_packet(6, b"\x30\x39\x00\x50" + b"\x00" * 16)),
+        ("TCP to port 22", ipv4_packet(6, b"\x30\x39\x00\x16" + b"\x00" * 16)),
+        ("ICMP", ipv4_packet(1)),
+    ):
+        row = [name, str(run_classic(raw, pkt[14:]).ret)]
+        vm = backends[0][1].programs["sock"]
+        row += [str(vm.test_run(pkt, engine=e).retval) for e in ("interp", "jit")]
+        row.append(str(backends[1][1].programs["sock"].test_run(pkt).retval) if use_kernel else "-")
+        table.add_row(*row)
+    for _, o in backends:
+        o.close()
+    console.print(
+        f"translated to {len(ebpf)} eBPF instructions; return value (bytes to keep) per engine:"
+    )
+    console.print(table)
+
+
+def demo_seccomp() -> None:
+    import json
+    import os
+
+    from bpfkit import seccomp
+
+    section("7. seccomp: profiles compiled to classic BPF, checked, enforced")
+    docker = seccomp.compile_profile(seccomp.load_profile("docker-default"))
+    console.print(f"Docker's default profile: {len(docker.raw()) // 8} classic instructions")
+    table = Table("system call", "decision")
+    for call, args in (("read", []), ("reboot", []), ("personality", [8]), ("mkdir", [0, 0o755])):
+        d = docker.check(call, args).to_json()
+        table.add_row(call, f"{d['action']}" + (f" ({d['data']})" if d["data"] else ""))
+    console.print(table)
+    with tempfile.TemporaryDirectory() as tmp:
+        prof = Path(tmp) / "nomkdir.json"
+        prof.write_text(
+            json.dumps(
+                {
+                    "defaultAction": "SCMP_ACT_ALLOW",
+                    "syscalls": [
+                        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+                    ],
+                }
+            )
+        )
+        flt = seccomp.compile_profile(seccomp.load_profile(str(prof)))
+        target = Path(tmp) / "newdir"
+        res = seccomp.run(flt, ["mkdir", str(target)])
+        console.print(
+            f"mkdir under a profile that denies it: exit status {res.status}, "
+            f"directory created: {os.path.exists(target)}"
+        )
+
+
+def demo_trace(use_kernel: bool) -> None:
+    import subprocess
+
+    section("8. bpftrace's language, compiled by bpfkit (no clang, no LLVM at run time)")
+    script = "tracepoint:raw_syscalls:sys_enter /pid == cpid/ { @syscalls[comm] = count(); }"
+    console.print(f"bpfkit trace -c 'ls /' -e '{script}'", style="cyan", markup=False)
+    if not use_kernel:
+        console.print("(skipped: the kernel backend is not available)")
+        return
+    proc = subprocess.run(
+        [sys.executable, "-m", "bpfkit", "trace", "-c", "ls /", "-e", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("@syscalls[")]
+    console.print("\n".join(lines) or proc.stderr.strip(), markup=False)
+
+
 def main() -> int:
     use_kernel, why = kernel_ok()
     console.print(
@@ -262,6 +397,9 @@ def main() -> int:
     demo_c_program(use_kernel)
     demo_verifier(use_kernel)
     demo_observe(use_kernel)
+    demo_classic(use_kernel)
+    demo_seccomp()
+    demo_trace(use_kernel)
     return 0
 
 

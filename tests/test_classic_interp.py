@@ -70,6 +70,39 @@ def test_random_programs_match_bpf_filter(prog: list[SockFilter], i: int) -> Non
     assert compile_classic(prog).run(pkt).ret == libpcap_filter(prog, pkt)
 
 
+@pytest.mark.skipif(libpcap() is None, reason="needs libpcap")
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(classic_program(max_len=30), st.integers(0, 299), st.integers(0, 80))
+def test_libpcap_semantics_match_bpf_filter(prog: list[SockFilter], i: int, cut: int) -> None:
+    """``semantics="libpcap"`` is libpcap's bpf_filter on every program, Linux extensions
+    (ancillary and negative offsets) and shifts by X included, on whole and cut packets."""
+    pkt = PACKETS[i][: max(0, len(PACKETS[i]) - cut)]
+    wire = len(PACKETS[i])
+    want = libpcap_filter(prog, pkt, wire)
+    assert compile_classic(prog, semantics="libpcap").run(pkt, wire_len=wire).ret == want
+    assert run_classic(prog, pkt, wire_len=wire, semantics="libpcap").ret == want
+
+
+def test_libpcap_semantics_edges() -> None:
+    """The places where the two rule sets differ, each way."""
+    pkt = bytes(range(64))
+    for text, data, kernel, pcap in [
+        ("ld #1\nldx #33\nlsh x\nret a", b"", 2, 0),
+        ("ld #0x80000000\nldx #32\nrsh x\nret a", b"", 0x80000000, 0),
+        ("ld #0x80000000\nldx #31\nrsh x\nret a", b"", 1, 1),
+        ("ldx #0xffffffff\nld [x + 2]\nret a", pkt, 0x01020304, 0),  # kernel: wraps to 1
+        ("ld [proto]\nret #9", pkt, 9, 0),  # ancillary data: libpcap has none
+        ("ldb [vlanp]\nret #9", pkt, 9, 0),
+        ("ld #7\nldxb 4*([0x80000000]&0xf)\nret #9", pkt, 0, 0),
+    ]:
+        prog = parse_listing(text)
+        assert run_classic(prog, data).ret == kernel, text
+        assert run_classic(prog, data, semantics="libpcap").ret == pcap, text
+        assert libpcap_filter(prog, data) == pcap, text
+    with pytest.raises(ValueError):
+        compile_classic(parse_listing("ret #1"), semantics="bsd")
+
+
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(classic_program(max_len=40), st.integers(0, 299), st.integers(0, 10**6))
 def test_compiled_matches_step_interpreter(prog, i: int, seed: int) -> None:

@@ -536,7 +536,7 @@ def test_deep_expressions() -> None:
         ("ip[0 = 1", 6, "'='"),
         ("ether host 1:2:3:4:5", None, None),
         ("port 99999", 6, "65535"),
-        ("ip6 protochain 6", None, "protochain"),
+        ("udp protochain 6", None, "protochain"),
         ("tcp port 80 \x01", 13, "illegal character"),
     ],
 )

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import subprocess
 
 import pytest
 from test_filter_libpcap import LIBPCAP, needs_libpcap
 
 from bpfkit.classic.insn import SockFilter
 from bpfkit.errors import CaptureError, ClassicError, FilterSyntaxError
-from bpfkit.pcap import CaptureReader, PcapWriter, codecache, compile_filter, scan
+from bpfkit.pcap import CaptureReader, PcapngWriter, PcapWriter, codecache, compile_filter, scan
 from bpfkit.pcap.synth import packet_mix
 
 
@@ -22,11 +24,11 @@ def private_cache(tmp_path, monkeypatch):
     scan._cache.clear()
 
 
-def big_capture(path, n: int = 12000, seed: int = 4) -> None:
+def big_capture(path, n: int = 12000, seed: int = 4, writer=PcapWriter) -> None:
     """Records of 14 to 1514 bytes (many of them padded to full size), so that records
     straddle the scan's 256 KiB chunks in every possible way."""
     rng = random.Random(seed)
-    with PcapWriter(path) as w:
+    with writer(path) as w:
         for i, (f, wl) in enumerate(packet_mix(n, seed)):
             if len(f) > 54 and rng.random() < 0.5:
                 pad = rng.randrange(0, 1514 - len(f) + 1)
@@ -48,12 +50,42 @@ def test_chunk_boundaries(tmp_path, expr: str) -> None:
     assert outs["jit"] == outs["interp"]
 
 
+@pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump is not installed")
+@pytest.mark.parametrize("expr", ["tcp port 80 or udp", "vlan and ip6"])
+def test_pcapng_chunk_boundaries_like_tcpdump(tmp_path, expr: str) -> None:
+    """Blocks straddling the native loop's chunks: the packets tcpdump -r -w writes, byte
+    for byte, from both engines."""
+    path = tmp_path / "big.pcapng"
+    big_capture(path, writer=PcapngWriter)
+    assert os.path.getsize(path) > 4 * scan.IN_CHUNK
+    want = tmp_path / "tcpdump.pcap"
+    subprocess.run(
+        ["tcpdump", "-r", str(path), "-w", str(want), expr], check=True, capture_output=True
+    )
+    for engine in ("jit", "interp"):
+        out = tmp_path / f"{engine}.pcap"
+        r = scan.filter_capture(path, lambda lt: compile_filter(expr, lt), engine=engine, out=out)
+        assert (r.format, r.engine, r.packets) == ("pcapng", engine, 12000)
+        assert out.read_bytes() == want.read_bytes()
+
+
 def test_truncated_across_a_chunk(tmp_path) -> None:
     path = tmp_path / "big.pcap"
     big_capture(path)
     blob = path.read_bytes()
     for cut in (scan.IN_CHUNK + 24 + 7, 3 * scan.IN_CHUNK + 24 - 3, len(blob) - 5):
         p = tmp_path / "cut.pcap"
+        p.write_bytes(blob[:cut])
+        want = sum(1 for _ in _safe_iter(p))
+        with pytest.raises(CaptureError) as info:
+            scan.filter_capture(p, lambda lt: compile_filter("", lt), engine="jit")
+        assert "truncated" in str(info.value)
+        assert info.value.result.packets == want
+    path = tmp_path / "big.pcapng"
+    big_capture(path, writer=PcapngWriter)
+    blob = path.read_bytes()
+    for cut in (scan.IN_CHUNK + 7, 2 * scan.IN_CHUNK - 3, len(blob) - 5):
+        p = tmp_path / "cut.pcapng"
         p.write_bytes(blob[:cut])
         want = sum(1 for _ in _safe_iter(p))
         with pytest.raises(CaptureError) as info:
@@ -123,3 +155,40 @@ def test_elf_reader_refuses_relocations() -> None:
 def test_validation(prog, rule: str) -> None:
     with pytest.raises(ClassicError, match=rule):
         scan.validate(prog)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_pcapng_damage_across_chunks(tmp_path, seed: int) -> None:
+    """Random damage anywhere in a multi-chunk pcapng (lengths, trailers, block types,
+    interface numbers): the native block loop gives the Python engine's packets, output
+    bytes and error message."""
+    path = tmp_path / "big.pcapng"
+    big_capture(path, n=6000, seed=seed, writer=PcapngWriter)
+    blob = bytearray(path.read_bytes())
+    starts, pos = [], 0
+    while pos + 8 <= len(blob):  # the blocks, to aim the damage at their fields
+        starts.append(pos)
+        pos += int.from_bytes(blob[pos + 4 : pos + 8], "little")
+    rng = random.Random(seed)
+    for _ in range(rng.randrange(1, 4)):
+        b = rng.choice(starts[2:])  # after the section and interface headers
+        end = b + int.from_bytes(blob[b + 4 : b + 8], "little")
+        field = rng.choice([b, b + 4, b + 8, b + 20, b + 24, end - 4, rng.randrange(b, end)])
+        blob[field + rng.randrange(4)] = rng.choice([0, 1, 2, 3, 6, 0x0A, 0xFF, rng.randrange(256)])
+    if seed % 2:
+        del blob[rng.randrange(len(blob) // 2, len(blob)) :]
+    path.write_bytes(bytes(blob))
+    results = {}
+    for engine in ("jit", "interp"):
+        out = tmp_path / f"{engine}.pcap"
+        try:
+            r = scan.filter_capture(
+                path, lambda lt: compile_filter("tcp or ip6", lt), engine=engine, out=out
+            )
+            results[engine] = (r.packets, r.matched, None, out.read_bytes())
+        except CaptureError as e:
+            p = e.result
+            results[engine] = (p.packets, p.matched, str(e), out.read_bytes())
+        except FilterSyntaxError as e:  # damage hit an interface's link type
+            results[engine] = (None, None, str(e), b"")
+    assert results["jit"] == results["interp"]

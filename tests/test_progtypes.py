@@ -319,7 +319,14 @@ def test_xdp_adjust_helpers_match_kernel(both, helper, deltas):
     data = FRAMES["host"] + bytes(10)
     for delta in deltas:
         insns = xdp_helper_program(helper, delta)
-        k = both.kernel(ProgType.XDP, insns, data)
+        try:
+            k = both.kernel(ProgType.XDP, insns, data)
+        except VerifierError as e:
+            # some kernel builds refuse the helper for XDP: then the VM refuses it too
+            assert "cannot use helper" in str(e), e
+            with pytest.raises(VerifierError, match="cannot use helper"):
+                both.vm(ProgType.XDP, insns, data)
+            continue
         v = both.vm(ProgType.XDP, insns, data)
         assert (v.retval, v.data_out) == (k.retval, k.data_out), delta
 

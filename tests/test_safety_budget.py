@@ -79,3 +79,57 @@ def test_nested_bpf_loop_is_bounded_by_the_budget(obj_path, engine):
     assert "instruction budget of 100000 exceeded" in nested["message"], nested
     assert " at pc " in nested["message"], nested
     assert small["status"] == "ok" and small["r0"] == 30 * 40, small
+
+
+TAIL_SRC = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+__u64 runs = 0;
+
+SEC("raw_tp/x")
+int again(void *ctx);
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+    __uint(max_entries, 1);
+    __uint(key_size, 4);
+    __array(values, int(void *));
+} jmp SEC(".maps") = { .values = { [0] = (void *)&again } };
+
+SEC("raw_tp/x")
+int again(void *ctx)
+{
+    runs++;
+    bpf_tail_call(ctx, &jmp, 0);
+    return runs;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.fixture(scope="module")
+def tail_obj(tmp_path_factory) -> Path:
+    from bpfkit.obj.build import compile_c
+
+    d = tmp_path_factory.mktemp("safetytail")
+    (d / "tail.c").write_text(TAIL_SRC)
+    return compile_c(d / "tail.c", d / "tail.o").object
+
+
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_a_tail_call_loop_stops_after_33(tail_obj, engine):
+    """A program tail-calling itself runs 1 + 33 times (MAX_TAIL_CALL_CNT), then its
+    failed tail call falls through; each run gets a fresh frame on its own stack."""
+    import bpfkit
+
+    with bpfkit.load(tail_obj) as obj:
+        assert obj.programs["again"].run(b"", engine=engine).retval == 34
+
+
+@pytest.mark.kernel
+def test_tail_call_limit_agrees_with_the_kernel(tail_obj):
+    import bpfkit
+
+    with bpfkit.load(tail_obj, backend="kernel") as kobj:
+        assert kobj.programs["again"].test_run(b"", None).retval == 34

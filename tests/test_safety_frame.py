@@ -169,3 +169,76 @@ def test_deepest_frame_stays_in_the_stack(engine):
     assert deeper["status"] == "contained" and deeper["error"] == "RuntimeFault", deeper
     assert "call depth exceeds 8 frames" in deeper["message"], deeper
     assert not deeper["canaries"], deeper
+
+
+# callx: the target is a register. Only a function of this program (its code address,
+# from ``lddw src=func``) or a helper id may be called; anything else faults.
+def _callx_cases() -> dict[str, tuple[list, str]]:
+    from bpfkit.isa.builders import (
+        R0,
+        R2,
+        R6,
+        R10,
+        Label,
+        add64,
+        callx,
+        exit_,
+        ld_func,
+        lddw,
+        mov64,
+    )
+
+    f = [Label("f"), mov64(R0, 7), exit_()]
+    return {
+        "canary-address": (
+            [lddw(R2, 0xCA0A000000000000), callx(R2), exit_()],
+            "neither a function",
+        ),
+        "stack-address": ([mov64(R2, R10), callx(R2), exit_()], "neither a function"),
+        "huge-helper-id": ([lddw(R2, 0x7FFFFFFF), callx(R2), exit_()], "neither a function"),
+        "negative": ([mov64(R2, -1), callx(R2), exit_()], "neither a function"),
+        "misaligned-code": (
+            [ld_func(R2, "f"), add64(R2, 4), callx(R2), exit_(), *f],
+            "neither a function",
+        ),
+        "past-the-code": (
+            [ld_func(R2, "f"), add64(R2, 800), callx(R2), exit_(), *f],
+            "neither a function",
+        ),
+        "mid-lddw": (
+            [ld_func(R2, "f"), add64(R2, 8), callx(R2), exit_(), Label("f"), lddw(R0, 7), exit_()],
+            "lddw",
+        ),
+        "recursion": (
+            [
+                ld_func(R6, "f"),
+                callx(R6),
+                exit_(),
+                Label("f"),
+                ld_func(R6, "f"),
+                callx(R6),
+                exit_(),
+            ],
+            "depth",
+        ),
+        "ok": ([ld_func(R2, "f"), callx(R2), exit_(), *f], ""),
+    }
+
+
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_callx_targets(engine):
+    from bpfkit.isa.builders import assemble
+    from bpfkit.isa.instruction import encode
+
+    table = _callx_cases()
+    names = list(table)
+    cases = [
+        {"kind": "raw", "engine": engine, "hex": encode(assemble(table[n][0])).hex()} for n in names
+    ]
+    for name, res in zip(names, run_in_child(cases), strict=True):
+        assert not res["canaries"] and not res["leak"], (name, res)
+        if name == "ok":
+            assert res["status"] == "ok" and res["r0"] == 7, res
+            continue
+        assert res["status"] == "contained" and res["error"] == "RuntimeFault", (name, res)
+        assert table[name][1] in res["message"], (name, res)

@@ -23,7 +23,7 @@ from bpfkit.seccomp import Arg, Profile, compile_profile, load_profile
 from bpfkit.seccomp import actions as act
 from bpfkit.seccomp.check import run_filter, seccomp_data
 from bpfkit.seccomp.compiler import reference_decision
-from bpfkit.seccomp.libseccomp import available, export, job
+from bpfkit.seccomp.libseccomp import HANG, available, export, job
 from bpfkit.seccomp.tables import ARCHES, X32_SYSCALL_BIT, table
 
 
@@ -151,10 +151,22 @@ def compare(seed: int, profiles: int, per_profile: int) -> dict[str, int]:
     built = [random_profile(rng) for _ in range(profiles)]
     oracle = export([job(p, native) for p, native in built])
     stats = {"profiles": 0, "refused_both": 0, "identical_programs": 0, "decisions": 0,
-             "mismatches": 0, "tree_differs": 0}  # fmt: skip
+             "mismatches": 0, "tree_differs": 0, "libseccomp_hangs": 0}  # fmt: skip
     failures: list[str] = []
     for (prof, native), res in zip(built, oracle, strict=True):
         stats["profiles"] += 1
+        if res.error == HANG:
+            # libseccomp never returns from seccomp_rule_add: bpfkit must refuse too
+            try:
+                compile_profile(prof, native)
+            except ProfileError as e:
+                if "loop forever" in str(e):
+                    stats["libseccomp_hangs"] += 1
+                    continue
+            failures.append(
+                f"seed {seed}: libseccomp loops forever, bpfkit does not refuse\n{prof}"
+            )
+            continue
         try:
             flt = compile_profile(prof, native)
         except ProfileError as e:
@@ -201,8 +213,10 @@ N_PROFILES = int(os.environ.get("BPFKIT_SECCOMP_PROFILES", "150"))
 @pytest.mark.parametrize("seed", [1, 2])
 def test_random_profiles_agree_with_libseccomp(seed: int) -> None:
     require_oracle()
-    # a different slice of the random space every run, reported on failure
-    base = int(os.environ.get("BPFKIT_SECCOMP_SEED", str(random.randrange(1 << 30))))
+    # a fixed slice by default (CI must be repeatable); BPFKIT_SECCOMP_SEED=random (or a
+    # number) explores others — 2,000 profiles over seeds 100-109 agreed (docs/seccomp.md)
+    env = os.environ.get("BPFKIT_SECCOMP_SEED", "20261206")
+    base = random.randrange(1 << 30) if env == "random" else int(env)
     stats = compare(base * 10 + seed, N_PROFILES, 60)
     assert stats["decisions"] > 1000
     print(f"seed {base * 10 + seed}: {stats}")
@@ -216,6 +230,7 @@ def test_docker_default_agrees_with_libseccomp() -> None:
         flt = compile_profile(prof, native)
         res = export([job(prof, native)])[0]
         assert res.error is None, res.error
+        assert flt.libseccomp_program == res.program  # rebuilt byte for byte
         n = 0
         for arch in ("x86_64", "i386", "x32", "aarch64"):
             for nr in table(arch).values():
@@ -230,3 +245,24 @@ def test_docker_default_agrees_with_libseccomp() -> None:
                     )
                     n += 1
         assert n > 2500
+
+
+def test_a_rule_set_libseccomp_loops_forever_on_is_refused() -> None:
+    """Found by the random test (seed 70): libseccomp 2.5.4 never returns; bpfkit says so."""
+    from bpfkit.seccomp.profile import Rule
+
+    prof = Profile(
+        act.RET_ERRNO | 13,
+        ["x32", "x86_64", "i386"],
+        [
+            Rule(["mkdir", "ipc"], act.RET_TRACE | 7,
+                 [Arg(2, "lt", 10490537430546668354), Arg(4, "ge", 1), Arg(0, "le", 3)]),
+            Rule(["mkdir"], act.RET_TRACE | 7, [Arg(4, "le", 2**64 - 1), Arg(0, "le", 3)]),
+            Rule(["mkdir", "socketcall"], act.RET_ERRNO | 1, [Arg(4, "lt", 2147483647)]),
+        ],
+    )  # fmt: skip
+    with pytest.raises(ProfileError, match="loop forever"):
+        compile_profile(prof, "aarch64")
+    ok, _ = available()
+    if ok:
+        assert export([job(prof, "aarch64")], timeout=3, job_timeout=3)[0].error == HANG

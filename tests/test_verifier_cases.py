@@ -578,6 +578,9 @@ CASES: list[Case] = [
     ),
     # ---- calls ------------------------------------------------------------------
     C("subprog", "r1 = 1\ncall pc+2\nr0 = 0\nexit\nr0 = r1\nexit"),
+    # a void static function returns with r0 unset: only a read of r0 fails (issue 11)
+    C("subprog_void", "r1 = 1\ncall pc+2\nr0 = 0\nexit\nr1 = 2\nexit"),
+    C("subprog_void_r0_read", "r1 = 1\ncall pc+1\nexit\nr1 = 2\nexit", "R0 !read_ok"),
     C("subprog_callee_r6", "r6 = 1\ncall pc+2\nr0 = 0\nexit\nr0 = r6\nexit", "R6 !read_ok"),
     C("subprog_r1_clobbered", "r1 = 1\ncall pc+2\nr0 = r1\nexit\nr0 = 0\nexit", "R1 !read_ok"),
     C(

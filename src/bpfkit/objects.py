@@ -539,6 +539,12 @@ class RingBuffer(MapBase):
         """Wait up to ``timeout`` seconds for records, then consume them."""
         return self.consume(callback)
 
+    @property
+    def dropped(self) -> int | None:
+        """Records programs could not reserve or output because the ring was full (the
+        VM counts them; None where nothing counts them: the kernel keeps no such count)."""
+        return None
+
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.consume())  # type: ignore[arg-type]
 

@@ -1,38 +1,76 @@
 """BTF: parse every kind, print types as C, decode/encode values, read ``.BTF.ext``."""
 
+from typing import TYPE_CHECKING, Any
+
 from ..uapi.btf import BtfKind, CoreReloKind, FuncLinkage, VarLinkage
-from .cprint import dump_c, format_definition, type_to_c
-from .ext import BtfExt, CoreReloRecord, FuncInfoRecord, LineInfoRecord, parse_btf_ext
-from .parser import encode_btf, parse_btf
-from .types import (
-    Array,
-    Btf,
-    BtfType,
-    Const,
-    Datasec,
-    DeclTag,
-    Enum,
-    Enum64,
-    EnumValue,
-    Float,
-    Func,
-    FuncProto,
-    Fwd,
-    Int,
-    Member,
-    Param,
-    Ptr,
-    Restrict,
-    Struct,
-    Typedef,
-    TypeTag,
-    Union,
-    Var,
-    VarSecinfo,
-    Void,
-    Volatile,
-)
-from .values import decode_value, encode_value
+
+if TYPE_CHECKING:
+    from .cprint import dump_c, format_definition, type_to_c
+    from .ext import BtfExt, CoreReloRecord, FuncInfoRecord, LineInfoRecord, parse_btf_ext
+    from .parser import encode_btf, parse_btf
+    from .types import (
+        Array,
+        Btf,
+        BtfType,
+        Const,
+        Datasec,
+        DeclTag,
+        Enum,
+        Enum64,
+        EnumValue,
+        Float,
+        Func,
+        FuncProto,
+        Fwd,
+        Int,
+        Member,
+        Param,
+        Ptr,
+        Restrict,
+        Struct,
+        Typedef,
+        TypeTag,
+        Union,
+        Var,
+        VarSecinfo,
+        Void,
+        Volatile,
+    )
+    from .values import decode_value, encode_value
+
+# The names below come from their modules on first use (PEP 562): importing one part
+# of the package (the object loader needs only the types, the parser and .BTF.ext)
+# does not import the C printer or the value codecs.
+_HOME = {
+    "type_to_c": "cprint",
+    "format_definition": "cprint",
+    "dump_c": "cprint",
+    "parse_btf_ext": "ext",
+    "BtfExt": "ext",
+    "FuncInfoRecord": "ext",
+    "LineInfoRecord": "ext",
+    "CoreReloRecord": "ext",
+    "parse_btf": "parser",
+    "encode_btf": "parser",
+    "decode_value": "values",
+    "encode_value": "values",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name, "types" if name in __all__ else None)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "Btf",

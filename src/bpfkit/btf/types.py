@@ -21,6 +21,7 @@ from ..uapi.btf import (
     FuncLinkage,
     VarLinkage,
 )
+from .fields import Data
 
 __all__ = [
     "Btf",
@@ -53,8 +54,8 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True)
-class BtfType:
+@dataclass(slots=True, eq=False, repr=False)
+class BtfType(Data):
     """Base of every BTF type: its id in the blob and its name ("" when anonymous)."""
 
     kind: ClassVar[BtfKind] = BtfKind.UNKN
@@ -67,14 +68,14 @@ class BtfType:
         return self.kind.name
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Void(BtfType):
     """Type id 0: ``void``."""
 
     kind: ClassVar[BtfKind] = BtfKind.UNKN
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Int(BtfType):
     """An integer of ``size`` bytes using ``bits`` bits from bit ``offset``."""
 
@@ -98,56 +99,56 @@ class Int(BtfType):
         return bool(self.encoding & BTF_INT_BOOL)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class _Ref(BtfType):
     """A kind whose payload is one referenced type id."""
 
     type: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Ptr(_Ref):
     """Pointer to ``type``."""
 
     kind: ClassVar[BtfKind] = BtfKind.PTR
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Typedef(_Ref):
     """``typedef type name``."""
 
     kind: ClassVar[BtfKind] = BtfKind.TYPEDEF
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Volatile(_Ref):
     """``volatile type``."""
 
     kind: ClassVar[BtfKind] = BtfKind.VOLATILE
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Const(_Ref):
     """``const type``."""
 
     kind: ClassVar[BtfKind] = BtfKind.CONST
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Restrict(_Ref):
     """``restrict type``."""
 
     kind: ClassVar[BtfKind] = BtfKind.RESTRICT
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class TypeTag(_Ref):
     """``__attribute__((btf_type_tag(name))) type``."""
 
     kind: ClassVar[BtfKind] = BtfKind.TYPE_TAG
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Array(BtfType):
     """``type[nelems]`` indexed by ``index_type``."""
 
@@ -157,8 +158,8 @@ class Array(BtfType):
     nelems: int = 0
 
 
-@dataclass(slots=True)
-class Member:
+@dataclass(slots=True, eq=False, repr=False)
+class Member(Data):
     """One struct/union member; ``bitfield_size`` is 0 for a plain member."""
 
     name: str
@@ -167,7 +168,7 @@ class Member:
     bitfield_size: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Struct(BtfType):
     """A struct of ``size`` bytes; ``kflag`` says offsets carry bitfield sizes."""
 
@@ -177,22 +178,22 @@ class Struct(BtfType):
     kflag: bool = False
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Union(Struct):
     """A union (same layout data as a struct)."""
 
     kind: ClassVar[BtfKind] = BtfKind.UNION
 
 
-@dataclass(slots=True)
-class EnumValue:
+@dataclass(slots=True, eq=False, repr=False)
+class EnumValue(Data):
     """One enumerator."""
 
     name: str
     value: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Enum(BtfType):
     """An enum of ``size`` bytes (32-bit values); ``signed`` is the kind flag."""
 
@@ -202,14 +203,14 @@ class Enum(BtfType):
     signed: bool = False
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Enum64(Enum):
     """An enum with 64-bit values."""
 
     kind: ClassVar[BtfKind] = BtfKind.ENUM64
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Fwd(BtfType):
     """A forward declaration of a struct (or a union when ``is_union``)."""
 
@@ -217,7 +218,7 @@ class Fwd(BtfType):
     is_union: bool = False
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Func(BtfType):
     """A function: ``type`` is its FUNC_PROTO."""
 
@@ -226,15 +227,15 @@ class Func(BtfType):
     linkage: FuncLinkage | int = FuncLinkage.STATIC
 
 
-@dataclass(slots=True)
-class Param:
+@dataclass(slots=True, eq=False, repr=False)
+class Param(Data):
     """A function parameter (a trailing nameless param of type 0 means ``...``)."""
 
     name: str
     type: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class FuncProto(BtfType):
     """A function signature."""
 
@@ -247,7 +248,7 @@ class FuncProto(BtfType):
         return bool(self.params) and self.params[-1].type == 0 and not self.params[-1].name
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Var(BtfType):
     """A variable of ``type`` with its linkage (static, global, extern)."""
 
@@ -256,8 +257,8 @@ class Var(BtfType):
     linkage: VarLinkage | int = VarLinkage.STATIC
 
 
-@dataclass(slots=True)
-class VarSecinfo:
+@dataclass(slots=True, eq=False, repr=False)
+class VarSecinfo(Data):
     """One variable of a DATASEC: its VAR (or FUNC) id, offset and size."""
 
     type: int
@@ -265,7 +266,7 @@ class VarSecinfo:
     size: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Datasec(BtfType):
     """An ELF data section and the variables in it."""
 
@@ -274,7 +275,7 @@ class Datasec(BtfType):
     vars: list[VarSecinfo] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Float(BtfType):
     """A floating-point type of ``size`` bytes."""
 
@@ -282,7 +283,7 @@ class Float(BtfType):
     size: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class DeclTag(BtfType):
     """``btf_decl_tag(name)`` on ``type`` (component -1) or on one member/param."""
 

@@ -45,6 +45,13 @@ MEMWORDS = 16  # BPF_MEMWORDS
 MAXINSNS = 4096  # BPF_MAXINSNS
 
 # Linux ancillary data: loads at SKF_AD_OFF + n answer packet metadata, not packet bytes.
+#: libpcap's user-space rules allow a backward ``ja``: protochain loops over IPv6 extension
+#: headers, each round at least 8 bytes further into the packet. bpfkit's engines allow a
+#: program as many backward jumps on a packet as it has captured bytes, plus this many, and
+#: then stop it and reject the packet (libpcap would spin forever on a program or packet
+#: that loops; a crafted AH chain can make even protochain's program do that)
+LOOP_SLACK = 256
+
 SKF_AD_OFF = -0x1000
 SKF_AD_PROTOCOL = 0
 SKF_AD_PKTTYPE = 4

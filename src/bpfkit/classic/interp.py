@@ -17,6 +17,15 @@ same results:
 * with ``byteorder="little"`` word loads read native-endian data, as seccomp does for
   ``struct seccomp_data``.
 
+``semantics="libpcap"`` gives instead the rules of libpcap's user-space ``bpf_filter`` —
+what ``tcpdump -r FILE`` decides: a shift by ``X >= 32`` gives 0; an offset is never
+wrapped or taken as negative (``X + k`` past the captured bytes, any absolute offset at or
+above 2**31, ``SKF_AD_*``/``SKF_NET_OFF``/``SKF_LL_OFF`` included, rejects the packet: the
+program returns 0); ``ja`` adds its offset sign-extended, so it may jump backwards (a
+program still looping after as many backward jumps as the packet has bytes, plus
+``insn.LOOP_SLACK``, is stopped and the packet rejected). Everything
+else is the same in both.
+
 A program is translated once into one Python function (:func:`compile_classic`): every
 path through the program is straight-line code with constant offsets and the executed
 instruction count folded in; shared tails too big to copy become functions. Jumps out of
@@ -34,7 +43,7 @@ from dataclasses import dataclass, field
 
 from ..errors import RuntimeFault
 from . import insn as c
-from .insn import SockFilter
+from .insn import LOOP_SLACK, SockFilter
 
 __all__ = [
     "PacketMeta",
@@ -239,11 +248,15 @@ _INLINE_LIMIT = 48  # a shared tail longer than this (in generated lines) become
 _MAX_DEPTH = 40  # nesting of if-blocks before a branch moves into a function
 
 
+SEMANTICS = ("kernel", "libpcap")
+
+
 class _Gen:
-    def __init__(self, prog: Sequence[SockFilter], order: str):
+    def __init__(self, prog: Sequence[SockFilter], order: str, semantics: str = "kernel"):
         self.prog = [SockFilter(*i) for i in prog]
         self.n = len(self.prog)
         self.order = order
+        self.pcap = semantics == "libpcap"
         self.slots = sorted(
             {
                 i.k
@@ -264,13 +277,23 @@ class _Gen:
         if code & 0x07 == c.RET:
             return []
         if code == c.JMP | c.JA:
-            return [pc + 1 + ins.k]
+            return [self.ja_target(pc, ins.k)]
         if code & 0x07 == c.JMP and code in c.COND_JUMPS:
             return [pc + 1 + ins.jt, pc + 1 + ins.jf]
         return [pc + 1]
 
+    def ja_target(self, pc: int, k: int) -> int:
+        """libpcap's bpf_filter adds ``k`` sign-extended (so ``protochain`` can loop
+        backwards); the kernel takes it unsigned, forward only."""
+        return pc + 1 + (_s32(k) if self.pcap else k)
+
     def _plan(self) -> None:
         n = self.n
+        for pc in range(n):  # a backward jump's target runs as a continuation
+            if self.prog[pc].code == c.JMP | c.JA:
+                t = self.ja_target(pc, self.prog[pc].k)
+                if 0 <= t <= pc:
+                    self.funcs.add(t)
         preds = [0] * (n + 1)
         for pc in range(n):
             for t in set(self.succ(pc)):
@@ -336,7 +359,7 @@ class _Gen:
                 return
             if cls == c.JMP:
                 if code == c.JMP | c.JA:
-                    pc = pc + 1 + K
+                    pc = self.ja_target(pc, K)
                     continue
                 if code not in c.COND_JUMPS:
                     out.append(f"{sp}raise FAULT('unknown classic opcode {code:#06x}', {pc}, {cn})")
@@ -378,6 +401,8 @@ class _Gen:
         rd = {1: f"D[{at}]", 2: f"UH(D, {at})[0]", 4: f"UW(D, {at})[0]"}[size]
         if const is not None:
             return [f"if L < {const + size}: {ret0}", f"{dst} = {rd}"]
+        if self.pcap:  # no wrap-around, no negative offsets: past the bytes is a reject
+            return [f"o = {off}", f"if o > L - {size}: {ret0}", f"{dst} = {rd}"]
         return [
             f"o = {off}",
             f"if o <= L - {size}: {dst} = {rd}",
@@ -409,6 +434,8 @@ class _Gen:
                     return bad
                 if K < 0x80000000:
                     return [f"if L < {K + 1}: {ret0}", f"x = (D[{K}] & 15) << 2"]
+                if self.pcap:
+                    return [ret0]
                 return [
                     f"v = SLOW(D, {K}, 1, META, ORDER)",
                     f"if v is None: {ret0}",
@@ -418,9 +445,13 @@ class _Gen:
             if nbytes is None or mode not in (c.ABS, c.IND):
                 return bad
             if mode == c.IND:
+                if self.pcap:
+                    return self.load("a", nbytes, f"x + {K}" if K else "x", None, ret0)
                 return self.load("a", nbytes, f"(x + {K}) & {M32}" if K else "x", None, ret0)
             if K < 0x80000000:
                 return self.load("a", nbytes, "", K, ret0)
+            if self.pcap:  # beyond any packet: no ancillary data, no header-relative loads
+                return [ret0]
             if K >= _AD_BASE:
                 return self.ancillary(K - _AD_BASE, pc, cn)
             return [
@@ -459,9 +490,17 @@ class _Gen:
             if op == c.XOR:
                 return [f"a ^= {s}"]
             if op == c.LSH:
-                return [f"a = (a << ({s} & 31)) & M" if s == "x" else f"a = (a << {K & 31}) & M"]
+                if s == "x":
+                    return [
+                        "a = (a << x) & M if x < 32 else 0"
+                        if self.pcap
+                        else "a = (a << (x & 31)) & M"
+                    ]
+                return [f"a = (a << {K & 31}) & M"]
             if op == c.RSH:
-                return ["a >>= x & 31" if s == "x" else f"a >>= {K & 31}"]
+                if s == "x":
+                    return ["a = a >> x if x < 32 else 0" if self.pcap else "a >>= x & 31"]
+                return [f"a >>= {K & 31}"]
             return bad
         if cls == c.MISC:
             mop = code & 0xF8
@@ -510,6 +549,19 @@ class _Gen:
             out.append(f"def B{pc}(D, L, PL, META, a, x, n{self.mlist}):")
             self.emit(pc, 1, "n", 0, 0, out, entry=True)
         # shared tails return (function, state...) continuations; run them in a loop
+        if self.pcap:  # backward jumps may loop: a bounded number of continuations
+            out += [
+                "def F(D, L, PL, META):",
+                "    r = F0(D, L, PL, META)",
+                f"    for _ in range(L + {LOOP_SLACK}):",
+                "        if r[0].__class__ is int:",
+                "            return r",
+                "        r = r[0](D, L, PL, META, *r[1:])",
+                "    if r[0].__class__ is int:",
+                "        return r",
+                "    return (0, r[3], r[1], r[2])",
+            ]
+            return "\n".join(out) + "\n"
         out += [
             "def F(D, L, PL, META):",
             "    r = F0(D, L, PL, META)",
@@ -526,14 +578,22 @@ def _fault(msg: str, pc: int, count: int) -> RuntimeFault:
 
 
 class ClassicProgram:
-    """A classic program translated once into Python; :meth:`run` it on many packets."""
+    """A classic program translated once into Python; :meth:`run` it on many packets.
 
-    def __init__(self, prog: Sequence[SockFilter], byteorder: str = "big"):
+    ``semantics`` is ``"kernel"`` (Linux, the default) or ``"libpcap"`` (libpcap's
+    user-space ``bpf_filter``, what ``tcpdump -r`` decides; see the module's docstring)."""
+
+    def __init__(
+        self, prog: Sequence[SockFilter], byteorder: str = "big", semantics: str = "kernel"
+    ):
         if byteorder not in ("big", "little"):
             raise ValueError(f"byteorder must be 'big' or 'little', not {byteorder!r}")
+        if semantics not in SEMANTICS:
+            raise ValueError(f"semantics must be 'kernel' or 'libpcap', not {semantics!r}")
         self.prog = [SockFilter(*i) for i in prog]
         self.byteorder = byteorder
-        gen = _Gen(self.prog, byteorder)
+        self.semantics = semantics
+        gen = _Gen(self.prog, byteorder, semantics)
         self.source = gen.source()
         e = ">" if byteorder == "big" else "<"
         ns: dict = {
@@ -571,18 +631,22 @@ class ClassicProgram:
         return self._fn(data, n, n if wire_len is None else wire_len, meta or self._meta)[0]
 
 
-def compile_classic(prog: Sequence[SockFilter], byteorder: str = "big") -> ClassicProgram:
-    """Translate ``prog`` once; the result runs it on packet after packet."""
-    return ClassicProgram(prog, byteorder)
+def compile_classic(
+    prog: Sequence[SockFilter], byteorder: str = "big", semantics: str = "kernel"
+) -> ClassicProgram:
+    """Translate ``prog`` once; the result runs it on packet after packet.
+
+    ``semantics="libpcap"`` runs it as libpcap's ``bpf_filter`` does (``tcpdump -r``)."""
+    return ClassicProgram(prog, byteorder, semantics)
 
 
 @functools.lru_cache(maxsize=256)
-def _cached(prog: tuple, byteorder: str) -> ClassicProgram:
-    return ClassicProgram(prog, byteorder)
+def _cached(prog: tuple, byteorder: str, semantics: str) -> ClassicProgram:
+    return ClassicProgram(prog, byteorder, semantics)
 
 
-# the last programs run_classic saw, by identity: (snapshot, byteorder, compiled)
-_BY_ID: dict[int, tuple[tuple, str, ClassicProgram]] = {}
+# the last programs run_classic saw, by identity: (snapshot, (byteorder, semantics), compiled)
+_BY_ID: dict[int, tuple[tuple, tuple[str, str], ClassicProgram]] = {}
 
 
 def run_classic(
@@ -592,8 +656,10 @@ def run_classic(
     meta: PacketMeta | None = None,
     byteorder: str = "big",
     wire_len: int | None = None,
+    semantics: str = "kernel",
 ) -> ClassicResult:
-    """Run ``prog`` on ``data`` and return its result (the kernel's classic semantics).
+    """Run ``prog`` on ``data`` and return its result (the kernel's classic semantics, or
+    with ``semantics="libpcap"`` those of libpcap's ``bpf_filter``, as ``tcpdump -r``).
 
     ``wire_len`` is what ``len`` loads see (the packet's length on the wire; defaults
     to ``len(data)``), so a capture truncated by its snap length filters as tcpdump does.
@@ -601,11 +667,12 @@ def run_classic(
     without re-hashing it); for a hot loop use :func:`compile_classic`.
     """
     snap = prog if type(prog) is tuple else tuple(prog)
+    mode = (byteorder, semantics)
     hit = _BY_ID.get(id(prog))
-    if hit is not None and hit[1] == byteorder and hit[0] == snap:
+    if hit is not None and hit[1] == mode and hit[0] == snap:
         return hit[2].run(data, meta, wire_len)
-    cp = _cached(tuple(SockFilter(*i) for i in snap), byteorder)
+    cp = _cached(tuple(SockFilter(*i) for i in snap), byteorder, semantics)
     if len(_BY_ID) > 64:
         _BY_ID.clear()
-    _BY_ID[id(prog)] = (snap, byteorder, cp)
+    _BY_ID[id(prog)] = (snap, mode, cp)
     return cp.run(data, meta, wire_len)

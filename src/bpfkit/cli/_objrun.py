@@ -209,6 +209,7 @@ def run_object(
             if isinstance(m, PerfEventArray):
                 m.open()
         before = {n: snapshot(m) for n, m in maps.items() if isinstance(m, Map)}
+        drops_before = {n: m.dropped or 0 for n, m in maps.items() if isinstance(m, RingBuffer)}
         steps: list[dict[str, Any]] = []
         eng = engine
         if trace:
@@ -240,8 +241,11 @@ def run_object(
                     truncated[n] = total
             elif isinstance(m, RingBuffer):
                 recs = m.consume()
-                if recs:
+                dropped = (m.dropped or 0) - drops_before.get(n, 0)
+                if recs or dropped:
                     changed[n] = {"records": [bytes(r).hex() for r in recs]}  # type: ignore[union-attr]
+                    if dropped:  # reservations/outputs refused: the ring was full
+                        changed[n]["dropped"] = dropped
             elif isinstance(m, PerfEventArray):
                 samples = m.read()
                 if samples:

@@ -54,6 +54,12 @@ def filter_group() -> None:
 )
 @click.option("--snaplen", type=click.IntRange(1, 0xFFFFFFFF), default=262144, show_default=True)
 @click.option("-O", "--no-optimize", is_flag=True, help="Do not optimise (tcpdump -O).")
+@click.option(
+    "--live",
+    is_flag=True,
+    help="For a live capture on Linux, as tcpdump -i IFACE -d (vlan through the kernel's "
+    "VLAN metadata; inbound/outbound/ifindex allowed).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded()
 def compile_cmd(
@@ -62,15 +68,17 @@ def compile_cmd(
     fmt: str,
     snaplen: int,
     no_optimize: bool,
+    live: bool,
     as_json: bool,
 ) -> None:
-    """Compile EXPRESSION to a classic BPF program, as tcpdump -d/-dd/-ddd print it."""
+    """Compile EXPRESSION to a classic BPF program, as tcpdump -d/-dd/-ddd print it
+    (for a capture file, or with --live for a live capture)."""
     from ..pcap.filter import compile_filter, linktype_name
     from ..pcap.progtext import format_program
 
     expr = " ".join(expression)
     try:
-        prog = compile_filter(expr, linktype, snaplen=snaplen, optimize=not no_optimize)
+        prog = compile_filter(expr, linktype, snaplen=snaplen, optimize=not no_optimize, live=live)
     except FilterSyntaxError as e:
         _syntax_fail(e, as_json)
         return
@@ -135,10 +143,22 @@ def _progress(enabled: bool, label: str):
 
 
 @filter_group.command("run")
-@click.argument("program")
-@click.argument("capture", type=click.Path(dir_okay=False))
+@click.argument("args", nargs=-1)
 @click.option(
-    "-w", "--write", "out", type=click.Path(dir_okay=False), help="Write matching packets (pcap)."
+    "-r",
+    "--read",
+    "read",
+    type=click.Path(dir_okay=False),
+    help="The capture to read (as tcpdump -r; '-' is stdin); then every argument is the "
+    "expression.",
+)
+@click.option(
+    "-w",
+    "--write",
+    "out",
+    type=click.Path(),
+    help="Write matching packets (pcap); '-' is stdout. An existing file is replaced only "
+    "when the run ends (it may be the input).",
 )
 @click.option(
     "--engine",
@@ -148,9 +168,26 @@ def _progress(enabled: bool, label: str):
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded()
-def run_cmd(program: str, capture: str, out: str | None, engine: str | None, as_json: bool) -> None:
-    """Filter CAPTURE (pcap or pcapng) with PROGRAM: an expression, or @FILE holding a
-    classic program (tcpdump -ddd/-dd output or bpfkit's JSON)."""
+def run_cmd(
+    args: tuple[str, ...], read: str | None, out: str | None, engine: str | None, as_json: bool
+) -> None:
+    """Filter a capture (pcap or pcapng) with a program: ``run EXPRESSION CAPTURE``, or
+    ``run -r CAPTURE EXPRESSION...`` as tcpdump takes it. The program is an expression, or
+    @FILE holding a classic program (tcpdump -ddd/-dd/-d output or bpfkit's JSON)."""
+    if read is not None:
+        capture, program = read, " ".join(args)
+    elif len(args) >= 2:
+        capture, program = args[-1], " ".join(args[:-1])
+    else:
+        fail(
+            "give the expression and the capture (run EXPR CAPTURE, or run -r CAPTURE EXPR)",
+            EXIT_USAGE,
+            as_json,
+        )
+    if out == "-" and as_json:
+        fail(
+            "-w - writes the packets to stdout: it cannot be used with --json", EXIT_USAGE, as_json
+        )
     from ..pcap.scan import filter_capture, jit_available
 
     if engine is None:
@@ -163,14 +200,15 @@ def run_cmd(program: str, capture: str, out: str | None, engine: str | None, as_
         return
     show = (
         not as_json and sys.stderr.isatty() and os.path.getsize(capture) > (64 << 20)
-        if os.path.exists(capture)
+        if capture != "-" and os.path.isfile(capture)
         else False
     )
     bar, update = _progress(show, "filtering")
+    dest = sys.stdout.buffer if out == "-" else out
     try:
         if bar is not None:
             bar.start()
-        result = filter_capture(capture, program_for, engine=engine, out=out, progress=update)
+        result = filter_capture(capture, program_for, engine=engine, out=dest, progress=update)
     except FilterSyntaxError as e:
         _syntax_fail(e, as_json)
         return
@@ -188,8 +226,26 @@ def run_cmd(program: str, capture: str, out: str | None, engine: str | None, as_
     else:
         click.echo(
             f"{result.matched} of {result.packets} packets matched "
-            f"({result.format}, engine {result.engine}, {elapsed / 1e9:.3f} s)"
+            f"({result.format}, engine {result.engine}, {elapsed / 1e9:.3f} s)",
+            err=out == "-",
         )
+
+
+class _Stop(KeyboardInterrupt):
+    """SIGTERM/SIGHUP during a capture: end it as Ctrl-C does."""
+
+
+def _stop_on_signals() -> None:
+    """Let SIGTERM and SIGHUP end a capture as Ctrl-C does — the packets so far written
+    out, the summary printed — as tcpdump does (the default action would lose the
+    writer's buffer and could cut the file inside a record)."""
+    import signal
+
+    def stop(signum: int, _frame: object) -> None:
+        raise _Stop(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
 
 
 @filter_group.command("capture")
@@ -217,18 +273,20 @@ def capture_cmd(
     """Capture packets on IFACE through an AF_PACKET socket, the filter EXPRESSION
     compiled and attached in the kernel (SO_ATTACH_FILTER)."""
     from ..pcap.capfile import PcapWriter
-    from ..pcap.filter import compile_filter, linktype_number
-    from ..pcap.live import LiveCapture, interface_linktype
+    from ..pcap.filter import linktype_number
+    from ..pcap.live import LiveCapture, interface_linktype, live_program
 
     expr = " ".join(expression)
     linktype = interface_linktype(iface)
     try:
-        prog = compile_filter(expr, linktype, snaplen=snaplen) if expr else None
+        prog = live_program(expr, linktype, snaplen=snaplen) if expr else None
     except FilterSyntaxError as e:
         _syntax_fail(e, as_json)
         return
     writer = PcapWriter(out, linktype_number(linktype), snaplen, nanosecond=True) if out else None
     n = 0
+    received = dropped = 0
+    _stop_on_signals()
     try:
         with LiveCapture(iface, prog, snaplen) as cap:
             try:
@@ -252,13 +310,26 @@ def capture_cmd(
                         )
             except KeyboardInterrupt:
                 pass
+            received, dropped = cap.stats()
     finally:
         if writer is not None:
             writer.close()
     if as_json:
-        emit({"packets": n, "interface": iface, "linktype": linktype})
+        emit(
+            {
+                "packets": n,
+                "interface": iface,
+                "linktype": linktype,
+                "received": received,
+                "dropped": dropped,
+            }
+        )
     else:
-        click.echo(f"{n} packets captured on {iface}", err=writer is None)
+        click.echo(
+            f"{n} packets captured on {iface} ({received} received by filter, "
+            f"{dropped} dropped by kernel)",
+            err=writer is None,
+        )
 
 
 COMMANDS = [filter_group]

@@ -310,8 +310,8 @@ def load_cmd(
                 {
                     **_prog_json(p.info()),  # type: ignore[attr-defined]
                     "section": p.section,
-                    "insns": len(p.instructions),  # type: ignore[attr-defined]
-                    "slots": sum(i.slots for i in p.instructions),  # type: ignore[attr-defined]
+                    "insns": p.loaded.insn_count,  # type: ignore[attr-defined]
+                    "slots": p.loaded.slot_count,  # type: ignore[attr-defined]
                     "pinned": pinned.get(n),
                     **({"log": p.log} if log_level else {}),  # type: ignore[attr-defined]
                 }

@@ -7,6 +7,7 @@ A 16-byte ``lddw`` is one ``Instruction`` whose ``imm`` holds the whole 64-bit v
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -268,6 +269,65 @@ def _check_jmp(cls, code, dst, src, off, imm) -> str | None:
     return "reserved source of an immediate jump is not zero" if src else None
 
 
+_new = object.__new__
+# The slots' own setters: building an instruction through them skips the frozen
+# dataclass's ``__init__`` (one ``object.__setattr__`` call per field).
+_SET_OPCODE, _SET_DST, _SET_SRC, _SET_OFF, _SET_IMM, _SET_REF = (
+    Instruction.__dict__[_f].__set__ for _f in ("opcode", "dst", "src", "off", "imm", "ref")
+)
+
+
+def _make(code: int, dst: int, src: int, off: int, imm: int) -> Instruction:
+    """``Instruction(code, dst, src, off, imm)``, built directly (decode's hot path)."""
+    o = _new(Instruction)
+    _SET_OPCODE(o, code)
+    _SET_DST(o, dst)
+    _SET_SRC(o, src)
+    _SET_OFF(o, off)
+    _SET_IMM(o, imm)
+    _SET_REF(o, None)
+    return o
+
+
+class _BySlot(dict):
+    """The instruction of each distinct 8-byte slot value (a little-endian u64).
+
+    Instructions are immutable and programs repeat most of theirs (an unrolled loop is
+    a few dozen distinct slots), so decode builds each distinct one once.
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, q: int) -> Instruction:
+        off = (q >> 16) & 0xFFFF
+        imm = q >> 32
+        o = self[q] = _make(
+            q & 0xFF,
+            (q >> 8) & 0xF,
+            (q >> 12) & 0xF,
+            off - 0x10000 if off & 0x8000 else off,
+            imm - (1 << 32) if imm & 0x80000000 else imm,
+        )
+        return o
+
+
+def lddw_slots(data: bytes | bytearray | memoryview) -> list[int]:
+    """The slots where an ``lddw`` starts in bytecode ``data`` (its second slot is data).
+
+    Raises :class:`DecodeError` when the last one has no second slot.
+    """
+    ops = (data if isinstance(data, bytes | bytearray) else bytes(data))[0::8]
+    out: list[int] = []
+    find = ops.find
+    pos = find(b"\x18")
+    while pos >= 0:
+        out.append(pos)
+        pos = find(b"\x18", pos + 2)
+    if out and out[-1] == len(ops) - 1:
+        raise DecodeError("incomplete lddw (missing second slot)", out[-1] * 8)
+    return out
+
+
 def decode(data: bytes | bytearray | memoryview, *, strict: bool = True) -> list[Instruction]:
     """Decode little-endian bytecode into instructions (``lddw`` becomes one).
 
@@ -277,6 +337,44 @@ def decode(data: bytes | bytearray | memoryview, *, strict: bool = True) -> list
     data = bytes(data)
     if len(data) % 8:
         raise DecodeError(f"length {len(data)} is not a multiple of 8", len(data) - len(data) % 8)
+    if sys.byteorder != "little":  # pragma: no cover - the bulk path reads native u64s
+        return _decode_each(data, strict)
+    try:
+        lddws = lddw_slots(data)
+    except DecodeError:
+        if strict:
+            return _decode_each(data, strict)  # the first problem, in program order
+        raise
+    words = memoryview(data).cast("Q")
+    by_slot = _BySlot()
+    get = by_slot.__getitem__
+    out: list[Instruction] = []
+    wide: list[Instruction] = []
+    bad_second = False
+    prev = 0
+    for s in lddws:
+        out.extend(map(get, words[prev:s]))
+        lo, hi = words[s], words[s + 1]
+        bad_second |= bool(hi & 0xFFFFFFFF)
+        off = (lo >> 16) & 0xFFFF
+        insn = _make(
+            0x18,
+            (lo >> 8) & 0xF,
+            (lo >> 12) & 0xF,
+            off - 0x10000 if off & 0x8000 else off,
+            (lo >> 32) | ((hi >> 32) << 32),
+        )
+        out.append(insn)
+        wide.append(insn)
+        prev = s + 2
+    out.extend(map(get, words[prev:]))
+    if strict and (bad_second or any(map(check, by_slot.values())) or any(map(check, wide))):
+        return _decode_each(data, strict)  # names the first invalid slot
+    return out
+
+
+def _decode_each(data: bytes, strict: bool) -> list[Instruction]:
+    """Decode slot by slot, raising at the first problem (the reference decoder)."""
     out: list[Instruction] = []
     n = len(data) // 8
     i = 0

@@ -15,8 +15,9 @@ trampoline (same id, same arguments), so the observable behaviour is the interpr
   without WRITE, goes to Python, which faults), arrays (``E2BIG``, ``EEXIST`` for NOEXIST, the
   copy), existing hash keys (``EEXIST`` for NOEXIST, the LRU touch, the copy into the
   current CPU's part), ``ENOENT`` for EXIST on a missing key, ``E2BIG`` when a non-LRU
-  map is full, and inserts: the slot ``ValueStore`` would take (free stack, then fresh),
-  zeroed; the key placed in the index as ``HashIndex`` places it; the slot marked live
+  map is full, and inserts: the slot ``HashState.take`` would take (a slot freed
+  before this run, else a fresh one, else the newest slot freed in this run), zeroed;
+  the key placed in the index as ``HashIndex`` places it; the slot marked live
   (its Regions get their permissions back, in the run's table too); the LRU order; a
   journal record Python replays into its dict and insertion order (``HashMap._sync``);
   and in a full LRU map the least recently used element evicted first, exactly as
@@ -739,36 +740,63 @@ jd:
   ret void
 }}
 
-; the slot the next insert takes (ValueStore order: free stack, LIFO, then fresh)
+; the slot the next insert takes (HashState.take's order: the top of the free stack's
+; older zone, free[:D_QBASE]; a fresh slot below D_SLOTCAP; the top of the quarantine)
 define internal i64 @hk_next_slot(ptr %d) {{
 entry:
-  %nf = call i64 @hk_ld(ptr %d, i64 {nm.D_NFREE})
-  %z = icmp eq i64 %nf, 0
-  br i1 %z, label %fresh, label %pop
-fresh:
-  %f = call i64 @hk_ld(ptr %d, i64 {nm.D_FRESH})
-  ret i64 %f
-pop:
+  %q = call i64 @hk_ld(ptr %d, i64 {nm.D_QBASE})
   %fs = call ptr @hk_word(ptr %d, i64 {nm.D_FREE})
+  %hq = icmp ne i64 %q, 0
+  br i1 %hq, label %old, label %nq
+old:
+  %q1 = sub i64 %q, 1
+  %so = call i64 @hk_ld(ptr %fs, i64 %q1)
+  ret i64 %so
+nq:
+  %f = call i64 @hk_ld(ptr %d, i64 {nm.D_FRESH})
+  %cap = call i64 @hk_ld(ptr %d, i64 {nm.D_SLOTCAP})
+  %room = icmp ult i64 %f, %cap
+  br i1 %room, label %fresh, label %quar
+fresh:
+  ret i64 %f
+quar:
+  %nf = call i64 @hk_ld(ptr %d, i64 {nm.D_NFREE})
   %nf1 = sub i64 %nf, 1
   %s = call i64 @hk_ld(ptr %fs, i64 %nf1)
   ret i64 %s
 }}
 
-; HashMap._insert of key %kp into %slot (= hk_next_slot, its Regions registered; the
-; caller checked room in the index and the journal), then the value copied into the
-; current CPU's part
-define internal void @hk_insert(ptr %ctx, ptr %envd, ptr %d, ptr %kp, i64 %ks, i64 %slot, ptr %vp, i64 %vs) {{
+; HashMap._insert of key %kp into %slot (= hk_next_slot, or with %top the slot an LRU
+; eviction just pushed on the free stack; its Regions registered; the caller checked
+; room in the index and the journal), then the value copied into the current CPU's part
+define internal void @hk_insert(ptr %ctx, ptr %envd, ptr %d, ptr %kp, i64 %ks, i64 %slot, ptr %vp, i64 %vs, i1 %top) {{
 entry:
   %nf = call i64 @hk_ld(ptr %d, i64 {nm.D_NFREE})
-  %z = icmp eq i64 %nf, 0
-  br i1 %z, label %fresh, label %pop
+  %nf1 = sub i64 %nf, 1
+  br i1 %top, label %pop, label %zones
+zones:
+  %q = call i64 @hk_ld(ptr %d, i64 {nm.D_QBASE})
+  %hq = icmp ne i64 %q, 0
+  br i1 %hq, label %old, label %nq
+old:
+  ; free[q-1] leaves the older zone; the quarantine's last entry fills its place
+  %fs = call ptr @hk_word(ptr %d, i64 {nm.D_FREE})
+  %q1 = sub i64 %q, 1
+  %last = call i64 @hk_ld(ptr %fs, i64 %nf1)
+  call void @hk_st(ptr %fs, i64 %q1, i64 %last)
+  call void @hk_st(ptr %d, i64 {nm.D_QBASE}, i64 %q1)
+  call void @hk_st(ptr %d, i64 {nm.D_NFREE}, i64 %nf1)
+  br label %take
+nq:
+  %f = call i64 @hk_ld(ptr %d, i64 {nm.D_FRESH})
+  %cap = call i64 @hk_ld(ptr %d, i64 {nm.D_SLOTCAP})
+  %room = icmp ult i64 %f, %cap
+  br i1 %room, label %fresh, label %pop
 fresh:
   %f1 = add i64 %slot, 1
   call void @hk_st(ptr %d, i64 {nm.D_FRESH}, i64 %f1)
   br label %take
 pop:
-  %nf1 = sub i64 %nf, 1
   call void @hk_st(ptr %d, i64 {nm.D_NFREE}, i64 %nf1)
   br label %take
 take:
@@ -950,7 +978,7 @@ n1:
   %ok1 = and i1 %ok0, %lr1
   br i1 %ok1, label %ins, label %fb
 ins:
-  call void @hk_insert(ptr %ctx, ptr %envd, ptr %d, ptr %kp, i64 %ks, i64 %slot, ptr %vp, i64 %vs)
+  call void @hk_insert(ptr %ctx, ptr %envd, ptr %d, ptr %kp, i64 %ks, i64 %slot, ptr %vp, i64 %vs, i1 false)
   ret i64 0
 isfull:
   %lru = call i64 @hk_ld(ptr %d, i64 {nm.D_LRU})
@@ -981,7 +1009,7 @@ ev2:
   %evn = call i64 @hk_ld(ptr %d, i64 {nm.D_EVICT})
   %evn1 = add i64 %evn, 1
   call void @hk_st(ptr %d, i64 {nm.D_EVICT}, i64 %evn1)
-  call void @hk_insert(ptr %ctx, ptr %envd, ptr %d, ptr %kp, i64 %ks, i64 %victim, ptr %vp, i64 %vs)
+  call void @hk_insert(ptr %ctx, ptr %envd, ptr %d, ptr %kp, i64 %ks, i64 %victim, ptr %vp, i64 %vs, i1 true)
   ret i64 0
 present:
   %noexh = icmp eq i64 %mode, 1

@@ -28,20 +28,22 @@ import errno
 import os
 import re
 import struct
+import sys
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
+from ..btf.fields import Data
 from ..errors import BpfError, KernelError, NotSupported, VerifierError
 from ..isa import opcodes as op
-from ..isa.instruction import Instruction
-from ..obj.spec import Pinning, RelocKind
+from ..isa.instruction import Instruction, decode, lddw_slots
+from ..obj.spec import Pinning, Relocation, RelocKind
 from ..uapi.btf import BtfKind
 from ..uapi.enums import MapType, ProgType
 from . import sys as bsys
 from .btf import BtfFeatures, PreparedBtf, prepare_object_btf, vmlinux_btf
-from .core import CoreError, apply_core, poison_reason
-from .kconfig import kconfig_contents, kernel_version_code
 
 if TYPE_CHECKING:
     from ..btf.types import Btf
@@ -104,14 +106,15 @@ _BTF_ATTACH = {
     "iter": ("bpf_iter_", BtfKind.FUNC),
 }
 _NAME_OK = re.compile(r"[^A-Za-z0-9_.]")
+_U32 = struct.Struct("<I")
 
 
 class PinConflict(BpfError):
     """A map pinned by name exists but does not match the object's definition."""
 
 
-@dataclass
-class LoadOptions:
+@dataclass(eq=False, repr=False)
+class LoadOptions(Data):
     """How to load an object (every field optional)."""
 
     #: directory (on a bpf filesystem) of maps with ``pinning = BY_NAME``
@@ -142,8 +145,8 @@ class LoadOptions:
     autoload: Mapping[str, bool] | None = None
 
 
-@dataclass
-class LoadedMap:
+@dataclass(eq=False, repr=False)
+class LoadedMap(Data):
     """A map in the kernel: its spec, owned fd, and where it is pinned."""
 
     name: str
@@ -156,20 +159,44 @@ class LoadedMap:
     btf: bool = False
 
 
-@dataclass
-class LoadedProgram:
-    """A program in the kernel: its spec, owned fd, final instructions and verifier log."""
+@dataclass(eq=False, repr=False)
+class LoadedProgram(Data):
+    """A program in the kernel: its spec, owned fd, final bytecode and verifier log.
+
+    ``insns`` are the instructions of ``code`` (decoded on first use, or those the
+    loader relocated as objects).
+    """
 
     name: str
     spec: ProgramSpec
     fd: bsys.FD
-    insns: list[Instruction]
+    code: bytes
     log: str = ""
     core: list = field(default_factory=list)
+    _insns: list[Instruction] | None = field(default=None, repr=False)
+
+    @property
+    def insns(self) -> list[Instruction]:
+        """The instructions as loaded (relocated; CO-RE applied)."""
+        if self._insns is None:
+            self._insns = decode(self.code, strict=False)
+        return self._insns
+
+    @property
+    def insn_count(self) -> int:
+        """How many instructions (an ``lddw`` is one)."""
+        if self._insns is not None:
+            return len(self._insns)
+        return len(self.code) // 8 - len(lddw_slots(self.code))
+
+    @property
+    def slot_count(self) -> int:
+        """How many 8-byte slots (libbpf's and bpftool's ``insn_cnt``)."""
+        return len(self.code) // 8
 
 
-@dataclass
-class LoadedObject:
+@dataclass(eq=False, repr=False)
+class LoadedObject(Data):
     """Every kernel object a load created; ``close()`` releases them."""
 
     spec: ObjectSpec
@@ -210,6 +237,22 @@ def value_size_of(map_type: int, value_size: int, ncpus: int) -> int:
     if map_type in _PERCPU:
         return ((value_size + 7) & ~7) * ncpus
     return value_size
+
+
+def line_strings(spec: ObjectSpec) -> list[str]:
+    """The file names and source lines the programs' line info refers to, in order of
+    first use (they go into the BTF loaded with the object)."""
+    strings: list[str] = []
+    for p in spec.programs.values():
+        lines = p._raw_parts()[2]
+        if lines is not None:  # the distinct offsets in record order, then their text
+            offs = dict.fromkeys(chain.from_iterable(zip(lines.files, lines.lines, strict=True)))
+            strings += map(lines.string, offs)
+            continue
+        for li in p.line_info:
+            strings.append(li.file)
+            strings.append(li.source)
+    return strings
 
 
 def _btf_ids(spec: MapSpec, btf_fd: bsys.FD | None) -> tuple[int, int]:
@@ -319,6 +362,8 @@ def _explain(e: VerifierError, core_notes: dict[int, str]) -> None:
     m = re.search(r"unknown#(\d+)", e.reason or "")
     if not m:
         return
+    from .core import poison_reason
+
     hid = int(m.group(1))
     n = poison_reason(hid)
     if n is not None and n in core_notes:
@@ -355,14 +400,9 @@ class _Loader:
         spec = self.spec
         if spec.btf is None:
             return
-        strings: list[str] = []
-        for p in spec.programs.values():
-            for li in p.line_info:
-                strings.append(li.file)
-                strings.append(li.source)
         try:
             prepared = prepare_object_btf(
-                spec.btf, spec, extra_strings=strings, features=self.opts.btf_features
+                spec.btf, spec, extra_strings=line_strings(spec), features=self.opts.btf_features
             )
         except BpfError as e:
             self.out.notes.append(f"BTF not usable: {e}")
@@ -378,7 +418,11 @@ class _Loader:
     # ---- maps -----------------------------------------------------------------
     def create_maps(self) -> None:
         spec, out = self.spec, self.out
-        kcfg = kconfig_contents(spec, dict(self.opts.kconfig or {}))
+        kcfg = None
+        if ".kconfig" in spec.maps:
+            from .kconfig import kconfig_contents
+
+            kcfg = kconfig_contents(spec, dict(self.opts.kconfig or {}))
         for ms in spec.maps.values():
             max_entries = ms.max_entries
             if ms.type == MapType.PERF_EVENT_ARRAY and not max_entries:
@@ -467,6 +511,49 @@ class _Loader:
                 self._core_target = src
         return self._core_target
 
+    def _map_fd(self, ps: ProgramSpec, mname: str | None) -> int:
+        mname = mname or ".kconfig"
+        lm = self.out.maps.get(mname)
+        if lm is None:
+            raise BpfError(f"program {ps.name}: relocation against unknown map {mname!r}")
+        return lm.fd.fileno()
+
+    def relocate_code(self, ps: ProgramSpec, code: bytes, relocs: list[tuple]) -> bytes:
+        """``relocate`` on bytecode (no CO-RE): map fds, kernel symbols and kfuncs patched
+        into the parsed bytes, the same bytes ``relocate`` and encoding would give."""
+        buf = bytearray(code)
+        fds: dict[str | None, int] = {}
+        map_ref, map_value, kconfig = RelocKind.MAP, RelocKind.MAP_VALUE, RelocKind.KCONFIG
+        fd_src, value_src = op.PSEUDO_MAP_FD << 4, op.PSEUDO_MAP_VALUE << 4
+        u32 = _U32
+        for n, t in enumerate(relocs):
+            kind, at = t[2], t[1] * 8
+            if kind == map_ref or kind == map_value or kind == kconfig:
+                fd = fds.get(t[4])
+                if fd is None:
+                    fd = fds[t[4]] = self._map_fd(ps, t[4]) & 0xFFFFFFFF
+                if kind == map_ref:
+                    src, hi = fd_src, 0
+                else:
+                    src = value_src
+                    hi = t[5] if kind == kconfig else (u32.unpack_from(buf, at + 12)[0] or t[5])
+                buf[at + 1] = (buf[at + 1] & 0x0F) | src
+                u32.pack_into(buf, at + 4, fd)
+                u32.pack_into(buf, at + 12, hi & 0xFFFFFFFF)
+            elif kind in (RelocKind.KSYM, RelocKind.KFUNC):
+                width = 16 if buf[at] == op.LDDW else 8
+                insn = decode(buf[at : at + width], strict=False)[0]
+                rel = Relocation(*t)
+                if kind == RelocKind.KSYM:
+                    new = self._ksym(ps, rel, insn)
+                else:
+                    new = self._kfunc(ps, rel, insn, n)
+                enc = bsys.encode_for_load([new])
+                if len(enc) != width:
+                    raise BpfError(f"program {ps.name}: relocation changed an instruction's size")
+                buf[at : at + width] = enc
+        return bytes(buf)
+
     def relocate(self, ps: ProgramSpec) -> tuple[list[Instruction], list, dict[int, str]]:
         spec, maps = self.spec, self.out.maps
         insns = list(ps.instructions)
@@ -495,6 +582,8 @@ class _Loader:
         if ps.core_relocations:
             if spec.btf is None:
                 raise BpfError(f"program {ps.name}: CO-RE relocations without BTF")
+            from .core import CoreError, apply_core
+
             try:
                 insns, results = apply_core(
                     insns, ps.core_relocations, spec.btf, self.core_target(), program=ps.name
@@ -550,7 +639,7 @@ class _Loader:
             return Instruction(op.CALL_OP, 0, 0, 0, POISON_KFUNC + min(n, 0xFFF))
         raise NotSupported(f"program {ps.name}: the kernel has no kfunc {name!r}")
 
-    def _btf_info(self, ps: ProgramSpec, insns: list[Instruction]) -> dict[str, Any]:
+    def _btf_info(self, ps: ProgramSpec) -> dict[str, Any]:
         prepared, btf_fd = self.out.btf, self.out.btf_fd
         if prepared is None or btf_fd is None or not ps.func_info:
             return {}
@@ -559,7 +648,23 @@ class _Loader:
             "func_info": b"".join(struct.pack("<II", f.slot, f.type_id) for f in ps.func_info),
             "func_info_rec_size": 8,
         }
-        if ps.line_info:
+        lines = ps._raw_parts()[2]
+        if lines is not None:
+            # Columns to records: string offsets moved to the prepared BTF's.
+            where = {
+                off: prepared.string_offset(lines.string(off))
+                for off in set(lines.files) | set(lines.lines)
+            }
+            rec = array("I", bytes(16 * len(lines.slots)))
+            rec[0::4] = array("I", lines.slots)
+            rec[1::4] = array("I", map(where.__getitem__, lines.files))
+            rec[2::4] = array("I", map(where.__getitem__, lines.lines))
+            rec[3::4] = array("I", lines.cols)
+            if sys.byteorder != "little":  # pragma: no cover
+                rec.byteswap()
+            kw["line_info"] = rec.tobytes()
+            kw["line_info_rec_size"] = 16
+        elif ps.line_info:
             kw["line_info"] = b"".join(
                 struct.pack(
                     "<IIII",
@@ -574,12 +679,28 @@ class _Loader:
         return kw
 
     def load_program(self, ps: ProgramSpec) -> LoadedProgram:
-        insns, core_results, core_notes = self.relocate(ps)
+        code, relocs, _lines = ps._raw_parts()
+        insns: list[Instruction] | None = None
+        if code is not None and not ps.core_relocations:
+            # Still the parsed bytes: patch them, no instruction objects.
+            if relocs is None:
+                relocs = [
+                    (r.index, r.slot, r.kind, r.symbol, r.map, r.offset, r.target)
+                    for r in ps.relocations
+                ]
+            code = self.relocate_code(ps, code, relocs)
+            core_results: list = []
+            core_notes: dict[int, str] = {}
+        else:
+            insns, core_results, core_notes = self.relocate(ps)
+            code = bsys.encode_for_load(insns)
         target = (self.opts.attach_targets or {}).get(ps.name, ps.attach_target)
         attach_btf_id = _attach_btf_id(ps, target)
-        btf_kw = self._btf_info(ps, insns)
+        btf_kw = self._btf_info(ps)
         kver = ps.kernel_version or self.spec.kernel_version
         if not kver and int(ps.prog_type) == ProgType.KPROBE:
+            from .kconfig import kernel_version_code
+
             kver = kernel_version_code()
         license = ps.license or self.spec.license or "GPL"
         name = _NAME_OK.sub("_", ps.name)[:15]
@@ -589,7 +710,7 @@ class _Loader:
             try:
                 fd = bsys.prog_load(
                     int(ps.prog_type),
-                    insns,
+                    code,
                     license,
                     expected_attach_type=int(ps.expected_attach_type or 0),
                     name=name,
@@ -620,9 +741,10 @@ class _Loader:
             ps.name,
             ps,
             bsys.FD(fd),
-            insns,
+            code,
             logs[-1] if logs else "",
             core_results,
+            insns,
         )
 
     def load_programs(self) -> None:

@@ -35,7 +35,6 @@ from ..objects import (
     map_codecs,
 )
 from ..uapi.enums import Cmd, MapType
-from ..uapi.progtypes import TestRun, prog_type_info
 from . import sys as bsys
 from .loader import LoadedMap, LoadedProgram, LoadOptions, load_spec, value_size_of
 
@@ -598,6 +597,8 @@ class KernelProgram(_KernelFd, Program):
         **opts: Any,
     ) -> TestRunResult:
         """``BPF_PROG_TEST_RUN`` in the kernel (``engine`` is accepted and ignored)."""
+        from ..uapi.progtypes import TestRun, prog_type_info
+
         info = prog_type_info(self.type)
         flavour = info.test_run if info is not None else TestRun.SKB
         cbytes = _ctx_bytes(ctx)
@@ -639,6 +640,8 @@ class KernelProgram(_KernelFd, Program):
 
     def run(self, ctx: Any = None, *, engine: str = "kernel", **opts: Any) -> TestRunResult:
         """Run once with ``ctx`` where the kernel can (raw tracepoint, syscall programs)."""
+        from ..uapi.progtypes import TestRun, prog_type_info
+
         info = prog_type_info(self.type)
         if info is not None and info.test_run in (TestRun.RAW_TP, TestRun.SYSCALL):
             return self.test_run(b"", ctx, **opts)

@@ -1,17 +1,20 @@
-"""Read a BPF ELF relocatable object: section headers (via pyelftools), symbols, relocations.
+"""Read a BPF ELF relocatable object: section headers, symbols, relocations.
 
 Everything a malformed file can make go wrong surfaces as :class:`ElfError` with a
-reason; section contents are sliced from the file bytes with bounds checks (no
-decompression, no reads past the end), and symbol/relocation tables are decoded
-directly with ``struct``.
+reason. The ELF header, the section header table, symbols and relocations are decoded
+directly with ``struct`` (only what a BPF object needs; no pyelftools on this path,
+whose import alone costs more than parsing a large object); section contents are
+sliced from the file bytes with bounds checks (no decompression, no reads past the end).
 """
 
 from __future__ import annotations
 
-import io
 import struct
 from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
 
+from ..btf.fields import Data
 from ..errors import ElfError
 
 __all__ = [
@@ -60,33 +63,21 @@ class STV:
     DEFAULT, INTERNAL, HIDDEN, PROTECTED = range(4)
 
 
-_SHT_NAMES = {
-    "SHT_NULL": 0,
-    "SHT_PROGBITS": 1,
-    "SHT_SYMTAB": 2,
-    "SHT_STRTAB": 3,
-    "SHT_RELA": 4,
-    "SHT_HASH": 5,
-    "SHT_DYNAMIC": 6,
-    "SHT_NOTE": 7,
-    "SHT_NOBITS": 8,
-    "SHT_REL": 9,
-    "SHT_SHLIB": 10,
-    "SHT_DYNSYM": 11,
-    "SHT_INIT_ARRAY": 14,
-    "SHT_FINI_ARRAY": 15,
-    "SHT_PREINIT_ARRAY": 16,
-    "SHT_GROUP": 17,
-    "SHT_SYMTAB_SHNDX": 18,
-}
+ET_REL = 1
+SHN_XINDEX = 0xFFFF
+_TYPES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
+_MACHINES = {0: "EM_NONE", 3: "EM_386", 40: "EM_ARM", 62: "EM_X86_64", 183: "EM_AARCH64"}
 
+_EHDR_TYPE = struct.Struct("<HH")  # e_type, e_machine at 16
+_EHDR_SH = struct.Struct("<Q10xHHH")  # e_shoff at 0x28 ... e_shentsize, e_shnum, e_shstrndx
+_SHDR = struct.Struct("<IIQQQQIIQQ")  # Elf64_Shdr
 _SYM = struct.Struct("<IBBHQQ")
 _REL = struct.Struct("<QQ")
 _RELA = struct.Struct("<QQq")
 
 
-@dataclass(slots=True)
-class Section:
+@dataclass(slots=True, eq=False, repr=False)
+class Section(Data):
     """One section header plus its bytes (``b""`` for NOBITS)."""
 
     index: int
@@ -106,8 +97,8 @@ class Section:
         return self.type == SHT.PROGBITS and bool(self.flags & SHF_EXECINSTR)
 
 
-@dataclass(slots=True)
-class Symbol:
+@dataclass(slots=True, eq=False, repr=False)
+class Symbol(Data):
     """One ``Elf64_Sym``."""
 
     index: int
@@ -120,14 +111,19 @@ class Symbol:
     shndx: int
 
 
-@dataclass(slots=True)
-class Rel:
-    """One relocation: byte ``offset`` in the target section, symbol index, type, addend."""
+class Rel(NamedTuple):
+    """One relocation: byte ``offset`` in the target section, symbol index, type, addend.
+
+    A named tuple: an object has one per map reference, and tuples are built fastest.
+    """
 
     offset: int
     sym: int
     type: int
     addend: int = 0
+
+
+_new_rel = partial(tuple.__new__, Rel)
 
 
 class ElfFile:
@@ -138,7 +134,8 @@ class ElfFile:
         self.sections: list[Section] = []
         self.symbols: list[Symbol] = []
         self.symtab_index: int | None = None
-        self.rels: dict[int, list[Rel]] = {}
+        self._rel_secs: dict[int, list[Section]] = {}
+        self._rel_cache: dict[int, list[Rel]] = {}
         self.rel_kinds: dict[int, str] = {}
         self._read_sections()
         self._read_symbols()
@@ -153,69 +150,68 @@ class ElfFile:
             raise ElfError("not a 64-bit ELF object")
         if data[5] != 1:
             raise ElfError("big-endian ELF objects are not supported (expected bpfel)")
-        try:
-            from elftools.elf.elffile import ELFFile
-        except ImportError as e:  # pragma: no cover - dependency
-            raise ElfError(f"pyelftools is required: {e}") from None
-        try:
-            elf = ELFFile(io.BytesIO(data))
-            hdr = elf.header
-            machine = hdr["e_machine"]
-            etype = hdr["e_type"]
-            shoff, shentsize = hdr["e_shoff"], hdr["e_shentsize"]
-        except ElfError:
-            raise
-        except Exception as e:  # noqa: BLE001 - pyelftools raises many kinds
-            raise ElfError(f"malformed ELF header: {_reason(e)}") from None
+        etype, machine = _EHDR_TYPE.unpack_from(data, 16)
+        shoff, shentsize, shnum, shstrndx = _EHDR_SH.unpack_from(data, 0x28)
         # Old LLVM left e_machine as EM_NONE; libbpf accepts both.
-        if machine not in ("EM_BPF", EM_BPF, "EM_NONE", 0):
-            raise ElfError(f"not a BPF object (machine {machine})")
-        if etype != "ET_REL":
-            raise ElfError(f"not a relocatable object (type {etype})")
+        if machine not in (EM_BPF, 0):
+            raise ElfError(f"not a BPF object (machine {_MACHINES.get(machine, machine)})")
+        if etype != ET_REL:
+            raise ElfError(f"not a relocatable object (type {_TYPES.get(etype, etype)})")
         if shoff == 0:
             raise ElfError("object has no section header table")
-        if shentsize != 64:
+        if shentsize != _SHDR.size:
             raise ElfError(f"bad section header size {shentsize}")
-        try:
-            num = elf.num_sections()
-        except Exception as e:  # noqa: BLE001
-            raise ElfError(f"malformed section header table: {_reason(e)}") from None
-        if num <= 0 or shoff + num * 64 > len(data):
+        size = len(data)
+        if shoff + _SHDR.size > size:
+            raise ElfError(f"section header table at {shoff} exceeds the file ({size} bytes)")
+        first = _SHDR.unpack_from(data, shoff)
+        # Past SHN_LORESERVE sections, the count and the names' section index live in
+        # section 0 (e_shnum 0, e_shstrndx SHN_XINDEX).
+        num = shnum or first[5]
+        if shstrndx == SHN_XINDEX:
+            shstrndx = first[6]
+        if num <= 0 or shoff + num * _SHDR.size > size:
             raise ElfError(f"section header table ({num} entries at {shoff}) exceeds the file")
+        headers = list(_SHDR.iter_unpack(data[shoff : shoff + num * _SHDR.size]))
+        if not 0 < shstrndx < num:
+            raise ElfError(f"section name table index {shstrndx} out of range")
+        _n, stype, _f, _a, soff, ssize, *_ = headers[shstrndx]
+        if stype != SHT.STRTAB:
+            raise ElfError(f"section name table (section {shstrndx}) is not a STRTAB section")
+        if soff + ssize > size:
+            raise ElfError(f"section name table {soff}+{ssize} exceeds the file ({size} bytes)")
+        names = data[soff : soff + ssize]
         sections = []
-        for i in range(num):
-            try:
-                sec = elf.get_section(i)
-                h = sec.header
-                name = sec.name
-                stype = h["sh_type"]
-                fields = (
-                    h["sh_flags"],
-                    h["sh_offset"],
-                    h["sh_size"],
-                    h["sh_link"],
-                    h["sh_info"],
-                    h["sh_entsize"],
-                    h["sh_addralign"],
-                )
-            except Exception as e:  # noqa: BLE001
-                raise ElfError(f"malformed section header {i}: {_reason(e)}") from None
-            if isinstance(stype, str):
-                stype = _SHT_NAMES.get(stype, -1)
-            flags, offset, size, link, info, entsize, align = fields
-            if not isinstance(name, str):
-                name = str(name)
+        for i, (
+            name_off,
+            stype,
+            flags,
+            _addr,
+            offset,
+            ssize,
+            link,
+            info,
+            align,
+            entsize,
+        ) in enumerate(headers):
+            end = names.find(b"\0", name_off) if name_off < len(names) else -1
+            if end < 0:
+                if name_off or i:
+                    raise ElfError(f"section {i}: name offset {name_off} outside the name table")
+                name = ""
+            else:
+                name = names[name_off:end].decode("utf-8", "replace")
             if stype in (SHT.NOBITS, SHT.NULL):
                 sdata = b""
             else:
-                if offset + size > len(data):
+                if offset + ssize > size:
                     raise ElfError(
-                        f"section {i} ({name!r}) data {offset}+{size} exceeds the file "
-                        f"({len(data)} bytes)"
+                        f"section {i} ({name!r}) data {offset}+{ssize} exceeds the file "
+                        f"({size} bytes)"
                     )
-                sdata = data[offset : offset + size]
+                sdata = data[offset : offset + ssize]
             sections.append(
-                Section(i, name, stype, flags, offset, size, link, info, entsize, align, sdata)
+                Section(i, name, stype, flags, offset, ssize, link, info, entsize, align, sdata)
             )
         self.sections = sections
 
@@ -283,26 +279,43 @@ class ElfFile:
         for s in self.sections:
             if s.type not in (SHT.REL, SHT.RELA):
                 continue
+            rec = _REL if s.type == SHT.REL else _RELA
+            if s.entsize != rec.size:
+                raise ElfError(
+                    f"relocation section {s.name!r} entry size {s.entsize} is not {rec.size}"
+                )
             if s.link != self.symtab_index:
                 # Relocations not against the main symbol table (none in clang output).
                 continue
             if not 0 < s.info < len(self.sections):
                 raise ElfError(f"relocation section {s.name!r} targets bad section {s.info}")
-            rec = _REL if s.type == SHT.REL else _RELA
             if s.size % rec.size:
                 raise ElfError(
                     f"relocation section {s.name!r} size {s.size} is not a multiple of {rec.size}"
                 )
-            out = self.rels.setdefault(s.info, [])
+            self._rel_secs.setdefault(s.info, []).append(s)
             self.rel_kinds[s.info] = "rel" if s.type == SHT.REL else "rela"
-            if rec is _REL:
-                for off, info in _REL.iter_unpack(s.data):
-                    out.append(Rel(off, info >> 32, info & 0xFFFFFFFF))
-            else:
-                for off, info, addend in _RELA.iter_unpack(s.data):
-                    out.append(Rel(off, info >> 32, info & 0xFFFFFFFF, addend))
 
+    @property
+    def rels(self) -> dict[int, list[Rel]]:
+        """Every relocation, by the index of the section it applies to."""
+        return {i: self.rels_for(i) for i in self._rel_secs}
 
-def _reason(e: BaseException) -> str:
-    msg = str(e) or type(e).__name__
-    return msg.splitlines()[0][:200]
+    def rels_for(self, index: int) -> list[Rel]:
+        """The relocations of section ``index`` (decoded on first use: a large object's
+        ``.BTF.ext`` and DWARF carry thousands that loading never reads)."""
+        out = self._rel_cache.get(index)
+        if out is None:
+            out = self._rel_cache[index] = []
+            for s in self._rel_secs.get(index, ()):
+                if s.type == SHT.REL:
+                    out += [
+                        _new_rel((off, info >> 32, info & 0xFFFFFFFF, 0))
+                        for off, info in _REL.iter_unpack(s.data)
+                    ]
+                else:
+                    out += [
+                        _new_rel((off, info >> 32, info & 0xFFFFFFFF, addend))
+                        for off, info, addend in _RELA.iter_unpack(s.data)
+                    ]
+        return out

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import bisect
 import os
+import stat
 import struct
-from dataclasses import dataclass, field
+import sys
+from array import array
+from dataclasses import dataclass
 
 from ..btf.ext import BtfExt, parse_btf_ext
 from ..btf.parser import parse_btf
 from ..btf.types import Btf
-from ..errors import BpfError, BtfError, DecodeError, ElfError
+from ..errors import BtfError, DecodeError, ElfError
 from ..isa import opcodes as op
-from ..isa.instruction import Instruction, decode
+from ..isa.instruction import lddw_slots
 from ..uapi.btf import BtfKind, FuncLinkage, VarLinkage
 from ..uapi.enums import MapType
-from .elf import SHN_LORESERVE, SHN_UNDEF, STB, STT, STV, ElfFile, Section, Symbol
+from .elf import SHN_LORESERVE, SHN_UNDEF, STB, STT, STV, ElfFile, Rel, Section, Symbol
 from .maps import (
     BPF_F_MMAPABLE,
     BPF_F_RDONLY_PROG,
@@ -42,18 +45,24 @@ from .spec import (
     CoreRelocation,
     ExternSpec,
     FuncInfo,
-    LineInfo,
     MapSpec,
     ObjectSpec,
     ProgramSpec,
-    Relocation,
+    RawLines,
+    RawProgram,
     RelocKind,
     VariableSpec,
+    program_from_raw,
 )
 
 __all__ = ["load_object"]
 
 MAX_OBJECT_SIZE = 1 << 30
+MAX_STREAM = 64 << 20  # from a pipe or a device
+_I16 = struct.Struct("<h")
+_I32 = struct.Struct("<i")
+_U32 = struct.Struct("<I")
+_LINE = struct.Struct("<IIII")
 
 
 def load_object(source: str | os.PathLike | bytes | bytearray | memoryview) -> ObjectSpec:
@@ -66,13 +75,8 @@ def load_object(source: str | os.PathLike | bytes | bytearray | memoryview) -> O
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     else:
-        from ..isa.loader import read_limited
-
         name = os.fspath(source)
-        try:  # by the file's size, never a 1 GiB buffer up front
-            data = read_limited(name, MAX_OBJECT_SIZE, "object")
-        except BpfError as e:
-            raise ElfError(str(e)) from None
+        data = _read_object(name)
     if len(data) > MAX_OBJECT_SIZE:
         raise ElfError("object larger than 1 GiB")
     try:
@@ -93,7 +97,35 @@ def load_object(source: str | os.PathLike | bytes | bytearray | memoryview) -> O
         raise ElfError(f"malformed object: {type(e).__name__}: {e}") from None
 
 
-@dataclass(slots=True, eq=False)
+def _read_object(path: str) -> bytes:
+    """The file's bytes, read by its size (never a 1 GiB buffer up front); a pipe or a
+    device in chunks up to the limit. Too big or unreadable: :class:`ElfError`."""
+    limit = MAX_OBJECT_SIZE
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if stat.S_ISREG(st.st_mode):
+                if st.st_size > limit:
+                    raise ElfError(f"object {path} is {st.st_size} bytes; the limit is {limit}")
+                data = f.read(limit + 1)
+            else:  # a pipe or a device: no size to check first, so a smaller limit
+                limit = min(limit, MAX_STREAM)
+                parts, total = [], 0
+                while total <= limit:
+                    chunk = f.read(min(1 << 20, limit + 1 - total))
+                    if not chunk:
+                        break
+                    parts.append(chunk)
+                    total += len(chunk)
+                data = b"".join(parts)
+    except OSError as e:
+        raise ElfError(f"cannot read {path}: {e.strerror or e}") from None
+    if len(data) > limit:
+        raise ElfError(f"object {path} holds more than {limit} bytes (the limit)")
+    return data
+
+
+@dataclass(slots=True, eq=False, repr=False)
 class _Func:
     """A function symbol's code inside an executable section."""
 
@@ -101,27 +133,72 @@ class _Func:
     sec: Section
     start: int  # first slot in the section
     end: int  # slot after the last
-    insns: list[Instruction]
-    rel_slots: list[int]  # slot of each insn relative to ``start``
+    first: int  # index of its first instruction among the section's
+    count: int  # its instructions (an lddw is one)
     is_global: bool
     is_program: bool = False
 
 
-@dataclass(slots=True)
 class _CodeSection:
-    sec: Section
-    insns: list[Instruction]
-    slots: list[int]
-    slot_index: dict[int, int]
-    funcs: list[_Func] = field(default_factory=list)
-    starts: list[int] = field(default_factory=list)
-    relocs: dict[int, object] = field(default_factory=dict)  # slot -> Rel
+    """An executable section as bytecode: where its ``lddw``s start (their second slots
+    are data), its functions and relocations. Nothing is decoded: linking copies and
+    patches bytes, and instruction indices follow from the ``lddw`` positions."""
+
+    __slots__ = (
+        "sec",
+        "data",
+        "nslots",
+        "lddw",
+        "lddw_set",
+        "funcs",
+        "starts",
+        "relocs",
+        "rel_slots",
+        "_calls",
+    )
+
+    def __init__(self, sec: Section, lddw: list[int]) -> None:
+        self.sec = sec
+        self.data = sec.data
+        self.nslots = sec.size // 8
+        self.lddw = lddw
+        self.lddw_set = set(lddw)
+        self.funcs: list[_Func] = []
+        self.starts: list[int] = []
+        self.relocs: dict[int, Rel] = {}  # slot -> relocation
+        self.rel_slots: list[int] = []
+        self._calls: list[int] | None = None
+
+    def index_of(self, slot: int) -> int:
+        """The index of the instruction at ``slot`` (or of the next one)."""
+        return slot - bisect.bisect_left(self.lddw, slot)
+
+    def is_start(self, slot: int) -> bool:
+        """Whether an instruction starts at ``slot`` (not past the end, not mid-``lddw``)."""
+        return 0 <= slot < self.nslots and (slot - 1) not in self.lddw_set
 
     def func_at(self, slot: int) -> _Func | None:
         i = bisect.bisect_right(self.starts, slot) - 1
         if i >= 0 and self.funcs[i].start <= slot < self.funcs[i].end:
             return self.funcs[i]
         return None
+
+    def calls(self) -> list[int]:
+        """Slots of bpf-to-bpf calls (``call`` with ``src=PSEUDO_CALL``) without a relocation."""
+        if self._calls is None:
+            data, out = self.data, []
+            ops = data[0::8]
+            pos = ops.find(b"\x85")
+            while pos >= 0:
+                if (
+                    data[pos * 8 + 1] >> 4 == op.PSEUDO_CALL
+                    and (pos - 1) not in self.lddw_set
+                    and pos not in self.relocs
+                ):
+                    out.append(pos)
+                pos = ops.find(b"\x85", pos + 1)
+            self._calls = out
+        return self._calls
 
 
 def _is_subprog_section(name: str) -> bool:
@@ -142,6 +219,10 @@ class _Loader:
         self.externs: dict[str, ExternSpec] = {}
         self._map_index: dict[int, tuple[list[int], list[int], list[MapSpec]]] = {}
         self._ext_keys: dict[tuple[str, str], list[int]] = {}
+        self._line_tables: dict[int, tuple[list[int], array, array, array]] = {}
+        #: (symbol, opcode, imm) of a map or global-data reference (an lddw) -> (kind,
+        #: src, imm low, imm high, symbol name, map, offset) it resolved to
+        self._refs: dict[tuple[int, int, int], tuple] = {}
         self.spec = ObjectSpec(name=os.path.basename(name) if name else "")
 
     # ---- driver ---------------------------------------------------------------
@@ -260,15 +341,10 @@ class _Loader:
             if sec.size % 8:
                 raise ElfError(f"code section {sec.name!r} size {sec.size} is not a multiple of 8")
             try:
-                insns = decode(sec.data, strict=False)
+                lddw = lddw_slots(sec.data)
             except DecodeError as e:
                 raise ElfError(f"section {sec.name!r}: {e}") from None
-            slots: list[int] = []
-            pos = 0
-            for insn in insns:
-                slots.append(pos)
-                pos += insn.slots
-            cs = _CodeSection(sec, insns, slots, {s: i for i, s in enumerate(slots)})
+            cs = _CodeSection(sec, lddw)
             self._split_functions(cs)
             self._collect_relocs(cs)
             self.code[sec.index] = cs
@@ -301,10 +377,10 @@ class _Loader:
                 nxt = [t.value // 8 for t in syms[i + 1 :] if t.value > s.value]
                 end = nxt[0] if nxt else nslots
             if (
-                start not in cs.slot_index
+                not cs.is_start(start)
                 or end > nslots
                 or end <= start
-                or (end < nslots and end not in cs.slot_index)
+                or (end < nslots and not cs.is_start(end))
             ):
                 raise ElfError(
                     f"function {s.name!r} ({s.value}+{s.size}) does not fit "
@@ -312,18 +388,15 @@ class _Loader:
                 )
             if cs.funcs and start < cs.funcs[-1].end:
                 raise ElfError(f"function {s.name!r} overlaps {cs.funcs[-1].name!r}")
-            a = cs.slot_index[start]
-            b = cs.slot_index[end] if end < nslots else len(cs.insns)
-            insns = cs.insns[a:b]
-            rel_slots = [cs.slots[k] - start for k in range(a, b)]
+            first = cs.index_of(start)
             cs.funcs.append(
                 _Func(
                     s.name,
                     sec,
                     start,
                     end,
-                    insns,
-                    rel_slots,
+                    first,
+                    cs.index_of(end) - first,
                     s.bind != STB.LOCAL,
                     is_program=not subprog_sec,
                 )
@@ -336,18 +409,19 @@ class _Loader:
                 f.is_program = f.is_global
 
     def _collect_relocs(self, cs: _CodeSection) -> None:
-        rels = self.elf.rels.get(cs.sec.index, [])
+        rels = self.elf.rels_for(cs.sec.index)
         if rels and self.elf.rel_kinds.get(cs.sec.index) == "rela":
             raise ElfError(f"RELA relocations in code section {cs.sec.name!r} are not supported")
         for rel in rels:
             if rel.offset % 8 or rel.offset >= cs.sec.size:
                 raise ElfError(f"relocation at {cs.sec.name}+{rel.offset} is not at an instruction")
             slot = rel.offset // 8
-            if slot not in cs.slot_index:
+            if not cs.is_start(slot):
                 raise ElfError(f"relocation at {cs.sec.name}+{rel.offset} points into an lddw")
             if slot in cs.relocs:
                 raise ElfError(f"two relocations for {cs.sec.name}+{rel.offset}")
             cs.relocs[slot] = rel
+        cs.rel_slots = sorted(cs.relocs)
 
     # ---- externs and variables ----------------------------------------------------
     def _externs(self) -> None:
@@ -504,7 +578,7 @@ class _Loader:
             license=self.spec.license,
             kernel_version=self.spec.kernel_version,
             section_offset=main.start * 8,
-            own_insn_count=len(main.insns),
+            own_insn_count=main.count,
             autoload=autoload,
         )
         placed: dict[int, tuple[int, int]] = {}
@@ -516,13 +590,17 @@ class _Loader:
             if key not in placed:
                 placed[key] = (next_pos[0], next_pos[1])
                 order.append(f)
-                next_pos[0] += len(f.insns)
+                next_pos[0] += f.count
                 next_pos[1] += f.end - f.start
             return placed[key]
 
         place(main)
-        out: list[Instruction] = []
-        relocs: list[Relocation] = []
+        # The program's bytes: each placed function copied in order, then the slots that
+        # relocations and calls name patched where they now sit.
+        code = bytearray()
+        lddw: list[int] = []
+        relocs: list[tuple] = []
+        left = bisect.bisect_left
         i = 0
         while i < len(order):
             f = order[i]
@@ -530,43 +608,80 @@ class _Loader:
             base_idx, base_slot = placed[id(f)]
             prog.functions.append((f.name, base_idx))
             cs = self.code[f.sec.index]
-            for j, insn in enumerate(f.insns):
-                sec_slot = f.start + f.rel_slots[j]
-                cur_idx, cur_slot = base_idx + j, base_slot + f.rel_slots[j]
-                rel = cs.relocs.get(sec_slot)
+            delta = base_slot - f.start
+            code += cs.data[f.start * 8 : f.end * 8]
+            for s in cs.lddw[left(cs.lddw, f.start) : left(cs.lddw, f.end)]:
+                at = (s + delta + 1) * 8  # the second slot: only its imm is meaningful
+                code[at : at + 4] = b"\0\0\0\0"
+                lddw.append(s + delta)
+            rs, cl = cs.rel_slots, cs.calls()
+            events = rs[left(rs, f.start) : left(rs, f.end)]
+            calls = cl[left(cl, f.start) : left(cl, f.end)]
+            if calls:
+                events = sorted(events + calls)
+            idx0 = base_idx - f.first
+            data, lddws, refs = cs.data, cs.lddw, self._refs
+            for s in events:
+                cur_slot = s + delta
+                cur_idx = idx0 + s - left(lddws, s)
+                rel = cs.relocs.get(s)
                 if rel is not None:
-                    insn, r = self._relocate(f, insn, rel, cur_idx, cur_slot, place)
-                    relocs.append(r)
-                elif insn.opcode == op.CALL_OP and insn.src == op.PSEUDO_CALL:
-                    tslot = sec_slot + insn.imm + 1
-                    g = cs.func_at(tslot)
-                    if g is None:
-                        raise ElfError(
-                            f"{f.name}: call at {f.sec.name}+{sec_slot * 8} targets "
-                            f"slot {tslot}, outside any function"
-                        )
-                    if g is not f:
-                        gi, gs = place(g)
-                        insn = insn.with_(imm=_s32(gs + (tslot - g.start) - cur_slot - 1, f.name))
-                        relocs.append(
-                            Relocation(cur_idx, cur_slot, RelocKind.CALL, g.name, target=g.name)
-                        )
-                out.append(insn)
-        prog.instructions = out
-        prog.relocations = relocs
-        self._ext_info(prog, order, placed)
+                    # The same map or global again (most relocations): patch it here.
+                    hit = refs.get((rel.sym, data[s * 8], _I32.unpack_from(data, s * 8 + 4)[0]))
+                    if hit is not None:
+                        at = cur_slot * 8
+                        code[at + 1] = (code[at + 1] & 0x0F) | (hit[1] << 4)
+                        _U32.pack_into(code, at + 4, hit[2])
+                        _U32.pack_into(code, at + 12, hit[3])
+                        relocs.append((cur_idx, cur_slot, hit[0], hit[4], hit[5], hit[6], None))
+                    else:
+                        relocs.append(self._relocate(f, cs, code, s, rel, cur_idx, cur_slot, place))
+                    continue
+                tslot = s + _I32.unpack_from(cs.data, s * 8 + 4)[0] + 1
+                g = cs.func_at(tslot)
+                if g is None:
+                    raise ElfError(
+                        f"{f.name}: call at {f.sec.name}+{s * 8} targets "
+                        f"slot {tslot}, outside any function"
+                    )
+                if g is not f:
+                    gi, gs = place(g)
+                    _I32.pack_into(
+                        code, cur_slot * 8 + 4, _s32(gs + (tslot - g.start) - cur_slot - 1, f.name)
+                    )
+                    relocs.append((cur_idx, cur_slot, RelocKind.CALL, g.name, None, 0, g.name))
+        raw = RawProgram(bytes(code), lddw, relocs)
+        program_from_raw(prog, raw)
+        self._ext_info(prog, raw, order, placed)
         return prog
 
-    def _relocate(self, f: _Func, insn: Instruction, rel, cur_idx: int, cur_slot: int, place):
+    def _relocate(
+        self,
+        f: _Func,
+        cs: _CodeSection,
+        code: bytearray,
+        s: int,
+        rel: Rel,
+        cur_idx: int,
+        cur_slot: int,
+        place,
+    ) -> tuple:
+        """Patch the instruction at section slot ``s`` (``cur_slot`` in ``code``) for
+        ``rel``; the :class:`Relocation` fields."""
+        data = cs.data
+        opcode = data[s * 8]
+        imm = _I32.unpack_from(data, s * 8 + 4)[0]
+        at = cur_slot * 8
         elf = self.elf
         sym = elf.symbol(rel.sym)
         sname = elf.symbol_name(sym)
         where = f"{f.name}: relocation"
-        is_call = insn.opcode == op.CALL_OP
-        if not (is_call or insn.is_lddw):
+        is_call = opcode == op.CALL_OP
+        imm_lo = imm & 0xFFFFFFFF
+        if not (is_call or opcode == op.LDDW):
             raise ElfError(
                 f"{f.name}: relocation against {sname!r} on an instruction that is "
-                f"neither lddw nor call (opcode {insn.opcode:#04x})"
+                f"neither lddw nor call (opcode {opcode:#04x})"
             )
         if sym.shndx == SHN_UNDEF:
             ext = self.externs.get(sym.name)
@@ -576,25 +691,17 @@ class _Loader:
                 if ext.kind == "kconfig":
                     raise ElfError(f"{f.name}: call to kconfig extern {sname!r}")
                 ext.kind = "kfunc"
-                insn = insn.with_(src=op.PSEUDO_KFUNC_CALL, imm=0, off=0)
-                return insn, Relocation(cur_idx, cur_slot, RelocKind.KFUNC, sname, target=sname)
+                _patch(code, at, op.PSEUDO_KFUNC_CALL, 0, None, off=0)
+                return (cur_idx, cur_slot, RelocKind.KFUNC, sname, None, 0, sname)
             if ext.kind == "kconfig":
-                off = ext.offset + insn.imm_lo
+                off = ext.offset + imm_lo
                 kc = self.maps.get(".kconfig")
                 if kc is None or off >= kc.value_size:
                     raise ElfError(f"{f.name}: offset {off} beyond the .kconfig data of {sname!r}")
-                insn = insn.with_(src=op.PSEUDO_MAP_VALUE, imm=off << 32)
-                return insn, Relocation(
-                    cur_idx,
-                    cur_slot,
-                    RelocKind.KCONFIG,
-                    sname,
-                    map=".kconfig",
-                    offset=off,
-                    target=sname,
-                )
-            insn = insn.with_(src=op.PSEUDO_BTF_ID, imm=0)
-            return insn, Relocation(cur_idx, cur_slot, RelocKind.KSYM, sname, target=sname)
+                _patch(code, at, op.PSEUDO_MAP_VALUE, 0, off)
+                return (cur_idx, cur_slot, RelocKind.KCONFIG, sname, ".kconfig", off, sname)
+            _patch(code, at, op.PSEUDO_BTF_ID, 0, 0)
+            return (cur_idx, cur_slot, RelocKind.KSYM, sname, None, 0, sname)
         if sym.shndx >= SHN_LORESERVE:
             raise ElfError(f"{f.name}: relocation against absolute/common symbol {sname!r}")
         tcs = self.code.get(sym.shndx)
@@ -602,11 +709,11 @@ class _Loader:
             if sym.value % 8:
                 raise ElfError(f"{f.name}: relocation against misaligned code symbol {sname!r}")
             if is_call:
-                tslot = sym.value // 8 + insn.imm + 1
+                tslot = sym.value // 8 + imm + 1
             else:
-                if insn.imm_lo % 8:
+                if imm_lo % 8:
                     raise ElfError(f"{f.name}: function pointer to {sname!r} is misaligned")
-                tslot = (sym.value + insn.imm_lo) // 8
+                tslot = (sym.value + imm_lo) // 8
             g = tcs.func_at(tslot)
             if g is None:
                 raise ElfError(
@@ -616,12 +723,12 @@ class _Loader:
             gi, gs = place(g)
             rel_off = _s32(gs + (tslot - g.start) - cur_slot - 1, f.name)
             if is_call:
-                insn = insn.with_(src=op.PSEUDO_CALL, imm=rel_off)
+                _patch(code, at, op.PSEUDO_CALL, rel_off, None)
                 kind = RelocKind.CALL
             else:
-                insn = insn.with_(src=op.PSEUDO_FUNC, imm=rel_off & 0xFFFFFFFF)
+                _patch(code, at, op.PSEUDO_FUNC, rel_off & 0xFFFFFFFF, 0)
                 kind = RelocKind.FUNC_ADDR
-            return insn, Relocation(cur_idx, cur_slot, kind, sname, target=g.name)
+            return (cur_idx, cur_slot, kind, sname, None, 0, g.name)
         if is_call:
             raise ElfError(f"{f.name}: call relocation against non-code symbol {sname!r}")
         maps = self.map_sections.get(sym.shndx)
@@ -631,20 +738,20 @@ class _Loader:
                 f"{where}: reference to {sname!r} in section {sec.name!r}, "
                 "which is neither maps nor global data"
             )
-        off = sym.value + insn.imm_lo
+        off = sym.value + imm_lo
         if sym.shndx in self.data_sections:
             m = self.data_sections[sym.shndx]
             if off > m.value_size:
                 raise ElfError(f"{f.name}: offset {off} beyond global data {m.name!r}")
-            insn = insn.with_(src=op.PSEUDO_MAP_VALUE, imm=off << 32)
-            return insn, Relocation(
-                cur_idx, cur_slot, RelocKind.MAP_VALUE, sname, map=m.name, offset=off
-            )
-        m = self._map_at(sym.shndx, maps, off)
-        if m is None:
-            raise ElfError(f"{f.name}: reference to {sname!r} (offset {off}) is not a map")
-        insn = insn.with_(src=op.PSEUDO_MAP_FD, imm=0)
-        return insn, Relocation(cur_idx, cur_slot, RelocKind.MAP, sname, map=m.name)
+            ref = (RelocKind.MAP_VALUE, op.PSEUDO_MAP_VALUE, 0, off, sname, m.name, off)
+        else:
+            m = self._map_at(sym.shndx, maps, off)
+            if m is None:
+                raise ElfError(f"{f.name}: reference to {sname!r} (offset {off}) is not a map")
+            ref = (RelocKind.MAP, op.PSEUDO_MAP_FD, 0, 0, sname, m.name, 0)
+        self._refs[(rel.sym, opcode, imm)] = ref
+        _patch(code, at, ref[1], ref[2], ref[3])
+        return (cur_idx, cur_slot, ref[0], sname, ref[5], ref[6], None)
 
     def _map_at(self, shndx: int, maps: list[MapSpec], off: int) -> MapSpec | None:
         """The map whose definition covers byte ``off`` of its section."""
@@ -679,38 +786,68 @@ class _Loader:
             keys = self._ext_keys[key] = [r.insn_off for r in recs]
         return recs[bisect.bisect_left(keys, f.start * 8) : bisect.bisect_left(keys, f.end * 8)]
 
-    def _ext_info(self, prog: ProgramSpec, order: list[_Func], placed) -> None:
+    def _line_table(self, cs: _CodeSection) -> tuple[list[int], array, array, array]:
+        """The section's line records as columns sorted by offset (stable), keeping only
+        those at an instruction: byte offsets, file and line string offsets, line/col."""
+        table = self._line_tables.get(cs.sec.index)
+        if table is not None:
+            return table
+        assert self.ext is not None
+        raw = self.ext.raw("line", cs.sec.name)
+        if raw is None:  # already objects
+            recs = self.ext.line_info.get(cs.sec.name, [])
+            blob = b"".join(
+                _LINE.pack(r.insn_off, r.file_name_off, r.line_off, r.line_col) for r in recs
+            )
+            raw = (blob, _LINE.size)
+        blob, size = raw
+        words = array("I", blob)
+        if sys.byteorder != "little":  # pragma: no cover
+            words.byteswap()
+        step = size // 4
+        offs = words[0::step].tolist()
+        cols = [words[1::step], words[2::step], words[3::step]]
+        keep: list[int] | None = None
+        if offs != sorted(offs):
+            keep = sorted(range(len(offs)), key=offs.__getitem__)
+        second = {(s + 1) * 8 for s in cs.lddw}
+        if any(map((7).__and__, offs)) or not second.isdisjoint(offs):
+            keep = [
+                k for k in (keep or range(len(offs))) if not offs[k] & 7 and offs[k] not in second
+            ]
+        if keep is not None:
+            offs = [offs[k] for k in keep]
+            cols = [array("I", [c[k] for k in keep]) for c in cols]
+        table = self._line_tables[cs.sec.index] = (offs, cols[0], cols[1], cols[2])
+        return table
+
+    def _ext_info(self, prog: ProgramSpec, raw: RawProgram, order: list[_Func], placed) -> None:
         ext, btf = self.ext, self.btf
         if ext is None or btf is None:
             return
+        left = bisect.bisect_left
+        slots: list[int] = []
+        files, lines, cols = array("I"), array("I"), array("I")
         for f in order:
             base_idx, base_slot = placed[id(f)]
+            cs = self.code[f.sec.index]
             lo, hi = f.start * 8, f.end * 8
-            slot_to_local = {s: k for k, s in enumerate(f.rel_slots)}
             for fi in self._ext_range(ext.func_info, "func", f):
-                pos = _ext_pos(f, fi.insn_off, slot_to_local, base_idx, base_slot)
+                pos = _ext_pos(f, cs, fi.insn_off, base_idx, base_slot)
                 if pos is not None:
                     prog.func_info.append(
                         FuncInfo(pos[0], pos[1], fi.type_id, btf.get(fi.type_id).name)
                     )
-            for li in self._ext_range(ext.line_info, "line", f):
-                pos = _ext_pos(f, li.insn_off, slot_to_local, base_idx, base_slot)
-                if pos is not None:
-                    prog.line_info.append(
-                        LineInfo(
-                            pos[0],
-                            pos[1],
-                            li.file,
-                            li.line,
-                            li.column,
-                            li.source,
-                            li.file_name_off,
-                            li.line_off,
-                            li.line_col,
-                        )
-                    )
+            offs, fcol, lcol, ccol = self._line_table(cs)
+            a, b = left(offs, lo), left(offs, hi)
+            if a < b:
+                delta = base_slot - f.start
+                slots += [(o >> 3) + delta for o in offs[a:b]]
+                files += fcol[a:b]
+                lines += lcol[a:b]
+                cols += ccol[a:b]
             for cr in self._ext_range(ext.core_relos, "core", f):
-                pos = _ext_pos(f, cr.insn_off, slot_to_local, base_idx, base_slot)
+                pos = _ext_pos(f, cs, cr.insn_off, base_idx, base_slot)
                 if pos is None:
                     if lo <= cr.insn_off < hi:
                         raise ElfError(
@@ -724,22 +861,40 @@ class _Loader:
                     )
                 )
         prog.func_info.sort(key=lambda x: x.slot)
-        prog.line_info.sort(key=lambda x: x.slot)
+        # Functions are laid out in order and each one's records are sorted: the
+        # columns are in slot order already.
+        if slots:
+            raw.lines = RawLines(slots, files, lines, cols, ext.string)
         if prog.func_info and prog.func_info[0].slot == 0:
             prog.btf_func_id = prog.func_info[0].type_id
 
 
 def _ext_pos(
-    f: _Func, insn_off: int, slot_to_local: dict[int, int], base_idx: int, base_slot: int
+    f: _Func, cs: _CodeSection, insn_off: int, base_idx: int, base_slot: int
 ) -> tuple[int, int] | None:
-    """(index, slot) in the linked program of byte ``insn_off`` of ``f``'s section, if inside ``f``."""
+    """(index, slot) in the linked program of byte ``insn_off`` of ``f``'s section, if an
+    instruction of ``f`` starts there."""
     if insn_off % 8 or not f.start * 8 <= insn_off < f.end * 8:
         return None
-    rs = insn_off // 8 - f.start
-    k = slot_to_local.get(rs)
-    if k is None:
+    s = insn_off // 8
+    if (s - 1) in cs.lddw_set:
         return None
-    return base_idx + k, base_slot + rs
+    return base_idx + cs.index_of(s) - f.first, base_slot + s - f.start
+
+
+def _patch(
+    code: bytearray, at: int, src: int, lo: int, hi: int | None, off: int | None = None
+) -> None:
+    """Set the source register field and the immediate of the instruction at byte ``at``:
+    32 bits (``hi`` None) or both halves of an ``lddw``; ``off`` when given."""
+    code[at + 1] = (code[at + 1] & 0x0F) | (src << 4)
+    if off is not None:
+        code[at + 2 : at + 4] = _I16.pack(off)
+    if hi is None:
+        _I32.pack_into(code, at + 4, lo)
+    else:
+        _U32.pack_into(code, at + 4, lo & 0xFFFFFFFF)
+        _U32.pack_into(code, at + 12, hi & 0xFFFFFFFF)
 
 
 def _s32(v: int, who: str) -> int:

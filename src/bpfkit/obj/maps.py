@@ -207,7 +207,7 @@ def btf_maps(
             values_at[var.name] = (offset + values_off // 8, offset + size)
         out.append(spec)
     names = {m.name for m in out}
-    for rel in elf.rels.get(sec.index, []):
+    for rel in elf.rels_for(sec.index):
         owner = next(
             (
                 m
@@ -358,7 +358,7 @@ def struct_ops_maps(elf: ElfFile, btf: Btf | None, funcs: dict[str, Symbol]) -> 
             )
             mine.append((spec, vt))
             out.append(spec)
-        for rel in elf.rels.get(sec.index, []):
+        for rel in elf.rels_for(sec.index):
             hit = next(
                 (
                     (sp, t)

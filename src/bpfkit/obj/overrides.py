@@ -187,6 +187,6 @@ def apply_overrides(
             changes["expected_attach_type"] = attach_type_by_name(at[name])
         if name in al:
             changes["autoload"] = bool(al[name])
-        programs[name] = dataclasses.replace(p, **changes)
+        programs[name] = p._copy_with(**changes)  # keeps a parsed program unparsed
     out.programs = programs
     return out

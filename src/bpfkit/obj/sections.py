@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..btf.fields import Record
 from ..uapi.attach import NewAttachType as NA
 from ..uapi.attach import NewProgType
 from ..uapi.enums import AttachType as A
@@ -37,8 +38,8 @@ XDP_FRAGS = 1 << 2
 USDT = 1 << 3
 
 
-@dataclass(frozen=True, slots=True)
-class SectionDef:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class SectionDef(Record):
     """One row of the table: a section pattern and what it means."""
 
     pattern: str

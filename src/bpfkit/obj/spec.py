@@ -8,10 +8,12 @@ every relocation still symbolic. Nothing here holds a file descriptor.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any
 
+from ..btf.fields import Data, Record
 from ..isa.instruction import Instruction
 from ..uapi.btf import CoreReloKind
 from ..uapi.enums import MapType, ProgType
@@ -55,8 +57,8 @@ class Pinning(int, Enum):
     BY_NAME = 1
 
 
-@dataclass(frozen=True, slots=True)
-class Relocation:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Relocation(Record):
     """One symbolic relocation of a program's instruction ``index`` (list index).
 
     ``slot`` is the same instruction's 8-byte slot position; ``symbol`` the ELF symbol;
@@ -88,8 +90,8 @@ class Relocation:
         return d
 
 
-@dataclass(frozen=True, slots=True)
-class CoreRelocation:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class CoreRelocation(Record):
     """A CO-RE relocation from ``.BTF.ext`` for the kernel backend to apply."""
 
     index: int
@@ -100,8 +102,8 @@ class CoreRelocation:
     type_name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class FuncInfo:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class FuncInfo(Record):
     """``bpf_func_info`` for the linked program: function start (slot) and BTF FUNC id."""
 
     index: int
@@ -110,8 +112,8 @@ class FuncInfo:
     name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class LineInfo:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class LineInfo(Record):
     """The C source position of an instruction: file, line, column and the line's text."""
 
     index: int
@@ -128,8 +130,8 @@ class LineInfo:
         return {"file": self.file, "line": self.line, "column": self.column, "source": self.source}
 
 
-@dataclass(slots=True)
-class ProgramSpec:
+@dataclass(slots=True, eq=False, repr=False)
+class ProgramSpec(Data):
     """One program: a function of an executable section, with its subprograms linked in.
 
     ``instructions`` is directly runnable once the map/extern relocations are
@@ -161,6 +163,9 @@ class ProgramSpec:
     autoload: bool = True
     _slots: list[int] | None = field(default=None, repr=False, compare=False)
     _line_keys: list[int] | None = field(default=None, repr=False, compare=False)
+    #: the linked program as parsed (bytes and columns); ``instructions``,
+    #: ``relocations`` and ``line_info`` are built from it on first use
+    _raw: RawProgram | None = field(default=None, repr=False, compare=False)
 
     # ---- positions ----------------------------------------------------------
     @property
@@ -186,6 +191,9 @@ class ProgramSpec:
 
     def bytecode(self) -> bytes:
         """The instructions as raw little-endian bytecode."""
+        code = self._raw_parts()[0]
+        if code is not None:
+            return code
         from ..isa.instruction import _SLOT
 
         out = bytearray()
@@ -219,6 +227,34 @@ class ProgramSpec:
         """The program type's name (``XDP``, ``KPROBE``, ...)."""
         return getattr(self.prog_type, "name", str(self.prog_type))
 
+    def _counts(self) -> tuple[int, int]:
+        """(instructions, 8-byte slots), without decoding a program still in bytes."""
+        code = self._raw_parts()[0]
+        if code is not None and self._raw is not None:
+            return len(code) // 8 - len(self._raw.lddw), len(code) // 8
+        return len(self.instructions), sum(i.slots for i in self.instructions)
+
+    def _raw_parts(self) -> tuple[bytes | None, list[tuple] | None, RawLines | None]:
+        """The bytecode, relocation tuples and line columns still in their parsed form
+        (each ``None`` once it was turned into objects, which may have been changed)."""
+        raw = self._raw
+        if raw is None:
+            return None, None, None
+        return (
+            raw.code if _INSNS.__get__(self) is _PENDING else None,
+            raw.relocs if _RELOCS.__get__(self) is _PENDING else None,
+            raw.lines if _LINES.__get__(self) is _PENDING else None,
+        )
+
+    def _copy_with(self, **changes: Any) -> ProgramSpec:
+        """``dataclasses.replace`` that keeps parsed-form fields unparsed."""
+        new = object.__new__(ProgramSpec)
+        for slot in _SLOTS.values():
+            slot.__set__(new, slot.__get__(self))
+        for k, v in changes.items():
+            setattr(new, k, v)
+        return new
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -226,11 +262,128 @@ class ProgramSpec:
             "type": self.type_name.lower(),
             "attach_type": _enum_name(self.expected_attach_type),
             "attach_target": self.attach_target,
-            "insns": len(self.instructions),
+            "insns": self._counts()[0],
             # 8-byte instruction slots (an lddw takes two): libbpf's and bpftool's insn_cnt
-            "slots": sum(i.slots for i in self.instructions),
+            "slots": self._counts()[1],
             "license": self.license,
         }
+
+
+class _Pending:
+    """Marks a field still held in the program's parsed form (``ProgramSpec._raw``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<not yet decoded>"
+
+
+_PENDING = _Pending()
+
+
+class RawLines:
+    """A program's line info as columns: slot in the linked program, the file and line
+    text (offsets of BTF strings, resolved by ``string``) and the packed line/column."""
+
+    __slots__ = ("slots", "files", "lines", "cols", "string")
+
+    def __init__(
+        self,
+        slots: list[int],
+        files: Sequence[int],
+        lines: Sequence[int],
+        cols: Sequence[int],
+        string: Callable[[int], str],
+    ) -> None:
+        self.slots = slots
+        self.files = files
+        self.lines = lines
+        self.cols = cols
+        self.string = string
+
+
+class RawProgram:
+    """A linked program as the object parser leaves it: bytecode (``lddw`` second slots
+    zeroed, symbolic relocations already written, like ``bytecode()`` of the decoded
+    instructions), the slots where an ``lddw`` starts, relocations as tuples of
+    :class:`Relocation`'s fields, and line info columns."""
+
+    __slots__ = ("code", "lddw", "relocs", "lines")
+
+    def __init__(
+        self, code: bytes, lddw: list[int], relocs: list[tuple], lines: RawLines | None = None
+    ) -> None:
+        self.code = code
+        self.lddw = lddw
+        self.relocs = relocs
+        self.lines = lines
+
+    def index_of(self, slot: int) -> int:
+        """The instruction index of ``slot``."""
+        return slot - bisect.bisect_left(self.lddw, slot)
+
+
+def _decode_raw(raw: RawProgram) -> list[Instruction]:
+    from ..isa.instruction import decode
+
+    return decode(raw.code, strict=False)
+
+
+def _relocs_raw(raw: RawProgram) -> list[Relocation]:
+    return [Relocation(*t) for t in raw.relocs]
+
+
+def _lines_raw(raw: RawProgram) -> list[LineInfo]:
+    rl = raw.lines
+    if rl is None:
+        return []
+    lddw, string, left = raw.lddw, rl.string, bisect.bisect_left
+    return [
+        LineInfo(
+            slot - left(lddw, slot), slot, string(f), lc >> 10, lc & 0x3FF, string(ln), f, ln, lc
+        )
+        for slot, f, ln, lc in zip(rl.slots, rl.files, rl.lines, rl.cols, strict=True)
+    ]
+
+
+class _Lazy:
+    """A ``ProgramSpec`` field built from ``_raw`` on first read, then stored as usual."""
+
+    __slots__ = ("slot", "build")
+
+    def __init__(self, slot: Any, build: Callable[[RawProgram], list]) -> None:
+        self.slot = slot
+        self.build = build
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        if obj is None:
+            return self
+        v = self.slot.__get__(obj, cls)
+        if v is _PENDING:
+            v = self.build(obj._raw)
+            self.slot.__set__(obj, v)
+        return v
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        self.slot.__set__(obj, value)
+
+
+#: the slot storage of every ProgramSpec field (for copies that keep fields unparsed)
+_SLOTS = {name: ProgramSpec.__dict__[name] for name in ProgramSpec.__slots__}
+_INSNS, _RELOCS, _LINES = _SLOTS["instructions"], _SLOTS["relocations"], _SLOTS["line_info"]
+ProgramSpec.instructions = _Lazy(_INSNS, _decode_raw)  # type: ignore[assignment]
+ProgramSpec.relocations = _Lazy(_RELOCS, _relocs_raw)  # type: ignore[assignment]
+ProgramSpec.line_info = _Lazy(_LINES, _lines_raw)  # type: ignore[assignment]
+
+
+def program_from_raw(prog: ProgramSpec, raw: RawProgram) -> ProgramSpec:
+    """Make ``prog``'s instructions, relocations and line info those of ``raw``, decoded
+    only when first read."""
+    prog._raw = raw
+    _INSNS.__set__(prog, _PENDING)
+    _RELOCS.__set__(prog, _PENDING)
+    _LINES.__set__(prog, _PENDING)
+    return prog
 
 
 def _enum_name(v: Any) -> str | None:
@@ -239,8 +392,8 @@ def _enum_name(v: Any) -> str | None:
     return getattr(v, "name", str(v)).lower()
 
 
-@dataclass(slots=True)
-class MapSpec:
+@dataclass(slots=True, eq=False, repr=False)
+class MapSpec(Data):
     """One map to create: BTF-defined, legacy, global data, ``.kconfig`` or struct_ops.
 
     ``values`` holds the initial slots of a prog array or map-in-map as ``{index: name}``
@@ -300,8 +453,8 @@ class MapSpec:
         return d
 
 
-@dataclass(slots=True)
-class VariableSpec:
+@dataclass(slots=True, eq=False, repr=False)
+class VariableSpec(Data):
     """A global variable: where it lives (map name + offset), its size and BTF type."""
 
     name: str
@@ -323,8 +476,8 @@ class VariableSpec:
         }
 
 
-@dataclass(slots=True)
-class ExternSpec:
+@dataclass(slots=True, eq=False, repr=False)
+class ExternSpec(Data):
     """An extern the loader resolves: ``.kconfig`` value, ``__ksym`` variable or kfunc."""
 
     name: str
@@ -339,8 +492,8 @@ class ExternSpec:
         return {"name": self.name, "kind": self.kind, "type": self.type_name, "weak": self.weak}
 
 
-@dataclass(slots=True)
-class ObjectSpec:
+@dataclass(slots=True, eq=False, repr=False)
+class ObjectSpec(Data):
     """Everything in one ELF object, parsed and linked, with symbolic relocations."""
 
     programs: dict[str, ProgramSpec] = field(default_factory=dict)

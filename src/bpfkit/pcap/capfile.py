@@ -1,4 +1,4 @@
-"""Capture files: streaming pcap and pcapng readers and a pcap writer.
+"""Capture files: streaming pcap and pcapng readers, pcap and pcapng writers.
 
 Readers hold one record at a time, so files larger than memory stream through. pcap is
 read in either byte order with microsecond or nanosecond timestamps; pcapng sections
@@ -278,69 +278,80 @@ class CaptureReader:
             blk = queued.pop(0) if queued else self._block()
             if blk is None:
                 return
-            btype, body, where = blk
-            order = self.byteorder
-            if btype == PCAPNG_SHB:
-                self._section(body)
-            elif btype == PCAPNG_IDB:
-                self._interface(body)
-            elif btype == PCAPNG_EPB:
-                if len(body) < 20:
-                    raise CaptureError(
-                        f"{self.name}: truncated enhanced packet block at byte offset {where}"
-                    )
-                iface, high, low, caplen, wirelen = struct.unpack(order + "IIIII", body[:20])
-                if iface >= len(self.interfaces):
-                    raise CaptureError(
-                        f"{self.name}: packet at byte offset {where} names interface {iface}, "
-                        f"but the section has {len(self.interfaces)}"
-                    )
-                if 20 + caplen > len(body):
-                    raise CaptureError(
-                        f"{self.name}: corrupt enhanced packet block at byte offset {where}: "
-                        f"captured length {caplen} exceeds the block"
-                    )
-                self.count += 1
-                yield Packet(
-                    body[20 : 20 + caplen],
-                    wirelen,
-                    self._ts(iface, high, low),
-                    self.interfaces[iface][0],
-                    iface,
+            pkt = self._handle_block(*blk)
+            if pkt is not None:
+                yield pkt
+
+    def _handle_block(self, btype: int, body: bytes, where: int) -> Packet | None:
+        """Take in one pcapng block: a section or interface updates the state, a packet
+        block gives its packet, any other block is skipped (None)."""
+        order = self.byteorder
+        if btype == PCAPNG_SHB:
+            self._section(body)
+        elif btype == PCAPNG_IDB:
+            self._interface(body)
+        elif btype == PCAPNG_EPB:
+            if len(body) < 20:
+                raise CaptureError(
+                    f"{self.name}: truncated enhanced packet block at byte offset {where}"
                 )
-            elif btype == PCAPNG_SPB:
-                if not self.interfaces:
-                    raise CaptureError(
-                        f"{self.name}: simple packet block at byte offset {where} before any interface"
-                    )
-                if len(body) < 4:
-                    raise CaptureError(
-                        f"{self.name}: truncated simple packet block at byte offset {where}"
-                    )
-                wirelen = struct.unpack(order + "I", body[:4])[0]
-                snap = self.interfaces[0][1] or wirelen
-                caplen = min(wirelen, snap, len(body) - 4)
-                self.count += 1
-                yield Packet(body[4 : 4 + caplen], wirelen, 0, self.interfaces[0][0], 0)
-            elif btype == PCAPNG_PB:
-                if len(body) < 20:
-                    raise CaptureError(
-                        f"{self.name}: truncated packet block at byte offset {where}"
-                    )
-                iface, _drops, high, low, caplen, wirelen = struct.unpack(
-                    order + "HHIIII", body[:20]
+            iface, high, low, caplen, wirelen = struct.unpack(order + "IIIII", body[:20])
+            if iface >= len(self.interfaces):
+                raise CaptureError(
+                    f"{self.name}: packet at byte offset {where} names interface {iface}, "
+                    f"but the section has {len(self.interfaces)}"
                 )
-                if iface >= len(self.interfaces) or 20 + caplen > len(body):
-                    raise CaptureError(f"{self.name}: corrupt packet block at byte offset {where}")
-                self.count += 1
-                yield Packet(
-                    body[20 : 20 + caplen],
-                    wirelen,
-                    self._ts(iface, high, low),
-                    self.interfaces[iface][0],
-                    iface,
+            if 20 + caplen > len(body):
+                raise CaptureError(
+                    f"{self.name}: corrupt enhanced packet block at byte offset {where}: "
+                    f"captured length {caplen} exceeds the block"
                 )
-            # every other block type is skipped
+            self.count += 1
+            return Packet(
+                body[20 : 20 + caplen],
+                wirelen,
+                self._ts(iface, high, low),
+                self.interfaces[iface][0],
+                iface,
+            )
+        elif btype == PCAPNG_SPB:
+            if not self.interfaces:
+                raise CaptureError(
+                    f"{self.name}: simple packet block at byte offset {where} before any interface"
+                )
+            if len(body) < 4:
+                raise CaptureError(
+                    f"{self.name}: truncated simple packet block at byte offset {where}"
+                )
+            wirelen = struct.unpack(order + "I", body[:4])[0]
+            snap = self.interfaces[0][1] or wirelen
+            caplen = min(wirelen, snap, len(body) - 4)
+            self.count += 1
+            return Packet(body[4 : 4 + caplen], wirelen, 0, self.interfaces[0][0], 0)
+        elif btype == PCAPNG_PB:
+            if len(body) < 20:
+                raise CaptureError(f"{self.name}: truncated packet block at byte offset {where}")
+            iface, _drops, high, low, caplen, wirelen = struct.unpack(order + "HHIIII", body[:20])
+            if iface >= len(self.interfaces) or 20 + caplen > len(body):
+                raise CaptureError(f"{self.name}: corrupt packet block at byte offset {where}")
+            self.count += 1
+            return Packet(
+                body[20 : 20 + caplen],
+                wirelen,
+                self._ts(iface, high, low),
+                self.interfaces[iface][0],
+                iface,
+            )
+        # every other block type is skipped
+        return None
+
+    def _block_at(self, offset: int) -> tuple[int, bytes, int] | None:
+        """The block at file ``offset`` (for a scan that walks the file itself)."""
+        self._queued.clear()
+        self._pending = None
+        self._f.seek(offset)
+        self.offset = offset
+        return self._block()
 
     # -- protocol ------------------------------------------------------------------------
 
@@ -410,6 +421,11 @@ class PcapWriter:
     def write_packet(self, pkt: Packet) -> None:
         self.write(pkt.data, pkt.ts_ns, pkt.wirelen)
 
+    def write_records(self, records: bytes | memoryview, count: int = 0) -> None:
+        """Append records already encoded in this file's format (the native scan's)."""
+        self._f.write(records)
+        self.count += count
+
     def close(self) -> None:
         if self._own:
             self._f.close()
@@ -417,6 +433,70 @@ class PcapWriter:
             self._f.flush()
 
     def __enter__(self) -> PcapWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PcapngWriter:
+    """Write a pcapng file: one section, one interface, Enhanced Packet Blocks (little-endian;
+    microsecond timestamps, or nanosecond ones with ``if_tsresol`` = 9)."""
+
+    def __init__(
+        self,
+        dest: str | os.PathLike[str] | BinaryIO,
+        linktype: int = 1,
+        snaplen: int = 262144,
+        nanosecond: bool = False,
+    ):
+        if isinstance(dest, (str, bytes, os.PathLike)):
+            self._f: BinaryIO = open(dest, "wb", buffering=1 << 16)  # noqa: SIM115
+            self._own = True
+        else:
+            self._f = dest
+            self._own = False
+        self.nanosecond = nanosecond
+        self.linktype = linktype
+        self.snaplen = snaplen
+        self.count = 0
+        shb_body = struct.pack("<IHHq", PCAPNG_BOM, 1, 0, -1)
+        self._block(PCAPNG_SHB, shb_body)
+        opts = b""
+        if nanosecond:
+            opts = struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0)
+        self._block(PCAPNG_IDB, struct.pack("<HHI", linktype, 0, snaplen) + opts)
+
+    def _block(self, btype: int, body: bytes) -> None:
+        pad = -len(body) % 4
+        n = 12 + len(body) + pad
+        self._f.write(struct.pack("<II", btype, n) + body + b"\0" * pad + struct.pack("<I", n))
+
+    def write(self, data: bytes, ts_ns: int = 0, wirelen: int | None = None) -> None:
+        """Append one packet (``wirelen`` defaults to ``len(data)``)."""
+        t = ts_ns if self.nanosecond else ts_ns // 1000
+        wl = len(data) if wirelen is None else wirelen
+        pad = -len(data) % 4
+        n = 32 + len(data) + pad
+        self._f.write(
+            struct.pack(
+                "<IIIIIII", PCAPNG_EPB, n, 0, (t >> 32) & 0xFFFFFFFF, t & 0xFFFFFFFF, len(data), wl
+            )
+        )
+        self._f.write(data)
+        self._f.write(b"\0" * pad + struct.pack("<I", n))
+        self.count += 1
+
+    def write_packet(self, pkt: Packet) -> None:
+        self.write(pkt.data, pkt.ts_ns, pkt.wirelen)
+
+    def close(self) -> None:
+        if self._own:
+            self._f.close()
+        else:
+            self._f.flush()
+
+    def __enter__(self) -> PcapngWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -16,12 +16,16 @@ A missing, unwritable or damaged cache only costs the time to rebuild the entry.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import mmap
 import os
 import struct
 from collections.abc import Sequence
+
+try:  # the built-in module: importing hashlib loads OpenSSL, a few ms of start-up
+    from _sha256 import sha256
+except ImportError:  # pragma: no cover - other Pythons
+    from hashlib import sha256
 
 VERSION = "1"
 
@@ -60,7 +64,7 @@ def compiler_fingerprint() -> str:
     global _fingerprint
     if _fingerprint is None:
         here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "filter")
-        h = hashlib.sha256(VERSION.encode())
+        h = sha256(VERSION.encode())
         for name in sorted(os.listdir(here)):
             if name.endswith(".py"):
                 st = os.stat(os.path.join(here, name))
@@ -73,7 +77,7 @@ def _program_path(expr: str, linktype: str, snaplen: int) -> str | None:
     d = cache_dir("filters")
     if d is None:
         return None
-    key = hashlib.sha256(f"{compiler_fingerprint()}\0{linktype}\0{snaplen}\0{expr}".encode())
+    key = sha256(f"{compiler_fingerprint()}\0{linktype}\0{snaplen}\0{expr}".encode())
     return os.path.join(d, key.hexdigest()[:32] + ".json")
 
 
@@ -187,7 +191,7 @@ def _code_path(ir: str) -> str | None:
     d = cache_dir("code")
     if d is None:
         return None
-    key = hashlib.sha256(f"{VERSION}\0{os.uname().machine}\0{ir}".encode()).hexdigest()[:32]
+    key = sha256(f"{VERSION}\0{os.uname().machine}\0{ir}".encode()).hexdigest()[:32]
     return os.path.join(d, key + ".bin")
 
 

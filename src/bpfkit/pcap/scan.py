@@ -15,26 +15,34 @@ Engines:
   length, so a hostile file cannot make it read outside the buffer. Matching records are
   copied into an output buffer for ``-w``.
   pcapng files are walked in Python and each packet filtered by the same native code.
-* ``interp`` — Python: bpfkit's reference interpreter
-  (:func:`bpfkit.classic.interp.run_classic`) for programs where the kernel's semantics
-  and libpcap's coincide, and a small libpcap-rules evaluator for the rest (programs that
-  shift by ``X``, or whose index register or absolute offsets can reach 2**31).
+* ``interp`` — Python: bpfkit's classic interpreter
+  (:func:`bpfkit.classic.interp.compile_classic`) with ``semantics="libpcap"``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import struct
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from ..classic import insn as c
-from ..classic.insn import SockFilter
+from ..classic.insn import LOOP_SLACK, SockFilter
 from ..errors import CaptureError, ClassicError
-from .capfile import PCAP_MAGIC_NS, PCAP_MAGIC_US, CaptureReader, PcapWriter
+from .capfile import (
+    PCAP_MAGIC_NS,
+    PCAP_MAGIC_US,
+    PCAPNG_IDB,
+    PCAPNG_SHB,
+    CaptureReader,
+    PcapWriter,
+)
+from .output import safe_output
 
 M32 = 0xFFFFFFFF
 OUT_CHUNK = 256 << 10
@@ -43,7 +51,10 @@ MAX_SCAN_RECORD = 16 << 20
 
 # state slots and stop reasons of the native scan
 ST_POS, ST_PACKETS, ST_OUTLEN, ST_REASON = range(4)
-R_END, R_FULL, R_TRUNC_HDR, R_TRUNC_DATA, R_CORRUPT = range(5)
+R_END, R_FULL, R_TRUNC_HDR, R_TRUNC_DATA, R_CORRUPT, R_OTHER = range(6)
+MAX_SCAN_BLOCK = 256 << 10  # pcapng blocks above this are handed to the Python reader
+# pcapng interface table (two i64 per interface): flags, snapshot length
+IF_NATIVE, IF_NS = 1, 2
 
 
 # -- validation -------------------------------------------------------------------------
@@ -109,7 +120,9 @@ def validate(prog: Sequence[SockFilter]) -> None:
             if op == c.JA:
                 if code != c.JMP | c.JA:
                     raise ClassicError(f"unknown opcode {code:#06x}", pc)
-                if pc + 1 + k >= n:
+                # bpf_validate's unsigned sum: a backward jump (protochain's loop) wraps
+                # around into the program and passes, as it does for tcpdump -r
+                if (pc + 1 + k) & M32 >= n:
                     raise ClassicError(f"jump to {pc + 1 + k} is outside the program", pc)
             elif pc + 1 + ins.jt >= n or pc + 1 + ins.jf >= n:
                 raise ClassicError("conditional jump outside the program", pc)
@@ -126,137 +139,17 @@ def validate(prog: Sequence[SockFilter]) -> None:
 # -- the Python engine ------------------------------------------------------------------
 
 
-def kernel_rules_agree(prog: Sequence[SockFilter]) -> bool:
-    """Whether the kernel's classic semantics (bpfkit's reference interpreter) give the
-    same verdicts as libpcap's for this program on every packet.
-
-    They differ only on shifts by ``X >= 32`` (kernel: by ``X & 31``; libpcap: 0) and on
-    offsets at or above 2**31 (kernel: ancillary data or a header-relative load; libpcap:
-    out of the packet), which need a shift by ``X``, a large absolute offset, or an index
-    register set from arbitrary values."""
-    for ins in prog:
-        code, k = ins.code, ins.k
-        cls = code & 0x07
-        if code in (c.ALU | c.LSH | c.X, c.ALU | c.RSH | c.X):
-            return False
-        if cls == c.LD and (code & 0xE0) == c.ABS and k >= 0x80000000:
-            return False
-        if cls == c.LD and (code & 0xE0) == c.IND and k >= 0x40000000:
-            return False
-        if code in (c.MISC | c.TAX, c.LDX | c.MEM, c.LDX | c.W | c.LEN):
-            return False
-        if code == c.LDX | c.IMM and k >= 0x40000000:
-            return False
-    return True
-
-
-def pcap_filter(prog: Sequence[SockFilter], data: bytes, wirelen: int) -> int:
-    """Run ``prog`` over one packet with libpcap's user-space rules; return its value."""
-    buflen = len(data)
-    a = x = 0
-    mem = [0] * c.MEMWORDS
-    pc = 0
-    while True:
-        ins = prog[pc]
-        code, k = ins.code, ins.k
-        cls = code & 0x07
-        pc += 1
-        if cls == c.RET:
-            rv = code & 0x18
-            return (a if rv == c.RVAL_A else x if rv == c.X else k) & M32
-        if cls == c.LD or cls == c.LDX:
-            mode = code & 0xE0
-            if mode == c.IMM:
-                v = k
-            elif mode == c.LEN:
-                v = wirelen & M32
-            elif mode == c.MEM:
-                v = mem[k]
-            elif mode == c.MSH:
-                if k >= buflen:
-                    return 0
-                v = (data[k] & 0xF) << 2
-            else:
-                size = {c.W: 4, c.H: 2, c.B: 1}[code & 0x18]
-                off = k if mode == c.ABS else x + k
-                if off + size > buflen:
-                    return 0
-                v = int.from_bytes(data[off : off + size], "big")
-            if cls == c.LD:
-                a = v
-            else:
-                x = v
-        elif cls == c.ST:
-            mem[k] = a
-        elif cls == c.STX:
-            mem[k] = x
-        elif cls == c.ALU:
-            op = code & 0xF0
-            s = x if code & c.X else k
-            if op == c.ADD:
-                a = (a + s) & M32
-            elif op == c.SUB:
-                a = (a - s) & M32
-            elif op == c.MUL:
-                a = (a * s) & M32
-            elif op == c.DIV:
-                if s == 0:
-                    return 0
-                a //= s
-            elif op == c.MOD:
-                if s == 0:
-                    return 0
-                a %= s
-            elif op == c.AND:
-                a &= s
-            elif op == c.OR:
-                a |= s
-            elif op == c.XOR:
-                a ^= s
-            elif op == c.LSH:
-                a = (a << s) & M32 if s < 32 else 0
-            elif op == c.RSH:
-                a = a >> s if s < 32 else 0
-            else:  # NEG
-                a = -a & M32
-        elif cls == c.JMP:
-            op = code & 0xF0
-            if op == c.JA:
-                pc += k
-                continue
-            s = x if code & c.X else k
-            if op == c.JEQ:
-                t = a == s
-            elif op == c.JGT:
-                t = a > s
-            elif op == c.JGE:
-                t = a >= s
-            else:
-                t = (a & s) != 0
-            pc += ins.jt if t else ins.jf
-        else:  # MISC
-            if (code & 0xF8) == c.TAX:
-                x = a
-            else:
-                a = x
-
-
 def python_matcher(prog: Sequence[SockFilter]):
-    """A ``(data, wirelen) -> bool`` verdict function with libpcap's semantics."""
-    if kernel_rules_agree(prog):
-        from ..classic.interp import run_classic
+    """A ``(data, wirelen) -> bool`` verdict function with libpcap's semantics: bpfkit's
+    classic interpreter with ``semantics="libpcap"``."""
+    from ..classic.interp import compile_classic
 
-        prog = [SockFilter(*i) for i in prog]
+    run = compile_classic(prog, semantics="libpcap").ret
 
-        def match(data: bytes, wirelen: int) -> bool:
-            return run_classic(prog, data, wire_len=wirelen).ret != 0
+    def match(data: bytes, wirelen: int) -> bool:
+        return run(data, wirelen) != 0
 
-        return match
-
-    def match_pcap(data: bytes, wirelen: int) -> bool:
-        return pcap_filter(prog, data, wirelen) != 0
-
-    return match_pcap
+    return match
 
 
 # -- the native engine ------------------------------------------------------------------
@@ -294,6 +187,9 @@ def _lower_filter(prog: Sequence[SockFilter]) -> str:
     ir.emit("%A = alloca i32")
     ir.emit("%X = alloca i32")
     ir.emit("%M = alloca [16 x i32]")
+    ir.emit("%LOOPS = alloca i64")  # backward jumps left: the captured length + slack
+    ir.emit(f"%loops0 = add i64 %caplen, {LOOP_SLACK}")
+    ir.emit("store i64 %loops0, ptr %LOOPS")
     ir.emit("store i32 0, ptr %A")
     ir.emit("store i32 0, ptr %X")
     for i in range(c.MEMWORDS):
@@ -432,7 +328,18 @@ def _lower_filter(prog: Sequence[SockFilter]) -> str:
         elif cls == c.JMP:
             op = code & 0xF0
             if op == c.JA:
-                ir.emit(f"br label %i{pc + 1 + k}")
+                t = (pc + 1 + k) & M32  # validated: inside the program
+                if t <= pc:  # a backward jump (protochain): count it, stop a runaway loop
+                    left = ir.tmp()
+                    ir.emit(f"{left} = load i64, ptr %LOOPS")
+                    dec = ir.tmp()
+                    ir.emit(f"{dec} = sub i64 {left}, 1")
+                    ir.emit(f"store i64 {dec}, ptr %LOOPS")
+                    over = ir.tmp()
+                    ir.emit(f"{over} = icmp eq i64 {left}, 0")
+                    ir.emit(f"br i1 {over}, label %reject, label %i{t}")
+                else:
+                    ir.emit(f"br label %i{t}")
                 continue
             a = ir.tmp()
             ir.emit(f"{a} = load i32, ptr %A")
@@ -568,6 +475,233 @@ def build_ir(prog: Sequence[SockFilter], swap: bool, limit: int) -> str:
     return "\n".join(lines)
 
 
+def _ld32(lines: list[str], name: str, ptr: str, off: str) -> str:
+    """A 32-bit field of the current pcapng section's byte order (``%swap`` at run time)."""
+    lines += [
+        f"  %{name}.p = getelementptr i8, ptr {ptr}, i64 {off}",
+        f"  %{name}.r = load i32, ptr %{name}.p, align 1",
+        f"  %{name}.s = call i32 @llvm.bswap.i32(i32 %{name}.r)",
+        f"  %{name} = select i1 %swap, i32 %{name}.s, i32 %{name}.r",
+    ]
+    return f"%{name}"
+
+
+def build_ir_pcapng(prog: Sequence[SockFilter], limit: int = MAX_SCAN_BLOCK) -> str:
+    """The module for pcapng: the filter, a one-packet entry and the block loop.
+
+    ``i64 @bpfkit_pcapng_scan(ptr base, i64 pos, i64 end, ptr out, i64 outcap, ptr state,
+    ptr memcpy, ptr iftab, i64 niface, i64 swap, i64 outns)`` walks the blocks in
+    ``base[pos:end]`` (the section's byte order swapped when ``swap``): Enhanced and Simple
+    Packet Blocks of interfaces marked native in ``iftab`` are filtered here, and written
+    to ``out`` as pcap records (timestamps in ns when ``outns``, else µs); blocks of types
+    that carry no packets and no state are skipped. Anything else — a section or
+    interface block, a packet the table does not cover, a block longer than ``limit`` or
+    malformed in any way — stops the loop there (``R_OTHER``) for the Python reader, which
+    knows every rule and every error message. Each block's length is checked against the
+    buffer and its trailer before a byte of it is read, each packet's against its block."""
+    le = sys.byteorder == "little"
+
+    def out32(name: str, val: str, at: int) -> list[str]:
+        v = val
+        res = []
+        if not le:
+            res.append(f"  %{name}.sw = call i32 @llvm.bswap.i32(i32 {val})")
+            v = f"%{name}.sw"
+        res += [
+            f"  %{name}.p = getelementptr i8, ptr %dst, i64 {at}",
+            f"  store i32 {v}, ptr %{name}.p, align 1",
+        ]
+        return res
+
+    L = [
+        "declare i32 @llvm.bswap.i32(i32)",
+        "declare i16 @llvm.bswap.i16(i16)",
+        _lower_filter(prog),
+        "define i32 @bpfkit_pcap_one(ptr %data, i64 %caplen, i32 %wirelen) nounwind {",
+        "entry:",
+        "  %m = call i1 @bpfkit_pcap_match(ptr %data, i64 %caplen, i32 %wirelen)",
+        "  %r = zext i1 %m to i32",
+        "  ret i32 %r",
+        "}",
+        "define i64 @bpfkit_pcapng_scan(ptr %base, i64 %pos0, i64 %end, ptr %out, i64 %outcap, "
+        "ptr %state, ptr %memcpy, ptr %iftab, i64 %niface, i64 %swap64, i64 %outns64) nounwind {",
+        "entry:",
+        "  %hasout = icmp ne ptr %out, null",
+        "  %swap = icmp ne i64 %swap64, 0",
+        "  %outns = icmp ne i64 %outns64, 0",
+        "  br label %loop",
+        "loop:",
+        "  %pos = phi i64 [%pos0, %entry], [%bend, %skip], [%bend, %counted]",
+        "  %npk = phi i64 [0, %entry], [%npk, %skip], [%npk1, %counted]",
+        "  %nm = phi i64 [0, %entry], [%nm, %skip], [%nm2, %counted]",
+        "  %olen = phi i64 [0, %entry], [%olen, %skip], [%olen2, %counted]",
+        "  %rem = sub i64 %end, %pos",
+        "  %eof = icmp eq i64 %rem, 0",
+        "  br i1 %eof, label %x_end, label %chk",
+        "chk:",
+        "  %short = icmp ult i64 %rem, 12",
+        "  br i1 %short, label %x_trunc_hdr, label %hdr",
+        "hdr:",
+        "  %hp = getelementptr i8, ptr %base, i64 %pos",
+    ]
+    bt = _ld32(L, "bt", "%hp", "0")
+    bl = _ld32(L, "bl", "%hp", "4")
+    L += [
+        f"  %bl64 = zext i32 {bl} to i64",
+        "  %b1 = icmp ult i64 %bl64, 12",
+        "  %b2m = and i64 %bl64, 3",
+        "  %b2 = icmp ne i64 %b2m, 0",
+        f"  %b3 = icmp ugt i64 %bl64, {limit}",
+        "  %b12 = or i1 %b1, %b2",
+        "  %bad = or i1 %b12, %b3",
+        "  br i1 %bad, label %x_other, label %hdr2",
+        "hdr2:",
+        "  %short2 = icmp ult i64 %rem, %bl64",
+        "  br i1 %short2, label %x_trunc_data, label %trl",
+        "trl:",
+        "  %tpos = sub i64 %bl64, 4",
+    ]
+    tr = _ld32(L, "tr", "%hp", "%tpos")
+    L += [
+        f"  %trok = icmp eq i32 {tr}, {bl}",
+        "  br i1 %trok, label %kind, label %x_other",
+        "kind:",
+        "  %bend = add i64 %pos, %bl64",
+        f"  switch i32 {bt}, label %skip [i32 6, label %epb  i32 3, label %spb  "
+        "i32 168627466, label %x_other  i32 1, label %x_other  i32 2, label %x_other]",
+        "skip:",
+        "  br label %loop",
+        # -- Enhanced Packet Block: iface, ts high, ts low, caplen, wirelen, data
+        "epb:",
+        "  %e1 = icmp ult i64 %bl64, 32",
+        "  br i1 %e1, label %x_other, label %epb2",
+        "epb2:",
+    ]
+    ifc = _ld32(L, "ifc", "%hp", "8")
+    L += [
+        f"  %ifc64 = zext i32 {ifc} to i64",
+        "  %e2 = icmp uge i64 %ifc64, %niface",
+        "  br i1 %e2, label %x_other, label %epb3",
+        "epb3:",
+        "  %fi = shl i64 %ifc64, 1",
+        "  %fp = getelementptr i64, ptr %iftab, i64 %fi",
+        "  %fl = load i64, ptr %fp",
+        "  %fnat = and i64 %fl, 1",
+        "  %e3 = icmp eq i64 %fnat, 0",
+        "  br i1 %e3, label %x_other, label %epb4",
+        "epb4:",
+    ]
+    th = _ld32(L, "th", "%hp", "12")
+    tl = _ld32(L, "tl", "%hp", "16")
+    ecl = _ld32(L, "ecl", "%hp", "20")
+    ewl = _ld32(L, "ewl", "%hp", "24")
+    L += [
+        f"  %ecl64 = zext i32 {ecl} to i64",
+        "  %eroom = sub i64 %bl64, 32",
+        "  %e4 = icmp ugt i64 %ecl64, %eroom",
+        "  br i1 %e4, label %x_other, label %epb5",
+        "epb5:",
+        f"  %th64 = zext i32 {th} to i64",
+        f"  %tl64 = zext i32 {tl} to i64",
+        "  %thsh = shl i64 %th64, 32",
+        "  %ets = or i64 %thsh, %tl64",
+        "  %edata = getelementptr i8, ptr %hp, i64 28",
+        "  %ens = and i64 %fl, 2",
+        "  br label %pkt",
+        # -- Simple Packet Block: wirelen, data (cut to the first interface's snaplen)
+        "spb:",
+        "  %s0 = icmp eq i64 %niface, 0",
+        "  br i1 %s0, label %x_other, label %spb2",
+        "spb2:",
+        "  %sfl = load i64, ptr %iftab",
+        "  %snat = and i64 %sfl, 1",
+        "  %s1 = icmp eq i64 %snat, 0",
+        "  br i1 %s1, label %x_other, label %spb3",
+        "spb3:",
+        "  %ssp = getelementptr i64, ptr %iftab, i64 1",
+        "  %snap = load i64, ptr %ssp",
+    ]
+    swl = _ld32(L, "swl", "%hp", "8")
+    L += [
+        f"  %swl64 = zext i32 {swl} to i64",
+        "  %snap0 = icmp eq i64 %snap, 0",
+        "  %snapx = select i1 %snap0, i64 %swl64, i64 %snap",
+        "  %sbody = sub i64 %bl64, 16",
+        "  %c1 = icmp ult i64 %swl64, %snapx",
+        "  %m1 = select i1 %c1, i64 %swl64, i64 %snapx",
+        "  %c2 = icmp ult i64 %m1, %sbody",
+        "  %scl64 = select i1 %c2, i64 %m1, i64 %sbody",
+        "  %sdata = getelementptr i8, ptr %hp, i64 12",
+        "  br label %pkt",
+        # -- a packet: room in the output first (a full buffer stops before the packet)
+        "pkt:",
+        "  %data = phi ptr [%edata, %epb5], [%sdata, %spb3]",
+        "  %cl64 = phi i64 [%ecl64, %epb5], [%scl64, %spb3]",
+        f"  %wl = phi i32 [{ewl}, %epb5], [{swl}, %spb3]",
+        "  %ts = phi i64 [%ets, %epb5], [0, %spb3]",
+        "  %tns = phi i64 [%ens, %epb5], [0, %spb3]",
+        "  %rlen = add i64 %cl64, 16",
+        "  %need = add i64 %olen, %rlen",
+        "  %full = icmp ugt i64 %need, %outcap",
+        "  %stop = and i1 %hasout, %full",
+        "  br i1 %stop, label %x_full, label %run",
+        "run:",
+        "  %m = call i1 @bpfkit_pcap_match(ptr %data, i64 %cl64, i32 %wl)",
+        "  %nm1 = zext i1 %m to i64",
+        "  %nm2 = add i64 %nm, %nm1",
+        "  %npk1 = add i64 %npk, 1",
+        "  %docopy = and i1 %m, %hasout",
+        "  br i1 %docopy, label %copy, label %counted",
+        # a pcap record: seconds, fraction (µs or ns), caplen, wirelen — as PcapWriter
+        "copy:",
+        "  %isns = icmp ne i64 %tns, 0",
+        "  %unit = select i1 %isns, i64 1000000000, i64 1000000",
+        "  %sec = udiv i64 %ts, %unit",
+        "  %rm = urem i64 %ts, %unit",
+        "  %rm_us = udiv i64 %rm, 1000",
+        "  %rm_ns = mul i64 %rm, 1000",
+        "  %fr_ns = select i1 %isns, i64 %rm, i64 %rm_ns",
+        "  %fr_us = select i1 %isns, i64 %rm_us, i64 %rm",
+        "  %frac = select i1 %outns, i64 %fr_ns, i64 %fr_us",
+        "  %sec32 = trunc i64 %sec to i32",
+        "  %frac32 = trunc i64 %frac to i32",
+        "  %cl32 = trunc i64 %cl64 to i32",
+        "  %dst = getelementptr i8, ptr %out, i64 %olen",
+    ]
+    L += out32("o0", "%sec32", 0)
+    L += out32("o1", "%frac32", 4)
+    L += out32("o2", "%cl32", 8)
+    L += out32("o3", "%wl", 12)
+    L += [
+        "  %dd = getelementptr i8, ptr %dst, i64 16",
+        "  %cp = call ptr %memcpy(ptr %dd, ptr %data, i64 %cl64)",
+        "  br label %counted",
+        "counted:",
+        "  %olen2 = phi i64 [%olen, %run], [%need, %copy]",
+        "  br label %loop",
+    ]
+    for name, reason in (
+        ("x_end", R_END),
+        ("x_trunc_hdr", R_TRUNC_HDR),
+        ("x_trunc_data", R_TRUNC_DATA),
+        ("x_full", R_FULL),
+        ("x_other", R_OTHER),
+    ):
+        L += [
+            f"{name}:",
+            "  store i64 %pos, ptr %state",
+            f"  %{name}.p1 = getelementptr i64, ptr %state, i64 {ST_PACKETS}",
+            f"  store i64 %npk, ptr %{name}.p1",
+            f"  %{name}.p2 = getelementptr i64, ptr %state, i64 {ST_OUTLEN}",
+            f"  store i64 %olen, ptr %{name}.p2",
+            f"  %{name}.p3 = getelementptr i64, ptr %state, i64 {ST_REASON}",
+            f"  store i64 {reason}, ptr %{name}.p3",
+            "  ret i64 %nm",
+        ]
+    L.append("}")
+    return "\n".join(L)
+
+
 _SCAN_FN = ctypes.CFUNCTYPE(
     ctypes.c_int64,
     ctypes.c_void_p,
@@ -582,6 +716,20 @@ _SCAN_FN = ctypes.CFUNCTYPE(
 # that the machine code needs no relocation (and can be cached, see codecache).
 _MEMCPY = ctypes.cast(ctypes.CDLL(None).memcpy, ctypes.c_void_p).value
 _ONE_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_char_p, ctypes.c_int64, ctypes.c_uint32)
+_NG_SCAN_FN = ctypes.CFUNCTYPE(
+    ctypes.c_int64,
+    ctypes.c_void_p,
+    ctypes.c_int64,
+    ctypes.c_int64,
+    ctypes.c_void_p,
+    ctypes.c_int64,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_int64,
+    ctypes.c_int64,
+    ctypes.c_int64,
+)
 
 
 @dataclass
@@ -593,10 +741,29 @@ class NativeFilter:
     one: object
     compile_ns: int
     cached: bool = False
+    fmt: str = "pcap"
 
     def scan(self, base, pos: int, end: int, out, outcap: int, state) -> int:
         """Filter the records in ``base[pos:end]`` (see build_ir)."""
         return self.scan_fn(base, pos, end, out, outcap, state, _MEMCPY)
+
+    def scan_ng(
+        self,
+        base,
+        pos: int,
+        end: int,
+        out,
+        outcap: int,
+        state,
+        iftab,
+        niface: int,
+        swap: bool,
+        outns: bool,
+    ) -> int:
+        """Walk the pcapng blocks in ``base[pos:end]`` (see build_ir_pcapng)."""
+        return self.scan_fn(
+            base, pos, end, out, outcap, state, _MEMCPY, iftab, niface, int(swap), int(outns)
+        )
 
     def match(self, data: bytes, wirelen: int) -> bool:
         return bool(self.one(data, len(data), wirelen & M32))
@@ -641,20 +808,30 @@ def jit_available() -> bool:
 
 
 def compile_native(
-    prog: Sequence[SockFilter], swap: bool = False, limit: int = MAX_SCAN_RECORD
+    prog: Sequence[SockFilter],
+    swap: bool = False,
+    limit: int = MAX_SCAN_RECORD,
+    fmt: str = "pcap",
 ) -> NativeFilter:
-    """Compile ``prog`` (validated first) with a pcap record loop for one byte order."""
+    """Compile ``prog`` (validated first) with a pcap record loop for one byte order, or
+    (``fmt="pcapng"``) with the pcapng block loop (byte order chosen at run time)."""
     prog = [SockFilter(*i) for i in prog]
     validate(prog)
-    key = (tuple(prog), swap, limit)
+    key = (tuple(prog), swap, limit, fmt)
     hit = _cache.get(key)
     if hit is not None:
         return hit
     from . import codecache
 
     t0 = time.perf_counter_ns()
-    ir = build_ir(prog, swap, limit)
-    names = ("bpfkit_pcap_scan", "bpfkit_pcap_one")
+    if fmt == "pcapng":
+        ir = build_ir_pcapng(prog, limit)
+        names = ("bpfkit_pcapng_scan", "bpfkit_pcap_one")
+        scan_type = _NG_SCAN_FN
+    else:
+        ir = build_ir(prog, swap, limit)
+        names = ("bpfkit_pcap_scan", "bpfkit_pcap_one")
+        scan_type = _SCAN_FN
     code = codecache.load_cached_code(ir, names)
     cached = code is not None
     if code is None:
@@ -669,7 +846,7 @@ def compile_native(
         scan_addr = code.get_function_address(names[0])
         one_addr = code.get_function_address(names[1])
     nf = NativeFilter(
-        code, _SCAN_FN(scan_addr), _ONE_FN(one_addr), time.perf_counter_ns() - t0, cached
+        code, scan_type(scan_addr), _ONE_FN(one_addr), time.perf_counter_ns() - t0, cached, fmt
     )
     if len(_cache) > 32:
         _cache.clear()
@@ -711,10 +888,67 @@ def filter_capture(
     if engine not in ("jit", "interp"):
         raise ValueError(f"unknown engine {engine!r}")
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        head = f.read(4)
+    src: _Prefixed | None = None
+    if path == "-":  # standard input, as tcpdump -r -
+        src = _Prefixed(sys.stdin.buffer)
+        head = src.peek4()
+        path = src.name
+    else:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+        except OSError as e:
+            raise CaptureError(f"{path}: {e.strerror or e}") from None
     if len(head) < 4:
         raise CaptureError(f"{path}: empty or truncated file (no capture header)")
+    if isinstance(out, (str, bytes, os.PathLike)):
+        # written aside and renamed at the end: -w may even name the input
+        with safe_output(out, keep_on=(CaptureError,)) as f:
+            return _filter(path, src, head, program_for, engine, f, progress)
+    return _filter(path, src, head, program_for, engine, out, progress)
+
+
+class _Prefixed:
+    """A stream (standard input) whose first bytes were read to recognise the format and
+    are given out again first."""
+
+    name = "<stdin>"
+
+    def __init__(self, stream: BinaryIO):
+        self._s = stream
+        self._head = b""
+
+    def peek4(self) -> bytes:
+        while len(self._head) < 4:
+            more = self._s.read(4 - len(self._head))
+            if not more:
+                break
+            self._head += more
+        return self._head
+
+    def read(self, n: int = -1) -> bytes:
+        head, self._head = self._head, b""
+        if n is None or n < 0:
+            return head + self._s.read()
+        if len(head) >= n:
+            self._head = head[n:]
+            return head[:n]
+        rest = self._s.read(n - len(head))
+        return head + (rest or b"")
+
+    def readinto(self, buf) -> int:
+        if self._head:
+            k = min(len(buf), len(self._head))
+            buf[:k] = self._head[:k]
+            self._head = self._head[k:]
+            return k
+        return self._s.readinto(buf)
+
+    def close(self) -> None:  # standard input stays open
+        pass
+
+
+def _filter(path: str, src, head: bytes, program_for, engine: str, out, progress) -> ScanResult:
     magic_le = struct.unpack("<I", head)[0]
     magic_be = struct.unpack(">I", head)[0]
     is_pcap = magic_le in (PCAP_MAGIC_US, PCAP_MAGIC_NS) or magic_be in (
@@ -722,30 +956,39 @@ def filter_capture(
         PCAP_MAGIC_NS,
     )
     if engine == "jit" and is_pcap:
-        return _scan_pcap_native(path, program_for, out, progress)
-    return _scan_python(path, program_for, engine, out, progress)
+        return _scan_pcap_native(path, program_for, out, progress, src)
+    if engine == "jit" and magic_le == PCAPNG_SHB and src is None:
+        return _scan_pcapng_native(path, program_for, out, progress)
+    # (a pcapng on standard input: the Python reader, which needs no seeking)
+    return _scan_python(src if src is not None else path, program_for, engine, out, progress)
 
 
-def _scan_pcap_native(path: str, program_for, out, progress) -> ScanResult:
+def _scan_pcap_native(path: str, program_for, out, progress, src=None) -> ScanResult:
     """Stream the file in chunks (constant memory, small enough to stay in the CPU cache
     while filtered) and let native code walk each chunk's records; a record cut by a
-    chunk's end is carried into the next chunk, in front of its data."""
-    with CaptureReader(path) as reader:
-        header = reader.header
-        swap = reader.byteorder != "<"
-        linktype = reader.linktype
-        snaplen = reader.snaplen
+    chunk's end is carried into the next chunk, in front of its data. ``src`` is an open
+    stream (standard input) instead of the file ``path``."""
+    import io
+
+    if src is not None:
+        with CaptureReader(io.BytesIO(src.read(24))) as reader:
+            reader.name = path
+            header = reader.header
+            swap = reader.byteorder != "<"
+            linktype = reader.linktype
+            snaplen = reader.snaplen
+        size = 0
+    else:
+        with CaptureReader(path) as reader:
+            header = reader.header
+            swap = reader.byteorder != "<"
+            linktype = reader.linktype
+            snaplen = reader.snaplen
+        size = os.path.getsize(path)
     limit = min(max(snaplen, 262144), MAX_SCAN_RECORD)
     nf = compile_native(program_for(linktype), swap, limit)
-    size = os.path.getsize(path)
-    writer = None
-    own = False
-    if out is not None:
-        if isinstance(out, (str, bytes, os.PathLike)):
-            writer = open(out, "wb", buffering=0)  # noqa: SIM115
-            own = True
-        else:
-            writer = out
+    writer = out
+    if writer is not None:
         writer.write(header)
     packets = matched = 0
     outcap = OUT_CHUNK + 16 + limit if writer is not None else 0
@@ -761,8 +1004,9 @@ def _scan_pcap_native(path: str, program_for, out, progress) -> ScanResult:
     chunk_start = 24  # file offset of the chunk's first byte (at ibuf[reserve])
     carry = b""  # the unfinished record of the previous chunk
     try:
-        with open(path, "rb", buffering=0) as f:
-            f.seek(24)
+        with open(path, "rb", buffering=0) if src is None else contextlib.nullcontext(src) as f:
+            if src is None:
+                f.seek(24)
             while True:
                 got = 0
                 while got < IN_CHUNK:
@@ -809,9 +1053,7 @@ def _scan_pcap_native(path: str, program_for, out, progress) -> ScanResult:
                 chunk_start += got
     finally:
         iview.release()
-        if own:
-            writer.close()
-        elif writer is not None:
+        if writer is not None:
             writer.flush()
     result = ScanResult(packets, matched, linktype, "pcap", "jit")
     if error:
@@ -819,6 +1061,143 @@ def _scan_pcap_native(path: str, program_for, out, progress) -> ScanResult:
         err.result = result  # type: ignore[attr-defined]
         raise err
     return result
+
+
+def _scan_pcapng_native(path: str, program_for, out, progress) -> ScanResult:
+    """pcapng through native code: the file is read in chunks as for pcap, and the block
+    loop (``build_ir_pcapng``) filters the Enhanced and Simple Packet Blocks of the
+    interfaces whose link type it was compiled for. Every block it does not take — section
+    and interface headers, other link types, unusual timestamp units, very long or damaged
+    blocks — is read by :class:`CaptureReader` at that offset, so the state, the packets
+    and the error messages are the Python reader's; the loop then resumes after it."""
+    reader = CaptureReader(path)
+    host = "<" if sys.byteorder == "little" else ">"
+    first_lt = reader.linktype
+    packets = matched = 0
+    size = os.path.getsize(path)
+    writer = (
+        PcapWriter(out, first_lt, reader.snaplen or 262144, nanosecond=reader.nanosecond)
+        if out is not None
+        else None
+    )
+    outns = reader.nanosecond
+    native: NativeFilter | None = None
+    native_lt = -1
+    matchers: dict[int, object] = {}
+    iftab = (ctypes.c_int64 * 2)()
+    niface = 0
+
+    def refresh() -> None:
+        nonlocal iftab, niface
+        ifs = reader.interfaces
+        iftab = (ctypes.c_int64 * max(2, 2 * len(ifs)))()
+        for i, (lt, snap, units, off) in enumerate(ifs):
+            flags = 0
+            if native is not None and lt == native_lt and off == 0 and units in (10**6, 10**9):
+                flags = IF_NATIVE | (IF_NS if units == 10**9 else 0)
+            iftab[2 * i], iftab[2 * i + 1] = flags, snap
+        niface = len(ifs)
+
+    def matcher(lt: int):
+        nonlocal native, native_lt
+        m = matchers.get(lt)
+        if m is None:
+            prog = program_for(lt)
+            validate(prog)
+            if native is None:
+                native, native_lt = compile_native(prog, fmt="pcapng"), lt
+                refresh()
+                m = native.match
+            else:
+                m = compile_native(prog).match
+            matchers[lt] = m
+        return m
+
+    reserve = MAX_SCAN_BLOCK
+    outcap = OUT_CHUNK + 16 + reserve if writer is not None else 0
+    obuf = ctypes.create_string_buffer(outcap) if writer is not None else None
+    state = (ctypes.c_int64 * 4)()
+    ibuf = ctypes.create_string_buffer(reserve + IN_CHUNK)
+    iview = memoryview(ibuf).cast("B")
+    base = ctypes.addressof(ibuf)
+    chunk_start = 0  # file offset of ibuf[reserve]
+    carry = b""
+    try:
+        with open(path, "rb", buffering=0) as f:
+            while True:
+                got = 0
+                while got < IN_CHUNK:
+                    k = f.readinto(iview[reserve + got : reserve + IN_CHUNK])
+                    if not k:
+                        break
+                    got += k
+                eof = got < IN_CHUNK
+                start = reserve - len(carry)
+                if carry:
+                    ctypes.memmove(base + start, carry, len(carry))
+                end = reserve + got
+                file0 = chunk_start - len(carry)  # file offset of ibuf[start]
+                pos = start
+                jump = None
+                while True:
+                    if native is None:
+                        reason = R_OTHER
+                    else:
+                        swap = reader.byteorder != host
+                        n = native.scan_ng(
+                            base, pos, end, obuf, outcap, state, iftab, niface, swap, outns
+                        )
+                        matched += n
+                        packets += state[ST_PACKETS]
+                        if writer is not None and state[ST_OUTLEN]:
+                            writer.write_records(memoryview(obuf)[: state[ST_OUTLEN]], n)
+                        pos, reason = state[ST_POS], state[ST_REASON]
+                    if reason == R_FULL:
+                        continue
+                    if reason == R_END or (not eof and reason in (R_TRUNC_HDR, R_TRUNC_DATA)):
+                        break
+                    if reason == R_OTHER and pos == end:
+                        break
+                    # the Python reader takes this block (or says what is wrong with it)
+                    where = file0 + (pos - start)
+                    reader.count = packets  # its messages say "after packet N"
+                    blk = reader._block_at(where)
+                    if blk is None:
+                        break
+                    pkt = reader._handle_block(*blk)
+                    if blk[0] in (PCAPNG_SHB, PCAPNG_IDB):
+                        refresh()
+                    if pkt is not None:
+                        packets += 1
+                        if matcher(pkt.linktype)(pkt.data, pkt.wirelen):
+                            matched += 1
+                            if writer is not None:
+                                writer.write_packet(pkt)
+                    nxt = reader.offset
+                    if nxt <= file0 + (end - start):
+                        pos = start + (nxt - file0)
+                    else:
+                        jump = nxt
+                        break
+                if progress is not None:
+                    progress(file0 + (pos - start), size)
+                if jump is not None:
+                    f.seek(jump)
+                    chunk_start, carry = jump, b""
+                    continue
+                if eof:
+                    break
+                carry = ctypes.string_at(base + pos, end - pos) if pos < end else b""
+                chunk_start += got
+    except CaptureError as e:
+        e.result = ScanResult(packets, matched, first_lt, "pcapng", "jit")  # type: ignore[attr-defined]
+        raise
+    finally:
+        iview.release()
+        reader.close()
+        if writer is not None:
+            writer.close()
+    return ScanResult(packets, matched, first_lt, "pcapng", "jit")
 
 
 def _partial(reader: CaptureReader, result):
@@ -830,14 +1209,15 @@ def _partial(reader: CaptureReader, result):
         raise
 
 
-def _scan_python(path: str, program_for, engine: str, out, progress) -> ScanResult:
+def _scan_python(path, program_for, engine: str, out, progress) -> ScanResult:
+    """The Python engine (or any engine on a pcapng stream): ``path`` or an open stream."""
     matchers: dict[int, object] = {}
     counts = [0, 0]  # packets, matched
     writer: PcapWriter | None = None
     with CaptureReader(path) as reader:
         fmt = reader.format
         first_lt = reader.linktype
-        size = os.path.getsize(path)
+        size = os.path.getsize(path) if isinstance(path, str) else 0
         if out is not None:
             writer = PcapWriter(
                 out, first_lt, reader.snaplen or 262144, nanosecond=reader.nanosecond

@@ -4,7 +4,7 @@
     prof = seccomp.load_profile("docker-default")          # or a JSON file
     flt = seccomp.compile_profile(prof)                    # classic program for this machine
     flt.check("mkdir", [0, 0o755]).to_json()               # {"ret": ..., "action": "allow", ...}
-    seccomp.run(flt, ["ls", "/"])                          # confined child, exit status back
+    seccomp.run(flt, ["ls", "/"]).status                   # confined child; 0
 
 A profile can also be built in Python::
 

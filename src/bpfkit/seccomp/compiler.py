@@ -46,8 +46,6 @@ OFF_IP = 8
 OFF_ARGS = 16
 SECCOMP_DATA_SIZE = 64
 
-LINEAR_MAX = 3  # at most this many syscall numbers: compare them one by one
-
 
 def arg_offset(index: int, hi: bool) -> int:
     """Offset of an argument's low or high 32-bit word (little-endian ABIs)."""
@@ -103,10 +101,7 @@ def _db_add(db: ArchDB, nr: int, action: int, conds: Sequence[Cond], name: str) 
         raise ProfileError(f"syscall {name!r} on {db.arch_name}: {e}") from None
 
 
-# --- the decision over syscall numbers --------------------------------------------------
-
-# A target: ("ret", value) or ("chain", SyscallEntry)
-Target = tuple
+# --- architecture groups --------------------------------------------------------------
 
 
 @dataclass

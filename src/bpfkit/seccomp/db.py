@@ -99,6 +99,27 @@ class Node:
         )
 
 
+# --- a step budget: some rule sets make libseccomp's merge loop forever -------------------
+
+STEP_BUDGET = 2_000_000
+
+
+class _Budget:
+    """Counts node visits of one ``ArchDB.add``; libseccomp 2.5.4 never finishes on some
+    rule sets (a level that links back to itself), and neither would a faithful copy."""
+
+    left = STEP_BUDGET
+
+    @classmethod
+    def tick(cls) -> None:
+        cls.left -= 1
+        if cls.left < 0:
+            raise ProfileError(
+                "these rules make libseccomp's rule merge loop forever "
+                "(libseccomp 2.5.4 never returns from seccomp_rule_add on them)"
+            )
+
+
 # --- node ordering and identity -------------------------------------------------------
 
 
@@ -143,6 +164,7 @@ def _zombie(n: Node) -> bool:
 
 def _first(n: Node) -> Node:
     while n.lvl_prv is not None:
+        _Budget.tick()
         n = n.lvl_prv
     return n
 
@@ -153,6 +175,7 @@ def level(n: Node | None) -> Iterator[Node]:
         return
     it: Node | None = _first(n)
     while it is not None:
+        _Budget.tick()
         yield it
         it = it.lvl_nxt
 
@@ -246,6 +269,7 @@ def _tree_remove(ref: _Ref, node: Node) -> int:
     cnt = 0
     it: Node | None = _first(tree)
     while True:
+        _Budget.tick()
         assert it is not None
         if it is node:
             break
@@ -327,6 +351,7 @@ def _prune(existing: _Ref, new: Node | None, state: _State) -> int:
         return _prune_return(state, st_new, cnt)
     x = _first(x)
     while x is not None:
+        _Budget.tick()
         x_next = x.lvl_nxt
         if _eq(x, n):
             st_new.flags |= _MATCHSET
@@ -453,6 +478,7 @@ def _tree_add(existing: _Ref, new: Node, sx: SyscallEntry) -> None:
     x = existing.get()
     n = new
     while x is not None:
+        _Budget.tick()
         if _eq(x, n):
             for flg, act, nxt, is_t in (
                 ("act_t_flg", "act_t", "nxt_t", True),
@@ -647,6 +673,7 @@ class ArchDB:
 
     def add(self, num: int, action: int, conds: Sequence[Cond]) -> None:
         """Add one rule (libseccomp's ``db_rule_add``); ``ProfileError`` on a conflict."""
+        _Budget.left = STEP_BUDGET
         new = _rule_entry(num, action, conds, self.arg_bits)
         new.priority = _PRI_CHAIN - new.node_cnt
         cur = self.syscalls.get(num)

@@ -112,26 +112,51 @@ def job(profile: Profile, native: str, optimize: int | None = None) -> dict:
     return out
 
 
-def export(jobs: Sequence[dict]) -> list[OracleResult]:
-    """Run libseccomp on a batch of jobs (one subprocess)."""
+HANG = "libseccomp did not finish (timed out)"
+
+
+def export(
+    jobs: Sequence[dict], timeout: float = 120.0, job_timeout: float = 20.0
+) -> list[OracleResult]:
+    """Run libseccomp on a batch of jobs (one subprocess).
+
+    libseccomp 2.5.4 can loop forever merging some rule sets; when the batch times out,
+    each job is retried alone with ``job_timeout`` and the ones that still do not finish
+    get the error :data:`HANG`.
+    """
     ok, why = available()
     if not ok:
         raise NotSupported(why)
-    proc = subprocess.run(
-        [SYSTEM_PYTHON, "-c", _SCRIPT],
-        input=json.dumps(list(jobs)),
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"libseccomp oracle failed: {proc.stderr.strip()[-500:]}")
+    jobs = list(jobs)
+    try:
+        out = _run(jobs, timeout)
+    except subprocess.TimeoutExpired:
+        out = []
+        for j in jobs:
+            try:
+                out.extend(_run([j], job_timeout))
+            except subprocess.TimeoutExpired:
+                out.append({"error": HANG})
     res = []
-    for r in json.loads(proc.stdout):
+    for r in out:
         if "error" in r:
             res.append(OracleResult(None, r["error"]))
         else:
             res.append(OracleResult(decode(bytes.fromhex(r["bpf"]))))
     return res
+
+
+def _run(jobs: list[dict], timeout: float) -> list[dict]:
+    proc = subprocess.run(
+        [SYSTEM_PYTHON, "-c", _SCRIPT],
+        input=json.dumps(jobs),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"libseccomp oracle failed: {proc.stderr.strip()[-500:]}")
+    return json.loads(proc.stdout)
 
 
 def libseccomp_program(profile: Profile, native: str, optimize: int | None = None) -> OracleResult:

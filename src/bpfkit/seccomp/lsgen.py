@@ -24,7 +24,7 @@ from ..classic import insn as c
 from ..classic.insn import SockFilter
 from ..errors import ProfileError
 from .db import EQ, GE, GT, M32, MASKED_EQ, ArchDB, Node, SyscallEntry
-from .tables import X32_SYSCALL_BIT, get_arch
+from .tables import X32_SYSCALL_BIT
 
 # jump/k kinds (libseccomp's enum bpf_jump_type)
 NONE, K, NXT, IMM, DB, BLK, HSH = range(7)
@@ -436,16 +436,8 @@ def _long_jump(st: _State, tail: _Blk, blk: _Blk, offset: int, tgt_hash: int) ->
     return 1
 
 
-def libseccomp_program(groups, default: int, bad_arch: int) -> list[SockFilter]:
-    """Alias of :func:`generate` (the name tests and the bench use)."""
-    return generate(groups, default, bad_arch)
-
-
 def groups_of(dbs: Sequence[ArchDB]) -> list[tuple[int, set[str], list[SyscallEntry]]]:
     """Architecture groups in libseccomp's order (x86_64 and x32 share one)."""
     from .compiler import _groups
 
     return [(g.token, {a.name for a in g.arches}, g.ordered) for g in _groups(list(dbs))]
-
-
-__all__ = ["generate", "groups_of", "get_arch"]

@@ -196,6 +196,7 @@ def verify(
     cache: bool = True,
     attach_type: int | None = None,
     prog_flags: int = 0,
+    exhaustive: bool = False,
 ) -> VerifyResult:
     """Verify ``insns`` as a program of ``prog_type``; raises ``VerifierError`` if unsafe.
 
@@ -209,6 +210,8 @@ def verify(
     ``attach_type`` is the program's expected attach type (``BPF_CGROUP_INET4_CONNECT``
     ...: return ranges, context fields and helpers depend on it, as in the kernel);
     ``prog_flags`` the load flags (``BPF_F_STRICT_ALIGNMENT``, ``BPF_F_SLEEPABLE`` ...).
+    ``exhaustive`` walks every path without pruning (a testing aid: pruning must never
+    hide an error that the exhaustive walk finds; loops then run into ``budget``).
     Results are kept in a process-wide cache keyed by every input (``cache=False``
     verifies again, e.g. to time it).
     """
@@ -244,6 +247,7 @@ def verify(
         repr(sorted((global_funcs or {}).items())),
         attach_type,
         prog_flags,
+        exhaustive,
     )
     out = _CACHE.get(key) if cache else None
     if out is None:
@@ -259,6 +263,7 @@ def verify(
             global_funcs,
             attach_type,
             prog_flags,
+            exhaustive,
         )
         _CACHE[key] = out
         while len(_CACHE) > _CACHE_MAX:
@@ -294,6 +299,7 @@ def _check(
     global_funcs: Mapping[int, GlobalFunc] | None,
     attach_type: int | None = None,
     prog_flags: int = 0,
+    exhaustive: bool = False,
 ) -> tuple:
     """Run the checker: (stats, log text, accesses, Reject or None, state text)."""
     log = Log(log_level)
@@ -301,6 +307,8 @@ def _check(
     accesses: dict[int, set[int]] | None = {} if record_accesses else None
     try:
         prog = build(insns, unpriv=unpriv)
+        if exhaustive:
+            prog.prune = set()  # no checkpoints: every path to its end
         checker = (_recorder(accesses) if accesses is not None else Checker)(
             prog,
             prog_type=pt,

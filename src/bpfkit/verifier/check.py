@@ -247,6 +247,7 @@ class Checker:
         #: per instruction: (alu_state, alu_limit) of its sanitized add/sub (unprivileged)
         self.alu_aux: dict[int, tuple[int, int]] = {}
         self._cb_calls: dict[int, bool] = {}  # pruning point -> a callback helper's call
+        self._may_goto_pcs: frozenset[int] | None = None
         self.explore_alu_limits = False
 
     # ------------------------------------------------------------------ utils
@@ -632,8 +633,12 @@ class Checker:
         return False
 
     def _is_may_goto(self, pc: int) -> bool:
-        insn = self.prog.at[pc]
-        return insn is not None and insn.opcode == MAY_GOTO
+        mg = self._may_goto_pcs
+        if mg is None:
+            mg = self._may_goto_pcs = frozenset(
+                i for i, x in enumerate(self.prog.at) if x is not None and x.opcode == MAY_GOTO
+            )
+        return pc in mg
 
     # ------------------------------------------------------------------ main loop
     def explore(self, st: State, pc: int) -> None:

@@ -7,6 +7,8 @@ type may call (as the 6.x kernel allows them to a privileged loader).
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass, field
 
 from ..uapi.enums import HELPER_IDS, MapType, ProgType
@@ -691,12 +693,37 @@ def allowed_ids(prog_type: int, attach_type: int | None = None) -> frozenset[int
     key = (int(prog_type), None if attach_type is None else int(attach_type))
     ids = ALLOWED_IDS.get(key)
     if ids is not None:
-        return ids
+        return running_kernel_ids(key) or ids
     ids = ALLOWED_IDS.get((key[0], None))
     if ids is not None:
         return ids
     cands = [v for (pt, _), v in ALLOWED_IDS.items() if pt == key[0]]
     return frozenset.intersection(*cands) if cands else None
+
+
+_SLEEPABLE_TYPES = frozenset({31})  # syscall programs are probed sleepable, as libbpf loads them
+
+
+@functools.cache
+def running_kernel_ids(key: tuple[int, int | None]) -> frozenset[int] | None:
+    """The running kernel's own answer for ``key`` when this process may ask it.
+
+    Helper availability differs between kernel builds (one 6.18 build refuses
+    ``bpf_xdp_adjust_meta`` for XDP, another allows it), so where ``bpf()`` is usable the
+    kernel is asked once per process (``bpfkit.kernel.features.helper_ids``); elsewhere —
+    or with ``BPFKIT_KERNEL_RULES=static`` — the table generated from one kernel stands.
+    """
+    if os.environ.get("BPFKIT_KERNEL_RULES") == "static":
+        return None
+    try:
+        from ..kernel.features import helper_ids
+    except ImportError:
+        return None
+    flags = 1 << 4 if key[0] in _SLEEPABLE_TYPES else 0
+    try:
+        return helper_ids(key[0], key[1], flags)
+    except Exception:  # noqa: BLE001 - a failed probe leaves the static table in charge
+        return None
 
 
 def helper_allowed(

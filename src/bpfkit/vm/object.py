@@ -170,6 +170,10 @@ class VMRingBufView(_VMMapAttrs, RingBuffer):
     def available(self) -> int:
         return self.vm.available  # type: ignore[attr-defined]
 
+    @property
+    def dropped(self) -> int:
+        return self.vm.dropped  # type: ignore[attr-defined]
+
 
 class VMPerfView(_VMMapAttrs, PerfEventArray):
     def __init__(self, vm: PerfEventArrayMap, btf: Btf | None = None) -> None:

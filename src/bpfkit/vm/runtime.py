@@ -25,7 +25,7 @@ from ..isa import opcodes as op
 from ..isa.instruction import Instruction
 from ..isa.loader import runnable_slots
 from ..uapi.enums import HELPER_NAMES, MapType, ProgType
-from ..uapi.progtypes import allowed_helper_ids, prog_type_info
+from ..uapi.progtypes import prog_type_info
 from .env import STACK_REGION_SIZE, Env
 from .helpers_maps import TailCall
 from .helpers_runtime import registry_for
@@ -334,6 +334,7 @@ class VMProgram:
         prog = self
         run.tail_calls = 0
         packet = run.packet.data_region if run.packet is not None else None
+        self.runtime.settle_maps()
         while True:
             env = prog.env
             env.run = run
@@ -373,6 +374,7 @@ class VMProgram:
         run.tail_calls = 0
         env.run = run
         env.cb_insns = 0
+        self.runtime.settle_maps()
         env.packet = run.packet.data_region if run.packet is not None else None
         compiled = self.engine(engine)
         env.compiled = compiled
@@ -446,7 +448,9 @@ def _jit_compile(prog: VMProgram) -> Any:
 
 def check_helpers(insns: Sequence[Instruction], prog_type: ProgType | int) -> None:
     """A load error for a helper call the program type may not make (as the kernel's)."""
-    allowed = allowed_helper_ids(prog_type)
+    from .helpers_runtime import allowed_ids_for
+
+    allowed = allowed_ids_for(prog_type)
     if not allowed:
         return
     for i, insn in enumerate(insns):
@@ -547,6 +551,13 @@ class VMRuntime:
             map_type, key_size, value_size, max_entries, flags, name=name, ctx=self.ctx, **kw
         )
         return self.add_map(m, name)
+
+    def settle_maps(self) -> None:
+        """A run starts: slots of elements deleted in earlier runs may be reused (those
+        deleted during a run are not, while the map has others: a pointer a program
+        kept to a deleted element faults instead of reaching a new one)."""
+        for m in self.maps_by_addr.values():
+            m.settle()
 
     def map_by_fd(self, fd: int) -> VMMap | None:
         obj = self.ctx.resolve(fd)

@@ -50,17 +50,23 @@ def compile_filter(
     snaplen: int = 262144,
     optimize: bool = True,
     netmask: int = 0,
+    live: bool = False,
 ) -> list[SockFilter]:
     """Compile a pcap-filter expression to a classic program, as libpcap 1.10 does.
 
     ``snaplen`` is what an accepted packet returns (tcpdump's snapshot length);
     ``netmask`` is used only by ``ip broadcast`` (tcpdump passes 0 when reading a file).
     ``optimize=False`` gives libpcap's unoptimised program (``tcpdump -O -d``).
+    ``live=True`` compiles for a live capture on Linux, as ``tcpdump -i IFACE -d`` does:
+    ``vlan`` reads the kernel's VLAN metadata (``SKF_AD_VLAN_TAG_PRESENT``/``_TAG``) —
+    the kernel removes the outer tag before a packet socket sees the frame — and
+    ``inbound``/``outbound``/``ifindex`` the packet's type and interface. Such a program
+    is for the kernel (``SO_ATTACH_FILTER``), not for capture files.
     """
     name = linktype_name(linktype)
     if not 0 < snaplen <= 0xFFFFFFFF:
         raise FilterSyntaxError("snaplen of 0 rejects all packets")
-    cs = Compiler(linktype=name, snaplen=snaplen, netmask=netmask & 0xFFFFFFFF)
+    cs = Compiler(linktype=name, snaplen=snaplen, netmask=netmask & 0xFFFFFFFF, live=live)
     try:
         b = parse_and_generate(expr, cs)
     except FilterError as e:
@@ -70,6 +76,7 @@ def compile_filter(
     if b is None:
         root = Block(0x06, snaplen)  # ret #snaplen
     else:
+        cs.insert_compute_vloffsets(b.head)
         backpatch(b, Block(0x06, snaplen))
         b.sense = not b.sense
         backpatch(b, Block(0x06, 0))
@@ -81,7 +88,10 @@ def compile_filter(
             raise FilterSyntaxError(str(e), line=1, source=expr) from None
         if root.s.code == 0x06 and root.s.k == 0:
             raise FilterSyntaxError("expression rejects all packets", line=1, source=expr)
-    return icode_to_fcode(root)
+    try:
+        return icode_to_fcode(root)
+    except CompileError as e:
+        raise FilterSyntaxError(str(e), line=1, source=expr) from None
 
 
 def _optimize(root: Block) -> Block:

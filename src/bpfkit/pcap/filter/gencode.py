@@ -72,6 +72,7 @@ LLCSAP_SNAP = 0xAA
 LINUX_SLL_P_802_3 = 0x0001
 LINUX_SLL_P_802_2 = 0x0004
 LINUX_SLL_OUTGOING = 4
+PACKET_OUTGOING = 4  # <linux/if_packet.h>, as SKF_AD_PKTTYPE reports it
 ISO8473_CLNP = 0x81
 ISO9542_ESIS = 0x82
 ISO10589_ISIS = 0x83
@@ -80,6 +81,7 @@ ISIS_L1_LSP, ISIS_L2_LSP = 18, 20
 ISIS_L1_CSNP, ISIS_L2_CSNP, ISIS_L1_PSNP, ISIS_L2_PSNP = 24, 25, 26, 27
 
 IPPROTO_ICMP, IPPROTO_IGMP, IPPROTO_TCP, IPPROTO_UDP = 1, 2, 6, 17
+IPPROTO_NONE = 59
 IPPROTO_IGRP, IPPROTO_FRAGMENT, IPPROTO_ESP, IPPROTO_AH = 9, 44, 50, 51
 IPPROTO_ICMPV6, IPPROTO_PIM, IPPROTO_VRRP, IPPROTO_SCTP = 58, 103, 112, 132
 PROTO_UNDEF = -1
@@ -164,6 +166,11 @@ class Compiler:
     regused: list[int] = field(default_factory=lambda: [0] * c.MEMWORDS)
     curreg: int = 0
     no_optimize: bool = False
+    #: a live capture on Linux (libpcap's handle from pcap_open_live, not a savefile):
+    #: ``vlan`` uses the kernel's VLAN ancillary data (BPF_SPECIAL_VLAN_HANDLING), and
+    #: ``inbound``/``outbound``/``ifindex`` the packet's metadata
+    live: bool = False
+    is_vlan_vloffset: bool = False
 
     def __post_init__(self) -> None:
         lt = self.linktype
@@ -203,13 +210,41 @@ class Compiler:
 
     # -- loads and comparisons ----------------------------------------------------------
 
+    def gen_abs_offset_varpart(self, off: AbsOffset) -> list[Stmt] | None:
+        """``X = `` the run-time part of ``off`` (its register allocated on first use), or
+        None when the offset is a constant."""
+        if not off.is_variable:
+            return None
+        if off.reg == -1:
+            off.reg = self.alloc_reg()
+        return [Stmt(c.LDX | c.MEM, off.reg)]
+
     def gen_load_absoffsetrel(self, off: AbsOffset, offset: int, size: int) -> list[Stmt]:
-        if off.is_variable:  # pragma: no cover - no variable link headers are generated
-            raise CompileError("variable-length link-layer headers are not supported")
+        s = self.gen_abs_offset_varpart(off)
+        if s is not None:
+            s.append(Stmt(c.LD | c.IND | size, off.constant_part + offset))
+            return s
         return [Stmt(c.LD | c.ABS | size, off.constant_part + offset)]
 
     def gen_loadx_iphdrlen(self) -> list[Stmt]:
-        return [Stmt(c.LDX | c.MSH | c.B, self.off_linkpl.constant_part + self.off_nl)]
+        base = self.off_linkpl.constant_part + self.off_nl
+        s = self.gen_abs_offset_varpart(self.off_linkpl)
+        if s is not None:  # X = the variable part + the IPv4 header's length
+            return s + [
+                Stmt(c.LD | c.IND | c.B, base),
+                Stmt(c.ALU | c.AND | c.K, 0xF),
+                Stmt(c.ALU | c.LSH | c.K, 2),
+                Stmt(c.ALU | c.ADD | c.X),
+                Stmt(c.MISC | c.TAX),
+            ]
+        return [Stmt(c.LDX | c.MSH | c.B, base)]
+
+    def _index_to_x(self, off: AbsOffset, regno: int) -> list[Stmt]:
+        """X = the index in M[regno], plus the variable part of ``off`` if it has one."""
+        s = self.gen_abs_offset_varpart(off)
+        if s is None:
+            return [Stmt(c.LDX | c.MEM, regno)]
+        return s + [Stmt(c.LD | c.MEM, regno), Stmt(c.ALU | c.ADD | c.X), Stmt(c.MISC | c.TAX)]
 
     def gen_load_a(self, offrel: int, offset: int, size: int) -> list[Stmt]:
         if offrel == OR_PACKET:
@@ -629,6 +664,90 @@ class Compiler:
             raise CompileError("'radio' is not a valid protocol type")
         raise CompileError(f"'{proto}' is not supported by bpfkit")
 
+    def gen_protochain(self, v: int, proto: str) -> Block:
+        """``protochain v``: walk the IPv6 extension headers (and IPv4/IPv6 AH headers) in
+        a loop until the next-header value is ``v`` (match) or none is left.
+
+        One block whose statements hold the loop (block-local jumps, and a backward
+        ``ja`` — so the optimiser is turned off for the whole program, as libpcap does).
+        Only user-space engines run it: the kernel refuses backward jumps."""
+        reg2 = self.alloc_reg()  # first, as libpcap (which keeps it taken for "default")
+        if proto == "default":
+            b0 = self.gen_protochain(v, "ip")
+            b = self.gen_protochain(v, "ip6")
+            gen_or(b0, b)
+            return b
+        if proto not in ("ip", "ip6"):
+            raise CompileError("bad protocol applied for 'protochain'")
+        if self.off_linkpl.is_variable:
+            raise CompileError("'protochain' not supported with variable length headers")
+        self.no_optimize = True
+        base = self.off_linkpl.constant_part + self.off_nl
+        s: list[Stmt] = []
+
+        def add(code: int, k: int = 0) -> Stmt:
+            st = Stmt(code, k)
+            s.append(st)
+            return st
+
+        jeq = c.JMP | c.JEQ | c.K
+        if proto == "ip":
+            b0 = self.gen_linktype(ETHERTYPE_IP)
+            add(c.LD | c.ABS | c.B, base + 9)  # A = the protocol
+            add(c.LDX | c.MSH | c.B, base)  # X = the header's length
+        else:
+            b0 = self.gen_linktype(ETHERTYPE_IPV6)
+            add(c.LD | c.ABS | c.B, base + 6)  # A = the next header
+            add(c.LDX | c.IMM, 40)  # X = sizeof(struct ip6_hdr)
+        again = len(s)
+        fix5 = add(jeq, v)  # if A == v: the end (a match)
+        fix2 = add(jeq, IPPROTO_NONE)
+        fix5.jf = fix2
+        fix3 = None
+        if proto == "ip6":
+            chain = [add(jeq, k) for k in (0, 60, 43, IPPROTO_FRAGMENT)]  # hop, dst, rt, frag
+            fix2.jf = chain[0]
+            for prev, nxt in zip(chain, chain[1:], strict=False):
+                prev.jf = nxt
+            fix3 = chain[-1]
+            # advance: A = P[X + head]; X += (P[X + head + 1] + 1) * 8
+            advance = add(c.LD | c.IND | c.B, base)
+            add(c.ST, reg2)
+            add(c.LD | c.IND | c.B, base + 1)
+            add(c.ALU | c.ADD | c.K, 1)
+            add(c.ALU | c.MUL | c.K, 8)
+            add(c.ALU | c.ADD | c.X)
+            add(c.MISC | c.TAX)
+            add(c.LD | c.MEM, reg2)
+            add(c.JMP | c.JA, again - len(s) - 1)
+            for st in chain:
+                st.jt = advance
+        else:
+            fix2.jf = add(c.ALU | c.ADD | c.K, 0)  # nop
+        # the AH header: A = P[X]; X += (P[X + 1] + 2) * 4
+        fix4 = add(jeq, IPPROTO_AH)
+        if fix3 is not None:
+            fix3.jf = fix4
+        fix4.jt = add(c.MISC | c.TXA)
+        add(c.LD | c.IND | c.B, base)
+        st = add(c.ST, reg2)
+        st.jt = add(c.MISC | c.TXA)  # (libpcap sets this field on a store too; unused)
+        add(c.ALU | c.ADD | c.K, 1)
+        add(c.MISC | c.TAX)
+        add(c.LD | c.IND | c.B, base)
+        add(c.ALU | c.ADD | c.K, 2)
+        add(c.ALU | c.MUL | c.K, 4)
+        add(c.MISC | c.TAX)
+        add(c.LD | c.MEM, reg2)
+        add(c.JMP | c.JA, again - len(s) - 1)
+        end = add(c.ALU | c.ADD | c.K, 0)  # the end: a nop, then the block's test
+        fix2.jt = fix4.jf = fix5.jt = end
+        b = Block(JMP(c.JEQ), v)
+        b.stmts = s
+        self.free_reg(reg2)
+        gen_and(b0, b)
+        return b
+
     def gen_proto(self, v: int, proto: str, dir_: str) -> Block:
         if dir_ != "default":
             raise CompileError("direction applied to 'proto'")
@@ -834,7 +953,7 @@ class Compiler:
         if q.addr == "proto":
             return self.gen_proto(v, proto, dir_)
         if q.addr == "protochain":
-            raise CompileError("'protochain' is not supported by bpfkit")
+            return self.gen_protochain(v, proto)
         raise CompileError("syntax error in filter expression")
 
     def gen_mcode(self, s1: str, s2: str | None, masklen: int, q: Qual) -> Block:
@@ -977,7 +1096,7 @@ class Compiler:
         if q.addr == "proto":
             return self.gen_proto(self.lookup_proto(name, proto), proto, dir_)
         if q.addr == "protochain":
-            raise CompileError("'protochain' is not supported by bpfkit")
+            return self.gen_protochain(self.lookup_proto(name, proto), proto)
         raise CompileError("syntax error in filter expression")
 
     def lookup_proto(self, name: str, proto: str) -> int:
@@ -1018,12 +1137,13 @@ class Compiler:
         if proto == "radio":
             raise CompileError("radio information not present in capture")
         if proto == "link":
-            inst.s += [
-                Stmt(c.LDX | c.MEM, inst.regno),
-                Stmt(c.LD | c.IND | code, self.off_linkhdr.constant_part),
+            inst.s += self._index_to_x(self.off_linkhdr, inst.regno) + [
+                Stmt(c.LD | c.IND | code, self.off_linkhdr.constant_part)
             ]
         elif proto in NETWORK_PROTOS:
-            inst.s += [Stmt(c.LDX | c.MEM, inst.regno), Stmt(c.LD | c.IND | code, base)]
+            inst.s += self._index_to_x(self.off_linkpl, inst.regno) + [
+                Stmt(c.LD | c.IND | code, base)
+            ]
             b = self.gen_proto_abbrev(proto)
             if inst.b is not None:
                 gen_and(inst.b, b)
@@ -1053,7 +1173,9 @@ class Compiler:
             if inst.b is not None:
                 gen_and(inst.b, b)
             inst.b = b
-            inst.s += [Stmt(c.LDX | c.MEM, inst.regno), Stmt(c.LD | c.IND | code, base + 40)]
+            inst.s += self._index_to_x(self.off_linkpl, inst.regno) + [
+                Stmt(c.LD | c.IND | code, base + 40)
+            ]
         else:
             raise CompileError("unsupported index operation")
         inst.regno = regno
@@ -1185,6 +1307,8 @@ class Compiler:
             b0 = self.gen_cmp(OR_LINKHDR, 0, c.H, LINUX_SLL_OUTGOING)
         elif self.linktype == "LINUX_SLL2":
             b0 = self.gen_cmp(OR_LINKHDR, 10, c.B, LINUX_SLL_OUTGOING)
+        elif self.live:  # the packet type the kernel keeps beside the packet
+            b0 = self.gen_cmp(OR_LINKHDR, c.SKF_AD_OFF + c.SKF_AD_PKTTYPE, c.H, PACKET_OUTGOING)
         else:
             raise CompileError(
                 f"inbound/outbound not supported on {self.description} when reading savefiles"
@@ -1196,31 +1320,99 @@ class Compiler:
     def gen_ifindex(self, ifindex: int) -> Block:
         if self.linktype == "LINUX_SLL2":
             return self.gen_cmp(OR_LINKHDR, 4, c.W, ifindex)
+        if self.live:
+            return self.gen_cmp(OR_LINKHDR, c.SKF_AD_OFF + c.SKF_AD_IFINDEX, c.W, ifindex)
         raise CompileError(f"ifindex not supported on {self.description} when reading savefiles")
 
-    def gen_vlan(self, vlan_num: int, has_tag: bool) -> Block:
-        if self.label_stack_depth > 0:
-            raise CompileError("no VLAN match after MPLS")
-        if self.linktype != "EN10MB":
-            raise CompileError(f"no VLAN support for {self.description}")
+    def gen_vlan_tpid_test(self) -> Block:
         b0 = self.gen_linktype(ETHERTYPE_8021Q)
         b1 = self.gen_linktype(ETHERTYPE_8021AD)
         gen_or(b0, b1)
         b0 = b1
         b1 = self.gen_linktype(ETHERTYPE_8021QINQ)
         gen_or(b0, b1)
-        b0 = b1
+        return b1
+
+    def gen_vlan_vid_test(self, vlan_num: int) -> Block:
+        if vlan_num > 0x0FFF:
+            raise CompileError(f"VLAN tag {vlan_num} greater than maximum {0x0FFF}")
+        return self.gen_mcmp(OR_LINKPL, 0, c.H, vlan_num, 0x0FFF)
+
+    def gen_vlan_no_bpf_extensions(self, vlan_num: int, has_tag: bool) -> Block:
+        b0 = self.gen_vlan_tpid_test()
         if has_tag:
-            if vlan_num > 0x0FFF:
-                raise CompileError(f"VLAN tag {vlan_num} greater than maximum {0x0FFF}")
-            b1 = self.gen_mcmp(OR_LINKPL, 0, c.H, vlan_num, 0x0FFF)
+            b1 = self.gen_vlan_vid_test(vlan_num)
             gen_and(b0, b1)
             b0 = b1
         # Later tests look past the tag: the payload and the type field both move.
         self.off_linkpl.constant_part += 4
         self.off_linktype.constant_part += 4
+        return b0
+
+    def gen_vlan_vloffset_add(self, off: AbsOffset, v: int, s: list[Stmt]) -> None:
+        """Add ``v`` to the run-time part of ``off`` (making it variable)."""
+        off.is_variable = True
+        if off.reg == -1:
+            off.reg = self.alloc_reg()
+        s += [Stmt(c.LD | c.MEM, off.reg), Stmt(c.ALU | c.ADD | c.K, v), Stmt(c.ST, off.reg)]
+
+    def gen_vlan_bpf_extensions(self, vlan_num: int, has_tag: bool) -> Block:
+        """``vlan`` on a live Linux capture: the kernel has taken the outer tag out of the
+        frame into the packet's metadata, so test ``SKF_AD_VLAN_TAG_PRESENT`` first and the
+        frame's type field only when it is 0 — on that path the tag is still in the frame,
+        and every later test moves past it through the offsets' run-time parts (M[]
+        registers set to 0 up front, 4 when the in-frame test was reached)."""
+        b0 = Block(JMP(c.JEQ), 1)
+        b0.stmts = [Stmt(c.LD | c.B | c.ABS, c.SKF_AD_OFF + c.SKF_AD_VLAN_TAG_PRESENT)]
+        b_tpid = self.gen_vlan_tpid_test()
+        b_vid = self.gen_vlan_vid_test(vlan_num) if has_tag else None
+        # the offsets' updates go in front of the in-frame TPID test (after both tests
+        # were generated, so that neither of them is affected)
+        self.is_vlan_vloffset = True
+        upd: list[Stmt] = []
+        self.gen_vlan_vloffset_add(self.off_linkpl, 4, upd)
+        self.gen_vlan_vloffset_add(self.off_linktype, 4, upd)
+        b_tpid.head.stmts = upd + b_tpid.head.stmts
+        gen_or(b0, b_tpid)
+        b0 = b_tpid
+        if b_vid is not None:
+            # the VID from the metadata when the tag is there, else from the frame
+            cnt = len(b_vid.stmts)
+            present = Stmt(c.LD | c.B | c.ABS, c.SKF_AD_OFF + c.SKF_AD_VLAN_TAG_PRESENT)
+            jeq = Stmt(JMP(c.JEQ), 1)
+            tci = Stmt(c.LD | c.B | c.ABS, c.SKF_AD_OFF + c.SKF_AD_VLAN_TAG)
+            jeq.jt, jeq.jf = tci, b_vid.stmts[0]
+            skip = Stmt(c.JMP | c.JA, cnt - 1)
+            b_vid.stmts = [present, jeq, tci, skip] + b_vid.stmts
+            gen_and(b0, b_vid)
+            b0 = b_vid
+        return b0
+
+    def gen_vlan(self, vlan_num: int, has_tag: bool) -> Block:
+        if self.label_stack_depth > 0:
+            raise CompileError("no VLAN match after MPLS")
+        if self.linktype != "EN10MB":
+            raise CompileError(f"no VLAN support for {self.description}")
+        if self.live and self.vlan_stack_depth == 0 and not self.off_linkhdr.is_variable:
+            b0 = self.gen_vlan_bpf_extensions(vlan_num, has_tag)
+        else:
+            b0 = self.gen_vlan_no_bpf_extensions(vlan_num, has_tag)
         self.vlan_stack_depth += 1
         return b0
+
+    def insert_compute_vloffsets(self, b: Block) -> None:
+        """Before the root block's statements: the VLAN offsets' registers start at 0."""
+        if not self.is_vlan_vloffset:
+            return
+        if self.off_linkpl.reg == -1:
+            self.off_linkpl.reg = self.alloc_reg()
+        if self.off_linktype.reg == -1:
+            self.off_linktype.reg = self.alloc_reg()
+        b.stmts = [
+            Stmt(c.LD | c.W | c.IMM, 0),
+            Stmt(c.ST, self.off_linkpl.reg),
+            Stmt(c.ST, self.off_linktype.reg),
+        ] + b.stmts
 
     def gen_mpls(self, label: int, has_label: bool) -> Block:
         if self.label_stack_depth > 0:

@@ -27,13 +27,18 @@ def JMP(op: int) -> int:
 
 
 class Stmt:
-    """One classic statement (never a jump here): opcode and immediate."""
+    """One classic statement: opcode and immediate. A conditional jump inside a block's
+    statements (only libpcap's live-capture VLAN test makes one) names its targets, other
+    statements of the same block, in ``jt``/``jf``; the optimiser treats it as a statement
+    that uses ``A``, as libpcap's does."""
 
-    __slots__ = ("code", "k")
+    __slots__ = ("code", "k", "jt", "jf")
 
     def __init__(self, code: int, k: int = 0):
         self.code = code
         self.k = k & 0xFFFFFFFF
+        self.jt: Stmt | None = None
+        self.jf: Stmt | None = None
 
     def __repr__(self) -> str:
         return f"Stmt({self.code:#x}, {self.k:#x})"

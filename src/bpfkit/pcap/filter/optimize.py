@@ -876,6 +876,21 @@ def icode_to_fcode(root: Block) -> list[c.SockFilter]:
             return [c.SockFilter(code & 0xFFFF, jt, jf, k & M32) for code, jt, jf, k in out]
 
 
+def _local_jump(stmts: list[Stmt], slen: int, off: int, s: Stmt) -> tuple[int, int]:
+    """The jt/jf of a jump inside a block's statements, counted as libpcap's
+    ``convert_code_r`` counts them: the target's place among the block's first ``slen``
+    list entries (deleted ones included) minus the jump's place among the live ones."""
+    jt = jf = None
+    for i, t in enumerate(stmts[:slen]):
+        if t is s.jt:
+            jt = i - off - 1
+        if t is s.jf:
+            jf = i - off - 1
+    if jt is None or jf is None or not (0 <= jt < 256 and 0 <= jf < 256):
+        raise CompileError(f"no destination found for block-local relative jump: off={off}")
+    return jt, jf
+
+
 def _convert(root: Block, out: list[list[int]], n: int) -> bool:
     visited: set[int] = set()
     tail = n
@@ -897,8 +912,10 @@ def _convert(root: Block, out: list[list[int]], n: int) -> bool:
         tail -= slen + 1 + p.longjt + p.longjf
         p.offset = tail
         dst = tail
-        for s in live:
+        for off, s in enumerate(live):
             out[dst] = [s.code, 0, 0, s.k]
+            if (s.code & 0x07) == c.JMP and s.code != c.JMP | c.JA and off != slen - 2:
+                out[dst][1], out[dst][2] = _local_jump(p.stmts, slen, off, s)
             dst += 1
         ins = out[dst]
         ins[0], ins[3] = p.s.code, p.s.k

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from ...errors import KernelError
 from ...uapi.enums import MapType
 from ..memory import READ, RW, WRITE, AddressSpace, Region
+from .native import spare_slots
 
 __all__ = [
     "ANY",
@@ -130,16 +131,29 @@ class ValueStore:
         self._chunks: list[ctypes.Array] = []
         self._mvs: list[memoryview] = []
         self._free: list[int] = []
+        #: ``_free[:_qbase]`` were freed before the current run, the rest during it
+        #: (quarantined: not reused in the run while older or spare slots are left)
+        self._qbase = 0
         self._fresh = 0
+        self.slotcap = capacity + spare_slots(capacity)
         self.used = 0
         self._regions: dict[int, Region] = {}
 
     def alloc(self) -> int | None:
-        """A zeroed slot, or ``None`` when the store is full."""
+        """A zeroed slot, or ``None`` when the store is full: one freed before this run,
+        else a fresh one, else the newest quarantined one (see ``HashState.take``)."""
         if self.used >= self.capacity:
             return None
-        if self._free:
-            slot = self._free.pop()
+        free = self._free
+        if self._qbase or self._fresh >= self.slotcap:
+            if self._qbase:
+                q = self._qbase
+                slot = free[q - 1]
+                free[q - 1] = free[-1]
+                free.pop()
+                self._qbase = q - 1
+            else:
+                slot = free.pop()
             c, o = divmod(slot, self.chunk)
             off = o * self.elem_size
             self._mvs[c][off : off + self.elem_size] = bytes(self.elem_size)
@@ -161,6 +175,10 @@ class ValueStore:
                 self.space.remove(r)
         self._free.append(slot)
         self.used -= 1
+
+    def settle(self) -> None:
+        """A run starts: slots freed so far may be reused."""
+        self._qbase = len(self._free)
 
     def view(self, slot: int) -> memoryview:
         """The whole element (all parts) as a writable memoryview."""
@@ -359,6 +377,9 @@ class VMMap:
     def freeze(self) -> None:
         """``BPF_MAP_FREEZE``: no more writes from the syscall side."""
         self.frozen = True
+
+    def settle(self) -> None:
+        """A run starts (maps whose elements can be freed end their quarantine)."""
 
     def keys(self) -> Iterator[bytes]:
         """Every key, in ``get_next_key`` order (a snapshot-tolerant walk)."""

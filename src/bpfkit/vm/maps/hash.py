@@ -22,6 +22,8 @@ from .native import (
     D_NFREE,
     D_NLOG,
     D_PERMS,
+    D_QBASE,
+    D_SLOTCAP,
     D_USED,
     J_INSERT,
     K_HASH,
@@ -104,8 +106,12 @@ class NativeValueStore(ValueStore):
             self._chunks.append(buf)
             self._mvs.append(memoryview(buf).cast("B"))
 
-    def alloc(self) -> int | None:
-        slot = self.hs.take()
+    def alloc(self, evicted: int | None = None) -> int | None:
+        if evicted is not None:
+            self.hs.take_top(evicted)
+            slot = evicted
+        else:
+            slot = self.hs.take()
         if slot is None:
             return None
         self._ensure_chunk(slot)
@@ -132,18 +138,19 @@ class NativeValueStore(ValueStore):
         self.hs.set_registered(slot)
 
     def prepare(self, slot: int) -> None:
-        """Regions for ``slot`` and the next slots an insert may take (the top of the
-        free stack, the next fresh slots), so native inserts can hand them out: at least
-        ``PREPARE`` of each, and as many as already have Regions (a program that keeps
-        inserting new keys comes back here a logarithmic number of times)."""
+        """Regions for ``slot`` and the next slots an insert may take (the tops of both
+        zones of the free stack, the next fresh slots; see ``HashState.take``), so
+        native inserts can hand them out: at least ``PREPARE`` of each, and as many as
+        already have Regions (a program that keeps inserting new keys comes back here
+        a logarithmic number of times)."""
         self.register(slot)
         hs, d = self.hs, self.hs.desc
         batch = max(self.PREPARE, len(self._regions) // self.parts)
-        nfree = d[D_NFREE]
-        for i in range(max(0, nfree - batch), nfree):
-            self.register(hs.free[i])
+        for top in (d[D_QBASE], d[D_NFREE]):
+            for i in range(max(0, top - batch), top):
+                self.register(hs.free[i])
         fresh = d[D_FRESH]
-        for s in range(fresh, min(self.capacity, fresh + batch)):
+        for s in range(fresh, min(d[D_SLOTCAP], fresh + batch)):
             self.register(s)
 
     def set_perms(self, perms: int) -> None:
@@ -210,6 +217,10 @@ class HashMap(VMMap):
             )
         )
 
+    def settle(self) -> None:
+        """A run starts: elements deleted so far may give their slots to new ones."""
+        self.hs.settle()
+
     @property
     def evictions(self) -> int:
         """Elements an LRU flavour evicted to make room."""
@@ -260,9 +271,10 @@ class HashMap(VMMap):
             self._tail = p
         self._keys[slot] = None
 
-    def _insert(self, key: bytes) -> int | None:
-        """A new element's slot (``None`` when the map is full)."""
-        slot = self.store.alloc()
+    def _insert(self, key: bytes, evicted: int | None = None) -> int | None:
+        """A new element's slot (``None`` when the map is full); an LRU eviction gives
+        the new element the ``evicted`` element's slot."""
+        slot = self.store.alloc(evicted)
         if slot is None:
             return None
         hs = self.hs
@@ -403,7 +415,7 @@ class HashMap(VMMap):
             if victim is not None:
                 self._remove(self._keys[victim])  # type: ignore[arg-type]
                 self._desc[D_EVICT] += 1
-                slot = self._insert(key)
+                slot = self._insert(key, victim)
         return slot
 
     def _touch(self, slot: int) -> None:

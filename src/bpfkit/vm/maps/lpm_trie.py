@@ -45,6 +45,10 @@ class LpmTrieMap(VMMap):
         self._order: list[tuple[int, int]] | None = None
         self._scratch: KeyScratch | None = None
 
+    def settle(self) -> None:
+        """A run starts: deleted prefixes' slots may be reused."""
+        self.store.settle()
+
     def check(self) -> None:
         super().check()
         if not self.flags & F_NO_PREALLOC:

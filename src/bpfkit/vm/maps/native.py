@@ -17,8 +17,9 @@ Layouts (all words are little-endian u64):
   empty one becomes empty (and so do the deleted ones before it).
 - **hash** of a key: ``int.from_bytes(key, "little") % (2**61 - 1)``; its bucket:
   ``(hash * GOLDEN mod 2**64) >> shift``.
-- **hash state** (:class:`HashState`): the slot allocation ``ValueStore`` uses (a free
-  stack, LIFO, then fresh slots; the use count), the value chunks' addresses, one record
+- **hash state** (:class:`HashState`): the slot allocation (a free stack in two zones:
+  slots freed before the current run, then those freed during it, quarantined; fresh
+  slots up to ``D_SLOTCAP``; the use count; see ``HashState.take``), the value chunks' addresses, one record
   per slot (``SW`` words: bucket + 1, live, Regions registered, LRU links, pending
   journal record + 1, a hint of its run-table entry), the LRU order (a doubly linked list
   over slots, head = least recently used) and eviction count, and the **journal**: one
@@ -79,8 +80,20 @@ D_KIND, D_KEY_SIZE, D_VALUE_SIZE, D_MAX, D_ELEM, D_BASE, D_MASK, D_SHIFT, D_BUCK
     D_LOGCAP,  # journal capacity (records)
     D_LOGW,  # words per journal record
     D_PERMS,  # what programs may do with a live element's value (READ/RW)
-) = range(9, 29)
+    D_QBASE,  # free-stack entries freed before the current run; those above: quarantined
+    D_SLOTCAP,  # slots there is room for (max_entries + spare slots for the quarantine)
+) = range(9, 31)
 DESC_WORDS = 32
+#: spare slots beyond max_entries (at most this many, at most max_entries): a slot freed
+#: during a run is not reused in that run while a spare or older free slot is left
+QUARANTINE_SPARE = 1024
+
+
+def spare_slots(capacity: int) -> int:
+    """Slots a map of ``capacity`` elements keeps beyond it for the quarantine."""
+    return min(capacity, QUARANTINE_SPARE)
+
+
 # descriptor kinds
 K_NONE, K_ARRAY, K_PERCPU_ARRAY, K_HASH, K_RINGBUF = 0, 1, 2, 3, 4
 # bucket fields (byte offsets)
@@ -249,9 +262,10 @@ class HashState:
     ) -> None:
         self.desc = d = desc
         self.capacity = capacity
-        self.slots = zeroed(ctypes.c_int64, capacity * SW)
-        self.free = zeroed(ctypes.c_int64, capacity)
-        nchunks = (capacity + chunk - 1) // chunk
+        self.slotcap = slotcap = capacity + spare_slots(capacity)
+        self.slots = zeroed(ctypes.c_int64, slotcap * SW)
+        self.free = zeroed(ctypes.c_int64, slotcap)
+        nchunks = (slotcap + chunk - 1) // chunk
         self.chunks = (ctypes.c_uint64 * max(1, nchunks))()
         self.logw = 2 + (key_size + 7) // 8
         logcap = min(LOG_MAX, 4 * capacity + 16)
@@ -269,35 +283,64 @@ class HashState:
         d[D_LOGCAP] = logcap
         d[D_LOGW] = self.logw
         d[D_PERMS] = perms
+        d[D_SLOTCAP] = slotcap
         self.index = HashIndex(key_size, d, self.slots)
         self.index.publish()
 
-    # ---- slot allocation (ValueStore's order: the free stack, LIFO, then fresh slots) --
+    # ---- slot allocation --------------------------------------------------------------
+    # The free stack is two zones: free[:D_QBASE] holds slots freed before the current
+    # run, free[D_QBASE:D_NFREE] slots freed during it (quarantined: a program may still
+    # hold a pointer into them, which must fault, not reach the next element). A new
+    # element takes, in order: the top of the older zone, a fresh slot (up to
+    # D_SLOTCAP), the top of the quarantine. settle() (each run's start) ends the
+    # quarantine. The JIT's native insert (bpfkit.jit.hot) takes slots the same way.
     def next_slot(self) -> int | None:
-        d = self.desc
+        d, free = self.desc, self.free
         if d[D_USED] >= self.capacity:
             return None
-        return self.free[d[D_NFREE] - 1] if d[D_NFREE] else d[D_FRESH]
+        q = d[D_QBASE]
+        if q:
+            return free[q - 1]
+        if d[D_FRESH] < d[D_SLOTCAP]:
+            return d[D_FRESH]
+        return free[d[D_NFREE] - 1]
 
     def take(self) -> int | None:
-        d = self.desc
+        d, free = self.desc, self.free
         if d[D_USED] >= self.capacity:
             return None
-        n = d[D_NFREE]
-        if n:
-            d[D_NFREE] = n - 1
-            slot = self.free[n - 1]
-        else:
+        q, n = d[D_QBASE], d[D_NFREE]
+        if q:  # freed before this run; the quarantine's last entry fills the hole
+            slot = free[q - 1]
+            free[q - 1] = free[n - 1]
+            d[D_QBASE], d[D_NFREE] = q - 1, n - 1
+        elif d[D_FRESH] < d[D_SLOTCAP]:
             slot = d[D_FRESH]
             d[D_FRESH] = slot + 1
+        else:  # nothing else left: reuse the newest quarantined slot
+            slot = free[n - 1]
+            d[D_NFREE] = n - 1
         d[D_USED] += 1
         return slot
+
+    def take_top(self, slot: int) -> None:
+        """Take ``slot``, just given back (the top of the quarantine): an LRU map's
+        eviction hands the victim's slot to the new element, as the native insert does."""
+        d = self.desc
+        assert self.free[d[D_NFREE] - 1] == slot
+        d[D_NFREE] -= 1
+        d[D_USED] += 1
 
     def give(self, slot: int) -> None:
         d = self.desc
         self.free[d[D_NFREE]] = slot
         d[D_NFREE] += 1
         d[D_USED] -= 1
+
+    def settle(self) -> None:
+        """A run starts: slots freed so far may be reused."""
+        d = self.desc
+        d[D_QBASE] = d[D_NFREE]
 
     # ---- slot records -------------------------------------------------------------------
     def live(self, slot: int) -> bool:
