@@ -961,14 +961,13 @@ class ProgramGen:
 
     def scalar_binop(self, opname: str, a: Imm | Mem, c: Imm | Mem, at: Any, ct: Any,
                      node: A.Node) -> Imm | Mem:  # fmt: skip
-        signed = bool(getattr(at, "signed", False) or getattr(ct, "signed", False))
+        both_signed = bool(getattr(at, "signed", False) and getattr(ct, "signed", False))
         if isinstance(a, Imm) and isinstance(c, Imm):
-            r = _fold(opname, a.value, c.value, signed)
+            r = _fold(opname, a.value, c.value, both_signed)
             if r is not None:
                 return Imm(r)
         self.load(a, R0)
         self.load(c, R1)
-        both_signed = bool(getattr(at, "signed", False) and getattr(ct, "signed", False))
         if opname in ("==", "!=", "<", "<=", ">", ">="):
             j = {"==": b.jeq, "!=": b.jne}.get(opname)
             if j is None:
@@ -982,8 +981,8 @@ class ProgramGen:
                "^": b.xor64, "<<": b.lsh64}  # fmt: skip
         if opname in alu:
             self.emit(alu[opname](R0, R1))
-        elif opname == ">>":
-            self.emit((b.arsh64 if getattr(at, "signed", False) else b.rsh64)(R0, R1))
+        elif opname == ">>":  # bpftrace 0.17 shifts right logically, whatever the types
+            self.emit(b.rsh64(R0, R1))
         elif opname in ("/", "%"):  # bpftrace 0.17 divides unsigned, whatever the types
             self.emit((b.div64 if opname == "/" else b.mod64)(R0, R1))
         else:
@@ -1062,15 +1061,19 @@ class ProgramGen:
             pt = e.expr.ty
             return self.read_at(p, 0, e.ty, pt.space if pt is not None else "kernel")  # type: ignore[arg-type]
         v = self.scalar(e.expr)
+        rt = e.ty
+        narrow = rt is not None and rt.kind == "int" and rt.size < 8 and not rt.signed
         if isinstance(v, Imm):
             r = {"!": int(not v.value), "-": -v.value, "~": ~v.value}[e.op]
-            return Imm(r)
+            return Imm(r & ((1 << (8 * rt.size)) - 1) if narrow else r)  # type: ignore[union-attr]
         self.load(v, R0)
         if e.op == "!":
             t = self.label("not")
             self.emit(b.mov64(R1, 1), b.jeq(R0, 0, t), b.mov64(R1, 0), Label(t))
             return self.store(R1)
         self.emit(b.neg64(R0) if e.op == "-" else b.xor64(R0, -1))
+        if narrow:  # an unsigned narrow operand wraps at its width
+            self.extend(R0, rt.size, False)  # type: ignore[union-attr]
         return self.store(R0)
 
     def read_at(self, base: Imm | Mem, off: int, ty: T.Ty, space: str,
@@ -1192,14 +1195,20 @@ class ProgramGen:
             return v
         if isinstance(v, (Ctx, Addr)):
             raise self.err(e, f"cannot cast {e.expr.ty}")
-        if to.kind == "int" and to.size < 8:  # type: ignore[union-attr]
+        st = e.expr.ty
+        # bpftrace widens a narrower integer by the *destination's* sign ((int64)(uint8)200
+        # is -56, (uint32)(int8)-2 is 254), then truncates to the destination
+        widen = st is not None and st.kind == "int" and to.kind == "int" and st.size < to.size  # type: ignore[union-attr]
+        if to.kind == "int" and (to.size < 8 or widen):  # type: ignore[union-attr]
             sv = v if isinstance(v, Imm) else v.at(0, 8)
             if isinstance(sv, Imm):
-                x = sv.value & ((1 << (to.size * 8)) - 1)  # type: ignore[union-attr]
-                if to.signed and x >= 1 << (to.size * 8 - 1):  # type: ignore[union-attr]
-                    x -= 1 << (to.size * 8)  # type: ignore[union-attr]
-                return Imm(x)
+                x = sv.value
+                if widen:
+                    x = _extend(x, st.size, to.signed)  # type: ignore[union-attr]
+                return Imm(_extend(x, to.size, to.signed))  # type: ignore[union-attr]
             self.load(sv, R0)
+            if widen:
+                self.extend(R0, st.size, to.signed)  # type: ignore[union-attr]
             self.extend(R0, to.size, to.signed)  # type: ignore[union-attr]
             return self.store(R0)
         return v
@@ -1231,11 +1240,17 @@ class ProgramGen:
         res = self.tmp(T.storage_size(ty))  # type: ignore[arg-type]
         self.cond_jump_false(e.cond, other)
         m = self.frame.mark()
-        self.materialize(e.then, res, ty)  # type: ignore[arg-type]
-        self.frame.release(m)
-        self.emit(b.ja(end), Label(other))
-        self.materialize(e.other, res, ty)  # type: ignore[arg-type]
-        self.frame.release(m)
+        for i, branch in enumerate((e.then, e.other)):
+            if i:
+                self.emit(b.ja(end), Label(other))
+            self.materialize(branch, res, ty)  # type: ignore[arg-type]
+            bt = branch.ty
+            if ty.kind == "int" and bt is not None and bt.kind == "int" and bt.size < 8:  # type: ignore[union-attr]
+                # a narrower branch widens by the ternary's sign (bpftrace's rule)
+                self.emit(b.ldx(8, R0, res.base, res.off))
+                self.extend(R0, bt.size, ty.signed)  # type: ignore[union-attr]
+                self.emit(b.stx(8, res.base, res.off, R0))
+            self.frame.release(m)
         self.emit(Label(end))
         return res if not ty.is_scalar else res.at(0, 8)  # type: ignore[union-attr]
 
@@ -1590,6 +1605,13 @@ _JUMPS = {
 _NEGATE = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
 
 
+def _extend(v: int, size: int, signed: bool) -> int:
+    """The low ``size`` bytes of ``v``, sign- or zero-extended."""
+    bits = 8 * size
+    v &= (1 << bits) - 1
+    return v - (1 << bits) if signed and v >= 1 << (bits - 1) else v
+
+
 def _s64(v: int) -> int:
     v &= (1 << 64) - 1
     return v - (1 << 64) if v >= 1 << 63 else v
@@ -1665,7 +1687,11 @@ def drop_unreachable(items: list) -> list:
 
 
 def _fold(opname: str, a: int, c: int, signed: bool) -> int | None:
+    """``a op c`` at compile time (``None``: leave it to run time); comparisons are
+    signed only when ``signed`` (both sides signed), as at run time."""
     mask = (1 << 64) - 1
+    if opname in ("==", "!=", "<", "<=", ">", ">="):
+        a, c = (_s64(a), _s64(c)) if signed else (a & mask, c & mask)
     try:
         r = {
             "+": a + c, "-": a - c, "*": a * c, "&": a & c, "|": a | c, "^": a ^ c,
@@ -1679,8 +1705,8 @@ def _fold(opname: str, a: int, c: int, signed: bool) -> int | None:
             ua, uc = a & mask, c & mask
             r = ua // uc if opname == "/" else ua % uc
             return r - (1 << 64) if r >= 1 << 63 else r
-        if opname == ">>" and a >= 0:
-            return a >> (c & 63)
+        if opname == ">>":  # logical, as bpftrace 0.17 (-96 >> 49 is 32767)
+            return (a & mask) >> (c & 63)
         return None
     r &= mask
     return r - (1 << 64) if r >= 1 << 63 else r

@@ -519,7 +519,7 @@ class Analyzer:
             if a is None or b is None:
                 return None
             try:
-                return {"+": a + b, "-": a - b, "*": a * b, "<<": a << b, ">>": a >> b,
+                return {"+": a + b, "-": a - b, "*": a * b, "<<": a << b, ">>": (a & ((1 << 64) - 1)) >> b,
                         "/": a // b if b else None, "%": a % b if b else None}.get(e.op)  # fmt: skip
             except (ValueError, OverflowError):
                 return None
@@ -690,7 +690,7 @@ class Analyzer:
             for side in (e.left, e.right):
                 if not self._truthy(side.ty):
                     raise self.err(side, f"'{op}' needs integers, not {side.ty}")
-            return T.S64
+            return T.Int(8, self.binop_signed(e))
         if lt.kind in ("str", "buf") or rt.kind in ("str", "buf"):
             if op not in ("==", "!=") or lt.kind != rt.kind:
                 raise self.err(e, f"cannot apply '{op}' to {lt} and {rt}")
@@ -699,15 +699,20 @@ class Analyzer:
         if lt.kind not in ok or rt.kind not in ok:
             raise self.err(e, f"cannot apply '{op}' to {lt} and {rt}")
         if op in ("==", "!=", "<", "<=", ">", ">="):
-            return T.S64
+            return T.Int(8, self.binop_signed(e))
         if lt.kind == "ptr" and rt.kind == "int" and op in ("+", "-"):
             return lt
         if rt.kind == "ptr" and lt.kind == "int" and op == "+":
             return rt
-        signed = (lt.signed if lt.kind == "int" else False) or (
-            rt.signed if rt.kind == "int" else False
-        )
-        return T.Int(8, signed)
+        return T.Int(8, self.binop_signed(e))
+
+    def binop_signed(self, e: A.Binop) -> bool:
+        """A binary operation's sign, bpftrace's rule: signed when both sides are (a shift:
+        when its left side is)."""
+        lt, rt = e.left.ty, e.right.ty
+        ls = bool(lt is not None and lt.kind == "int" and lt.signed)
+        rs = bool(rt is not None and rt.kind == "int" and rt.signed)
+        return ls if e.op in ("<<", ">>") else ls and rs
 
     def e_Unop(self, e: A.Unop) -> T.Ty:
         t = self.expr(e.expr)
@@ -719,9 +724,15 @@ class Analyzer:
             raise self.err(e, "the address-of operator is not supported")
         if not t.is_scalar:
             raise self.err(e, f"cannot apply '{e.op}' to {t}")
+        # bpftrace 0.17: `!x` is unsigned, of x's size; `-x` and `~x` have x's sign and are
+        # computed at x's width (an unsigned narrow x wraps there: ~(uint32)255 is
+        # 0xffffff00); a signed narrow x's result is sign-extended (bpftrace prints it
+        # zero-extended from its width: not reproduced, see docs/trace.md)
+        size = t.size if t.is_int else 8
         if e.op == "!":
-            return T.S64
-        return T.Int(8, t.signed if t.is_int else False) if e.op == "~" else T.S64
+            return T.Int(size, False)
+        signed = bool(t.is_int and t.signed)
+        return T.Int(size if not signed else 8, signed)
 
     def e_IncDec(self, e: A.IncDec) -> T.Ty:
         tgt = e.target
@@ -753,7 +764,7 @@ class Analyzer:
         m = T.merge(a, b)
         if m is None:
             raise self.err(e, f"ternary branches differ: {a} and {b}")
-        return T.Int(8, m.signed) if m.is_int else m
+        return T.Int(8, a.is_int and a.signed) if m.is_int else m  # the first branch's sign
 
     def e_Field(self, e: A.Field) -> T.Ty:
         base = self.expr(e.expr)
