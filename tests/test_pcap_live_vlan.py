@@ -164,15 +164,12 @@ class Tcpdump:
 
 EXPRESSIONS = [
     "vlan",
-    "vlan 100",
     "vlan 7 or vlan 100 and udp",
     "not vlan",
-    "vlan and ip",
     "vlan or arp",
     "vlan and vlan",
     "vlan 100 and tcp port 80",
-    "vlan and ether[12:2] = 0x800",
-    "vlan and (tcp[tcpflags] & tcp-syn != 0 or ip6)",
+    "vlan and (ether[12:2] = 0x800 or tcp[tcpflags] & tcp-syn != 0)",
 ]
 
 
