@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
+from ..vm.env import SKF_LL_OFF, SKF_NET_OFF
 from ..vm.maps import native as nm
 from ..vm.maps import ringbuf as rbm
 from . import abi, cfg
@@ -999,7 +1000,6 @@ class _FnGen:
         size = op.SIZE_BYTES[insn.opcode & 0x18]
         bits = 8 * size
         ret0 = self.label("pk0")
-        ok = self.label("pk")
         # The block was charged whole on entry; the program ends here, so give back the
         # instructions after this one (the interpreter counts exactly up to this load).
         exact_left = self.op(f"add i64 {self.left()}, {self.block_rest}")
@@ -1009,32 +1009,66 @@ class _FnGen:
             f"  %{ret0}.b = insertvalue {TY} %{ret0}.a, i64 {exact_left}, 1",
             f"  ret {TY} %{ret0}.b",
         ]
-        plen = self.load_ctx(abi.PKT_LEN)
         if (insn.opcode & 0xE0) == op.ABS:
-            if insn.imm < 0:
+            k = insn.imm
+            if k >= 0:
+                plen = self.load_ctx(abi.PKT_LEN)
+                bad = self.op(f"icmp ugt i64 {k + size}, {plen}")
+                ok = self.label("pk")
+                self.br(bad, ret0, ok, COLD)
+                self.block(ok)
+                a = self.op(f"add i64 {self.load_ctx(abi.PKT_BASE)}, {k}")
+            elif k >= SKF_LL_OFF:
+                word = abi.PKT_NET_ADJ if k >= SKF_NET_OFF else abi.PKT_MAC_ADJ
+                u = self.op(f"add i64 {self.load_ctx(word)}, {k}")
+                a, bad = self.header_check(u, size)
+                ok = self.label("pk")
+                self.br(bad, ret0, ok, COLD)
+                self.block(ok)
+            else:  # neither header: the load always fails
                 self.e(f"br label %{ret0}")
                 self.block(self.label("dead"))
                 return
-            o = str(insn.imm)
-            bad = self.op(f"icmp ugt i64 {insn.imm + size}, {plen}")
         else:
             s = self.rd(insn.src)
             t = self.op(f"add i64 {s}, {insn.imm}")
             t32 = self.op(f"trunc i64 {t} to i32")
             o = self.op(f"sext i32 {t32} to i64")
             neg = self.op(f"icmp slt i64 {o}, 0")
+            pos, hdr, ld = self.label("pkp"), self.label("pkn"), self.label("pk")
+            self.br(neg, hdr, pos, COLD)
+            self.block(pos)
+            plen = self.load_ctx(abi.PKT_LEN)
             e = self.op(f"add i64 {o}, {size}")
             big = self.op(f"icmp ugt i64 {e}, {plen}")
-            bad = self.op(f"or i1 {neg}, {big}")
-        self.br(bad, ret0, ok, COLD)
-        self.block(ok)
-        base = self.load_ctx(abi.PKT_BASE)
-        a = self.op(f"add i64 {base}, {o}")
+            a1 = self.op(f"add i64 {self.load_ctx(abi.PKT_BASE)}, {o}")
+            self.br(big, ret0, ld, COLD)
+            # a negative offset: SKF_NET_OFF + n or SKF_LL_OFF + n, else the load fails
+            self.block(hdr)
+            net = self.op(f"icmp sge i64 {o}, {SKF_NET_OFF}")
+            ll = self.op(f"icmp sge i64 {o}, {SKF_LL_OFF}")
+            mac = self.op(f"select i1 {ll}, i64 {self.load_ctx(abi.PKT_MAC_ADJ)}, i64 {1 << 40}")
+            adj = self.op(f"select i1 {net}, i64 {self.load_ctx(abi.PKT_NET_ADJ)}, i64 {mac}")
+            u = self.op(f"add i64 {o}, {adj}")
+            a2, bad = self.header_check(u, size)
+            self.br(bad, ret0, ld)
+            self.block(ld)
+            a = self.op(f"phi i64 [{a1}, %{pos}], [{a2}, %{hdr}]")
         p = self.op(f"inttoptr i64 {a} to ptr")
         v = self.op(f"load i{bits}, ptr {p}, align 1")
         if bits > 8:
             v = self.op(f"call i{bits} @llvm.bswap.i{bits}(i{bits} {v})")
         self.wr(0, self.op(f"zext i{bits} {v} to i64"))
+
+    def header_check(self, u: str, size: int) -> tuple[str, str]:
+        """(address, out of range) of a load at byte ``u`` of the header-reachable bytes
+        (``abi.PKT_NEG_BASE``, spanning ``abi.PKT_NEG_SPAN``)."""
+        span = self.load_ctx(abi.PKT_NEG_SPAN)
+        below = self.op(f"icmp slt i64 {u}, 0")
+        e = self.op(f"add i64 {u}, {size}")
+        above = self.op(f"icmp sgt i64 {e}, {span}")
+        bad = self.op(f"or i1 {below}, {above}")
+        return self.op(f"add i64 {self.load_ctx(abi.PKT_NEG_BASE)}, {u}"), bad
 
     def lddw(self, insn: Instruction, slot: int) -> None:
         if insn.src == 0:

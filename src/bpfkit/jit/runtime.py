@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..errors import BpfError, NotSupported, RuntimeFault
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
-from ..vm.env import STACK_REGION_SIZE, Env
+from ..vm.env import SKF_LL_OFF, SKF_NET_OFF, STACK_REGION_SIZE, Env
 from ..vm.interp import DEFAULT_BUDGET, RunResult, with_pc
 from ..vm.maps import native as nm
 from ..vm.maps import ringbuf as rbm
@@ -33,6 +33,8 @@ from .native import NativeHelper, install_builtin, native_for
 
 M = (1 << 64) - 1
 M32 = 0xFFFFFFFF
+#: a header adjustment that puts every offset far past any packet (no such header)
+_NO_HEADER = 1 << 40
 
 #: A tail-call resolver: ``(env, map_pointer, index) -> JitProgram | None``.
 TailCallResolver = Callable[[Env, int, int], "JitProgram | None"]
@@ -520,9 +522,21 @@ class JitProgram:
             w[i] = 0
 
     def _sync_packet(self) -> None:
-        pkt = self.env.packet
-        self._w[abi.PKT_BASE] = pkt.base if pkt is not None else 0
-        self._w[abi.PKT_LEN] = pkt.size if pkt is not None else 0
+        env = self.env
+        pkt = env.packet
+        w = self._w
+        w[abi.PKT_BASE] = pkt.base if pkt is not None else 0
+        w[abi.PKT_LEN] = pkt.size if pkt is not None else 0
+        hdr = env.packet_headers if pkt is not None else None
+        if hdr is None:  # every negative offset fails
+            w[abi.PKT_NEG_BASE] = w[abi.PKT_NEG_SPAN] = 0
+            w[abi.PKT_NET_ADJ] = w[abi.PKT_MAC_ADJ] = _NO_HEADER
+            return
+        # the reachable bytes end where the data ends (``lo`` is at most 0)
+        w[abi.PKT_NEG_BASE] = hdr.front.base
+        w[abi.PKT_NEG_SPAN] = pkt.size - hdr.lo
+        w[abi.PKT_NET_ADJ] = (hdr.net - SKF_NET_OFF - hdr.lo) & M
+        w[abi.PKT_MAC_ADJ] = _NO_HEADER if hdr.mac is None else (hdr.mac - SKF_LL_OFF - hdr.lo) & M
 
     # -- callbacks from native code (must never raise into ctypes) --
     def _record(self, exc: BaseException) -> None:

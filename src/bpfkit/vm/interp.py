@@ -257,11 +257,26 @@ class CompiledProgram:
         return old
 
     def _packet_load(self, off: int, size: int) -> int | None:
+        """``ld_abs``/``ld_ind``: ``size`` big-endian bytes at packet offset ``off`` (an
+        s32), None when the load fails (the program then returns 0). Negative offsets
+        address the network (``SKF_NET_OFF + n``) or MAC header (``SKF_LL_OFF + n``),
+        which may lie in front of the data."""
         pkt = self.env.packet
         off = (off & M32 ^ SB32) - SB32
-        if pkt is None or off < 0 or off + size > pkt.size:
+        if pkt is None:
             return None
-        return int.from_bytes(pkt.mv[off : off + size], "big")
+        if off >= 0:
+            if off + size > pkt.size:
+                return None
+            return int.from_bytes(pkt.mv[off : off + size], "big")
+        hdr = self.env.packet_headers
+        if hdr is None:
+            return None
+        c = hdr.offset(off)
+        if c is None or c < hdr.lo or c + size > pkt.size:
+            return None
+        u = c - hdr.lo
+        return int.from_bytes(hdr.front.mv[u : u + size], "big")
 
     def _callx(self, target: int, r1, r2, r3, r4, r5, r10, depth, n, pc):
         code = self.code

@@ -334,11 +334,13 @@ class VMProgram:
         prog = self
         run.tail_calls = 0
         packet = run.packet.data_region if run.packet is not None else None
+        headers = run.packet.headers() if run.packet is not None else None
         self.runtime.settle_maps()
         while True:
             env = prog.env
             env.run = run
             env.packet = packet
+            env.packet_headers = headers
             env.cb_insns = 0
             compiled = prog.engine(engine)
             env.compiled = compiled
