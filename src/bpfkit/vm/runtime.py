@@ -52,7 +52,15 @@ from .progtypes import ProgTypeVM, RunOutcome, RunState, prog_type_vm
 if TYPE_CHECKING:
     from ..obj.spec import MapSpec, ObjectSpec, ProgramSpec
 
-__all__ = ["Task", "VMEnv", "VMRuntime", "VMProgram", "load_spec", "possible_cpus"]
+__all__ = [
+    "NotVerified",
+    "Task",
+    "VMEnv",
+    "VMRuntime",
+    "VMProgram",
+    "load_spec",
+    "possible_cpus",
+]
 
 M64 = (1 << 64) - 1
 CALLBACK_NEST = 8
@@ -111,6 +119,29 @@ class Task:
             except OSError:
                 continue
         return cls(tid, os.getpid(), os.getuid(), os.getgid(), comm)
+
+
+@dataclass(frozen=True)
+class NotVerified:
+    """``VMProgram.verification`` of a program loaded without verification because the VM
+    can neither verify nor run its type (fentry/fexit, LSM, struct_ops, ext ...).
+
+    Loading such a program lets an object load for its other programs; running it raises
+    :class:`~bpfkit.errors.NotSupported` naming the type. ``ok`` is False (nothing was
+    proven) and ``verified`` False; ``reason`` says why.
+    """
+
+    reason: str
+    ok: bool = False
+    verified: bool = False
+    stats: Any = None
+    log: str = ""
+    error: Any = None
+    accesses: Any = None
+
+    def to_json(self) -> dict:
+        """The shape of ``VerifyResult.to_json`` with ``verified`` false and the reason."""
+        return {"ok": False, "verified": False, "insn": None, "reason": self.reason}
 
 
 class VMEnv(Env):
@@ -202,15 +233,23 @@ class VMProgram:
         self.unsupported: str | None = None
         insns = list(insns)
         check_helpers(insns, self.prog_type)
-        #: the verifier's result on load (None when verification is off or the VM
-        #: cannot run this program type), and the instructions it proved in bounds
+        #: the verifier's result on load (None when verification is off; a NotVerified
+        #: saying why for a type the VM cannot run), and the instructions it proved in bounds
         self.verification: Any = None
         self.safe: frozenset[int] | None = None
         try:
             self.handler = prog_type_vm(self.prog_type)
-        except NotSupported as e:
-            self.handler, self.unsupported = None, str(e)
+        except NotSupported:
+            where = f" (section {section})" if section else ""
+            self.unsupported = (
+                f"program {name!r}: the VM cannot run {self.type_name} programs{where}; "
+                "it was loaded without verification and will not run"
+            )
+            self.handler = None
             self.max_ctx_offset = 0
+            self.verification = NotVerified(
+                f"the VM can neither verify nor run {self.type_name} programs"
+            )
         else:
             if runtime.verify:
                 self._verify(insns)
@@ -295,8 +334,16 @@ class VMProgram:
         return getattr(self.prog_type, "name", str(self.prog_type)).lower()
 
     # ---- engines ------------------------------------------------------------------------
+    def runnable(self) -> None:
+        """Raise ``NotSupported`` (naming the type) unless the VM can run this program:
+        a program of a type the VM cannot verify or run never runs, not even through a
+        tail call."""
+        if self.handler is None:
+            raise NotSupported(self.unsupported or f"the VM cannot run {self.type_name} programs")
+
     def interp(self) -> CompiledProgram:
         """The interpreter's compiled form (made on first use)."""
+        self.runnable()
         p = self._engines.get("interp")
         if p is None:
             p = self._engines["interp"] = CompiledProgram(
@@ -308,6 +355,7 @@ class VMProgram:
         """The compiled program of engine ``interp`` or ``jit`` (or a traced ``trace``)."""
         if name == "interp":
             return self.interp()
+        self.runnable()
         if name == "trace" and "trace" in self._engines:
             return self._engines["trace"]
         if name != "jit":
@@ -319,13 +367,15 @@ class VMProgram:
 
     def set_tracer(self, tracer: Any) -> None:
         """Compile engine ``trace``: the interpreter calling ``tracer(pc, *regs)`` per insn."""
+        self.runnable()
         self._engines["trace"] = CompiledProgram(
             self.insns, self.env, budget=self.runtime.budget, trace=tracer
         )
 
     def require_handler(self) -> ProgTypeVM:
-        if self.handler is None:
-            raise NotSupported(self.unsupported or "unsupported program type")
+        """The type's handler (``NotSupported`` for a type the VM cannot run)."""
+        self.runnable()
+        assert self.handler is not None
         return self.handler
 
     # ---- running ------------------------------------------------------------------------
@@ -593,6 +643,12 @@ class VMRuntime:
         p = VMProgram(self, name, prog_type, insns, **kw)
         self.programs[name] = p
         return p
+
+    def __enter__(self) -> VMRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Release every map and program region."""
