@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
-from ..vm.env import SKF_LL_OFF, SKF_NET_OFF
+from ..vm.env import COUNTING_HELPERS, SKF_LL_OFF, SKF_NET_OFF
 from ..vm.maps import native as nm
 from ..vm.maps import ringbuf as rbm
 from . import abi, cfg
@@ -397,21 +397,11 @@ class _FnGen:
         self.dirty: set[int] = set()  # registers whose alloca is behind ``cur``
         self.ctx_used: set[int] = set()
         self.budget_preds: list[tuple[int, str, str]] = []  # (pc, left, block) → shared fault
-        # An out-of-bounds legacy packet load ends the program mid-block with the exact
-        # count, so functions with such loads charge each block whole (no merging).
-        self.track_flush = any(
-            low.lay.at(s).cls == op.LD and not low.lay.at(s).is_lddw
-            for b in fn.blocks.values()
-            for s in b
-        )
         self.loop_heads = cfg.loop_heads(low.lay, fn)
-        # what each block adds to the count (control-equivalent blocks are merged; not
-        # where a legacy packet load may return mid-block with the flushed count)
-        self.charge = (
-            {b: len(s) for b, s in fn.blocks.items()}
-            if self.track_flush
-            else cfg.charges(low.lay, fn, self.loop_heads)
-        )
+        # what each block adds to the count (control-equivalent blocks are merged), and
+        # how much of later blocks is charged ahead of each (for exact counts mid-block)
+        self.charge, self.ahead = cfg.charge_plan(low.lay, fn, self.loop_heads)
+        self.lead = fn.entry  # the current block
         self.block_rest = 0  # instructions of the current block after the current one
         # Every base register of a checked access, known before any code is generated so
         # that calls can reset all of them.
@@ -537,6 +527,20 @@ class _FnGen:
         self.e(f"{i} = load i64, ptr %I")
         return self.op(f"sub i64 {t}, {i}")
 
+    def charged_ahead(self) -> int:
+        """Instructions charged to the count that run after the current one."""
+        return self.block_rest + self.ahead[self.lead]
+
+    def exact_left(self) -> str:
+        """The remaining budget counted exactly up to (and with) the current instruction:
+        what a call, a callback or a tail call goes on from, and an early exit reports."""
+        return self.op(f"add i64 {self.left()}, {self.charged_ahead()}")
+
+    def set_left(self, exact: str) -> None:
+        """Go on from ``exact`` (as :meth:`exact_left`: after a call or callbacks)."""
+        self.e(f"store i64 {self.op(f'sub i64 {exact}, {self.charged_ahead()}')}, ptr %L")
+        self.e("store i64 0, ptr %I")
+
     def ret_value(self, r0: str | int, left: str) -> None:
         a = self.op(f"insertvalue {TY} undef, i64 {r0}, 0")
         b = self.op(f"insertvalue {TY} {a}, i64 {left}, 1")
@@ -636,6 +640,7 @@ class _FnGen:
         self.cur.clear()
         self.ptrs = {}
         self.dirty.clear()
+        self.lead = lead
         # Counting: blocks add their length to ``%I``; loop headers commit it into ``%L``
         # (one loop-carried subtraction per iteration instead of one per block).
         if lead in self.loop_heads:  # like the interpreter: check before a loop header
@@ -1000,9 +1005,10 @@ class _FnGen:
         size = op.SIZE_BYTES[insn.opcode & 0x18]
         bits = 8 * size
         ret0 = self.label("pk0")
-        # The block was charged whole on entry; the program ends here, so give back the
-        # instructions after this one (the interpreter counts exactly up to this load).
-        exact_left = self.op(f"add i64 {self.left()}, {self.block_rest}")
+        # The block (and the blocks charged with it) was charged on entry; the program
+        # ends here, so give back the instructions after this one (the interpreter counts
+        # exactly up to this load).
+        exact_left = self.exact_left()
         self.cold += [
             f"{ret0}:",
             f"  %{ret0}.a = insertvalue {TY} undef, i64 0, 0",
@@ -1140,10 +1146,16 @@ class _FnGen:
         if nat is not None:
             return self.native_call(nat, args, slot)
         self.store_ctx(abi.SITE, slot | (1 << 32 if callx else 0))
+        # a helper that runs callbacks (or a tail call's target) counts on from here
+        counting = callx or hid in COUNTING_HELPERS
+        if counting:
+            self.store_ctx(abi.CB_LEFT, self.exact_left())
         cb = self.load_ctx(abi.HELPER_CB, "ptr")
         argl = ", ".join(f"i64 {a}" for a in args)
         r = self.op(f"call i64 {cb}(ptr %ctx, i64 {hid}, {argl})")
         self.check_fault()
+        if counting:
+            self.set_left(self.load_ctx(abi.CB_LEFT))
         return r
 
     def native_call(self, nat: NativeHelper, args: list[str], slot: int = 0) -> str:
@@ -1174,7 +1186,7 @@ class _FnGen:
         args = self.args()
         fp = self.op(f"sub i64 {self.rd(10)}, {op.STACK_SIZE}")
         d = self.op("add i64 %depth, 1")
-        lft = self.left()
+        lft = self.exact_left()
         argl = ", ".join(f"i64 {a}" for a in args)
         res = self.op(
             f"call fastcc {TY} @{self.low.prefix}f{tgt}(ptr %ctx, {argl}, i64 {fp}, i64 {d}, i64 {lft})"
@@ -1186,8 +1198,7 @@ class _FnGen:
         self.block(prop)
         self.ret_value(0, nl)
         self.block(cont)
-        self.e(f"store i64 {nl}, ptr %L")
-        self.e("store i64 0, ptr %I")
+        self.set_left(nl)
         self.wr(0, self.op(f"extractvalue {TY} {res}, 0"))
 
     def callx(self, insn: Instruction, slot: int) -> None:
@@ -1284,6 +1295,7 @@ class _FnGen:
         self.store_ctx(abi.TAIL_COUNT, self.op(f"add i64 {cnt}, 1"))
         self.store_ctx(abi.TAIL_TARGET, tgt)
         self.store_ctx(abi.TAIL_R1, r1)
+        # (the resolver's tail call goes on with the caller's block charged whole)
         self.store_ctx(abi.TAIL_LEFT, self.left())
         self.e(f"ret {TY} {{i64 0, i64 {abi.TAIL_SENTINEL}}}")
         self.block(fail)  # the program continues after a failed tail call; r0 unchanged

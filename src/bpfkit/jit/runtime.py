@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..errors import BpfError, NotSupported, RuntimeFault
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
-from ..vm.env import SKF_LL_OFF, SKF_NET_OFF, STACK_REGION_SIZE, Env
+from ..vm.env import COUNTING_HELPERS, SKF_LL_OFF, SKF_NET_OFF, STACK_REGION_SIZE, Env
 from ..vm.interp import DEFAULT_BUDGET, RunResult, with_pc
 from ..vm.maps import native as nm
 from ..vm.maps import ringbuf as rbm
@@ -399,18 +399,31 @@ class JitProgram:
 
     # -- running --
     def run(
-        self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0
+        self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0, *, insns: int = 0
     ) -> tuple[int, int]:
-        """Run from the entry: returns ``(r0, executed instructions)``."""
-        r0, n, _ = self.run_repeat(1, r1, r2, r3, r4, r5)
+        """Run from the entry: returns ``(r0, executed instructions)``. ``insns`` is the
+        count the run starts from (what it executed before a tail call into this
+        program): the budget bounds them together."""
+        r0, n, _ = self.run_repeat(1, r1, r2, r3, r4, r5, insns=insns)
         return r0, n
 
     def run_repeat(
-        self, repeat: int, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0
+        self,
+        repeat: int,
+        r1: int = 0,
+        r2: int = 0,
+        r3: int = 0,
+        r4: int = 0,
+        r5: int = 0,
+        *,
+        insns: int = 0,
     ) -> tuple[int, int, int]:
-        """Run ``repeat`` times in a native loop: ``(r0, count, total ns)`` of the last run."""
+        """Run ``repeat`` times in a native loop: ``(r0, count, total ns)`` of the last run
+        (each run starting from the count ``insns``)."""
         if repeat < 1:
             raise ValueError("repeat must be at least 1")
+        if not 0 <= insns < abi.MAX_BUDGET:  # past the budget: the first check faults
+            raise ValueError(f"a run cannot start from {insns} instructions")
         if self._running:
             raise BpfError("a JitProgram cannot be re-entered while it runs")
         if self._upgrade is not None:  # the tier-up compile finished: switch (same layout)
@@ -432,7 +445,7 @@ class JitProgram:
                 r5 & M,
                 self.env.frame_pointer,
                 repeat,
-                self.budget,
+                self.budget - insns,
             )
             dt = time.perf_counter_ns() - t0
             if w[abi.FAULT_KIND]:
@@ -556,11 +569,19 @@ class JitProgram:
                     msg = f"call to unknown helper {_s32(hid)}"
                 raise RuntimeFault(msg, pc=pc, insn=self.compiled.layout.describe(pc))
             synced = self._sync_rings()
+            env = self.env
+            w = self._w
+            # callbacks (and a tail call's target) count on from the generated code's count
+            counting = callx or hid in COUNTING_HELPERS
+            if counting:
+                env.insns = self.budget - _s64(w[abi.CB_LEFT])
             try:
-                v = h.fn(self.env, r1, r2, r3, r4, r5) & M
+                v = h.fn(env, r1, r2, r3, r4, r5) & M
             finally:
                 if synced:
                     self._unsync_rings()
+            if counting:
+                w[abi.CB_LEFT] = (self.budget - env.insns) & M
             self._sync_table()
             self._sync_packet()
             return v

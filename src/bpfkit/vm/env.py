@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
+from ..uapi.enums import HELPER_IDS
 from .helpers import BASE, HelperRegistry
 from .memory import AddressSpace, Region
 
@@ -16,6 +17,13 @@ STACK_REGION_SIZE = op.STACK_SIZE * op.MAX_CALL_FRAMES
 #: the link-layer (MAC) header (``include/uapi/linux/filter.h``)
 SKF_NET_OFF = -0x100000
 SKF_LL_OFF = -0x200000
+#: helpers that run more BPF code inside the run — callbacks (``bpf_loop`` ...) and a
+#: tail call's target: the engines hand them the run's instruction count (``Env.insns``)
+#: and take it back, so everything a run executes counts against one budget
+COUNTING_HELPERS = frozenset(
+    HELPER_IDS[name]
+    for name in ("loop", "for_each_map_elem", "find_vma", "user_ringbuf_drain", "tail_call")
+)
 
 
 @dataclass(frozen=True)
@@ -52,9 +60,9 @@ class Env:
     ``packet`` is the region legacy ``ld_abs``/``ld_ind`` loads read from (offsets from
     its start), ``packet_headers`` where its network and MAC headers are (None: loads at
     negative offsets fail, as for a packet without them).
-    ``insns`` carries the run's instruction count across a helper that runs callbacks
-    (``bpf_loop`` ...): the engines store their count there before such a call and take
-    it back after, so the callbacks count against the same budget.
+    ``insns`` carries the run's instruction count across a helper of ``COUNTING_HELPERS``
+    (callbacks, tail calls): the engines store their count there before such a call and
+    take it back after, so the callbacks count against the same budget.
     """
 
     def __init__(

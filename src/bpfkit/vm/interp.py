@@ -28,7 +28,7 @@ from ..errors import NotSupported, RuntimeFault
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
 from ..isa.loader import runnable_slots
-from .env import STACK_REGION_SIZE, Env
+from .env import COUNTING_HELPERS, STACK_REGION_SIZE, Env
 from .memory import READ, WRITE, Region
 
 M = (1 << 64) - 1
@@ -175,6 +175,7 @@ class CompiledProgram:
             "AT": self._atomic,
             "CX": self._cmpxchg,
             "PKT": self._packet_load,
+            "ENV": env,
             "TR": self._trace,
             "FN": self._funcs,
             "GETFN": self.function,
@@ -290,10 +291,13 @@ class CompiledProgram:
         helper = self.env.helpers.get(target) if 0 <= target < (1 << 31) else None
         if helper is None:
             raise self._fault(f"callx to {target:#x}, which is neither a function nor a helper", pc)
+        env = self.env
+        env.insns = n
         try:
-            return helper.fn(self.env, r1, r2, r3, r4, r5) & M, n
+            r0 = helper.fn(env, r1, r2, r3, r4, r5) & M
         except RuntimeFault as e:
             raise self._helper_fault(e, pc) from None
+        return r0, env.insns
 
     # -- compilation --
     def function(self, slot: int) -> Callable:
@@ -311,11 +315,13 @@ class CompiledProgram:
         return fn
 
     def run(
-        self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0
+        self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0, *, insns: int = 0
     ) -> tuple[int, int]:
-        """Run from the entry: returns ``(r0, executed instructions)``."""
+        """Run from the entry: returns ``(r0, executed instructions)``. ``insns`` is the
+        count the run starts from (instructions the run already executed before a tail
+        call into this program): the budget bounds them together."""
         try:
-            return self.entry(r1, r2, r3, r4, r5, self.env.frame_pointer, 0, 0)
+            return self.entry(r1, r2, r3, r4, r5, self.env.frame_pointer, 0, insns)
         except RuntimeFault as e:
             if e.pc is None or e.insn:
                 raise
@@ -902,12 +908,15 @@ class _FunctionCompiler:
             name = f"H{insn.imm}"
             if name not in self.p._ns:
                 self.p._ns[name] = functools.partial(h.fn, self.p.env)
-            return [
+            call = [
                 "try:",
                 f"    r0 = {name}({args}) & M",
                 f"except RuntimeFault as e: raise HF(e, {slot}) from None",
                 _FORGET_REGIONS,
             ]
+            if insn.imm in COUNTING_HELPERS:  # callbacks count on from this count
+                return ["ENV.insns = n", *call, "n = ENV.insns"]
+            return call
         if insn.is_local_call:
             tgt = slot + 1 + insn.imm
             if not self.valid_target(tgt):

@@ -160,9 +160,6 @@ class VMEnv(Env):
         self.run: RunState | None = None
         self.compiled: Any = None
         self.cb_depth = 0
-        #: instructions callbacks (bpf_loop, for_each_map_elem ...) executed in this
-        #: run: one budget for all of them, however they nest
-        self.cb_insns = 0
         self.resolve_lddw = runtime.resolve_lddw
         #: the runtime's native words (maps, CPU, PRNG) for the JIT's native helpers
         self.native_data = runtime.native.address
@@ -185,10 +182,11 @@ class VMEnv(Env):
         self.cb_depth += 1
         try:
             r10 = self.stack.end - self.cb_depth * STACK_REGION_SIZE
-            # the count goes on from the run's earlier callbacks: the budget bounds
-            # them all together (2^23 bpf_loop iterations of a 2^23-iteration bpf_loop
-            # fault at the budget instead of running 2^46 callbacks)
-            r0, self.cb_insns = interp.function(slot)(r1, r2, r3, r4, r5, r10, 0, self.cb_insns + 1)
+            # the count goes on from the caller's (``insns``, which the engines set
+            # before a helper that runs callbacks): one budget bounds the program and
+            # all its callbacks together (2^23 bpf_loop iterations of a 2^23-iteration
+            # bpf_loop fault at the budget instead of running 2^46 callbacks)
+            r0, self.insns = interp.function(slot)(r1, r2, r3, r4, r5, r10, 0, self.insns)
         finally:
             self.cb_depth -= 1
         return r0 & M64
@@ -386,22 +384,24 @@ class VMProgram:
         packet = run.packet.data_region if run.packet is not None else None
         headers = run.packet.headers() if run.packet is not None else None
         self.runtime.settle_maps()
+        insns = 0  # one budget for the run: a tail call's target counts on
         while True:
             env = prog.env
             env.run = run
             env.packet = packet
             env.packet_headers = headers
-            env.cb_insns = 0
+            env.insns = insns
             compiled = prog.engine(engine)
             env.compiled = compiled
             ctypes.memset(env.stack.end - STACK_REGION_SIZE, 0, STACK_REGION_SIZE)
             prog.runs += 1
             try:
-                r0, _n = compiled.run(r1)
+                r0, _n = compiled.run(r1, insns=insns)
                 return r0 & M64
             except TailCall as tc:
                 prog = tc.target  # type: ignore[assignment]
                 r1 = tc.ctx
+                insns = env.insns  # the count at the tail call (the engines set it)
             except RecursionError:
                 raise RuntimeFault("call stack exhausted") from None
             finally:
@@ -425,7 +425,7 @@ class VMProgram:
         env = self.env
         run.tail_calls = 0
         env.run = run
-        env.cb_insns = 0
+        env.insns = 0
         self.runtime.settle_maps()
         env.packet = run.packet.data_region if run.packet is not None else None
         compiled = self.engine(engine)
