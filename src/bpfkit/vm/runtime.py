@@ -410,8 +410,8 @@ class VMProgram:
     @property
     def native_repeat_ok(self) -> bool:
         """Whether repeated runs may loop in native code: no tail calls (which unwind
-        through Python to the dispatch loop of :meth:`execute`), no callbacks (whose
-        instruction budget is per run)."""
+        through Python to the dispatch loop of :meth:`execute`), no callbacks (which run
+        in the interpreter, through Python)."""
         return not any(
             (i.is_helper_call and i.imm in _PYTHON_LOOP_HELPERS) or i.is_callx for i in self.insns
         )
