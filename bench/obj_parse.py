@@ -1,7 +1,8 @@
 """Object parse time: ``bpfkit.obj.load_object`` next to ``bpftool btf dump`` and ``llvm-objdump``.
 
-Objects: the largest tests/c/obj_*.c programs, and a synthetic C file generated here with
-100 BTF-defined maps and about 10,000 instructions (plus .text subprograms). Every tool
+Objects: the largest tests/c/obj_*.c programs, a synthetic C file generated here with
+100 BTF-defined maps and about 10,000 instructions (plus .text subprograms), and the
+13,000-instruction unrolled program of ``bench/kernel_load.py``. Every tool
 runs on the same file; times are the best of ``--repeat`` runs (external tools include
 their process start-up, which is reported separately as the time of ``--version``).
 
@@ -18,6 +19,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kernel_load import LARGE_SRC  # noqa: E402
 
 from bpfkit.btf import parse_btf
 from bpfkit.obj import load_object
@@ -83,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     syn_src = work / "synthetic_10k.c"
     syn_src.write_text(synthetic_source())
     objs.append(compile_c(syn_src, work / "synthetic_10k.o").object)
+    large_src = work / "unrolled_13k.c"  # one 13,000-instruction program (bench/kernel_load.py's)
+    large_src.write_text(LARGE_SRC)
+    objs.append(compile_c(large_src, work / "unrolled_13k.o").object)
 
     bpftool = shutil.which("bpftool")
     objdump = shutil.which("llvm-objdump-19") or shutil.which("llvm-objdump")

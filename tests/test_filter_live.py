@@ -15,6 +15,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 
 import pytest
 from test_filter_compile import CORPUS, random_expr
@@ -156,6 +157,16 @@ def test_oracle_is_tcpdump_i(live) -> None:
         lines = p.stdout.split("\n")
         want = [tuple(int(x) for x in ln.split()) for ln in lines[1 : 1 + int(lines[0])]]
         assert live(expr) == want
+        # and bpfkit's command line prints what tcpdump -i lo -d prints
+        listing = subprocess.run(
+            ["tcpdump", "-i", "lo", "-d", expr], capture_output=True, text=True
+        )
+        ours = subprocess.run(
+            [sys.executable, "-m", "bpfkit", "filter", "compile", "--live", expr],
+            capture_output=True,
+            text=True,
+        )
+        assert ours.returncode == 0 and ours.stdout == listing.stdout
 
 
 def test_file_programs_refuse_live_only_primitives() -> None:

@@ -123,3 +123,52 @@ def test_usage_errors(capture) -> None:
         assert r.returncode == 2 and r.stderr.count("\n") == 1, args
     r = _cli("run", "tcp", "port", "80", str(capture), "--json", text=True)
     assert r.returncode == 0 and '"packets": 600' in r.stdout
+
+
+@needs_tcpdump
+def test_nanosecond_pcapng_keeps_its_precision(tmp_path) -> None:
+    """A documented difference: tcpdump -w writes a nanosecond pcapng as a microsecond
+    pcap; bpfkit keeps the nanoseconds (both engines). The packets are the same."""
+    from bpfkit.pcap import PcapngWriter
+
+    src = tmp_path / "ns.pcapng"
+    with PcapngWriter(src, nanosecond=True) as w:
+        for i, (f, wl) in enumerate(packet_mix(200, seed=5)):
+            w.write(f, 1_700_000_000_000_000_000 + i * 1_234_567, wl)
+    want = tmp_path / "tcpdump.pcap"
+    subprocess.run(
+        ["tcpdump", "-r", str(src), "-w", str(want), EXPR], check=True, capture_output=True
+    )
+    td = [(t // 1000, d, wl) for t, d, wl in _packets(want)]
+    with CaptureReader(want) as r:
+        assert r.nanosecond is False
+    for engine in ("jit", "interp"):
+        out = tmp_path / f"{engine}.pcap"
+        assert _cli("run", EXPR, str(src), "-w", str(out), "--engine", engine).returncode == 0
+        with CaptureReader(out) as r:
+            assert r.nanosecond is True
+        ours = _packets(out)
+        assert [(t // 1000, d, wl) for t, d, wl in ours] == td
+        assert any(t % 1000 for t, _d, _wl in ours)
+
+
+@needs_tcpdump
+@pytest.mark.parametrize("engine", ["jit", "interp"])
+def test_read_from_stdin(capture, tcpdump_out, tmp_path, engine: str) -> None:
+    """``-r -`` reads standard input, as tcpdump does: a pipe from tcpdump -w - in, pcap
+    out; a pcapng stream too; a cut stream fails after the packets before the cut."""
+    from bpfkit.pcap import PcapngWriter
+
+    blob = capture.read_bytes()
+    r = _cli("run", "-r", "-", EXPR, "-w", "-", "--engine", engine, input=blob)
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "piped.pcap").write_bytes(r.stdout)
+    assert _packets(tmp_path / "piped.pcap") == tcpdump_out
+    ng = tmp_path / "in.pcapng"
+    with PcapngWriter(ng) as w:
+        for t, d, wl in _packets(capture):
+            w.write(d, t, wl)
+    r = _cli("run", "-r", "-", EXPR, "--json", "--engine", engine, input=ng.read_bytes())
+    assert r.returncode == 0 and f'"matched": {len(tcpdump_out)}' in r.stdout.decode()
+    r = _cli("run", "-r", "-", EXPR, "--engine", engine, input=blob[:5000], text=False)
+    assert r.returncode == 2 and b"<stdin>: truncated" in r.stderr

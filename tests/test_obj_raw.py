@@ -301,10 +301,11 @@ def _shared_classes() -> list[type]:
     from bpfkit.btf import ext as btf_ext
     from bpfkit.btf import types as btf_types
     from bpfkit.btf.fields import Data
+    from bpfkit.kernel import loader
     from bpfkit.obj import elf, sections, spec
 
     out = []
-    for mod in (btf_types, btf_ext, spec, elf, sections):
+    for mod in (btf_types, btf_ext, spec, elf, sections, loader):
         for v in vars(mod).values():
             if isinstance(v, type) and issubclass(v, Data) and dataclasses.is_dataclass(v):
                 if v.__module__ == mod.__name__:

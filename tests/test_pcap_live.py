@@ -194,3 +194,61 @@ def test_capture_bad_expression(veth) -> None:
         text=True,
     )
     assert r.returncode == 2 and "syntax error" in r.stderr
+
+
+def _has_packet_socket(pid: int) -> bool:
+    """Whether process ``pid`` holds a bound packet socket (its capture is ready)."""
+    with open("/proc/net/packet") as f:
+        inodes = {line.split()[-1] for line in list(f)[1:] if line.split()[4] != "0"}
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            return True
+    return False
+
+
+def test_sigterm_keeps_the_packets(tmp_path) -> None:
+    """``timeout N bpfkit filter capture ... -w F`` ends with SIGTERM: the packets so far
+    are in F and the summary is printed, as with tcpdump (the default action used to
+    leave an empty file)."""
+    import signal
+
+    try:
+        socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0).close()
+    except PermissionError:
+        _require("no CAP_NET_RAW for packet sockets")
+    out = tmp_path / "lo.pcap"
+    port = 40000 + os.getpid() % 20000
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bpfkit", "filter", "capture", "lo", f"udp port {port}"]
+        + ["-w", str(out), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _has_packet_socket(proc.pid) and proc.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _ in range(50):
+                s.sendto(b"x" * 64, ("127.0.0.1", port))
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    summary = stdout.strip().splitlines()[-1]
+    got = [p.data for p in CaptureReader(out)]
+    assert len(got) >= 50 and f'"packets": {len(got)}' in summary
+    assert all(p.endswith(b"x" * 64) for p in got)

@@ -155,3 +155,40 @@ def test_elf_reader_refuses_relocations() -> None:
 def test_validation(prog, rule: str) -> None:
     with pytest.raises(ClassicError, match=rule):
         scan.validate(prog)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_pcapng_damage_across_chunks(tmp_path, seed: int) -> None:
+    """Random damage anywhere in a multi-chunk pcapng (lengths, trailers, block types,
+    interface numbers): the native block loop gives the Python engine's packets, output
+    bytes and error message."""
+    path = tmp_path / "big.pcapng"
+    big_capture(path, n=6000, seed=seed, writer=PcapngWriter)
+    blob = bytearray(path.read_bytes())
+    starts, pos = [], 0
+    while pos + 8 <= len(blob):  # the blocks, to aim the damage at their fields
+        starts.append(pos)
+        pos += int.from_bytes(blob[pos + 4 : pos + 8], "little")
+    rng = random.Random(seed)
+    for _ in range(rng.randrange(1, 4)):
+        b = rng.choice(starts[2:])  # after the section and interface headers
+        end = b + int.from_bytes(blob[b + 4 : b + 8], "little")
+        field = rng.choice([b, b + 4, b + 8, b + 20, b + 24, end - 4, rng.randrange(b, end)])
+        blob[field + rng.randrange(4)] = rng.choice([0, 1, 2, 3, 6, 0x0A, 0xFF, rng.randrange(256)])
+    if seed % 2:
+        del blob[rng.randrange(len(blob) // 2, len(blob)) :]
+    path.write_bytes(bytes(blob))
+    results = {}
+    for engine in ("jit", "interp"):
+        out = tmp_path / f"{engine}.pcap"
+        try:
+            r = scan.filter_capture(
+                path, lambda lt: compile_filter("tcp or ip6", lt), engine=engine, out=out
+            )
+            results[engine] = (r.packets, r.matched, None, out.read_bytes())
+        except CaptureError as e:
+            p = e.result
+            results[engine] = (p.packets, p.matched, str(e), out.read_bytes())
+        except FilterSyntaxError as e:  # damage hit an interface's link type
+            results[engine] = (None, None, str(e), b"")
+    assert results["jit"] == results["interp"]

@@ -213,8 +213,10 @@ N_PROFILES = int(os.environ.get("BPFKIT_SECCOMP_PROFILES", "150"))
 @pytest.mark.parametrize("seed", [1, 2])
 def test_random_profiles_agree_with_libseccomp(seed: int) -> None:
     require_oracle()
-    # a different slice of the random space every run, reported on failure
-    base = int(os.environ.get("BPFKIT_SECCOMP_SEED", str(random.randrange(1 << 30))))
+    # a fixed slice by default (CI must be repeatable); BPFKIT_SECCOMP_SEED=random (or a
+    # number) explores others — 2,000 profiles over seeds 100-109 agreed (docs/seccomp.md)
+    env = os.environ.get("BPFKIT_SECCOMP_SEED", "20261206")
+    base = random.randrange(1 << 30) if env == "random" else int(env)
     stats = compare(base * 10 + seed, N_PROFILES, 60)
     assert stats["decisions"] > 1000
     print(f"seed {base * 10 + seed}: {stats}")
@@ -263,4 +265,4 @@ def test_a_rule_set_libseccomp_loops_forever_on_is_refused() -> None:
         compile_profile(prof, "aarch64")
     ok, _ = available()
     if ok:
-        assert export([job(prof, "aarch64")], timeout=5, job_timeout=5)[0].error == HANG
+        assert export([job(prof, "aarch64")], timeout=3, job_timeout=3)[0].error == HANG

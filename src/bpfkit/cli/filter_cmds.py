@@ -54,6 +54,12 @@ def filter_group() -> None:
 )
 @click.option("--snaplen", type=click.IntRange(1, 0xFFFFFFFF), default=262144, show_default=True)
 @click.option("-O", "--no-optimize", is_flag=True, help="Do not optimise (tcpdump -O).")
+@click.option(
+    "--live",
+    is_flag=True,
+    help="For a live capture on Linux, as tcpdump -i IFACE -d (vlan through the kernel's "
+    "VLAN metadata; inbound/outbound/ifindex allowed).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded()
 def compile_cmd(
@@ -62,15 +68,17 @@ def compile_cmd(
     fmt: str,
     snaplen: int,
     no_optimize: bool,
+    live: bool,
     as_json: bool,
 ) -> None:
-    """Compile EXPRESSION to a classic BPF program, as tcpdump -d/-dd/-ddd print it."""
+    """Compile EXPRESSION to a classic BPF program, as tcpdump -d/-dd/-ddd print it
+    (for a capture file, or with --live for a live capture)."""
     from ..pcap.filter import compile_filter, linktype_name
     from ..pcap.progtext import format_program
 
     expr = " ".join(expression)
     try:
-        prog = compile_filter(expr, linktype, snaplen=snaplen, optimize=not no_optimize)
+        prog = compile_filter(expr, linktype, snaplen=snaplen, optimize=not no_optimize, live=live)
     except FilterSyntaxError as e:
         _syntax_fail(e, as_json)
         return
@@ -141,7 +149,8 @@ def _progress(enabled: bool, label: str):
     "--read",
     "read",
     type=click.Path(dir_okay=False),
-    help="The capture to read (as tcpdump -r); then every argument is the expression.",
+    help="The capture to read (as tcpdump -r; '-' is stdin); then every argument is the "
+    "expression.",
 )
 @click.option(
     "-w",
@@ -191,7 +200,7 @@ def run_cmd(
         return
     show = (
         not as_json and sys.stderr.isatty() and os.path.getsize(capture) > (64 << 20)
-        if os.path.isfile(capture)
+        if capture != "-" and os.path.isfile(capture)
         else False
     )
     bar, update = _progress(show, "filtering")
@@ -220,6 +229,23 @@ def run_cmd(
             f"({result.format}, engine {result.engine}, {elapsed / 1e9:.3f} s)",
             err=out == "-",
         )
+
+
+class _Stop(KeyboardInterrupt):
+    """SIGTERM/SIGHUP during a capture: end it as Ctrl-C does."""
+
+
+def _stop_on_signals() -> None:
+    """Let SIGTERM and SIGHUP end a capture as Ctrl-C does — the packets so far written
+    out, the summary printed — as tcpdump does (the default action would lose the
+    writer's buffer and could cut the file inside a record)."""
+    import signal
+
+    def stop(signum: int, _frame: object) -> None:
+        raise _Stop(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
 
 
 @filter_group.command("capture")
@@ -260,6 +286,7 @@ def capture_cmd(
     writer = PcapWriter(out, linktype_number(linktype), snaplen, nanosecond=True) if out else None
     n = 0
     received = dropped = 0
+    _stop_on_signals()
     try:
         with LiveCapture(iface, prog, snaplen) as cap:
             try:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
+from ..btf.fields import Data
 from ..errors import BpfError, KernelError, NotSupported, VerifierError
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction, decode, lddw_slots
@@ -112,8 +113,8 @@ class PinConflict(BpfError):
     """A map pinned by name exists but does not match the object's definition."""
 
 
-@dataclass
-class LoadOptions:
+@dataclass(eq=False, repr=False)
+class LoadOptions(Data):
     """How to load an object (every field optional)."""
 
     #: directory (on a bpf filesystem) of maps with ``pinning = BY_NAME``
@@ -144,8 +145,8 @@ class LoadOptions:
     autoload: Mapping[str, bool] | None = None
 
 
-@dataclass
-class LoadedMap:
+@dataclass(eq=False, repr=False)
+class LoadedMap(Data):
     """A map in the kernel: its spec, owned fd, and where it is pinned."""
 
     name: str
@@ -158,8 +159,8 @@ class LoadedMap:
     btf: bool = False
 
 
-@dataclass
-class LoadedProgram:
+@dataclass(eq=False, repr=False)
+class LoadedProgram(Data):
     """A program in the kernel: its spec, owned fd, final bytecode and verifier log.
 
     ``insns`` are the instructions of ``code`` (decoded on first use, or those the
@@ -194,8 +195,8 @@ class LoadedProgram:
         return len(self.code) // 8
 
 
-@dataclass
-class LoadedObject:
+@dataclass(eq=False, repr=False)
+class LoadedObject(Data):
     """Every kernel object a load created; ``close()`` releases them."""
 
     spec: ObjectSpec
@@ -521,23 +522,24 @@ class _Loader:
         """``relocate`` on bytecode (no CO-RE): map fds, kernel symbols and kfuncs patched
         into the parsed bytes, the same bytes ``relocate`` and encoding would give."""
         buf = bytearray(code)
+        fds: dict[str | None, int] = {}
+        map_ref, map_value, kconfig = RelocKind.MAP, RelocKind.MAP_VALUE, RelocKind.KCONFIG
+        fd_src, value_src = op.PSEUDO_MAP_FD << 4, op.PSEUDO_MAP_VALUE << 4
+        u32 = _U32
         for n, t in enumerate(relocs):
-            kind, slot = t[2], t[1]
-            at = slot * 8
-            if kind in (RelocKind.MAP, RelocKind.MAP_VALUE, RelocKind.KCONFIG):
-                fd = self._map_fd(ps, t[4])
-                if kind == RelocKind.MAP:
-                    src, hi = op.PSEUDO_MAP_FD, 0
+            kind, at = t[2], t[1] * 8
+            if kind == map_ref or kind == map_value or kind == kconfig:
+                fd = fds.get(t[4])
+                if fd is None:
+                    fd = fds[t[4]] = self._map_fd(ps, t[4]) & 0xFFFFFFFF
+                if kind == map_ref:
+                    src, hi = fd_src, 0
                 else:
-                    src = op.PSEUDO_MAP_VALUE
-                    hi = (
-                        t[5]
-                        if kind == RelocKind.KCONFIG
-                        else (_U32.unpack_from(buf, at + 12)[0] or t[5])
-                    )
-                buf[at + 1] = (buf[at + 1] & 0x0F) | (src << 4)
-                _U32.pack_into(buf, at + 4, fd & 0xFFFFFFFF)
-                _U32.pack_into(buf, at + 12, hi & 0xFFFFFFFF)
+                    src = value_src
+                    hi = t[5] if kind == kconfig else (u32.unpack_from(buf, at + 12)[0] or t[5])
+                buf[at + 1] = (buf[at + 1] & 0x0F) | src
+                u32.pack_into(buf, at + 4, fd)
+                u32.pack_into(buf, at + 12, hi & 0xFFFFFFFF)
             elif kind in (RelocKind.KSYM, RelocKind.KFUNC):
                 width = 16 if buf[at] == op.LDDW else 8
                 insn = decode(buf[at : at + width], strict=False)[0]

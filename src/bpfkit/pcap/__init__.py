@@ -1,9 +1,10 @@
 """Packet capture: capture files (pcap, pcapng), the pcap-filter compiler, fast filtering.
 
-``CaptureReader``/``read_packets`` stream pcap and pcapng files, ``PcapWriter`` writes
-pcap; :func:`compile_filter` turns a tcpdump expression into a classic BPF program with
-libpcap's semantics (see ``bpfkit.pcap.filter``); ``bpfkit.pcap.scan`` runs a program
-over a whole capture natively.
+``CaptureReader``/``read_packets`` stream pcap and pcapng files, ``PcapWriter`` and
+``PcapngWriter`` write them; :func:`compile_filter` turns a tcpdump expression into a
+classic BPF program with libpcap's semantics (see ``bpfkit.pcap.filter``);
+``bpfkit.pcap.scan`` runs a program over a whole capture natively; ``bpfkit.pcap.live``
+captures from an interface with the program in the kernel.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ Engines:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import struct
@@ -887,21 +888,67 @@ def filter_capture(
     if engine not in ("jit", "interp"):
         raise ValueError(f"unknown engine {engine!r}")
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError as e:
-        raise CaptureError(f"{path}: {e.strerror or e}") from None
+    src: _Prefixed | None = None
+    if path == "-":  # standard input, as tcpdump -r -
+        src = _Prefixed(sys.stdin.buffer)
+        head = src.peek4()
+        path = src.name
+    else:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+        except OSError as e:
+            raise CaptureError(f"{path}: {e.strerror or e}") from None
     if len(head) < 4:
         raise CaptureError(f"{path}: empty or truncated file (no capture header)")
     if isinstance(out, (str, bytes, os.PathLike)):
         # written aside and renamed at the end: -w may even name the input
         with safe_output(out, keep_on=(CaptureError,)) as f:
-            return _filter(path, head, program_for, engine, f, progress)
-    return _filter(path, head, program_for, engine, out, progress)
+            return _filter(path, src, head, program_for, engine, f, progress)
+    return _filter(path, src, head, program_for, engine, out, progress)
 
 
-def _filter(path: str, head: bytes, program_for, engine: str, out, progress) -> ScanResult:
+class _Prefixed:
+    """A stream (standard input) whose first bytes were read to recognise the format and
+    are given out again first."""
+
+    name = "<stdin>"
+
+    def __init__(self, stream: BinaryIO):
+        self._s = stream
+        self._head = b""
+
+    def peek4(self) -> bytes:
+        while len(self._head) < 4:
+            more = self._s.read(4 - len(self._head))
+            if not more:
+                break
+            self._head += more
+        return self._head
+
+    def read(self, n: int = -1) -> bytes:
+        head, self._head = self._head, b""
+        if n is None or n < 0:
+            return head + self._s.read()
+        if len(head) >= n:
+            self._head = head[n:]
+            return head[:n]
+        rest = self._s.read(n - len(head))
+        return head + (rest or b"")
+
+    def readinto(self, buf) -> int:
+        if self._head:
+            k = min(len(buf), len(self._head))
+            buf[:k] = self._head[:k]
+            self._head = self._head[k:]
+            return k
+        return self._s.readinto(buf)
+
+    def close(self) -> None:  # standard input stays open
+        pass
+
+
+def _filter(path: str, src, head: bytes, program_for, engine: str, out, progress) -> ScanResult:
     magic_le = struct.unpack("<I", head)[0]
     magic_be = struct.unpack(">I", head)[0]
     is_pcap = magic_le in (PCAP_MAGIC_US, PCAP_MAGIC_NS) or magic_be in (
@@ -909,24 +956,37 @@ def _filter(path: str, head: bytes, program_for, engine: str, out, progress) -> 
         PCAP_MAGIC_NS,
     )
     if engine == "jit" and is_pcap:
-        return _scan_pcap_native(path, program_for, out, progress)
-    if engine == "jit" and magic_le == PCAPNG_SHB:
+        return _scan_pcap_native(path, program_for, out, progress, src)
+    if engine == "jit" and magic_le == PCAPNG_SHB and src is None:
         return _scan_pcapng_native(path, program_for, out, progress)
-    return _scan_python(path, program_for, engine, out, progress)
+    # (a pcapng on standard input: the Python reader, which needs no seeking)
+    return _scan_python(src if src is not None else path, program_for, engine, out, progress)
 
 
-def _scan_pcap_native(path: str, program_for, out, progress) -> ScanResult:
+def _scan_pcap_native(path: str, program_for, out, progress, src=None) -> ScanResult:
     """Stream the file in chunks (constant memory, small enough to stay in the CPU cache
     while filtered) and let native code walk each chunk's records; a record cut by a
-    chunk's end is carried into the next chunk, in front of its data."""
-    with CaptureReader(path) as reader:
-        header = reader.header
-        swap = reader.byteorder != "<"
-        linktype = reader.linktype
-        snaplen = reader.snaplen
+    chunk's end is carried into the next chunk, in front of its data. ``src`` is an open
+    stream (standard input) instead of the file ``path``."""
+    import io
+
+    if src is not None:
+        with CaptureReader(io.BytesIO(src.read(24))) as reader:
+            reader.name = path
+            header = reader.header
+            swap = reader.byteorder != "<"
+            linktype = reader.linktype
+            snaplen = reader.snaplen
+        size = 0
+    else:
+        with CaptureReader(path) as reader:
+            header = reader.header
+            swap = reader.byteorder != "<"
+            linktype = reader.linktype
+            snaplen = reader.snaplen
+        size = os.path.getsize(path)
     limit = min(max(snaplen, 262144), MAX_SCAN_RECORD)
     nf = compile_native(program_for(linktype), swap, limit)
-    size = os.path.getsize(path)
     writer = out
     if writer is not None:
         writer.write(header)
@@ -944,8 +1004,9 @@ def _scan_pcap_native(path: str, program_for, out, progress) -> ScanResult:
     chunk_start = 24  # file offset of the chunk's first byte (at ibuf[reserve])
     carry = b""  # the unfinished record of the previous chunk
     try:
-        with open(path, "rb", buffering=0) as f:
-            f.seek(24)
+        with open(path, "rb", buffering=0) if src is None else contextlib.nullcontext(src) as f:
+            if src is None:
+                f.seek(24)
             while True:
                 got = 0
                 while got < IN_CHUNK:
@@ -1148,14 +1209,15 @@ def _partial(reader: CaptureReader, result):
         raise
 
 
-def _scan_python(path: str, program_for, engine: str, out, progress) -> ScanResult:
+def _scan_python(path, program_for, engine: str, out, progress) -> ScanResult:
+    """The Python engine (or any engine on a pcapng stream): ``path`` or an open stream."""
     matchers: dict[int, object] = {}
     counts = [0, 0]  # packets, matched
     writer: PcapWriter | None = None
     with CaptureReader(path) as reader:
         fmt = reader.format
         first_lt = reader.linktype
-        size = os.path.getsize(path)
+        size = os.path.getsize(path) if isinstance(path, str) else 0
         if out is not None:
             writer = PcapWriter(
                 out, first_lt, reader.snaplen or 262144, nanosecond=reader.nanosecond

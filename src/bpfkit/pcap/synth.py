@@ -6,7 +6,8 @@ fragments (first and later), IPv6 extension headers (hop-by-hop, routing, fragme
 802.1Q and QinQ tags, MPLS stacks, ARP/RARP, 802.3/LLC (STP, IPX, SNAP), broadcast and
 multicast addresses, and damaged frames — runts, random bytes, and frames cut short
 (a captured length below the wire length, as a small snapshot length gives).
-``to_linktype`` re-frames an Ethernet frame as RAW, LINUX_SLL or LINUX_SLL2.
+``to_linktype`` re-frames an Ethernet frame as RAW, LINUX_SLL or LINUX_SLL2;
+``python3 -m bpfkit.pcap.synth trace.pcap trace.pcapng`` writes sample captures.
 """
 
 from __future__ import annotations
@@ -249,3 +250,37 @@ def to_linktype(frame_: bytes, linktype: str, rng: random.Random | None = None) 
             + payload
         )
     raise ValueError(linktype)
+
+
+def write_sample(path: str, n: int = 2000, seed: int = 1) -> int:
+    """Write ``n`` packets of the mix to ``path`` — pcapng when the name ends in
+    ``.pcapng``, else pcap (microsecond timestamps, one packet a millisecond); returns
+    ``n``. The sample capture the documentation's examples read."""
+    from .capfile import PcapngWriter, PcapWriter
+
+    writer = PcapngWriter if path.endswith(".pcapng") else PcapWriter
+    base = 1_700_000_000_000_000_000
+    with writer(path) as w:
+        for i, (f, wl) in enumerate(packet_mix(n, seed)):
+            w.write(f, base + i * 1_000_000, wl)
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python3 -m bpfkit.pcap.synth FILE... [-n N]``: write sample captures."""
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog="python3 -m bpfkit.pcap.synth", description=main.__doc__.split(": ", 1)[1]
+    )
+    ap.add_argument("files", nargs="+", help="FILE.pcap or FILE.pcapng")
+    ap.add_argument("-n", "--packets", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args(argv)
+    for path in a.files:
+        write_sample(path, a.packets, a.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -120,7 +120,8 @@ def _c_conv(flags: str, width: int, prec: str | None, length: str, conv: str, v:
         digits = f"{x:x}"
         if prec is not None and len(digits) < int(prec or 0):
             digits = "0" * (int(prec or 0) - len(digits)) + digits
-        return _pad("0x" + digits, flags, width, zero_ok=prec is None)
+        sign = "+" if "+" in flags else " " if " " in flags else ""
+        return _pad(sign + "0x" + digits, flags, width, zero_ok=prec is None)
     bits = {"hh": 8, "h": 16, "": 32}.get(length, 64)
     x &= (1 << bits) - 1
     if conv in "di" and x >= 1 << (bits - 1):
@@ -134,9 +135,10 @@ def _c_conv(flags: str, width: int, prec: str | None, length: str, conv: str, v:
             digits = ""
         elif len(digits) < p:
             digits = "0" * (p - len(digits)) + digits
-    if "#" in flags and a != 0:
-        digits = {"o": "0" + digits if not digits.startswith("0") else digits,
-                  "x": "0x" + digits, "X": "0X" + digits}.get(conv, digits)  # fmt: skip
+    if "#" in flags and conv == "o" and not digits.startswith("0"):
+        digits = "0" + digits
+    elif "#" in flags and a != 0 and conv in "xX":
+        digits = ("0x" if conv == "x" else "0X") + digits
     sign = "-" if neg else "+" if "+" in flags and conv in "di" else (
         " " if " " in flags and conv in "di" else "")  # fmt: skip
     return _pad(sign + digits, flags, width, zero_ok=prec is None)
