@@ -527,6 +527,7 @@ CASES: list[Case] = [
     C(
         "spin_lock",
         LOOKUP + "if r0 == 0 goto +5\nr6 = r0\nr1 = r0\ncall 93\nr1 = r6\ncall 94\nr0 = 0\nexit",
+        prog_type="sched_cls",  # a socket filter cannot use a spin lock at all
         maps=LOCKED,
         kernel=False,
     ),
@@ -534,6 +535,7 @@ CASES: list[Case] = [
         "spin_lock_missing_unlock",
         LOOKUP + "if r0 == 0 goto +2\nr1 = r0\ncall 93\nr0 = 0\nexit",
         "bpf_spin_unlock is missing",
+        prog_type="sched_cls",  # a socket filter cannot use a spin lock at all
         maps=LOCKED,
         kernel=False,
     ),
@@ -542,6 +544,7 @@ CASES: list[Case] = [
         LOOKUP + "if r0 == 0 goto +6\nr6 = r0\nr1 = r0\ncall 93\n"
         "call 7\nr1 = r6\ncall 94\nr0 = 0\nexit",
         "function calls are not allowed while holding a lock",
+        prog_type="sched_cls",  # a socket filter cannot use a spin lock at all
         maps=LOCKED,
         kernel=False,
     ),
@@ -556,6 +559,7 @@ CASES: list[Case] = [
         "spin_lock_direct_access",
         LOOKUP + "if r0 == 0 goto +1\nr1 = *(u32 *)(r0 + 0)\nr0 = 0\nexit",
         "bpf_spin_lock cannot be accessed directly",
+        prog_type="sched_cls",  # a socket filter cannot use a spin lock at all
         maps=LOCKED,
         kernel=False,
     ),

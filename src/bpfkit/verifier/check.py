@@ -18,7 +18,7 @@ from ..isa import opcodes as op
 from ..isa.disasm import ALU_SYMBOLS
 from ..isa.instruction import Instruction
 from ..uapi.enums import HELPER_IDS, HELPER_NAMES, MapType, ProgType
-from . import ctxinfo, liveness, precision, scalar, tnum
+from . import ctxinfo, liveness, load, precision, scalar, tnum
 from .cfg import MAY_GOTO, Program, Reject, check_stack_depth
 from .helpers_proto import (
     ANYTHING,
@@ -116,6 +116,9 @@ COMPLEXITY_LIMIT_JMP_SEQ = 8192
 MAX_ERRNO = 4095
 
 CALLER_SAVED = (1, 2, 3, 4, 5)
+#: helpers whose prototype says ``might_sleep`` (copy_from_user, copy_from_user_task,
+#: ima_inode_hash, ima_file_hash, sys_bpf, btf_find_by_name_kind, sys_close)
+_MIGHT_SLEEP = frozenset({148, 191, 161, 193, 166, 167, 168})
 
 
 def _possible_cpus() -> int:
@@ -206,7 +209,10 @@ class Checker:
         prog_flags: int = 0,
     ) -> None:
         self.prog = prog
-        #: the expected attach type (None: the program type's default)
+        #: the expected attach type (None: the program type's default; cgroup_sock and
+        #: sk_reuseport programs get theirs, as bpf_prog_load fixes up an unset one)
+        if not attach_type and prog_type in load.ATTACH_DEFAULT:
+            attach_type = int(load.ATTACH_DEFAULT[prog_type])
         self.attach_type = attach_type
         self.prog_flags = prog_flags
         #: BPF_F_STRICT_ALIGNMENT without BPF_F_ANY_ALIGNMENT (x86 has efficient
@@ -317,6 +323,16 @@ class Checker:
                 f"program type {_ptname(self.prog_type)} needs CAP_BPF (EPERM)",
                 0,
             )
+        # bpf_prog_load's checks (EINVAL before the verifier), then bpf_check's map
+        # references and its sleepable rule: whole-program rules, reachable or not
+        load.check_prog_load(self.prog_type, self.attach_type, self.prog_flags)
+        sleepable = bool(self.prog_flags & load.BPF_F_SLEEPABLE)
+        load.resolve_maps(self.prog, self.maps, self.prog_type, sleepable)
+        load.check_attach(
+            self.prog_type,
+            load.effective_attach_type(self.prog_type, self.attach_type),
+            sleepable,
+        )
         if self.prog_type in BTF_CTX_TYPES:
             # their context and return values are typed by the kernel's BTF of the attach
             # target: not modelled (nor run by the userspace VM)
@@ -1128,17 +1144,7 @@ class Checker:
         if src in (op.PSEUDO_MAP_FD, op.PSEUDO_MAP_IDX):
             self.set_reg(st, insn.dst, Reg.pointer(CONST_PTR_TO_MAP, map=m))
             return
-        off = insn.imm_hi
-        if m.type not in (MapType.ARRAY,) or m.max_entries < 1:
-            raise self.fail(
-                f"Direct value access is only allowed on array maps, not map '{m.name}'.",
-                "direct value access on map is not allowed",
-            )
-        if off >= m.value_size:
-            raise self.fail(
-                f"Direct value offset {off} is outside map '{m.name}' value (size {m.value_size}).",
-                f"invalid access to map value pointer, value_size={m.value_size} off={off}",
-            )
+        off = insn.imm_hi  # a one-element array, off inside its value (load.resolve_maps)
         self.set_reg(st, insn.dst, Reg.pointer(PTR_TO_MAP_VALUE, map=m, off=off))
 
     def lookup_map(self, key: int, by_index: bool):
@@ -2298,6 +2304,11 @@ class Checker:
                 raise self.fail(
                     f"A {_ptname(self.prog_type)} program cannot call helper bpf_{name}.",
                     f"program of this type cannot use helper bpf_{name}#{hid}",
+                )
+            if hid in _MIGHT_SLEEP and not self.prog_flags & load.BPF_F_SLEEPABLE:
+                raise self.fail(
+                    f"bpf_{name} may sleep: only a sleepable program can call it.",
+                    "helper call might sleep in a non-sleepable prog",
                 )
             # the kernel allows it; bpfkit does not model its arguments
             raise self.fail(
