@@ -376,7 +376,7 @@ def _error(
         pos += insn.slots
     line = lookup(rej.insn) if rej.insn is not None else None
     err = VerifierError(rej.reason, insn=rej.insn, log=log, line=line, state=state)
-    err.kernel_message = rej.kmsg.splitlines()[0] if rej.kmsg else ""
+    err.kernel_message = rej.kmsg or ""  # every line the kernel logs for it
     insn = at.get(rej.insn) if rej.insn is not None else None
     err.disasm = _disasm(insn) if insn is not None else None
     return err

@@ -69,14 +69,6 @@ EXCLUDED: dict[tuple[str, str], str] = {
     ): "known difference: bpf_fastcall — the kernel drops the spills around fastcall helper calls, so its stack is smaller",
     (
         "verifier_iterating_callbacks",
-        "bpf_loop_iter_limit_ok",
-    ): "known difference: bpf_loop's iteration count bounding the callback's index (the kernel narrows it)",
-    (
-        "verifier_iterating_callbacks",
-        "bpf_loop_iter_limit_nested",
-    ): "known difference: bpf_loop's iteration count bounding the callback's index (the kernel narrows it)",
-    (
-        "verifier_iterating_callbacks",
         "check_add_const",
     ): "known difference: scalars linked with a constant offset (the kernel's BPF_ADD_CONST ids)",
     (
