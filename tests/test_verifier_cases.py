@@ -339,7 +339,7 @@ CASES: list[Case] = [
     C(
         "tail_call_wrong_map",
         "r2 = map_fd(5) ll\nr3 = 0\ncall 12\nr0 = 0\nexit",
-        "cannot pass map_type",
+        "expected prog array map for tail call",
         maps=HASH,
     ),
     # ---- packets ----------------------------------------------------------------
