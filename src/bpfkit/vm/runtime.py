@@ -277,6 +277,12 @@ class VMProgram:
                 maps[insn.imm_lo] = desc
         spec = self.spec
         line_info = spec_lines(spec) if spec is not None and spec.line_info else None
+        # the load flags and attach type the kernel would get (a syscall program is
+        # always loaded sleepable, as libbpf loads SEC("syscall"))
+        flags = int(getattr(spec, "flags", 0) or 0) if spec is not None else 0
+        if self.prog_type == ProgType.SYSCALL:
+            flags |= 1 << 4  # BPF_F_SLEEPABLE
+        attach = getattr(spec, "expected_attach_type", None) if spec is not None else None
         self.verification = verify(
             insns,
             prog_type=int(self.prog_type),
@@ -286,6 +292,8 @@ class VMProgram:
             license=self.license or "GPL",
             record_accesses=True,
             global_funcs=global_funcs_of(spec, rt.btf, int(self.prog_type)) if spec else None,
+            prog_flags=flags,
+            attach_type=None if attach is None else int(attach),
         )
         self.safe = frozenset(
             safe_indices(insns, self.verification.accesses or {}, self._trusted(maps))
