@@ -421,6 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--wide", action="store_true", help="the wide generator")
     ap.add_argument("--mixed", action="store_true", help="odd seeds wide, even seeds plain")
     ap.add_argument("--out", default="seccomp-campaign.jsonl", help="differences (JSON Lines)")
+    ap.add_argument("--stats", default=None, help="also append each seed's counts here")
     a = ap.parse_args(argv)
     ok, why = available()
     if not ok:
@@ -444,6 +445,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for d in found:
                 out.write(json.dumps(d) + "\n")
             out.flush()
+            if a.stats:
+                with open(a.stats, "a") as f:
+                    f.write(json.dumps({"seed": seed, "wide": wide, **stats}) + "\n")
             info = (
                 f"{total['profiles']} profiles, {total['decisions']} decisions, "
                 f"{total['differences']} differences"
