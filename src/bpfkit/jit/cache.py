@@ -26,6 +26,8 @@ import stat
 import tempfile
 from collections.abc import Sequence
 
+from .._cache import cache_root
+
 __all__ = ["cache_dir", "key", "load", "store", "clear", "enabled"]
 
 _MAGIC = b"BPFKJIT1"
@@ -40,11 +42,7 @@ def enabled() -> bool:
 
 def cache_dir() -> str:
     """The directory the JIT's objects are kept in."""
-    base = os.environ.get("BPFKIT_CACHE_DIR")
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = os.path.join(xdg, "bpfkit")
-    return os.path.join(base, "jit")
+    return os.path.join(cache_root(), "jit")
 
 
 def _safe_dir(create: bool) -> str | None:

@@ -1,7 +1,8 @@
 """A per-user cache of compiled filters: expression → program, IR → machine code.
 
 ``bpfkit filter run`` is measured against tcpdump as a whole process, so work that a
-repeated run would redo is kept in ``$XDG_CACHE_HOME/bpfkit`` (``~/.cache/bpfkit``):
+repeated run would redo is kept in bpfkit's cache directory (:mod:`bpfkit._cache`:
+``$BPFKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/bpfkit``, else ``~/.cache/bpfkit``):
 
 * the classic program of an expression, keyed by the expression, link type, snapshot
   length and a fingerprint of the compiler's source files (so an edited compiler never
@@ -22,36 +23,14 @@ import os
 import struct
 from collections.abc import Sequence
 
+from .._cache import atomic_write, private_dir
+
 try:  # the built-in module: importing hashlib loads OpenSSL, a few ms of start-up
     from _sha256 import sha256
 except ImportError:  # pragma: no cover - other Pythons
     from hashlib import sha256
 
 VERSION = "1"
-
-
-def cache_dir(sub: str) -> str | None:
-    """A private per-user directory, created on demand (None if it cannot be)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    d = os.path.join(base, "bpfkit", sub)
-    try:
-        os.makedirs(d, mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    return d if os.access(d, os.W_OK) else None
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
 
 
 # -- programs ---------------------------------------------------------------------------
@@ -74,7 +53,7 @@ def compiler_fingerprint() -> str:
 
 
 def _program_path(expr: str, linktype: str, snaplen: int) -> str | None:
-    d = cache_dir("filters")
+    d = private_dir("filters")
     if d is None:
         return None
     key = sha256(f"{compiler_fingerprint()}\0{linktype}\0{snaplen}\0{expr}".encode())
@@ -117,7 +96,7 @@ def cached_program(expr: str, linktype: str | int, snaplen: int = 262144):
 
     prog = compile_filter(expr, linktype, snaplen=snaplen)
     if path is not None:
-        _write_atomic(path, json.dumps({"expr": expr, "insns": [list(i) for i in prog]}).encode())
+        atomic_write(path, json.dumps({"expr": expr, "insns": [list(i) for i in prog]}).encode())
     return prog
 
 
@@ -188,7 +167,7 @@ def _elf_text(obj: bytes, names: Sequence[str]) -> tuple[bytes, dict[str, int]] 
 
 
 def _code_path(ir: str) -> str | None:
-    d = cache_dir("code")
+    d = private_dir("code")
     if d is None:
         return None
     key = sha256(f"{VERSION}\0{os.uname().machine}\0{ir}".encode()).hexdigest()[:32]
@@ -235,5 +214,5 @@ def compile_and_cache(ir: str, names: Sequence[str]) -> LoadedCode | None:
     path = _code_path(ir)
     if path is not None:
         header = json.dumps(symbols).encode()
-        _write_atomic(path, struct.pack("<I", len(header)) + header + text)
+        atomic_write(path, struct.pack("<I", len(header)) + header + text)
     return LoadedCode(text, symbols)
