@@ -25,6 +25,24 @@ PCAPNG_SHB = 0x0A0D0D0A
 PCAPNG_BOM = 0x1A2B3C4D
 PCAPNG_IDB, PCAPNG_PB, PCAPNG_SPB, PCAPNG_EPB = 1, 2, 3, 6
 
+# The link types the filter compiler handles: pcap LINKTYPE_ values as stored in capture
+# files (and the DLT_ values 12 and 14 some files record for raw IP), by bpfkit's names.
+LINKTYPES = {"EN10MB": 1, "RAW": 101, "LINUX_SLL": 113, "LINUX_SLL2": 276}
+LINKTYPE_NAMES = {
+    1: "EN10MB",
+    101: "RAW",
+    12: "RAW",
+    14: "RAW",
+    113: "LINUX_SLL",
+    276: "LINUX_SLL2",
+}
+LINKTYPE_DESCRIPTIONS = {
+    "EN10MB": "Ethernet",
+    "RAW": "Raw IP",
+    "LINUX_SLL": "Linux cooked v1",
+    "LINUX_SLL2": "Linux cooked v2",
+}
+
 MAX_RECORD = 1 << 26  # 64 MiB: a larger record length means a corrupt file
 MAX_BLOCK = 1 << 26
 

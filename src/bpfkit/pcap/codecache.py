@@ -24,6 +24,7 @@ import struct
 from collections.abc import Sequence
 
 from .._cache import atomic_write, private_dir
+from .capfile import LINKTYPE_NAMES
 
 try:  # the built-in module: importing hashlib loads OpenSSL, a few ms of start-up
     from _sha256 import sha256
@@ -58,17 +59,6 @@ def _program_path(expr: str, linktype: str, snaplen: int) -> str | None:
         return None
     key = sha256(f"{compiler_fingerprint()}\0{linktype}\0{snaplen}\0{expr}".encode())
     return os.path.join(d, key.hexdigest()[:32] + ".json")
-
-
-# capture-file link types the compiler handles (as bpfkit.pcap.filter names them)
-LINKTYPE_NAMES = {
-    1: "EN10MB",
-    101: "RAW",
-    12: "RAW",
-    14: "RAW",
-    113: "LINUX_SLL",
-    276: "LINUX_SLL2",
-}
 
 
 def cached_program(expr: str, linktype: str | int, snaplen: int = 262144):

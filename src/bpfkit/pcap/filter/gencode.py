@@ -19,29 +19,14 @@ import socket
 from dataclasses import dataclass, field
 
 from ...classic import insn as c
+from ..capfile import LINKTYPE_DESCRIPTIONS
 from .ir import JMP, Block, Stmt, gen_and, gen_not, gen_or
 
 OFFSET_NOT_SET = 0xFFFFFFFF
 ETHERMTU = 1500
 M32 = 0xFFFFFFFF
 
-# Link types (pcap LINKTYPE_/DLT_ values as stored in capture files).
-LINKTYPES = {"EN10MB": 1, "RAW": 101, "LINUX_SLL": 113, "LINUX_SLL2": 276}
 DLT_EN10MB, DLT_RAW, DLT_LINUX_SLL, DLT_LINUX_SLL2 = 1, 12, 113, 276
-LINKTYPE_NAMES = {
-    1: "EN10MB",
-    101: "RAW",
-    12: "RAW",
-    14: "RAW",
-    113: "LINUX_SLL",
-    276: "LINUX_SLL2",
-}
-LINKTYPE_DESCRIPTIONS = {
-    "EN10MB": "Ethernet",
-    "RAW": "Raw IP",
-    "LINUX_SLL": "Linux cooked v1",
-    "LINUX_SLL2": "Linux cooked v2",
-}
 
 # Ethernet types and 802.2 SAPs (<net/ethernet.h>, libpcap's ethertype.h and llc.h).
 ETHERTYPE_IP = 0x0800
@@ -302,28 +287,17 @@ class Compiler:
         return self.gen_ncmp(offrel, offset, size, mask, c.JEQ, False, v)
 
     def gen_bcmp(self, offrel: int, offset: int, size: int, v: bytes) -> Block:
+        """``v`` at ``offset``: compared a word at a time from its end, then a halfword,
+        then a byte, ANDed together (as libpcap)."""
         b: Block | None = None
-        while size >= 4:
-            tmp = self.gen_cmp(
-                offrel, offset + size - 4, c.W, int.from_bytes(v[size - 4 : size], "big")
-            )
-            if b is not None:
-                gen_and(b, tmp)
-            b = tmp
-            size -= 4
-        while size >= 2:
-            tmp = self.gen_cmp(
-                offrel, offset + size - 2, c.H, int.from_bytes(v[size - 2 : size], "big")
-            )
-            if b is not None:
-                gen_and(b, tmp)
-            b = tmp
-            size -= 2
-        if size > 0:
-            tmp = self.gen_cmp(offrel, offset, c.B, v[0])
-            if b is not None:
-                gen_and(b, tmp)
-            b = tmp
+        for width, sz in ((4, c.W), (2, c.H), (1, c.B)):
+            while size >= width:
+                part = int.from_bytes(v[size - width : size], "big")
+                tmp = self.gen_cmp(offrel, offset + size - width, sz, part)
+                if b is not None:
+                    gen_and(b, tmp)
+                b = tmp
+                size -= width
         assert b is not None
         return b
 
