@@ -181,6 +181,20 @@ def load_cached_code(ir: str, names: Sequence[str]) -> LoadedCode | None:
         return None
 
 
+def optimized_module(ir: str, tm):
+    """``ir`` parsed for the process's triple and ``tm``'s data layout, verified, and run
+    through LLVM's -O2 pipeline (the scan's code, cached or not, is built this way)."""
+    import llvmlite.binding as llvm
+
+    mod = llvm.parse_assembly(ir)
+    mod.triple = llvm.get_process_triple()
+    mod.data_layout = str(tm.target_data)
+    mod.verify()
+    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=2))
+    pb.getModulePassManager().run(mod, pb)
+    return mod
+
+
 def compile_and_cache(ir: str, names: Sequence[str]) -> LoadedCode | None:
     """Compile ``ir`` to relocation-free code with llvmlite and store it; None when the
     code cannot be cached (it needs relocations, or the object is not ELF64 x86/arm)."""
@@ -191,13 +205,7 @@ def compile_and_cache(ir: str, names: Sequence[str]) -> LoadedCode | None:
     target = llvm.Target.from_default_triple()
     cpu = "x86-64" if os.uname().machine in ("x86_64", "AMD64") else "generic"
     tm = target.create_target_machine(cpu=cpu, opt=2, reloc="pic", codemodel="small")
-    mod = llvm.parse_assembly(ir)
-    mod.triple = llvm.get_process_triple()
-    mod.data_layout = str(tm.target_data)
-    mod.verify()
-    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=2))
-    pb.getModulePassManager().run(mod, pb)
-    found = _elf_text(tm.emit_object(mod), names)
+    found = _elf_text(tm.emit_object(optimized_module(ir, tm)), names)
     if found is None:
         return None
     text, symbols = found

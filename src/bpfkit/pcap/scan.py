@@ -770,16 +770,12 @@ def _llvm_compile(ir: str):
         _llvm["target"] = llvm.Target.from_default_triple()
         _llvm["cpu"] = llvm.get_host_cpu_name()
         _llvm["features"] = llvm.get_host_cpu_features().flatten()
+    from .codecache import optimized_module
+
     tm = _llvm["target"].create_target_machine(
         cpu=_llvm["cpu"], features=_llvm["features"], opt=2, codemodel="jitdefault"
     )
-    mod = llvm.parse_assembly(ir)
-    mod.triple = llvm.get_process_triple()
-    mod.data_layout = str(tm.target_data)
-    mod.verify()
-    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=2))
-    pb.getModulePassManager().run(mod, pb)
-    engine = llvm.create_mcjit_compiler(mod, tm)
+    engine = llvm.create_mcjit_compiler(optimized_module(ir, tm), tm)
     engine.finalize_object()
     return engine
 
