@@ -26,7 +26,7 @@ import stat
 import tempfile
 from collections.abc import Sequence
 
-from .._cache import cache_root
+from .._cache import cache_root, private_dir
 
 __all__ = ["cache_dir", "key", "load", "store", "clear", "enabled"]
 
@@ -47,16 +47,7 @@ def cache_dir() -> str:
 
 def _safe_dir(create: bool) -> str | None:
     """The cache directory when it is ours and private (created so when asked), else None."""
-    d = cache_dir()
-    try:
-        if create:
-            os.makedirs(d, mode=0o700, exist_ok=True)
-        st = os.lstat(d)
-    except OSError:
-        return None
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        return None
-    return d
+    return private_dir("jit", create)
 
 
 def key(ir: str, opt_level: int, host: tuple[str, str], options: Sequence[str]) -> bytes | None:
