@@ -304,11 +304,7 @@ class CaptureReader:
         """Take in one pcapng block: a section or interface updates the state, a packet
         block gives its packet, any other block is skipped (None)."""
         order = self.byteorder
-        if btype == PCAPNG_SHB:
-            self._section(body)
-        elif btype == PCAPNG_IDB:
-            self._interface(body)
-        elif btype == PCAPNG_EPB:
+        if btype == PCAPNG_EPB:
             if len(body) < 20:
                 raise CaptureError(
                     f"{self.name}: truncated enhanced packet block at byte offset {where}"
@@ -324,14 +320,12 @@ class CaptureReader:
                     f"{self.name}: corrupt enhanced packet block at byte offset {where}: "
                     f"captured length {caplen} exceeds the block"
                 )
-            self.count += 1
-            return Packet(
-                body[20 : 20 + caplen],
-                wirelen,
-                self._ts(iface, high, low),
-                self.interfaces[iface][0],
-                iface,
-            )
+        elif btype == PCAPNG_PB:
+            if len(body) < 20:
+                raise CaptureError(f"{self.name}: truncated packet block at byte offset {where}")
+            iface, _drops, high, low, caplen, wirelen = struct.unpack(order + "HHIIII", body[:20])
+            if iface >= len(self.interfaces) or 20 + caplen > len(body):
+                raise CaptureError(f"{self.name}: corrupt packet block at byte offset {where}")
         elif btype == PCAPNG_SPB:
             if not self.interfaces:
                 raise CaptureError(
@@ -346,22 +340,22 @@ class CaptureReader:
             caplen = min(wirelen, snap, len(body) - 4)
             self.count += 1
             return Packet(body[4 : 4 + caplen], wirelen, 0, self.interfaces[0][0], 0)
-        elif btype == PCAPNG_PB:
-            if len(body) < 20:
-                raise CaptureError(f"{self.name}: truncated packet block at byte offset {where}")
-            iface, _drops, high, low, caplen, wirelen = struct.unpack(order + "HHIIII", body[:20])
-            if iface >= len(self.interfaces) or 20 + caplen > len(body):
-                raise CaptureError(f"{self.name}: corrupt packet block at byte offset {where}")
-            self.count += 1
-            return Packet(
-                body[20 : 20 + caplen],
-                wirelen,
-                self._ts(iface, high, low),
-                self.interfaces[iface][0],
-                iface,
-            )
-        # every other block type is skipped
-        return None
+        else:
+            if btype == PCAPNG_SHB:
+                self._section(body)
+            elif btype == PCAPNG_IDB:
+                self._interface(body)
+            # every other block type is skipped
+            return None
+        # an Enhanced or (obsolete) Packet Block, checked: its packet
+        self.count += 1
+        return Packet(
+            body[20 : 20 + caplen],
+            wirelen,
+            self._ts(iface, high, low),
+            self.interfaces[iface][0],
+            iface,
+        )
 
     def _block_at(self, offset: int) -> tuple[int, bytes, int] | None:
         """The block at file ``offset`` (for a scan that walks the file itself)."""
