@@ -17,7 +17,7 @@ import time
 
 import pytest
 from test_filter_libpcap import LIBPCAP, needs_libpcap
-from veth_pair import require, veth_pair
+from veth_pair import require, veth_pair, wait_for_packet_socket
 
 from bpfkit.errors import KernelError
 from bpfkit.pcap import CaptureReader, compile_filter
@@ -89,12 +89,6 @@ def test_kernel_filter_selects_libpcaps_packets(veth, expr: str) -> None:
     assert got == want
 
 
-def _socket_on(ifindex: int) -> bool:
-    with open("/proc/net/packet") as f:
-        next(f)
-        return any(int(line.split()[4]) == ifindex for line in f)
-
-
 @needs_libpcap
 def test_cli_capture_writes_pcap(veth, tmp_path) -> None:
     a, _ns, _b = veth
@@ -125,10 +119,7 @@ def test_cli_capture_writes_pcap(veth, tmp_path) -> None:
         text=True,
     )
     try:
-        ifindex = socket.if_nametoindex(a)
-        deadline = time.monotonic() + 30
-        while not _socket_on(ifindex) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_packet_socket(a, proc)
         send(veth, frames)
         stdout, stderr = proc.communicate(timeout=40)
     finally:

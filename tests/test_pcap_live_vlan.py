@@ -18,10 +18,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from veth_pair import ip, require, veth_pair
+from veth_pair import ip, require, veth_pair, wait_for_packet_socket
 
 from bpfkit.classic.interp import PacketMeta, compile_classic
 from bpfkit.pcap import CaptureReader
@@ -206,13 +205,7 @@ def test_cli_capture_vlan(net, tmp_path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        ifindex = int(open(f"/sys/class/net/{a}/ifindex").read())
-        while proc.poll() is None and time.monotonic() < deadline:
-            with open("/proc/net/packet") as f:
-                if any(int(ln.split()[4]) == ifindex for ln in list(f)[1:]):
-                    break
-            time.sleep(0.05)
+        wait_for_packet_socket(a, proc)
         send(net, frames)
         stdout, stderr = proc.communicate(timeout=40)
     finally:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -60,3 +62,16 @@ def veth_pair(prefix: str) -> Iterator[tuple[str, str, str]]:
     finally:
         ip("link", "del", a)
         ip("netns", "del", ns)
+
+
+def wait_for_packet_socket(ifname: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Wait until a packet socket is bound to ``ifname`` — the capture ``proc`` started
+    is listening — or ``proc`` has exited, or ``timeout`` seconds have passed."""
+    ifindex = socket.if_nametoindex(ifname)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        with open("/proc/net/packet") as f:
+            next(f)  # the header line
+            if any(int(line.split()[4]) == ifindex for line in f):
+                return
+        time.sleep(0.05)
