@@ -73,8 +73,8 @@ class _Proc:
         self.output = p.stdout + p.stderr
 
 
-def _run(args: list[str]):
-    res = CliRunner().invoke(cli, args, input="")
+def _run(args: list[str], stdin: bytes = b""):
+    res = CliRunner().invoke(cli, args, input=stdin)
     if res.exit_code and not (res.stdout.strip() or res.stderr.strip()):
         # a command that reports from a child process writes to the real descriptors,
         # which click's runner does not capture: run it as a process
@@ -84,7 +84,7 @@ def _run(args: list[str]):
             capture_output=True,
             text=True,
             env=env,
-            stdin=subprocess.DEVNULL,
+            input=stdin.decode("latin-1"),
             timeout=120,
         )
         return _Proc(p)
@@ -137,7 +137,7 @@ BAD = ["directory", "missing", "garbage", "empty"]
 GARBAGE = bytes(range(0, 256, 7)) * 5 + b"\xff\xfe\x00"
 
 #: options that name a file the command writes, not one it reads
-OUTPUTS = {"output", "write", "pin", "pin_link", "record"}
+OUTPUTS = {"output", "out", "pin_dir", "pin_link", "record"}
 
 
 def _variants(cmd: click.Command) -> list[list[str]]:
@@ -263,6 +263,34 @@ def test_bad_input_option(
     _check_json(_run(_with_json(path, args)), what)
 
 
+STDIN_SITES = [
+    (p, c, o.name)
+    for p, c in LEAVES
+    for o in _input_options(c)
+    if o.type.allow_dash or "'-' is stdin" in (o.help or "")  # type: ignore[attr-defined]
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "cmd", "option"),
+    STDIN_SITES,
+    ids=[f"{' '.join(p)} --{o.replace('_', '-')} -" for p, _, o in STDIN_SITES],
+)
+@pytest.mark.parametrize("bad", ["garbage", "empty"])
+def test_bad_stdin(path: tuple[str, ...], cmd: click.Command, option: str, bad: str) -> None:
+    """An input option given ``-`` reads stdin: garbage or nothing there is bad input too."""
+    opt = next(p for p in cmd.params if p.name == option)
+    args = [*path, *OPTION_BASE.get(path, []), opt.opts[-1], "-", *_filler(cmd)]
+    data = GARBAGE if bad == "garbage" else b""
+    what = f"{' '.join(args)} <{bad}"
+    if (path, option, bad) in VALID:
+        res = _run(_with_json(path, args), data)
+        assert res.exit_code == 0 and "error" not in json.loads(res.stdout), what
+        return
+    _check_text(_run(args, data), what)
+    _check_json(_run(_with_json(path, args), data), what)
+
+
 XDP_PASS_C = """#include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 SEC("xdp") int pass(struct xdp_md *ctx) { return XDP_PASS; }
@@ -288,6 +316,80 @@ def test_ctx_file_of_an_object(xdp_object: str, bad: str, tmp_path: Path) -> Non
     args = ["run", xdp_object, "--ctx-file", _target(bad, tmp_path)]
     _check_text(_run(args), " ".join(args))
     _check_json(_run(_with_json(("run",), args)), " ".join(args))
+
+
+ALL_OUTPUT_SITES = [
+    (p, c, o)
+    for p, c in LEAVES
+    for o in c.params
+    if isinstance(o, click.Option) and o.name in OUTPUTS
+]
+#: what reaches an output option's write, per command ({obj}: the built XDP object,
+#: {pcap}: a one-packet capture); ``None``: the write needs what a quick test lacks
+OUTPUT_BASE: dict[tuple[str, ...], list[str] | None] = {
+    ("asm",): ["examples/sum.s"],
+    ("build",): ["{src}"],
+    ("btf", "dump"): ["{obj}"],
+    ("seccomp", "compile"): ["docker-default"],
+    ("seccomp", "trace"): ["--", "true"],  # refused before anything is traced
+    ("filter", "run"): ["-r", "{pcap}", "tcp"],
+    ("trace",): ["-e", "BEGIN { exit(); }"],
+    ("filter", "capture"): None,  # a live capture: root and an interface
+    ("attach",): None,  # --pin / --pin-link: the kernel and bpffs (test_kernel_*)
+    ("load",): None,
+}
+OUTPUT_SITES = [(p, c, o) for p, c, o in ALL_OUTPUT_SITES if OUTPUT_BASE.get(p) is not None]
+KNOWN_OUTPUT = {
+    (("trace",), "record", "nodir"): "trace reports an unwritable --record/-o as exit 1, not "
+    "2 (trace_cmds.py: helper qatrace)",
+    (("trace",), "output", "nodir"): "trace reports an unwritable --record/-o as exit 1, not "
+    "2 (trace_cmds.py: helper qatrace)",
+}
+
+
+@pytest.fixture(scope="module")
+def one_packet_pcap(tmp_path_factory) -> str:
+    """A classic pcap (Ethernet) holding one 60-byte packet of zeros."""
+    import struct
+
+    f = tmp_path_factory.mktemp("pcap") / "one.pcap"
+    hdr = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    f.write_bytes(hdr + struct.pack("<IIII", 0, 0, 60, 60) + bytes(60))
+    return str(f)
+
+
+@pytest.mark.parametrize(
+    ("path", "cmd", "opt"),
+    OUTPUT_SITES,
+    ids=[f"{' '.join(p)} {o.opts[-1]}" for p, _, o in OUTPUT_SITES],
+)
+@pytest.mark.parametrize("bad", ["directory", "nodir"])
+def test_bad_output(
+    path: tuple[str, ...],
+    cmd: click.Command,
+    opt: click.Option,
+    bad: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    """An output that is a directory or lies in a missing directory: exit 2, one line."""
+    base = OUTPUT_BASE[path]
+    assert base is not None
+    fill = {}
+    if any("{obj}" in a for a in base):
+        fill["obj"] = request.getfixturevalue("xdp_object")
+    if any("{src}" in a for a in base):
+        fill["src"] = str(Path(request.getfixturevalue("xdp_object")).with_suffix(".c"))
+    if any("{pcap}" in a for a in base):
+        fill["pcap"] = request.getfixturevalue("one_packet_pcap")
+    target = str(tmp_path) if bad == "directory" else str(tmp_path / "no" / "out")
+    for key, value in fill.items():
+        base = [a.replace(f"{{{key}}}", value) for a in base]
+    args = [*path, opt.opts[-1], target, *base]
+    what = " ".join(args)
+    _strict((path, opt.name, bad), KNOWN_OUTPUT, _check_text, _run(args), what)
+    _check_json(_run(_with_json(path, args)), what)
+    assert not (tmp_path / "no").exists()
 
 
 REQUIRED_ARG = [(p, c) for p, c in LEAVES if any(a.required for a in _positionals(c))]
@@ -339,6 +441,13 @@ def test_the_matrix_reaches_every_file_input() -> None:
     opts = {(" ".join(p), o) for p, _, o in OPTION_SITES}
     assert {("run", "mem_file"), ("run", "ctx_file"), ("seccomp check", "batch")} <= opts
     assert {("filter run", "read")} <= opts
+    assert {(" ".join(p), o) for p, _, o in STDIN_SITES} >= {
+        ("filter run", "read"),
+        ("seccomp check", "batch"),
+    }
+    assert {" ".join(p) for p, _, _ in OUTPUT_SITES} >= {"asm", "seccomp compile", "trace"}
+    unlisted = {p for p, _, _ in ALL_OUTPUT_SITES} - set(OUTPUT_BASE)
+    assert not unlisted, f"say how to reach their output options in OUTPUT_BASE: {unlisted}"
     assert len(REQUIRED_ARG) >= 20 and REQUIRED_OPT
 
 

@@ -49,6 +49,25 @@ def _compile(profile: str, target: str | None, caps: tuple[str, ...], kernel: st
     return compile_profile(prof, target)
 
 
+def _write(path: str, data: bytes | str) -> None:
+    """Write ``data`` to ``path``; a path that cannot be written is bad input (exit 2)."""
+    try:
+        with open(path, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+    except OSError as e:
+        raise ProfileError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _check_writable(path: str) -> None:
+    """Refuse up front an output whose directory is missing or not writable (before a
+    command is traced for nothing)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ProfileError(f"cannot write {path}: No such file or directory")
+    if not os.access(parent, os.W_OK) and not os.access(path, os.W_OK):
+        raise ProfileError(f"cannot write {path}: Permission denied")
+
+
 def _int(text: str, what: str) -> int:
     try:
         return int(text, 0)
@@ -211,9 +230,7 @@ def compile_cmd(profile, output, fmt, target, caps, kernel, as_json) -> None:
     else:
         data = json.dumps({**info, "program": as_tuples(flt.program)}) + "\n"
     if output:
-        mode = "wb" if isinstance(data, bytes) else "w"
-        with open(output, mode) as f:
-            f.write(data)
+        _write(output, data)
         info["output"] = output
     if as_json:
         if not output:
@@ -238,42 +255,53 @@ def compile_cmd(profile, output, fmt, target, caps, kernel, as_json) -> None:
 
 
 def _batch_cases(path: str) -> list[tuple[str | int, list[int], str | int | None]]:
+    from ..isa.loader import MAX_INPUT_FILE, read_limited
+
     cases = []
+    if path == "-":
+        data = sys.stdin.buffer.read(MAX_INPUT_FILE + 1)
+        if len(data) > MAX_INPUT_FILE:
+            raise ProfileError(f"stdin holds more than {MAX_INPUT_FILE} bytes (the limit)")
+    else:
+        try:
+            data = read_limited(path, MAX_INPUT_FILE, "batch file")
+        except BpfError as e:
+            raise ProfileError(str(e)) from None
     try:
-        f = sys.stdin if path == "-" else open(path)
-    except OSError as e:
-        raise ProfileError(f"{path}: {e.strerror or e}") from None
-    with f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ProfileError(f"{where}: malformed JSON: {e.msg}") from None
-            if not isinstance(obj, dict):
-                raise ProfileError(f"{where}: expected an object with nr or syscall")
-            if "nr" in obj:
-                sc = obj["nr"]
-                if isinstance(sc, bool) or not isinstance(sc, int):
-                    raise ProfileError(f"{where}: nr: expected an integer")
-            elif "syscall" in obj:
-                sc = obj["syscall"]
-                if not isinstance(sc, str):
-                    raise ProfileError(f"{where}: syscall: expected a name")
-            else:
-                raise ProfileError(f"{where}: give nr or syscall")
-            args = obj.get("args", [])
-            if not isinstance(args, list) or len(args) > 6:
-                raise ProfileError(f"{where}: args: expected a list of at most 6 integers")
-            for i, a in enumerate(args):
-                if isinstance(a, bool) or not isinstance(a, int):
-                    raise ProfileError(f"{where}: args[{i}]: expected an integer")
-            arch = obj.get("arch")
-            if arch is not None and (isinstance(arch, bool) or not isinstance(arch, (int, str))):
-                raise ProfileError(f"{where}: arch: expected an AUDIT_ARCH number or a name")
-            cases.append((sc, args, arch, where))
+        text = data.decode()
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ProfileError(f"{path}:{line}: not UTF-8 text (expected JSON Lines)") from None
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ProfileError(f"{where}: malformed JSON: {e.msg}") from None
+        if not isinstance(obj, dict):
+            raise ProfileError(f"{where}: expected an object with nr or syscall")
+        if "nr" in obj:
+            sc = obj["nr"]
+            if isinstance(sc, bool) or not isinstance(sc, int):
+                raise ProfileError(f"{where}: nr: expected an integer")
+        elif "syscall" in obj:
+            sc = obj["syscall"]
+            if not isinstance(sc, str):
+                raise ProfileError(f"{where}: syscall: expected a name")
+        else:
+            raise ProfileError(f"{where}: give nr or syscall")
+        args = obj.get("args", [])
+        if not isinstance(args, list) or len(args) > 6:
+            raise ProfileError(f"{where}: args: expected a list of at most 6 integers")
+        for i, a in enumerate(args):
+            if isinstance(a, bool) or not isinstance(a, int):
+                raise ProfileError(f"{where}: args[{i}]: expected an integer")
+        arch = obj.get("arch")
+        if arch is not None and (isinstance(arch, bool) or not isinstance(arch, (int, str))):
+            raise ProfileError(f"{where}: arch: expected an AUDIT_ARCH number or a name")
+        cases.append((sc, args, arch, where))
     return cases
 
 
@@ -413,6 +441,8 @@ def trace_cmd(command, output, pid, duration, default_action, as_json) -> None:
         default = act.action_value(default_action, field="--default-action")
         if default == act.RET_ALLOW:
             raise ProfileError("--default-action: allow would make the profile allow everything")
+        if output:
+            _check_writable(output)
         if command:
             _runnable(command)
         if pid is not None:
@@ -431,8 +461,10 @@ def trace_cmd(command, output, pid, duration, default_action, as_json) -> None:
     profile = result.profile(default)
     text = json.dumps(profile.to_json(), indent=2) + "\n"
     if output:
-        with open(output, "w") as f:
-            f.write(text)
+        try:
+            _write(output, text)
+        except ProfileError as e:
+            fail(str(e), EXIT_USAGE, as_json)
     info = result.to_json()
     info["output"] = output
     if as_json:
