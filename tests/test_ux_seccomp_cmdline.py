@@ -19,7 +19,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from bpfkit.cli.seccomp_cmds import run_cmd, trace_cmd
 from bpfkit.seccomp.install import spawn, wait
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,3 +159,35 @@ def test_trace_passes_the_commands_options_through(dashdash: bool, tmp_path: Pat
     assert r.stdout == "".join(f"{a}," for a in tail)
     assert "execve" in json.loads(out.read_text())["syscalls"][0]["names"]
     assert not (tmp_path / "elsewhere").exists() and not Path("elsewhere").exists()
+
+
+# ---- the split itself, as a property (in-process: click's parser, nothing runs) ----------
+
+WORD = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
+#: our options in any order, each with a value where it takes one
+OURS = st.lists(
+    st.sampled_from([["--log"], ["--json"], ["--cap", "CAP_X"], ["--kernel=6.1"]]), max_size=4
+)
+
+
+def _parsed(cmd, args: list[str]) -> dict:
+    with cmd.make_context(cmd.name, list(args)) as ctx:
+        return ctx.params
+
+
+@given(OURS, st.lists(WORD, min_size=1, max_size=6))
+def test_after_dashdash_every_word_is_the_commands(ours, tail) -> None:
+    flat = [w for o in ours for w in o]
+    params = _parsed(run_cmd, ["prof.json", *flat, "--", *tail])
+    assert list(params["command"]) == tail and params["profile"] == "prof.json"
+    assert params["log"] == (["--log"] in ours) and params["as_json"] == (["--json"] in ours)
+    params = _parsed(trace_cmd, ["-o", "p.json", "--", *tail])
+    assert list(params["command"]) == tail and params["output"] == "p.json"
+
+
+@given(OURS, st.text("abc/._", min_size=1, max_size=8), st.lists(WORD, max_size=6))
+def test_the_command_starts_at_its_first_word(ours, first, rest) -> None:
+    flat = [w for o in ours for w in o]
+    params = _parsed(run_cmd, [*flat, "prof.json", first, *rest])
+    assert list(params["command"]) == [first, *rest]
+    assert params["as_json"] == (["--json"] in ours)
