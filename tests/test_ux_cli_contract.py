@@ -98,7 +98,6 @@ KNOWN = {
     (("seccomp", "trace"), "path"): "seccomp trace runs its argument as the command: a directory "
     "or a missing file is reported, a profile is still printed, exit 0",
     (("seccomp", "run"), "json"): "seccomp run --json reports a bad profile as text, not JSON",
-    (("trace",), "json"): "trace has no --json (bpftrace's -f json): errors stay text",
 }
 
 

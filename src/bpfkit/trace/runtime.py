@@ -156,6 +156,8 @@ class Session:
                                            name or "at")  # fmt: skip
         self.events_fd = self._map(MapType.RINGBUF, 0, 0, RINGBUF_SIZE, "events")
         self.scratch_fd = self._map(MapType.PERCPU_ARRAY, 4, CG.SCRATCH_SIZE, 1, "scratch")
+        self.lost_fd = self._map(MapType.PERCPU_ARRAY, 4, 8, 1, "lost")
+        self.lost = 0
         stack_fd = 0
         if self.c.uses_stacks:
             self.stack_fd = self._map(MapType.STACK_TRACE, 4, 8 * STACK_DEPTH, MAX_ENTRIES,
@@ -173,6 +175,7 @@ class Session:
             start_ns=self.start_ns,
             cpid=self.opts.cpid,
             elapsed_fd=self.elapsed_fd.fileno() if self.elapsed_fd is not None else 0,
+            lost_fd=self.lost_fd.fileno(),
             record=bool(self.opts.record),
             instances=self.c.instances,
         )
@@ -497,6 +500,20 @@ class Session:
 
     def drain(self, reader: Any) -> None:
         reader.consume(self.on_event)
+        self.report_lost()
+
+    def report_lost(self) -> None:
+        """``Lost N events`` (JSON: ``lost_events``) when the ring buffer refused records."""
+        raw = self.bsys.map_lookup(self.lost_fd, b"\0" * 4, 8 * self.ncpus)
+        if raw is None:
+            return
+        total = sum(struct.unpack_from("<Q", raw, 8 * i)[0] for i in range(self.ncpus))
+        if total > self.lost:
+            n, self.lost = total - self.lost, total
+            if self.opts.json:
+                self.write(f'{{"type": "lost_events", "data": {{"events": {n}}}}}\n')
+            else:
+                self.write(f"Lost {n} events\n")
 
     def run(self, child: Any = None) -> int:
         """Attach, run until the end, print; the exit status."""
