@@ -13,6 +13,12 @@ a packet: the reading dominates), ``ng`` is ``small`` written as pcapng (one int
 Enhanced Packet Blocks). Both tools' verdicts are compared on every pair.
 
     python3 bench/filter.py [--packets 1000000,3000000] [--repeat 3] [--dir DIR]
+                            [--before OTHER/src]
+
+``--before`` adds a second bpfkit — another source tree, say an export of an earlier
+commit (``git archive REV src | tar -x -C /tmp/before``) — run in the same rounds as the
+other two (interleaved, so a busy machine weighs on all three alike) and shown beside it.
+``--packets 10000`` shows the fixed cost of a run (Python's start, imports, caches).
 """
 
 from __future__ import annotations
@@ -39,17 +45,17 @@ EXPRESSIONS = [
 ]
 
 
-def child_env() -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=SRC)
+def child_env(src: str = SRC) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=src)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its bytecode cached
     return env
 
 
-def run(argv: list[str]) -> tuple[float, float]:
+def run(argv: list[str], src: str = SRC) -> tuple[float, float]:
     """Wall and CPU (user+sys) seconds of one child process."""
     t = time.perf_counter()
     p = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env()
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env(src)
     )
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
@@ -58,10 +64,15 @@ def run(argv: list[str]) -> tuple[float, float]:
     return wall, ru.ru_utime + ru.ru_stime
 
 
-def best(argv: list[str], repeat: int) -> tuple[float, float]:
-    run(argv)  # warm-up: page cache, bytecode and grammar caches
-    runs = [run(argv) for _ in range(repeat)]
-    return min(r[0] for r in runs), min(r[1] for r in runs)
+def best(cmds: list[tuple[list[str], str]], repeat: int) -> list[tuple[float, float]]:
+    """(best wall, best CPU) of each (argv, source tree), run in interleaved rounds."""
+    for argv, src in cmds:
+        run(argv, src)  # warm-up: page cache, bytecode and grammar caches
+    runs: list[list[tuple[float, float]]] = [[] for _ in cmds]
+    for _ in range(repeat):
+        for i, (argv, src) in enumerate(cmds):
+            runs[i].append(run(argv, src))
+    return [(min(r[0] for r in rs), min(r[1] for r in rs)) for rs in runs]
 
 
 def generate(path: str, n: int, kind: str) -> None:
@@ -107,6 +118,7 @@ def main() -> None:
     ap.add_argument(
         "--expr", action="append", help="expression (repeatable; default: a set of six)"
     )
+    ap.add_argument("--before", help="another bpfkit source tree (its src/) to compare with")
     a = ap.parse_args()
     tcpdump = shutil.which("tcpdump")
     if tcpdump is None:
@@ -146,12 +158,15 @@ def main() -> None:
                     raise SystemExit(
                         f"verdicts differ on {path} {expr!r}: tcpdump {m_t}, bpfkit {m_b}"
                     )
-                wt, ct = best(td, a.repeat)
-                wb, cb = best(bk, a.repeat)
-                rows.append((f"{kind} {n / 1e6:g}M ({mb:.0f} MB)", expr, m_t, wt, wb, ct, cb))
+                cmds = [(td, SRC), (bk, SRC)] + ([(bk, a.before)] if a.before else [])
+                times = best(cmds, a.repeat)
+                (wt, ct), (wb, cb) = times[0], times[1]
+                cbb = times[2][1] if a.before else None
+                rows.append((f"{kind} {n / 1e6:g}M ({mb:.0f} MB)", expr, m_t, wt, wb, ct, cb, cbb))
                 print(
                     f"{rows[-1][0]:22} {expr[:40]:40} wall {wt:6.3f} {wb:6.3f} ({wb / wt:4.2f})"
-                    f"  cpu {ct:6.3f} {cb:6.3f} ({cb / ct:4.2f})",
+                    f"  cpu {ct:6.3f} {cb:6.3f} ({cb / ct:4.2f})"
+                    + (f"  before cpu {cbb:6.3f} ({cbb / ct:4.2f})" if cbb is not None else ""),
                     file=sys.stderr,
                 )
     from rich.console import Console
@@ -169,9 +184,10 @@ def main() -> None:
         "tcpdump cpu s",
         "bpfkit cpu s",
         "cpu ratio",
+        *(("before cpu s", "before cpu ratio") if a.before else ()),
     ):
         t.add_column(col, justify="right" if col not in ("capture", "expression") else "left")
-    for cap, expr, m, wt, wb, ct, cb in rows:
+    for cap, expr, m, wt, wb, ct, cb, cbb in rows:
         t.add_row(
             cap,
             escape(expr),
@@ -182,8 +198,9 @@ def main() -> None:
             f"{ct:.3f}",
             f"{cb:.3f}",
             f"{cb / ct:.2f}",
+            *((f"{cbb:.3f}", f"{cbb / ct:.2f}") if cbb is not None else ()),
         )
-    Console(width=160).print(t)
+    Console(width=180).print(t)
 
 
 if __name__ == "__main__":

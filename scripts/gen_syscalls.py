@@ -17,15 +17,19 @@ With ``/usr/bin/python3`` and its ``seccomp`` module (libseccomp) present, it al
 on x86_64) for every name it knows. libseccomp puts rules for such names into the filter
 under that negative number; bpfkit needs the numbers to make the same decisions.
 
-The test ``tests/test_seccomp_tables.py`` re-parses the tarball and compares.
+The test ``tests/test_seccomp_tables.py`` re-parses the tarball and compares. The four
+files are extracted once per tarball (keyed by its size and mtime) into
+``~/.cache/bpfkit/syscall-tables/`` (``$BPFKIT_CACHE`` overrides the root).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,6 +55,49 @@ def extract(tarball: str, dest: str) -> dict[str, str]:
     names = [f"{top}/{m}" for m in MEMBERS.values()]
     subprocess.run(["tar", "-xJf", tarball, "-C", dest, "--occurrence=1", *names], check=True)
     return {k: (Path(dest) / top / m).read_text() for k, m in MEMBERS.items()}
+
+
+def cache_root() -> Path:
+    """Where extracted table files are kept: ``$BPFKIT_CACHE`` or ``~/.cache/bpfkit``.
+
+    (The same root as the verifier's selftests corpus, ``bpfkit.verifier.selftests``.)
+    """
+    base = os.environ.get("BPFKIT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "bpfkit"
+    )
+    return Path(base) / "syscall-tables"
+
+
+def tarball_key(tarball: str) -> str:
+    """``linux-source-6.12-<hash of name, size, mtime>``: a new tarball gets a new entry."""
+    st = os.stat(tarball)
+    name = os.path.basename(tarball)
+    raw = f"{name}:{st.st_size}:{int(st.st_mtime)}"
+    return name.split(".tar")[0] + "-" + hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+
+def extract_cached(tarball: str, refresh: bool = False) -> dict[str, str]:
+    """:func:`extract`, but once per tarball (size + mtime): xz must decompress the whole
+    1.5 GB archive to reach a member, 20-40 s; later calls read the four small files."""
+    d = cache_root() / tarball_key(tarball)
+    files = {k: d / Path(m).name for k, m in MEMBERS.items()}
+    if not refresh and all(f.is_file() for f in files.values()):
+        return {k: f.read_text() for k, f in files.items()}
+    with tempfile.TemporaryDirectory(prefix="bpfkit-gen-syscalls-") as tmp:
+        texts = extract(tarball, tmp)
+    d.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=d.name + ".", dir=d.parent))
+    for k, f in files.items():
+        (tmpdir / f.name).write_text(texts[k])
+    try:
+        os.replace(tmpdir, d)
+    except OSError:  # another process filled it first (or a stale entry): keep ours aside
+        shutil.rmtree(d, ignore_errors=True)
+        try:
+            os.replace(tmpdir, d)
+        except OSError:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    return texts
 
 
 def parse_tbl(text: str, abis: set[str]) -> dict[str, int]:
@@ -156,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--tarball", default=DEFAULT_TARBALL)
     ap.add_argument("--no-libseccomp", action="store_true", help="keep libseccomp_pnr.json")
+    ap.add_argument("--refresh", action="store_true", help="extract again (ignore the cache)")
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bpfkit-gen-syscalls-") as tmp:
-        tables = tables_from_texts(extract(args.tarball, tmp))
+    tables = tables_from_texts(extract_cached(args.tarball, refresh=args.refresh))
     DATA.mkdir(parents=True, exist_ok=True)
     doc = {
         "source": f"{os.path.basename(args.tarball)}: "

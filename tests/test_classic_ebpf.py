@@ -107,15 +107,6 @@ def _spec(insns) -> ObjectSpec:
     return ObjectSpec(programs={"classic": prog})
 
 
-def _has_negative_offsets(prog) -> bool:
-    for i in prog:
-        if i.code & 0x07 in (c.LD, c.LDX) and i.code & 0xE0 in (c.ABS, c.IND, c.MSH):
-            k = i.k
-            if k & 0x80000000 and not (i.code & 0xE0 == c.ABS and k >= c.SKF_AD_OFF & 0xFFFFFFFF):
-                return True
-    return False
-
-
 class Engines:
     """One translated program loaded into the VM and (when usable) the kernel."""
 
@@ -152,8 +143,7 @@ def _kernel_ok() -> bool:
 
 
 def _check_all(prog: list[SockFilter], frames, kernel: bool) -> int:
-    vm = not _has_negative_offsets(prog)  # the VM's ld_abs has no SKF_NET_OFF/SKF_LL_OFF
-    eng = Engines(prog, kernel, vm=vm)
+    eng = Engines(prog, kernel)
     try:
         n = 0
         for i, f in enumerate(frames):
@@ -181,22 +171,96 @@ def test_random_programs_all_engines(kernel_if_available, prog, i: int) -> None:
     _check_all(prog, FRAMES[i : i + 4] + WRAPPED[i % 50 : i % 50 + 4], kernel_if_available)
 
 
-@pytest.mark.kernel
-@settings(max_examples=examples(200), deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     classic_program(max_len=24, ancillary_set=ANC_DETERMINISTIC, negative_offsets=True),
     st.integers(0, len(FRAMES) - 8),
 )
-def test_random_programs_kernel(prog, i: int) -> None:
-    """Negative offsets (SKF_NET_OFF/SKF_LL_OFF) included: the kernel against the classic
-    interpreter only."""
-    eng = Engines(prog, kernel=True, vm=False)
+def test_random_programs_with_header_offsets_all_engines(kernel_if_available, prog, i: int):
+    """Negative offsets (SKF_NET_OFF/SKF_LL_OFF, the Ethernet header in front of the data)
+    included: the classic interpreter, the VM's interpreter and JIT, and the kernel."""
+    _check_all(prog, FRAMES[i : i + 6] + WRAPPED[i % 50 : i % 50 + 2], kernel_if_available)
+
+
+# tcpdump-style filters for a socket that sees packets from the network header (a
+# tcpdump -d listing): the link-layer header through SKF_LL_OFF, the IP header through
+# SKF_NET_OFF
+_NET, _LL = c.SKF_NET_OFF, c.SKF_LL_OFF
+HEADER_FILTERS = {
+    # ether proto \\ip and ip proto \\tcp
+    "ll ethertype, net proto": f"""
+        (000) ldh [{_LL + 12}]
+        (001) jeq #0x800 jt 2 jf 5
+        (002) ldb [{_NET + 9}]
+        (003) jeq #0x6 jt 4 jf 5
+        (004) ret #65535
+        (005) ret #0""",
+    # tcp dst port 80 through the network header: IHL with ldxb, then [x + SKF_NET_OFF + 2]
+    "net ihl, tcp port": f"""
+        (000) ldb [{_NET + 9}]
+        (001) jeq #0x6 jt 2 jf 6
+        (002) ldxb 4*([{_NET}]&0xf)
+        (003) ldh [x + {_NET + 2}]
+        (004) jeq #0x50 jt 5 jf 6
+        (005) ret #-1
+        (006) ret #0""",
+    # ether src 01:02:03:04:05:06: in front of the data
+    "ll src mac": f"""
+        (000) ld [{_LL + 6}]
+        (001) jeq #0x1020304 jt 2 jf 5
+        (002) ldh [{_LL + 10}]
+        (003) jeq #0x506 jt 4 jf 5
+        (004) ret #1
+        (005) ret #0""",
+    # loads straddling the end of the MAC header and the end of the packet
+    "ll straddle": f"""
+        (000) ld [{_LL + 12}]
+        (001) tax
+        (002) ld #pktlen
+        (003) add #12
+        (004) st M[0]
+        (005) ldx M[0]
+        (006) ldh [x + {_LL}]
+        (007) ret a""",
+    # TCP: an offset below SKF_LL_OFF fails (the filter returns 0); else one just below
+    # SKF_NET_OFF (the MAC header's 0xfffff-th byte) fails
+    "no header": f"""
+        (000) ldb [{_NET + 9}]
+        (001) jeq #0x6 jt 2 jf 4
+        (002) ldb [{_LL - 1}]
+        (003) ret #7
+        (004) jeq #0x11 jt 5 jf 6
+        (005) ldb [{_NET - 1}]
+        (006) ret #8""",
+}
+
+
+def _tcp_frame(ihl: int, dport: int) -> bytes:
+    """Ethernet, IPv4 with ``ihl`` words of header (options zero), TCP to ``dport``."""
+    ip = bytearray(4 * ihl)
+    ip[0], ip[9] = 0x40 | ihl, 6
+    ip[2:4] = (4 * ihl + 20).to_bytes(2, "big")
+    ip[12:20] = bytes([10, 0, 0, 1, 10, 0, 0, 2])
+    tcp = (40000).to_bytes(2, "big") + dport.to_bytes(2, "big") + bytes(16)
+    return bytes(6) + bytes.fromhex("010203040506") + b"\x08\x00" + bytes(ip) + tcp
+
+
+HEADER_FRAMES = [_tcp_frame(ihl, port) for ihl in (5, 6, 15) for port in (80, 81)]
+
+
+@pytest.mark.parametrize("name", sorted(HEADER_FILTERS))
+def test_tcpdump_style_header_filters_end_to_end(name: str, kernel_if_available) -> None:
+    """Hand-written filters addressing the headers (as a cooked or network-layer socket's
+    filter does) agree on every engine, and match where they should."""
+    prog = parse_listing(HEADER_FILTERS[name])
+    frames = HEADER_FRAMES + FRAMES + WRAPPED
+    assert _check_all(prog, frames, kernel_if_available) == len(frames)
+    eng = Engines(prog, kernel=False)
     try:
-        for f in FRAMES[i : i + 8]:
-            r = eng.results(f)
-            assert r["classic"] == r["kernel"], (r, f.hex(), prog)
+        hits = sum(eng.results(f)["jit"] != 0 for f in frames)
     finally:
         eng.close()
+    assert hits, f"{name} matched none of the frames: the test would not see a wrong header"
 
 
 @pytest.fixture

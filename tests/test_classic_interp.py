@@ -71,7 +71,7 @@ def test_random_programs_match_bpf_filter(prog: list[SockFilter], i: int) -> Non
 
 
 @pytest.mark.skipif(libpcap() is None, reason="needs libpcap")
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(classic_program(max_len=30), st.integers(0, 299), st.integers(0, 80))
 def test_libpcap_semantics_match_bpf_filter(prog: list[SockFilter], i: int, cut: int) -> None:
     """``semantics="libpcap"`` is libpcap's bpf_filter on every program, Linux extensions

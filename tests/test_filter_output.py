@@ -172,3 +172,17 @@ def test_read_from_stdin(capture, tcpdump_out, tmp_path, engine: str) -> None:
     assert r.returncode == 0 and f'"matched": {len(tcpdump_out)}' in r.stdout.decode()
     r = _cli("run", "-r", "-", EXPR, "--engine", engine, input=blob[:5000], text=False)
     assert r.returncode == 2 and b"<stdin>: truncated" in r.stderr
+
+
+def test_a_bad_header_leaves_the_output_alone(tmp_path) -> None:
+    """tcpdump stops before opening -w when the input's header is bad; bpfkit leaves an
+    existing output untouched too (a damaged *body* writes the packets before it)."""
+    out = tmp_path / "keep.pcap"
+    out.write_bytes(b"precious")
+    for blob in (b"\xd4\xc3\xb2\xa1" + bytes(8), b"\x0a\x0d\x0d\x0a" + bytes(30)):
+        bad = tmp_path / "bad.cap"
+        bad.write_bytes(blob)
+        for engine in ("jit", "interp"):
+            r = _cli("run", "tcp", str(bad), "-w", str(out), "--engine", engine, text=True)
+            assert r.returncode == 2 and r.stderr.count("\n") == 1
+            assert out.read_bytes() == b"precious"

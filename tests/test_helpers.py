@@ -434,18 +434,6 @@ struct {
 	__uint(value_size, 8 * sizeof(__u64));
 } stacks SEC(".maps");
 
-struct val {
-	struct bpf_spin_lock lock;
-	__u64 n;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct val);
-} locked SEC(".maps");
-
 long rets[8] = {};
 __u64 stack_copy[4] = {};
 
@@ -453,8 +441,6 @@ SEC("kprobe/whatever")
 int trace(struct pt_regs *ctx)
 {
 	__u64 data = 0x1122334455667788ULL;
-	__u32 k = 0;
-	struct val *v = bpf_map_lookup_elem(&locked, &k);
 
 	rets[0] = bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &data, 6);
 	rets[1] = bpf_get_stackid(ctx, &stacks, 0);
@@ -462,11 +448,6 @@ int trace(struct pt_regs *ctx)
 	rets[3] = bpf_get_stack(ctx, stack_copy, sizeof(stack_copy), 0);
 	rets[4] = bpf_get_stack(ctx, stack_copy, 12, 0);
 	rets[5] = bpf_get_smp_processor_id();
-	if (v) {
-		bpf_spin_lock(&v->lock);
-		v->n += 1;
-		bpf_spin_unlock(&v->lock);
-	}
 	bpf_printk("cpu %d pid %d", rets[5], bpf_get_current_pid_tgid() >> 32);
 	bpf_printk("no newline");
 	rets[6] = bpf_trace_printk("bad %d %d %d %d", 16, 1, 2, 3);
@@ -497,7 +478,6 @@ def test_tracing_helpers_vm(tmp_path):
         assert obj.maps["stacks"][usid][:2] == [0x402000, 0]  # one frame skipped
         assert rets[3] == 24 and rets[4] == -errno.EINVAL
         assert rets[5] == 1
-        assert obj.maps["locked"][0]["n"] == 1
         pid = obj.runtime.task.tgid
         assert r.trace == [f"cpu 1 pid {pid}", "no newline"]
         assert rets[6] == -errno.EINVAL

@@ -22,6 +22,11 @@ ARRAY = {5: {"type": MapType.ARRAY, "key_size": 4, "value_size": 24, "max_entrie
 RINGBUF = {6: {"type": MapType.RINGBUF, "key_size": 0, "value_size": 0, "max_entries": 4096}}
 QUEUE = {5: {"type": MapType.QUEUE, "key_size": 0, "value_size": 8, "max_entries": 8}}
 PROGS = {5: {"type": MapType.PROG_ARRAY, "key_size": 4, "value_size": 4, "max_entries": 4}}
+#: bpf_sk_lookup_tcp(ctx, &tuple (12 zero bytes), 12, 0, 0): r0 = socket or NULL; r6 = ctx
+SK_LOOKUP = (
+    "r6 = r1\nr2 = 0\n*(u64 *)(r10 - 8) = r2\n*(u64 *)(r10 - 16) = r2\nr2 = r10\n"
+    "r2 += -16\nr3 = 12\nr4 = 0\nr5 = 0\ncall 84\n"
+)
 LOCKED = {5: MapDesc(MapType.HASH, 8, 16, 8, "locked", spin_lock_off=0)}
 
 LOOKUP = "r1 = map_fd(5) ll\nr2 = 0\n*(u64 *)(r10 - 8) = r2\nr2 = r10\nr2 += -8\ncall 1\n"
@@ -334,7 +339,7 @@ CASES: list[Case] = [
     C(
         "tail_call_wrong_map",
         "r2 = map_fd(5) ll\nr3 = 0\ncall 12\nr0 = 0\nexit",
-        "cannot pass map_type",
+        "expected prog array map for tail call",
         maps=HASH,
     ),
     # ---- packets ----------------------------------------------------------------
@@ -406,8 +411,8 @@ CASES: list[Case] = [
     C("ptr_sub_ptr_priv", "r2 = r10\nr2 -= r10\nr0 = r2\nexit"),
     # clang -mcpu=v3 computes data_end - data in 32 bits: allowed for privileged loaders
     C("ptr_sub_ptr_32_priv", "r2 = r10\nw2 -= w10\nr0 = r2\nexit"),
-    C("ptr_add_ptr_32", "r2 = r10\nw2 += w10\nr0 = 0\nexit", "pointer add pointer"),
-    C("ptr_add_ptr", "r2 = r10\nr2 += r10\nr0 = 0\nexit", "pointer add pointer"),
+    C("ptr_add_ptr_32", "r2 = r10\nw2 += w10\nr0 = 0\nexit", "pointer += pointer prohibited"),
+    C("ptr_add_ptr", "r2 = r10\nr2 += r10\nr0 = 0\nexit", "pointer += pointer prohibited"),
     C("scalar_minus_ptr", "r2 = 5\nr2 -= r10\nr0 = 0\nexit", "subtract pointer from scalar"),
     C("ptr_return_priv", "r0 = r10\nexit"),
     C(
@@ -527,6 +532,7 @@ CASES: list[Case] = [
     C(
         "spin_lock",
         LOOKUP + "if r0 == 0 goto +5\nr6 = r0\nr1 = r0\ncall 93\nr1 = r6\ncall 94\nr0 = 0\nexit",
+        prog_type="sched_cls",  # a socket filter cannot use a spin lock at all
         maps=LOCKED,
         kernel=False,
     ),
@@ -534,6 +540,7 @@ CASES: list[Case] = [
         "spin_lock_missing_unlock",
         LOOKUP + "if r0 == 0 goto +2\nr1 = r0\ncall 93\nr0 = 0\nexit",
         "bpf_spin_unlock is missing",
+        prog_type="sched_cls",  # a socket filter cannot use a spin lock at all
         maps=LOCKED,
         kernel=False,
     ),
@@ -542,6 +549,7 @@ CASES: list[Case] = [
         LOOKUP + "if r0 == 0 goto +6\nr6 = r0\nr1 = r0\ncall 93\n"
         "call 7\nr1 = r6\ncall 94\nr0 = 0\nexit",
         "function calls are not allowed while holding a lock",
+        prog_type="sched_cls",  # a socket filter cannot use a spin lock at all
         maps=LOCKED,
         kernel=False,
     ),
@@ -556,8 +564,23 @@ CASES: list[Case] = [
         "spin_lock_direct_access",
         LOOKUP + "if r0 == 0 goto +1\nr1 = *(u32 *)(r0 + 0)\nr0 = 0\nexit",
         "bpf_spin_lock cannot be accessed directly",
+        prog_type="sched_cls",  # a socket filter cannot use a spin lock at all
         maps=LOCKED,
         kernel=False,
+    ),
+    # ---- a released reference: the call still clobbers r1-r5 --------------------
+    C(
+        "sk_release_clobbers_args",
+        SK_LOOKUP + "if r0 == 0 goto +4\nr1 = r0\nr2 = r6\ncall 86\n"
+        "r0 = *(u32 *)(r2 + 0)\nr0 = 0\nexit",
+        "R2 !read_ok",
+        prog_type="sched_cls",
+    ),
+    C(
+        "sk_release_keeps_callee_saved",
+        SK_LOOKUP + "if r0 == 0 goto +4\nr1 = r0\nr7 = r6\ncall 86\n"
+        "r0 = *(u32 *)(r7 + 0)\nr0 = 0\nexit",
+        prog_type="sched_cls",
     ),
     # ---- loops ------------------------------------------------------------------
     C("bounded_loop", "r0 = 0\nr0 += 1\nif r0 < 10 goto -2\nr0 = 0\nexit"),

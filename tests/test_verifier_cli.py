@@ -62,3 +62,18 @@ def test_unpriv_and_log(tmp_path, capsys) -> None:
     assert code == 1 and "leak" in out["kernel_message"]
     code, out = _run(capsys, str(f), "--log-level", "2")
     assert "processed 2 insns" in out["log"] and "0: (bf) r0 = r10" in out["log"]
+
+
+def test_load_flags_and_attach_type(tmp_path, capsys) -> None:
+    """A syscall program needs ``--sleepable``; a sock_addr program its attach type (a
+    name or a number); an unknown attach type name is bad input."""
+    f = tmp_path / "p.s"
+    f.write_text("r0 = 1\nexit\n")
+    code, out = _run(capsys, str(f), "--type", "syscall")
+    assert code == 1 and out["kernel_message"] == "Syscall programs can only be sleepable"
+    assert _run(capsys, str(f), "--type", "syscall", "--sleepable")[0] == 0
+    assert _run(capsys, str(f), "--type", "cgroup_sock_addr")[0] == 1
+    args = ("--type", "cgroup_sock_addr", "--attach-type")
+    assert _run(capsys, str(f), *args, "cgroup_inet4_connect")[0] == 0
+    assert _run(capsys, str(f), *args, "10")[0] == 0
+    assert _run(capsys, str(f), *args, "no_such_hook")[0] == 2

@@ -95,6 +95,11 @@ def test_case_agrees_with_kernel(case) -> None:
     assert kok == ook, (
         f"kernel {'accepts' if kok else 'rejects'}, we say {msg or 'accept'}\n{klog[-600:]}"
     )
+    if not kok and case.expect != "reject":
+        # the case's expected text is the kernel's wording: the kernel's log has it,
+        # and so has bpfkit's kernel_message
+        assert case.expect in klog, (case.expect, klog[-600:])
+        assert case.expect in msg, (case.expect, msg)
 
 
 @pytest.mark.kernel

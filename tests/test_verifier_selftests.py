@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bpfkit.verifier import selftests as st
-from bpfkit.verifier.selftests_exclusions import EXCLUDED, SLOW
+from bpfkit.verifier.selftests_exclusions import EXCLUDED, MSG_DIFFERENT, SLOW
 
 pytestmark = pytest.mark.kernel
 
@@ -182,6 +182,24 @@ def test_no_false_rejects_outside_exclusions(rows: list[st.Row]) -> None:
         if r.outcome == "false_reject"
     ]
     assert not bad, bad
+
+
+def test_messages_match_where_the_kernel_does(rows: list[st.Row]) -> None:
+    """Where the kernel's log matches the test's ``__msg``, bpfkit's message (the
+    kernel's wording it keeps, all lines) matches too — except the listed programs,
+    where bpfkit stops at another rule first; a listed one that matches now is stale."""
+    bad = [
+        (r.object, r.program, r.tags.msgs, r.ours.message)
+        for r in rows
+        if r.msg_match is False and (r.object, r.program) not in MSG_DIFFERENT
+    ]
+    assert not bad, bad
+    stale = [
+        (r.object, r.program)
+        for r in rows
+        if r.msg_match and (r.object, r.program) in MSG_DIFFERENT
+    ]
+    assert not stale, stale
 
 
 def test_agreement_counted(rows: list[st.Row]) -> None:

@@ -143,7 +143,7 @@ def _progress(enabled: bool, label: str):
 
 
 @filter_group.command("run")
-@click.argument("args", nargs=-1)
+@click.argument("args", nargs=-1, metavar="EXPRESSION... CAPTURE")
 @click.option(
     "-r",
     "--read",
@@ -164,15 +164,16 @@ def _progress(enabled: bool, label: str):
     "--engine",
     type=click.Choice(["interp", "jit"]),
     default=None,
-    help="jit: native code over the mapped file (default when llvmlite is present); interp: Python.",
+    help="jit: native code over the file, pcap or pcapng (default when llvmlite is present); "
+    "interp: Python.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded()
 def run_cmd(
     args: tuple[str, ...], read: str | None, out: str | None, engine: str | None, as_json: bool
 ) -> None:
-    """Filter a capture (pcap or pcapng) with a program: ``run EXPRESSION CAPTURE``, or
-    ``run -r CAPTURE EXPRESSION...`` as tcpdump takes it. The program is an expression, or
+    """Filter a capture (pcap or pcapng) with a program: 'run EXPRESSION CAPTURE', or
+    'run -r CAPTURE EXPRESSION...' as tcpdump takes it. The program is an expression, or
     @FILE holding a classic program (tcpdump -ddd/-dd/-d output or bpfkit's JSON)."""
     if read is not None:
         capture, program = read, " ".join(args)

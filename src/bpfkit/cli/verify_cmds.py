@@ -16,13 +16,19 @@ def _run(
     dialect: str,
     unpriv: bool,
     log_level: int,
+    sleepable: bool = False,
+    attach_type: str | None = None,
 ):
     from ..isa.loader import guess_format, read_bytes, read_program
     from ..verifier import verify, verify_spec
 
     data = read_bytes(file)
     kind = fmt or guess_format(data)
-    common = dict(unpriv=unpriv, log_level=log_level, raise_on_error=False)
+    common: dict = dict(unpriv=unpriv, log_level=log_level, raise_on_error=False)
+    if sleepable:
+        common["prog_flags"] = 1 << 4  # BPF_F_SLEEPABLE
+    if attach_type is not None:
+        common["attach_type"] = _attach_type(attach_type)
     if kind == "elf":
         from ..obj.loader import load_object
 
@@ -40,6 +46,21 @@ def _run(
     return verify(insns, prog_type=prog_type or "socket_filter", **common)
 
 
+def _attach_type(text: str) -> int:
+    """An attach type by number or by name (``bpf_attach_type`` without ``BPF_``)."""
+    from ..uapi.attach import AttachType, NewAttachType
+
+    try:
+        return int(text, 0)
+    except ValueError:
+        pass
+    key = text.strip().upper().removeprefix("BPF_")
+    for enum in (AttachType, NewAttachType):
+        if key in enum.__members__:
+            return int(enum[key])
+    raise click.BadParameter(f"unknown attach type {text!r}", param_hint="--attach-type")
+
+
 @click.command("verify")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--program", help="Program name or section (ELF objects).")
@@ -53,6 +74,10 @@ def _run(
     help="Assembler dialect of an asm input.",
 )
 @click.option("--unpriv", is_flag=True, help="Verify as an unprivileged loader would be.")
+@click.option("--sleepable", is_flag=True, help="Load flag BPF_F_SLEEPABLE (raw/asm input).")
+@click.option(
+    "--attach-type", help="Expected attach type: a number or a name (cgroup_inet4_connect ...)."
+)
 @click.option(
     "--log-level",
     type=click.IntRange(0, 2),
@@ -65,7 +90,18 @@ def _run(
 @click.option("--seccomp", is_flag=True, help="With --classic: seccomp's rules as well.")
 @guarded()
 def verify_cmd(
-    file, program, prog_type, fmt, dialect, unpriv, log_level, as_json, classic, seccomp
+    file,
+    program,
+    prog_type,
+    fmt,
+    dialect,
+    unpriv,
+    sleepable,
+    attach_type,
+    log_level,
+    as_json,
+    classic,
+    seccomp,
 ) -> None:
     """Prove a program safe (exit 0) or explain why it is rejected (exit 1)."""
     if classic or seccomp:
@@ -73,7 +109,9 @@ def verify_cmd(
 
         return _classic.verify(file, fmt, seccomp, as_json)
     try:
-        res = _run(file, program, prog_type, fmt, dialect, unpriv, log_level)
+        res = _run(
+            file, program, prog_type, fmt, dialect, unpriv, log_level, sleepable, attach_type
+        )
     except VerifierError as e:
         if e.insn is None and "unknown program type" in str(e):
             raise BpfError(str(e)) from None

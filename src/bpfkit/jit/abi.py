@@ -38,7 +38,15 @@ SEED_BASE, SEED_RLIM, SEED_WLIM = 24, 25, 26
 # The environment's native words (``env.native_data``: a runtime's map table, CPU, PRNG;
 # see bpfkit.vm.maps.native), 0 for a plain Env. Native helpers start from it.
 ENV_DATA = 27
-NWORDS = 32
+# Legacy loads at negative offsets (SKF_NET_OFF + n, SKF_LL_OFF + n): the bytes such a
+# load can reach start at PKT_NEG_BASE (at or before the data) and span PKT_NEG_SPAN;
+# offset k of the network (MAC) header range is byte k + PKT_NET_ADJ (k + PKT_MAC_ADJ) of
+# them. Without headers the adjustments put every such byte out of range.
+PKT_NEG_BASE, PKT_NEG_SPAN, PKT_NET_ADJ, PKT_MAC_ADJ = 32, 33, 34, 35
+# Budget left before a helper that runs callbacks (bpf_loop ...), and after it: the
+# callbacks count against the run's budget (Python reads and updates it).
+CB_LEFT = 36
+NWORDS = 40
 
 # Fault kinds (FAULT_KIND).
 F_NONE = 0

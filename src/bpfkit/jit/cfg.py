@@ -218,12 +218,24 @@ def _idoms(order: list[int], preds: dict[int, list[int]], root: int) -> dict[int
 
 
 def charges(lay: Layout, fn: Function, heads: set[int]) -> dict[int, int]:
-    """How many instructions each block charges to the count when it runs.
+    """How many instructions each block charges to the count when it runs (see
+    :func:`charge_plan`)."""
+    return charge_plan(lay, fn, heads)[0]
+
+
+def charge_plan(
+    lay: Layout, fn: Function, heads: set[int]
+) -> tuple[dict[int, int], dict[int, int]]:
+    """(charge, ahead): what each block charges to the count when it runs, and how many
+    instructions of later blocks are already charged when it starts.
 
     Within one iteration (the graph without edges into loop headers), a block that is
     dominated by an earlier block and post-dominates it runs exactly once each time
     that block runs, so its length is charged there. Totals at exits and at loop
     headers stay exact; only conditionally executed blocks keep their own charge.
+    ``ahead[b]`` is the length of the blocks charged with ``b``'s group that run after
+    ``b``: the exact count at an instruction of ``b`` is the charged count less them and
+    less the rest of ``b`` (what calls, tail calls and early exits need).
     """
     succ = block_successors(lay, fn)
     src, sink = -1, -2
@@ -291,6 +303,7 @@ def charges(lay: Layout, fn: Function, heads: set[int]) -> dict[int, int]:
                 r = idom[top]
         up[x] = top
     out = {b: len(slots) for b, slots in fn.blocks.items()}
+    groups: dict[int, list[int]] = {}
     for b in fn.blocks:
         if b in heads or b not in ipdom:
             continue
@@ -298,4 +311,14 @@ def charges(lay: Layout, fn: Function, heads: set[int]) -> dict[int, int]:
         if top != b:
             out[top] += len(fn.blocks[b])
             out[b] -= len(fn.blocks[b])
-    return out
+            groups.setdefault(top, [top]).append(b)
+    # a group's blocks lie on one dominator chain: they run in topological order
+    rank = {b: i for i, b in enumerate(order)}
+    ahead = dict.fromkeys(fn.blocks, 0)
+    for members in groups.values():
+        members.sort(key=rank.__getitem__)
+        rest = 0
+        for b in reversed(members):
+            ahead[b] = rest
+            rest += len(fn.blocks[b])
+    return out, ahead

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
+from ..vm.env import COUNTING_HELPERS, SKF_LL_OFF, SKF_NET_OFF
 from ..vm.maps import native as nm
 from ..vm.maps import ringbuf as rbm
 from . import abi, cfg
@@ -396,21 +397,11 @@ class _FnGen:
         self.dirty: set[int] = set()  # registers whose alloca is behind ``cur``
         self.ctx_used: set[int] = set()
         self.budget_preds: list[tuple[int, str, str]] = []  # (pc, left, block) → shared fault
-        # An out-of-bounds legacy packet load ends the program mid-block with the exact
-        # count, so functions with such loads charge each block whole (no merging).
-        self.track_flush = any(
-            low.lay.at(s).cls == op.LD and not low.lay.at(s).is_lddw
-            for b in fn.blocks.values()
-            for s in b
-        )
         self.loop_heads = cfg.loop_heads(low.lay, fn)
-        # what each block adds to the count (control-equivalent blocks are merged; not
-        # where a legacy packet load may return mid-block with the flushed count)
-        self.charge = (
-            {b: len(s) for b, s in fn.blocks.items()}
-            if self.track_flush
-            else cfg.charges(low.lay, fn, self.loop_heads)
-        )
+        # what each block adds to the count (control-equivalent blocks are merged), and
+        # how much of later blocks is charged ahead of each (for exact counts mid-block)
+        self.charge, self.ahead = cfg.charge_plan(low.lay, fn, self.loop_heads)
+        self.lead = fn.entry  # the current block
         self.block_rest = 0  # instructions of the current block after the current one
         # Every base register of a checked access, known before any code is generated so
         # that calls can reset all of them.
@@ -536,6 +527,20 @@ class _FnGen:
         self.e(f"{i} = load i64, ptr %I")
         return self.op(f"sub i64 {t}, {i}")
 
+    def charged_ahead(self) -> int:
+        """Instructions charged to the count that run after the current one."""
+        return self.block_rest + self.ahead[self.lead]
+
+    def exact_left(self) -> str:
+        """The remaining budget counted exactly up to (and with) the current instruction:
+        what a call, a callback or a tail call goes on from, and an early exit reports."""
+        return self.op(f"add i64 {self.left()}, {self.charged_ahead()}")
+
+    def set_left(self, exact: str) -> None:
+        """Go on from ``exact`` (as :meth:`exact_left`: after a call or callbacks)."""
+        self.e(f"store i64 {self.op(f'sub i64 {exact}, {self.charged_ahead()}')}, ptr %L")
+        self.e("store i64 0, ptr %I")
+
     def ret_value(self, r0: str | int, left: str) -> None:
         a = self.op(f"insertvalue {TY} undef, i64 {r0}, 0")
         b = self.op(f"insertvalue {TY} {a}, i64 {left}, 1")
@@ -635,6 +640,7 @@ class _FnGen:
         self.cur.clear()
         self.ptrs = {}
         self.dirty.clear()
+        self.lead = lead
         # Counting: blocks add their length to ``%I``; loop headers commit it into ``%L``
         # (one loop-carried subtraction per iteration instead of one per block).
         if lead in self.loop_heads:  # like the interpreter: check before a loop header
@@ -999,42 +1005,76 @@ class _FnGen:
         size = op.SIZE_BYTES[insn.opcode & 0x18]
         bits = 8 * size
         ret0 = self.label("pk0")
-        ok = self.label("pk")
-        # The block was charged whole on entry; the program ends here, so give back the
-        # instructions after this one (the interpreter counts exactly up to this load).
-        exact_left = self.op(f"add i64 {self.left()}, {self.block_rest}")
+        # The block (and the blocks charged with it) was charged on entry; the program
+        # ends here, so give back the instructions after this one (the interpreter counts
+        # exactly up to this load).
+        exact_left = self.exact_left()
         self.cold += [
             f"{ret0}:",
             f"  %{ret0}.a = insertvalue {TY} undef, i64 0, 0",
             f"  %{ret0}.b = insertvalue {TY} %{ret0}.a, i64 {exact_left}, 1",
             f"  ret {TY} %{ret0}.b",
         ]
-        plen = self.load_ctx(abi.PKT_LEN)
         if (insn.opcode & 0xE0) == op.ABS:
-            if insn.imm < 0:
+            k = insn.imm
+            if k >= 0:
+                plen = self.load_ctx(abi.PKT_LEN)
+                bad = self.op(f"icmp ugt i64 {k + size}, {plen}")
+                ok = self.label("pk")
+                self.br(bad, ret0, ok, COLD)
+                self.block(ok)
+                a = self.op(f"add i64 {self.load_ctx(abi.PKT_BASE)}, {k}")
+            elif k >= SKF_LL_OFF:
+                word = abi.PKT_NET_ADJ if k >= SKF_NET_OFF else abi.PKT_MAC_ADJ
+                u = self.op(f"add i64 {self.load_ctx(word)}, {k}")
+                a, bad = self.header_check(u, size)
+                ok = self.label("pk")
+                self.br(bad, ret0, ok, COLD)
+                self.block(ok)
+            else:  # neither header: the load always fails
                 self.e(f"br label %{ret0}")
                 self.block(self.label("dead"))
                 return
-            o = str(insn.imm)
-            bad = self.op(f"icmp ugt i64 {insn.imm + size}, {plen}")
         else:
             s = self.rd(insn.src)
             t = self.op(f"add i64 {s}, {insn.imm}")
             t32 = self.op(f"trunc i64 {t} to i32")
             o = self.op(f"sext i32 {t32} to i64")
             neg = self.op(f"icmp slt i64 {o}, 0")
+            pos, hdr, ld = self.label("pkp"), self.label("pkn"), self.label("pk")
+            self.br(neg, hdr, pos, COLD)
+            self.block(pos)
+            plen = self.load_ctx(abi.PKT_LEN)
             e = self.op(f"add i64 {o}, {size}")
             big = self.op(f"icmp ugt i64 {e}, {plen}")
-            bad = self.op(f"or i1 {neg}, {big}")
-        self.br(bad, ret0, ok, COLD)
-        self.block(ok)
-        base = self.load_ctx(abi.PKT_BASE)
-        a = self.op(f"add i64 {base}, {o}")
+            a1 = self.op(f"add i64 {self.load_ctx(abi.PKT_BASE)}, {o}")
+            self.br(big, ret0, ld, COLD)
+            # a negative offset: SKF_NET_OFF + n or SKF_LL_OFF + n, else the load fails
+            self.block(hdr)
+            net = self.op(f"icmp sge i64 {o}, {SKF_NET_OFF}")
+            ll = self.op(f"icmp sge i64 {o}, {SKF_LL_OFF}")
+            mac = self.op(f"select i1 {ll}, i64 {self.load_ctx(abi.PKT_MAC_ADJ)}, i64 {1 << 40}")
+            adj = self.op(f"select i1 {net}, i64 {self.load_ctx(abi.PKT_NET_ADJ)}, i64 {mac}")
+            u = self.op(f"add i64 {o}, {adj}")
+            a2, bad = self.header_check(u, size)
+            self.br(bad, ret0, ld)
+            self.block(ld)
+            a = self.op(f"phi i64 [{a1}, %{pos}], [{a2}, %{hdr}]")
         p = self.op(f"inttoptr i64 {a} to ptr")
         v = self.op(f"load i{bits}, ptr {p}, align 1")
         if bits > 8:
             v = self.op(f"call i{bits} @llvm.bswap.i{bits}(i{bits} {v})")
         self.wr(0, self.op(f"zext i{bits} {v} to i64"))
+
+    def header_check(self, u: str, size: int) -> tuple[str, str]:
+        """(address, out of range) of a load at byte ``u`` of the header-reachable bytes
+        (``abi.PKT_NEG_BASE``, spanning ``abi.PKT_NEG_SPAN``)."""
+        span = self.load_ctx(abi.PKT_NEG_SPAN)
+        below = self.op(f"icmp slt i64 {u}, 0")
+        e = self.op(f"add i64 {u}, {size}")
+        above = self.op(f"icmp sgt i64 {e}, {span}")
+        bad = self.op(f"or i1 {below}, {above}")
+        return self.op(f"add i64 {self.load_ctx(abi.PKT_NEG_BASE)}, {u}"), bad
 
     def lddw(self, insn: Instruction, slot: int) -> None:
         if insn.src == 0:
@@ -1106,10 +1146,16 @@ class _FnGen:
         if nat is not None:
             return self.native_call(nat, args, slot)
         self.store_ctx(abi.SITE, slot | (1 << 32 if callx else 0))
+        # a helper that runs callbacks (or a tail call's target) counts on from here
+        counting = callx or hid in COUNTING_HELPERS
+        if counting:
+            self.store_ctx(abi.CB_LEFT, self.exact_left())
         cb = self.load_ctx(abi.HELPER_CB, "ptr")
         argl = ", ".join(f"i64 {a}" for a in args)
         r = self.op(f"call i64 {cb}(ptr %ctx, i64 {hid}, {argl})")
         self.check_fault()
+        if counting:
+            self.set_left(self.load_ctx(abi.CB_LEFT))
         return r
 
     def native_call(self, nat: NativeHelper, args: list[str], slot: int = 0) -> str:
@@ -1140,7 +1186,7 @@ class _FnGen:
         args = self.args()
         fp = self.op(f"sub i64 {self.rd(10)}, {op.STACK_SIZE}")
         d = self.op("add i64 %depth, 1")
-        lft = self.left()
+        lft = self.exact_left()
         argl = ", ".join(f"i64 {a}" for a in args)
         res = self.op(
             f"call fastcc {TY} @{self.low.prefix}f{tgt}(ptr %ctx, {argl}, i64 {fp}, i64 {d}, i64 {lft})"
@@ -1152,8 +1198,7 @@ class _FnGen:
         self.block(prop)
         self.ret_value(0, nl)
         self.block(cont)
-        self.e(f"store i64 {nl}, ptr %L")
-        self.e("store i64 0, ptr %I")
+        self.set_left(nl)
         self.wr(0, self.op(f"extractvalue {TY} {res}, 0"))
 
     def callx(self, insn: Instruction, slot: int) -> None:
@@ -1250,6 +1295,7 @@ class _FnGen:
         self.store_ctx(abi.TAIL_COUNT, self.op(f"add i64 {cnt}, 1"))
         self.store_ctx(abi.TAIL_TARGET, tgt)
         self.store_ctx(abi.TAIL_R1, r1)
+        # (the resolver's tail call goes on with the caller's block charged whole)
         self.store_ctx(abi.TAIL_LEFT, self.left())
         self.e(f"ret {TY} {{i64 0, i64 {abi.TAIL_SENTINEL}}}")
         self.block(fail)  # the program continues after a failed tail call; r0 unchanged

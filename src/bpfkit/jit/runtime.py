@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..errors import BpfError, NotSupported, RuntimeFault
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
-from ..vm.env import STACK_REGION_SIZE, Env
+from ..vm.env import COUNTING_HELPERS, SKF_LL_OFF, SKF_NET_OFF, STACK_REGION_SIZE, Env
 from ..vm.interp import DEFAULT_BUDGET, RunResult, with_pc
 from ..vm.maps import native as nm
 from ..vm.maps import ringbuf as rbm
@@ -33,6 +33,8 @@ from .native import NativeHelper, install_builtin, native_for
 
 M = (1 << 64) - 1
 M32 = 0xFFFFFFFF
+#: a header adjustment that puts every offset far past any packet (no such header)
+_NO_HEADER = 1 << 40
 
 #: A tail-call resolver: ``(env, map_pointer, index) -> JitProgram | None``.
 TailCallResolver = Callable[[Env, int, int], "JitProgram | None"]
@@ -397,18 +399,31 @@ class JitProgram:
 
     # -- running --
     def run(
-        self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0
+        self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0, *, insns: int = 0
     ) -> tuple[int, int]:
-        """Run from the entry: returns ``(r0, executed instructions)``."""
-        r0, n, _ = self.run_repeat(1, r1, r2, r3, r4, r5)
+        """Run from the entry: returns ``(r0, executed instructions)``. ``insns`` is the
+        count the run starts from (what it executed before a tail call into this
+        program): the budget bounds them together."""
+        r0, n, _ = self.run_repeat(1, r1, r2, r3, r4, r5, insns=insns)
         return r0, n
 
     def run_repeat(
-        self, repeat: int, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0
+        self,
+        repeat: int,
+        r1: int = 0,
+        r2: int = 0,
+        r3: int = 0,
+        r4: int = 0,
+        r5: int = 0,
+        *,
+        insns: int = 0,
     ) -> tuple[int, int, int]:
-        """Run ``repeat`` times in a native loop: ``(r0, count, total ns)`` of the last run."""
+        """Run ``repeat`` times in a native loop: ``(r0, count, total ns)`` of the last run
+        (each run starting from the count ``insns``)."""
         if repeat < 1:
             raise ValueError("repeat must be at least 1")
+        if not 0 <= insns < abi.MAX_BUDGET:  # past the budget: the first check faults
+            raise ValueError(f"a run cannot start from {insns} instructions")
         if self._running:
             raise BpfError("a JitProgram cannot be re-entered while it runs")
         if self._upgrade is not None:  # the tier-up compile finished: switch (same layout)
@@ -430,7 +445,7 @@ class JitProgram:
                 r5 & M,
                 self.env.frame_pointer,
                 repeat,
-                self.budget,
+                self.budget - insns,
             )
             dt = time.perf_counter_ns() - t0
             if w[abi.FAULT_KIND]:
@@ -520,9 +535,21 @@ class JitProgram:
             w[i] = 0
 
     def _sync_packet(self) -> None:
-        pkt = self.env.packet
-        self._w[abi.PKT_BASE] = pkt.base if pkt is not None else 0
-        self._w[abi.PKT_LEN] = pkt.size if pkt is not None else 0
+        env = self.env
+        pkt = env.packet
+        w = self._w
+        w[abi.PKT_BASE] = pkt.base if pkt is not None else 0
+        w[abi.PKT_LEN] = pkt.size if pkt is not None else 0
+        hdr = env.packet_headers if pkt is not None else None
+        if hdr is None:  # every negative offset fails
+            w[abi.PKT_NEG_BASE] = w[abi.PKT_NEG_SPAN] = 0
+            w[abi.PKT_NET_ADJ] = w[abi.PKT_MAC_ADJ] = _NO_HEADER
+            return
+        # the reachable bytes end where the data ends (``lo`` is at most 0)
+        w[abi.PKT_NEG_BASE] = hdr.front.base
+        w[abi.PKT_NEG_SPAN] = pkt.size - hdr.lo
+        w[abi.PKT_NET_ADJ] = (hdr.net - SKF_NET_OFF - hdr.lo) & M
+        w[abi.PKT_MAC_ADJ] = _NO_HEADER if hdr.mac is None else (hdr.mac - SKF_LL_OFF - hdr.lo) & M
 
     # -- callbacks from native code (must never raise into ctypes) --
     def _record(self, exc: BaseException) -> None:
@@ -542,11 +569,19 @@ class JitProgram:
                     msg = f"call to unknown helper {_s32(hid)}"
                 raise RuntimeFault(msg, pc=pc, insn=self.compiled.layout.describe(pc))
             synced = self._sync_rings()
+            env = self.env
+            w = self._w
+            # callbacks (and a tail call's target) count on from the generated code's count
+            counting = callx or hid in COUNTING_HELPERS
+            if counting:
+                env.insns = self.budget - _s64(w[abi.CB_LEFT])
             try:
-                v = h.fn(self.env, r1, r2, r3, r4, r5) & M
+                v = h.fn(env, r1, r2, r3, r4, r5) & M
             finally:
                 if synced:
                     self._unsync_rings()
+            if counting:
+                w[abi.CB_LEFT] = (self.budget - env.insns) & M
             self._sync_table()
             self._sync_packet()
             return v

@@ -39,9 +39,9 @@ def safe_output(
 ) -> Iterator[BinaryIO]:
     """A binary file to write the capture into; see the module's docstring.
 
-    The file replaces ``path`` when the block ends normally or with one of ``keep_on``
-    (``CaptureError`` for a damaged input: the packets before the damage are kept, as
-    tcpdump keeps them); on any other exception the old file is left as it was.
+    The file replaces ``path`` when the block ends normally, or with one of ``keep_on``
+    after something was written (``CaptureError`` for a damaged input: the packets before
+    the damage are kept, as tcpdump keeps them); otherwise the old file is left as it was.
     """
     target = os.path.realpath(os.fspath(path))
     try:
@@ -93,8 +93,9 @@ def safe_output(
             try:
                 yield f
             except keep_on:
-                commit(f)
-                raise
+                if f.tell():  # packets before the damage: kept, as tcpdump keeps them
+                    commit(f)
+                raise  # (nothing written — a bad header — leaves the old file alone)
             commit(f)
     finally:
         if not done:

@@ -104,9 +104,18 @@ class Node:
 STEP_BUDGET = 2_000_000
 
 
+_LOOPS = (
+    "these rules make libseccomp's rule merge loop forever "
+    "(libseccomp 2.5.4 never returns from seccomp_rule_add on them)"
+)
+
+
 class _Budget:
     """Counts node visits of one ``ArchDB.add``; libseccomp 2.5.4 never finishes on some
-    rule sets (a level that links back to itself), and neither would a faithful copy."""
+    rule sets (a level that links back to itself), and neither would a faithful copy.
+
+    The level walks detect such a cycle exactly (:func:`_cycle`); the budget is a
+    backstop for any other endless loop."""
 
     left = STEP_BUDGET
 
@@ -114,10 +123,42 @@ class _Budget:
     def tick(cls) -> None:
         cls.left -= 1
         if cls.left < 0:
-            raise ProfileError(
-                "these rules make libseccomp's rule merge loop forever "
-                "(libseccomp 2.5.4 never returns from seccomp_rule_add on them)"
-            )
+            raise ProfileError(_LOOPS)
+
+
+_LONG_WALK = 4096
+
+
+def _cycle(n: Node | None, attr: str) -> None:
+    """Raise when following ``attr`` (``lvl_prv``/``lvl_nxt``) from ``n`` never ends.
+
+    A walk along a level that only reads (to its first node, or through it) and meets a
+    node twice is an endless loop in libseccomp: the same links give the same steps.
+    """
+    seen: set[int] = set()
+    while n is not None:
+        if id(n) in seen:
+            raise ProfileError(_LOOPS)
+        seen.add(id(n))
+        n = getattr(n, attr)
+
+
+# --- memoised pruning -------------------------------------------------------------------
+#
+# libseccomp's prune walks a level once per node of the new rule's chain and starts the
+# walk over for every existing node the new one sorts after, so on deep rule sets it
+# repeats the same call (same level, same new sub-chain, same state) a great many times
+# (libseccomp itself needs seconds on some). A call that changed nothing in the tree
+# only changed the caller's flags; while nothing changes, the same call gives the same
+# flags. ``_EPOCH`` counts structural changes (a link rewritten, a node freed) and a
+# remembered result is reused only within the same epoch — the result stays exact.
+
+_EPOCH = [0]
+_MEMO: dict[tuple, tuple[int, int]] = {}
+
+
+def _mutated() -> None:
+    _EPOCH[0] += 1
 
 
 # --- node ordering and identity -------------------------------------------------------
@@ -163,21 +204,29 @@ def _zombie(n: Node) -> bool:
 
 
 def _first(n: Node) -> Node:
+    steps = 0
     while n.lvl_prv is not None:
         _Budget.tick()
         n = n.lvl_prv
+        steps += 1
+        if steps == _LONG_WALK:
+            _cycle(n, "lvl_prv")
     return n
 
 
 def level(n: Node | None) -> Iterator[Node]:
-    """The nodes of ``n``'s level, first to last."""
+    """The nodes of ``n``'s level, first to last (for walks that only read)."""
     if n is None:
         return
     it: Node | None = _first(n)
+    steps = 0
     while it is not None:
         _Budget.tick()
         yield it
         it = it.lvl_nxt
+        steps += 1
+        if steps == _LONG_WALK:
+            _cycle(it, "lvl_nxt")
 
 
 # --- reference counting (what decides whether a pruned node is gone) ------------------
@@ -200,6 +249,7 @@ def _put(n: Node | None) -> tuple[int, Node | None]:
     n.refcnt -= 1
     if n.refcnt != 0:
         return 0, n
+    _mutated()
     cnt = 0
     lp, ln, nt, nf = n.lvl_prv, n.lvl_nxt, n.nxt_t, n.nxt_f
     if lp is not None:
@@ -250,11 +300,15 @@ def _tree_put(t: Node | None) -> tuple[int, Node | None]:
 class _Ref:
     """A pointer to a tree pointer (``struct db_arg_chain_tree **``)."""
 
-    __slots__ = ("get", "set")
+    __slots__ = ("get", "_set")
 
     def __init__(self, get, set_):
         self.get = get
-        self.set = set_
+        self._set = set_
+
+    def set(self, v: Node | None) -> None:
+        _mutated()
+        self._set(v)
 
 
 def _attr_ref(obj: object, name: str) -> _Ref:
@@ -281,6 +335,7 @@ def _tree_remove(ref: _Ref, node: Node) -> int:
         if it is None or cnt != 0:
             return cnt
     # remove ``it`` from its level
+    _mutated()
     if it is ref.get():
         ref.set(it.lvl_prv if it.lvl_prv is not None else it.lvl_nxt)
     if it.lvl_prv is not None:
@@ -341,6 +396,27 @@ def _prune_into(x_ref: _Ref, n_node: Node, st: _State, holder: Node) -> tuple[in
 
 
 def _prune(existing: _Ref, new: Node | None, state: _State) -> int:
+    """libseccomp's ``_db_tree_prune``: drop what the new chain makes redundant.
+
+    Memoised (see ``_EPOCH``): a call on the same level, sub-chain and state within
+    one epoch returns what the first call did, without walking again.
+    """
+    x = existing.get()
+    if new is None or x is None:
+        return _prune_walk(existing, new, state)
+    key = (_first(x), new, state.flags, state.action, id(state.sx))
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] == _EPOCH[0]:
+        state.flags = hit[1]
+        return 0
+    epoch = _EPOCH[0]
+    cnt = _prune_walk(existing, new, state)
+    if _EPOCH[0] == epoch and cnt == 0:
+        _MEMO[key] = (epoch, state.flags)
+    return cnt
+
+
+def _prune_walk(existing: _Ref, new: Node | None, state: _State) -> int:
     cnt = 0
     st_new = state.copy()
     x = existing.get()
@@ -674,6 +750,7 @@ class ArchDB:
     def add(self, num: int, action: int, conds: Sequence[Cond]) -> None:
         """Add one rule (libseccomp's ``db_rule_add``); ``ProfileError`` on a conflict."""
         _Budget.left = STEP_BUDGET
+        _MEMO.clear()
         new = _rule_entry(num, action, conds, self.arg_bits)
         new.priority = _PRI_CHAIN - new.node_cnt
         cur = self.syscalls.get(num)

@@ -131,6 +131,8 @@ def export(
     try:
         out = _run(jobs, timeout)
     except subprocess.TimeoutExpired:
+        if len(jobs) == 1 and job_timeout <= timeout:
+            return [OracleResult(None, HANG)]  # the retry alone would time out again
         out = []
         for j in jobs:
             try:

@@ -88,9 +88,13 @@ class _State:
     # -- the block hash table (content identity stands for jhash + memcmp) --
 
     def hsh_add(self, blk: _Blk, found: bool) -> _Blk:
+        # libseccomp 2.5.4 hashes and compares a block's accumulator states along with its
+        # instructions: the same instructions expecting another word in the accumulator
+        # (e.g. a 32-bit ABI's ``jeq`` on args[2] and a 64-bit ABI's on args[0].hi) stay
+        # two blocks (read from the library's _hsh_add: jhash of blks, acc_start, acc_end)
         if blk.flag_hash:
             return blk
-        content = tuple(i.key() for i in blk.ins)
+        content = (tuple(i.key() for i in blk.ins), blk.acc_start, blk.acc_end)
         h = self.by_content.get(content)
         blk.flag_hash = True
         if h is not None:

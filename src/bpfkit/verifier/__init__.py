@@ -52,6 +52,9 @@ class MapDesc:
     frozen: bool = False
     data: bytes | None = None  # initial contents of a read-only (frozen) array map
     inner: MapDesc | None = None  # a map-in-map's inner map template
+    #: the special kernel objects the value holds at its top level (``spin_lock``,
+    #: ``timer``, ``wq``, ``list_head``, ``rb_root``): some program types cannot use them
+    special: frozenset[str] = frozenset()
 
     @property
     def rdonly_prog(self) -> bool:
@@ -86,6 +89,7 @@ class MapDesc:
             ),
             frozen=bool(get("frozen", False)),
             data=get("data", None),
+            special=frozenset(get("special", ()) or ()),
         )
 
 
@@ -372,7 +376,7 @@ def _error(
         pos += insn.slots
     line = lookup(rej.insn) if rej.insn is not None else None
     err = VerifierError(rej.reason, insn=rej.insn, log=log, line=line, state=state)
-    err.kernel_message = rej.kmsg.splitlines()[0] if rej.kmsg else ""
+    err.kernel_message = rej.kmsg or ""  # every line the kernel logs for it
     insn = at.get(rej.insn) if rej.insn is not None else None
     err.disasm = _disasm(insn) if insn is not None else None
     return err
@@ -550,6 +554,42 @@ def _small_scalar(btf: Any, t: Any) -> bool:
     return isinstance(t, Int) and 0 < getattr(t, "size", 0) <= 8
 
 
+#: the kernel's special structs a map value may hold (``btf_parse_fields``)
+_SPECIAL_STRUCTS = {
+    "bpf_spin_lock": "spin_lock",
+    "bpf_res_spin_lock": "spin_lock",
+    "bpf_timer": "timer",
+    "bpf_wq": "wq",
+    "bpf_list_head": "list_head",
+    "bpf_rb_root": "rb_root",
+}
+
+
+def special_fields(btf: Any, value_type_id: int | None) -> frozenset[str]:
+    """The special kernel objects (``spin_lock``, ``timer`` ...) among a map value's
+    top-level members (arrays of them included), found through its BTF."""
+    from ..btf.types import Array
+
+    if btf is None or not value_type_id:
+        return frozenset()
+    try:
+        t = btf.resolve(value_type_id)
+    except (KeyError, IndexError, ValueError, BpfError):
+        return frozenset()
+    out = set()
+    for m in getattr(t, "members", None) or ():
+        try:
+            mt = btf.resolve(m.type)
+            while isinstance(mt, Array):  # an array of them
+                mt = btf.resolve(mt.type)
+        except (KeyError, IndexError, ValueError, BpfError):
+            continue
+        kind = _SPECIAL_STRUCTS.get(getattr(mt, "name", "") or "")
+        if kind and hasattr(mt, "members"):
+            out.add(kind)
+    return frozenset(out)
+
+
 def spin_lock_offset(btf: Any, value_type_id: int | None) -> int:
     """Offset of the top-level ``struct bpf_spin_lock`` member of a map value, or -1.
 
@@ -581,9 +621,11 @@ def map_desc(m: Any, name: str, btf: Any = None) -> MapDesc:
     inner = getattr(m, "inner_map", None) or getattr(m, "inner", None)
     if inner is not None and desc.type in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS):
         desc.inner = map_desc(inner, getattr(inner, "name", "inner") or "inner", btf)
+    vt = getattr(m, "value_type_id", None) or getattr(m, "btf_value_type", None)
     if desc.spin_lock_off < 0:
-        vt = getattr(m, "value_type_id", None) or getattr(m, "btf_value_type", None)
         desc.spin_lock_off = spin_lock_offset(btf, vt)
+    if not desc.special:
+        desc.special = special_fields(btf, vt)
     return desc
 
 
@@ -624,8 +666,10 @@ def verify_spec(obj: Any, program: str | None = None, **kw: Any) -> VerifyResult
     kw.setdefault("prog_type", prog.prog_type)
     if prog.expected_attach_type is not None:
         kw.setdefault("attach_type", int(prog.expected_attach_type))
+    flags = int(getattr(prog, "flags", 0) or 0)  # the section's load flags (libbpf's)
     if getattr(prog, "sleepable", False):
-        kw["prog_flags"] = kw.get("prog_flags", 0) | BPF_F_SLEEPABLE
+        flags |= BPF_F_SLEEPABLE
+    kw["prog_flags"] = kw.get("prog_flags", 0) | flags
     kw.setdefault("license", prog.license or obj.license or "GPL")
     kw.setdefault(
         "global_funcs", global_funcs_of(prog, getattr(obj, "btf", None), int(kw["prog_type"]))

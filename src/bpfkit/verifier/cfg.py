@@ -11,6 +11,7 @@ occupies two), like the kernel's.
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -56,6 +57,41 @@ class Program:
     def subprog_end(self, idx: int) -> int:
         """First slot after subprogram ``idx``."""
         return self.subprogs[idx + 1] if idx + 1 < len(self.subprogs) else self.nslots
+
+
+def _kernel_insn_msg(insn: Instruction, why: str) -> str:
+    """The kernel's message for an invalid encoding ``isa.check`` found (its reserved-
+    field checks in ``resolve_pseudo_ldimm64`` and ``do_check``)."""
+    code = insn.opcode
+    cls, mode, aop = code & 7, code & 0xE0, code & 0xF0
+    m = re.match(r"invalid (?:destination|source) register r(\d+)", why)
+    if m:
+        return f"R{m.group(1)} is invalid"
+    if why == "unknown opcode":
+        if cls == op.LDX:
+            return "BPF_LDX uses reserved fields"
+        if cls == op.LD and mode not in (op.ABS, op.IND, op.IMM):
+            return "invalid BPF_LD mode"
+        return f"unknown opcode {code:02x}"
+    if cls == op.LDX:
+        return "BPF_LDX uses reserved fields"
+    if cls == op.LD:
+        if code == op.LDDW:
+            return "invalid bpf_ld_imm64 insn"
+        return "BPF_LD_[ABS|IND] uses reserved fields"
+    if cls == op.ST:
+        return "BPF_ST uses reserved fields"
+    if cls == op.STX:
+        if mode == op.ATOMIC:
+            if why.startswith("unknown atomic"):
+                return f"BPF_ATOMIC uses invalid atomic opcode {insn.imm & 0xFF:02x}"
+            return "invalid atomic operand size"
+        return "BPF_STX uses reserved fields"
+    if cls in (op.ALU, op.ALU64):
+        name = {op.NEG: "BPF_NEG", op.END: "BPF_END", op.MOV: "BPF_MOV"}.get(aop, "BPF_ALU")
+        return f"{name} uses reserved fields"
+    name = {op.JA: "BPF_JA", op.CALL: "BPF_CALL", op.EXIT: "BPF_EXIT"}.get(aop, "BPF_JMP/JMP32")
+    return f"{name} uses reserved fields"
 
 
 def _target(insn: Instruction, pc: int) -> int:
@@ -104,11 +140,7 @@ def build(
             continue
         why = check(insn)
         if why:
-            raise Reject(
-                f"Instruction {pc} is invalid: {why}.",
-                f"invalid insn {pc}: {why} (code {insn.opcode:#04x})",
-                pc,
-            )
+            raise Reject(f"Instruction {pc} is invalid: {why}.", _kernel_insn_msg(insn, why), pc)
         if insn.is_callx:
             raise Reject(
                 "Indirect calls (callx) are not supported by the verifier.",

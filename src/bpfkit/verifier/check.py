@@ -18,7 +18,7 @@ from ..isa import opcodes as op
 from ..isa.disasm import ALU_SYMBOLS
 from ..isa.instruction import Instruction
 from ..uapi.enums import HELPER_IDS, HELPER_NAMES, MapType, ProgType
-from . import ctxinfo, liveness, precision, scalar, tnum
+from . import ctxinfo, liveness, load, precision, scalar, tnum
 from .cfg import MAY_GOTO, Program, Reject, check_stack_depth
 from .helpers_proto import (
     ANYTHING,
@@ -83,6 +83,7 @@ from .state import (
     PTR_TO_SOCKET,
     PTR_TO_STACK,
     PTR_TO_TCP_SOCK,
+    PTR_TO_TP_BUFFER,
     PTR_TO_XDP_SOCK,
     S32_MAX,
     S32_MIN,
@@ -116,6 +117,9 @@ COMPLEXITY_LIMIT_JMP_SEQ = 8192
 MAX_ERRNO = 4095
 
 CALLER_SAVED = (1, 2, 3, 4, 5)
+#: helpers whose prototype says ``might_sleep`` (copy_from_user, copy_from_user_task,
+#: ima_inode_hash, ima_file_hash, sys_bpf, btf_find_by_name_kind, sys_close)
+_MIGHT_SLEEP = frozenset({148, 191, 161, 193, 166, 167, 168})
 
 
 def _possible_cpus() -> int:
@@ -181,6 +185,23 @@ _ALU_NEG_VALUE = 4
 _ALU_IMMEDIATE = 8
 _ALU_NON_POINTER = 16
 
+#: pointer types one load/store instruction may not share with another type (the
+#: kernel's ``reg_type_mismatch_ok``: their accesses are rewritten per instruction)
+_NO_MIX_TYPES = frozenset(
+    {T_CTX, PTR_TO_SOCKET, PTR_TO_SOCK_COMMON, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK}
+)
+_REG_TYPE_NAMES = {
+    T_CTX: "ctx",
+    PTR_TO_SOCKET: "sock",
+    PTR_TO_SOCK_COMMON: "sock_common",
+    PTR_TO_TCP_SOCK: "tcp_sock",
+    PTR_TO_XDP_SOCK: "xdp_sock",
+    PTR_TO_STACK: "fp",
+    PTR_TO_MAP_VALUE: "map_value",
+    PTR_TO_PACKET: "pkt",
+    PTR_TO_MEM: "mem",
+}
+
 #: Program types whose context is typed by kernel BTF (not modelled: rejected).
 BTF_CTX_TYPES = frozenset({ProgType.TRACING, ProgType.LSM, ProgType.STRUCT_OPS, ProgType.EXT})
 
@@ -206,7 +227,10 @@ class Checker:
         prog_flags: int = 0,
     ) -> None:
         self.prog = prog
-        #: the expected attach type (None: the program type's default)
+        #: the expected attach type (None: the program type's default; cgroup_sock and
+        #: sk_reuseport programs get theirs, as bpf_prog_load fixes up an unset one)
+        if not attach_type and prog_type in load.ATTACH_DEFAULT:
+            attach_type = int(load.ATTACH_DEFAULT[prog_type])
         self.attach_type = attach_type
         self.prog_flags = prog_flags
         #: BPF_F_STRICT_ALIGNMENT without BPF_F_ANY_ALIGNMENT (x86 has efficient
@@ -249,12 +273,21 @@ class Checker:
         self._cb_calls: dict[int, bool] = {}  # pruning point -> a callback helper's call
         self._may_goto_pcs: frozenset[int] | None = None
         self.explore_alu_limits = False
+        #: per load/store instruction: the pointer type it was first checked with
+        self.aux_ptr: dict[int, int] = {}
 
     # ------------------------------------------------------------------ utils
     def new_id(self) -> int:
         """A fresh id for a pointer, a scalar link or a reference."""
         self.id_gen += 1
         return self.id_gen
+
+    def acquire_id(self) -> int:
+        """The id of a reference a helper returns: the kernel first numbers the
+        maybe-NULL result, then the reference (``acquire_reference_state``), so the
+        reference's id (the one its log prints) is the second."""
+        self.id_gen += 1
+        return self.new_id()
 
     def fail(self, reason: str, kmsg: str | None = None) -> Reject:
         """Build a rejection at the current instruction."""
@@ -317,6 +350,16 @@ class Checker:
                 f"program type {_ptname(self.prog_type)} needs CAP_BPF (EPERM)",
                 0,
             )
+        # bpf_prog_load's checks (EINVAL before the verifier), then bpf_check's map
+        # references and its sleepable rule: whole-program rules, reachable or not
+        load.check_prog_load(self.prog_type, self.attach_type, self.prog_flags)
+        sleepable = bool(self.prog_flags & load.BPF_F_SLEEPABLE)
+        load.resolve_maps(self.prog, self.maps, self.prog_type, sleepable)
+        load.check_attach(
+            self.prog_type,
+            load.effective_attach_type(self.prog_type, self.attach_type),
+            sleepable,
+        )
         if self.prog_type in BTF_CTX_TYPES:
             # their context and return values are typed by the kernel's BTF of the attach
             # target: not modelled (nor run by the userspace VM)
@@ -442,6 +485,30 @@ class Checker:
         """A call of a global function: check the arguments against its prototype; the
         result is an unknown number (the callee is verified on its own)."""
         g = self.global_funcs[target]
+        try:
+            self._global_args(st, g)
+        except Reject as e:
+            e.kmsg += (
+                f"\nCaller passes invalid args into func#{self.prog.subprog_of(target)} "
+                f"('{g.name}')"
+            )
+            raise
+        regs = st.cur.regs
+        if self.prog.subprog_of(target) in self.changes_pkt:
+            self._map_regs(
+                st, lambda r: Reg.unknown() if r.type in PACKET_TYPES + (PTR_TO_PACKET_END,) else r
+            )
+            regs = st.cur.regs
+        for r in CALLER_SAVED:
+            regs[r] = NOT_INIT_REG
+        regs[0] = Reg.unknown()
+        if target not in self.global_queue:
+            self.global_queue.append(target)
+        return pc + 1
+
+    def _global_args(self, st: State, g) -> None:
+        """The arguments of a global function's call against its prototype (the
+        kernel's ``btf_check_func_arg_match``)."""
         regs = st.cur.regs
         for i, arg in enumerate(g.args, start=1):
             r = regs[i]
@@ -478,17 +545,6 @@ class Checker:
                         allow_null=True,
                         what=f"argument {i} of {g.name}()",
                     )
-        if self.prog.subprog_of(target) in self.changes_pkt:
-            self._map_regs(
-                st, lambda r: Reg.unknown() if r.type in PACKET_TYPES + (PTR_TO_PACKET_END,) else r
-            )
-            regs = st.cur.regs
-        for r in CALLER_SAVED:
-            regs[r] = NOT_INIT_REG
-        regs[0] = Reg.unknown()
-        if target not in self.global_queue:
-            self.global_queue.append(target)
-        return pc + 1
 
     def push(self, state: State, pc: int) -> None:
         """Queue ``state`` to explore from ``pc`` later."""
@@ -553,20 +609,22 @@ class Checker:
         if active:
             sig = _signature(state)
             if is_cb_call:
-                prev = None
+                # a callback round back at its call: it ends when a round still being
+                # explored covers it (RANGE_WITHIN: every scalar by range); what that
+                # round relies on so far is what this path inherits (propagate_precision)
                 for old in active.get("cb", ()):
                     if old.branches > 0 and states_equal(old, state, allow_uninit):
-                        # pruned against a checkpoint still being explored: its
-                        # precision marks are not final, so rely on everything
-                        precision.mark_all(state.parent)
+                        if self.priv:
+                            keys = precision.live_keys(old)
+                            if keys:
+                                precision.mark_chain(self.prog.at, state, keys)
+                            p = state.parent
+                            while p is not None and p is not old:
+                                p.all_prec = True
+                                p = p.parent
                         self.path_done(state)
                         return True
-                    if old.branches > 0 and len(old.frames) == len(state.frames):
-                        prev = old
-                if prev is not None:
-                    # another round of the callback changed some numbers: widen them so
-                    # the rounds converge (the kernel widens its imprecise scalars)
-                    _widen(prev, state)
+        if active and not is_cb_call:  # no infinite-loop test at a callback's call
             for old in active.get(sig, ()):
                 # the kernel's infinite-loop test compares states exactly (EXACT)
                 if (
@@ -884,7 +942,7 @@ class Checker:
                 return Reg.unknown()
             raise self.fail(
                 f"r{dstno}: {opname} of two pointers is not allowed.",
-                f"R{dstno} pointer {opname} pointer prohibited",
+                f"R{dstno} pointer {_ALU_STRING.get(aop, opname)} pointer prohibited",
             )
         if not is64:
             if aop == op.SUB and self.priv:
@@ -902,7 +960,7 @@ class Checker:
                     )
                 raise self.fail(
                     f"r{dstno}: {opname} with a pointer operand is not allowed.",
-                    f"R{dstno} pointer arithmetic with {opname} operator prohibited",
+                    f"R{dstno} pointer arithmetic with {_ALU_STRING.get(aop, opname)} operator prohibited",
                 )
             ptr, off = src, dst
         else:
@@ -1128,17 +1186,7 @@ class Checker:
         if src in (op.PSEUDO_MAP_FD, op.PSEUDO_MAP_IDX):
             self.set_reg(st, insn.dst, Reg.pointer(CONST_PTR_TO_MAP, map=m))
             return
-        off = insn.imm_hi
-        if m.type not in (MapType.ARRAY,) or m.max_entries < 1:
-            raise self.fail(
-                f"Direct value access is only allowed on array maps, not map '{m.name}'.",
-                "direct value access on map is not allowed",
-            )
-        if off >= m.value_size:
-            raise self.fail(
-                f"Direct value offset {off} is outside map '{m.name}' value (size {m.value_size}).",
-                f"invalid access to map value pointer, value_size={m.value_size} off={off}",
-            )
+        off = insn.imm_hi  # a one-element array, off inside its value (load.resolve_maps)
         self.set_reg(st, insn.dst, Reg.pointer(PTR_TO_MAP_VALUE, map=m, off=off))
 
     def lookup_map(self, key: int, by_index: bool):
@@ -1161,6 +1209,7 @@ class Checker:
         val = self.mem_access(
             st, insn.src, base, insn.off, size, write=False, value=None, ldsx=signed
         )
+        self.save_ptr_type(base.type)
         if val.type == SCALAR and size < 8:
             val = val.clone()
             if signed:
@@ -1190,6 +1239,7 @@ class Checker:
                 value_regno=-1,
                 imm_store=True,
             )
+            self.save_ptr_type(base.type)
             return
         src = self.read_reg(st, insn.src)
         if mode == op.ATOMIC:
@@ -1198,6 +1248,21 @@ class Checker:
         self.mem_access(
             st, insn.dst, base, insn.off, size, write=True, value=src, value_regno=insn.src
         )
+        self.save_ptr_type(base.type)
+
+    def save_ptr_type(self, t: int) -> None:
+        """One load/store instruction, one kind of pointer (the kernel's
+        ``save_aux_ptr_type``): its context and socket accesses are rewritten for the
+        type seen first, so another path reaching it with a different pointer where
+        either is such a type is refused."""
+        prev = self.aux_ptr.setdefault(self.pc, t)
+        if prev != t and (prev in _NO_MIX_TYPES or t in _NO_MIX_TYPES):
+            raise self.fail(
+                "The same load/store instruction is reached with different kinds of "
+                f"pointer ({_REG_TYPE_NAMES.get(prev, prev)} and "
+                f"{_REG_TYPE_NAMES.get(t, t)}) on different paths.",
+                "same insn cannot be used with different pointers",
+            )
 
     def do_atomic(self, st: State, insn: Instruction, base: Reg, src: Reg, size: int) -> None:
         """An atomic read-modify-write (the kernel's ``check_atomic_rmw``)."""
@@ -1224,6 +1289,7 @@ class Checker:
                 "An atomic operation on a stack slot holding a pointer would leak it.",
                 f"leaking pointer from stack off {insn.off + base.off}",
             )
+        self.save_ptr_type(st.cur.regs[insn.dst].type)
         self.mem_access(
             st,
             insn.dst,
@@ -1341,20 +1407,7 @@ class Checker:
             )
             return Reg.unknown()
         if t == T_CTX:
-            if write and imm_store and False:
-                pass
-            if base.off:
-                raise self.fail(
-                    f"r{regno}: the context pointer was modified (offset "
-                    f"{base.off}); access the context through r1's original "
-                    "value.",
-                    f"dereference of modified ctx ptr R{regno} off={base.off} disallowed",
-                )
-            if base.var_off != tnum.ZERO:
-                raise self.fail(
-                    f"r{regno}: context access with a variable offset.",
-                    f"variable ctx access var_off={tnum.fmt(base.var_off)} disallowed",
-                )
+            self.check_ptr_off(regno, base)
             if write and value is not None and value.is_pointer():
                 if self.unpriv:
                     raise self.fail(
@@ -1383,6 +1436,21 @@ class Checker:
                 if acc.reg_type in PACKET_TYPES:
                     r.id = 0
                 return r
+            return Reg.unknown()
+        if t == PTR_TO_TP_BUFFER:
+            # check_tp_buffer_access: a non-negative constant offset (the attach checks
+            # the highest offset against the tracepoint's writable size)
+            if full < 0:
+                raise self.fail(
+                    f"r{regno}: a negative offset ({full}) into the tracepoint buffer.",
+                    f"R{regno} invalid tracepoint buffer access: off={full}, size={size}",
+                )
+            if base.var_off != tnum.ZERO:
+                raise self.fail(
+                    f"r{regno}: a variable offset into the tracepoint buffer.",
+                    f"R{regno} invalid variable buffer offset: off={full}, "
+                    f"var_off={tnum.fmt(base.var_off)}",
+                )
             return Reg.unknown()
         if t in SOCKET_TYPES and not base.maybe_null:
             tn = base.type_name()
@@ -1426,6 +1494,27 @@ class Checker:
                 )
             return Reg.unknown()
         raise self._bad_type(regno, base)
+
+    def check_ptr_off(self, regno: int, r: Reg, fixed_off_ok: bool = False) -> None:
+        """A pointer that must be used unmodified (the context; the kernel's
+        ``__check_ptr_off_reg``): no negative, fixed or variable offset."""
+        tn = self.reg_name(r)
+        if r.off < 0:
+            raise self.fail(
+                f"r{regno}: the {tn} pointer was moved before its start (offset {r.off}).",
+                f"negative offset {tn} ptr R{regno} off={r.off} disallowed",
+            )
+        if r.off and not fixed_off_ok:
+            raise self.fail(
+                f"r{regno}: the {tn} pointer was modified (offset {r.off}); use the "
+                "original pointer.",
+                f"dereference of modified {tn} ptr R{regno} off={r.off} disallowed",
+            )
+        if r.var_off != tnum.ZERO:
+            raise self.fail(
+                f"r{regno}: the {tn} pointer has a variable offset.",
+                f"variable {tn} access var_off={tnum.fmt(r.var_off)} disallowed",
+            )
 
     def check_alignment(self, base: Reg, off: int, size: int) -> None:
         """Strict alignment (``BPF_F_STRICT_ALIGNMENT``, atomics): the kernel's
@@ -1519,7 +1608,8 @@ class Checker:
             raise self.fail(
                 f"r{regno}: a {size}-byte access at offset {lo} is outside the "
                 f"{what} (size {limit}).",
-                kfmt.format(off=lo),
+                kfmt.format(off=lo) + f"\nR{regno} min value is outside of the "
+                "allowed memory range",
             )
         if base.umax >= BPF_MAX_VAR_OFF:
             raise self.fail(
@@ -1593,7 +1683,7 @@ class Checker:
         if not tnum.is_aligned(tnum.add(ptr.var_off, tnum.const(full)), size):
             raise self.fail(
                 f"r{regno}: misaligned {size}-byte stack access at offset {full}.",
-                f"misaligned stack access off {tnum.fmt(ptr.var_off)}+{ptr.off}+{off} size {size}",
+                f"misaligned stack access off {_tn(ptr.var_off)}+{ptr.off}+{off} size {size}",
             )
         lo, hi = self.stack_bounds(regno, ptr, off, size, write)
         frame = self.frame_of(st, ptr)
@@ -1955,6 +2045,17 @@ class Checker:
             p = p.parent
         return None
 
+    def _prev_cb_entry(self, st: State, pc: int) -> State | None:
+        """The checkpoint at a callback helper's call ``pc`` on the current path (the
+        previous round; the kernel's ``find_prev_entry``)."""
+        p = st.parent
+        while p is not None:
+            if p.insn == pc and p.branches > 0 and len(p.frames) == len(st.frames):
+                if all(a.callsite == b.callsite for a, b in zip(p.frames, st.frames, strict=True)):
+                    return p
+            p = p.parent
+        return None
+
     @staticmethod
     def _linked_keys(st: State, dno: int, dst: Reg, sno: int, src: Reg) -> tuple:
         """Precision keys of the jump operands and of every scalar linked to them."""
@@ -2235,7 +2336,12 @@ class Checker:
                     if r.type == PTR_TO_STACK and r.frameno >= dead:
                         f.regs[i] = NOT_INIT_REG
             if cb:
-                # the helper may call the callback again: re-enter the call instruction
+                # the helper may call the callback again: re-enter the call instruction,
+                # the scalars this round changed and nothing relied on widened against
+                # the round before (prepare_func_exit's widen_imprecise_scalars)
+                prev = self._prev_cb_entry(st, callsite)
+                if prev is not None:
+                    _widen_imprecise(prev, st)
                 return callsite
             caller.regs[0] = r0
             for r in CALLER_SAVED:
@@ -2298,6 +2404,11 @@ class Checker:
                 raise self.fail(
                     f"A {_ptname(self.prog_type)} program cannot call helper bpf_{name}.",
                     f"program of this type cannot use helper bpf_{name}#{hid}",
+                )
+            if hid in _MIGHT_SLEEP and not self.prog_flags & load.BPF_F_SLEEPABLE:
+                raise self.fail(
+                    f"bpf_{name} may sleep: only a sleepable program can call it.",
+                    "helper call might sleep in a non-sleepable prog",
                 )
             # the kernel allows it; bpfkit does not model its arguments
             raise self.fail(
@@ -2364,6 +2475,7 @@ class Checker:
             )
         if proto.releases:
             self.release_ref(st, meta.ref_obj_id)
+            regs = st.cur.regs  # _map_regs may have copied the frame's registers
         if proto.callback:
             return self.enter_callback(st, proto, meta, pc)
         for r in CALLER_SAVED:
@@ -2394,7 +2506,7 @@ class Checker:
                 )
             if proto.name == "map_lookup_elem" and m.type in (MapType.SOCKMAP, MapType.SOCKHASH):
                 # a socket, referenced (is_acquire_function); a socket once NULL-checked
-                rid = self.new_id()
+                rid = self.acquire_id()
                 st.refs = st.refs + [Ref(rid, pc)]
                 return Reg.pointer(PTR_TO_MAP_VALUE, map=m, maybe_null=True, id=rid, ref_obj_id=rid)
             r = Reg.pointer(PTR_TO_MAP_VALUE, map=m, maybe_null=True, id=self.new_id())
@@ -2404,13 +2516,13 @@ class Checker:
         if ret in _SOCK_RETS:
             rtype = _SOCK_RETS[ret]
             if proto.acquires:
-                rid = self.new_id()
+                rid = self.acquire_id()
                 st.refs = st.refs + [Ref(rid, pc)]
                 return Reg.pointer(rtype, maybe_null=True, id=rid, ref_obj_id=rid)
             ref = meta.ref_obj_id if proto.ptr_cast else 0
             return Reg.pointer(rtype, maybe_null=True, id=self.new_id(), ref_obj_id=ref)
         if ret == RET_RINGBUF_MEM_OR_NULL:
-            rid = self.new_id()
+            rid = self.acquire_id()
             st.refs = st.refs + [Ref(rid, pc)]
             return Reg.pointer(
                 PTR_TO_MEM,
@@ -2466,11 +2578,21 @@ class Checker:
             callee.regs[2] = Reg.pointer(PTR_TO_MAP_KEY, map=m)
             callee.regs[3] = Reg.pointer(PTR_TO_MAP_VALUE, map=m)
             callee.regs[4] = regs[3]
-        called = st.copy()
-        called.frames.append(callee)
-        called.hist.append((pc, precision.CB_ENTER))
-        # widen the caller's scalars that the previous round changed (convergence)
-        self.push(called, start)
+        caller = st.cur
+        if proto.callback == "loop":
+            # bpf_loop: the iteration count decides how many rounds are explored
+            # (precise); a round is queued while fewer than its maximum are
+            self.precise(st, 1)
+            push = caller.cb_depth < regs[1].umax
+        else:
+            push = True
+        if push:
+            called = st.copy()
+            called.frames[-1].cb_depth += 1
+            called.frames.append(callee)
+            called.hist.append((pc, precision.CB_ENTER))
+            self.push(called, start)
+        caller.cb_depth = 0
         for r in CALLER_SAVED:
             regs[r] = NOT_INIT_REG
         regs[0] = Reg.unknown()
@@ -2550,11 +2672,7 @@ class Checker:
         if kind == PTR_TO_CTX:
             if r.type != T_CTX:
                 raise self._arg_type(argno, name, r, "ctx")
-            if r.off or r.var_off != tnum.ZERO:
-                raise self.fail(
-                    f"r{argno}: {name} needs the unmodified context pointer.",
-                    f"dereference of modified ctx ptr R{argno} off={r.off} disallowed",
-                )
+            self.check_ptr_off(argno, r)
             return
         if kind in (ARG_MAP_KEY, ARG_MAP_VALUE, PTR_TO_UNINIT_MAP_VALUE):
             if meta.map is None:
@@ -2599,7 +2717,10 @@ class Checker:
                 or r.type in (T_CTX, CONST_PTR_TO_MAP, PTR_TO_PACKET_END, PTR_TO_FUNC)
             ):
                 raise self._arg_type(
-                    argno, name, r, "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem"
+                    argno,
+                    name,
+                    r,
+                    "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_",
                 )
             meta.mem_regno = argno
             meta.mem_write = kind in (PTR_TO_UNINIT_MEM, PTR_TO_UNINIT_MEM_OR_NULL)
@@ -2845,7 +2966,21 @@ class Checker:
                 zero_ok,
             )
             return
-        raise self._arg_type(regno, name, r, "fp, pkt, pkt_meta, map_key, map_value, mem")
+        if t == T_CTX and self.prog_type in ctxinfo.RAW_CTX_TYPES:
+            # a context the kernel does not rewrite (kprobe, tracepoint, raw_tp, syscall):
+            # memory whose last byte must be accessible (check_helper_mem_access)
+            if size == 0:
+                if zero_ok:
+                    return
+                raise self.fail(
+                    f"r{regno}: a zero-sized access to the context.",
+                    f"R{regno} invalid zero-sized context access",
+                )
+            self.mem_access(
+                st, regno, r, size - 1, 1, write=write, value=Reg.unknown() if write else None
+            )
+            return
+        raise self._arg_type(regno, name, r, "fp")
 
 
 class _Meta:

@@ -16,6 +16,7 @@ from .state import (
     PTR_TO_PACKET_META,
     PTR_TO_SOCK_COMMON,
     PTR_TO_SOCKET,
+    PTR_TO_TP_BUFFER,
     SCALAR,
 )
 
@@ -209,6 +210,14 @@ def _raw_tp(off: int, size: int, write: bool) -> CtxAccess:
     if write or off < 0 or off >= 12 * 8 or off % size:
         return _NO
     return CtxAccess(True)
+
+
+def _raw_tp_writable(off: int, size: int, write: bool) -> CtxAccess:
+    """``raw_tp_writable_prog_is_valid_access``: the first argument, read whole, is the
+    tracepoint's writable buffer."""
+    if off == 0:
+        return CtxAccess(size == 8 and not write, PTR_TO_TP_BUFFER)
+    return _raw_tp(off, size, write)
 
 
 # struct bpf_sock (linux/bpf.h): what a PTR_TO_SOCK_COMMON may read.
@@ -411,7 +420,7 @@ RULES = {
     ProgType.KPROBE: _kprobe,
     ProgType.TRACEPOINT: _tracepoint,
     ProgType.RAW_TRACEPOINT: _raw_tp,
-    ProgType.RAW_TRACEPOINT_WRITABLE: _raw_tp,
+    ProgType.RAW_TRACEPOINT_WRITABLE: _raw_tp_writable,
     ProgType.PERF_EVENT: _perf_event,
     ProgType.SYSCALL: _syscall,
     ProgType.LWT_IN: _lwt,
@@ -444,6 +453,19 @@ PKT_READ = PKT_WRITE | {
     ProgType.SK_REUSEPORT,
     ProgType.FLOW_DISSECTOR,
 }
+#: Program types whose context the kernel does not rewrite (no ``convert_ctx_access``):
+#: a global function may take it as plain memory, checked byte by byte
+RAW_CTX_TYPES = frozenset(
+    {
+        ProgType.KPROBE,
+        ProgType.TRACEPOINT,
+        ProgType.RAW_TRACEPOINT,
+        ProgType.RAW_TRACEPOINT_WRITABLE,
+        ProgType.SYSCALL,
+        ProgType.CGROUP_DEVICE,
+        32,  # BPF_PROG_TYPE_NETFILTER
+    }
+)
 #: Program types with an skb context (legacy ``ld_abs``/``ld_ind`` allowed).
 LD_ABS_TYPES = {ProgType.SOCKET_FILTER, ProgType.SCHED_CLS, ProgType.SCHED_ACT}
 

@@ -511,6 +511,8 @@ def map_func_error(map_type: int, name: str, prog_type: int, attach_type: int | 
         ok = False
     if ok:
         return ""
+    if name == "tail_call":
+        return "expected prog array map for tail call"  # 6.18's wording
     return f"{extra}cannot pass map_type {map_type} into func bpf_{name}#{HELPER_IDS[name]}"
 
 

@@ -33,6 +33,7 @@ PTR_TO_SOCK_COMMON = 12  # __sk_buff->sk: struct bpf_sock's common part
 PTR_TO_SOCKET = 13  # a full socket (struct bpf_sock)
 PTR_TO_TCP_SOCK = 14  # struct bpf_tcp_sock
 PTR_TO_XDP_SOCK = 15  # struct bpf_xdp_sock (an xskmap lookup)
+PTR_TO_TP_BUFFER = 16  # a writable raw tracepoint's buffer (any non-negative offset)
 SOCKET_TYPES = (PTR_TO_SOCK_COMMON, PTR_TO_SOCKET, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK)
 
 TYPE_NAMES = {
@@ -52,6 +53,7 @@ TYPE_NAMES = {
     PTR_TO_SOCKET: "sock",
     PTR_TO_TCP_SOCK: "tcp_sock",
     PTR_TO_XDP_SOCK: "xdp_sock",
+    PTR_TO_TP_BUFFER: "tp_buffer",
 }
 
 PACKET_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
@@ -377,6 +379,7 @@ class Frame:
         "callback",
         "cb_ret_lo",
         "cb_ret_hi",
+        "cb_depth",
     )
 
     def __init__(self, frameno: int, subprog: int, callsite: int = -1) -> None:
@@ -389,6 +392,9 @@ class Frame:
         self.callback = 0  # helper id when this frame runs a callback
         self.cb_ret_lo = 0
         self.cb_ret_hi = 1
+        #: callback rounds queued from this frame since its last callback call went
+        #: on (the kernel's ``callback_depth``: bpf_loop stops at its iteration count)
+        self.cb_depth = 0
 
     def copy(self) -> Frame:
         """A copy sharing the (immutable) registers and slots."""
@@ -402,6 +408,7 @@ class Frame:
         f.callback = self.callback
         f.cb_ret_lo = self.cb_ret_lo
         f.cb_ret_hi = self.cb_ret_hi
+        f.cb_depth = self.cb_depth
         return f
 
 
@@ -769,6 +776,8 @@ def states_equal(
         of = ofs[fi]
         cf = cfs[fi]
         if of.callsite != cf.callsite or of.callback != cf.callback:
+            return False
+        if of.cb_depth > cf.cb_depth:  # func_states_equal: more callback rounds queued
             return False
         if lregs is not None:
             idxs, smask = lregs[fi]

@@ -28,7 +28,7 @@ from ..errors import NotSupported, RuntimeFault
 from ..isa import opcodes as op
 from ..isa.instruction import Instruction
 from ..isa.loader import runnable_slots
-from .env import STACK_REGION_SIZE, Env
+from .env import COUNTING_HELPERS, STACK_REGION_SIZE, Env
 from .memory import READ, WRITE, Region
 
 M = (1 << 64) - 1
@@ -175,6 +175,7 @@ class CompiledProgram:
             "AT": self._atomic,
             "CX": self._cmpxchg,
             "PKT": self._packet_load,
+            "ENV": env,
             "TR": self._trace,
             "FN": self._funcs,
             "GETFN": self.function,
@@ -257,11 +258,26 @@ class CompiledProgram:
         return old
 
     def _packet_load(self, off: int, size: int) -> int | None:
+        """``ld_abs``/``ld_ind``: ``size`` big-endian bytes at packet offset ``off`` (an
+        s32), None when the load fails (the program then returns 0). Negative offsets
+        address the network (``SKF_NET_OFF + n``) or MAC header (``SKF_LL_OFF + n``),
+        which may lie in front of the data."""
         pkt = self.env.packet
         off = (off & M32 ^ SB32) - SB32
-        if pkt is None or off < 0 or off + size > pkt.size:
+        if pkt is None:
             return None
-        return int.from_bytes(pkt.mv[off : off + size], "big")
+        if off >= 0:
+            if off + size > pkt.size:
+                return None
+            return int.from_bytes(pkt.mv[off : off + size], "big")
+        hdr = self.env.packet_headers
+        if hdr is None:
+            return None
+        c = hdr.offset(off)
+        if c is None or c < hdr.lo or c + size > pkt.size:
+            return None
+        u = c - hdr.lo
+        return int.from_bytes(hdr.front.mv[u : u + size], "big")
 
     def _callx(self, target: int, r1, r2, r3, r4, r5, r10, depth, n, pc):
         code = self.code
@@ -275,10 +291,13 @@ class CompiledProgram:
         helper = self.env.helpers.get(target) if 0 <= target < (1 << 31) else None
         if helper is None:
             raise self._fault(f"callx to {target:#x}, which is neither a function nor a helper", pc)
+        env = self.env
+        env.insns = n
         try:
-            return helper.fn(self.env, r1, r2, r3, r4, r5) & M, n
+            r0 = helper.fn(env, r1, r2, r3, r4, r5) & M
         except RuntimeFault as e:
             raise self._helper_fault(e, pc) from None
+        return r0, env.insns
 
     # -- compilation --
     def function(self, slot: int) -> Callable:
@@ -296,11 +315,13 @@ class CompiledProgram:
         return fn
 
     def run(
-        self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0
+        self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0, *, insns: int = 0
     ) -> tuple[int, int]:
-        """Run from the entry: returns ``(r0, executed instructions)``."""
+        """Run from the entry: returns ``(r0, executed instructions)``. ``insns`` is the
+        count the run starts from (instructions the run already executed before a tail
+        call into this program): the budget bounds them together."""
         try:
-            return self.entry(r1, r2, r3, r4, r5, self.env.frame_pointer, 0, 0)
+            return self.entry(r1, r2, r3, r4, r5, self.env.frame_pointer, 0, insns)
         except RuntimeFault as e:
             if e.pc is None or e.insn:
                 raise
@@ -887,12 +908,15 @@ class _FunctionCompiler:
             name = f"H{insn.imm}"
             if name not in self.p._ns:
                 self.p._ns[name] = functools.partial(h.fn, self.p.env)
-            return [
+            call = [
                 "try:",
                 f"    r0 = {name}({args}) & M",
                 f"except RuntimeFault as e: raise HF(e, {slot}) from None",
                 _FORGET_REGIONS,
             ]
+            if insn.imm in COUNTING_HELPERS:  # callbacks count on from this count
+                return ["ENV.insns = n", *call, "n = ENV.insns"]
+            return call
         if insn.is_local_call:
             tgt = slot + 1 + insn.imm
             if not self.valid_target(tgt):

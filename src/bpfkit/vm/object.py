@@ -230,7 +230,9 @@ class VMProgramView(Program):
 
     @property
     def verification(self):
-        """The verifier's result on load (``stats``, ``log``), or None if loaded unverified."""
+        """The verifier's result on load (``stats``, ``log``); None if loaded with
+        ``verify=False``; a :class:`~bpfkit.vm.runtime.NotVerified` (``verified`` false,
+        ``reason``) for a type the VM can neither verify nor run, which never runs."""
         return self.vm.verification
 
     def test_run(

@@ -52,7 +52,15 @@ from .progtypes import ProgTypeVM, RunOutcome, RunState, prog_type_vm
 if TYPE_CHECKING:
     from ..obj.spec import MapSpec, ObjectSpec, ProgramSpec
 
-__all__ = ["Task", "VMEnv", "VMRuntime", "VMProgram", "load_spec", "possible_cpus"]
+__all__ = [
+    "NotVerified",
+    "Task",
+    "VMEnv",
+    "VMRuntime",
+    "VMProgram",
+    "load_spec",
+    "possible_cpus",
+]
 
 M64 = (1 << 64) - 1
 CALLBACK_NEST = 8
@@ -113,6 +121,29 @@ class Task:
         return cls(tid, os.getpid(), os.getuid(), os.getgid(), comm)
 
 
+@dataclass(frozen=True)
+class NotVerified:
+    """``VMProgram.verification`` of a program loaded without verification because the VM
+    can neither verify nor run its type (fentry/fexit, LSM, struct_ops, ext ...).
+
+    Loading such a program lets an object load for its other programs; running it raises
+    :class:`~bpfkit.errors.NotSupported` naming the type. ``ok`` is False (nothing was
+    proven) and ``verified`` False; ``reason`` says why.
+    """
+
+    reason: str
+    ok: bool = False
+    verified: bool = False
+    stats: Any = None
+    log: str = ""
+    error: Any = None
+    accesses: Any = None
+
+    def to_json(self) -> dict:
+        """The shape of ``VerifyResult.to_json`` with ``verified`` false and the reason."""
+        return {"ok": False, "verified": False, "insn": None, "reason": self.reason}
+
+
 class VMEnv(Env):
     """A program's environment: its stack (and callback frames), helpers, runtime, run."""
 
@@ -129,9 +160,6 @@ class VMEnv(Env):
         self.run: RunState | None = None
         self.compiled: Any = None
         self.cb_depth = 0
-        #: instructions callbacks (bpf_loop, for_each_map_elem ...) executed in this
-        #: run: one budget for all of them, however they nest
-        self.cb_insns = 0
         self.resolve_lddw = runtime.resolve_lddw
         #: the runtime's native words (maps, CPU, PRNG) for the JIT's native helpers
         self.native_data = runtime.native.address
@@ -154,10 +182,11 @@ class VMEnv(Env):
         self.cb_depth += 1
         try:
             r10 = self.stack.end - self.cb_depth * STACK_REGION_SIZE
-            # the count goes on from the run's earlier callbacks: the budget bounds
-            # them all together (2^23 bpf_loop iterations of a 2^23-iteration bpf_loop
-            # fault at the budget instead of running 2^46 callbacks)
-            r0, self.cb_insns = interp.function(slot)(r1, r2, r3, r4, r5, r10, 0, self.cb_insns + 1)
+            # the count goes on from the caller's (``insns``, which the engines set
+            # before a helper that runs callbacks): one budget bounds the program and
+            # all its callbacks together (2^23 bpf_loop iterations of a 2^23-iteration
+            # bpf_loop fault at the budget instead of running 2^46 callbacks)
+            r0, self.insns = interp.function(slot)(r1, r2, r3, r4, r5, r10, 0, self.insns)
         finally:
             self.cb_depth -= 1
         return r0 & M64
@@ -202,15 +231,23 @@ class VMProgram:
         self.unsupported: str | None = None
         insns = list(insns)
         check_helpers(insns, self.prog_type)
-        #: the verifier's result on load (None when verification is off or the VM
-        #: cannot run this program type), and the instructions it proved in bounds
+        #: the verifier's result on load (None when verification is off; a NotVerified
+        #: saying why for a type the VM cannot run), and the instructions it proved in bounds
         self.verification: Any = None
         self.safe: frozenset[int] | None = None
         try:
             self.handler = prog_type_vm(self.prog_type)
-        except NotSupported as e:
-            self.handler, self.unsupported = None, str(e)
+        except NotSupported:
+            where = f" (section {section})" if section else ""
+            self.unsupported = (
+                f"program {name!r}: the VM cannot run {self.type_name} programs{where}; "
+                "it was loaded without verification and will not run"
+            )
+            self.handler = None
             self.max_ctx_offset = 0
+            self.verification = NotVerified(
+                f"the VM can neither verify nor run {self.type_name} programs"
+            )
         else:
             if runtime.verify:
                 self._verify(insns)
@@ -240,6 +277,12 @@ class VMProgram:
                 maps[insn.imm_lo] = desc
         spec = self.spec
         line_info = spec_lines(spec) if spec is not None and spec.line_info else None
+        # the load flags and attach type the kernel would get (a syscall program is
+        # always loaded sleepable, as libbpf loads SEC("syscall"))
+        flags = int(getattr(spec, "flags", 0) or 0) if spec is not None else 0
+        if self.prog_type == ProgType.SYSCALL:
+            flags |= 1 << 4  # BPF_F_SLEEPABLE
+        attach = getattr(spec, "expected_attach_type", None) if spec is not None else None
         self.verification = verify(
             insns,
             prog_type=int(self.prog_type),
@@ -249,6 +292,8 @@ class VMProgram:
             license=self.license or "GPL",
             record_accesses=True,
             global_funcs=global_funcs_of(spec, rt.btf, int(self.prog_type)) if spec else None,
+            prog_flags=flags,
+            attach_type=None if attach is None else int(attach),
         )
         self.safe = frozenset(
             safe_indices(insns, self.verification.accesses or {}, self._trusted(maps))
@@ -295,8 +340,16 @@ class VMProgram:
         return getattr(self.prog_type, "name", str(self.prog_type)).lower()
 
     # ---- engines ------------------------------------------------------------------------
+    def runnable(self) -> None:
+        """Raise ``NotSupported`` (naming the type) unless the VM can run this program:
+        a program of a type the VM cannot verify or run never runs, not even through a
+        tail call."""
+        if self.handler is None:
+            raise NotSupported(self.unsupported or f"the VM cannot run {self.type_name} programs")
+
     def interp(self) -> CompiledProgram:
         """The interpreter's compiled form (made on first use)."""
+        self.runnable()
         p = self._engines.get("interp")
         if p is None:
             p = self._engines["interp"] = CompiledProgram(
@@ -308,6 +361,7 @@ class VMProgram:
         """The compiled program of engine ``interp`` or ``jit`` (or a traced ``trace``)."""
         if name == "interp":
             return self.interp()
+        self.runnable()
         if name == "trace" and "trace" in self._engines:
             return self._engines["trace"]
         if name != "jit":
@@ -319,13 +373,15 @@ class VMProgram:
 
     def set_tracer(self, tracer: Any) -> None:
         """Compile engine ``trace``: the interpreter calling ``tracer(pc, *regs)`` per insn."""
+        self.runnable()
         self._engines["trace"] = CompiledProgram(
             self.insns, self.env, budget=self.runtime.budget, trace=tracer
         )
 
     def require_handler(self) -> ProgTypeVM:
-        if self.handler is None:
-            raise NotSupported(self.unsupported or "unsupported program type")
+        """The type's handler (``NotSupported`` for a type the VM cannot run)."""
+        self.runnable()
+        assert self.handler is not None
         return self.handler
 
     # ---- running ------------------------------------------------------------------------
@@ -334,22 +390,26 @@ class VMProgram:
         prog = self
         run.tail_calls = 0
         packet = run.packet.data_region if run.packet is not None else None
+        headers = run.packet.headers() if run.packet is not None else None
         self.runtime.settle_maps()
+        insns = 0  # one budget for the run: a tail call's target counts on
         while True:
             env = prog.env
             env.run = run
             env.packet = packet
-            env.cb_insns = 0
+            env.packet_headers = headers
+            env.insns = insns
             compiled = prog.engine(engine)
             env.compiled = compiled
             ctypes.memset(env.stack.end - STACK_REGION_SIZE, 0, STACK_REGION_SIZE)
             prog.runs += 1
             try:
-                r0, _n = compiled.run(r1)
+                r0, _n = compiled.run(r1, insns=insns)
                 return r0 & M64
             except TailCall as tc:
                 prog = tc.target  # type: ignore[assignment]
                 r1 = tc.ctx
+                insns = env.insns  # the count at the tail call (the engines set it)
             except RecursionError:
                 raise RuntimeFault("call stack exhausted") from None
             finally:
@@ -358,8 +418,8 @@ class VMProgram:
     @property
     def native_repeat_ok(self) -> bool:
         """Whether repeated runs may loop in native code: no tail calls (which unwind
-        through Python to the dispatch loop of :meth:`execute`), no callbacks (whose
-        instruction budget is per run)."""
+        through Python to the dispatch loop of :meth:`execute`), no callbacks (which run
+        in the interpreter, through Python)."""
         return not any(
             (i.is_helper_call and i.imm in _PYTHON_LOOP_HELPERS) or i.is_callx for i in self.insns
         )
@@ -373,7 +433,7 @@ class VMProgram:
         env = self.env
         run.tail_calls = 0
         env.run = run
-        env.cb_insns = 0
+        env.insns = 0
         self.runtime.settle_maps()
         env.packet = run.packet.data_region if run.packet is not None else None
         compiled = self.engine(engine)
@@ -591,6 +651,12 @@ class VMRuntime:
         p = VMProgram(self, name, prog_type, insns, **kw)
         self.programs[name] = p
         return p
+
+    def __enter__(self) -> VMRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Release every map and program region."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 
+from ..env import PacketHeaders
 from ..memory import AddressSpace, Region
 
 __all__ = ["PacketBuffer"]
@@ -45,6 +46,9 @@ class PacketBuffer:
         self.hard_end = size if hard_end is None else hard_end
         self.region: Region | None = None
         self.fields: dict[str, int] = {}
+        #: buffer offsets of the network and MAC headers (skb packets; None: not set)
+        self.network: int | None = None
+        self.mac: int | None = None
         self.on_change: Callable[[PacketBuffer], None] | None = None
         self._register()
 
@@ -89,6 +93,22 @@ class PacketBuffer:
         view = Region(self.name + ":data", arr)
         view.size, view.end = n, view.base + n
         return view
+
+    def headers(self) -> PacketHeaders | None:
+        """Where the network and MAC headers lie relative to ``data`` (for legacy loads
+        at ``SKF_NET_OFF``/``SKF_LL_OFF``), None for a packet without a network header."""
+        if self.network is None:
+            return None
+        net = self.network - self.data
+        mac = None if self.mac is None else self.mac - self.data
+        lo = min(0, net, 0 if mac is None else mac)
+        start = self.data + lo
+        assert start >= 0, "a header lies outside the packet buffer"
+        n = self.end - start
+        arr = (ctypes.c_ubyte * max(n, 1)).from_buffer(self.buf, start)
+        front = Region(self.name + ":front", arr)
+        front.size, front.end = n, front.base + n
+        return PacketHeaders(net, mac, front, lo)
 
     def read(self, off: int, n: int) -> bytes:
         """``n`` bytes at ``data + off``."""

@@ -185,6 +185,8 @@ class SkbProgType(ProgTypeVM):
         )
         # the Ethernet header still sits in front of a network-layer packet
         pkt.mv[SKB_HEADROOM : SKB_HEADROOM + ETH_HLEN] = data[:ETH_HLEN]
+        # eth_type_trans set the MAC header, the test run the network header after it
+        pkt.mac, pkt.network = SKB_HEADROOM, SKB_HEADROOM + ETH_HLEN
         run = RunState(packet=pkt, kernel_stack=kernel_stack, user_stack=user_stack)
         c = self.alloc_ctx(prog)
         sk = self._sock(prog, data, data[12:14])
