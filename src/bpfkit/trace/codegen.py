@@ -389,6 +389,10 @@ class ProgramGen:
         for name, ty in inst.vars.items():
             self.vars[name] = self.tmp(T.storage_size(ty))
         var_mark = self.frame.mark()
+        if inst.point.provider == "iter":
+            # the kernel calls an iterator once more with no object (the end): skip it, as
+            # bpftrace does (the object is the member after ``meta``, at offset 8)
+            self.emit(b.ldx(8, R0, R6, 8), b.jeq(R0, 0, "exit"))
         if inst.probe.pred is not None:
             self.branch(inst.probe.pred, False, "exit")
             self.frame.release(var_mark)

@@ -113,9 +113,14 @@ class VMSession(Session):
     # ---- setup --------------------------------------------------------------------------------
     def setup(self) -> None:
         """Create the VM's maps, generate, verify and load every program."""
+        from ..errors import NotSupported
         from ..uapi.enums import MapType
         from ..vm.runtime import VMRuntime
 
+        for inst in self.c.instances:
+            if inst.point.provider in ("iter", "watchpoint", "asyncwatchpoint"):
+                raise NotSupported(f"{inst.point.name}: {inst.point.provider} probes run on the "
+                                   "kernel only (the VM has no kernel objects to visit)")  # fmt: skip
         self.rt = rt = VMRuntime(ncpus=self.ncpus)
         an = self.c.analyzer
 
