@@ -93,9 +93,7 @@ def _run(args: list[str], stdin: bytes = b""):
 
 # Known breaches of the contract in other families' commands, kept visible: each turns
 # the check it breaks into an xfail naming the breach (remove the entry with the fix).
-KNOWN = {
-    (("trace",), "json"): "trace has no --json (bpftrace's -f json): errors stay text",
-}
+KNOWN: dict[tuple[tuple[str, ...], str], str] = {}
 
 
 def _with_json(path: tuple[str, ...], args: list[str]) -> list[str]:

@@ -214,10 +214,10 @@ def trace_cmd(
         if events is not None:
             from ..trace.vm import VMSession
 
-            out = open(output, "w") if output else None  # noqa: SIM115 - closed below
+            out = open(output, "w", errors="surrogateescape") if output else None  # noqa: SIM115 - closed below
             sess: Session = VMSession(compiled, opts, events, out)
         else:
-            out = open(output, "w") if output else None  # noqa: SIM115 - closed below
+            out = open(output, "w", errors="surrogateescape") if output else None  # noqa: SIM115 - closed below
             sess = Session(compiled, opts, out)
         try:
             sess.setup()

@@ -15,8 +15,9 @@ stack slots. History entries are the instruction's slot index, or ``(pc, extra)`
 the stack slot key of a load/store at a constant stack offset, the keys of the scalars
 a conditional jump refined together (linked copies), or ``CALL``/``EXIT`` (a call into or
 a return from a subprogram), ``CB_ENTER``/``CB_EXIT`` (a callback body starts or
-returns). Anything this does not model precisely (callbacks) marks every scalar of
-every checkpoint up the chain precise (``all_prec``), which is always sound.
+returns: the walk goes through the callback's body, as the kernel's does). Anything
+this does not model precisely (a callback's own stack slot needed at its entry) marks
+every scalar of every checkpoint up the chain precise (``all_prec``), always sound.
 
 A checkpoint's marks only grow while paths below it are still explored; it is used for
 pruning only once fully explored (``Checker.explored``), so its marks are final then.
@@ -114,8 +115,33 @@ def backtrack(at, hist: list, keys: set[int], f: int):
                     f += 1
             continue
         # jumps, calls, exits
-        if x == CB_ENTER or x == CB_EXIT:
-            return None
+        if x == CB_EXIT:
+            # a callback returned to its helper's call: the caller's registers are as
+            # the call found them (nothing of the callee flows into them); back into
+            # the callback's body (the kernel's backtrack_insn at a callback's exit)
+            f += 1
+            continue
+        if x == CB_ENTER:
+            # the callback's first instruction: the helper set its r1-r5 from the
+            # caller's arguments (conservatively: all of r1-r5 of the caller); its own
+            # stack was empty (a slot needed here is not modelled: the kernel's
+            # -ENOTSUPP, everything precise); r0, r6-r9 were not set
+            nk = set()
+            args = False
+            for k in keys:
+                if k >= base:
+                    i = k - base
+                    if i >= SLOT:
+                        return None
+                    if 1 <= i <= 5:
+                        args = True
+                else:
+                    nk.add(k)
+            if args:
+                nk.update(range(base - FRAME + 1, base - FRAME + 6))
+            keys = nk
+            f -= 1
+            continue
         if x == EXIT:
             # a subprogram returned: the caller's r0 is the callee's
             if base in keys:
