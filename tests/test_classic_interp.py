@@ -51,9 +51,19 @@ def test_libpcap_programs_match_bpf_filter(expr: str) -> None:
 
 
 def _no_linux_extensions(prog: list[SockFilter]) -> bool:
+    """Programs on which the kernel and libpcap must agree. Left out: Linux's ancillary and
+    negative offsets, shifts by X, and indexed loads whose X may be large — the kernel adds
+    X + k in 64 bits and truncates to an int offset (X + k >= 2**31 is a negative, Linux
+    extension offset; 2**32 wraps to 0), where libpcap refuses the load."""
+    indexed = any(i.code & 0x07 == c.LD and i.code & 0xE0 == c.IND for i in prog)
     for i in prog:
+        if indexed and (
+            i.code in (c.MISC | c.TAX, c.LDX | c.MEM)
+            or (i.code == c.LDX | c.IMM and i.k >= 0x10000)
+        ):
+            return False  # X from A, a scratch slot or a large constant
         if i.code & 0x07 in (c.LD, c.LDX) and i.code & 0xE0 in (c.ABS, c.IND, c.MSH):
-            if i.k & 0x80000000:
+            if i.k >= 0x7FFF0000:  # negative, or made negative by X < 0x10000
                 return False
         if i.code in (c.ALU | c.LSH | c.X, c.ALU | c.RSH | c.X):
             return False  # libpcap: shift by X >= 32 gives 0; the kernel masks to 5 bits

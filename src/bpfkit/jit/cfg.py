@@ -233,9 +233,10 @@ def charge_plan(
     dominated by an earlier block and post-dominates it runs exactly once each time
     that block runs, so its length is charged there. Totals at exits and at loop
     headers stay exact; only conditionally executed blocks keep their own charge.
-    ``ahead[b]`` is the length of the blocks charged with ``b``'s group that run after
-    ``b``: the exact count at an instruction of ``b`` is the charged count less them and
-    less the rest of ``b`` (what calls, tail calls and early exits need).
+    ``ahead[b]`` is how many instructions are charged, at the end of ``b``, that have
+    not run yet (later blocks of the groups whose tops ran before ``b``): the exact count
+    at an instruction of ``b`` is the charged count less ``ahead[b]`` and less the rest
+    of ``b`` (what calls, tail calls and early exits need).
     """
     succ = block_successors(lay, fn)
     src, sink = -1, -2
@@ -303,7 +304,6 @@ def charge_plan(
                 r = idom[top]
         up[x] = top
     out = {b: len(slots) for b, slots in fn.blocks.items()}
-    groups: dict[int, list[int]] = {}
     for b in fn.blocks:
         if b in heads or b not in ipdom:
             continue
@@ -311,14 +311,28 @@ def charge_plan(
         if top != b:
             out[top] += len(fn.blocks[b])
             out[b] -= len(fn.blocks[b])
-            groups.setdefault(top, [top]).append(b)
-    # a group's blocks lie on one dominator chain: they run in topological order
-    rank = {b: i for i, b in enumerate(order)}
-    ahead = dict.fromkeys(fn.blocks, 0)
-    for members in groups.values():
-        members.sort(key=rank.__getitem__)
-        rest = 0
-        for b in reversed(members):
-            ahead[b] = rest
-            rest += len(fn.blocks[b])
+    # ahead[b]: the count charged beyond the instructions run, at the end of b. It is
+    # the same on every path to b (the totals at exits and loop headers are exact, so
+    # any two paths to b, continued alike, end with the same excess): one walk in
+    # topological order finds it. A block that runs between a group's top and its
+    # members inherits what the group charged ahead (an early exit there gives it back).
+    ahead: dict[int, int] = {}
+    pending: dict[int, int] = dict.fromkeys(heads & fn.blocks.keys(), 0)
+    for b in order:
+        if b not in fn.blocks or b not in pending:
+            continue
+        a = ahead[b] = pending[b] + out[b] - len(fn.blocks[b])
+        for s in dag[b]:
+            if s == sink:
+                ok = a == 0
+            elif s in pending:
+                ok = pending[s] == a
+            else:
+                pending[s], ok = a, True
+            if not ok:  # (never expected) charge every block whole: exact everywhere
+                return {b: len(slots) for b, slots in fn.blocks.items()}, dict.fromkeys(
+                    fn.blocks, 0
+                )
+    for b in fn.blocks.keys() - ahead.keys():  # (unreachable in the walk)
+        ahead[b] = 0
     return out, ahead

@@ -1005,12 +1005,19 @@ class _FnGen:
         size = op.SIZE_BYTES[insn.opcode & 0x18]
         bits = 8 * size
         ret0 = self.label("pk0")
-        # The block (and the blocks charged with it) was charged on entry; the program
-        # ends here, so give back the instructions after this one (the interpreter counts
-        # exactly up to this load).
+        # The block (and the blocks charged ahead with it) was charged on entry; the
+        # function ends here, so give back the instructions after this one (the
+        # interpreter counts exactly up to this load) and, as at an exit, fault past the
+        # budget.
         exact_left = self.exact_left()
+        for i in (abi.FAULT_KIND, abi.FAULT_PC, abi.FAULT_AUX, abi.FAULT_ADDR):
+            self.c(i)
+        self.budget_preds.append((slot, exact_left, ret0))
         self.cold += [
             f"{ret0}:",
+            f"  %{ret0}.n = icmp slt i64 {exact_left}, 0",
+            f"  br i1 %{ret0}.n, label %bfail, label %{ret0}.r, {COLD}",
+            f"{ret0}.r:",
             f"  %{ret0}.a = insertvalue {TY} undef, i64 0, 0",
             f"  %{ret0}.b = insertvalue {TY} %{ret0}.a, i64 {exact_left}, 1",
             f"  ret {TY} %{ret0}.b",
@@ -1295,8 +1302,8 @@ class _FnGen:
         self.store_ctx(abi.TAIL_COUNT, self.op(f"add i64 {cnt}, 1"))
         self.store_ctx(abi.TAIL_TARGET, tgt)
         self.store_ctx(abi.TAIL_R1, r1)
-        # (the resolver's tail call goes on with the caller's block charged whole)
-        self.store_ctx(abi.TAIL_LEFT, self.left())
+        # the target counts on from the exact count at this call (as through the helper)
+        self.store_ctx(abi.TAIL_LEFT, self.exact_left())
         self.e(f"ret {TY} {{i64 0, i64 {abi.TAIL_SENTINEL}}}")
         self.block(fail)  # the program continues after a failed tail call; r0 unchanged
         self.e(f"br label %{join}")

@@ -887,7 +887,14 @@ class _FunctionCompiler:
             off = str(insn.imm)
         else:
             off = f"r{insn.src} + {insn.imm}"
-        return [f"v = PKT({off}, {size})", f"if v is None: {self.exit_code('0')}", "r0 = v"]
+        # a failed load ends the function with 0 (as an exit: past the budget, a fault)
+        return [
+            f"v = PKT({off}, {size})",
+            "if v is None:",
+            f"    if n > {self.p.budget}: raise BF(n, {slot})",
+            f"    {self.exit_code('0')}",
+            "r0 = v",
+        ]
 
     def call(self, insn: Instruction, slot: int) -> list[str]:
         args = "r1, r2, r3, r4, r5"
