@@ -168,9 +168,11 @@ class SourceError(BpfError):
 
     def caret(self) -> str:
         """The offending line with a ``^`` under the column ("" when unknown)."""
-        if self.source is None or self.column is None:
-            return ""
-        return f"{self.source}\n{' ' * max(0, self.column - 1)}^"
+        if self.source is None or self.column is None or not self.source.strip():
+            return ""  # nothing to point at (an empty line, the end of the input)
+        # control characters would move the terminal's cursor: shown as '?', one column each
+        line = "".join(ch if ch.isprintable() or ch == "\t" else "?" for ch in self.source)
+        return f"{line}\n{' ' * max(0, self.column - 1)}^"
 
 
 class FilterSyntaxError(SourceError):

@@ -6,7 +6,7 @@ import importlib
 
 import click
 
-from ..errors import BpfError
+from ..errors import BpfError, DecodeError
 from ..isa.asm import assemble_text
 from ..isa.disasm import disassemble, format_insn
 from ..isa.instruction import encode, slot_positions
@@ -44,6 +44,8 @@ def asm_cmd(file: str, output: str | None, dialect: str, as_json: bool, classic:
     if classic:
         return _classic.asm(file, output, as_json)
     insns = assemble_text(as_text(read_bytes(file)), dialect)
+    if not insns:
+        raise DecodeError(f"{file}: empty program (no instructions)")
     code = encode(insns)
     if output is not None:
         try:
@@ -111,6 +113,8 @@ def disasm_cmd(
     if program is not None:
         fail("--program applies to ELF objects only", EXIT_USAGE, as_json)
     insns = read_program(file, fmt)
+    if not insns:
+        raise DecodeError(f"{file}: empty program (no instructions)")
     if as_json:
         entries = [
             {"pc": pc, "text": format_insn(insn, dialect), "hex": insn.encode().hex()}

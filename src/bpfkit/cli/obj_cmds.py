@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -44,6 +45,9 @@ def build_cmd(
     as_json: bool,
 ) -> None:
     """Compile SRC.c with clang -O2 -g -target bpf and the libbpf headers."""
+    if output is not None and not os.path.isdir(os.path.dirname(os.path.abspath(output))):
+        # one line of ours, not clang's diagnostics about a file it cannot open
+        fail(f"cannot write {output}: No such file or directory", EXIT_USAGE, as_json)
     try:
         res = compile_c(src, output, includes=includes, defines=defines, mcpu=mcpu, clang=clang)
     except BuildError as e:

@@ -136,6 +136,8 @@ def run_cmd(
     if classic:
         from . import _classic
 
+        if ctx_file:
+            raise click.UsageError("--ctx-file applies to ELF objects, not to --classic")
         return _classic.run(file, fmt, mem, engine, repeat, as_json)
     if fmt == "elf" or (fmt is None and _is_elf(file)):
         from . import _objrun
@@ -153,10 +155,10 @@ def run_cmd(
         )
         _print_object_run(out, as_json)
         return
-    if prog_type:
+    if prog_type or ctx_file:
         raise NotSupported(
-            "--type applies to ELF objects and typed runs; bare programs run "
-            "with r1 = memory, r2 = its length"
+            f"{'--type' if prog_type else '--ctx-file'} applies to ELF objects and typed runs; "
+            "bare programs run with r1 = memory, r2 = its length"
         )
     insns = read_program(file, fmt, dialect)
     result = _run_raw(insns, mem, engine, budget, trace, repeat)

@@ -9,7 +9,11 @@ Nothing is installed before the profile has compiled.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -45,11 +49,144 @@ def _compile(profile: str, target: str | None, caps: tuple[str, ...], kernel: st
     return compile_profile(prof, target)
 
 
+def _write(path: str, data: bytes | str) -> None:
+    """Write ``data`` to ``path``; a path that cannot be written is bad input (exit 2)."""
+    try:
+        with open(path, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+    except OSError as e:
+        raise ProfileError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _check_writable(path: str) -> None:
+    """Refuse up front an output whose directory is missing or not writable (before a
+    command is traced for nothing)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ProfileError(f"cannot write {path}: No such file or directory")
+    if not os.access(parent, os.W_OK) and not os.access(path, os.W_OK):
+        raise ProfileError(f"cannot write {path}: Permission denied")
+
+
 def _int(text: str, what: str) -> int:
     try:
         return int(text, 0)
     except ValueError:
         raise ProfileError(f"{what}: {text!r} is not an integer") from None
+
+
+def _option_arity(cmd: click.Command, token: str) -> int | None:
+    """How many following tokens ``token`` (an option word) consumes: 0 or 1; ``None`` when
+    ``cmd`` has no such option. A value attached (``--pid=5``, ``-ofile``) counts 0."""
+    name, eq, _ = token.partition("=")
+    for p in cmd.get_params(click.Context(cmd)):
+        if not isinstance(p, click.Option):
+            continue
+        for opt in (*p.opts, *p.secondary_opts):
+            if name == opt:
+                return 0 if (p.is_flag or p.count or eq) else 1
+            if not token.startswith("--") and len(opt) == 2 and token.startswith(opt):
+                return 0  # -ofile
+    return None
+
+
+class CommandTail(click.Command):
+    """A command whose last argument is a command line to run (``COMMAND [ARG ...]``).
+
+    As with strace, unshare or timeout, the options before the command are ours, and an
+    unknown one is a usage error; the command starts after ``--`` or at the first word past
+    our :attr:`leading` positional arguments, and everything from there on is passed to it
+    untouched (``seccomp trace -- ls -x`` and ``seccomp trace ls -x`` both give ``-x`` to ls).
+    """
+
+    #: positional arguments of ours before the command (``run``: PROFILE)
+    leading = 0
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        head: list[str] = []
+        tail: list[str] = []
+        seen = 0
+        i = 0
+        while i < len(args):
+            tok = args[i]
+            if tok == "--":
+                tail = args[i + 1 :]
+                break
+            if tok.startswith("-") and tok != "-":
+                arity = _option_arity(self, tok)
+                head.append(tok)
+                if arity:  # the option's value is the next word, whatever it looks like
+                    head += args[i + 1 : i + 2]
+                    i += 1
+                i += 1
+                continue  # an unknown option stays here: click reports it
+            if seen < self.leading:
+                head.append(tok)
+                seen += 1
+                i += 1
+                continue
+            tail = args[i:]
+            break
+        return super().parse_args(ctx, [*head, "--", *tail] if tail else head)
+
+
+class RunCommand(CommandTail):
+    """``seccomp run PROFILE [OPTIONS] [--] COMMAND ...``."""
+
+    leading = 1
+
+
+class NumericArgs(click.Command):
+    """A command whose positional arguments may be negative numbers (``-1``, ``-0x10``),
+    while a word like ``--bogus`` is still an unknown option (a usage error)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for tok in args:
+            if tok == "--":
+                break
+            if tok.startswith("-") and tok != "-" and _option_arity(self, tok) is None:
+                try:
+                    int(tok, 0)
+                except ValueError:
+                    raise click.NoSuchOption(tok.partition("=")[0], ctx=ctx) from None
+        return super().parse_args(ctx, args)
+
+
+def _runnable(command: list[str], what: str = "cannot run") -> None:
+    """Refuse up front a command that cannot be executed (not found, a directory, not
+    executable): bad input, exit 2, before anything is compiled, traced or installed."""
+    name = command[0]
+    if shutil.which(name) is not None:
+        return
+    if "/" in name:
+        if os.path.isdir(name):
+            reason = "Is a directory"
+        elif os.path.exists(name):
+            reason = "Permission denied"
+        else:
+            reason = "No such file or directory"
+    else:
+        reason = "command not found"
+    err = click.ClickException(f"{what} {name}: {reason}")
+    err.exit_code = EXIT_USAGE
+    raise err
+
+
+@contextmanager
+def _command_output_to_stderr(on: bool) -> Iterator[None]:
+    """With ``--json``, a command run meanwhile writes its output to stderr, so that stdout
+    holds only the one JSON object (the child inherits file descriptor 1)."""
+    if not on:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 @click.group("seccomp", cls=CliGroup)
@@ -93,9 +230,7 @@ def compile_cmd(profile, output, fmt, target, caps, kernel, as_json) -> None:
     else:
         data = json.dumps({**info, "program": as_tuples(flt.program)}) + "\n"
     if output:
-        mode = "wb" if isinstance(data, bytes) else "w"
-        with open(output, mode) as f:
-            f.write(data)
+        _write(output, data)
         info["output"] = output
     if as_json:
         if not output:
@@ -120,46 +255,57 @@ def compile_cmd(profile, output, fmt, target, caps, kernel, as_json) -> None:
 
 
 def _batch_cases(path: str) -> list[tuple[str | int, list[int], str | int | None]]:
+    from ..isa.loader import MAX_INPUT_FILE, read_limited
+
     cases = []
+    if path == "-":
+        data = sys.stdin.buffer.read(MAX_INPUT_FILE + 1)
+        if len(data) > MAX_INPUT_FILE:
+            raise ProfileError(f"stdin holds more than {MAX_INPUT_FILE} bytes (the limit)")
+    else:
+        try:
+            data = read_limited(path, MAX_INPUT_FILE, "batch file")
+        except BpfError as e:
+            raise ProfileError(str(e)) from None
     try:
-        f = sys.stdin if path == "-" else open(path)
-    except OSError as e:
-        raise ProfileError(f"{path}: {e.strerror or e}") from None
-    with f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ProfileError(f"{where}: malformed JSON: {e.msg}") from None
-            if not isinstance(obj, dict):
-                raise ProfileError(f"{where}: expected an object with nr or syscall")
-            if "nr" in obj:
-                sc = obj["nr"]
-                if isinstance(sc, bool) or not isinstance(sc, int):
-                    raise ProfileError(f"{where}: nr: expected an integer")
-            elif "syscall" in obj:
-                sc = obj["syscall"]
-                if not isinstance(sc, str):
-                    raise ProfileError(f"{where}: syscall: expected a name")
-            else:
-                raise ProfileError(f"{where}: give nr or syscall")
-            args = obj.get("args", [])
-            if not isinstance(args, list) or len(args) > 6:
-                raise ProfileError(f"{where}: args: expected a list of at most 6 integers")
-            for i, a in enumerate(args):
-                if isinstance(a, bool) or not isinstance(a, int):
-                    raise ProfileError(f"{where}: args[{i}]: expected an integer")
-            arch = obj.get("arch")
-            if arch is not None and (isinstance(arch, bool) or not isinstance(arch, (int, str))):
-                raise ProfileError(f"{where}: arch: expected an AUDIT_ARCH number or a name")
-            cases.append((sc, args, arch, where))
+        text = data.decode()
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ProfileError(f"{path}:{line}: not UTF-8 text (expected JSON Lines)") from None
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ProfileError(f"{where}: malformed JSON: {e.msg}") from None
+        if not isinstance(obj, dict):
+            raise ProfileError(f"{where}: expected an object with nr or syscall")
+        if "nr" in obj:
+            sc = obj["nr"]
+            if isinstance(sc, bool) or not isinstance(sc, int):
+                raise ProfileError(f"{where}: nr: expected an integer")
+        elif "syscall" in obj:
+            sc = obj["syscall"]
+            if not isinstance(sc, str):
+                raise ProfileError(f"{where}: syscall: expected a name")
+        else:
+            raise ProfileError(f"{where}: give nr or syscall")
+        args = obj.get("args", [])
+        if not isinstance(args, list) or len(args) > 6:
+            raise ProfileError(f"{where}: args: expected a list of at most 6 integers")
+        for i, a in enumerate(args):
+            if isinstance(a, bool) or not isinstance(a, int):
+                raise ProfileError(f"{where}: args[{i}]: expected an integer")
+        arch = obj.get("arch")
+        if arch is not None and (isinstance(arch, bool) or not isinstance(arch, (int, str))):
+            raise ProfileError(f"{where}: arch: expected an AUDIT_ARCH number or a name")
+        cases.append((sc, args, arch, where))
     return cases
 
 
-@seccomp_group.command("check", context_settings={"ignore_unknown_options": True})
+@seccomp_group.command("check", cls=NumericArgs, context_settings={"ignore_unknown_options": True})
 @click.argument("profile")
 @click.argument("syscall", required=False)
 @click.argument("args", nargs=-1)
@@ -212,9 +358,7 @@ def check_cmd(profile, syscall, args, arch, batch, target, caps, kernel, as_json
         click.echo(f"{act.spell(d.ret).lower():<16} ret={d.ret:#010x}")
 
 
-@seccomp_group.command(
-    "run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
-)
+@seccomp_group.command("run", cls=RunCommand)
 @click.argument("profile")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--cap", "caps", multiple=True, help="Capability for Docker includes/excludes.")
@@ -223,36 +367,43 @@ def check_cmd(profile, syscall, args, arch, batch, target, caps, kernel, as_json
     "--log", "log", is_flag=True, help="SECCOMP_FILTER_FLAG_LOG: log every non-allow action."
 )
 @click.option(
-    "--json", "as_json", is_flag=True, help="After the command ends, print one JSON object."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="After the command ends, print one JSON object (the command's output goes to stderr).",
 )
 def run_cmd(profile, command, caps, kernel, log, as_json) -> None:
     """Run COMMAND confined by PROFILE: bpfkit seccomp run PROFILE -- CMD [ARG ...].
 
-    The exit status is the command's (128 + N when signal N ended it).
+    Options go before the command; everything after ``--`` (or from the command's first
+    word on) is the command's. The exit status is the command's (128 + N when signal N
+    ended it).
     """
     from ..seccomp.install import SECCOMP_FILTER_FLAG_LOG, run
 
     command = list(command)
-    if command and command[0] == "--":
-        command = command[1:]
     if not command:
         fail("no command given (bpfkit seccomp run PROFILE -- CMD [ARG ...])", EXIT_USAGE, as_json)
     try:
         flt = _compile(profile, None, caps, kernel)
     except BpfError as e:
         fail(str(e), EXIT_USAGE, as_json)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        fail(f"{profile}: {type(e).__name__}: {e}", EXIT_USAGE, as_json)
+    _runnable(command)
     try:
-        res = run(flt, command, flags=SECCOMP_FILTER_FLAG_LOG if log else 0)
+        with _command_output_to_stderr(as_json):
+            res = run(flt, command, flags=SECCOMP_FILTER_FLAG_LOG if log else 0)
     except (BpfError, OSError) as e:
         fail(str(e), 1, as_json)
+    if res.error is not None:  # it never ran: not found (2) or could not be confined (1)
+        fail(res.error, EXIT_USAGE if res.not_run else 1, as_json)
     if as_json:
         emit(res.to_json())
     sys.exit(res.status)
 
 
-@seccomp_group.command(
-    "trace", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
-)
+@seccomp_group.command("trace", cls=CommandTail)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the profile here.")
 @click.option("--pid", type=int, help="Trace this running process (and its new children) instead.")
@@ -267,39 +418,53 @@ def run_cmd(profile, command, caps, kernel, log, as_json) -> None:
     show_default=True,
     help="The profile's defaultAction (errno returns EPERM; kill_process, trap, log ...).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object (the command's output goes to stderr).",
+)
 def trace_cmd(command, output, pid, duration, default_action, as_json) -> None:
     """Write a minimal allow-list profile from the system calls a command makes.
 
-    bpfkit seccomp trace -o prof.json -- CMD [ARG ...]; or --pid PID.
+    bpfkit seccomp trace -o prof.json -- CMD [ARG ...]; or --pid PID. Options go before
+    the command; everything after ``--`` (or from the command's first word on) is the
+    command's.
     """
     from ..seccomp import actions as act
     from ..seccomp.trace import trace_command, trace_pid
 
     command = list(command)
-    if command and command[0] == "--":
-        command = command[1:]
     if (pid is None) == (not command):
         fail("give a command after -- or --pid PID (one of them)", EXIT_USAGE, as_json)
     try:
         default = act.action_value(default_action, field="--default-action")
         if default == act.RET_ALLOW:
             raise ProfileError("--default-action: allow would make the profile allow everything")
+        if output:
+            _check_writable(output)
+        if command:
+            _runnable(command)
         if pid is not None:
             result = trace_pid(pid, duration=duration)
         else:
-            result = trace_command(command)
+            with _command_output_to_stderr(as_json):
+                result = trace_command(command)
     except ProfileError as e:
         fail(str(e), EXIT_USAGE, as_json)
     except BpfError as e:
         fail(str(e), 1, as_json)
     except OSError as e:
         fail(f"{type(e).__name__}: {e}", 1, as_json)
+    if result.run is not None and result.run.error is not None:
+        fail(result.run.error, EXIT_USAGE if result.run.not_run else 1, as_json)
     profile = result.profile(default)
     text = json.dumps(profile.to_json(), indent=2) + "\n"
     if output:
-        with open(output, "w") as f:
-            f.write(text)
+        try:
+            _write(output, text)
+        except ProfileError as e:
+            fail(str(e), EXIT_USAGE, as_json)
     info = result.to_json()
     info["output"] = output
     if as_json:

@@ -295,8 +295,11 @@ def btf_dump(
 
         text = dump_raw(btf)
     if output:
-        with open(output, "w") as f:
-            f.write(text)
+        try:
+            with open(output, "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise BpfError(f"cannot write {output}: {e.strerror or e}") from None
     if as_json:
         out: dict[str, Any] = {"source": where, "format": fmt, "types": len(btf.types) - 1}
         if output:

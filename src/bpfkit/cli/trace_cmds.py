@@ -38,6 +38,25 @@ def _error(e: Exception, as_json: bool, code: int) -> None:
     sys.exit(code)
 
 
+def _unwritable(path: str | None) -> str | None:
+    """Why ``path`` cannot be written (checked before anything is attached or run, so that
+    a trace is not lost at its end), or None."""
+    import os
+
+    if path is None or path == "-":
+        return None
+    if os.path.isdir(path):
+        return "is a directory"
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        return "no such directory"
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        return "permission denied"
+    if not os.path.exists(path) and not os.access(parent, os.W_OK):
+        return "permission denied"
+    return None
+
+
 def _quiet_exit(code: int) -> None:
     """Exit without writing to a closed stdout again (Python flushes it at exit)."""
     import os
@@ -169,6 +188,10 @@ def trace_cmd(
             _error(BpfError(f"-p {pid}: no such process"), json_mode, EXIT_USAGE)
         if command:
             _error(BpfError("-p and -c cannot be combined"), json_mode, EXIT_USAGE)
+    for opt, target in (("-o", output), ("--record", record)):
+        problem = _unwritable(target)
+        if problem:
+            _error(BpfError(f"{opt}: cannot write {target}: {problem}"), json_mode, EXIT_USAGE)
     if vm and (command or record or pid is not None):
         what = "-c" if command else "--record" if record else "-p"
         _error(BpfError(f"{what} runs on the kernel: it cannot be combined with --vm"), json_mode,
@@ -214,10 +237,10 @@ def trace_cmd(
         if events is not None:
             from ..trace.vm import VMSession
 
-            out = open(output, "w") if output else None  # noqa: SIM115 - closed below
+            out = open(output, "w", errors="surrogateescape") if output else None  # noqa: SIM115 - closed below
             sess: Session = VMSession(compiled, opts, events, out)
         else:
-            out = open(output, "w") if output else None  # noqa: SIM115 - closed below
+            out = open(output, "w", errors="surrogateescape") if output else None  # noqa: SIM115 - closed below
             sess = Session(compiled, opts, out)
         try:
             sess.setup()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import BpfError, VerifierError
+from ..errors import BpfError, DecodeError, VerifierError
 from ._common import EXIT_FAIL, emit, guarded
 
 
@@ -43,6 +43,8 @@ def _run(
     if program:
         raise click.UsageError("--program applies to ELF objects")
     insns = read_program(file, kind, dialect)
+    if not insns:  # no program to judge: bad input (as bpf(BPF_PROG_LOAD) refuses insn_cnt 0)
+        raise DecodeError(f"{file}: empty program")
     return verify(insns, prog_type=prog_type or "socket_filter", **common)
 
 

@@ -71,6 +71,10 @@ class RunResult:
     pid: int
     exit_code: int | None
     signal: int | None
+    #: why the command never ran (set up or exec failed in the child), else ``None``
+    error: str | None = None
+    #: the command itself could not be executed (not found, not executable): bad input
+    not_run: bool = False
 
     @property
     def status(self) -> int:
@@ -80,12 +84,20 @@ class RunResult:
         return self.exit_code if self.exit_code is not None else 1
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "pid": self.pid,
             "exit_code": self.exit_code,
             "signal": signal.Signals(self.signal).name if self.signal else None,
             "status": self.status,
         }
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+#: pid -> read end of the close-on-exec pipe through which that child reports a failure
+#: before or in exec (EOF: the exec succeeded); read by :func:`wait`
+_ERR_PIPES: dict[int, int] = {}
 
 
 def spawn(
@@ -97,17 +109,23 @@ def spawn(
 ) -> int:
     """Fork a child that runs ``before_exec`` and then execs ``argv``; its pid.
 
-    A failure in ``before_exec`` or ``execvp`` is reported on stderr by the child, which
-    exits 126 (could not set up) or 127 (command not found).
+    A failure in ``before_exec`` or ``execvp`` makes the child exit 126 (could not set up)
+    or 127 (could not run the command); the message comes back through a close-on-exec
+    pipe and :func:`wait` puts it in :attr:`RunResult.error` (the caller reports it, so
+    that it is one line and can be JSON).
     """
     argv = list(argv)
     if not argv:
         raise ValueError("no command to run")
     sys.stdout.flush()
     sys.stderr.flush()
+    er, ew = os.pipe()  # both close-on-exec
     pid = os.fork()
     if pid != 0:
+        os.close(ew)
+        _ERR_PIPES[pid] = er
         return pid
+    os.close(er)
     code = 126
     try:
         try:
@@ -122,16 +140,22 @@ def spawn(
                 os.execvpe(argv[0], argv, env)
         except BaseException as e:  # noqa: BLE001 - the child must never return to the caller
             what = "cannot run" if code == 127 else "cannot confine"
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            msg = f"{what} {argv[0]}: {reason}"
             try:
-                os.write(2, f"bpfkit: error: {what} {argv[0]}: {e}\n".encode())
+                os.write(ew, msg.encode())
             except OSError:
-                pass
+                try:
+                    os.write(2, f"bpfkit: error: {msg}\n".encode())
+                except OSError:
+                    pass
     finally:
         os._exit(code)
 
 
 def wait(pid: int) -> RunResult:
-    """Wait for ``pid``, forwarding SIGINT/SIGTERM to it meanwhile."""
+    """Wait for ``pid``, forwarding SIGINT/SIGTERM to it meanwhile; a child of :func:`spawn`
+    that failed before or in exec has :attr:`RunResult.error` set."""
 
     def forward(signum, _frame):
         try:
@@ -155,9 +179,28 @@ def wait(pid: int) -> RunResult:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+    error = _child_error(pid)
     if os.WIFSIGNALED(status):
-        return RunResult(pid, None, os.WTERMSIG(status))
-    return RunResult(pid, os.WEXITSTATUS(status), None)
+        return RunResult(pid, None, os.WTERMSIG(status), error)
+    code = os.WEXITSTATUS(status)
+    return RunResult(pid, code, None, error, error is not None and code == 127)
+
+
+def _child_error(pid: int) -> str | None:
+    """The failure a child of :func:`spawn` reported before exec (``None``: it exec'd)."""
+    fd = _ERR_PIPES.pop(pid, None)
+    if fd is None:
+        return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 4096):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    text = b"".join(chunks).decode(errors="replace").strip()
+    return " ".join(text.split()) or None
 
 
 def run(

@@ -112,7 +112,7 @@ class CompileContext:
 
     def __init__(self, analyzer: Analyzer, map_fds: dict[str, int], *, events_fd: int,
                  scratch_fd: int, stack_fd: int, start_ns: int, cpid: int = 0,
-                 elapsed_fd: int = 0,
+                 elapsed_fd: int = 0, lost_fd: int = 0,
                  record: bool = False, instances: list[Instance] | None = None) -> None:  # fmt: skip
         self.record = record
         self.instances = instances or []
@@ -123,6 +123,7 @@ class CompileContext:
         self.stack_fd = stack_fd
         self.start_ns = start_ns
         self.elapsed_fd = elapsed_fd  # a 1-entry array: when the probes were attached
+        self.lost_fd = lost_fd  # a 1-entry per-CPU array: records the ring buffer refused
         self.cpid = cpid
         self.events: list[Event] = []
         self.strings: list[str] = []
@@ -388,6 +389,10 @@ class ProgramGen:
         for name, ty in inst.vars.items():
             self.vars[name] = self.tmp(T.storage_size(ty))
         var_mark = self.frame.mark()
+        if inst.point.provider == "iter":
+            # the kernel calls an iterator once more with no object (the end): skip it, as
+            # bpftrace does (the object is the member after ``meta``, at offset 8)
+            self.emit(b.ldx(8, R0, R6, 8), b.jeq(R0, 0, "exit"))
         if inst.probe.pred is not None:
             self.branch(inst.probe.pred, False, "exit")
             self.frame.release(var_mark)
@@ -1267,10 +1272,21 @@ class ProgramGen:
         return fn(e)
 
     def send(self, rec: Mem, size: int | None = None) -> None:
+        """Send a record to userspace; a full ring buffer counts it in the lost-events map
+        (userspace prints "Lost N events", as bpftrace does)."""
         self.emit(b.ld_map_fd(R1, self.cc.events_fd))
         self.addr_of(rec, R2)
         self.emit(b.mov64(R3, size if size is not None else rec.size), b.mov64(R4, 0))
         self.helper("ringbuf_output")
+        if self.cc.lost_fd:
+            ok = self.label("sent")
+            key = self.tmp(8)
+            self.emit(b.jeq(R0, 0, ok), b.st(8, key.base, key.off, 0))
+            self.emit(b.ld_map_fd(R1, self.cc.lost_fd))
+            self.addr_of(key, R2)
+            self.helper_plain("map_lookup_elem")
+            self.emit(b.jeq(R0, 0, ok), b.ldx(8, R1, R0, 0), b.add64(R1, 1), b.stx(8, R0, 0, R1))
+            self.emit(Label(ok))
 
     def format_event(self, e: A.Call, kind: int, args: list[A.Expr], fmt: str) -> None:
         layout = []

@@ -36,6 +36,8 @@ def json_escape(s: str) -> str:
             out.append("\\t")
         elif ord(c) < 0x20:
             out.append(f"\\u{ord(c):04x}")
+        elif 0xDC80 <= ord(c) <= 0xDCFF:  # a byte that is not UTF-8 (kept by surrogateescape)
+            out.append("\ufffd")
         else:
             out.append(c)
     return "".join(out)
@@ -58,7 +60,7 @@ def c_format(fmt: str, values: list[Any]) -> str:
             if spec not in ("%r", "%rx"):  # with flags: C's printf shows it as it is
                 out.append(text.replace("%%", "%") + spec)
                 continue
-            data = v.data if isinstance(v, RawBuf) else str(v).encode()
+            data = v.data if isinstance(v, RawBuf) else str(v).encode("utf-8", "surrogateescape")
             v = hex_buffer(data, every=conv == "rx")
             spec = "%s"
         out.append(c_snprintf(text + spec, v).split("\0", 1)[0])
@@ -103,16 +105,20 @@ def _pad(s: str, flags: str, width: int, zero_ok: bool = False) -> str:
 
 
 def _c_conv(flags: str, width: int, prec: str | None, length: str, conv: str, v: Any) -> str:
-    if conv in "sS":
+    if conv in "sS":  # C counts bytes: precision and width apply to the UTF-8 bytes
         s = v if isinstance(v, str) else str(v)
+        b = s.encode("utf-8", "surrogateescape")
         if prec is not None:
-            s = s[: int(prec or 0)]
-        return _pad(s, flags, width)
+            b = b[: int(prec or 0)]
+        if len(b) < width:
+            b = b + b" " * (width - len(b)) if "-" in flags else b" " * (width - len(b)) + b
+        return b.decode("utf-8", "surrogateescape")
     if isinstance(v, str):  # a string where C expected a number (checked out before)
         return _pad(v, flags, width)
     x = int(v)
-    if conv == "c":
-        return _pad(chr(x & 0xFF), flags, width)
+    if conv == "c":  # one byte: above 0x7f, the raw byte (as surrogateescape keeps it)
+        c = x & 0xFF
+        return _pad(chr(c) if c < 0x80 else chr(0xDC00 + c), flags, width)
     if conv == "p":
         x &= (1 << 64) - 1
         if x == 0:
@@ -174,7 +180,7 @@ class Formatter:
             return v
         if k == "str":
             b = bytes(data[: ty.size])
-            return b.split(b"\0", 1)[0].decode("utf-8", "replace")
+            return b.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
         if k == "buf":
             n = int.from_bytes(data[:8], "little")
             return RawBuf(bytes(data[8 : 8 + min(n, ty.size)]))

@@ -42,6 +42,14 @@ PROVIDERS = (
     "kretfunc", "watchpoint", "asyncwatchpoint", "iter",
 )  # fmt: skip
 
+#: BPF iterator targets that take no parameter at attach (``iter:task`` ...): the kernel
+#: runs the program once per object, with ``struct bpf_iter__TARGET *ctx`` (bpftrace 0.17:
+#: task and task_file; the others are bpfkit's)
+ITER_TARGETS = (
+    "task", "task_file", "task_vma", "ksym", "bpf_map", "bpf_prog", "bpf_link", "tcp", "udp",
+    "unix", "netlink", "ipv6_route", "kmem_cache",
+)  # fmt: skip
+
 SOFTWARE_EVENTS = {
     # name: (config, default period); aliases share the config
     "cpu-clock": (0, 1000000),
@@ -118,6 +126,8 @@ class ProbePoint(Record):
         if p in ("uprobe", "uretprobe"):
             f = self.func or hex(self.offset)
             return f"{p}:{self.target}:{f}"
+        if p == "iter":
+            return f"iter:{self.target}"
         return f"{p}:{self.target}:{self.func}"
 
 
@@ -207,7 +217,12 @@ def parse_point(text: str, line: int = 0, col: int = 0, source: str | None = Non
             if not rest[1].isdigit() or int(rest[1]) <= 0:
                 raise _err(f"{prov} count must be a positive integer", line, col, source)
             pp.value = int(rest[1])
-    elif prov in ("watchpoint", "asyncwatchpoint", "iter"):
+    elif prov == "iter":
+        if len(rest) != 1 or rest[0] not in ITER_TARGETS:
+            raise _err(f"iter probe must be iter:TARGET, TARGET one of {', '.join(ITER_TARGETS)}"
+                       f" (not {text!r})", line, col, source)  # fmt: skip
+        pp.target = rest[0]
+    elif prov in ("watchpoint", "asyncwatchpoint"):
         pp.target = ":".join(rest)
     else:
         raise _err(f"unknown probe type {prov!r}", line, col, source)
@@ -569,6 +584,7 @@ def list_probes(pattern: str | None = None, pid: int | None = None,
         with open("/sys/kernel/btf/vmlinux", "rb"):
             pass
         out += [f"rawtracepoint:{n}" for n in raw_tracepoint_names()]
+        out += [f"iter:{t}" for t in iter_targets()]
     except OSError:
         pass
     if pattern:
@@ -581,6 +597,16 @@ def list_probes(pattern: str | None = None, pid: int | None = None,
     if verbose:
         out = [line for p in out for line in [p, *_tracepoint_fields(p)]]
     return out
+
+
+def iter_targets() -> list[str]:
+    """The iterator targets of ``ITER_TARGETS`` this kernel has (``bpf_iter_TARGET`` in BTF)."""
+    from ..kernel.btf import kernel_btf_available, vmlinux_btf
+
+    if not kernel_btf_available():
+        return []
+    btf = vmlinux_btf()
+    return [t for t in ITER_TARGETS if btf.ids_named(f"bpf_iter_{t}", 12)]
 
 
 def _tracepoint_fields(name: str) -> list[str]:

@@ -98,6 +98,19 @@ def _key_size(mi: Any) -> int:
     return mi.key_size + (8 if mi.value.kind in ("hist", "lhist") else 0)
 
 
+def iter_btf_id(pp: ProbePoint) -> int:
+    """The BTF id of the kernel's ``bpf_iter_TARGET`` function an ``iter:TARGET`` program
+    attaches to (NotSupported when the kernel has no such iterator)."""
+    from ..kernel.btf import kernel_btf_available, vmlinux_btf
+
+    if not kernel_btf_available():
+        raise NotSupported(f"{pp.name}: iterators need the kernel's BTF (/sys/kernel/btf/vmlinux)")
+    ids = vmlinux_btf().ids_named(f"bpf_iter_{pp.target}", 12)  # BTF_KIND_FUNC
+    if not ids:
+        raise NotSupported(f"{pp.name}: this kernel has no {pp.target} iterator")
+    return ids[0]
+
+
 def _prog_type(pp: ProbePoint) -> int:
     from ..uapi.enums import ProgType
 
@@ -110,6 +123,8 @@ def _prog_type(pp: ProbePoint) -> int:
         return ProgType.KPROBE
     if p in ("profile", "interval", "software", "hardware"):
         return ProgType.PERF_EVENT
+    if p == "iter":
+        return ProgType.TRACING
     raise NotSupported(f"{p} probes are not supported by bpfkit")
 
 
@@ -122,6 +137,9 @@ class Session:
 
         self.c = compiled
         self.opts = opts
+        if out is None and hasattr(sys.stdout, "reconfigure"):
+            # strings are the kernel's bytes: those that are not UTF-8 are written as they are
+            sys.stdout.reconfigure(errors="surrogateescape")
         self.out = out or sys.stdout
         self.bsys = bsys
         self.fmt = Formatter(self, opts.json)
@@ -130,6 +148,7 @@ class Session:
         self.map_fds: dict[str, Any] = {}
         self.progs: list[tuple[Instance, Any]] = []
         self.links: list[Any] = []
+        self.iters: list[Any] = []  # the links of iter probes, read after BEGIN
         self.begin: list[Any] = []
         self.end: list[Any] = []
         self.exiting = False
@@ -156,6 +175,8 @@ class Session:
                                            name or "at")  # fmt: skip
         self.events_fd = self._map(MapType.RINGBUF, 0, 0, RINGBUF_SIZE, "events")
         self.scratch_fd = self._map(MapType.PERCPU_ARRAY, 4, CG.SCRATCH_SIZE, 1, "scratch")
+        self.lost_fd = self._map(MapType.PERCPU_ARRAY, 4, 8, 1, "lost")
+        self.lost = 0
         stack_fd = 0
         if self.c.uses_stacks:
             self.stack_fd = self._map(MapType.STACK_TRACE, 4, 8 * STACK_DEPTH, MAX_ENTRIES,
@@ -173,6 +194,7 @@ class Session:
             start_ns=self.start_ns,
             cpid=self.opts.cpid,
             elapsed_fd=self.elapsed_fd.fileno() if self.elapsed_fd is not None else 0,
+            lost_fd=self.lost_fd.fileno(),
             record=bool(self.opts.record),
             instances=self.c.instances,
         )
@@ -189,10 +211,16 @@ class Session:
             if self.opts.debug:
                 self._show_insns(inst, insns)
             log: list[str] = []
+            kw: dict[str, Any] = {}
+            if inst.point.provider == "iter":
+                from ..uapi.enums import AttachType
+
+                kw = {"expected_attach_type": AttachType.TRACE_ITER,
+                      "attach_btf_id": iter_btf_id(inst.point)}  # fmt: skip
             try:
                 fd = self.bsys.prog_load(
                     _prog_type(inst.point), insns, "GPL", name=_prog_name(inst.point),
-                    log_level=2 if self.opts.verbose else 0, log_out=log,
+                    log_level=2 if self.opts.verbose else 0, log_out=log, **kw,
                 )  # fmt: skip
             except Exception as e:
                 from ..errors import VerifierError
@@ -248,7 +276,9 @@ class Session:
                 raise NotSupported(f"{pp.name}: kfunc/fentry probes need BPF trampolines: "
                                    f"{probe.reason}")  # fmt: skip
             raise NotSupported(f"{pp.name}: kfunc probes are not supported by bpfkit yet")
-        if p in ("watchpoint", "asyncwatchpoint", "iter"):
+        if p == "iter":
+            iter_btf_id(pp)
+        if p in ("watchpoint", "asyncwatchpoint"):
             raise NotSupported(f"{p} probes are not supported by bpfkit")
 
     def start_clock(self) -> None:
@@ -299,6 +329,12 @@ class Session:
                 self.links.append(attach_uprobe(fd, site.path, offset=site.offset,
                                                 pid=self.opts.pid or -1,
                                                 ref_ctr_offset=site.semaphore_offset))  # fmt: skip
+            elif p == "iter":
+                from ..uapi.enums import AttachType
+
+                link = self.bsys.FD(self.bsys.link_create(fd, 0, AttachType.TRACE_ITER))
+                self.links.append(link)
+                self.iters.append(link)
             elif p == "kprobe" or p == "kretprobe":
                 from ..kernel.kprobe import attach_kprobe
 
@@ -396,7 +432,7 @@ class Session:
                 s = data[8 + i * CG.JOIN_LEN : 8 + (i + 1) * CG.JOIN_LEN]
                 if not s or s[0] == 0:
                     break
-                parts.append(s.split(b"\0", 1)[0].decode("utf-8", "replace"))
+                parts.append(s.split(b"\0", 1)[0].decode("utf-8", "surrogateescape"))
             text = ev.fmt.join(parts)
             self.message("join", text if self.opts.json else text + "\n")  # JSON: no newline
         elif kind == CG.EV_SYSTEM:
@@ -497,6 +533,20 @@ class Session:
 
     def drain(self, reader: Any) -> None:
         reader.consume(self.on_event)
+        self.report_lost()
+
+    def report_lost(self) -> None:
+        """``Lost N events`` (JSON: ``lost_events``) when the ring buffer refused records."""
+        raw = self.bsys.map_lookup(self.lost_fd, b"\0" * 4, 8 * self.ncpus)
+        if raw is None:
+            return
+        total = sum(struct.unpack_from("<Q", raw, 8 * i)[0] for i in range(self.ncpus))
+        if total > self.lost:
+            n, self.lost = total - self.lost, total
+            if self.opts.json:
+                self.write(f'{{"type": "lost_events", "data": {{"events": {n}}}}}\n')
+            else:
+                self.write(f"Lost {n} events\n")
 
     def run(self, child: Any = None) -> int:
         """Attach, run until the end, print; the exit status."""
@@ -519,6 +569,9 @@ class Session:
             self.run_special(self.begin)
             if child is not None:
                 child.start()
+            if self.iters:  # run every iterator to its end, then end the script
+                self.run_iters(reader)
+                self.exiting = True
             deadline = None if self.opts.timeout is None else time.monotonic() + self.opts.timeout
             while not self.exiting and not stop["sig"]:
                 reader.wait(0.1 if child is not None or deadline or self.opts.pid else 0.25)
@@ -554,6 +607,30 @@ class Session:
             if child is not None:
                 child.kill()
         return 0
+
+    def run_iters(self, reader: Any) -> None:
+        """Read each iterator to its end: the kernel runs the program once per object as
+        the iterator is read (its output comes through the ring buffer, drained between
+        reads; the iterator itself prints nothing)."""
+        import errno
+
+        for link in self.iters:
+            fd = self.bsys.iter_create(link)
+            try:
+                while True:
+                    try:
+                        if not os.read(fd, 4096):
+                            break
+                    except InterruptedError:
+                        continue
+                    except OSError as e:
+                        if e.errno != errno.EAGAIN:  # EAGAIN: 1M objects without output
+                            raise KernelError(f"reading the iterator: {e.strerror}") from None
+                    self.drain(reader)
+            finally:
+                os.close(fd)
+            self.drain(reader)
+            self.out.flush()
 
     def write_record(self, path: str) -> None:
         """Write the recorded event stream (``--record``)."""

@@ -671,6 +671,9 @@ class Analyzer:
                 raise self.err(e, f"retval is only available in return probes, not {prov}")
             return T.U64
         if n == "ctx":
+            if prov == "iter":  # struct bpf_iter__TARGET *: the object the kernel visits
+                rec = self.record_type(f"struct bpf_iter__{pp.target}", e, script=False)
+                return T.Ty("ptr", 8, elem=rec)
             return T.U64
         if n == "args":
             if prov == "tracepoint":
@@ -840,7 +843,15 @@ class Analyzer:
         prov = self.inst.point.provider if self.inst is not None else ""
         if prov in ("uprobe", "uretprobe", "usdt"):
             return "user"
-        if prov in ("kprobe", "kretprobe", "kfunc", "kretfunc", "tracepoint", "rawtracepoint"):
+        if prov in (
+            "kprobe",
+            "kretprobe",
+            "kfunc",
+            "kretfunc",
+            "tracepoint",
+            "rawtracepoint",
+            "iter",
+        ):
             return "kernel"
         return "any"
 

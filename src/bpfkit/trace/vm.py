@@ -113,9 +113,14 @@ class VMSession(Session):
     # ---- setup --------------------------------------------------------------------------------
     def setup(self) -> None:
         """Create the VM's maps, generate, verify and load every program."""
+        from ..errors import NotSupported
         from ..uapi.enums import MapType
         from ..vm.runtime import VMRuntime
 
+        for inst in self.c.instances:
+            if inst.point.provider in ("iter", "watchpoint", "asyncwatchpoint"):
+                raise NotSupported(f"{inst.point.name}: {inst.point.provider} probes run on the "
+                                   "kernel only (the VM has no kernel objects to visit)")  # fmt: skip
         self.rt = rt = VMRuntime(ncpus=self.ncpus)
         an = self.c.analyzer
 
@@ -128,6 +133,8 @@ class VMSession(Session):
             self.map_fds[name] = mk(f"@{name}", mt, _key_size(mi), _value_size(mi), MAX_ENTRIES)
         self.events_h = mk("events", MapType.RINGBUF, 0, 0, RINGBUF_SIZE)
         self.scratch_h = mk("scratch", MapType.PERCPU_ARRAY, 4, CG.SCRATCH_SIZE, 1)
+        self.lost_fd = mk("lost", MapType.PERCPU_ARRAY, 4, 8, 1)
+        self.lost = 0
         stack_fd = 0
         if self.c.uses_stacks:
             self.stack_fd = mk("stacks", MapType.STACK_TRACE, 4, 8 * STACK_DEPTH, MAX_ENTRIES)
@@ -146,6 +153,7 @@ class VMSession(Session):
             stack_fd=stack_fd,
             start_ns=self.start_ns,
             elapsed_fd=self.elapsed_fd.fileno() if self.elapsed_fd is not None else 0,
+            lost_fd=self.lost_fd.fileno(),
             cpid=int(self.replay.header.get("cpid", self.opts.cpid) or 0),
             instances=self.c.instances,
         )
@@ -256,6 +264,7 @@ class VMSession(Session):
 
     def drain(self, reader: Any = None) -> None:
         self.events_h.m.consume(self.on_event)
+        self.report_lost()
 
     def fire_event(self, ev: dict[str, Any], targets: list[tuple[Any, Any]]) -> None:
         from ..vm.runtime import Task

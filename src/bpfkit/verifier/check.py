@@ -18,7 +18,7 @@ from ..isa import opcodes as op
 from ..isa.disasm import ALU_SYMBOLS
 from ..isa.instruction import Instruction
 from ..uapi.enums import HELPER_IDS, HELPER_NAMES, MapType, ProgType
-from . import ctxinfo, liveness, load, precision, scalar, tnum
+from . import ctxinfo, kbtf, liveness, load, precision, scalar, tnum
 from .cfg import MAY_GOTO, Program, Reject, check_stack_depth
 from .helpers_proto import (
     ANYTHING,
@@ -72,6 +72,7 @@ from .state import (
     NOT_INIT,
     NOT_INIT_REG,
     PACKET_TYPES,
+    PTR_TO_BTF_ID,
     PTR_TO_FUNC,
     PTR_TO_MAP_KEY,
     PTR_TO_MAP_VALUE,
@@ -1437,6 +1438,14 @@ class Checker:
                     r.id = 0
                 return r
             return Reg.unknown()
+        if t == CONST_PTR_TO_MAP:
+            return self.map_ptr_access(regno, base, full, size, write)
+        if t == PTR_TO_BTF_ID and not base.maybe_null:
+            raise self.fail(
+                f"r{regno}: reading kernel struct {base.map or ''} through its BTF is not "
+                "supported by bpfkit's verifier.",
+                f"R{regno} access through ptr_{base.map or ''} is not supported",
+            )
         if t == PTR_TO_TP_BUFFER:
             # check_tp_buffer_access: a non-negative constant offset (the attach checks
             # the highest offset against the tracepoint's writable size)
@@ -1494,6 +1503,44 @@ class Checker:
                 )
             return Reg.unknown()
         raise self._bad_type(regno, base)
+
+    def map_ptr_access(self, regno: int, base: Reg, off: int, size: int, write: bool) -> Reg:
+        """A read of the kernel's ``struct bpf_map`` behind a map pointer (the kernel's
+        ``check_ptr_to_map_access``), walked in the running kernel's BTF."""
+        m = base.map
+        tname = kbtf.MAP_STRUCTS.get(m.type)
+        sid = kbtf.struct_id(tname) if tname else None
+        if sid is None:
+            raise self.fail(
+                f"r{regno}: reading the fields of map '{m.name}' needs the running kernel's "
+                "BTF (/sys/kernel/btf/vmlinux); not supported without it.",
+                f"map_ptr access not supported for map type {m.type}",
+            )
+        if self.unpriv:
+            raise self.fail(
+                f"r{regno}: reading a map's kernel struct needs CAP_PERFMON.",
+                f"'struct {tname}' access is allowed only to CAP_PERFMON and CAP_SYS_ADMIN",
+            )
+        if off < 0:
+            raise self.fail(
+                f"r{regno}: a negative offset into the map's kernel struct.",
+                f"R{regno} is {tname} invalid negative access: off={off}",
+            )
+        if write:
+            raise self.fail(
+                f"r{regno}: a map's kernel struct cannot be written.",
+                f"only read from {tname} is supported",
+            )
+        try:
+            kind, target = kbtf.struct_walk(kbtf.vmlinux(), sid, off, size)
+        except kbtf.StructAccessError as e:
+            raise self.fail(
+                f"r{regno}: struct {tname} has no readable {size}-byte field at offset {off}.",
+                str(e.args[0]),
+            ) from None
+        if kind == "ptr":
+            return Reg.pointer(PTR_TO_BTF_ID, map=kbtf.vmlinux().get(target).name)
+        return Reg.unknown()
 
     def check_ptr_off(self, regno: int, r: Reg, fixed_off_ok: bool = False) -> None:
         """A pointer that must be used unmodified (the context; the kernel's

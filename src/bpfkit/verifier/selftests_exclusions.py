@@ -71,14 +71,6 @@ EXCLUDED: dict[tuple[str, str], str] = {
         "verifier_iterating_callbacks",
         "check_add_const",
     ): "known difference: scalars linked with a constant offset (the kernel's BPF_ADD_CONST ids)",
-    (
-        "verifier_map_ptr",
-        "read_non_existent_field_rejected",
-    ): "known difference: reading struct bpf_map fields through a map pointer (kernel BTF)",
-    (
-        "verifier_map_ptr",
-        "ptr_read_ops_field_accepted",
-    ): "known difference: reading struct bpf_map fields through a map pointer (kernel BTF)",
 }
 
 _NS_KFUNC = "bpfkit rejects earlier: kfunc calls are not supported"
@@ -96,9 +88,6 @@ MSG_DIFFERENT: dict[tuple[str, str], str] = {
     ("verifier_iterating_callbacks", "unsafe_find_vma"): _NS_HELPER,
     ("verifier_ref_tracking", "to_tcp_sock_after_release"): _NS_HELPER,
     ("verifier_sock", "of_bpf_skc_to_helpers"): _NS_HELPER,
-    ("verifier_map_ptr", "read_with_negative_offset_rejected"): "map pointer field reads",
-    ("verifier_map_ptr", "bpf_map_ptr_write_rejected"): "map pointer field reads",
-    ("verifier_map_ptr_mixing", "lookup_hash_map_in_map"): "map pointer field reads",
     ("verifier_netfilter_ctx", "with_invalid_ctx_access_test5"): "netfilter context",
     ("verifier_netfilter_retcode", "with_invalid_return_code_test1"): "netfilter context",
     ("verifier_sockmap_mutate", "test_sockops_update"): "sock_ops context",

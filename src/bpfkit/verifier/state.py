@@ -34,6 +34,7 @@ PTR_TO_SOCKET = 13  # a full socket (struct bpf_sock)
 PTR_TO_TCP_SOCK = 14  # struct bpf_tcp_sock
 PTR_TO_XDP_SOCK = 15  # struct bpf_xdp_sock (an xskmap lookup)
 PTR_TO_TP_BUFFER = 16  # a writable raw tracepoint's buffer (any non-negative offset)
+PTR_TO_BTF_ID = 17  # a kernel struct (``map``: its BTF name); bpfkit cannot read it
 SOCKET_TYPES = (PTR_TO_SOCK_COMMON, PTR_TO_SOCKET, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK)
 
 TYPE_NAMES = {
@@ -54,6 +55,7 @@ TYPE_NAMES = {
     PTR_TO_TCP_SOCK: "tcp_sock",
     PTR_TO_XDP_SOCK: "xdp_sock",
     PTR_TO_TP_BUFFER: "tp_buffer",
+    PTR_TO_BTF_ID: "untrusted_ptr_",  # a field read from a kernel struct (PTR_UNTRUSTED)
 }
 
 PACKET_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META)
