@@ -19,7 +19,7 @@ under that negative number; bpfkit needs the numbers to make the same decisions.
 
 The test ``tests/test_seccomp_tables.py`` re-parses the tarball and compares. The four
 files are extracted once per tarball (keyed by its size and mtime) into
-``~/.cache/bpfkit/syscall-tables/`` (``$BPFKIT_CACHE`` overrides the root).
+``~/.cache/bpfkit/syscall-tables/`` (``$BPFKIT_CACHE_DIR`` overrides the root, as for every bpfkit cache).
 """
 
 from __future__ import annotations
@@ -58,13 +58,12 @@ def extract(tarball: str, dest: str) -> dict[str, str]:
 
 
 def cache_root() -> Path:
-    """Where extracted table files are kept: ``$BPFKIT_CACHE`` or ``~/.cache/bpfkit``.
+    """Where extracted table files are kept: under bpfkit's cache root
+    (``bpfkit._cache.cache_root``: ``$BPFKIT_CACHE_DIR``, ``$XDG_CACHE_HOME/bpfkit`` or
+    ``~/.cache/bpfkit``), like the verifier's selftests corpus."""
+    from bpfkit._cache import cache_root as root
 
-    (The same root as the verifier's selftests corpus, ``bpfkit.verifier.selftests``.)
-    """
-    base = os.environ.get("BPFKIT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "bpfkit"
-    )
+    base = root()
     return Path(base) / "syscall-tables"
 
 

@@ -8,6 +8,14 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings as _hypothesis_settings
+
+#: Property tests draw the same examples on every run (reproducible: what passes here passes
+#: in CI) and have no per-example deadline (a loaded machine is not a bug);
+#: ``BPFKIT_EXPLORE=1`` draws fresh examples (and fresh seeds where a test takes one).
+EXPLORE = os.environ.get("BPFKIT_EXPLORE") == "1"
+_hypothesis_settings.register_profile("bpfkit", derandomize=not EXPLORE, deadline=None)
+_hypothesis_settings.load_profile("bpfkit")
 
 # ---------------------------------------------------------------------------
 # The running kernel's bpf()

@@ -10,7 +10,6 @@ programs as libpcap's engine does.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import time
 
 import pytest
 from test_filter_libpcap import LIBPCAP, needs_libpcap
+from veth_pair import require, veth_pair, wait_for_packet_socket
 
 from bpfkit.errors import KernelError
 from bpfkit.pcap import CaptureReader, compile_filter
@@ -25,46 +25,11 @@ from bpfkit.pcap.live import LiveCapture
 from bpfkit.pcap.synth import packet_mix
 
 
-def _require(reason: str) -> None:
-    if os.environ.get("BPFKIT_REQUIRE_KERNEL") == "1":
-        pytest.fail(f"BPFKIT_REQUIRE_KERNEL=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def _ip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", *args], capture_output=True, text=True)
-
-
 @pytest.fixture(scope="module")
 def veth():
     """(host-side interface, namespace, far-side interface)."""
-    if shutil.which("ip") is None:
-        _require("iproute2 (ip) is not installed")
-    tag = f"{os.getpid() % 100000}"
-    ns, a, b = f"pcapN{tag}", f"pcapA{tag}", f"pcapB{tag}"
-    r = _ip("netns", "add", ns)
-    if r.returncode != 0:
-        _require(f"cannot create a network namespace: {r.stderr.strip()}")
-    try:
-        steps = [
-            ("link", "add", a, "type", "veth", "peer", "name", b, "netns", ns),
-            ("link", "set", a, "up"),
-            ("-n", ns, "link", "set", b, "up"),
-        ]
-        for step in steps:
-            r = _ip(*step)
-            if r.returncode != 0:
-                _require(f"cannot set up a veth pair: {r.stderr.strip()}")
-        # no IPv6 autoconfiguration chatter on the link
-        for cmd in (
-            ["sysctl", "-q", "-w", f"net.ipv6.conf.{a}.disable_ipv6=1"],
-            ["ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"net.ipv6.conf.{b}.disable_ipv6=1"],
-        ):
-            subprocess.run(cmd, capture_output=True)
-        yield a, ns, b
-    finally:
-        _ip("link", "del", a)
-        _ip("netns", "del", ns)
+    with veth_pair("pcap") as pair:
+        yield pair
 
 
 SENDER = r"""
@@ -124,12 +89,6 @@ def test_kernel_filter_selects_libpcaps_packets(veth, expr: str) -> None:
     assert got == want
 
 
-def _socket_on(ifindex: int) -> bool:
-    with open("/proc/net/packet") as f:
-        next(f)
-        return any(int(line.split()[4]) == ifindex for line in f)
-
-
 @needs_libpcap
 def test_cli_capture_writes_pcap(veth, tmp_path) -> None:
     a, _ns, _b = veth
@@ -160,10 +119,7 @@ def test_cli_capture_writes_pcap(veth, tmp_path) -> None:
         text=True,
     )
     try:
-        ifindex = socket.if_nametoindex(a)
-        deadline = time.monotonic() + 30
-        while not _socket_on(ifindex) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_packet_socket(a, proc)
         send(veth, frames)
         stdout, stderr = proc.communicate(timeout=40)
     finally:
@@ -223,7 +179,7 @@ def test_sigterm_keeps_the_packets(tmp_path) -> None:
     try:
         socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0).close()
     except PermissionError:
-        _require("no CAP_NET_RAW for packet sockets")
+        require("no CAP_NET_RAW for packet sockets")
     out = tmp_path / "lo.pcap"
     port = 40000 + os.getpid() % 20000
     proc = subprocess.Popen(

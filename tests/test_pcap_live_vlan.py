@@ -18,9 +18,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from veth_pair import ip, require, veth_pair, wait_for_packet_socket
 
 from bpfkit.classic.interp import PacketMeta, compile_classic
 from bpfkit.pcap import CaptureReader
@@ -28,61 +28,20 @@ from bpfkit.pcap.live import LiveCapture, live_program
 from bpfkit.pcap.synth import packet_mix
 
 
-def _require(reason: str) -> None:
-    if os.environ.get("BPFKIT_REQUIRE_KERNEL") == "1":
-        pytest.fail(f"BPFKIT_REQUIRE_KERNEL=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def _ip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", *args], capture_output=True, text=True)
-
-
 @pytest.fixture(scope="module")
 def net():
     """(host interface, namespace, far interface, VLAN 100 sub-interface or None)."""
-    if shutil.which("ip") is None:
-        _require("iproute2 (ip) is not installed")
     if shutil.which("tcpdump") is None:
-        _require("tcpdump (the oracle) is not installed")
-    tag = f"{os.getpid() % 100000}"
-    ns, a, b, v = f"qanetN{tag}", f"qanetA{tag}", f"qanetB{tag}", f"qanetV{tag}"
-    r = _ip("netns", "add", ns)
-    if r.returncode != 0:
-        _require(f"cannot create a network namespace: {r.stderr.strip()}")
-    try:
-        subprocess.run(
-            ["ip", "netns", "exec", ns, "sysctl", "-q", "-w"]
-            + ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"],
-            capture_output=True,
-        )
-        for step in (
-            ("link", "add", a, "type", "veth", "peer", "name", b, "netns", ns),
-            ("link", "set", a, "up"),
-            ("-n", ns, "link", "set", b, "up"),
-        ):
-            r = _ip(*step)
-            if r.returncode != 0:
-                _require(f"cannot set up a veth pair: {r.stderr.strip()}")
-        subprocess.run(
-            ["sysctl", "-q", "-w", f"net.ipv6.conf.{a}.disable_ipv6=1"], capture_output=True
-        )
+        require("tcpdump (the oracle) is not installed")
+    with veth_pair("qanet") as (a, ns, b):
         # an 802.1Q sub-interface needs CONFIG_VLAN_8021Q; without it, raw tagged frames
         # still exercise the same kernel path (the tag is taken out on receive)
-        vlan = (
-            v
-            if _ip(
-                "-n", ns, "link", "add", "link", b, "name", v, "type", "vlan", "id", "100"
-            ).returncode
-            == 0
-            else None
-        )
+        v = f"qanetV{os.getpid() % 100000}"
+        r = ip("-n", ns, "link", "add", "link", b, "name", v, "type", "vlan", "id", "100")
+        vlan = v if r.returncode == 0 else None
         if vlan is not None:
-            _ip("-n", ns, "link", "set", v, "up")
+            ip("-n", ns, "link", "set", v, "up")
         yield a, ns, b, vlan
-    finally:
-        _ip("link", "del", a)
-        _ip("netns", "del", ns)
 
 
 # paced (a burst of hundreds of frames overflows tcpdump's ring: it reports drops)
@@ -246,13 +205,7 @@ def test_cli_capture_vlan(net, tmp_path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        ifindex = int(open(f"/sys/class/net/{a}/ifindex").read())
-        while proc.poll() is None and time.monotonic() < deadline:
-            with open("/proc/net/packet") as f:
-                if any(int(ln.split()[4]) == ifindex for ln in list(f)[1:]):
-                    break
-            time.sleep(0.05)
+        wait_for_packet_socket(a, proc)
         send(net, frames)
         stdout, stderr = proc.communicate(timeout=40)
     finally:

@@ -239,14 +239,24 @@ def _check_raw(child: ChildServer, case: dict) -> None:
 
 
 def _check_vm(child: ChildServer, case: dict) -> None:
-    """Each engine in a runtime of its own (addresses differ): the same outcome."""
-    res = {}
-    for engine in ("interp", "jit"):
-        r = child.run({**case, "engine": engine})
-        assert r["status"] != "escaped", (engine, r)
-        assert not r["canaries"] and not r["leak"], (engine, r)
-        res[engine] = r
-    _agree(res["interp"], res["jit"], case, values=False)
+    """Each engine in a runtime of its own: never an escape, a canary touched or a leak, and
+    the same outcome. Addresses differ from run to run, and a program may compute on them
+    (``r6 = r1; r6 |= 0x1000; *(u8 *)(r6 + 0) = 0`` is in bounds or not by where the
+    context lies), so the outcomes must agree in one of a few runs: an engine that
+    disagrees on the program itself disagrees in all of them."""
+    for attempt in range(4):
+        res = {}
+        for engine in ("interp", "jit"):
+            r = child.run({**case, "engine": engine})
+            assert r["status"] != "escaped", (engine, r)
+            assert not r["canaries"] and not r["leak"], (engine, r)
+            res[engine] = r
+        try:
+            _agree(res["interp"], res["jit"], case, values=False)
+            return
+        except AssertionError:
+            if attempt == 3:
+                raise
 
 
 @SETTINGS

@@ -254,3 +254,26 @@ def test_the_charge_plan_is_exact_on_every_path(insns, seed):
                     if b in heads:
                         assert excess == 0
                         break
+
+
+@pytest.mark.parametrize("blocks", [30, 1200])
+def test_the_budget_is_checked_at_the_same_instructions(blocks):
+    """A chain of forward branches, then a loop: 30 blocks pass the interpreter's
+    inlining depth, 1200 make its function segmented; either way it checks the budget
+    only where the JIT does (loop headers, exits), so a run stops at the same pc with
+    the same count."""
+    items = [mov64(R0, 0)]
+    for i in range(blocks):
+        items += [add64(R0, 1), jgt(R0, 1 << 20, f"l{i}"), Label(f"l{i}")]
+    items += [mov64(R6, 0), Label("loop"), add64(R6, 1), jlt(R6, 5, "loop"), exit_()]
+    insns = assemble(items)
+    chain = 1 + 2 * blocks  # instructions before the loop header
+    total = chain + 1 + 2 * 5 + 1
+    head = len(_slots(insns)) - 3  # the loop header's slot
+    for budget in (chain // 2, chain - 1, chain, total - 1, total):
+        out = _runs(insns, "both", budget)
+        assert out["interp"] == out["jit"], (budget, out)
+        if budget == total:
+            assert out["interp"] == ("ok", blocks, total)
+        elif budget < chain:  # the first check is at the loop header
+            assert out["interp"][1:3] == (head, chain + 1), (budget, out)

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from ..errors import BtfError
 from ..uapi.btf import BtfKind
-from .types import Btf, BtfType
+from .types import QUALIFIER_WORDS, Btf, BtfType
 
 __all__ = ["dump_header", "CHeader"]
 
 _MAX_DEPTH = 64
 _COMPOSITE = (BtfKind.STRUCT, BtfKind.UNION)
 _ENUMS = (BtfKind.ENUM, BtfKind.ENUM64)
-_QUALIFIERS = {BtfKind.CONST: "const", BtfKind.VOLATILE: "volatile", BtfKind.RESTRICT: "restrict"}
+_QUALIFIERS = QUALIFIER_WORDS
 _INT_OF = {
     (1, False): "unsigned char",
     (1, True): "signed char",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from ..errors import BtfError
 from ..uapi.btf import BtfKind, FuncLinkage, VarLinkage
-from .types import Btf, BtfType
+from .types import QUALIFIER_WORDS, Btf, BtfType
 
 __all__ = ["type_to_c", "format_definition", "dump_c"]
 
 _MAX_DEPTH = 64
-_MOD_WORDS = {BtfKind.CONST: "const", BtfKind.VOLATILE: "volatile", BtfKind.RESTRICT: "restrict"}
+_MOD_WORDS = QUALIFIER_WORDS
 
 
 def _tag_word(t: BtfType) -> str:

@@ -27,19 +27,21 @@ from operator import add, and_, gt, itemgetter, rshift
 
 from ..errors import BtfError
 from ..uapi.btf import (
+    BTF_FIXED_WORDS,
     BTF_HEADER_SIZE,
     BTF_MAGIC,
     BTF_MAX_TYPE,
+    BTF_RECORD_WORDS,
     BTF_VERSION,
     BtfKind,
     FuncLinkage,
     VarLinkage,
 )
 from .types import (
+    REF_KINDS,
     Array,
     Btf,
     BtfType,
-    Const,
     Datasec,
     DeclTag,
     Enum,
@@ -52,16 +54,11 @@ from .types import (
     Int,
     Member,
     Param,
-    Ptr,
-    Restrict,
     Struct,
-    Typedef,
-    TypeTag,
     Union,
     Var,
     VarSecinfo,
     Void,
-    Volatile,
 )
 
 __all__ = ["parse_btf", "encode_btf"]
@@ -99,15 +96,6 @@ _KINDS = tuple(BtfKind)
 _FUNC_LINKAGE = tuple(FuncLinkage)
 _VAR_LINKAGE = tuple(VarLinkage)
 _NKINDS = len(_KINDS)
-
-_REF_KINDS = {
-    BtfKind.PTR: Ptr,
-    BtfKind.TYPEDEF: Typedef,
-    BtfKind.VOLATILE: Volatile,
-    BtfKind.CONST: Const,
-    BtfKind.RESTRICT: Restrict,
-    BtfKind.TYPE_TAG: TypeTag,
-}
 
 
 class _Strings:
@@ -277,14 +265,14 @@ def _parse_types(tdata: bytes, strs: _Strings, base: Btf | None) -> list[BtfType
             if enc & ~0x7 or bin(enc).count("1") > 1:
                 raise BtfError(f"{_w(tid, kind)}: bad int encoding {enc:#x}")
             t: BtfType = Int(tid, name, size_type, enc, off, bits)
-        elif kind in _REF_KINDS:
+        elif kind in REF_KINDS:
             if vlen or (kflag and kind != _K_TYPE_TAG):
                 raise BtfError(f"{_w(tid, kind)}: vlen/kind_flag must be zero")
             if kind == _K_TYPEDEF and not name:
                 raise BtfError(f"{_w(tid, kind)}: typedef without a name")
             if kind == _K_TYPE_TAG and not name:
                 raise BtfError(f"{_w(tid, kind)}: type tag without a name")
-            t = _REF_KINDS[kind](tid, name, size_type)
+            t = REF_KINDS[kind](tid, name, size_type)
         elif kind == _K_ARRAY:
             _need(pos, 12, n, tid, kind)
             etype, itype, nelems = _ARRAY.unpack_from(tdata, pos)
@@ -442,7 +430,7 @@ def _check_refs(btf: Btf) -> None:
 
     for t in types[btf.start_id :]:
         k = t.kind
-        if k in _REF_KINDS:
+        if k in REF_KINDS:
             ref(t, t.type, "referenced type", void_ok=True)  # type: ignore[attr-defined]
         elif k == BtfKind.ARRAY:
             ref(t, t.type, "element type", void_ok=False)  # type: ignore[attr-defined]
@@ -492,22 +480,6 @@ _BIG_ENDIAN = sys.byteorder == "big"
 _UNUSED_INFO = 0x60FF0000
 _VLEN = 0x0000FFFF
 _KFLAG = 0x80000000
-# Words after the 12-byte header, per kind: fixed part and per-vlen record.
-_FIXED_W = [0] * 32
-_REC_W = [0] * 32
-for _k, _f, _r in (
-    (_K_INT, 1, 0),
-    (_K_ARRAY, 3, 0),
-    (_K_STRUCT, 0, 3),
-    (_K_UNION, 0, 3),
-    (_K_ENUM, 0, 2),
-    (_K_FUNC_PROTO, 0, 2),
-    (_K_VAR, 1, 0),
-    (_K_DATASEC, 0, 3),
-    (_K_DECL_TAG, 1, 0),
-    (_K_ENUM64, 0, 3),
-):
-    _FIXED_W[_k], _REC_W[_k] = _f, _r
 # Info bits that must be zero, per kind (the unused bits are checked for every type).
 _FORBID = [0] * 32
 for _k in (_K_INT, _K_PTR, _K_TYPEDEF, _K_VOLATILE, _K_CONST, _K_RESTRICT, _K_ARRAY):
@@ -581,7 +553,7 @@ def _index(tdata: bytes, strings: bytes, base: Btf | None) -> _LazyTypes | None:
     groups: list[list[int]] = [[] for _ in range(32)]
     push, push_kind = offs.append, kinds.append
     push_group = [g.append for g in groups]
-    fixed, per = _FIXED_W, _REC_W
+    fixed, per = BTF_FIXED_WORDS, BTF_RECORD_WORDS  # words after the header, per kind
     i, nw = 0, len(words)
     try:
         while i < nw:
@@ -950,7 +922,7 @@ class _LazyTypes:
         raise BtfError(f"type {tid}: unknown kind {k}")  # pragma: no cover - checked by _index
 
 
-_REF_KINDS_BY_NO = {int(k): cls for k, cls in _REF_KINDS.items()}
+_REF_KINDS_BY_NO = {int(k): cls for k, cls in REF_KINDS.items()}
 
 
 # ---- encoding -------------------------------------------------------------------
@@ -983,7 +955,7 @@ def encode_btf(btf: Btf) -> bytes:
         if k == BtfKind.INT:
             out += pack(name, k << 24, t.size)  # type: ignore[attr-defined]
             out += _U32.pack((t.encoding << 24) | (t.offset << 16) | t.bits)  # type: ignore[attr-defined]
-        elif k in _REF_KINDS:
+        elif k in REF_KINDS:
             out += pack(name, k << 24, t.type)  # type: ignore[attr-defined]
         elif k == BtfKind.ARRAY:
             out += pack(name, k << 24, 0) + _ARRAY.pack(t.type, t.index_type, t.nelems)  # type: ignore[attr-defined]

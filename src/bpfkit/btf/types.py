@@ -293,6 +293,12 @@ class DeclTag(BtfType):
 
 
 MODIFIERS = (BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT, BtfKind.TYPE_TAG)
+# The C keyword of each qualifier kind.
+QUALIFIER_WORDS = {
+    BtfKind.CONST: "const",
+    BtfKind.VOLATILE: "volatile",
+    BtfKind.RESTRICT: "restrict",
+}
 _SIZED = (
     BtfKind.INT,
     BtfKind.STRUCT,
@@ -615,3 +621,9 @@ class _TypeList(MutableSequence):
 
     def insert(self, index: int, value: BtfType) -> None:
         self._plain().insert(index, value)
+
+
+# The kinds that are only a name and a referenced type, and their classes.
+REF_KINDS: dict[BtfKind, type[BtfType]] = {
+    cls.kind: cls for cls in (Ptr, Typedef, Volatile, Const, Restrict, TypeTag)
+}

@@ -26,6 +26,8 @@ import stat
 import tempfile
 from collections.abc import Sequence
 
+from .._cache import cache_root, private_dir
+
 __all__ = ["cache_dir", "key", "load", "store", "clear", "enabled"]
 
 _MAGIC = b"BPFKJIT1"
@@ -40,25 +42,12 @@ def enabled() -> bool:
 
 def cache_dir() -> str:
     """The directory the JIT's objects are kept in."""
-    base = os.environ.get("BPFKIT_CACHE_DIR")
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = os.path.join(xdg, "bpfkit")
-    return os.path.join(base, "jit")
+    return os.path.join(cache_root(), "jit")
 
 
 def _safe_dir(create: bool) -> str | None:
     """The cache directory when it is ours and private (created so when asked), else None."""
-    d = cache_dir()
-    try:
-        if create:
-            os.makedirs(d, mode=0o700, exist_ok=True)
-        st = os.lstat(d)
-    except OSError:
-        return None
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        return None
-    return d
+    return private_dir("jit", create)
 
 
 def key(ir: str, opt_level: int, host: tuple[str, str], options: Sequence[str]) -> bytes | None:

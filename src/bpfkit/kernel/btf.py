@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from ..btf.parser import encode_btf
 from ..btf.types import (
+    REF_KINDS,
     Array,
     Btf,
     BtfType,
@@ -44,8 +45,6 @@ from ..btf.types import (
     Int,
     Member,
     Param,
-    Ptr,
-    Restrict,
     Struct,
     Typedef,
     TypeTag,
@@ -53,10 +52,16 @@ from ..btf.types import (
     Var,
     VarSecinfo,
     Void,
-    Volatile,
 )
 from ..errors import BtfError, NotSupported
-from ..uapi.btf import BTF_MAGIC, BtfKind, FuncLinkage, VarLinkage
+from ..uapi.btf import (
+    BTF_FIXED_WORDS,
+    BTF_MAGIC,
+    BTF_RECORD_WORDS,
+    BtfKind,
+    FuncLinkage,
+    VarLinkage,
+)
 from . import sys as bsys
 
 if TYPE_CHECKING:
@@ -82,41 +87,6 @@ _I32 = struct.Struct("<i")
 _TRIPLE = struct.Struct("<III")
 _PAIR = struct.Struct("<II")
 _ENUM = struct.Struct("<Ii")
-
-# Bytes that follow the 12-byte common header, per kind: fixed part, per-vlen part.
-_EXTRA = {
-    BtfKind.INT: (4, 0),
-    BtfKind.PTR: (0, 0),
-    BtfKind.ARRAY: (12, 0),
-    BtfKind.STRUCT: (0, 12),
-    BtfKind.UNION: (0, 12),
-    BtfKind.ENUM: (0, 8),
-    BtfKind.FWD: (0, 0),
-    BtfKind.TYPEDEF: (0, 0),
-    BtfKind.VOLATILE: (0, 0),
-    BtfKind.CONST: (0, 0),
-    BtfKind.RESTRICT: (0, 0),
-    BtfKind.FUNC: (0, 0),
-    BtfKind.FUNC_PROTO: (0, 8),
-    BtfKind.VAR: (4, 0),
-    BtfKind.DATASEC: (0, 12),
-    BtfKind.FLOAT: (0, 0),
-    BtfKind.DECL_TAG: (4, 0),
-    BtfKind.TYPE_TAG: (0, 0),
-    BtfKind.ENUM64: (0, 12),
-}
-_FIXED_W = [0] * 32  # in 32-bit words
-_PER_W = [0] * 32
-for _k, (_f, _p) in _EXTRA.items():
-    _FIXED_W[_k], _PER_W[_k] = _f // 4, _p // 4
-_REFS = {
-    BtfKind.PTR: Ptr,
-    BtfKind.TYPEDEF: Typedef,
-    BtfKind.VOLATILE: Volatile,
-    BtfKind.CONST: Const,
-    BtfKind.RESTRICT: Restrict,
-    BtfKind.TYPE_TAG: TypeTag,
-}
 
 
 # ---------------------------------------------------------------------------
@@ -166,7 +136,7 @@ class LazyBtf(Btf):
         offs: list[int] = []  # in words
         infos: list[int] = []
         i, n = 0, len(words)
-        fixed, per = _FIXED_W, _PER_W
+        fixed, per = BTF_FIXED_WORDS, BTF_RECORD_WORDS
         append_off, append_info = offs.append, infos.append
         while i < n:
             info = words[i + 1]
@@ -241,8 +211,8 @@ class LazyBtf(Btf):
         if k == BtfKind.INT:
             (w,) = _U32.unpack_from(td, pos)
             return Int(tid, name, st, (w >> 24) & 0x0F, (w >> 16) & 0xFF, w & 0xFF)
-        if k in _REFS:
-            return _REFS[k](tid, name, st)
+        if k in REF_KINDS:
+            return REF_KINDS[k](tid, name, st)
         if k == BtfKind.ARRAY:
             e, i, ne = _TRIPLE.unpack_from(td, pos)
             return Array(tid, name, e, i, ne)

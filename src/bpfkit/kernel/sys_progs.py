@@ -184,20 +184,19 @@ def prog_load(
         attach_btf_id=attach_btf_id,
         attach_prog_fd=fdnum(attach_prog_fd) or fdnum(attach_btf_obj_fd),
     )
-    if func_info:
-        if func_info_rec_size <= 0:
-            raise ValueError("func_info needs func_info_rec_size")
-        fi = _buf(func_info)
-        keep.append(fi)
-        attr.func_info, attr.func_info_rec_size = _addr(fi), func_info_rec_size
-        attr.func_info_cnt = len(func_info) // func_info_rec_size
-    if line_info:
-        if line_info_rec_size <= 0:
-            raise ValueError("line_info needs line_info_rec_size")
-        li = _buf(line_info)
-        keep.append(li)
-        attr.line_info, attr.line_info_rec_size = _addr(li), line_info_rec_size
-        attr.line_info_cnt = len(line_info) // line_info_rec_size
+    # func_info and line_info: an array of records, its record size and its count
+    for what, records, rec_size in (
+        ("func_info", func_info, func_info_rec_size),
+        ("line_info", line_info, line_info_rec_size),
+    ):
+        if records:
+            if rec_size <= 0:
+                raise ValueError(f"{what} needs {what}_rec_size")
+            buf = _buf(records)
+            keep.append(buf)
+            setattr(attr, what, _addr(buf))
+            setattr(attr, f"{what}_rec_size", rec_size)
+            setattr(attr, f"{what}_cnt", len(records) // rec_size)
     if fd_array:
         arr = (s32 * len(fd_array))(*(fdnum(f) for f in fd_array))
         keep.append(arr)

@@ -15,7 +15,7 @@ import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 from ..errors import CaptureError
 
@@ -24,6 +24,24 @@ PCAP_MAGIC_NS = 0xA1B23C4D
 PCAPNG_SHB = 0x0A0D0D0A
 PCAPNG_BOM = 0x1A2B3C4D
 PCAPNG_IDB, PCAPNG_PB, PCAPNG_SPB, PCAPNG_EPB = 1, 2, 3, 6
+
+# The link types the filter compiler handles: pcap LINKTYPE_ values as stored in capture
+# files (and the DLT_ values 12 and 14 some files record for raw IP), by bpfkit's names.
+LINKTYPES = {"EN10MB": 1, "RAW": 101, "LINUX_SLL": 113, "LINUX_SLL2": 276}
+LINKTYPE_NAMES = {
+    1: "EN10MB",
+    101: "RAW",
+    12: "RAW",
+    14: "RAW",
+    113: "LINUX_SLL",
+    276: "LINUX_SLL2",
+}
+LINKTYPE_DESCRIPTIONS = {
+    "EN10MB": "Ethernet",
+    "RAW": "Raw IP",
+    "LINUX_SLL": "Linux cooked v1",
+    "LINUX_SLL2": "Linux cooked v2",
+}
 
 MAX_RECORD = 1 << 26  # 64 MiB: a larger record length means a corrupt file
 MAX_BLOCK = 1 << 26
@@ -286,11 +304,7 @@ class CaptureReader:
         """Take in one pcapng block: a section or interface updates the state, a packet
         block gives its packet, any other block is skipped (None)."""
         order = self.byteorder
-        if btype == PCAPNG_SHB:
-            self._section(body)
-        elif btype == PCAPNG_IDB:
-            self._interface(body)
-        elif btype == PCAPNG_EPB:
+        if btype == PCAPNG_EPB:
             if len(body) < 20:
                 raise CaptureError(
                     f"{self.name}: truncated enhanced packet block at byte offset {where}"
@@ -306,14 +320,12 @@ class CaptureReader:
                     f"{self.name}: corrupt enhanced packet block at byte offset {where}: "
                     f"captured length {caplen} exceeds the block"
                 )
-            self.count += 1
-            return Packet(
-                body[20 : 20 + caplen],
-                wirelen,
-                self._ts(iface, high, low),
-                self.interfaces[iface][0],
-                iface,
-            )
+        elif btype == PCAPNG_PB:
+            if len(body) < 20:
+                raise CaptureError(f"{self.name}: truncated packet block at byte offset {where}")
+            iface, _drops, high, low, caplen, wirelen = struct.unpack(order + "HHIIII", body[:20])
+            if iface >= len(self.interfaces) or 20 + caplen > len(body):
+                raise CaptureError(f"{self.name}: corrupt packet block at byte offset {where}")
         elif btype == PCAPNG_SPB:
             if not self.interfaces:
                 raise CaptureError(
@@ -328,22 +340,22 @@ class CaptureReader:
             caplen = min(wirelen, snap, len(body) - 4)
             self.count += 1
             return Packet(body[4 : 4 + caplen], wirelen, 0, self.interfaces[0][0], 0)
-        elif btype == PCAPNG_PB:
-            if len(body) < 20:
-                raise CaptureError(f"{self.name}: truncated packet block at byte offset {where}")
-            iface, _drops, high, low, caplen, wirelen = struct.unpack(order + "HHIIII", body[:20])
-            if iface >= len(self.interfaces) or 20 + caplen > len(body):
-                raise CaptureError(f"{self.name}: corrupt packet block at byte offset {where}")
-            self.count += 1
-            return Packet(
-                body[20 : 20 + caplen],
-                wirelen,
-                self._ts(iface, high, low),
-                self.interfaces[iface][0],
-                iface,
-            )
-        # every other block type is skipped
-        return None
+        else:
+            if btype == PCAPNG_SHB:
+                self._section(body)
+            elif btype == PCAPNG_IDB:
+                self._interface(body)
+            # every other block type is skipped
+            return None
+        # an Enhanced or (obsolete) Packet Block, checked: its packet
+        self.count += 1
+        return Packet(
+            body[20 : 20 + caplen],
+            wirelen,
+            self._ts(iface, high, low),
+            self.interfaces[iface][0],
+            iface,
+        )
 
     def _block_at(self, offset: int) -> tuple[int, bytes, int] | None:
         """The block at file ``offset`` (for a scan that walks the file itself)."""
@@ -385,8 +397,10 @@ def read_packets(path: str | os.PathLike[str]) -> Iterator[Packet]:
         yield from r
 
 
-class PcapWriter:
-    """Write a pcap file (little-endian; microsecond or nanosecond timestamps)."""
+class _Writer:
+    """What the pcap and pcapng writers share: the destination (a path, opened and closed
+    here, or an open stream, flushed and left open), the file's parameters, the count;
+    a subclass writes its file header and its packets."""
 
     def __init__(
         self,
@@ -404,10 +418,38 @@ class PcapWriter:
         self.nanosecond = nanosecond
         self.linktype = linktype
         self.snaplen = snaplen
-        magic = PCAP_MAGIC_NS if nanosecond else PCAP_MAGIC_US
-        self._f.write(struct.pack("<IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
-        self._rec = struct.Struct("<IIII")
         self.count = 0
+        self._write_header()
+
+    def _write_header(self) -> None:
+        raise NotImplementedError
+
+    def write(self, data: bytes, ts_ns: int = 0, wirelen: int | None = None) -> None:
+        raise NotImplementedError
+
+    def write_packet(self, pkt: Packet) -> None:
+        self.write(pkt.data, pkt.ts_ns, pkt.wirelen)
+
+    def close(self) -> None:
+        if self._own:
+            self._f.close()
+        else:
+            self._f.flush()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PcapWriter(_Writer):
+    """Write a pcap file (little-endian; microsecond or nanosecond timestamps)."""
+
+    def _write_header(self) -> None:
+        self._rec = struct.Struct("<IIII")  # an instance attribute: the fastest to look up
+        magic = PCAP_MAGIC_NS if self.nanosecond else PCAP_MAGIC_US
+        self._f.write(struct.pack("<IHHiIII", magic, 2, 4, 0, 0, self.snaplen, self.linktype))
 
     def write(self, data: bytes, ts_ns: int = 0, wirelen: int | None = None) -> None:
         """Append one packet (``wirelen`` defaults to ``len(data)``)."""
@@ -418,54 +460,23 @@ class PcapWriter:
         self._f.write(data)
         self.count += 1
 
-    def write_packet(self, pkt: Packet) -> None:
-        self.write(pkt.data, pkt.ts_ns, pkt.wirelen)
-
     def write_records(self, records: bytes | memoryview, count: int = 0) -> None:
         """Append records already encoded in this file's format (the native scan's)."""
         self._f.write(records)
         self.count += count
 
-    def close(self) -> None:
-        if self._own:
-            self._f.close()
-        else:
-            self._f.flush()
 
-    def __enter__(self) -> PcapWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class PcapngWriter:
+class PcapngWriter(_Writer):
     """Write a pcapng file: one section, one interface, Enhanced Packet Blocks (little-endian;
     microsecond timestamps, or nanosecond ones with ``if_tsresol`` = 9)."""
 
-    def __init__(
-        self,
-        dest: str | os.PathLike[str] | BinaryIO,
-        linktype: int = 1,
-        snaplen: int = 262144,
-        nanosecond: bool = False,
-    ):
-        if isinstance(dest, (str, bytes, os.PathLike)):
-            self._f: BinaryIO = open(dest, "wb", buffering=1 << 16)  # noqa: SIM115
-            self._own = True
-        else:
-            self._f = dest
-            self._own = False
-        self.nanosecond = nanosecond
-        self.linktype = linktype
-        self.snaplen = snaplen
-        self.count = 0
+    def _write_header(self) -> None:
         shb_body = struct.pack("<IHHq", PCAPNG_BOM, 1, 0, -1)
         self._block(PCAPNG_SHB, shb_body)
         opts = b""
-        if nanosecond:
+        if self.nanosecond:
             opts = struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0)
-        self._block(PCAPNG_IDB, struct.pack("<HHI", linktype, 0, snaplen) + opts)
+        self._block(PCAPNG_IDB, struct.pack("<HHI", self.linktype, 0, self.snaplen) + opts)
 
     def _block(self, btype: int, body: bytes) -> None:
         pad = -len(body) % 4
@@ -486,18 +497,3 @@ class PcapngWriter:
         self._f.write(data)
         self._f.write(b"\0" * pad + struct.pack("<I", n))
         self.count += 1
-
-    def write_packet(self, pkt: Packet) -> None:
-        self.write(pkt.data, pkt.ts_ns, pkt.wirelen)
-
-    def close(self) -> None:
-        if self._own:
-            self._f.close()
-        else:
-            self._f.flush()
-
-    def __enter__(self) -> PcapngWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

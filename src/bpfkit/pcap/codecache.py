@@ -1,7 +1,8 @@
 """A per-user cache of compiled filters: expression → program, IR → machine code.
 
 ``bpfkit filter run`` is measured against tcpdump as a whole process, so work that a
-repeated run would redo is kept in ``$XDG_CACHE_HOME/bpfkit`` (``~/.cache/bpfkit``):
+repeated run would redo is kept in bpfkit's cache directory (:mod:`bpfkit._cache`:
+``$BPFKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/bpfkit``, else ``~/.cache/bpfkit``):
 
 * the classic program of an expression, keyed by the expression, link type, snapshot
   length and a fingerprint of the compiler's source files (so an edited compiler never
@@ -22,36 +23,15 @@ import os
 import struct
 from collections.abc import Sequence
 
+from .._cache import atomic_write, private_dir
+from .capfile import LINKTYPE_NAMES
+
 try:  # the built-in module: importing hashlib loads OpenSSL, a few ms of start-up
     from _sha256 import sha256
 except ImportError:  # pragma: no cover - other Pythons
     from hashlib import sha256
 
 VERSION = "1"
-
-
-def cache_dir(sub: str) -> str | None:
-    """A private per-user directory, created on demand (None if it cannot be)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    d = os.path.join(base, "bpfkit", sub)
-    try:
-        os.makedirs(d, mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    return d if os.access(d, os.W_OK) else None
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
 
 
 # -- programs ---------------------------------------------------------------------------
@@ -74,22 +54,11 @@ def compiler_fingerprint() -> str:
 
 
 def _program_path(expr: str, linktype: str, snaplen: int) -> str | None:
-    d = cache_dir("filters")
+    d = private_dir("filters")
     if d is None:
         return None
     key = sha256(f"{compiler_fingerprint()}\0{linktype}\0{snaplen}\0{expr}".encode())
     return os.path.join(d, key.hexdigest()[:32] + ".json")
-
-
-# capture-file link types the compiler handles (as bpfkit.pcap.filter names them)
-LINKTYPE_NAMES = {
-    1: "EN10MB",
-    101: "RAW",
-    12: "RAW",
-    14: "RAW",
-    113: "LINUX_SLL",
-    276: "LINUX_SLL2",
-}
 
 
 def cached_program(expr: str, linktype: str | int, snaplen: int = 262144):
@@ -117,7 +86,7 @@ def cached_program(expr: str, linktype: str | int, snaplen: int = 262144):
 
     prog = compile_filter(expr, linktype, snaplen=snaplen)
     if path is not None:
-        _write_atomic(path, json.dumps({"expr": expr, "insns": [list(i) for i in prog]}).encode())
+        atomic_write(path, json.dumps({"expr": expr, "insns": [list(i) for i in prog]}).encode())
     return prog
 
 
@@ -188,7 +157,7 @@ def _elf_text(obj: bytes, names: Sequence[str]) -> tuple[bytes, dict[str, int]] 
 
 
 def _code_path(ir: str) -> str | None:
-    d = cache_dir("code")
+    d = private_dir("code")
     if d is None:
         return None
     key = sha256(f"{VERSION}\0{os.uname().machine}\0{ir}".encode()).hexdigest()[:32]
@@ -212,6 +181,20 @@ def load_cached_code(ir: str, names: Sequence[str]) -> LoadedCode | None:
         return None
 
 
+def optimized_module(ir: str, tm):
+    """``ir`` parsed for the process's triple and ``tm``'s data layout, verified, and run
+    through LLVM's -O2 pipeline (the scan's code, cached or not, is built this way)."""
+    import llvmlite.binding as llvm
+
+    mod = llvm.parse_assembly(ir)
+    mod.triple = llvm.get_process_triple()
+    mod.data_layout = str(tm.target_data)
+    mod.verify()
+    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=2))
+    pb.getModulePassManager().run(mod, pb)
+    return mod
+
+
 def compile_and_cache(ir: str, names: Sequence[str]) -> LoadedCode | None:
     """Compile ``ir`` to relocation-free code with llvmlite and store it; None when the
     code cannot be cached (it needs relocations, or the object is not ELF64 x86/arm)."""
@@ -222,18 +205,12 @@ def compile_and_cache(ir: str, names: Sequence[str]) -> LoadedCode | None:
     target = llvm.Target.from_default_triple()
     cpu = "x86-64" if os.uname().machine in ("x86_64", "AMD64") else "generic"
     tm = target.create_target_machine(cpu=cpu, opt=2, reloc="pic", codemodel="small")
-    mod = llvm.parse_assembly(ir)
-    mod.triple = llvm.get_process_triple()
-    mod.data_layout = str(tm.target_data)
-    mod.verify()
-    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=2))
-    pb.getModulePassManager().run(mod, pb)
-    found = _elf_text(tm.emit_object(mod), names)
+    found = _elf_text(tm.emit_object(optimized_module(ir, tm)), names)
     if found is None:
         return None
     text, symbols = found
     path = _code_path(ir)
     if path is not None:
         header = json.dumps(symbols).encode()
-        _write_atomic(path, struct.pack("<I", len(header)) + header + text)
+        atomic_write(path, struct.pack("<I", len(header)) + header + text)
     return LoadedCode(text, symbols)

@@ -192,10 +192,25 @@ def _lower_filter(prog: Sequence[SockFilter]) -> str:
     ir.emit("store i64 %loops0, ptr %LOOPS")
     ir.emit("store i32 0, ptr %A")
     ir.emit("store i32 0, ptr %X")
-    for i in range(c.MEMWORDS):
+
+    def mem_slot(i: int) -> str:
         p = ir.tmp()
         ir.emit(f"{p} = getelementptr [16 x i32], ptr %M, i64 0, i64 {i}")
-        ir.emit(f"store i32 0, ptr {p}")
+        return p
+
+    def operands(code: int, k: int) -> tuple[str, str]:
+        """A, and X or the constant ``k`` (as a signed i32 literal)."""
+        a = ir.tmp()
+        ir.emit(f"{a} = load i32, ptr %A")
+        if code & c.X:
+            s = ir.tmp()
+            ir.emit(f"{s} = load i32, ptr %X")
+        else:
+            s = str(k if k < 0x80000000 else k - (1 << 32))
+        return a, s
+
+    for i in range(c.MEMWORDS):
+        ir.emit(f"store i32 0, ptr {mem_slot(i)}")
     ir.emit("br label %i0")
 
     def load_packet(off64: str, size_code: int, dest: str, next_label: str) -> None:
@@ -248,8 +263,7 @@ def _lower_filter(prog: Sequence[SockFilter]) -> str:
                 ir.emit(f"store i32 %wirelen, ptr {dest}")
                 ir.emit(f"br label %{nxt}")
             elif mode == c.MEM:
-                p = ir.tmp()
-                ir.emit(f"{p} = getelementptr [16 x i32], ptr %M, i64 0, i64 {k}")
+                p = mem_slot(k)
                 v = ir.tmp()
                 ir.emit(f"{v} = load i32, ptr {p}")
                 ir.emit(f"store i32 {v}, ptr {dest}")
@@ -285,19 +299,11 @@ def _lower_filter(prog: Sequence[SockFilter]) -> str:
         elif cls in (c.ST, c.STX):
             v = ir.tmp()
             ir.emit(f"{v} = load i32, ptr {'%A' if cls == c.ST else '%X'}")
-            p = ir.tmp()
-            ir.emit(f"{p} = getelementptr [16 x i32], ptr %M, i64 0, i64 {k}")
-            ir.emit(f"store i32 {v}, ptr {p}")
+            ir.emit(f"store i32 {v}, ptr {mem_slot(k)}")
             ir.emit(f"br label %{nxt}")
         elif cls == c.ALU:
             op = code & 0xF0
-            a = ir.tmp()
-            ir.emit(f"{a} = load i32, ptr %A")
-            if code & c.X:
-                s = ir.tmp()
-                ir.emit(f"{s} = load i32, ptr %X")
-            else:
-                s = str(k if k < 0x80000000 else k - (1 << 32))
+            a, s = operands(code, k)
             r = ir.tmp()
             if op in _ALU:
                 ir.emit(f"{r} = {_ALU[op]} i32 {a}, {s}")
@@ -341,13 +347,7 @@ def _lower_filter(prog: Sequence[SockFilter]) -> str:
                 else:
                     ir.emit(f"br label %i{t}")
                 continue
-            a = ir.tmp()
-            ir.emit(f"{a} = load i32, ptr %A")
-            if code & c.X:
-                s = ir.tmp()
-                ir.emit(f"{s} = load i32, ptr %X")
-            else:
-                s = str(k if k < 0x80000000 else k - (1 << 32))
+            a, s = operands(code, k)
             t = ir.tmp()
             if op == c.JSET:
                 m = ir.tmp()
@@ -356,15 +356,11 @@ def _lower_filter(prog: Sequence[SockFilter]) -> str:
             else:
                 ir.emit(f"{t} = icmp {_CMP[op]} i32 {a}, {s}")
             ir.emit(f"br i1 {t}, label %i{pc + 1 + ins.jt}, label %i{pc + 1 + ins.jf}")
-        else:  # MISC
-            if (code & 0xF8) == c.TAX:
-                v = ir.tmp()
-                ir.emit(f"{v} = load i32, ptr %A")
-                ir.emit(f"store i32 {v}, ptr %X")
-            else:
-                v = ir.tmp()
-                ir.emit(f"{v} = load i32, ptr %X")
-                ir.emit(f"store i32 {v}, ptr %A")
+        else:  # MISC: TAX or TXA
+            src, dst = ("%A", "%X") if (code & 0xF8) == c.TAX else ("%X", "%A")
+            v = ir.tmp()
+            ir.emit(f"{v} = load i32, ptr {src}")
+            ir.emit(f"store i32 {v}, ptr {dst}")
             ir.emit(f"br label %{nxt}")
     ir.label("accept")
     ir.emit("ret i1 1")
@@ -372,6 +368,43 @@ def _lower_filter(prog: Sequence[SockFilter]) -> str:
     ir.emit("ret i1 0")
     ir.lines.append("}")
     return "\n".join(ir.lines)
+
+
+def _module_head(prog: Sequence[SockFilter]) -> list[str]:
+    """What both scan modules start with: the intrinsics, the filter and the one-packet
+    entry ``i32 @bpfkit_pcap_one(ptr data, i64 caplen, i32 wirelen)``."""
+    return [
+        "declare i32 @llvm.bswap.i32(i32)",
+        "declare i16 @llvm.bswap.i16(i16)",
+        _lower_filter(prog),
+        "define i32 @bpfkit_pcap_one(ptr %data, i64 %caplen, i32 %wirelen) nounwind {",
+        "entry:",
+        "  %m = call i1 @bpfkit_pcap_match(ptr %data, i64 %caplen, i32 %wirelen)",
+        "  %r = zext i1 %m to i32",
+        "  ret i32 %r",
+        "}",
+    ]
+
+
+def _exits(*blocks: tuple[str, int]) -> list[str]:
+    """The scan loop's exit blocks, one per ``(label, R_* reason)``: each stores the
+    position, the records seen, the bytes written and the reason in ``state``, returns
+    the number matched; then the function's closing brace."""
+    lines: list[str] = []
+    for name, reason in blocks:
+        lines += [
+            f"{name}:",
+            "  store i64 %pos, ptr %state",
+            f"  %{name}.p1 = getelementptr i64, ptr %state, i64 {ST_PACKETS}",
+            f"  store i64 %npk, ptr %{name}.p1",
+            f"  %{name}.p2 = getelementptr i64, ptr %state, i64 {ST_OUTLEN}",
+            f"  store i64 %olen, ptr %{name}.p2",
+            f"  %{name}.p3 = getelementptr i64, ptr %state, i64 {ST_REASON}",
+            f"  store i64 {reason}, ptr %{name}.p3",
+            "  ret i64 %nm",
+        ]
+    lines.append("}")
+    return lines
 
 
 def _field(ir_lines: list[str], name: str, hp: str, off: int, swap: bool) -> str:
@@ -393,15 +426,7 @@ def build_ir(prog: Sequence[SockFilter], swap: bool, limit: int) -> str:
     number matched; ``state`` receives the next position, the records seen, the bytes
     written and why it stopped (``R_*``)."""
     lines = [
-        "declare i32 @llvm.bswap.i32(i32)",
-        "declare i16 @llvm.bswap.i16(i16)",
-        _lower_filter(prog),
-        "define i32 @bpfkit_pcap_one(ptr %data, i64 %caplen, i32 %wirelen) nounwind {",
-        "entry:",
-        "  %m = call i1 @bpfkit_pcap_match(ptr %data, i64 %caplen, i32 %wirelen)",
-        "  %r = zext i1 %m to i32",
-        "  ret i32 %r",
-        "}",
+        *_module_head(prog),
         "define i64 @bpfkit_pcap_scan(ptr %base, i64 %pos0, i64 %end, ptr %out, i64 %outcap, "
         "ptr %state, ptr %memcpy) nounwind {",
         "entry:",
@@ -453,25 +478,13 @@ def build_ir(prog: Sequence[SockFilter], swap: bool, limit: int) -> str:
         "  %npk1 = add i64 %npk, 1",
         "  br label %loop",
     ]
-    for name, reason in (
+    lines += _exits(
         ("x_end", R_END),
         ("x_trunc_hdr", R_TRUNC_HDR),
         ("x_corrupt", R_CORRUPT),
         ("x_trunc_data", R_TRUNC_DATA),
         ("x_full", R_FULL),
-    ):
-        lines += [
-            f"{name}:",
-            "  store i64 %pos, ptr %state",
-            f"  %{name}.p1 = getelementptr i64, ptr %state, i64 {ST_PACKETS}",
-            f"  store i64 %npk, ptr %{name}.p1",
-            f"  %{name}.p2 = getelementptr i64, ptr %state, i64 {ST_OUTLEN}",
-            f"  store i64 %olen, ptr %{name}.p2",
-            f"  %{name}.p3 = getelementptr i64, ptr %state, i64 {ST_REASON}",
-            f"  store i64 {reason}, ptr %{name}.p3",
-            "  ret i64 %nm",
-        ]
-    lines.append("}")
+    )
     return "\n".join(lines)
 
 
@@ -514,15 +527,7 @@ def build_ir_pcapng(prog: Sequence[SockFilter], limit: int = MAX_SCAN_BLOCK) -> 
         return res
 
     L = [
-        "declare i32 @llvm.bswap.i32(i32)",
-        "declare i16 @llvm.bswap.i16(i16)",
-        _lower_filter(prog),
-        "define i32 @bpfkit_pcap_one(ptr %data, i64 %caplen, i32 %wirelen) nounwind {",
-        "entry:",
-        "  %m = call i1 @bpfkit_pcap_match(ptr %data, i64 %caplen, i32 %wirelen)",
-        "  %r = zext i1 %m to i32",
-        "  ret i32 %r",
-        "}",
+        *_module_head(prog),
         "define i64 @bpfkit_pcapng_scan(ptr %base, i64 %pos0, i64 %end, ptr %out, i64 %outcap, "
         "ptr %state, ptr %memcpy, ptr %iftab, i64 %niface, i64 %swap64, i64 %outns64) nounwind {",
         "entry:",
@@ -680,30 +685,19 @@ def build_ir_pcapng(prog: Sequence[SockFilter], limit: int = MAX_SCAN_BLOCK) -> 
         "  %olen2 = phi i64 [%olen, %run], [%need, %copy]",
         "  br label %loop",
     ]
-    for name, reason in (
+    L += _exits(
         ("x_end", R_END),
         ("x_trunc_hdr", R_TRUNC_HDR),
         ("x_trunc_data", R_TRUNC_DATA),
         ("x_full", R_FULL),
         ("x_other", R_OTHER),
-    ):
-        L += [
-            f"{name}:",
-            "  store i64 %pos, ptr %state",
-            f"  %{name}.p1 = getelementptr i64, ptr %state, i64 {ST_PACKETS}",
-            f"  store i64 %npk, ptr %{name}.p1",
-            f"  %{name}.p2 = getelementptr i64, ptr %state, i64 {ST_OUTLEN}",
-            f"  store i64 %olen, ptr %{name}.p2",
-            f"  %{name}.p3 = getelementptr i64, ptr %state, i64 {ST_REASON}",
-            f"  store i64 {reason}, ptr %{name}.p3",
-            "  ret i64 %nm",
-        ]
-    L.append("}")
+    )
     return "\n".join(L)
 
 
-_SCAN_FN = ctypes.CFUNCTYPE(
-    ctypes.c_int64,
+# (base, pos, end, out, outcap, state, memcpy) -> matched; pcapng adds (iftab, niface,
+# swap, outns)
+_SCAN_ARGS = (
     ctypes.c_void_p,
     ctypes.c_int64,
     ctypes.c_int64,
@@ -712,23 +706,13 @@ _SCAN_FN = ctypes.CFUNCTYPE(
     ctypes.c_void_p,
     ctypes.c_void_p,
 )
+_SCAN_FN = ctypes.CFUNCTYPE(ctypes.c_int64, *_SCAN_ARGS)
 # The scan copies matching records with the C library's memcpy, passed in by address so
 # that the machine code needs no relocation (and can be cached, see codecache).
 _MEMCPY = ctypes.cast(ctypes.CDLL(None).memcpy, ctypes.c_void_p).value
 _ONE_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_char_p, ctypes.c_int64, ctypes.c_uint32)
 _NG_SCAN_FN = ctypes.CFUNCTYPE(
-    ctypes.c_int64,
-    ctypes.c_void_p,
-    ctypes.c_int64,
-    ctypes.c_int64,
-    ctypes.c_void_p,
-    ctypes.c_int64,
-    ctypes.c_void_p,
-    ctypes.c_void_p,
-    ctypes.c_void_p,
-    ctypes.c_int64,
-    ctypes.c_int64,
-    ctypes.c_int64,
+    ctypes.c_int64, *_SCAN_ARGS, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64
 )
 
 
@@ -786,16 +770,12 @@ def _llvm_compile(ir: str):
         _llvm["target"] = llvm.Target.from_default_triple()
         _llvm["cpu"] = llvm.get_host_cpu_name()
         _llvm["features"] = llvm.get_host_cpu_features().flatten()
+    from .codecache import optimized_module
+
     tm = _llvm["target"].create_target_machine(
         cpu=_llvm["cpu"], features=_llvm["features"], opt=2, codemodel="jitdefault"
     )
-    mod = llvm.parse_assembly(ir)
-    mod.triple = llvm.get_process_triple()
-    mod.data_layout = str(tm.target_data)
-    mod.verify()
-    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=2))
-    pb.getModulePassManager().run(mod, pb)
-    engine = llvm.create_mcjit_compiler(mod, tm)
+    engine = llvm.create_mcjit_compiler(optimized_module(ir, tm), tm)
     engine.finalize_object()
     return engine
 
@@ -963,6 +943,43 @@ def _filter(path: str, src, head: bytes, program_for, engine: str, out, progress
     return _scan_python(src if src is not None else path, program_for, engine, out, progress)
 
 
+def _buffers(reserve: int, outcap: int, writer):
+    """The native scans' buffers: ``(outcap, obuf, state, ibuf, iview, base)``. The input
+    buffer ``ibuf`` (``iview`` a byte view of it, ``base`` its address) holds ``reserve``
+    bytes for the unfinished record or block carried over from the previous chunk, then
+    the chunk read from the file; ``obuf`` (``outcap`` bytes) is the output, only when
+    there is a ``writer``."""
+    if writer is None:
+        outcap, obuf = 0, None
+    else:
+        obuf = ctypes.create_string_buffer(outcap)
+    ibuf = ctypes.create_string_buffer(reserve + IN_CHUNK)
+    return (
+        outcap,
+        obuf,
+        (ctypes.c_int64 * 4)(),
+        ibuf,
+        memoryview(ibuf).cast("B"),
+        ctypes.addressof(ibuf),
+    )
+
+
+def _next_chunk(f, iview, base: int, reserve: int, carry: bytes) -> tuple[int, bool, int, int]:
+    """Read the next chunk (up to IN_CHUNK bytes) into the buffer after ``reserve`` and put
+    ``carry`` just in front of it: ``(bytes read, end of file, start, end)``, the records
+    being in ``buffer[start:end]``. Called once a chunk, not once a packet."""
+    got = 0
+    while got < IN_CHUNK:
+        k = f.readinto(iview[reserve + got : reserve + IN_CHUNK])
+        if not k:
+            break
+        got += k
+    start = reserve - len(carry)
+    if carry:
+        ctypes.memmove(base + start, carry, len(carry))
+    return got, got < IN_CHUNK, start, reserve + got
+
+
 def _scan_pcap_native(path: str, program_for, out, progress, src=None) -> ScanResult:
     """Stream the file in chunks (constant memory, small enough to stay in the CPU cache
     while filtered) and let native code walk each chunk's records; a record cut by a
@@ -970,37 +987,22 @@ def _scan_pcap_native(path: str, program_for, out, progress, src=None) -> ScanRe
     stream (standard input) instead of the file ``path``."""
     import io
 
-    if src is not None:
-        with CaptureReader(io.BytesIO(src.read(24))) as reader:
-            reader.name = path
-            header = reader.header
-            swap = reader.byteorder != "<"
-            linktype = reader.linktype
-            snaplen = reader.snaplen
-        size = 0
-    else:
-        with CaptureReader(path) as reader:
-            header = reader.header
-            swap = reader.byteorder != "<"
-            linktype = reader.linktype
-            snaplen = reader.snaplen
-        size = os.path.getsize(path)
+    with CaptureReader(io.BytesIO(src.read(24)) if src is not None else path) as reader:
+        reader.name = path
+        header = reader.header
+        swap = reader.byteorder != "<"
+        linktype = reader.linktype
+        snaplen = reader.snaplen
+    size = os.path.getsize(path) if src is None else 0
     limit = min(max(snaplen, 262144), MAX_SCAN_RECORD)
     nf = compile_native(program_for(linktype), swap, limit)
     writer = out
     if writer is not None:
         writer.write(header)
     packets = matched = 0
-    outcap = OUT_CHUNK + 16 + limit if writer is not None else 0
-    obuf = ctypes.create_string_buffer(outcap) if writer is not None else None
     reserve = 16 + limit  # the longest record that can be carried over
-    state = (ctypes.c_int64 * 4)()
+    outcap, obuf, state, ibuf, iview, base = _buffers(reserve, OUT_CHUNK + reserve, writer)
     error = None
-    # one buffer: ``reserve`` bytes for the unfinished record carried over from the
-    # previous chunk, then the chunk read from the file
-    ibuf = ctypes.create_string_buffer(reserve + IN_CHUNK)
-    iview = memoryview(ibuf).cast("B")
-    base = ctypes.addressof(ibuf)
     chunk_start = 24  # file offset of the chunk's first byte (at ibuf[reserve])
     carry = b""  # the unfinished record of the previous chunk
     try:
@@ -1008,17 +1010,7 @@ def _scan_pcap_native(path: str, program_for, out, progress, src=None) -> ScanRe
             if src is None:
                 f.seek(24)
             while True:
-                got = 0
-                while got < IN_CHUNK:
-                    k = f.readinto(iview[reserve + got : reserve + IN_CHUNK])
-                    if not k:
-                        break
-                    got += k
-                eof = got < IN_CHUNK
-                start = reserve - len(carry)
-                if carry:
-                    ctypes.memmove(base + start, carry, len(carry))
-                end = reserve + got
+                got, eof, start, end = _next_chunk(f, iview, base, reserve, carry)
                 pos = start
                 while True:
                     n = nf.scan(base, pos, end, obuf, outcap, state)
@@ -1075,11 +1067,7 @@ def _scan_pcapng_native(path: str, program_for, out, progress) -> ScanResult:
     first_lt = reader.linktype
     packets = matched = 0
     size = os.path.getsize(path)
-    writer = (
-        PcapWriter(out, first_lt, reader.snaplen or 262144, nanosecond=reader.nanosecond)
-        if out is not None
-        else None
-    )
+    writer = _writer_like(reader, out)
     outns = reader.nanosecond
     native: NativeFilter | None = None
     native_lt = -1
@@ -1114,28 +1102,13 @@ def _scan_pcapng_native(path: str, program_for, out, progress) -> ScanResult:
         return m
 
     reserve = MAX_SCAN_BLOCK
-    outcap = OUT_CHUNK + 16 + reserve if writer is not None else 0
-    obuf = ctypes.create_string_buffer(outcap) if writer is not None else None
-    state = (ctypes.c_int64 * 4)()
-    ibuf = ctypes.create_string_buffer(reserve + IN_CHUNK)
-    iview = memoryview(ibuf).cast("B")
-    base = ctypes.addressof(ibuf)
+    outcap, obuf, state, ibuf, iview, base = _buffers(reserve, OUT_CHUNK + 16 + reserve, writer)
     chunk_start = 0  # file offset of ibuf[reserve]
     carry = b""
     try:
         with open(path, "rb", buffering=0) as f:
             while True:
-                got = 0
-                while got < IN_CHUNK:
-                    k = f.readinto(iview[reserve + got : reserve + IN_CHUNK])
-                    if not k:
-                        break
-                    got += k
-                eof = got < IN_CHUNK
-                start = reserve - len(carry)
-                if carry:
-                    ctypes.memmove(base + start, carry, len(carry))
-                end = reserve + got
+                got, eof, start, end = _next_chunk(f, iview, base, reserve, carry)
                 file0 = chunk_start - len(carry)  # file offset of ibuf[start]
                 pos = start
                 jump = None
@@ -1200,6 +1173,14 @@ def _scan_pcapng_native(path: str, program_for, out, progress) -> ScanResult:
     return ScanResult(packets, matched, first_lt, "pcapng", "jit")
 
 
+def _writer_like(reader: CaptureReader, out) -> PcapWriter | None:
+    """A pcap writer to ``out`` (None: no writer) with the reader's first link type,
+    snapshot length and timestamp precision."""
+    if out is None:
+        return None
+    return PcapWriter(out, reader.linktype, reader.snaplen or 262144, nanosecond=reader.nanosecond)
+
+
 def _partial(reader: CaptureReader, result):
     """Iterate ``reader``; a CaptureError carries the counts so far as ``.result``."""
     try:
@@ -1218,10 +1199,7 @@ def _scan_python(path, program_for, engine: str, out, progress) -> ScanResult:
         fmt = reader.format
         first_lt = reader.linktype
         size = os.path.getsize(path) if isinstance(path, str) else 0
-        if out is not None:
-            writer = PcapWriter(
-                out, first_lt, reader.snaplen or 262144, nanosecond=reader.nanosecond
-            )
+        writer = _writer_like(reader, out)
         try:
             partial = lambda: ScanResult(counts[0], counts[1], first_lt, fmt, engine)  # noqa: E731
             for pkt in _partial(reader, partial):

@@ -483,35 +483,25 @@ def _prune_walk(existing: _Ref, new: Node | None, state: _State) -> int:
         elif _lt(x, n):
             if state.flags & _N_PREFIX:
                 return _prune_return(state, st_new, cnt)
-            gone = False
             for branch in ("nxt_t", "nxt_f"):
                 if getattr(x, branch) is None:
                     continue
-                st_nxt = state.copy()
-                st_nxt.flags &= ~_MATCH
-                st_nxt.flags |= _X_PREFIX
+                st_nxt = _sub_state(state, _X_PREFIX)
                 c, x = _prune_into(_attr_ref(x, branch), n, st_nxt, x)
                 cnt += c
                 if st_nxt.flags & _MATCH:
                     st_new.flags |= st_nxt.flags
                     return _prune_return(state, st_new, cnt)
-                if x is None:
-                    gone = True
+                if x is None:  # x was removed: on to the next node
                     break
-            if gone:
-                x = x_next
-                continue
         else:
             if state.flags & _X_PREFIX:
                 return _prune_return(state, st_new, cnt)
-            gone = False
             for branch in ("nxt_t", "nxt_f"):
                 sub = getattr(n, branch)
                 if sub is None:
                     continue
-                st_nxt = state.copy()
-                st_nxt.flags &= ~_MATCH
-                st_nxt.flags |= _N_PREFIX
+                st_nxt = _sub_state(state, _N_PREFIX)
                 # C passes &x_iter (a local): the recursion starts over at x's level
                 local = [x]
                 ref = _Ref(
@@ -524,15 +514,20 @@ def _prune_walk(existing: _Ref, new: Node | None, state: _State) -> int:
                 if st_nxt.flags & _MATCH:
                     st_new.flags |= st_nxt.flags
                     return _prune_return(state, st_new, cnt)
-                if x is None:
-                    gone = True
+                if x is None:  # x was removed: on to the next node
                     break
-            if gone:
-                x = x_next
-                continue
         x = x_next
     st_new.flags &= ~_MATCH
     return _prune_return(state, st_new, cnt)
+
+
+def _sub_state(state: _State, prefix: int) -> _State:
+    """The state a recursion into a branch starts with: no match yet, and which tree is
+    the prefix (``_X_PREFIX`` or ``_N_PREFIX``)."""
+    st = state.copy()
+    st.flags &= ~_MATCH
+    st.flags |= prefix
+    return st
 
 
 def _prune_return(state: _State, st_new: _State, cnt: int) -> int:

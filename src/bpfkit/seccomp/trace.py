@@ -80,6 +80,48 @@ def _compat_status_offset() -> int | None:
         return None
 
 
+def _map_lookup(map_fd: int, key_off: int) -> list:
+    """``R0 = bpf_map_lookup_elem(map, FP + key_off)``."""
+    from ..isa.builders import FP, R1, R2, add64, call, ld_map_fd, mov64
+
+    return [
+        ld_map_fd(R1, map_fd),
+        mov64(R2, FP),
+        add64(R2, key_off),
+        call(HELPER_MAP_LOOKUP),
+    ]
+
+
+def _map_update(map_fd: int, key_off: int, value_off: int, flags: int) -> list:
+    """``bpf_map_update_elem(map, FP + key_off, FP + value_off, flags)``."""
+    from ..isa.builders import FP, R1, R2, R3, R4, add64, call, ld_map_fd, mov64
+
+    return [
+        ld_map_fd(R1, map_fd),
+        mov64(R2, FP),
+        add64(R2, key_off),
+        mov64(R3, FP),
+        add64(R3, value_off),
+        mov64(R4, flags),
+        call(HELPER_MAP_UPDATE),
+    ]
+
+
+def _if_traced(pids_fd: int) -> list:
+    """Both programs' start: the context kept in R6, and a jump to ``out`` unless the
+    calling process (its tgid, stored at FP-4) is in the ``pids`` map."""
+    from ..isa.builders import FP, R0, R1, R6, call, jeq, mov64, rsh64, stx
+
+    return [
+        mov64(R6, R1),
+        call(HELPER_GET_CURRENT_PID_TGID),
+        rsh64(R0, 32),
+        stx(4, FP, -4, R0),
+        *_map_lookup(pids_fd, -4),
+        jeq(R0, 0, "out"),
+    ]
+
+
 def _sys_enter_prog(pids_fd: int, calls_fd: int, id_off: int, status_off: int | None):
     from ..isa.builders import (
         FP,
@@ -87,7 +129,6 @@ def _sys_enter_prog(pids_fd: int, calls_fd: int, id_off: int, status_off: int | 
         R1,
         R2,
         R3,
-        R4,
         R6,
         R7,
         Label,
@@ -98,7 +139,6 @@ def _sys_enter_prog(pids_fd: int, calls_fd: int, id_off: int, status_off: int | 
         call,
         exit_,
         jeq,
-        ld_map_fd,
         ldx,
         lsh64,
         mov64,
@@ -110,15 +150,7 @@ def _sys_enter_prog(pids_fd: int, calls_fd: int, id_off: int, status_off: int | 
     from ..isa.opcodes import ATOMIC_ADD
 
     body = [
-        mov64(R6, R1),
-        call(HELPER_GET_CURRENT_PID_TGID),
-        rsh64(R0, 32),
-        stx(4, FP, -4, R0),
-        ld_map_fd(R1, pids_fd),
-        mov64(R2, FP),
-        add64(R2, -4),
-        call(HELPER_MAP_LOOKUP),
-        jeq(R0, 0, "out"),
+        *_if_traced(pids_fd),
         ldx(8, R7, R6, id_off),
         lsh64(R7, 32),
         rsh64(R7, 32),  # the u32 number (x32 keeps its bit)
@@ -143,10 +175,7 @@ def _sys_enter_prog(pids_fd: int, calls_fd: int, id_off: int, status_off: int | 
     body += [
         Label("key"),
         stx(8, FP, -24, R7),
-        ld_map_fd(R1, calls_fd),
-        mov64(R2, FP),
-        add64(R2, -24),
-        call(HELPER_MAP_LOOKUP),
+        *_map_lookup(calls_fd, -24),
         jeq(R0, 0, "new"),
         mov64(R1, 1),
         atomic(8, ATOMIC_ADD, R0, 0, R1),
@@ -154,13 +183,8 @@ def _sys_enter_prog(pids_fd: int, calls_fd: int, id_off: int, status_off: int | 
         exit_(),
         Label("new"),
         st(8, FP, -32, 1),
-        ld_map_fd(R1, calls_fd),
-        mov64(R2, FP),
-        add64(R2, -24),
-        mov64(R3, FP),
-        add64(R3, -32),
-        mov64(R4, 1),  # BPF_NOEXIST: a racing CPU may have created it; its count wins
-        call(HELPER_MAP_UPDATE),
+        # BPF_NOEXIST: a racing CPU may have created it; its count wins
+        *_map_update(calls_fd, -24, -32, 1),
         Label("out"),
         mov64(R0, 0),
         exit_(),
@@ -172,46 +196,23 @@ def _fork_prog(pids_fd: int, child_off: int):
     from ..isa.builders import (
         FP,
         R0,
-        R1,
-        R2,
-        R3,
-        R4,
         R6,
         Label,
-        add64,
         assemble,
-        call,
         exit_,
-        jeq,
-        ld_map_fd,
         ldx,
         mov64,
-        rsh64,
         st,
         stx,
     )
 
     return assemble(
         [
-            mov64(R6, R1),
-            call(HELPER_GET_CURRENT_PID_TGID),
-            rsh64(R0, 32),
-            stx(4, FP, -4, R0),
-            ld_map_fd(R1, pids_fd),
-            mov64(R2, FP),
-            add64(R2, -4),
-            call(HELPER_MAP_LOOKUP),
-            jeq(R0, 0, "out"),
+            *_if_traced(pids_fd),
             ldx(4, R0, R6, child_off),
             stx(4, FP, -8, R0),
             st(1, FP, -9, 1),
-            ld_map_fd(R1, pids_fd),
-            mov64(R2, FP),
-            add64(R2, -8),
-            mov64(R3, FP),
-            add64(R3, -9),
-            mov64(R4, 0),
-            call(HELPER_MAP_UPDATE),
+            *_map_update(pids_fd, -8, -9, 0),
             Label("out"),
             mov64(R0, 0),
             exit_(),

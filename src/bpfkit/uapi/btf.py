@@ -40,6 +40,26 @@ class BtfKind(IntEnum):
     ENUM64 = 19
 
 
+# What follows the 12-byte ``struct btf_type``, per kind, in bytes: a fixed part and one
+# record per ``vlen`` (kinds not listed: nothing).
+BTF_KIND_EXTRA: dict[BtfKind, tuple[int, int]] = {
+    BtfKind.INT: (4, 0),  # the encoding word
+    BtfKind.ARRAY: (12, 0),  # struct btf_array
+    BtfKind.STRUCT: (0, 12),  # struct btf_member
+    BtfKind.UNION: (0, 12),
+    BtfKind.ENUM: (0, 8),  # struct btf_enum
+    BtfKind.FUNC_PROTO: (0, 8),  # struct btf_param
+    BtfKind.VAR: (4, 0),  # struct btf_var
+    BtfKind.DATASEC: (0, 12),  # struct btf_var_secinfo
+    BtfKind.DECL_TAG: (4, 0),  # struct btf_decl_tag
+    BtfKind.ENUM64: (0, 12),  # struct btf_enum64
+}
+# The same in 32-bit words, indexed by the 5-bit kind number (for walks over a type
+# section as an array of words).
+_EXTRA_BY_NO = {int(k): extra for k, extra in BTF_KIND_EXTRA.items()}
+BTF_FIXED_WORDS = tuple(_EXTRA_BY_NO.get(k, (0, 0))[0] // 4 for k in range(32))
+BTF_RECORD_WORDS = tuple(_EXTRA_BY_NO.get(k, (0, 0))[1] // 4 for k in range(32))
+
 # BTF_INT_ENCODING bits.
 BTF_INT_SIGNED = 1 << 0
 BTF_INT_CHAR = 1 << 1

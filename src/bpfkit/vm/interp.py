@@ -495,6 +495,10 @@ class _FunctionCompiler:
                     if tgt <= last and tgt in blocks:
                         entries.add(tgt)
         self.entries = entries
+        # the budget is checked at these (and at exits) only, as the JIT does: blocks
+        # that become dispatch entries for other reasons (inlining limits, segments)
+        # add no check, so both engines stop an over-budget run at the same instruction
+        self.heads = frozenset(entries)
         total = sum(len(v) for v in blocks.values())
         self.segmented = total > SEGMENT_INSNS
         if self.segmented:
@@ -641,9 +645,10 @@ class _FunctionCompiler:
         return self._count(pending) + [f"b = {self.block_ref(target)}"]
 
     def entry_block(self, lead: int) -> list[str]:
-        """A dispatch entry: budget check, then the block (a self loop becomes a while)."""
+        """A dispatch entry: budget check at a loop header, then the block (a self loop
+        becomes a while)."""
         slots = self.blocks[lead]
-        check = f"if n > {self.p.budget}: raise BF(n, {lead})"
+        check = [f"if n > {self.p.budget}: raise BF(n, {lead})"] if lead in self.heads else []
         if not slots:
             return [f"raise FAULT('invalid jump target {lead}', {lead})"]
         last = slots[-1]
@@ -651,7 +656,7 @@ class _FunctionCompiler:
         if li.is_jump and last + 1 + li.jump_offset == lead:
             # self loop: an inner while without dispatch
             self.emitted += len(slots)
-            body = [check]
+            body = list(check)
             for s in slots[:-1]:
                 body.extend(self.insn_code(s))
             body.extend(self.trace_line(last))
@@ -661,7 +666,7 @@ class _FunctionCompiler:
             loop = ["while True:"] + ["    " + x for x in body]
             loop.append(f"    if not ({self.cond(li)}): break")
             return loop + self.transfer(last + 1, last, 0, 0)
-        return [check] + self.block_body(lead, 0, 0)
+        return check + self.block_body(lead, 0, 0)
 
     def block_body(self, lead: int, pending: int, depth: int) -> list[str]:
         """The block at ``lead`` with ``pending`` uncounted instructions before it."""

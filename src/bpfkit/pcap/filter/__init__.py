@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from ...classic.insn import SockFilter
 from ...errors import FilterSyntaxError
-from .gencode import LINKTYPE_NAMES, LINKTYPES, CompileError, Compiler
+from ..capfile import LINKTYPE_NAMES, LINKTYPES
+from .gencode import CompileError, Compiler
 from .ir import Block, backpatch
 from .optimize import icode_to_fcode, optimize
 from .parser import FilterError, parse_and_generate

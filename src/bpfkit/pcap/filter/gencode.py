@@ -19,29 +19,14 @@ import socket
 from dataclasses import dataclass, field
 
 from ...classic import insn as c
+from ..capfile import LINKTYPE_DESCRIPTIONS
 from .ir import JMP, Block, Stmt, gen_and, gen_not, gen_or
 
 OFFSET_NOT_SET = 0xFFFFFFFF
 ETHERMTU = 1500
 M32 = 0xFFFFFFFF
 
-# Link types (pcap LINKTYPE_/DLT_ values as stored in capture files).
-LINKTYPES = {"EN10MB": 1, "RAW": 101, "LINUX_SLL": 113, "LINUX_SLL2": 276}
 DLT_EN10MB, DLT_RAW, DLT_LINUX_SLL, DLT_LINUX_SLL2 = 1, 12, 113, 276
-LINKTYPE_NAMES = {
-    1: "EN10MB",
-    101: "RAW",
-    12: "RAW",
-    14: "RAW",
-    113: "LINUX_SLL",
-    276: "LINUX_SLL2",
-}
-LINKTYPE_DESCRIPTIONS = {
-    "EN10MB": "Ethernet",
-    "RAW": "Raw IP",
-    "LINUX_SLL": "Linux cooked v1",
-    "LINUX_SLL2": "Linux cooked v2",
-}
 
 # Ethernet types and 802.2 SAPs (<net/ethernet.h>, libpcap's ethertype.h and llc.h).
 ETHERTYPE_IP = 0x0800
@@ -302,28 +287,17 @@ class Compiler:
         return self.gen_ncmp(offrel, offset, size, mask, c.JEQ, False, v)
 
     def gen_bcmp(self, offrel: int, offset: int, size: int, v: bytes) -> Block:
+        """``v`` at ``offset``: compared a word at a time from its end, then a halfword,
+        then a byte, ANDed together (as libpcap)."""
         b: Block | None = None
-        while size >= 4:
-            tmp = self.gen_cmp(
-                offrel, offset + size - 4, c.W, int.from_bytes(v[size - 4 : size], "big")
-            )
-            if b is not None:
-                gen_and(b, tmp)
-            b = tmp
-            size -= 4
-        while size >= 2:
-            tmp = self.gen_cmp(
-                offrel, offset + size - 2, c.H, int.from_bytes(v[size - 2 : size], "big")
-            )
-            if b is not None:
-                gen_and(b, tmp)
-            b = tmp
-            size -= 2
-        if size > 0:
-            tmp = self.gen_cmp(offrel, offset, c.B, v[0])
-            if b is not None:
-                gen_and(b, tmp)
-            b = tmp
+        for width, sz in ((4, c.W), (2, c.H), (1, c.B)):
+            while size >= width:
+                part = int.from_bytes(v[size - width : size], "big")
+                tmp = self.gen_cmp(offrel, offset + size - width, sz, part)
+                if b is not None:
+                    gen_and(b, tmp)
+                b = tmp
+                size -= width
         assert b is not None
         return b
 
@@ -366,14 +340,7 @@ class Compiler:
         if ll_proto in (ETHERTYPE_ATALK, ETHERTYPE_AARP):
             b0 = self.gen_cmp_gt(OR_LINKTYPE, 0, c.H, ETHERMTU)
             gen_not(b0)
-            if ll_proto == ETHERTYPE_ATALK:
-                b1 = self.gen_snap(0x080007, ETHERTYPE_ATALK)
-            else:
-                b1 = self.gen_snap(0x000000, ETHERTYPE_AARP)
-            gen_and(b0, b1)
-            b0 = self.gen_cmp(OR_LINKTYPE, 0, c.H, ll_proto)
-            gen_or(b0, b1)
-            return b1
+            return self._atalk_or_aarp(b0, ll_proto)
         if ll_proto <= ETHERMTU:
             b0 = self.gen_cmp_gt(OR_LINKTYPE, 0, c.H, ETHERMTU)
             gen_not(b0)
@@ -381,6 +348,18 @@ class Compiler:
             gen_and(b0, b1)
             return b1
         return self.gen_cmp(OR_LINKTYPE, 0, c.H, ll_proto)
+
+    def _atalk_or_aarp(self, b0: Block, ll_proto: int) -> Block:
+        """AppleTalk or AARP, given ``b0`` (the frame is 802.2): their SNAP header and
+        802.2, or the type field itself."""
+        if ll_proto == ETHERTYPE_ATALK:
+            b1 = self.gen_snap(0x080007, ETHERTYPE_ATALK)
+        else:
+            b1 = self.gen_snap(0x000000, ETHERTYPE_AARP)
+        gen_and(b0, b1)
+        b0 = self.gen_cmp(OR_LINKTYPE, 0, c.H, ll_proto)
+        gen_or(b0, b1)
+        return b1
 
     def gen_linux_sll_linktype(self, ll_proto: int) -> Block:
         if ll_proto in (LLCSAP_ISONS, LLCSAP_IP, LLCSAP_NETBEUI):
@@ -401,14 +380,7 @@ class Compiler:
             return b1
         if ll_proto in (ETHERTYPE_ATALK, ETHERTYPE_AARP):
             b0 = self.gen_cmp(OR_LINKTYPE, 0, c.H, LINUX_SLL_P_802_2)
-            if ll_proto == ETHERTYPE_ATALK:
-                b1 = self.gen_snap(0x080007, ETHERTYPE_ATALK)
-            else:
-                b1 = self.gen_snap(0x000000, ETHERTYPE_AARP)
-            gen_and(b0, b1)
-            b0 = self.gen_cmp(OR_LINKTYPE, 0, c.H, ll_proto)
-            gen_or(b0, b1)
-            return b1
+            return self._atalk_or_aarp(b0, ll_proto)
         if ll_proto <= ETHERMTU:
             b0 = self.gen_cmp(OR_LINKTYPE, 0, c.H, LINUX_SLL_P_802_2)
             b1 = self.gen_cmp(OR_LINKHDR, self.off_linkpl.constant_part, c.B, ll_proto)
@@ -451,21 +423,36 @@ class Compiler:
         if dir_ in ("ra", "ta"):
             raise CompileError(f"'{dir_}' is not a valid qualifier for {what}")
 
+    def _by_direction(
+        self,
+        dir_: str,
+        src_off,
+        dst_off,
+        one,
+        what: str = "addresses other than 802.11 MAC addresses",
+    ) -> Block:
+        """``one(offset)`` at the source or destination offset, or both joined (``and``;
+        ``or`` and the default: either); another qualifier is an error about ``what``."""
+        if dir_ == "src":
+            return one(src_off)
+        if dir_ == "dst":
+            return one(dst_off)
+        if dir_ in ("and", "or", "default"):
+            b0 = one(src_off)
+            b1 = one(dst_off)
+            (gen_and if dir_ == "and" else gen_or)(b0, b1)
+            return b1
+        self._dir_error(dir_, what)
+        raise AssertionError(dir_)
+
     def gen_hostop(
         self, addr: int, mask: int, dir_: str, ll_proto: int, src_off: int, dst_off: int
     ) -> Block:
-        if dir_ == "src":
-            offset = src_off
-        elif dir_ == "dst":
-            offset = dst_off
-        elif dir_ in ("and", "or", "default"):
-            b0 = self.gen_hostop(addr, mask, "src", ll_proto, src_off, dst_off)
-            b1 = self.gen_hostop(addr, mask, "dst", ll_proto, src_off, dst_off)
-            (gen_and if dir_ == "and" else gen_or)(b0, b1)
-            return b1
-        else:
-            self._dir_error(dir_, "addresses other than 802.11 MAC addresses")
-            raise AssertionError(dir_)
+        return self._by_direction(
+            dir_, src_off, dst_off, lambda offset: self._host_at(addr, mask, ll_proto, offset)
+        )
+
+    def _host_at(self, addr: int, mask: int, ll_proto: int, offset: int) -> Block:
         b0 = self.gen_linktype(ll_proto)
         b1 = self.gen_mcmp(OR_LINKPL, offset, c.W, addr, mask)
         gen_and(b0, b1)
@@ -474,18 +461,11 @@ class Compiler:
     def gen_hostop6(
         self, addr: bytes, mask: bytes, dir_: str, ll_proto: int, src_off: int, dst_off: int
     ) -> Block:
-        if dir_ == "src":
-            offset = src_off
-        elif dir_ == "dst":
-            offset = dst_off
-        elif dir_ in ("and", "or", "default"):
-            b0 = self.gen_hostop6(addr, mask, "src", ll_proto, src_off, dst_off)
-            b1 = self.gen_hostop6(addr, mask, "dst", ll_proto, src_off, dst_off)
-            (gen_and if dir_ == "and" else gen_or)(b0, b1)
-            return b1
-        else:
-            self._dir_error(dir_, "addresses other than 802.11 MAC addresses")
-            raise AssertionError(dir_)
+        return self._by_direction(
+            dir_, src_off, dst_off, lambda offset: self._host6_at(addr, mask, ll_proto, offset)
+        )
+
+    def _host6_at(self, addr: bytes, mask: bytes, ll_proto: int, offset: int) -> Block:
         a = [int.from_bytes(addr[i : i + 4], "big") for i in range(0, 16, 4)]
         m = [int.from_bytes(mask[i : i + 4], "big") for i in range(0, 16, 4)]
         b1 = self.gen_mcmp(OR_LINKPL, offset + 12, c.W, a[3], m[3])
@@ -548,19 +528,12 @@ class Compiler:
 
         libpcap byte-swaps the 16-bit constants with ntohs() on the host, so its DECnet
         tests are those of a little-endian host (the one tcpdump runs on here)."""
-        if dir_ == "dst":
-            offset_sh, offset_lh = 1, 7
-        elif dir_ == "src":
-            offset_sh, offset_lh = 3, 15
-        elif dir_ in ("and", "or", "default"):
-            b0 = self.gen_dnhostop(addr, "src")
-            b1 = self.gen_dnhostop(addr, "dst")
-            (gen_and if dir_ == "and" else gen_or)(b0, b1)
-            return b1
-        else:
-            self._dir_error(dir_, "addresses other than 802.11 MAC addresses")
-            raise AssertionError(dir_)
+        # (short header offset, long header offset) of the source and of the destination
+        return self._by_direction(
+            dir_, (3, 15), (1, 7), lambda offsets: self._dnhost_at(addr, *offsets)
+        )
 
+    def _dnhost_at(self, addr: int, offset_sh: int, offset_lh: int) -> Block:
         def swap16(v: int) -> int:
             v &= 0xFFFF
             return ((v & 0xFF) << 8) | (v >> 8)
@@ -804,17 +777,7 @@ class Compiler:
 
     def _portop(self, atom, proto_check: Block, dir_: str, what: str) -> Block:
         b0 = proto_check
-        if dir_ == "src":
-            b1 = atom(0)
-        elif dir_ == "dst":
-            b1 = atom(2)
-        elif dir_ in ("and", "or", "default"):
-            tmp = atom(0)
-            b1 = atom(2)
-            (gen_and if dir_ == "and" else gen_or)(tmp, b1)
-        else:
-            self._dir_error(dir_, what)
-            raise AssertionError(dir_)
+        b1 = self._by_direction(dir_, 0, 2, atom, what)
         gen_and(b0, b1)
         return b1
 

@@ -378,22 +378,15 @@ class Optimizer:
             val[A_ATOM] = self.F(code, val[A_ATOM], val[X_ATOM])
         elif code == c.MISC | c.TXA:
             self.vstore(s, val, A_ATOM, val[X_ATOM], alter)
-        elif code == c.LD | c.MEM:
+        elif code in (c.LD | c.MEM, c.LDX | c.MEM):
             v = val[s.k]
             if alter and self.is_const(v):
-                s.code = c.LD | c.IMM
+                s.code = (code & 0x07) | c.IMM
                 s.k = self.vmap[v]
                 self.changed()
-            self.vstore(s, val, A_ATOM, v, alter)
+            self.vstore(s, val, A_ATOM if code == c.LD | c.MEM else X_ATOM, v, alter)
         elif code == c.MISC | c.TAX:
             self.vstore(s, val, X_ATOM, val[A_ATOM], alter)
-        elif code == c.LDX | c.MEM:
-            v = val[s.k]
-            if alter and self.is_const(v):
-                s.code = c.LDX | c.IMM
-                s.k = self.vmap[v]
-                self.changed()
-            self.vstore(s, val, X_ATOM, v, alter)
         elif code == c.ST:
             self.vstore(s, val, s.k, val[A_ATOM], alter)
         elif code == c.STX:
@@ -655,14 +648,19 @@ class Optimizer:
         bid = b.id
         first = ep.pred
         diff_owner, diff_jt = first, first.et.succ is b
+
+        def chain_next(owner: Block, jt: bool) -> Block | None:
+            """The block after ``owner`` on the chain, if it is one the pull-up may cross
+            (it exits to ``bexit`` and is dominated by ``b``)."""
+            d = owner.et.succ if jt else owner.ef.succ
+            if d is None or (d.ef.succ if chain_jt else d.et.succ) is not bexit:
+                return None
+            return d if (d.dom >> bid) & 1 else None
+
         at_top = True
         while True:
-            d = diff_owner.et.succ if diff_jt else diff_owner.ef.succ
+            d = chain_next(diff_owner, diff_jt)
             if d is None:
-                return
-            if (d.ef.succ if chain_jt else d.et.succ) is not bexit:
-                return
-            if not (d.dom >> bid) & 1:
                 return
             if d.val[A_ATOM] != val:
                 break
@@ -671,12 +669,8 @@ class Optimizer:
         same_owner = diff_owner.et.succ if diff_jt else diff_owner.ef.succ
         same_jt = chain_jt
         while True:
-            sm = same_owner.et.succ if same_jt else same_owner.ef.succ
+            sm = chain_next(same_owner, same_jt)
             if sm is None:
-                return
-            if (sm.ef.succ if chain_jt else sm.et.succ) is not bexit:
-                return
-            if not (sm.dom >> bid) & 1:
                 return
             if sm.val[A_ATOM] == val:
                 break
@@ -921,30 +915,22 @@ def _convert(root: Block, out: list[list[int]], n: int) -> bool:
         ins[0], ins[3] = p.s.code, p.s.k
         if p.et.succ is not None:
             extra = 0
-            off = p.et.succ.offset - (p.offset + slen) - 1
-            if off >= 256:
-                if p.longjt == 0:
+            # jt (field 1), then jf (field 2): a target 256 or more ahead is reached
+            # through a JA placed after the block
+            for field, succ, long_attr in ((1, p.et.succ, "longjt"), (2, p.ef.succ, "longjf")):
+                off = succ.offset - (p.offset + slen) - 1
+                if off < 256:
+                    ins[field] = off
+                    continue
+                if getattr(p, long_attr) == 0:
                     # distances only grow as jumps are added, so every jump found too
                     # long now stays too long: mark them all in this pass
-                    p.longjt += 1
+                    setattr(p, long_attr, 1)
                     ok = False
-                    continue
-                ins[1] = extra
+                    break
+                ins[field] = extra
                 extra += 1
                 out[dst + extra] = [c.JMP | c.JA, 0, 0, off - extra]
-            else:
-                ins[1] = off
-            off = p.ef.succ.offset - (p.offset + slen) - 1
-            if off >= 256:
-                if p.longjf == 0:
-                    p.longjf += 1
-                    ok = False
-                    continue
-                ins[2] = extra
-                extra += 1
-                out[dst + extra] = [c.JMP | c.JA, 0, 0, off - extra]
-            else:
-                ins[2] = off
     return ok
 
 

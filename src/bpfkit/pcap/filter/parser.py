@@ -23,6 +23,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lexer import Lexer
 
+from ..._cache import private_dir
 from ...classic import insn as c
 from .gencode import QERR, Arth, Block, CompileError, Compiler, Qual
 from .ir import gen_and, gen_not, gen_or
@@ -178,13 +179,8 @@ def _cache_file() -> str | None:
 
     import lark
 
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    d = os.path.join(base, "bpfkit")
-    try:
-        os.makedirs(d, mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    if not os.access(d, os.W_OK):
+    d = private_dir()
+    if d is None:
         return None
     tag = hashlib.sha256((GRAMMAR + lark.__version__).encode()).hexdigest()[:16]
     return os.path.join(d, f"pcap-filter-grammar-{tag}.lark")
