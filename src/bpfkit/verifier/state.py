@@ -133,7 +133,7 @@ class Reg:
         self.mem_size = 0
         self.frameno = 0
         self.subprog = 0
-        #: the fields pruning's loop check compares (``check._signature``), computed
+        #: the fields pruning's loop check compares (``check_jumps._signature``), computed
         #: once a register sits in a state (registers are not changed after that)
         self.sig = None
 
