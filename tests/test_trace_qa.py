@@ -373,10 +373,16 @@ def test_uprobe_library_target_probe_name_and_user_strings() -> None:
     assert a.returncode == 0, a.stderr
     b = bpftrace("-f", "json", "-c", cmd, "-e", script)
 
-    def read(m: dict) -> dict:  # a string not yet paged in reads as "" (either tool, by chance)
-        return {k: v for k, v in m["@"].items() if not k.endswith(",")}
-
-    assert read(maps(a.stdout)) == read(maps(b.stdout))
+    # A string not yet paged in reads as "" (either tool, by chance): that call counts
+    # under "probe," instead of its name. So: the same number of calls, and every name's
+    # count differs by no more than the calls either tool could not read.
+    ma, mb = maps(a.stdout)["@"], maps(b.stdout)["@"]
+    assert sum(ma.values()) == sum(mb.values()), (ma, mb)
+    unread = sum(v for m in (ma, mb) for k, v in m.items() if k.endswith(","))
+    named = {k for m in (ma, mb) for k in m if not k.endswith(",")}
+    assert named and 2 * unread < sum(ma.values()), (ma, mb)  # most strings were read
+    for k in named:
+        assert abs(ma.get(k, 0) - mb.get(k, 0)) <= unread, (k, ma, mb)
     assert any(",LC_" in k for k in maps(a.stdout)["@"])
 
 
