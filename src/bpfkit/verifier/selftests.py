@@ -12,8 +12,8 @@ The two verdicts are compared program by program::
         for row in compare_object(corpus, obj):
             row.outcome                       # "agree", "unsafe", "false_reject", ...
 
-Everything expensive is cached under ``~/.cache/bpfkit/selftests`` (``BPFKIT_CACHE``
-overrides the root): the extracted sources keyed by the tarball, the objects by the kernel
+Everything expensive is cached under ``~/.cache/bpfkit/selftests`` (bpfkit's cache
+root: ``BPFKIT_CACHE_DIR`` or ``XDG_CACHE_HOME`` override it): the extracted sources keyed by the tarball, the objects by the kernel
 release and CPU version, the kernel's verdicts by the object's hash and the release.
 ``python3 -m bpfkit.verifier.selftests oracle OBJ`` is the child the oracle runs.
 """
@@ -59,10 +59,10 @@ class SelftestError(BpfError):
 
 # ---------------------------------------------------------------------------- corpus
 def cache_root() -> Path:
-    """Where the corpus is cached (``BPFKIT_CACHE`` or ``~/.cache/bpfkit``)."""
-    base = os.environ.get("BPFKIT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "bpfkit"
-    )
+    """Where the corpus is cached: ``selftests`` under bpfkit's one cache root."""
+    from .._cache import cache_root as root
+
+    base = root()
     return Path(base) / "selftests"
 
 
