@@ -7,6 +7,7 @@ yields a packet pointer. ``check(prog_type, off, size, write)`` answers one acce
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 from ..uapi.enums import AttachType, ProgType
@@ -141,6 +142,31 @@ def _socket_filter(off: int, size: int, write: bool) -> CtxAccess:
 
 
 _PKT = {"data": PTR_TO_PACKET, "data_meta": PTR_TO_PACKET_META, "data_end": PTR_TO_PACKET_END}
+_DATA_END = ("data", "data_end")
+
+
+def _skb_packet(
+    off: int, size: int, write: bool, name: str | None, pkt: Container[str | None] = _DATA_END
+) -> CtxAccess:
+    """An skb field as :func:`_skb_common` allows it, the fields named in ``pkt`` typed
+    as packet pointers."""
+    res = _skb_common(off, size, write)
+    if res.ok and name in pkt:
+        res.reg_type = _PKT[name]
+    return res
+
+
+def _skb_subset(
+    off: int, size: int, write: bool, denied: Container[str | None], writable: Container[str | None]
+) -> CtxAccess:
+    """An skb context that hides the ``denied`` fields and writes only the ``writable``
+    ones; data/data_end are packet pointers."""
+    name = _field_at(off)
+    if name in denied:
+        return _NO
+    if write and name not in writable:
+        return _NO
+    return _skb_packet(off, size, write, name)
 
 
 def _tc(off: int, size: int, write: bool) -> CtxAccess:
@@ -167,22 +193,17 @@ def _tc(off: int, size: int, write: bool) -> CtxAccess:
         return _NO
     if name == "tstamp_type" and off == 180:
         return CtxAccess(size == 1)
-    res = _skb_common(off, size, write)
-    if res.ok and name in _PKT:
-        res.reg_type = _PKT[name]
-    return res
+    return _skb_packet(off, size, write, name, _PKT)
 
 
 def _cgroup_skb(off: int, size: int, write: bool) -> CtxAccess:
-    name = _field_at(off)
-    if name in ("tc_classid", "data_meta", "flow_keys", "wire_len"):
-        return _NO
-    if write and name not in ("mark", "priority", "cb", "tstamp"):
-        return _NO
-    res = _skb_common(off, size, write)
-    if res.ok and name in ("data", "data_end"):
-        res.reg_type = _PKT[name]
-    return res
+    return _skb_subset(
+        off,
+        size,
+        write,
+        ("tc_classid", "data_meta", "flow_keys", "wire_len"),
+        ("mark", "priority", "cb", "tstamp"),
+    )
 
 
 def _xdp(off: int, size: int, write: bool) -> CtxAccess:
@@ -280,42 +301,38 @@ def _cgroup_sock(off: int, size: int, write: bool, attach: int | None) -> CtxAcc
 def _lwt(off: int, size: int, write: bool) -> CtxAccess:
     """``lwt_is_valid_access``: an skb, no socket fields, writes only to mark, priority
     and cb; data/data_end are packet pointers."""
-    name = _field_at(off)
-    if name in (
-        "tc_classid",
-        "family",
-        "remote_ip4",
-        "local_ip4",
-        "remote_ip6",
-        "local_ip6",
-        "remote_port",
-        "local_port",
-        "data_meta",
-        "tstamp",
-        "wire_len",
-        "hwtstamp",
-    ):
-        return _NO
-    if write and name not in ("mark", "priority", "cb"):
-        return _NO
-    res = _skb_common(off, size, write)
-    if res.ok and name in ("data", "data_end"):
-        res.reg_type = _PKT[name]
-    return res
+    return _skb_subset(
+        off,
+        size,
+        write,
+        (
+            "tc_classid",
+            "family",
+            "remote_ip4",
+            "local_ip4",
+            "remote_ip6",
+            "local_ip6",
+            "remote_port",
+            "local_port",
+            "data_meta",
+            "tstamp",
+            "wire_len",
+            "hwtstamp",
+        ),
+        ("mark", "priority", "cb"),
+    )
 
 
 def _sk_skb(off: int, size: int, write: bool) -> CtxAccess:
     """``sk_skb_is_valid_access``: an skb without tc_classid, data_meta, tstamp,
     wire_len, hwtstamp and mark; writes to tc_index and priority only."""
-    name = _field_at(off)
-    if name in ("tc_classid", "data_meta", "tstamp", "wire_len", "hwtstamp", "mark"):
-        return _NO
-    if write and name not in ("tc_index", "priority"):
-        return _NO
-    res = _skb_common(off, size, write)
-    if res.ok and name in ("data", "data_end"):
-        res.reg_type = _PKT[name]
-    return res
+    return _skb_subset(
+        off,
+        size,
+        write,
+        ("tc_classid", "data_meta", "tstamp", "wire_len", "hwtstamp", "mark"),
+        ("tc_index", "priority"),
+    )
 
 
 # struct sk_msg_md: data, data_end (pointers), nine u32 fields, sk
