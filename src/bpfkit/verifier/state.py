@@ -569,15 +569,7 @@ def regsafe(
             and tnum.contains(old.var_off, cur.var_off)
             and ids.check_scalar(old.id, cur.id)
         )
-    if (
-        old.off != cur.off
-        or old.map is not cur.map
-        or old.mem_size != cur.mem_size
-        or old.frameno != cur.frameno
-        or old.subprog != cur.subprog
-        or old.rdonly != cur.rdonly
-        or old.ringbuf != cur.ringbuf
-    ):
+    if not _same_pointee(old, cur):
         return False
     if not (range_within(old, cur) and tnum.contains(old.var_off, cur.var_off)):
         return False
@@ -603,23 +595,28 @@ def regs_exact(old: Reg, cur: Reg, ids: _IdMap) -> bool:
         return True
     if not same_scalar(old, cur):
         return False
-    if (
-        old.off != cur.off
-        or old.map is not cur.map
-        or old.mem_size != cur.mem_size
-        or old.frameno != cur.frameno
-        or old.subprog != cur.subprog
-        or old.rdonly != cur.rdonly
-        or old.ringbuf != cur.ringbuf
-        or old.range != cur.range
-        or old.maybe_null != cur.maybe_null
-    ):
+    if not _same_pointee(old, cur) or old.range != cur.range or old.maybe_null != cur.maybe_null:
         return False
     if (old.id or cur.id) and not ids.check(old.id, cur.id):
         return False
     if (old.ref_obj_id or cur.ref_obj_id) and not ids.check(old.ref_obj_id, cur.ref_obj_id):
         return False
     return True
+
+
+def _same_pointee(old: Reg, cur: Reg) -> bool:
+    """The same fixed offset and the same object pointed to (map, memory size, frame,
+    subprogram, read-only and ring-buffer marks): what both ``regsafe`` and
+    ``regs_exact`` require of pointers."""
+    return (
+        old.off == cur.off
+        and old.map is cur.map
+        and old.mem_size == cur.mem_size
+        and old.frameno == cur.frameno
+        and old.subprog == cur.subprog
+        and old.rdonly == cur.rdonly
+        and old.ringbuf == cur.ringbuf
+    )
 
 
 def same_scalar(a: Reg, b: Reg) -> bool:
