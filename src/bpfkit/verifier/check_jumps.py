@@ -74,6 +74,20 @@ class JumpsMixin:
             self.explored.setdefault(p.insn, []).append(p)
             p = p.parent
 
+    def _inherit_round(self, state: State, old: State) -> None:
+        """``state`` ends at ``old``, a round still being explored: it inherits the
+        precision ``old`` relies on so far (the kernel's ``propagate_precision``), and
+        its checkpoints since ``old`` compare every scalar, since they lean on ``old``'s
+        continuation, not explored yet: their marks are not final (the kernel compares
+        states inside an unfinished loop exactly, for the same reason)."""
+        keys = precision.live_keys(old)
+        if keys:
+            precision.mark_chain(self.prog.at, state, keys)
+        p = state.parent
+        while p is not None and p is not old:
+            p.all_prec = True
+            p = p.parent
+
     # ------------------------------------------------------------------ pruning
     def visit(self, state: State, pc: int) -> bool:
         """At a pruning point: True when an explored state subsumes ``state``."""
@@ -98,17 +112,7 @@ class JumpsMixin:
                         # relies on so far is what this path inherits (the kernel's
                         # propagate_precision; marking everything would stop widening)
                         if self.priv:
-                            keys = precision.live_keys(old)
-                            if keys:
-                                precision.mark_chain(self.prog.at, state, keys)
-                            # the checkpoints of this round lean on the earlier round's
-                            # continuation, not explored yet: their marks are not final,
-                            # so they compare every scalar (the kernel compares states
-                            # inside an unfinished loop exactly, for the same reason)
-                            p = state.parent
-                            while p is not None and p is not old:
-                                p.all_prec = True
-                                p = p.parent
+                            self._inherit_round(state, old)
                         self.path_done(state)
                         return True
         if active:
@@ -120,13 +124,7 @@ class JumpsMixin:
                 for old in active.get("cb", ()):
                     if old.branches > 0 and states_equal(old, state, allow_uninit):
                         if self.priv:
-                            keys = precision.live_keys(old)
-                            if keys:
-                                precision.mark_chain(self.prog.at, state, keys)
-                            p = state.parent
-                            while p is not None and p is not old:
-                                p.all_prec = True
-                                p = p.parent
+                            self._inherit_round(state, old)
                         self.path_done(state)
                         return True
         if active and not is_cb_call:  # no infinite-loop test at a callback's call
