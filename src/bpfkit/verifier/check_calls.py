@@ -473,19 +473,7 @@ class CallsMixin:
                 return
             kind = PTR_TO_CTX
         if kind == PTR_TO_U32_OUT:
-            self.check_mem_arg(
-                st,
-                argno,
-                r,
-                4,
-                write=True,
-                zero_ok=False,
-                name=name,
-                allow_null=False,
-                what="result",
-            )
-            if r.type != SCALAR:
-                self.check_alignment(r, 0, 4)  # MEM_ALIGNED
+            self._result_arg(st, argno, r, 4, name)
             return
         if kind == ANYTHING:
             if r.is_pointer() and self.unpriv:
@@ -679,21 +667,26 @@ class CallsMixin:
                 )
             return
         if kind == PTR_TO_LONG:
-            self.check_mem_arg(
-                st,
-                argno,
-                r,
-                8,
-                write=True,
-                zero_ok=False,
-                name=name,
-                allow_null=False,
-                what="result",
-            )
-            if r.type != SCALAR:
-                self.check_alignment(r, 0, 8)  # MEM_ALIGNED
+            self._result_arg(st, argno, r, 8, name)
             return
         raise self.fail(f"Unsupported argument kind {kind}.", f"unsupported arg {kind}")
+
+    def _result_arg(self, st: State, argno: int, r: Reg, size: int, name: str) -> None:
+        """An argument the helper writes a ``size``-byte result through: writable,
+        non-NULL memory, aligned to its size (``MEM_ALIGNED``)."""
+        self.check_mem_arg(
+            st,
+            argno,
+            r,
+            size,
+            write=True,
+            zero_ok=False,
+            name=name,
+            allow_null=False,
+            what="result",
+        )
+        if r.type != SCALAR:
+            self.check_alignment(r, 0, size)
 
     def _arg_type(self, argno: int, name: str, r: Reg, expected: str) -> Reject:
         tn = self.reg_name(r)
