@@ -209,41 +209,18 @@ _PROTOS = [
     Proto("strtol", RET_INTEGER, (PTR_TO_MEM, CONST_SIZE, ANYTHING, PTR_TO_LONG)),
     Proto("strtoul", RET_INTEGER, (PTR_TO_MEM, CONST_SIZE, ANYTHING, PTR_TO_LONG)),
     Proto("strncmp", RET_INTEGER, (PTR_TO_MEM, CONST_SIZE, PTR_TO_CONST_STR)),
-    Proto(
-        "probe_read", RET_INTEGER, (PTR_TO_UNINIT_MEM, CONST_SIZE_OR_ZERO, ANYTHING), gpl_only=True
-    ),
-    Proto(
-        "probe_read_str",
-        RET_INTEGER,
-        (PTR_TO_UNINIT_MEM, CONST_SIZE_OR_ZERO, ANYTHING),
-        gpl_only=True,
-        ret_range="str",
-    ),
-    Proto(
-        "probe_read_user",
-        RET_INTEGER,
-        (PTR_TO_UNINIT_MEM, CONST_SIZE_OR_ZERO, ANYTHING),
-        gpl_only=True,
-    ),
-    Proto(
-        "probe_read_kernel",
-        RET_INTEGER,
-        (PTR_TO_UNINIT_MEM, CONST_SIZE_OR_ZERO, ANYTHING),
-        gpl_only=True,
-    ),
-    Proto(
-        "probe_read_user_str",
-        RET_INTEGER,
-        (PTR_TO_UNINIT_MEM, CONST_SIZE_OR_ZERO, ANYTHING),
-        gpl_only=True,
-        ret_range="str",
-    ),
-    Proto(
-        "probe_read_kernel_str",
-        RET_INTEGER,
-        (PTR_TO_UNINIT_MEM, CONST_SIZE_OR_ZERO, ANYTHING),
-        gpl_only=True,
-        ret_range="str",
+    # probe_read{,_user,_kernel}{,_str}: (dst, size, unsafe_ptr); the _str ones return
+    # the string's length
+    *(
+        Proto(
+            f"probe_read{space}{kind}",
+            RET_INTEGER,
+            (PTR_TO_UNINIT_MEM, CONST_SIZE_OR_ZERO, ANYTHING),
+            gpl_only=True,
+            ret_range=kind and "str",
+        )
+        for kind in ("", "_str")
+        for space in ("", "_user", "_kernel")
     ),
     Proto("get_current_pid_tgid"),
     Proto("get_current_uid_gid"),
@@ -271,17 +248,14 @@ _PROTOS = [
         (PTR_TO_CTX, ANYTHING, PTR_TO_MEM, CONST_SIZE, ANYTHING),
         pkt_changing=True,
     ),
-    Proto(
-        "l3_csum_replace",
-        RET_INTEGER,
-        (PTR_TO_CTX, ANYTHING, ANYTHING, ANYTHING, ANYTHING),
-        pkt_changing=True,
-    ),
-    Proto(
-        "l4_csum_replace",
-        RET_INTEGER,
-        (PTR_TO_CTX, ANYTHING, ANYTHING, ANYTHING, ANYTHING),
-        pkt_changing=True,
+    *(
+        Proto(
+            name,
+            RET_INTEGER,
+            (PTR_TO_CTX, ANYTHING, ANYTHING, ANYTHING, ANYTHING),
+            pkt_changing=True,
+        )
+        for name in ("l3_csum_replace", "l4_csum_replace")
     ),
     Proto(
         "csum_diff",
@@ -336,23 +310,19 @@ _PROTOS = [
     Proto("skb_vlan_pop", RET_INTEGER, (PTR_TO_CTX,), pkt_changing=True),
     Proto("clone_redirect", RET_INTEGER, (PTR_TO_CTX, ANYTHING, ANYTHING), pkt_changing=True),
     Proto("fib_lookup", RET_INTEGER, (PTR_TO_CTX, PTR_TO_MEM, CONST_SIZE, ANYTHING), gpl_only=True),
-    Proto(
-        "sk_lookup_tcp",
-        RET_SOCKET_OR_NULL,
-        (PTR_TO_CTX, PTR_TO_MEM, CONST_SIZE_OR_ZERO, ANYTHING, ANYTHING),
-        acquires=True,
-    ),
-    Proto(
-        "sk_lookup_udp",
-        RET_SOCKET_OR_NULL,
-        (PTR_TO_CTX, PTR_TO_MEM, CONST_SIZE_OR_ZERO, ANYTHING, ANYTHING),
-        acquires=True,
-    ),
-    Proto(
-        "skc_lookup_tcp",
-        RET_SOCK_COMMON_OR_NULL,
-        (PTR_TO_CTX, PTR_TO_MEM, CONST_SIZE_OR_ZERO, ANYTHING, ANYTHING),
-        acquires=True,
+    # (ctx, tuple, tuple_size, netns, flags), the result holds a socket reference
+    *(
+        Proto(
+            name,
+            ret,
+            (PTR_TO_CTX, PTR_TO_MEM, CONST_SIZE_OR_ZERO, ANYTHING, ANYTHING),
+            acquires=True,
+        )
+        for name, ret in (
+            ("sk_lookup_tcp", RET_SOCKET_OR_NULL),
+            ("sk_lookup_udp", RET_SOCKET_OR_NULL),
+            ("skc_lookup_tcp", RET_SOCK_COMMON_OR_NULL),
+        )
     ),
     Proto("sk_release", RET_INTEGER, (ARG_BTF_SOCK_COMMON,), releases=True),
     Proto("sk_fullsock", RET_SOCKET_OR_NULL, (ARG_SOCK_COMMON,), ptr_cast=True),
@@ -378,6 +348,19 @@ PROTOS: dict[int, Proto] = {p.id: p for p in _PROTOS}
 #: Map types whose maps only the listed helpers may take (kernel ``check_map_func_compatibility``).
 
 _CGRP_STORAGE = 32  # BPF_MAP_TYPE_CGRP_STORAGE (newer than bpfkit.uapi's table)
+_PERF_EVENT_FUNCS = frozenset(
+    {"perf_event_read", "perf_event_output", "skb_output", "perf_event_read_value", "xdp_output"}
+)
+_RINGBUF_FUNCS = frozenset(
+    {
+        "ringbuf_output",
+        "ringbuf_reserve",
+        "ringbuf_query",
+        "ringbuf_reserve_dynptr",
+        "ringbuf_submit_dynptr",
+        "ringbuf_discard_dynptr",
+    }
+)
 _SOCK_MAP_FUNCS = frozenset(
     {"sk_redirect_map", "sock_map_update", "msg_redirect_map", "sk_select_reuseport"}
 )
@@ -388,25 +371,8 @@ _SOCK_HASH_FUNCS = frozenset(
 #: ``check_map_func_compatibility``); sockmap/sockhash updates are decided per type
 _MAP_SIDE: dict[int, frozenset[str]] = {
     _M.PROG_ARRAY: frozenset({"tail_call"}),
-    _M.PERF_EVENT_ARRAY: frozenset(
-        {
-            "perf_event_read",
-            "perf_event_output",
-            "skb_output",
-            "perf_event_read_value",
-            "xdp_output",
-        }
-    ),
-    _M.RINGBUF: frozenset(
-        {
-            "ringbuf_output",
-            "ringbuf_reserve",
-            "ringbuf_query",
-            "ringbuf_reserve_dynptr",
-            "ringbuf_submit_dynptr",
-            "ringbuf_discard_dynptr",
-        }
-    ),
+    _M.PERF_EVENT_ARRAY: _PERF_EVENT_FUNCS,
+    _M.RINGBUF: _RINGBUF_FUNCS,
     _M.USER_RINGBUF: frozenset({"user_ringbuf_drain"}),
     _M.STACK_TRACE: frozenset({"get_stackid"}),
     _M.CGROUP_ARRAY: frozenset({"skb_under_cgroup", "current_task_under_cgroup"}),
@@ -435,27 +401,8 @@ MAP_ONLY_HELPERS = _MAP_SIDE
 _FUNC_SIDE: dict[str, frozenset[int]] = {}
 for _names, _types in (
     (("tail_call",), {_M.PROG_ARRAY}),
-    (
-        (
-            "perf_event_read",
-            "perf_event_output",
-            "perf_event_read_value",
-            "skb_output",
-            "xdp_output",
-        ),
-        {_M.PERF_EVENT_ARRAY},
-    ),
-    (
-        (
-            "ringbuf_output",
-            "ringbuf_reserve",
-            "ringbuf_query",
-            "ringbuf_reserve_dynptr",
-            "ringbuf_submit_dynptr",
-            "ringbuf_discard_dynptr",
-        ),
-        {_M.RINGBUF},
-    ),
+    (_PERF_EVENT_FUNCS, {_M.PERF_EVENT_ARRAY}),
+    (_RINGBUF_FUNCS, {_M.RINGBUF}),
     (("user_ringbuf_drain",), {_M.USER_RINGBUF}),
     (("get_stackid",), {_M.STACK_TRACE}),
     (("current_task_under_cgroup", "skb_under_cgroup"), {_M.CGROUP_ARRAY}),
@@ -516,8 +463,8 @@ def map_func_error(map_type: int, name: str, prog_type: int, attach_type: int | 
     return f"{extra}cannot pass map_type {map_type} into func bpf_{name}#{HELPER_IDS[name]}"
 
 
-# Helpers every program type may call (the kernel's base set, privileged loader).
-_BASE = frozenset(
+#: the map helpers of the kernel's base set, privileged or not
+_MAP_HELPERS = frozenset(
     {
         "map_lookup_elem",
         "map_update_elem",
@@ -526,6 +473,11 @@ _BASE = frozenset(
         "map_pop_elem",
         "map_peek_elem",
         "map_lookup_percpu_elem",
+    }
+)
+# Helpers every program type may call (the kernel's base set, privileged loader).
+_BASE = _MAP_HELPERS | frozenset(
+    {
         "for_each_map_elem",
         "loop",
         "tail_call",
@@ -601,15 +553,8 @@ ALLOWED: dict[int, frozenset[str]] = {
 #: Helpers an unprivileged loader may call (socket filters and cgroup skb only): the
 #: kernel's base set before its CAP_BPF check (bpf_loop and bpf_for_each_map_elem come
 #: after it) plus the skb helpers these types give without CAP_PERFMON.
-UNPRIV: frozenset[str] = frozenset(
+UNPRIV: frozenset[str] = _MAP_HELPERS | frozenset(
     {
-        "map_lookup_elem",
-        "map_update_elem",
-        "map_delete_elem",
-        "map_push_elem",
-        "map_pop_elem",
-        "map_peek_elem",
-        "map_lookup_percpu_elem",
         "tail_call",
         "ringbuf_output",
         "ringbuf_reserve",
