@@ -308,18 +308,11 @@ class Formatter:
                     vtext = self.text(vt, vals[0])
                     jtext = self.json_value(vt, vals[0])
             if self.json:
-                jk = '"' + json_escape(",".join(ks)) + '"' if ks else ""
-                elems.append(f"{jk}: {jtext}" if jk else jtext)
+                elems.append(_json_elem(ks, jtext))
             else:
-                k = f"{label}[{', '.join(ks)}]" if mi.keys else label
-                elems.append(f"{k}: {vtext}")
+                elems.append(f"{_text_key(label, mi, ks)}: {vtext}")
         if self.json:
-            if not rows:
-                return ""
-            body = ", ".join(elems)
-            if mi.keys:
-                body = "{" + body + "}"
-            return f'{{"type": "map", "data": {{"{json_escape(label)}": {body}}}}}\n'
+            return _json_map("map", label, mi, elems)
         delim = "" if vt.kind in ("kstack", "ustack", "ksym", "usym", "inet") else "\n"
         return delim.join(elems) + "\n"
 
@@ -394,18 +387,12 @@ class Formatter:
             if self.json:
                 body = json.dumps(h.to_json(div) if vt.kind == "hist" else h.to_json(),
                                   separators=(", ", ": "))  # fmt: skip
-                jk = '"' + json_escape(",".join(ks)) + '"' if ks else ""
-                elems.append(f"{jk}: {body}" if jk else body)
+                elems.append(_json_elem(ks, body))
             else:
-                k = f"{label}[{', '.join(ks)}]" if mi.keys else label
+                k = _text_key(label, mi, ks)
                 elems.append(f"{k}: \n" + (h.text(div) if vt.kind == "hist" else h.text()))
         if self.json:
-            if not items:
-                return ""
-            body = ", ".join(elems)
-            if mi.keys:
-                body = "{" + body + "}"
-            return f'{{"type": "hist", "data": {{"{json_escape(label)}": {body}}}}}\n'
+            return _json_map("hist", label, mi, elems)
         return "\n".join(elems) + "\n"
 
     def _print_stats(self, label: str, mi: Any, entries: list, top: int, div: int) -> str:
@@ -427,22 +414,36 @@ class Formatter:
                     val = f'{{"count": {count}, "average": {avg}, "total": {total}}}'
                 else:
                     val = str(int(avg / div))
-                jk = '"' + json_escape(",".join(ks)) + '"' if ks else ""
-                elems.append(f"{jk}: {val}" if jk else val)
+                elems.append(_json_elem(ks, val))
             else:
-                k = f"{label}[{', '.join(ks)}]" if mi.keys else label
+                k = _text_key(label, mi, ks)
                 if vt.kind == "stats":
                     elems.append(f"{k}: count {count}, average {avg}, total {total}")
                 else:
                     elems.append(f"{k}: {int(avg / div)}")
         if self.json:
-            if not items:
-                return ""
-            body = ", ".join(elems)
-            if mi.keys:
-                body = "{" + body + "}"
-            return f'{{"type": "stats", "data": {{"{json_escape(label)}": {body}}}}}\n'
+            return _json_map("stats", label, mi, elems)
         return "\n".join(elems) + "\n\n"
+
+
+def _text_key(label: str, mi: Any, ks: list[str]) -> str:
+    """A map entry's name in text output: ``@name[k1, k2]`` (``@name`` without keys)."""
+    return f"{label}[{', '.join(ks)}]" if mi.keys else label
+
+
+def _json_elem(ks: list[str], val: str) -> str:
+    """A map entry in JSON output: ``"k1,k2": val`` (the bare value without keys)."""
+    return f'"{json_escape(",".join(ks))}": {val}' if ks else val
+
+
+def _json_map(kind: str, label: str, mi: Any, elems: list[str]) -> str:
+    """One map's JSON line of ``kind`` (map / hist / stats); nothing for an empty map."""
+    if not elems:
+        return ""
+    body = ", ".join(elems)
+    if mi.keys:
+        body = "{" + body + "}"
+    return f'{{"type": "{kind}", "data": {{"{json_escape(label)}": {body}}}}}\n'
 
 
 def hex_buffer(b: bytes, every: bool = False) -> str:
