@@ -117,20 +117,26 @@ def _skb_common(off: int, size: int, write: bool) -> CtxAccess:
     return CtxAccess(size <= 4)
 
 
+#: the __sk_buff fields of the socket's addresses and ports (socket filters, tc and lwt
+#: programs may not read them)
+_SOCK_FIELDS = (
+    "family",
+    "remote_ip4",
+    "local_ip4",
+    "remote_ip6",
+    "local_ip6",
+    "remote_port",
+    "local_port",
+)
+
+
 def _socket_filter(off: int, size: int, write: bool) -> CtxAccess:
     name = _field_at(off)
-    if name in (
+    if name in _SOCK_FIELDS or name in (
         "tc_classid",
         "data",
         "data_meta",
         "data_end",
-        "family",
-        "remote_ip4",
-        "local_ip4",
-        "remote_ip6",
-        "local_ip6",
-        "remote_port",
-        "local_port",
         "tstamp",
         "wire_len",
         "hwtstamp",
@@ -181,15 +187,7 @@ def _tc(off: int, size: int, write: bool) -> CtxAccess:
         "queue_mapping",
     ):
         return _NO
-    if name in (
-        "family",
-        "remote_ip4",
-        "local_ip4",
-        "remote_ip6",
-        "local_ip6",
-        "remote_port",
-        "local_port",
-    ):
+    if name in _SOCK_FIELDS:
         return _NO
     if name == "tstamp_type" and off == 180:
         return CtxAccess(size == 1)
@@ -298,6 +296,9 @@ def _cgroup_sock(off: int, size: int, write: bool, attach: int | None) -> CtxAcc
     return CtxAccess(not write)
 
 
+_LWT_DENIED = _SOCK_FIELDS + ("tc_classid", "data_meta", "tstamp", "wire_len", "hwtstamp")
+
+
 def _lwt(off: int, size: int, write: bool) -> CtxAccess:
     """``lwt_is_valid_access``: an skb, no socket fields, writes only to mark, priority
     and cb; data/data_end are packet pointers."""
@@ -305,20 +306,7 @@ def _lwt(off: int, size: int, write: bool) -> CtxAccess:
         off,
         size,
         write,
-        (
-            "tc_classid",
-            "family",
-            "remote_ip4",
-            "local_ip4",
-            "remote_ip6",
-            "local_ip6",
-            "remote_port",
-            "local_port",
-            "data_meta",
-            "tstamp",
-            "wire_len",
-            "hwtstamp",
-        ),
+        _LWT_DENIED,
         ("mark", "priority", "cb"),
     )
 
