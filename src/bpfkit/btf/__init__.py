@@ -1,7 +1,8 @@
 """BTF: parse every kind, print types as C, decode/encode values, read ``.BTF.ext``."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import exports
 from ..uapi.btf import BtfKind, CoreReloKind, FuncLinkage, VarLinkage
 
 if TYPE_CHECKING:
@@ -57,21 +58,6 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name, "types" if name in __all__ else None)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f".{home}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
 __all__ = [
     "Btf",
     "BtfType",
@@ -116,3 +102,5 @@ __all__ = [
     "decode_value",
     "encode_value",
 ]
+
+__getattr__, __dir__ = exports(__name__, {**dict.fromkeys(__all__, "types"), **_HOME})

@@ -1,6 +1,8 @@
 """ELF objects → :class:`ObjectSpec`: programs, maps, globals, externs, BTF (no side effects)."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import exports
 
 if TYPE_CHECKING:
     from .loader import load_object
@@ -26,21 +28,6 @@ _HOME = {"load_object": "loader", "SectionDef": "sections", "SECTION_DEFS": "sec
 _HOME["match_section"] = "sections"
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name, "spec" if name in __all__ else None)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f".{home}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
 __all__ = [
     "load_object",
     "line_for",
@@ -59,3 +46,5 @@ __all__ = [
     "SECTION_DEFS",
     "match_section",
 ]
+
+__getattr__, __dir__ = exports(__name__, {**dict.fromkeys(__all__, "spec"), **_HOME})
