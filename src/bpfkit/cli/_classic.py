@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from ..errors import ClassicError
-from ._common import EXIT_FAIL, emit
+from ._common import EXIT_FAIL, emit, write_output
 
 
 def _load(file: str, fmt: str | None) -> list[Any]:
@@ -31,16 +31,11 @@ def _load(file: str, fmt: str | None) -> list[Any]:
 def asm(file: str, output: str | None, as_json: bool) -> None:
     """Listing (or -dd/-ddd) in, raw ``sock_filter`` bytes out (hex on stdout without -o)."""
     from ..classic import insn
-    from ..errors import BpfError
 
     prog = _load(file, None)
     code = insn.encode(prog)
     if output is not None:
-        try:
-            with open(output, "wb") as f:
-                f.write(code)
-        except OSError as e:
-            raise BpfError(f"cannot write {output}: {e.strerror or e}") from None
+        write_output(output, code)
     if as_json:
         emit(
             {

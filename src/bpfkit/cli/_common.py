@@ -90,6 +90,31 @@ def fail(message: str, code: int = EXIT_USAGE, as_json: bool = False, **extra: A
     sys.exit(code)
 
 
+def write_output(path: str, data: bytes | str) -> None:
+    """Write ``data`` to the user's output ``path``; one that cannot be written is bad input
+    (a ``BpfError``: exit 2, one line naming the path and why)."""
+    try:
+        with open(path, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+    except OSError as e:
+        raise BpfError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def unwritable(path: str | None) -> str | None:
+    """Why the output ``path`` cannot be written, or None (also for None and ``-``) —
+    checked before long work (a trace, a traced command) whose result would be lost."""
+    if path is None or path == "-":
+        return None
+    if os.path.isdir(path):
+        return "Is a directory"
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        return "No such file or directory"
+    if not os.access(path if os.path.exists(path) else parent, os.W_OK):
+        return "Permission denied"
+    return None
+
+
 def guarded(as_json_param: str = "as_json") -> Callable:
     """Decorator: turn ``BpfError`` into the documented exit codes, never a traceback."""
 

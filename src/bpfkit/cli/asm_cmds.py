@@ -6,13 +6,13 @@ import importlib
 
 import click
 
-from ..errors import BpfError, DecodeError
+from ..errors import DecodeError
 from ..isa.asm import assemble_text
 from ..isa.disasm import disassemble, format_insn
 from ..isa.instruction import encode, slot_positions
 from ..isa.loader import as_text, guess_format, read_bytes, read_program
 from . import _classic
-from ._common import EXIT_USAGE, emit, fail, guarded
+from ._common import EXIT_USAGE, emit, fail, guarded, write_output
 
 
 def _hex_lines(code: bytes) -> str:
@@ -48,11 +48,7 @@ def asm_cmd(file: str, output: str | None, dialect: str, as_json: bool, classic:
         raise DecodeError(f"{file}: empty program (no instructions)")
     code = encode(insns)
     if output is not None:
-        try:
-            with open(output, "wb") as f:
-                f.write(code)
-        except OSError as e:
-            raise BpfError(f"cannot write {output}: {e.strerror or e}") from None
+        write_output(output, code)
     if as_json:
         emit({"insns": len(insns), "bytes": code.hex(), "output": output})
     elif output is None:

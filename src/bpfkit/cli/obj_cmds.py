@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import click
@@ -10,7 +9,7 @@ import click
 from ..obj.build import BuildError, compile_c
 from ..obj.loader import load_object
 from ..obj.spec import ObjectSpec
-from ._common import EXIT_USAGE, emit, fail, guarded
+from ._common import EXIT_USAGE, emit, fail, guarded, unwritable
 
 __all__ = ["COMMANDS", "build_cmd", "inspect_cmd", "inspect_json"]
 
@@ -45,9 +44,9 @@ def build_cmd(
     as_json: bool,
 ) -> None:
     """Compile SRC.c with clang -O2 -g -target bpf and the libbpf headers."""
-    if output is not None and not os.path.isdir(os.path.dirname(os.path.abspath(output))):
-        # one line of ours, not clang's diagnostics about a file it cannot open
-        fail(f"cannot write {output}: No such file or directory", EXIT_USAGE, as_json)
+    problem = unwritable(output)
+    if problem:  # one line of ours, not clang's diagnostics about a file it cannot open
+        fail(f"cannot write {output}: {problem}", EXIT_USAGE, as_json)
     try:
         res = compile_c(src, output, includes=includes, defines=defines, mcpu=mcpu, clang=clang)
     except BuildError as e:

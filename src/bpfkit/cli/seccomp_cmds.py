@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from ..errors import BpfError, ProfileError
-from ._common import EXIT_USAGE, CliGroup, emit, fail, guarded
+from ._common import EXIT_USAGE, CliGroup, emit, fail, guarded, unwritable, write_output
 
 _PROFILE_HELP = "A profile JSON file (OCI/Docker format), or docker-default."
 
@@ -47,25 +47,6 @@ def _compile(profile: str, target: str | None, caps: tuple[str, ...], kernel: st
 
     prof = load_profile(profile, arch=target, caps=list(caps) if caps else None, kernel=kernel)
     return compile_profile(prof, target)
-
-
-def _write(path: str, data: bytes | str) -> None:
-    """Write ``data`` to ``path``; a path that cannot be written is bad input (exit 2)."""
-    try:
-        with open(path, "wb" if isinstance(data, bytes) else "w") as f:
-            f.write(data)
-    except OSError as e:
-        raise ProfileError(f"cannot write {path}: {e.strerror or e}") from None
-
-
-def _check_writable(path: str) -> None:
-    """Refuse up front an output whose directory is missing or not writable (before a
-    command is traced for nothing)."""
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise ProfileError(f"cannot write {path}: No such file or directory")
-    if not os.access(parent, os.W_OK) and not os.access(path, os.W_OK):
-        raise ProfileError(f"cannot write {path}: Permission denied")
 
 
 def _int(text: str, what: str) -> int:
@@ -230,7 +211,7 @@ def compile_cmd(profile, output, fmt, target, caps, kernel, as_json) -> None:
     else:
         data = json.dumps({**info, "program": as_tuples(flt.program)}) + "\n"
     if output:
-        _write(output, data)
+        write_output(output, data)
         info["output"] = output
     if as_json:
         if not output:
@@ -442,7 +423,9 @@ def trace_cmd(command, output, pid, duration, default_action, as_json) -> None:
         if default == act.RET_ALLOW:
             raise ProfileError("--default-action: allow would make the profile allow everything")
         if output:
-            _check_writable(output)
+            problem = unwritable(output)
+            if problem:
+                raise ProfileError(f"cannot write {output}: {problem}")
         if command:
             _runnable(command)
         if pid is not None:
@@ -462,7 +445,7 @@ def trace_cmd(command, output, pid, duration, default_action, as_json) -> None:
     text = json.dumps(profile.to_json(), indent=2) + "\n"
     if output:
         try:
-            _write(output, text)
+            write_output(output, text)
         except ProfileError as e:
             fail(str(e), EXIT_USAGE, as_json)
     info = result.to_json()

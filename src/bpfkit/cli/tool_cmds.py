@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from ..errors import BpfError, KernelError
-from ._common import emit, guarded
+from ._common import emit, guarded, write_output
 
 __all__ = ["COMMANDS"]
 
@@ -295,11 +295,7 @@ def btf_dump(
 
         text = dump_raw(btf)
     if output:
-        try:
-            with open(output, "w") as f:
-                f.write(text)
-        except OSError as e:
-            raise BpfError(f"cannot write {output}: {e.strerror or e}") from None
+        write_output(output, text)
     if as_json:
         out: dict[str, Any] = {"source": where, "format": fmt, "types": len(btf.types) - 1}
         if output:

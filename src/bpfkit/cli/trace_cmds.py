@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ._common import EXIT_FAIL, EXIT_USAGE, fail
+from ._common import EXIT_FAIL, EXIT_USAGE, fail, unwritable
 
 
 def _error(e: Exception, as_json: bool, code: int) -> None:
@@ -36,25 +36,6 @@ def _error(e: Exception, as_json: bool, code: int) -> None:
         else:
             fail(str(e), code)
     sys.exit(code)
-
-
-def _unwritable(path: str | None) -> str | None:
-    """Why ``path`` cannot be written (checked before anything is attached or run, so that
-    a trace is not lost at its end), or None."""
-    import os
-
-    if path is None or path == "-":
-        return None
-    if os.path.isdir(path):
-        return "is a directory"
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        return "no such directory"
-    if os.path.exists(path) and not os.access(path, os.W_OK):
-        return "permission denied"
-    if not os.path.exists(path) and not os.access(parent, os.W_OK):
-        return "permission denied"
-    return None
 
 
 def _quiet_exit(code: int) -> None:
@@ -189,7 +170,7 @@ def trace_cmd(
         if command:
             _error(BpfError("-p and -c cannot be combined"), json_mode, EXIT_USAGE)
     for opt, target in (("-o", output), ("--record", record)):
-        problem = _unwritable(target)
+        problem = unwritable(target)
         if problem:
             _error(BpfError(f"{opt}: cannot write {target}: {problem}"), json_mode, EXIT_USAGE)
     if vm and (command or record or pid is not None):
