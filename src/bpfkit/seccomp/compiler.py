@@ -22,7 +22,7 @@ from ..classic import insn as c
 from ..classic.insn import SockFilter
 from ..errors import ProfileError
 from . import actions as act
-from .db import EQ, ArchDB, Cond, SyscallEntry
+from .db import EQ, PSEUDO_MIN, ArchDB, Cond, SyscallEntry
 from .profile import Profile
 from .tables import (
     IPC_NR_I386,
@@ -36,9 +36,6 @@ from .tables import (
     pseudo_numbers,
     syscall_number,
 )
-
-PSEUDO_MIN = 0x80000000  # libseccomp's pseudo syscall numbers are negative
-
 
 # --- rule databases -------------------------------------------------------------------
 

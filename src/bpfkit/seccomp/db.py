@@ -32,6 +32,10 @@ from ..errors import ProfileError
 
 M32 = 0xFFFFFFFF
 M64 = 0xFFFFFFFFFFFFFFFF
+#: struct seccomp_data: the syscall number and the AUDIT_ARCH value
+OFF_NR, OFF_ARCH = 0, 4
+#: libseccomp's pseudo syscall numbers are negative (as u32: from here up)
+PSEUDO_MIN = 0x80000000
 
 # Comparison operators (the values of libseccomp's enum scmp_compare).
 NE, LT, LE, EQ, GE, GT, MASKED_EQ = 1, 2, 3, 4, 5, 6, 7

@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from ..classic import insn as c
 from ..classic.insn import SockFilter
 from ..errors import ProfileError
-
-OFF_NR, OFF_ARCH = 0, 4
-U32 = 0xFFFFFFFF
+from .db import M32, OFF_ARCH, OFF_NR
 
 Interval = tuple[int, int]
 
@@ -128,11 +126,11 @@ def _walk_token(prog: Sequence[SockFilter], tm: TokenMap, start: int, step_arch)
     r = step_arch(start, tm.token, "arch")
     if r[0] == "entry":
         tm.entry_arch = (r[1], r[2])
-        tm.intervals = [(0, U32, r[1], r[2])]
+        tm.intervals = [(0, M32, r[1], r[2])]
         return
     n = len(prog)
     # pc -> list of intervals reaching it with A == nr
-    pending: dict[int, list[Interval]] = {r[1]: [(0, U32)]}
+    pending: dict[int, list[Interval]] = {r[1]: [(0, M32)]}
     out: list[tuple[int, int, int, str | None]] = []
     while pending:
         pc = min(pending)

@@ -23,14 +23,12 @@ from dataclasses import dataclass, field
 from ..classic import insn as c
 from ..classic.insn import SockFilter
 from ..errors import ProfileError
-from .db import EQ, GE, GT, M32, MASKED_EQ, Node, SyscallEntry
+from .db import EQ, GE, GT, M32, MASKED_EQ, OFF_ARCH, OFF_NR, PSEUDO_MIN, Node, SyscallEntry
 from .tables import X32_SYSCALL_BIT
 
 # jump/k kinds (libseccomp's enum bpf_jump_type)
 NONE, K, NXT, IMM, DB, BLK, HSH = range(7)
 JMP_MAX = 255
-PSEUDO_MIN = 0x80000000
-OFF_NR, OFF_ARCH = 0, 4
 
 Acc = tuple[int, int]  # (offset, mask); offset -1: unknown
 UNDEF: Acc = (-1, M32)
