@@ -848,9 +848,6 @@ class ScanResult:
     engine: str
 
 
-ProgramFor = "Callable[[int], Sequence[SockFilter]]"
-
-
 def filter_capture(
     path: str | os.PathLike[str],
     program_for,
