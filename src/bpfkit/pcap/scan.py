@@ -848,9 +848,6 @@ class ScanResult:
     engine: str
 
 
-ProgramFor = "Callable[[int], Sequence[SockFilter]]"
-
-
 def filter_capture(
     path: str | os.PathLike[str],
     program_for,
@@ -1090,8 +1087,7 @@ def _scan_pcapng_native(path: str, program_for, out, progress) -> ScanResult:
         nonlocal native, native_lt
         m = matchers.get(lt)
         if m is None:
-            prog = program_for(lt)
-            validate(prog)
+            prog = program_for(lt)  # (compile_native validates it)
             if native is None:
                 native, native_lt = compile_native(prog, fmt="pcapng"), lt
                 refresh()
