@@ -42,9 +42,6 @@ class SymTable:
         self.sizes = [syms[i][1] for i in order]
         self.names = [syms[i][2] for i in order]
 
-    def __len__(self) -> int:
-        return len(self.starts)
-
     def find(self, offset: int) -> tuple[str, int] | None:
         """(name, offset into it) of the symbol covering ``offset`` (BCC's ``find_addr``:
         from the last symbol at or below it backwards, nested symbols allowed)."""
@@ -233,13 +230,6 @@ class ElfSymbols:
         for off, size, va in self.segments:
             if va <= vaddr < va + max(size, 1):
                 return vaddr - va + off
-        return None
-
-    def vaddr(self, file_offset: int) -> int | None:
-        """The link-time address of a file offset (through the loadable segments)."""
-        for off, size, va in self.segments:
-            if off <= file_offset < off + max(size, 1):
-                return file_offset - off + va
         return None
 
 
