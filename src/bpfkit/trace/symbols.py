@@ -417,10 +417,11 @@ class Symbols:
 
     def ksym(self, addr: int, offset: bool = False) -> str:
         """A kernel address as bpftrace prints it: ``name`` (``name+off``), else hex."""
-        given, hit = self._given("kernel", f"{addr:#x}")
+        key = f"{addr:#x}"
+        given, hit = self._given("kernel", key)
         if not given:
             hit = resolve_ksym(addr)
-            self._note("kernel", f"{addr:#x}", hit)
+            self._note("kernel", key, hit)
         if hit is None:
             return hex_addr(addr)
         return f"{hit[0]}+{hit[1]}" if offset else hit[0]
