@@ -138,10 +138,10 @@ class BtfExt:
         table = self._raw.get(kind)
         if table is None:
             return None
-        blob = table.get(section)
-        if blob is None:
-            return b"", self.func_info_rec_size if kind == "func" else self.line_info_rec_size
-        return blob, self.func_info_rec_size if kind == "func" else self.line_info_rec_size
+        return table.get(section, b""), self._rec_size(kind)
+
+    def _rec_size(self, kind: str) -> int:
+        return self.func_info_rec_size if kind == "func" else self.line_info_rec_size
 
     def string(self, off: int) -> str:
         """The BTF string at ``off`` (records refer to the object's BTF strings)."""
@@ -173,7 +173,7 @@ class BtfExt:
     def __repr__(self) -> str:
         def count(kind: str, table: dict | None) -> int:
             if table is None:
-                size = self.func_info_rec_size if kind == "func" else self.line_info_rec_size
+                size = self._rec_size(kind)
                 return sum(len(b) // size for b in self._raw.get(kind, {}).values())
             return sum(len(v) for v in table.values())
 

@@ -19,10 +19,10 @@ import errno
 
 from ..errors import KernelError
 from ..uapi.enums import MapType
+from .sys_core import F_NO_PREALLOC
 
 __all__ = ["map_memory", "check_map_memory", "mem_available"]
 
-F_NO_PREALLOC = 1
 HTAB_ELEM = 48  # sizeof(struct htab_elem)
 BUCKET = 16  # sizeof(struct bucket)
 
@@ -58,9 +58,7 @@ def map_memory(
         return buckets + n * (elem + (_r8(value_size) * ncpus if percpu else 0))
     if t == MapType.RINGBUF:
         return n
-    if t in (MapType.QUEUE, MapType.STACK):
-        return n * value_size
-    if t == MapType.STACK_TRACE:
+    if t in (MapType.QUEUE, MapType.STACK, MapType.STACK_TRACE):
         return n * value_size
     return 0
 

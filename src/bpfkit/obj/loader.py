@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import os
-import stat
 import struct
 import sys
 from array import array
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from ..btf.ext import BtfExt, parse_btf_ext
 from ..btf.parser import parse_btf
 from ..btf.types import Btf
-from ..errors import BtfError, DecodeError, ElfError
+from ..errors import BpfError, BtfError, DecodeError, ElfError
 from ..isa import opcodes as op
 from ..isa.instruction import lddw_slots
 from ..uapi.btf import BtfKind, FuncLinkage, VarLinkage
@@ -58,7 +57,6 @@ from .spec import (
 __all__ = ["load_object"]
 
 MAX_OBJECT_SIZE = 1 << 30
-MAX_STREAM = 64 << 20  # from a pipe or a device
 _I16 = struct.Struct("<h")
 _I32 = struct.Struct("<i")
 _U32 = struct.Struct("<I")
@@ -99,30 +97,13 @@ def load_object(source: str | os.PathLike | bytes | bytearray | memoryview) -> O
 
 def _read_object(path: str) -> bytes:
     """The file's bytes, read by its size (never a 1 GiB buffer up front); a pipe or a
-    device in chunks up to the limit. Too big or unreadable: :class:`ElfError`."""
-    limit = MAX_OBJECT_SIZE
+    device in chunks up to the stream limit. Too big or unreadable: :class:`ElfError`."""
+    from ..isa.loader import read_limited
+
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            if stat.S_ISREG(st.st_mode):
-                if st.st_size > limit:
-                    raise ElfError(f"object {path} is {st.st_size} bytes; the limit is {limit}")
-                data = f.read(limit + 1)
-            else:  # a pipe or a device: no size to check first, so a smaller limit
-                limit = min(limit, MAX_STREAM)
-                parts, total = [], 0
-                while total <= limit:
-                    chunk = f.read(min(1 << 20, limit + 1 - total))
-                    if not chunk:
-                        break
-                    parts.append(chunk)
-                    total += len(chunk)
-                data = b"".join(parts)
-    except OSError as e:
-        raise ElfError(f"cannot read {path}: {e.strerror or e}") from None
-    if len(data) > limit:
-        raise ElfError(f"object {path} holds more than {limit} bytes (the limit)")
-    return data
+        return read_limited(path, MAX_OBJECT_SIZE, "object")
+    except BpfError as e:
+        raise ElfError(str(e)) from None
 
 
 @dataclass(slots=True, eq=False, repr=False)

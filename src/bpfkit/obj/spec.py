@@ -318,10 +318,6 @@ class RawProgram:
         self.relocs = relocs
         self.lines = lines
 
-    def index_of(self, slot: int) -> int:
-        """The instruction index of ``slot``."""
-        return slot - bisect.bisect_left(self.lddw, slot)
-
 
 def _decode_raw(raw: RawProgram) -> list[Instruction]:
     from ..isa.instruction import decode

@@ -39,18 +39,6 @@ from .tables import (
 
 PSEUDO_MIN = 0x80000000  # libseccomp's pseudo syscall numbers are negative
 
-# struct seccomp_data { int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6]; }
-OFF_NR = 0
-OFF_ARCH = 4
-OFF_IP = 8
-OFF_ARGS = 16
-SECCOMP_DATA_SIZE = 64
-
-
-def arg_offset(index: int, hi: bool) -> int:
-    """Offset of an argument's low or high 32-bit word (little-endian ABIs)."""
-    return OFF_ARGS + 8 * index + (4 if hi else 0)
-
 
 # --- rule databases -------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from ..classic import insn as c
 from ..classic.insn import SockFilter
 from ..errors import ProfileError
-from .db import EQ, GE, GT, M32, MASKED_EQ, ArchDB, Node, SyscallEntry
+from .db import EQ, GE, GT, M32, MASKED_EQ, Node, SyscallEntry
 from .tables import X32_SYSCALL_BIT
 
 # jump/k kinds (libseccomp's enum bpf_jump_type)
@@ -34,10 +34,6 @@ OFF_NR, OFF_ARCH = 0, 4
 
 Acc = tuple[int, int]  # (offset, mask); offset -1: unknown
 UNDEF: Acc = (-1, M32)
-
-
-def _jump(kind: int, val: object = 0) -> tuple:
-    return (kind, val)
 
 
 J_NO = (NONE, 0)
@@ -438,10 +434,3 @@ def _long_jump(st: _State, tail: _Blk, blk: _Blk, offset: int, tgt_hash: int) ->
     new.flag_hash = True
     _insert_after(blk, new)
     return 1
-
-
-def groups_of(dbs: Sequence[ArchDB]) -> list[tuple[int, set[str], list[SyscallEntry]]]:
-    """Architecture groups in libseccomp's order (x86_64 and x32 share one)."""
-    from .compiler import _groups
-
-    return [(g.token, {a.name for a in g.arches}, g.ordered) for g in _groups(list(dbs))]
