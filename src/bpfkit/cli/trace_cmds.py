@@ -125,9 +125,9 @@ def trace_cmd(
                                           has_cpid=True, pid=pid)  # fmt: skip
                 names = list(dict.fromkeys(i.point.name for i in compiled.instances))
                 if verbose:
-                    from ..trace.probes import _tracepoint_fields
+                    from ..trace.probes import with_fields
 
-                    names = [x for n in names for x in [n, *_tracepoint_fields(n)]]
+                    names = with_fields(names)
             else:
                 names = list_probes(args[0] if args else None, pid=pid, verbose=verbose)
         except ScriptError as e:

@@ -8,6 +8,7 @@ map (``{"type": "map" | "hist" | "stats", "data": {"@name": ...}}``).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import struct
@@ -49,12 +50,9 @@ def c_format(fmt: str, values: list[Any]) -> str:
     ``%``, and the output stops at a NUL), the text after the last one is appended as it is.
     ``%r``/``%rx`` print a buffer (printable bytes as they are / every byte as ``\\xNN``).
     """
+    pieces, tail = _format_pieces(fmt)
     out = []
-    pos = 0
-    for i, m in enumerate(parse_printf_format(fmt)):
-        text, spec = fmt[pos : m.start()], fmt[m.start() : m.end()]
-        pos = m.end()
-        conv = m.group("conv")
+    for i, (text, spec, conv) in enumerate(pieces):
         v = values[i] if i < len(values) else 0
         if conv in ("r", "rx"):  # bpftrace prints the rendered buffer through %s
             if spec not in ("%r", "%rx"):  # with flags: C's printf shows it as it is
@@ -64,8 +62,20 @@ def c_format(fmt: str, values: list[Any]) -> str:
             v = hex_buffer(data, every=conv == "rx")
             spec = "%s"
         out.append(c_snprintf(text + spec, v).split("\0", 1)[0])
-    out.append(fmt[pos:])
+    out.append(tail)
     return "".join(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _format_pieces(fmt: str) -> tuple[tuple[tuple[str, str, str], ...], str]:
+    """A printf format cut once (not per event) into (text before, specifier, conversion)
+    for each specifier bpftrace recognizes, and the text after the last one."""
+    pieces = []
+    pos = 0
+    for m in parse_printf_format(fmt):
+        pieces.append((fmt[pos : m.start()], fmt[m.start() : m.end()], m.group("conv")))
+        pos = m.end()
+    return tuple(pieces), fmt[pos:]
 
 
 _C_SPEC = re.compile(r"%([-+ #0]*)([0-9]*)(?:\.([0-9]*))?(hh|h|ll|l|j|z|t|L|q)?([a-zA-Z%])")
@@ -74,21 +84,31 @@ _C_SPEC = re.compile(r"%([-+ #0]*)([0-9]*)(?:\.([0-9]*))?(hh|h|ll|l|j|z|t|L|q)?(
 def c_snprintf(fmt: str, value: Any) -> str:
     """C's ``snprintf(fmt, value)`` for one argument (glibc's output for ``%p``, ``%c``,
     precision and flags); conversions after the first get 0."""
+    pieces, tail = _c_pieces(fmt)
     out = []
-    pos = 0
     used = False
-    for m in _C_SPEC.finditer(fmt):
-        out.append(fmt[pos : m.start()])
-        pos = m.end()
-        flags, width, prec, length, conv = m.groups()
+    for text, (flags, width, prec, length, conv) in pieces:
+        out.append(text)
         if conv == "%":
             out.append("%")
             continue
         v = value if not used else 0
         used = True
         out.append(_c_conv(flags, int(width) if width else 0, prec, length or "", conv, v))
-    out.append(fmt[pos:])
+    out.append(tail)
     return "".join(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def _c_pieces(fmt: str) -> tuple[tuple[tuple[str, tuple[Any, ...]], ...], str]:
+    """``fmt`` cut once into (text before, :data:`_C_SPEC` groups) per conversion, and the
+    text after the last one."""
+    pieces = []
+    pos = 0
+    for m in _C_SPEC.finditer(fmt):
+        pieces.append((fmt[pos : m.start()], m.groups()))
+        pos = m.end()
+    return tuple(pieces), fmt[pos:]
 
 
 def _pad(s: str, flags: str, width: int, zero_ok: bool = False) -> str:

@@ -594,9 +594,12 @@ def list_probes(pattern: str | None = None, pid: int | None = None,
         if not _is_glob(pat) and ":" not in pattern:
             pat = f"*{pattern}*"
         out = [p for p in out if fnmatch.fnmatchcase(p, pat)]
-    if verbose:
-        out = [line for p in out for line in [p, *_tracepoint_fields(p)]]
-    return out
+    return with_fields(out) if verbose else out
+
+
+def with_fields(names: list[str]) -> list[str]:
+    """``-lv``: each probe name followed by its tracepoint fields (if it has any)."""
+    return [line for p in names for line in [p, *_tracepoint_fields(p)]]
 
 
 def iter_targets() -> list[str]:

@@ -94,7 +94,7 @@ class Recorder:
         stack map holds, and name every frame (into ``symbols``' log)."""
         for ev in self.events:
             for sid, user in ev.pop("stack_ids", []):
-                frames = frames_of(sid) if sid >= 0 else []
+                frames = (frames_of(sid) if sid >= 0 else None) or []
                 ev["ustack" if user else "kstack"] = frames
                 for a in frames:
                     if user:

@@ -466,19 +466,13 @@ class Session:
         return time.strftime(fmt, time.localtime(boot + ns / 1e9))
 
     def stack_text(self, kind: str, v: int, ty: T.Ty) -> str:
-        sid = v & 0xFFFFFFFF
-        if self.stack_fd is None or sid >= 0x80000000:
-            return ""
-        raw = self.bsys.map_lookup(self.stack_fd, struct.pack("<I", sid), 8 * STACK_DEPTH)
-        if raw is None:
+        frames = self._stack_frames(v & 0xFFFFFFFF)
+        if frames is None:
             return ""
         depth = ty.extra[1] if ty.extra else STACK_DEPTH
+        perf = bool(ty.extra and ty.extra[0] == "perf")
         lines = ["\n"]
-        for i in range(min(depth, STACK_DEPTH)):
-            addr = struct.unpack_from("<Q", raw, i * 8)[0]
-            if not addr:
-                break
-            perf = bool(ty.extra and ty.extra[0] == "perf")
+        for addr in frames[:depth]:
             sym = (self.symbols.ksym(addr, offset=True) if kind == "kstack"
                    else self.symbols.usym(addr, v >> 32, offset=True, module=perf))  # fmt: skip
             if perf:
@@ -650,13 +644,13 @@ class Session:
         except OSError as e:
             raise BpfError(f"cannot write {path}: {e.strerror}") from None
 
-    def _stack_frames(self, sid: int) -> list[int]:
-        """The frames the kernel's stack map holds under id ``sid`` (``--record``)."""
+    def _stack_frames(self, sid: int) -> list[int] | None:
+        """The frames the kernel's stack map holds under id ``sid`` (None: no such stack)."""
         if self.stack_fd is None or not 0 <= sid < 0x80000000:
-            return []
+            return None
         raw = self.bsys.map_lookup(self.stack_fd, struct.pack("<I", sid), 8 * STACK_DEPTH)
         if raw is None:
-            return []
+            return None
         frames = list(struct.unpack(f"<{STACK_DEPTH}Q", bytes(raw)[: 8 * STACK_DEPTH]))
         return frames[: frames.index(0)] if 0 in frames else frames
 

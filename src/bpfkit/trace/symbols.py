@@ -42,9 +42,6 @@ class SymTable:
         self.sizes = [syms[i][1] for i in order]
         self.names = [syms[i][2] for i in order]
 
-    def __len__(self) -> int:
-        return len(self.starts)
-
     def find(self, offset: int) -> tuple[str, int] | None:
         """(name, offset into it) of the symbol covering ``offset`` (BCC's ``find_addr``:
         from the last symbol at or below it backwards, nested symbols allowed)."""
@@ -235,13 +232,6 @@ class ElfSymbols:
                 return vaddr - va + off
         return None
 
-    def vaddr(self, file_offset: int) -> int | None:
-        """The link-time address of a file offset (through the loadable segments)."""
-        for off, size, va in self.segments:
-            if off <= file_offset < off + max(size, 1):
-                return file_offset - off + va
-        return None
-
 
 @functools.lru_cache(maxsize=64)
 def elf_symbols(path: str) -> ElfSymbols:
@@ -427,10 +417,11 @@ class Symbols:
 
     def ksym(self, addr: int, offset: bool = False) -> str:
         """A kernel address as bpftrace prints it: ``name`` (``name+off``), else hex."""
-        given, hit = self._given("kernel", f"{addr:#x}")
+        key = f"{addr:#x}"
+        given, hit = self._given("kernel", key)
         if not given:
             hit = resolve_ksym(addr)
-            self._note("kernel", f"{addr:#x}", hit)
+            self._note("kernel", key, hit)
         if hit is None:
             return hex_addr(addr)
         return f"{hit[0]}+{hit[1]}" if offset else hit[0]
